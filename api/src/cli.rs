@@ -1,0 +1,188 @@
+//! The `buildfund` command line (interfaces.md, "Binary and CLI"). Command output goes to
+//! stdout; errors go to stderr as one sentence naming the input at fault, with a non-zero exit.
+use crate::startup::{Application, ServeOptions};
+use crate::telemetry;
+use anyhow::Context;
+use buildfund_jobs::config::describe_database;
+use buildfund_jobs::tokens::{self, Scope};
+use buildfund_jobs::{db, Config};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "buildfund",
+    version,
+    about = "Sponsorship and cost tracking for shared build infrastructure"
+)]
+struct Cli {
+    /// The configuration file (default: ./buildfund.toml when present, else built-in defaults).
+    #[arg(long, global = true, env = "BUILDFUND_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Migrate, then serve HTTP and run the scheduled jobs in one process.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Validate the configuration: exit 0, or print every problem and exit 1.
+    CheckConfig,
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a new API token once; only its hash is stored.
+    Create {
+        /// ingest, scheduler or admin.
+        #[arg(long, value_parser = parse_scope)]
+        scope: Scope,
+        /// A name to recognise the token by in logs and audit records.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (names, scopes and prefixes; never secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i32 },
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse()
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    Config::load(cli.config.as_deref()).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+}
+
+async fn open_database(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let conn = db::connect(config).await?;
+    db::prepare(&conn, config).await?;
+    Ok(conn)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::CheckConfig => {
+            return Ok(match Config::load(cli.config.as_deref()) {
+                Ok(c) => {
+                    println!(
+                        "{}: OK ({} funds, {} pools, {} machines, {} scheduled jobs; database: {})",
+                        c.source,
+                        c.funds.len(),
+                        c.pools.len(),
+                        c.machines.len(),
+                        c.schedule.len(),
+                        describe_database(&c.database.url)
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprint!("{e}");
+                    ExitCode::FAILURE
+                }
+            });
+        }
+        Command::Serve => serve(load_config(&cli)?).await?,
+        Command::Migrate => {
+            let config = load_config(&cli)?;
+            open_database(&config).await?;
+            println!(
+                "migrations applied ({})",
+                describe_database(&config.database.url)
+            );
+        }
+        Command::Token { command } => {
+            let config = load_config(&cli)?;
+            let conn = open_database(&config).await?;
+            match command {
+                TokenCommand::Create { scope, name } => {
+                    let name = name.clone().unwrap_or_else(|| format!("{scope} token"));
+                    let (secret, row) = tokens::create(&conn, *scope, &name).await?;
+                    println!("{secret}");
+                    eprintln!(
+                        "created token {} ({:?}, scope {scope}); store it now: it is not shown again",
+                        row.id, row.name
+                    );
+                }
+                TokenCommand::List => {
+                    for t in tokens::list(&conn).await? {
+                        let state = if t.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{:>4}  {:<10} {:<9} {}…  {}  {}",
+                            t.id,
+                            t.scope,
+                            state,
+                            t.token_prefix,
+                            t.created_at.format("%Y-%m-%d %H:%M"),
+                            t.name
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    if !tokens::revoke(&conn, *id).await? {
+                        anyhow::bail!("no active token with id {id}");
+                    }
+                    println!("token {id} revoked");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::init();
+    let config = Arc::new(config);
+    let conn = open_database(&config).await?;
+    let app = Application::build(config.clone(), conn, ServeOptions::default())
+        .context("cannot start the HTTP server")?;
+    tracing::info!(
+        listen = %config.server.listen,
+        port = app.port(),
+        database = %describe_database(&config.database.url),
+        config = %config.source,
+        "buildfund serving"
+    );
+    app.run_until_stopped()
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("buildfund stopped");
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! The one error type of HTTP handlers. Its body is interfaces.md's
+//! `{"error": "...", "details": [...]}`; server faults are logged with their cause chain and
+//! answered with a generic message, never with internals.
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+use std::fmt;
+
+pub enum ApiError {
+    /// A 4xx answer: the caller's fault, explained.
+    Client {
+        status: StatusCode,
+        message: String,
+        details: Vec<Value>,
+    },
+    /// A 5xx answer: ours. The cause goes to the log only.
+    Internal(anyhow::Error),
+    /// The database is unreachable or timed out: 503, retry later.
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn client(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError::Client {
+            status,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn with_details(
+        status: StatusCode,
+        message: impl Into<String>,
+        details: Vec<Value>,
+    ) -> Self {
+        ApiError::Client {
+            status,
+            message: message.into(),
+            details,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::FORBIDDEN, message)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        match e {
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
+                ApiError::Unavailable(format!("database unavailable: {e}"))
+            }
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Client {
+                status, message, ..
+            } => write!(f, "{status}: {message}"),
+            ApiError::Internal(e) => write!(f, "{e:?}"),
+            ApiError::Unavailable(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Client { message, .. } => f.write_str(message),
+            ApiError::Internal(e) => write!(f, "{e:#}"),
+            ApiError::Unavailable(m) => f.write_str(m),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Client { status, .. } => *status,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            ApiError::Client {
+                message, details, ..
+            } => {
+                json!({"error": message, "details": details})
+            }
+            ApiError::Internal(e) => {
+                tracing::error!(error.cause_chain = ?e, error.message = %e, "request failed");
+                json!({"error": "internal error; the cause is in the server log", "details": []})
+            }
+            ApiError::Unavailable(m) => {
+                tracing::warn!(error.message = %m, "request failed: database unavailable");
+                json!({"error": "the database is unavailable; try again shortly", "details": []})
+            }
+        };
+        HttpResponse::build(self.status_code()).json(body)
+    }
+}
+
+/// Turns actix's own extractor errors (bad JSON, oversized body, bad query) into our JSON shape.
+pub fn json_error(err: actix_web::Error) -> actix_web::Error {
+    let status = err.as_response_error().status_code();
+    ApiError::client(status, err.to_string()).into()
+}

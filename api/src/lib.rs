@@ -1,0 +1,9 @@
+//! The HTTP face of buildfund (actix-web) and its command line. The work itself lives in
+//! `buildfund-jobs`; this crate parses requests, checks tokens and renders answers.
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,17 @@
+//! Routes, one file per resource.
+mod health;
+mod tokens;
+
+use actix_web::web;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(
+            web::scope("/api/v1")
+                .service(tokens::list)
+                .service(tokens::create)
+                .service(tokens::revoke),
+        );
+}

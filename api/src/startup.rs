@@ -1,0 +1,115 @@
+//! Building and running the HTTP server. `Application::build` binds its own listener, so port 0
+//! works in tests, and returns before serving so callers can read the port.
+use crate::error::{json_error, ApiError};
+use crate::metrics::{self, Metrics};
+use crate::routes;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::Config;
+use sea_orm::DatabaseConnection;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub config: Arc<Config>,
+    pub metrics: Metrics,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ServeOptions {
+    /// Stop gracefully on SIGTERM/SIGINT (off when many apps share one test process).
+    pub handle_signals: bool,
+    /// How long in-flight requests may take to finish at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            handle_signals: true,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+impl Application {
+    pub fn build(
+        config: Arc<Config>,
+        db: DatabaseConnection,
+        options: ServeOptions,
+    ) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(&config.server.listen).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {} (server.listen): {e}",
+                config.server.listen
+            )
+        })?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db,
+            config: config.clone(),
+            metrics: Metrics::new(),
+        });
+        let max_body = config.server.max_body_bytes;
+        let metrics = state.metrics.clone();
+        let mut server = HttpServer::new(move || {
+            let metrics = metrics.clone();
+            App::new()
+                .app_data(state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(max_body)
+                        .error_handler(|e, _| json_error(e.into())),
+                )
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(web::QueryConfig::default().error_handler(|e, _| json_error(e.into())))
+                .app_data(web::PathConfig::default().error_handler(|e, _| json_error(e.into())))
+                .wrap(from_fn(move |req, next| {
+                    metrics::track(metrics.clone(), req, next)
+                }))
+                .configure(routes::configure)
+                .default_service(web::to(no_route))
+        })
+        .listen(listener)?
+        .shutdown_timeout(options.shutdown_timeout.as_secs());
+        if let Some(workers) = config.server.workers {
+            server = server.workers(workers);
+        }
+        if !options.handle_signals {
+            server = server.disable_signals();
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

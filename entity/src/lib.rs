@@ -1,0 +1,36 @@
+//! sea-orm entities of buildfund, one module per table of `migration/`.
+//! They hold data only; behaviour lives in `buildfund-jobs`.
+
+pub mod api_tokens;
+pub mod build_steps;
+pub mod donations;
+pub mod email_outbox;
+pub mod funds;
+pub mod gate_events;
+pub mod job_leases;
+pub mod job_runs;
+pub mod jobsets;
+pub mod machines;
+pub mod pool_controls;
+pub mod pools;
+pub mod recurring_contributions;
+pub mod subscribers;
+pub mod sync_cursors;
+
+pub mod prelude {
+    pub use super::api_tokens::Entity as ApiTokens;
+    pub use super::build_steps::Entity as BuildSteps;
+    pub use super::donations::Entity as Donations;
+    pub use super::email_outbox::Entity as EmailOutbox;
+    pub use super::funds::Entity as Funds;
+    pub use super::gate_events::Entity as GateEvents;
+    pub use super::job_leases::Entity as JobLeases;
+    pub use super::job_runs::Entity as JobRuns;
+    pub use super::jobsets::Entity as Jobsets;
+    pub use super::machines::Entity as Machines;
+    pub use super::pool_controls::Entity as PoolControls;
+    pub use super::pools::Entity as Pools;
+    pub use super::recurring_contributions::Entity as RecurringContributions;
+    pub use super::subscribers::Entity as Subscribers;
+    pub use super::sync_cursors::Entity as SyncCursors;
+}

@@ -1,0 +1,103 @@
+//! Connecting to the database (embedded SQLite or PostgreSQL, one code path) and migrating it.
+use crate::config::{describe_database, Config};
+use anyhow::Context;
+use buildfund_migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use std::time::Duration;
+
+/// Opens a pool on the configured database. A SQLite file is created when missing and put in
+/// WAL mode so readers never wait for the writer.
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let url = &config.database.url;
+    let mut options = ConnectOptions::new(url.clone());
+    options
+        .max_connections(config.database.max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    if config.is_sqlite() {
+        ensure_sqlite_parent(url)?;
+    }
+    let db = Database::connect(options).await.with_context(|| {
+        format!(
+            "cannot connect to the database ({})",
+            describe_database(url)
+        )
+    })?;
+    if db.get_database_backend() == DatabaseBackend::Sqlite {
+        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .await
+            .context("cannot switch the SQLite database to WAL mode")?;
+    }
+    Ok(db)
+}
+
+fn ensure_sqlite_parent(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies pending migrations and stores the configured catalog (funds, pools, machines). On
+/// PostgreSQL the whole run holds an advisory lock, so several instances starting at once do
+/// this one after the other instead of racing.
+pub async fn prepare(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
+    const LOCK: i64 = 0x6275_696c_6466; // "buildf"
+    let postgres = db.get_database_backend() == DatabaseBackend::Postgres;
+    if postgres {
+        db.execute_unprepared(&format!("SELECT pg_advisory_lock({LOCK})"))
+            .await
+            .context("cannot take the migration lock")?;
+    }
+    let result = async {
+        Migrator::up(db, None)
+            .await
+            .context("migrating the database failed")?;
+        crate::catalog::store(db, config)
+            .await
+            .context("storing the configured funds, pools and machines failed")
+    }
+    .await;
+    if postgres {
+        db.execute_unprepared(&format!("SELECT pg_advisory_unlock({LOCK})"))
+            .await
+            .context("cannot release the migration lock")?;
+    }
+    result
+}
+
+/// Whether the database answers and has every migration applied.
+pub async fn readiness(db: &DatabaseConnection) -> Result<(), String> {
+    db.ping()
+        .await
+        .map_err(|e| format!("database unreachable: {e}"))?;
+    let pending = Migrator::get_pending_migrations(db)
+        .await
+        .map_err(|e| format!("cannot read the migration table: {e}"))?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} migration(s) not applied", pending.len()))
+    }
+}
+
+pub fn backend_name(db: &DatabaseConnection) -> &'static str {
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => "postgresql",
+        DatabaseBackend::Sqlite => "sqlite",
+        _ => "other",
+    }
+}

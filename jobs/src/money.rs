@@ -1,0 +1,133 @@
+//! Exact amounts. Money is an `i64` number of cents of the ledger currency; prices are exact
+//! decimals that may carry fractions of a cent (an hourly rate of "0.0125"), kept as a
+//! [`Price`] and only rounded where cost-model.md says so.
+use rust_decimal::Decimal;
+use std::fmt;
+use std::str::FromStr;
+
+/// Most decimals a price may carry (one millionth of the currency unit).
+pub const PRICE_MAX_SCALE: u32 = 6;
+
+fn parse_decimal(s: &str) -> Option<Decimal> {
+    let t = s.trim();
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    let valid = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.matches('.').count() <= 1
+        && !digits.starts_with('.')
+        && !digits.ends_with('.');
+    if !valid {
+        return None;
+    }
+    Decimal::from_str(t).ok()
+}
+
+/// Parses a decimal amount of the ledger currency ("120", "120.5", "120.50") into cents.
+/// Refuses anything that is not a plain decimal number or that has fractions of a cent.
+pub fn parse_cents(s: &str) -> Result<i64, String> {
+    let d = parse_decimal(s).ok_or_else(|| format!("{s:?} is not a decimal amount"))?;
+    if d.normalize().scale() > 2 {
+        return Err(format!("{s:?} has fractions of a cent"));
+    }
+    let cents = d * Decimal::ONE_HUNDRED;
+    i64::try_from(cents).map_err(|_| format!("{s:?} is too large"))
+}
+
+/// Formats cents as a decimal amount with two decimals ("-12.05").
+pub fn format_cents(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// A non-negative price in the ledger currency, exact to [`PRICE_MAX_SCALE`] decimals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Price(Decimal);
+
+impl Price {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let d = parse_decimal(s).ok_or_else(|| format!("{s:?} is not a decimal amount"))?;
+        if d.is_sign_negative() && !d.is_zero() {
+            return Err(format!("{s:?} is negative"));
+        }
+        if d.normalize().scale() > PRICE_MAX_SCALE {
+            return Err(format!("{s:?} has more than {PRICE_MAX_SCALE} decimals"));
+        }
+        if d > Decimal::from(1_000_000_000i64) {
+            return Err(format!("{s:?} is too large"));
+        }
+        Ok(Price(d.normalize()))
+    }
+
+    /// The price as an exact fraction of cents: `(numerator, denominator)`, the denominator a
+    /// power of ten.
+    pub fn cents_fraction(&self) -> (i128, i128) {
+        let scale = self.0.scale();
+        let mantissa = self.0.mantissa();
+        (mantissa * 100, 10i128.pow(scale))
+    }
+
+    pub fn as_decimal(&self) -> Decimal {
+        self.0
+    }
+}
+
+impl fmt::Display for Price {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A fraction in [0, 1] such as a pool's `warn_at`, exact.
+pub fn parse_fraction(s: &str) -> Result<Decimal, String> {
+    let d = parse_decimal(s).ok_or_else(|| format!("{s:?} is not a decimal number"))?;
+    if d < Decimal::ZERO || d > Decimal::ONE {
+        return Err(format!("{s} is not between 0 and 1"));
+    }
+    Ok(d.normalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cents_parse_plain_decimals() {
+        assert_eq!(parse_cents("120"), Ok(12000));
+        assert_eq!(parse_cents("120.5"), Ok(12050));
+        assert_eq!(parse_cents("0.07"), Ok(7));
+        assert_eq!(parse_cents("-3.10"), Ok(-310));
+    }
+
+    #[test]
+    fn cents_refuse_commas_fractions_and_words() {
+        assert_eq!(
+            parse_cents("12,50"),
+            Err("\"12,50\" is not a decimal amount".into())
+        );
+        assert!(parse_cents("1.005")
+            .unwrap_err()
+            .contains("fractions of a cent"));
+        assert!(parse_cents("ten").is_err());
+        assert!(parse_cents("1e3").is_err());
+        assert!(parse_cents(".5").is_err());
+        assert!(parse_cents("").is_err());
+    }
+
+    #[test]
+    fn prices_keep_sub_cent_precision_exactly() {
+        let p = Price::parse("1.905").unwrap();
+        assert_eq!(p.cents_fraction(), (1905 * 100, 1000));
+        assert_eq!(Price::parse("120.00").unwrap().cents_fraction(), (12000, 1));
+        assert!(Price::parse("-1").is_err());
+        assert!(Price::parse("0.0000001").is_err());
+    }
+
+    #[test]
+    fn format_cents_round_trips() {
+        for c in [0, 5, -5, 1234, -120005, 99] {
+            assert_eq!(parse_cents(&format_cents(c)), Ok(c));
+        }
+        assert_eq!(format_cents(-5), "-0.05");
+    }
+}

@@ -1,0 +1,156 @@
+//! API tokens: random secrets shown once, stored only as SHA-256 hashes, each with one scope.
+use buildfund_entity::api_tokens;
+use chrono::Utc;
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+
+/// Every token starts with this, so a leaked one is easy to recognise in logs and scanners.
+pub const TOKEN_PREFIX: &str = "bf_";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Upload build steps.
+    Ingest,
+    /// Scheduler hooks.
+    Scheduler,
+    /// Everything, including the other two scopes.
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Scope::Ingest => "ingest",
+            Scope::Scheduler => "scheduler",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Whether a token of this scope may do what `required` allows. `admin` may do everything.
+    pub fn grants(&self, required: Scope) -> bool {
+        *self == Scope::Admin || *self == required
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ingest" => Ok(Scope::Ingest),
+            "scheduler" => Ok(Scope::Scheduler),
+            "admin" => Ok(Scope::Admin),
+            other => Err(format!(
+                "{other:?} is not a scope (ingest, scheduler or admin)"
+            )),
+        }
+    }
+}
+
+/// A verified token, as handlers see it.
+#[derive(Clone, Debug)]
+pub struct TokenInfo {
+    pub id: i32,
+    pub name: String,
+    pub scope: Scope,
+}
+
+pub fn hash_token(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Creates a token and returns its secret (never stored) with the stored row.
+pub async fn create(
+    db: &impl ConnectionTrait,
+    scope: Scope,
+    name: &str,
+) -> Result<(String, api_tokens::Model), sea_orm::DbErr> {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    let row = api_tokens::ActiveModel {
+        name: Set(name.to_string()),
+        scope: Set(scope.as_str().to_string()),
+        token_hash: Set(hash_token(&secret)),
+        token_prefix: Set(secret[..TOKEN_PREFIX.len() + 6].to_string()),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok((secret, row))
+}
+
+/// Looks a presented secret up by its hash; revoked tokens are not found.
+pub async fn verify(
+    db: &impl ConnectionTrait,
+    secret: &str,
+) -> Result<Option<TokenInfo>, sea_orm::DbErr> {
+    if !secret.starts_with(TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let row = api_tokens::Entity::find()
+        .filter(api_tokens::Column::TokenHash.eq(hash_token(secret)))
+        .filter(api_tokens::Column::RevokedAt.is_null())
+        .one(db)
+        .await?;
+    Ok(row.and_then(|r| {
+        Some(TokenInfo {
+            id: r.id,
+            scope: r.scope.parse().ok()?,
+            name: r.name,
+        })
+    }))
+}
+
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<api_tokens::Model>, sea_orm::DbErr> {
+    api_tokens::Entity::find()
+        .order_by_asc(api_tokens::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Revokes a token; returns false when there is no such active token.
+pub async fn revoke(db: &impl ConnectionTrait, id: i32) -> Result<bool, sea_orm::DbErr> {
+    let Some(row) = api_tokens::Entity::find_by_id(id)
+        .filter(api_tokens::Column::RevokedAt.is_null())
+        .one(db)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let mut active: api_tokens::ActiveModel = row.into();
+    active.revoked_at = Set(Some(Utc::now()));
+    active.update(db).await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_grants_everything_others_only_themselves() {
+        assert!(Scope::Admin.grants(Scope::Ingest));
+        assert!(Scope::Admin.grants(Scope::Scheduler));
+        assert!(Scope::Ingest.grants(Scope::Ingest));
+        assert!(!Scope::Ingest.grants(Scope::Admin));
+        assert!(!Scope::Scheduler.grants(Scope::Ingest));
+    }
+
+    #[test]
+    fn scopes_parse_and_refuse_unknown() {
+        assert_eq!("admin".parse::<Scope>(), Ok(Scope::Admin));
+        assert!("root".parse::<Scope>().unwrap_err().contains("\"root\""));
+    }
+}
