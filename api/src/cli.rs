@@ -4,9 +4,11 @@ use crate::startup::{Application, ServeOptions};
 use crate::telemetry;
 use anyhow::Context;
 use buildfund_jobs::config::describe_database;
+use buildfund_jobs::ingest::{self, Format, IngestError};
 use buildfund_jobs::tokens::{self, Scope};
 use buildfund_jobs::{db, Config};
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -33,10 +35,26 @@ enum Command {
     Migrate,
     /// Validate the configuration: exit 0, or print every problem and exit 1.
     CheckConfig,
+    /// Load build steps, as `POST /api/v1/build-steps` does.
+    Ingest {
+        #[command(subcommand)]
+        command: IngestCommand,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum IngestCommand {
+    /// Ingest build steps from FILE, or `-` for stdin: NDJSON, a JSON array (`.json`) or CSV
+    /// (`.csv`); `--format` overrides the guess from the file name.
+    BuildSteps {
+        file: String,
+        #[arg(long, value_parser = ["ndjson", "json", "csv"])]
+        format: Option<String>,
     },
 }
 
@@ -124,6 +142,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 describe_database(&config.database.url)
             );
         }
+        Command::Ingest {
+            command: IngestCommand::BuildSteps { file, format },
+        } => {
+            let config = Arc::new(load_config(&cli)?);
+            let conn = open_database(&config).await?;
+            return ingest_file(&conn, config, file, format.as_deref()).await;
+        }
         Command::Token { command } => {
             let config = load_config(&cli)?;
             let conn = open_database(&config).await?;
@@ -165,6 +190,75 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn ingest_file(
+    conn: &sea_orm::DatabaseConnection,
+    config: Arc<Config>,
+    file: &str,
+    format: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let format = match format {
+        Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some(_) => Format::Ndjson,
+        None => Format::from_path(file),
+    };
+    let reader: Box<dyn std::io::Read + Send> = if file == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?)
+    };
+    let tty = std::io::stderr().is_terminal();
+    let name = file.to_string();
+    let progress = Box::new(move |p: ingest::Progress| {
+        let file = &name;
+        if tty {
+            eprint!(
+                "\r{file}: {} records read, {} problems…",
+                p.records, p.errors
+            );
+        } else {
+            eprintln!("{file}: {} records read, {} problems", p.records, p.errors);
+        }
+    });
+    let started = std::time::Instant::now();
+    let result = ingest::ingest(conn, config, format, reader, Some(progress)).await;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    match result {
+        Ok(r) => {
+            println!(
+                "{file}: {} records in {:.1} s: {} inserted, {} updated, {} unchanged",
+                r.records,
+                started.elapsed().as_secs_f64(),
+                r.inserted,
+                r.updated,
+                r.unchanged
+            );
+            for (machine, n) in &r.unpriced_machines {
+                println!("  unpriced machine {machine:?}: {n} records (not in the configuration)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(IngestError::Invalid { errors, count }) => {
+            eprintln!("{file}: {count} problem(s); nothing was stored:");
+            for e in &errors {
+                let field = if e.field.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", e.field)
+                };
+                eprintln!("  line {}{field}: {}", e.line, e.message);
+            }
+            if (errors.len() as u64) < count {
+                eprintln!("  … and {} more", count - errors.len() as u64);
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(anyhow::anyhow!("{file}: {e}")),
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -2,7 +2,10 @@
 use crate::config::{describe_database, Config};
 use anyhow::Context;
 use buildfund_migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    TransactionTrait,
+};
 use std::time::Duration;
 
 /// Opens a pool on the configured database. A SQLite file is created when missing and put in
@@ -51,32 +54,31 @@ fn ensure_sqlite_parent(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Applies pending migrations and stores the configured catalog (funds, pools, machines). On
-/// PostgreSQL the whole run holds an advisory lock, so several instances starting at once do
-/// this one after the other instead of racing.
+/// Applies pending migrations and stores the configured catalog (funds, pools, machines), in
+/// one transaction. On PostgreSQL that transaction first takes an advisory lock, so several
+/// instances starting at once do this one after the other instead of racing; the lock ends
+/// with the transaction, whatever happens.
 pub async fn prepare(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
     const LOCK: i64 = 0x6275_696c_6466; // "buildf"
-    let postgres = db.get_database_backend() == DatabaseBackend::Postgres;
-    if postgres {
-        db.execute_unprepared(&format!("SELECT pg_advisory_lock({LOCK})"))
+    let txn = db
+        .begin()
+        .await
+        .context("cannot start the migration transaction")?;
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({LOCK})"))
             .await
             .context("cannot take the migration lock")?;
     }
-    let result = async {
-        Migrator::up(db, None)
-            .await
-            .context("migrating the database failed")?;
-        crate::catalog::store(db, config)
-            .await
-            .context("storing the configured funds, pools and machines failed")
-    }
-    .await;
-    if postgres {
-        db.execute_unprepared(&format!("SELECT pg_advisory_unlock({LOCK})"))
-            .await
-            .context("cannot release the migration lock")?;
-    }
-    result
+    Migrator::up(&txn, None)
+        .await
+        .context("migrating the database failed")?;
+    crate::catalog::store(&txn, config)
+        .await
+        .context("storing the configured funds, pools and machines failed")?;
+    txn.commit()
+        .await
+        .context("committing the migrations failed")?;
+    Ok(())
 }
 
 /// Whether the database answers and has every migration applied.

@@ -1,9 +1,11 @@
 //! buildfund's domain and background work, free of HTTP framework types: configuration,
 //! storage, tokens, and (as they arrive) ingest, attribution, donation sync, budgets, reports
 //! and the scheduler. `buildfund-api` serves these over HTTP and the command line.
+pub mod attribution;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod ingest;
 pub mod money;
 pub mod tokens;
 

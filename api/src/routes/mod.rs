@@ -1,4 +1,5 @@
 //! Routes, one file per resource.
+mod build_steps;
 mod health;
 mod tokens;
 
@@ -10,6 +11,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(health::metrics)
         .service(
             web::scope("/api/v1")
+                .service(build_steps::ingest_build_steps)
                 .service(tokens::list)
                 .service(tokens::create)
                 .service(tokens::revoke),

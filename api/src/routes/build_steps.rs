@@ -1,0 +1,108 @@
+//! `POST /api/v1/build-steps` (scope `ingest`): NDJSON, a JSON array or CSV, streamed into the
+//! same ingest the CLI uses. The body is never held whole: it flows through a small bounded
+//! channel to the parser while validated records are written.
+use crate::auth::{Authed, Ingest};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use actix_web::http::{header, StatusCode};
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use buildfund_jobs::ingest::{self, ChannelReader, Format, IngestError, TooLargeError};
+use futures_util::StreamExt;
+use serde_json::json;
+
+#[post("/build-steps")]
+pub async fn ingest_build_steps(
+    state: web::Data<AppState>,
+    auth: Authed<Ingest>,
+    req: HttpRequest,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let format = Format::from_content_type(content_type).ok_or_else(|| {
+        ApiError::client(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported content type {content_type:?}; send application/x-ndjson, application/json or text/csv"
+            ),
+        )
+    })?;
+    let limit = state.config.server.max_ingest_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large(limit));
+    }
+
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let feed = async move {
+        let mut received = 0usize;
+        while let Some(chunk) = payload.next().await {
+            let item = match chunk {
+                Ok(bytes) => {
+                    received += bytes.len();
+                    if received > limit {
+                        let _ = tx
+                            .send(Err(std::io::Error::other(TooLargeError(limit))))
+                            .await;
+                        return;
+                    }
+                    Ok(bytes)
+                }
+                Err(e) => Err(std::io::Error::other(format!(
+                    "the request body broke off: {e}"
+                ))),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    };
+    let work = ingest::ingest(
+        &state.db,
+        state.config.clone(),
+        format,
+        ChannelReader::new(rx),
+        None,
+    );
+    let ((), result) = tokio::join!(feed, work);
+    match result {
+        Ok(report) => {
+            tracing::info!(
+                token = %auth.token.name,
+                records = report.records,
+                inserted = report.inserted,
+                updated = report.updated,
+                unchanged = report.unchanged,
+                unpriced = report.unpriced_machines.len(),
+                "build steps ingested"
+            );
+            Ok(HttpResponse::Ok().json(report))
+        }
+        Err(IngestError::Invalid { errors, count }) => {
+            let details = errors.iter().map(|e| json!(e)).collect();
+            Err(ApiError::with_details(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{count} problem(s) in the batch; nothing was stored"),
+                details,
+            ))
+        }
+        Err(IngestError::TooLarge { limit }) => Err(too_large(limit)),
+        Err(IngestError::Read(message)) => Err(ApiError::bad_request(message)),
+        Err(IngestError::Db(e)) => Err(e.into()),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::client(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than the limit of {limit} bytes (server.max_ingest_bytes)"),
+    )
+}

@@ -1,0 +1,309 @@
+//! Build-step ingest (interfaces.md, "Build steps"): the same path for `POST
+//! /api/v1/build-steps`, `buildfund ingest build-steps` and the Hydra pull.
+//!
+//! The input is parsed on a blocking thread while the async side writes validated records in
+//! chunks inside one transaction. A bad record anywhere means the parse goes on only to find
+//! every other bad record, and the transaction is rolled back: nothing of the batch is stored.
+//! Memory stays bounded whatever the input size: a few input chunks and two record chunks are
+//! in flight at a time.
+pub mod parse;
+pub mod record;
+pub mod store;
+
+pub use parse::Format;
+pub use record::{RecordError, StepRecord};
+pub use store::Counts;
+
+use crate::Config;
+use bytes::Bytes;
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+/// At most this many errors are listed; the count covers all of them.
+pub const MAX_LISTED_ERRORS: usize = 1000;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IngestReport {
+    pub records: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Machines of this batch that are not configured (by name or alias), with how many of the
+    /// batch's records ran on each. Their steps are stored and shown as unpriced.
+    pub unpriced_machines: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{count} invalid record(s); nothing was stored")]
+    Invalid {
+        errors: Vec<RecordError>,
+        count: u64,
+    },
+    #[error("the input is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("reading the input failed: {0}")]
+    Read(String),
+    #[error("storing the build steps failed: {0}")]
+    Db(#[from] DbErr),
+}
+
+/// Progress of a long ingest, reported every [`PROGRESS_EVERY`] records.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub records: u64,
+    pub errors: u64,
+}
+
+pub const PROGRESS_EVERY: u64 = 100_000;
+
+struct ParseSummary {
+    records: u64,
+    errors: Vec<RecordError>,
+    error_count: u64,
+    unpriced: BTreeMap<String, u64>,
+}
+
+/// An error a reader returns when the input is over the size limit.
+#[derive(Debug)]
+pub struct TooLargeError(pub usize);
+
+impl std::fmt::Display for TooLargeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "input larger than {} bytes", self.0)
+    }
+}
+
+impl std::error::Error for TooLargeError {}
+
+/// A blocking `Read` over chunks sent from async code (an HTTP body).
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChannelReader {
+    pub fn new(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> Self {
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// Ingests everything `reader` yields, in one transaction.
+pub async fn ingest<R: Read + Send + 'static>(
+    db: &DatabaseConnection,
+    config: Arc<Config>,
+    format: Format,
+    reader: R,
+    progress: Option<Box<dyn Fn(Progress) + Send>>,
+) -> Result<IngestReport, IngestError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<StepRecord>>(2);
+    let parser =
+        tokio::task::spawn_blocking(move || parse_into(config, format, reader, tx, progress));
+
+    let txn = db.begin().await?;
+    let now = chrono::Utc::now();
+    let mut counts = Counts::default();
+    let mut write_error = None;
+    while let Some(chunk) = rx.recv().await {
+        match store::write_chunk(&txn, &chunk, now).await {
+            Ok(c) => counts += c,
+            Err(e) => {
+                write_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(rx); // stops the parser if we stopped early
+    let parsed = parser
+        .await
+        .map_err(|e| IngestError::Read(format!("the parser failed: {e}")))?;
+    if let Some(e) = write_error {
+        txn.rollback().await.ok();
+        return Err(IngestError::Db(e));
+    }
+    let summary = match parsed {
+        Ok(summary) => summary,
+        Err(e) => {
+            txn.rollback().await.ok();
+            return Err(e);
+        }
+    };
+    if summary.error_count > 0 {
+        txn.rollback().await?;
+        return Err(IngestError::Invalid {
+            errors: summary.errors,
+            count: summary.error_count,
+        });
+    }
+    txn.commit().await?;
+    Ok(IngestReport {
+        records: summary.records,
+        inserted: counts.inserted,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        unpriced_machines: summary.unpriced,
+    })
+}
+
+/// Ingests records already in memory (the Hydra pull), the same way.
+pub async fn ingest_records(
+    db: &DatabaseConnection,
+    config: &Config,
+    records: Vec<StepRecord>,
+) -> Result<IngestReport, IngestError> {
+    let txn = db.begin().await?;
+    let now = chrono::Utc::now();
+    let mut counts = Counts::default();
+    let mut unpriced = BTreeMap::new();
+    let machines = config.machine_by_name();
+    let mut chunker = Chunker::default();
+    let mut chunks = Vec::new();
+    for r in records {
+        if !machines.contains_key(r.machine.as_str()) {
+            *unpriced.entry(r.machine.clone()).or_insert(0) += 1;
+        }
+        if let Some(full) = chunker.push(r) {
+            chunks.push(full);
+        }
+    }
+    chunks.push(chunker.take());
+    let mut total = 0;
+    for chunk in chunks {
+        total += chunk.len() as u64;
+        counts += store::write_chunk(&txn, &chunk, now).await?;
+    }
+    txn.commit().await?;
+    Ok(IngestReport {
+        records: total,
+        inserted: counts.inserted,
+        updated: counts.updated,
+        unchanged: counts.unchanged,
+        unpriced_machines: unpriced,
+    })
+}
+
+/// Groups records into chunks of at most [`store::CHUNK`] with no key twice, so one upsert
+/// never touches a row twice. A repeated key starts a new chunk: the later record wins.
+#[derive(Default)]
+struct Chunker {
+    chunk: Vec<StepRecord>,
+    keys: HashSet<(String, i64, i32)>,
+}
+
+impl Chunker {
+    fn push(&mut self, r: StepRecord) -> Option<Vec<StepRecord>> {
+        let key = (r.source.clone(), r.build, r.step);
+        let full = if self.chunk.len() >= store::CHUNK || self.keys.contains(&key) {
+            Some(self.take())
+        } else {
+            None
+        };
+        self.keys.insert(key);
+        self.chunk.push(r);
+        full
+    }
+
+    fn take(&mut self) -> Vec<StepRecord> {
+        self.keys.clear();
+        std::mem::take(&mut self.chunk)
+    }
+}
+
+fn parse_into<R: Read>(
+    config: Arc<Config>,
+    format: Format,
+    reader: R,
+    tx: tokio::sync::mpsc::Sender<Vec<StepRecord>>,
+    progress: Option<Box<dyn Fn(Progress) + Send>>,
+) -> Result<ParseSummary, IngestError> {
+    let machines = config.machine_by_name();
+    let mut summary = ParseSummary {
+        records: 0,
+        errors: Vec::new(),
+        error_count: 0,
+        unpriced: BTreeMap::new(),
+    };
+    let mut chunker = Chunker::default();
+    let mut writer_gone = false;
+    let result = parse::parse(format, reader, &mut |item| {
+        summary.records += 1;
+        if let (Some(report), 0) = (&progress, summary.records % PROGRESS_EVERY) {
+            report(Progress {
+                records: summary.records,
+                errors: summary.error_count,
+            });
+        }
+        match item {
+            Ok(r) => {
+                if !machines.contains_key(r.machine.as_str()) {
+                    *summary.unpriced.entry(r.machine.clone()).or_insert(0) += 1;
+                }
+                // After the first error nothing more is written; the rest is only checked.
+                if summary.error_count == 0 {
+                    if let Some(full) = chunker.push(r) {
+                        if tx.blocking_send(full).is_err() {
+                            writer_gone = true;
+                            return ControlFlow::Break(());
+                        }
+                    }
+                }
+            }
+            Err(errors) => {
+                summary.error_count += errors.len() as u64;
+                let room = MAX_LISTED_ERRORS.saturating_sub(summary.errors.len());
+                summary.errors.extend(errors.into_iter().take(room));
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if let Err(e) = result {
+        // A reader that hit the size limit says so through its error message.
+        if e.message.contains("input larger than") {
+            let limit = e
+                .message
+                .split("input larger than ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            return Err(IngestError::TooLarge { limit });
+        }
+        if e.message.starts_with("reading the input failed") {
+            return Err(IngestError::Read(e.message));
+        }
+        summary.error_count += 1;
+        if summary.errors.len() < MAX_LISTED_ERRORS {
+            summary.errors.push(e);
+        }
+    }
+    if summary.error_count == 0 && !writer_gone {
+        let last = chunker.take();
+        if !last.is_empty() {
+            let _ = tx.blocking_send(last);
+        }
+    }
+    Ok(summary)
+}
