@@ -4,6 +4,7 @@ use crate::startup::{Application, ServeOptions};
 use crate::telemetry;
 use anyhow::Context;
 use buildfund_jobs::config::describe_database;
+use buildfund_jobs::costs::{self, Month};
 use buildfund_jobs::ingest::{self, Format, IngestError};
 use buildfund_jobs::tokens::{self, Scope};
 use buildfund_jobs::{db, Config};
@@ -39,6 +40,18 @@ enum Command {
     Ingest {
         #[command(subcommand)]
         command: IngestCommand,
+    },
+    /// The month's cost lines grouped by fund, pool, jobset and machine.
+    Costs {
+        /// The month, YYYY-MM (default: this month).
+        #[arg(long)]
+        month: Option<String>,
+        /// Evaluate as of this RFC 3339 instant (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Print the JSON of GET /api/v1/costs instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Manage API tokens.
     Token {
@@ -148,6 +161,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Arc::new(load_config(&cli)?);
             let conn = open_database(&config).await?;
             return ingest_file(&conn, config, file, format.as_deref()).await;
+        }
+        Command::Costs { month, at, json } => {
+            let config = load_config(&cli)?;
+            let at = match at {
+                Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+                    .map_err(|_| anyhow::anyhow!("--at {s:?} is not an RFC 3339 time"))?
+                    .with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let month = match month {
+                Some(m) => Month::parse(m).map_err(|e| anyhow::anyhow!("--month {e}"))?,
+                None => Month::of(at),
+            };
+            let conn = open_database(&config).await?;
+            let report = costs::costs_report(&conn, &config, month, at).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!(
+                    "{}",
+                    buildfund_jobs::costs_table::render(&config, &report, month, at)
+                );
+            }
         }
         Command::Token { command } => {
             let config = load_config(&cli)?;

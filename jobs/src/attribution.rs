@@ -84,6 +84,7 @@ pub struct Line {
     /// The pool's fund (the default fund for [`OTHER_POOL`]); the machine's `idle_fund` on the
     /// idle line.
     pub fund: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub idle: bool,
     /// 0 on the idle line.
     pub busy_seconds: i64,

@@ -4,7 +4,10 @@
 pub mod attribution;
 pub mod catalog;
 pub mod config;
+pub mod costs;
+pub mod costs_table;
 pub mod db;
+pub mod funds;
 pub mod ingest;
 pub mod money;
 pub mod tokens;

@@ -1,4 +1,5 @@
 //! Routes, one file per resource.
+mod books;
 mod build_steps;
 mod health;
 mod tokens;
@@ -12,6 +13,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .service(build_steps::ingest_build_steps)
+                .service(books::get_costs)
+                .service(books::get_funds)
                 .service(tokens::list)
                 .service(tokens::create)
                 .service(tokens::revoke),

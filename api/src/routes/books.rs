@@ -1,0 +1,59 @@
+//! Public figures: `GET /api/v1/costs` and `GET /api/v1/funds` (interfaces.md).
+use crate::error::ApiError;
+use crate::startup::AppState;
+use actix_web::{get, web, HttpResponse};
+use buildfund_jobs::costs::{costs_report, Month};
+use buildfund_jobs::funds::funds_month;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+pub struct MonthQuery {
+    month: Option<String>,
+    at: Option<String>,
+}
+
+/// The month and evaluation instant of a request: `at` defaults to now, `month` to the month
+/// of `at`.
+pub fn month_and_instant(q: &MonthQuery) -> Result<(Month, DateTime<Utc>), ApiError> {
+    let at = match &q.at {
+        None => Utc::now(),
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| ApiError::bad_request(format!("at: {s:?} is not an RFC 3339 time")))?,
+    };
+    let month = match &q.month {
+        None => Month::of(at),
+        Some(s) => Month::parse(s).map_err(|e| ApiError::bad_request(format!("month: {e}")))?,
+    };
+    Ok((month, at))
+}
+
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[get("/costs")]
+pub async fn get_costs(
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (month, at) = month_and_instant(&query)?;
+    Ok(HttpResponse::Ok().json(costs_report(&state.db, &state.config, month, at).await?))
+}
+
+#[get("/funds")]
+pub async fn get_funds(
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (month, at) = month_and_instant(&query)?;
+    let (figures, _) = funds_month(&state.db, &state.config, month, at).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "month": month.to_string(),
+        "currency": state.config.currency,
+        "as_of": rfc3339(at),
+        "funds": figures,
+    })))
+}
