@@ -5,6 +5,7 @@ pub mod attribution;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod hydra;
 pub mod ingest;
 pub mod money;
 pub mod tokens;
