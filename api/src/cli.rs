@@ -5,6 +5,7 @@ use crate::telemetry;
 use anyhow::Context;
 use buildfund_jobs::config::describe_database;
 use buildfund_jobs::costs::{self, Month};
+use buildfund_jobs::hydra;
 use buildfund_jobs::ingest::{self, Format, IngestError};
 use buildfund_jobs::tokens::{self, Scope};
 use buildfund_jobs::{db, Config};
@@ -58,6 +59,19 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Run one sync with an outside source now.
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
+}
+
+/// The outside sources `buildfund sync` reads; each also runs on its `[schedule]` entry.
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Pull the build steps finished since the last pull from Hydra's PostgreSQL database
+    /// (`[hydra]` in the configuration).
+    Hydra,
 }
 
 #[derive(Subcommand)]
@@ -224,8 +238,70 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Sync { command } => {
+            let config = load_config(&cli)?;
+            match command {
+                SyncCommand::Hydra => sync_hydra(&config).await?,
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `buildfund sync hydra`: one progress line per stored page on stderr, the summary on stdout.
+async fn sync_hydra(config: &Config) -> anyhow::Result<()> {
+    if config.hydra.is_none() {
+        anyhow::bail!(
+            "the configuration ({}) has no [hydra] table, so there is no Hydra database to pull from; add [hydra] with database_url_env",
+            config.source
+        );
+    }
+    let conn = open_database(config).await?;
+    let started = std::time::Instant::now();
+    let report = hydra::pull(&conn, config, |p| {
+        eprintln!(
+            "page {}: {} steps ({} inserted, {} updated, {} unchanged{}), up to {}",
+            p.page,
+            p.rows,
+            p.inserted,
+            p.updated,
+            p.unchanged,
+            if p.skipped > 0 {
+                format!(", {} skipped", p.skipped)
+            } else {
+                String::new()
+            },
+            show_time(p.last_stop)
+        );
+    })
+    .await?;
+    println!(
+        "hydra: {} steps in {} page(s) in {:.1} s: {} inserted, {} updated, {} unchanged, {} skipped; read from {}, cursor {} -> {}",
+        report.rows,
+        report.pages,
+        started.elapsed().as_secs_f64(),
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.skipped,
+        show_time(report.read_from),
+        report.cursor_before.map_or("none".to_string(), show_time),
+        report.cursor_after.map_or("none".to_string(), show_time),
+    );
+    for why in &report.skips {
+        println!("  skipped {why}");
+    }
+    for (machine, n) in &report.unpriced_machines {
+        println!("  unpriced machine {machine:?}: {n} steps (not in the configuration)");
+    }
+    Ok(())
+}
+
+/// Unix seconds as RFC 3339 UTC.
+fn show_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| t.to_string())
 }
 
 async fn ingest_file(

@@ -129,6 +129,25 @@ pub struct OpenCollectiveConfig {
     pub token_env: Option<String>,
 }
 
+/// Where the Hydra pull reads finished build steps (`[hydra]`; see `crate::hydra`).
+#[derive(Clone, Debug)]
+pub struct HydraConfig {
+    /// The NAME of the environment variable holding the (read-only) Hydra PostgreSQL URL.
+    pub database_url_env: String,
+    /// The build-step source the pulled rows are stored under (default [`DEFAULT_HYDRA_SOURCE`]).
+    pub source: String,
+    /// How far back before the stored cursor each pull reads again, in seconds, to catch steps
+    /// committed late (default [`DEFAULT_HYDRA_OVERLAP_SECONDS`]).
+    pub overlap_seconds: i64,
+    /// Hydra's web base URL (http or https, no trailing slash), for links.
+    pub url: Option<String>,
+}
+
+pub const DEFAULT_HYDRA_SOURCE: &str = "hydra";
+pub const DEFAULT_HYDRA_OVERLAP_SECONDS: i64 = 3600;
+/// The largest accepted `hydra.overlap_seconds`: one week.
+pub const MAX_HYDRA_OVERLAP_SECONDS: i64 = 7 * 86_400;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SmtpSecurity {
     None,
@@ -163,6 +182,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub opencollective: Option<OpenCollectiveConfig>,
+    pub hydra: Option<HydraConfig>,
     pub smtp: Option<SmtpConfig>,
     /// Enabled jobs only; a job set to "" in `[schedule]` is absent.
     pub schedule: BTreeMap<String, JobSchedule>,
@@ -540,6 +560,7 @@ impl Validator {
                 "server",
                 "database",
                 "opencollective",
+                "hydra",
                 "smtp",
                 "schedule",
                 "rates",
@@ -594,6 +615,7 @@ impl Validator {
         let server = self.server(t);
         let database = self.database(t);
         let opencollective = self.opencollective(t);
+        let hydra = self.hydra(t);
         let smtp = self.smtp(t);
         let schedule = self.schedule(t);
         let rates = self.rates(t, &currency);
@@ -611,6 +633,7 @@ impl Validator {
             server,
             database,
             opencollective,
+            hydra,
             smtp,
             schedule,
             rates,
@@ -686,9 +709,15 @@ impl Validator {
     fn env_name(&mut self, t: &Table, path: &str, key: &str) -> Option<String> {
         let name = self.string(t, path, key)?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            // A value that looks like a URL or credentials may be the secret itself: not echoed.
+            let shown = if name.contains([':', '@', '/']) {
+                "the value (not shown, it may be a secret)".to_string()
+            } else {
+                format!("{name:?}")
+            };
             self.problem(
                 join(path, key),
-                format!("{name:?} is not the name of an environment variable (the secret itself never goes in the file)"),
+                format!("{shown} is not the name of an environment variable (the secret itself never goes in the file)"),
             );
             return None;
         }
@@ -714,6 +743,56 @@ impl Validator {
             endpoint,
             collective,
             token_env,
+        })
+    }
+
+    fn hydra(&mut self, t: &Table) -> Option<HydraConfig> {
+        let h = self.table(t, "hydra")?;
+        let path = "hydra";
+        self.unknown_keys(
+            h,
+            path,
+            &["database_url_env", "source", "overlap_seconds", "url"],
+        );
+        let database_url_env = if h.contains_key("database_url_env") {
+            self.env_name(h, path, "database_url_env")
+        } else {
+            self.problem(
+                "hydra.database_url_env",
+                "missing (the NAME of the environment variable holding the Hydra database URL)",
+            );
+            None
+        };
+        let source = match self.string(h, path, "source") {
+            None => Some(DEFAULT_HYDRA_SOURCE.to_string()),
+            Some(s) if s.trim().is_empty() => {
+                self.problem("hydra.source", "must not be empty");
+                None
+            }
+            // The same limits as the `source` field of an ingested record.
+            Some(s) if s.len() > 64 || s.chars().any(char::is_control) => {
+                self.problem(
+                    "hydra.source",
+                    format!("{s:?} must be at most 64 bytes without control characters"),
+                );
+                None
+            }
+            Some(s) => Some(s),
+        };
+        let overlap_seconds = self
+            .integer(h, path, "overlap_seconds", 0, MAX_HYDRA_OVERLAP_SECONDS)
+            .unwrap_or(DEFAULT_HYDRA_OVERLAP_SECONDS);
+        let url = self.string(h, path, "url");
+        if let Some(u) = &url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                self.problem("hydra.url", format!("{u:?} is not an http(s) URL"));
+            }
+        }
+        Some(HydraConfig {
+            database_url_env: database_url_env?,
+            source: source?,
+            overlap_seconds,
+            url: url.map(|u| u.trim_end_matches('/').to_string()),
         })
     }
 
@@ -1294,6 +1373,64 @@ active_from = 2026-10-15
         let problems = Config::parse(text, "t").unwrap_err().problems;
         assert_eq!(problems.len(), 1);
         assert!(problems[0].starts_with("opencollective.token_env: "));
+    }
+
+    #[test]
+    fn hydra_table_defaults_and_bad_values() {
+        let base = "ledger_start = \"2026-01-01\"\n";
+        assert!(Config::parse(base, "t").unwrap().hydra.is_none());
+
+        let c = Config::parse(
+            &format!("{base}[hydra]\ndatabase_url_env = \"HYDRA_DATABASE_URL\"\n"),
+            "t",
+        )
+        .unwrap();
+        let h = c.hydra.unwrap();
+        assert_eq!(h.database_url_env, "HYDRA_DATABASE_URL");
+        assert_eq!(h.source, "hydra");
+        assert_eq!(h.overlap_seconds, 3600);
+        assert_eq!(h.url, None);
+
+        let c = Config::parse(
+            &format!("{base}[hydra]\ndatabase_url_env = \"H\"\nsource = \"nix-community\"\noverlap_seconds = 0\nurl = \"https://hydra.nix-community.org/\"\n"),
+            "t",
+        )
+        .unwrap();
+        let h = c.hydra.unwrap();
+        assert_eq!(
+            (h.source.as_str(), h.overlap_seconds, h.url.as_deref()),
+            ("nix-community", 0, Some("https://hydra.nix-community.org"))
+        );
+
+        let bad = format!(
+            "{base}[hydra]\ndatabase_url_env = \"postgres://hydra:secret@db/hydra\"\nsource = \"\"\noverlap_seconds = 604801\nurl = \"hydra.example.org\"\nuser = \"x\"\n"
+        );
+        let problems = Config::parse(&bad, "t").unwrap_err().problems;
+        assert_eq!(problems.len(), 5, "{problems:?}");
+        assert_eq!(
+            problems[0],
+            "hydra.user: unknown key (expected one of: database_url_env, source, overlap_seconds, url)"
+        );
+        assert_eq!(
+            problems[1],
+            "hydra.database_url_env: the value (not shown, it may be a secret) is not the name of an environment variable (the secret itself never goes in the file)"
+        );
+        assert!(!problems.join("\n").contains("secret@"));
+        assert_eq!(problems[2], "hydra.source: must not be empty");
+        assert_eq!(
+            problems[3],
+            "hydra.overlap_seconds: 604801 is not between 0 and 604800"
+        );
+        assert_eq!(
+            problems[4],
+            "hydra.url: \"hydra.example.org\" is not an http(s) URL"
+        );
+
+        let missing = Config::parse(&format!("{base}[hydra]\nsource = \"h\"\n"), "t");
+        assert_eq!(
+            missing.unwrap_err().problems,
+            vec!["hydra.database_url_env: missing (the NAME of the environment variable holding the Hydra database URL)"]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod costs;
 pub mod costs_table;
 pub mod db;
 pub mod funds;
+pub mod hydra;
 pub mod ingest;
 pub mod money;
 pub mod tokens;

@@ -89,7 +89,9 @@ fn database_name_url(admin: &str, name: &str) -> String {
 
 /// Creates a fresh PostgreSQL database and returns its URL. Databases of earlier runs that
 /// are over an hour old are dropped on the way (their names carry their creation time).
-async fn create_postgres_database() -> anyhow::Result<String> {
+/// Tests use it for side databases too (a Hydra database), dropping them with
+/// [`drop_postgres_database`].
+pub async fn create_postgres_database() -> anyhow::Result<String> {
     let admin_url = postgres_admin_url().map_err(anyhow::Error::msg)?;
     let admin = Database::connect(admin_url.as_str()).await?;
     static CLEANED: OnceLock<()> = OnceLock::new();
@@ -123,7 +125,8 @@ async fn create_postgres_database() -> anyhow::Result<String> {
     Ok(database_name_url(&admin_url, &name))
 }
 
-async fn drop_postgres_database(url: &str) {
+/// Drops a database made by [`create_postgres_database`].
+pub async fn drop_postgres_database(url: &str) {
     let Ok(admin_url) = postgres_admin_url() else {
         return;
     };

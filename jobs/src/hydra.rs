@@ -1,0 +1,546 @@
+//! The Hydra pull: finished build steps read straight from Hydra's own PostgreSQL database
+//! (Hydra's HTTP API has no step history), stored as build steps under the configured source.
+//!
+//! **What is read.** `buildsteps` joined to `builds` (for `job`) and `jobsets` (for `project` and
+//! the jobset `name`), keeping only steps that occupied a builder and are over:
+//!
+//! * `type = 0`: builds; substitutions (`type = 1`) run on the queue runner's host, not a builder;
+//! * `busy = 0`: finished; a step still running has no stop time yet and comes with a later pull;
+//! * `machine <> ''`: ran on a machine;
+//! * `starttime IS NOT NULL AND stoptime IS NOT NULL AND stoptime > starttime`. A step that was
+//!   running when the queue runner stopped or restarted is marked aborted with a **NULL stop
+//!   time**: Hydra lost its machine time, so it is skipped (not estimated). Steps with
+//!   `start = stop` are skipped too: machine time counts `[start, stop)`, so they would add
+//!   nothing, and in Hydra they are cached failures;
+//! * `status` is not 8 (cached failure): such rows never ran anything. Failed (1), aborted (3)
+//!   and timed-out (7) steps did use the machine and are kept.
+//!
+//! Each row becomes one [`StepRecord`]: `build`, `step` = `stepnr`, `project`, `jobset`, `job`,
+//! `system`, `machine` exactly as Hydra stores it (the C++ queue runner's store URI such as
+//! `ssh://nix@build04.nix-community.org`; list it in a machine's `aliases` to price it), `start`,
+//! `stop` (`starttime`/`stoptime`; the copy `overhead` is not added) and `status`. Every record
+//! goes through the same validation as an ingested one; a row it refuses (say, a step longer
+//! than 31 days) is skipped, counted and named in the report rather than stopping every later
+//! pull on it.
+//!
+//! **Incremental.** Rows are read in pages of [`PAGE_SIZE`], ordered and keyset-paged by
+//! `(stoptime, build, stepnr)`, from `stoptime >= cursor - overlap_seconds` (never before
+//! `ledger_start`; the first pull, with no cursor, starts at `ledger_start`). Each page is stored
+//! with [`ingest::ingest_records`] in its own transaction (upsert by `(source, build, step)`), and
+//! only after that commit is the cursor — the largest stop time stored so far — written to
+//! `sync_cursors` under `hydra:<source>`. A pull that fails half-way therefore resumes from the
+//! last stored page, and the cursor never passes a step that was not stored. The overlap re-reads
+//! steps whose rows were committed late (a step's stop time is set when it finishes, but the
+//! write can land after a later step's); re-read rows come back "unchanged", so reruns are
+//! idempotent. To re-read everything, delete the `sync_cursors` row.
+//!
+//! **Access.** The URL comes from the environment variable named by `hydra.database_url_env`
+//! (a read-only role is enough); it is never logged, and messages name the host and database
+//! only. Each page is read in a `READ ONLY` transaction with a statement timeout, on a pool of
+//! one connection that is closed at the end of the pull.
+//!
+//! Caveat from Hydra's data model: a step shared by several builds is stored once, under one of
+//! them, so the attribution is first-come, not Hydra's scheduling fair share.
+use crate::config::{Config, HydraConfig};
+use crate::ingest::record::{validate, Field, RawRecord};
+use crate::ingest::{self, StepRecord};
+use anyhow::Context;
+use buildfund_entity::sync_cursors;
+use chrono::Utc;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::sqlx::postgres::PgConnectOptions;
+use sea_orm::{
+    AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    EntityTrait, QueryResult, Set, Statement, TransactionTrait, Value,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Rows read from Hydra and stored per page (and per transaction).
+pub const PAGE_SIZE: u64 = 5000;
+/// The longest a page's query may run on the Hydra database.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(120);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many skipped rows are named in a report.
+pub const MAX_LISTED_SKIPS: usize = 20;
+
+/// One stored page, as reported to the progress callback.
+#[derive(Clone, Debug, Serialize)]
+pub struct PageReport {
+    /// 1-based page number.
+    pub page: u64,
+    /// Rows read from Hydra in this page.
+    pub rows: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rows refused by the record validation (not stored).
+    pub skipped: u64,
+    /// The stop time of the page's last row (unix seconds).
+    pub last_stop: i64,
+    /// The cursor stored after this page (unix seconds).
+    pub cursor: Option<i64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PullReport {
+    /// The build-step source the rows were stored under.
+    pub source: String,
+    /// The `sync_cursors` name of the cursor (`hydra:<source>`).
+    pub cursor_name: String,
+    /// Pages that held at least one row.
+    pub pages: u64,
+    /// Rows read from Hydra (stored or skipped).
+    pub rows: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rows refused by the record validation; the first [`MAX_LISTED_SKIPS`] are in `skips`.
+    pub skipped: u64,
+    pub skips: Vec<String>,
+    /// The lowest stop time this pull read from (unix seconds).
+    pub read_from: i64,
+    /// The stored cursor before and after the pull (largest stored stop time, unix seconds).
+    pub cursor_before: Option<i64>,
+    pub cursor_after: Option<i64>,
+    /// Machines of the pulled steps that are not configured (by name or alias), with how many
+    /// steps ran on each; their steps are stored and shown as unpriced.
+    pub unpriced_machines: BTreeMap<String, u64>,
+}
+
+/// The `sync_cursors` name of a source's cursor.
+pub fn cursor_name(source: &str) -> String {
+    format!("hydra:{source}")
+}
+
+/// Pulls the finished build steps that are new since the last pull, in pages of
+/// [`PAGE_SIZE`], calling `progress` after each stored page.
+pub async fn pull(
+    db: &DatabaseConnection,
+    config: &Config,
+    progress: impl Fn(&PageReport),
+) -> anyhow::Result<PullReport> {
+    pull_with_page_size(db, config, PAGE_SIZE, progress).await
+}
+
+/// [`pull`] with another page size (tests use small pages to cross page boundaries).
+pub async fn pull_with_page_size(
+    db: &DatabaseConnection,
+    config: &Config,
+    page_size: u64,
+    progress: impl Fn(&PageReport),
+) -> anyhow::Result<PullReport> {
+    let hydra = config.hydra.as_ref().with_context(|| {
+        format!(
+            "the configuration ({}) has no [hydra] table, so there is no Hydra database to pull from",
+            config.source
+        )
+    })?;
+    let hydra_db = connect(hydra).await?;
+    let result = pull_from(db, config, hydra, &hydra_db, page_size.max(1), progress).await;
+    hydra_db.close().await.ok();
+    result
+}
+
+/// The Hydra database URL from the environment, checked so that no message ever shows it.
+fn database_url(hydra: &HydraConfig) -> anyhow::Result<(String, String)> {
+    let var = &hydra.database_url_env;
+    let url = match std::env::var(var) {
+        Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
+        Ok(_) => anyhow::bail!(
+            "the environment variable {var} (hydra.database_url_env) is empty; set it to the Hydra PostgreSQL URL"
+        ),
+        Err(std::env::VarError::NotPresent) => anyhow::bail!(
+            "the environment variable {var} (hydra.database_url_env) is not set; set it to the Hydra PostgreSQL URL"
+        ),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("the environment variable {var} (hydra.database_url_env) is not UTF-8")
+        }
+    };
+    // sea-orm panics on a URL it cannot parse, and its errors may quote the URL: check first,
+    // and never quote it.
+    let options = match PgConnectOptions::from_str(&url) {
+        Ok(o) if url.starts_with("postgres://") || url.starts_with("postgresql://") => o,
+        _ => anyhow::bail!(
+            "the environment variable {var} (hydra.database_url_env) does not hold a postgres:// URL"
+        ),
+    };
+    let described = format!(
+        "{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username())
+    );
+    Ok((url, described))
+}
+
+async fn connect(hydra: &HydraConfig) -> anyhow::Result<DatabaseConnection> {
+    let (url, described) = database_url(hydra)?;
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(1)
+        .min_connections(0)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .idle_timeout(Duration::from_secs(60))
+        .set_application_name("buildfund hydra pull")
+        .sqlx_logging(false);
+    Database::connect(options).await.with_context(|| {
+        format!(
+            "cannot connect to the Hydra database at {described} (from {})",
+            hydra.database_url_env
+        )
+    })
+}
+
+/// The steps query: `after` is `None` for the first page (everything from `from`), else the
+/// `(stoptime, build, stepnr)` key of the last row read.
+fn page_statement(from: i64, after: Option<(i64, i64, i32)>, limit: u64) -> Statement {
+    let mut sql = String::from(
+        "SELECT s.build::bigint AS build, s.stepnr::integer AS stepnr, \
+                j.project AS project, j.name AS jobset, b.job AS job, \
+                s.system AS system, s.machine AS machine, \
+                s.starttime::bigint AS starttime, s.stoptime::bigint AS stoptime, \
+                s.status::integer AS status \
+         FROM buildsteps s \
+         JOIN builds b ON b.id = s.build \
+         JOIN jobsets j ON j.id = b.jobset_id \
+         WHERE s.type = 0 AND s.busy = 0 AND s.machine <> '' \
+           AND s.starttime IS NOT NULL AND s.stoptime IS NOT NULL \
+           AND s.stoptime > s.starttime \
+           AND (s.status IS NULL OR s.status <> 8) \
+           AND s.stoptime >= $1 ",
+    );
+    let mut values: Vec<Value> = Vec::new();
+    match after {
+        None => values.push(from.into()),
+        Some((stop, build, step)) => {
+            // The plain `stoptime >= $1` lets PostgreSQL use Hydra's index on stoptime.
+            sql.push_str("AND (s.stoptime, s.build, s.stepnr) > ($1, $2, $3) ");
+            values.extend([stop.into(), build.into(), step.into()]);
+        }
+    }
+    sql.push_str(&format!(
+        "ORDER BY s.stoptime, s.build, s.stepnr LIMIT {limit}"
+    ));
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// One row of the steps query, before validation.
+#[derive(Debug)]
+struct Row {
+    build: i64,
+    step: i32,
+    project: Option<String>,
+    jobset: Option<String>,
+    job: Option<String>,
+    system: Option<String>,
+    machine: Option<String>,
+    start: i64,
+    stop: i64,
+    status: Option<i32>,
+}
+
+impl Row {
+    fn read(r: &QueryResult) -> Result<Row, sea_orm::DbErr> {
+        Ok(Row {
+            build: r.try_get("", "build")?,
+            step: r.try_get("", "stepnr")?,
+            project: r.try_get("", "project")?,
+            jobset: r.try_get("", "jobset")?,
+            job: r.try_get("", "job")?,
+            system: r.try_get("", "system")?,
+            machine: r.try_get("", "machine")?,
+            start: r.try_get("", "starttime")?,
+            stop: r.try_get("", "stoptime")?,
+            status: r.try_get("", "status")?,
+        })
+    }
+
+    /// The record buildfund stores, validated like an ingested one.
+    fn record(&self, source: &str) -> Result<StepRecord, String> {
+        let text = |s: &Option<String>| s.clone().map(Field::Str);
+        let raw = RawRecord {
+            source: Some(Field::Str(source.to_string())),
+            build: Some(Field::Int(self.build)),
+            step: Some(Field::Int(self.step.into())),
+            project: text(&self.project),
+            jobset: text(&self.jobset),
+            job: text(&self.job),
+            system: text(&self.system),
+            machine: text(&self.machine),
+            start: Some(Field::Int(self.start)),
+            stop: Some(Field::Int(self.stop)),
+            status: self.status.map(|s| Field::Int(s.into())),
+        };
+        validate(raw, 0, 0).map_err(|errors| {
+            let reasons: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect();
+            format!(
+                "build {} step {}: {}",
+                self.build,
+                self.step,
+                reasons.join("; ")
+            )
+        })
+    }
+}
+
+async fn read_page(
+    hydra_db: &DatabaseConnection,
+    statement: Statement,
+) -> Result<Vec<Row>, sea_orm::DbErr> {
+    let txn = hydra_db
+        .begin_with_config(None, Some(AccessMode::ReadOnly))
+        .await?;
+    txn.execute_unprepared(&format!(
+        "SET LOCAL statement_timeout = {}",
+        STATEMENT_TIMEOUT.as_millis()
+    ))
+    .await?;
+    let rows = txn.query_all_raw(statement).await?;
+    txn.commit().await?;
+    rows.iter().map(Row::read).collect()
+}
+
+async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<i64>> {
+    let Some(row) = sync_cursors::Entity::find_by_id(name.to_string())
+        .one(db)
+        .await
+        .with_context(|| format!("cannot read the sync cursor {name}"))?
+    else {
+        return Ok(None);
+    };
+    match row.value.trim().parse::<i64>() {
+        Ok(v) => Ok(Some(v)),
+        Err(_) => anyhow::bail!(
+            "the sync cursor {name} holds {:?}, not unix seconds; delete that sync_cursors row to pull from ledger_start again",
+            row.value
+        ),
+    }
+}
+
+async fn store_cursor(db: &DatabaseConnection, name: &str, value: i64) -> anyhow::Result<()> {
+    use sync_cursors::Column as C;
+    sync_cursors::Entity::insert(sync_cursors::ActiveModel {
+        name: Set(name.to_string()),
+        value: Set(value.to_string()),
+        updated_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(C::Name)
+            .update_columns([C::Value, C::UpdatedAt])
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await
+    .with_context(|| format!("cannot store the sync cursor {name}"))?;
+    Ok(())
+}
+
+async fn pull_from(
+    db: &DatabaseConnection,
+    config: &Config,
+    hydra: &HydraConfig,
+    hydra_db: &DatabaseConnection,
+    page_size: u64,
+    progress: impl Fn(&PageReport),
+) -> anyhow::Result<PullReport> {
+    let name = cursor_name(&hydra.source);
+    let cursor_before = read_cursor(db, &name).await?;
+    let ledger_start = config.ledger_start.timestamp();
+    let read_from = match cursor_before {
+        Some(c) => c.saturating_sub(hydra.overlap_seconds).max(ledger_start),
+        None => ledger_start,
+    };
+    let mut report = PullReport {
+        source: hydra.source.clone(),
+        cursor_name: name.clone(),
+        read_from,
+        cursor_before,
+        cursor_after: cursor_before,
+        ..PullReport::default()
+    };
+    let mut after: Option<(i64, i64, i32)> = None;
+    loop {
+        let statement = page_statement(read_from, after, page_size);
+        let rows = read_page(hydra_db, statement).await.with_context(|| {
+            format!(
+                "reading build steps from the Hydra database (page {}) failed",
+                report.pages + 1
+            )
+        })?;
+        let Some(last) = rows.last() else { break };
+        after = Some((last.stop, last.build, last.step));
+        let last_stop = last.stop;
+        let full = rows.len() as u64 >= page_size;
+
+        let mut records = Vec::with_capacity(rows.len());
+        let mut skipped = 0;
+        for row in &rows {
+            match row.record(&hydra.source) {
+                Ok(r) => records.push(r),
+                Err(why) => {
+                    skipped += 1;
+                    tracing::warn!(source = %hydra.source, "skipped a Hydra build step: {why}");
+                    if report.skips.len() < MAX_LISTED_SKIPS {
+                        report.skips.push(why);
+                    }
+                }
+            }
+        }
+        let stored_max = records.iter().map(|r| r.stop).max();
+        let stored = ingest::ingest_records(db, config, records)
+            .await
+            .with_context(|| {
+                format!(
+                    "storing page {} of the Hydra build steps failed",
+                    report.pages + 1
+                )
+            })?;
+        // Only now that the page is committed may the cursor move, and only forward.
+        if let Some(stop) = stored_max {
+            let cursor = report.cursor_after.map_or(stop, |c| c.max(stop));
+            store_cursor(db, &name, cursor).await?;
+            report.cursor_after = Some(cursor);
+        }
+
+        report.pages += 1;
+        report.rows += rows.len() as u64;
+        report.inserted += stored.inserted;
+        report.updated += stored.updated;
+        report.unchanged += stored.unchanged;
+        report.skipped += skipped;
+        for (machine, n) in stored.unpriced_machines {
+            *report.unpriced_machines.entry(machine).or_insert(0) += n;
+        }
+        progress(&PageReport {
+            page: report.pages,
+            rows: rows.len() as u64,
+            inserted: stored.inserted,
+            updated: stored.updated,
+            unchanged: stored.unchanged,
+            skipped,
+            last_stop,
+            cursor: report.cursor_after,
+        });
+        if !full {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row() -> Row {
+        Row {
+            build: 4718201,
+            step: 1,
+            project: Some("nixpkgs".into()),
+            jobset: Some("cuda".into()),
+            job: Some("python3Packages.torch.x86_64-linux".into()),
+            system: Some("x86_64-linux".into()),
+            machine: Some("ssh://nix@build04.nix-community.org".into()),
+            start: 1787184301,
+            stop: 1787190095,
+            status: Some(0),
+        }
+    }
+
+    #[test]
+    fn a_row_maps_to_a_record_with_the_raw_machine() {
+        let r = row().record("hydra").unwrap();
+        assert_eq!(r.key(), ("hydra", 4718201, 1));
+        assert_eq!(r.machine, "ssh://nix@build04.nix-community.org");
+        assert_eq!((r.project.as_str(), r.jobset.as_str()), ("nixpkgs", "cuda"));
+        assert_eq!(r.stop - r.start, 5794);
+        assert_eq!(r.status, Some(0));
+    }
+
+    #[test]
+    fn a_row_the_ingest_would_refuse_is_named() {
+        let mut bad = row();
+        bad.stop = bad.start + 40 * 86_400;
+        bad.jobset = Some(String::new());
+        let why = bad.record("hydra").unwrap_err();
+        assert!(why.starts_with("build 4718201 step 1: jobset: must not be empty; stop: "));
+        assert!(why.contains("more than 31 days"), "{why}");
+    }
+
+    #[test]
+    fn later_pages_continue_after_the_last_key() {
+        let first = page_statement(100, None, 5000);
+        assert!(first.sql.contains("s.stoptime >= $1 ORDER BY"));
+        assert!(first.sql.ends_with("LIMIT 5000"));
+        assert_eq!(first.values.unwrap().0.len(), 1);
+        let next = page_statement(100, Some((200, 7, 3)), 10);
+        assert!(next
+            .sql
+            .contains("(s.stoptime, s.build, s.stepnr) > ($1, $2, $3)"));
+        assert_eq!(
+            next.values.unwrap().0,
+            vec![Value::from(200i64), Value::from(7i64), Value::from(3i32)]
+        );
+    }
+
+    fn hydra(var: &str) -> HydraConfig {
+        HydraConfig {
+            database_url_env: var.into(),
+            source: "hydra".into(),
+            overlap_seconds: 3600,
+            url: None,
+        }
+    }
+
+    /// The scheduler spawns the pull on the runtime: its future must be `Send`.
+    #[allow(dead_code)]
+    fn the_pull_can_be_spawned(db: &DatabaseConnection, config: &Config) {
+        fn send<T: Send>(_: T) {}
+        send(pull(db, config, |_| {}));
+    }
+
+    #[test]
+    fn an_unset_variable_is_named() {
+        let e = database_url(&hydra("BUILDFUND_HYDRA_UNIT_TEST_UNSET"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "the environment variable BUILDFUND_HYDRA_UNIT_TEST_UNSET (hydra.database_url_env) is not set; set it to the Hydra PostgreSQL URL"
+        );
+    }
+
+    #[test]
+    fn a_bad_url_is_never_shown() {
+        // A unique variable per case: unit tests run as threads of one process.
+        for (i, url) in [
+            "mysql://hydra:hunter2@db/hydra",
+            "postgres://hydra:hunter2@db:notaport/hydra",
+            "hydra:hunter2",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let var = format!("BUILDFUND_HYDRA_UNIT_TEST_BAD_{i}");
+            std::env::set_var(&var, url);
+            let e = database_url(&hydra(&var)).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!("the environment variable {var} (hydra.database_url_env) does not hold a postgres:// URL")
+            );
+        }
+        std::env::set_var(
+            "BUILDFUND_HYDRA_UNIT_TEST_GOOD",
+            "postgresql://hydra:hunter2@db.example.org:5433/hydra",
+        );
+        let (_, described) = database_url(&hydra("BUILDFUND_HYDRA_UNIT_TEST_GOOD")).unwrap();
+        assert_eq!(described, "db.example.org:5433/hydra");
+    }
+}
