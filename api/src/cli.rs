@@ -7,6 +7,7 @@ use buildfund_jobs::config::describe_database;
 use buildfund_jobs::costs::{self, Month};
 use buildfund_jobs::hydra;
 use buildfund_jobs::ingest::{self, Format, IngestError};
+use buildfund_jobs::scheduler::{self, Scheduler};
 use buildfund_jobs::tokens::{self, Scope};
 use buildfund_jobs::{db, Config};
 use clap::{Parser, Subcommand};
@@ -101,6 +102,9 @@ enum TokenCommand {
     /// Revoke a token by id.
     Revoke { id: i32 },
 }
+
+/// How long running jobs may take to finish after SIGTERM.
+const JOB_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
     s.parse()
@@ -377,18 +381,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init();
     let config = Arc::new(config);
     let conn = open_database(&config).await?;
-    let app = Application::build(config.clone(), conn, ServeOptions::default())
+    let app = Application::build(config.clone(), conn.clone(), ServeOptions::default())
         .context("cannot start the HTTP server")?;
+    let scheduler = Scheduler::new(conn, config.clone(), scheduler::builtin_jobs());
     tracing::info!(
         listen = %config.server.listen,
         port = app.port(),
         database = %describe_database(&config.database.url),
         config = %config.source,
+        instance = %scheduler.instance(),
         "buildfund serving"
     );
-    app.run_until_stopped()
-        .await
-        .context("the HTTP server failed")?;
+    let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn(scheduler.run(stopped, JOB_GRACE));
+    // The server stops on SIGTERM or Ctrl-C, after requests in flight finish.
+    let served = app.run_until_stopped().await;
+    let _ = stop_jobs.send(true);
+    let _ = jobs.await;
+    served.context("the HTTP server failed")?;
     tracing::info!("buildfund stopped");
     Ok(())
 }

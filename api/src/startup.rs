@@ -6,6 +6,7 @@ use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::scheduler::{builtin_jobs, Registry};
 use buildfund_jobs::Config;
 use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
     pub metrics: Metrics,
+    /// The jobs `POST /api/v1/jobs/{name}/run` can start.
+    pub jobs: Registry,
 }
 
 pub struct Application {
@@ -66,6 +69,7 @@ impl Application {
             db,
             config: config.clone(),
             metrics: Metrics::new(),
+            jobs: builtin_jobs(),
         });
         let max_body = config.server.max_body_bytes;
         let metrics = state.metrics.clone();

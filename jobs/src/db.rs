@@ -59,6 +59,27 @@ fn ensure_sqlite_parent(url: &str) -> anyhow::Result<()> {
 /// instances starting at once do this one after the other instead of racing; the lock ends
 /// with the transaction, whatever happens.
 pub async fn prepare(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
+    // SQLite cannot queue writers the way PostgreSQL's lock does: a transaction that read
+    // first fails at once with "database is locked" when another process writes. Several
+    // instances starting on one SQLite file therefore retry for a while.
+    let mut attempt = 0u32;
+    loop {
+        match prepare_once(db, config).await {
+            Err(e) if attempt < 20 && is_sqlite_busy(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_sqlite_busy(e: &anyhow::Error) -> bool {
+    let text = format!("{e:#}");
+    text.contains("database is locked") || text.contains("database is busy")
+}
+
+async fn prepare_once(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
     const LOCK: i64 = 0x6275_696c_6466; // "buildf"
     let txn = db
         .begin()

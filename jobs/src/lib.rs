@@ -11,6 +11,7 @@ pub mod funds;
 pub mod hydra;
 pub mod ingest;
 pub mod money;
+pub mod scheduler;
 pub mod tokens;
 
 pub use config::Config;

@@ -2,6 +2,7 @@
 mod books;
 mod build_steps;
 mod health;
+mod jobs;
 mod tokens;
 
 use actix_web::web;
@@ -15,6 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(build_steps::ingest_build_steps)
                 .service(books::get_costs)
                 .service(books::get_funds)
+                .service(jobs::list_runs)
+                .service(jobs::run_now)
                 .service(tokens::list)
                 .service(tokens::create)
                 .service(tokens::revoke),

@@ -1,0 +1,57 @@
+//! Admin view of the scheduled jobs: their recent runs, and running one now.
+use crate::auth::{Admin, Authed};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use actix_web::{get, post, web, HttpResponse};
+use buildfund_jobs::scheduler;
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+pub struct RunsQuery {
+    job: Option<String>,
+    limit: Option<u64>,
+}
+
+#[get("/jobs")]
+pub async fn list_runs(
+    state: web::Data<AppState>,
+    _auth: Authed<Admin>,
+    query: web::Query<RunsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let runs = scheduler::recent_runs(&state.db, query.job.as_deref(), limit).await?;
+    let schedule: serde_json::Map<String, serde_json::Value> = state
+        .config
+        .schedule
+        .iter()
+        .map(|(name, s)| {
+            let available = state.jobs.get(name).is_some();
+            (
+                name.clone(),
+                json!({"cron": s.expression, "available": available}),
+            )
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"schedule": schedule, "runs": runs})))
+}
+
+#[post("/jobs/{name}/run")]
+pub async fn run_now(
+    state: web::Data<AppState>,
+    auth: Authed<Admin>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    tracing::info!(job = %name, by = %auth.token.name, "job run requested");
+    match scheduler::run_now(state.db.clone(), state.config.clone(), &state.jobs, &name).await? {
+        Some(run) => Ok(HttpResponse::Ok().json(run)),
+        None => {
+            let known: Vec<&str> = state.jobs.names().collect();
+            Err(ApiError::not_found(format!(
+                "no job {name:?} (jobs: {})",
+                known.join(", ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,439 @@
+//! The cron scheduler `buildfund serve` runs. Schedules come from `[schedule]` (six-field cron,
+//! UTC). Several instances may run against one database; each tick of each job runs once:
+//!
+//! - **Claim.** An instance that reaches a tick inserts `(job, scheduled_for)` into `job_runs`;
+//!   the unique index lets exactly one insert succeed, and only that instance runs the tick.
+//! - **Lease.** While a job runs, its row in `job_leases` names the holder until `expires_at`
+//!   (renewed while it runs). A tick that finds the job still running elsewhere is recorded as
+//!   skipped instead of overlapping; a crashed holder's lease simply expires.
+//! - **Catch-up.** At start, a job whose latest due tick has no run (every instance was down)
+//!   runs once for that tick, not once per missed tick.
+//!
+//! Every run is recorded (job, tick, start, end, outcome, error, instance). A job that fails or
+//! panics is recorded as such and does not stop the scheduler or the server.
+use crate::Config;
+use anyhow::Context;
+use buildfund_entity::{job_leases, job_runs};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures_util::FutureExt;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a lease lasts without renewal.
+pub const LEASE: ChronoDuration = ChronoDuration::seconds(120);
+
+/// What a job reports when it returns normally.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did its work; a one-line summary.
+    Done(String),
+    /// There was nothing it could do (not configured); why.
+    Skipped(String),
+}
+
+pub type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<Outcome>> + Send>>;
+/// A job: given the database and configuration, do one run.
+pub type JobFn = Arc<dyn Fn(DatabaseConnection, Arc<Config>) -> JobFuture + Send + Sync>;
+
+/// The jobs this build knows, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    jobs: BTreeMap<String, JobFn>,
+}
+
+impl Registry {
+    pub fn register<F, Fut>(&mut self, name: &str, f: F)
+    where
+        F: Fn(DatabaseConnection, Arc<Config>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+    {
+        self.jobs.insert(
+            name.to_string(),
+            Arc::new(move |db, config| Box::pin(f(db, config))),
+        );
+    }
+
+    pub fn get(&self, name: &str) -> Option<&JobFn> {
+        self.jobs.get(name)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.jobs.keys().map(String::as_str)
+    }
+}
+
+/// The jobs that exist so far. A job named in `[schedule]` without an implementation here is
+/// reported at start and not run.
+pub fn builtin_jobs() -> Registry {
+    let mut r = Registry::default();
+    r.register("hydra_pull", |db, config| async move {
+        if config.hydra.is_none() {
+            return Ok(Outcome::Skipped(
+                "no [hydra] table in the configuration".into(),
+            ));
+        }
+        let report = crate::hydra::pull(&db, &config, |_| {}).await?;
+        Ok(Outcome::Done(format!(
+            "{} rows: {} inserted, {} updated, {} unchanged",
+            report.rows, report.inserted, report.updated, report.unchanged
+        )))
+    });
+    r
+}
+
+pub struct Scheduler {
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    registry: Registry,
+    instance: String,
+}
+
+impl Scheduler {
+    pub fn new(db: DatabaseConnection, config: Arc<Config>, registry: Registry) -> Scheduler {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+        Scheduler {
+            db,
+            config,
+            registry,
+            instance: format!(
+                "{host}:{}:{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
+        }
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The scheduled jobs that have an implementation.
+    fn scheduled(&self) -> Vec<(String, cron::Schedule, JobFn)> {
+        let mut out = Vec::new();
+        for (name, schedule) in &self.config.schedule {
+            match self.registry.get(name) {
+                Some(f) => out.push((name.clone(), schedule.schedule.clone(), f.clone())),
+                None => {
+                    tracing::info!(job = %name, "scheduled job not available in this build; not run")
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs until `shutdown` turns true, then waits up to `grace` for running jobs.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+        let jobs = self.scheduled();
+        let this = Arc::new(self);
+        let mut running = tokio::task::JoinSet::new();
+        let now = Utc::now();
+        let mut last: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+        for (name, schedule, f) in &jobs {
+            last.insert(name.clone(), now);
+            match this.missed_tick(name, schedule, now).await {
+                Ok(Some(tick)) => {
+                    tracing::info!(job = %name, tick = %tick, "catching up a missed run");
+                    let (this, name, f) = (this.clone(), name.clone(), f.clone());
+                    running.spawn(async move { this.run_tick(&name, tick, f).await });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(job = %name, error = %format!("{e:#}"), "cannot check for missed runs")
+                }
+            }
+        }
+        loop {
+            while running.try_join_next().is_some() {}
+            let next = jobs
+                .iter()
+                .filter_map(|(name, schedule, _)| schedule.after(&last[name]).next())
+                .min();
+            let Some(next) = next else {
+                let _ = shutdown.changed().await;
+                break;
+            };
+            let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = Utc::now();
+            for (name, schedule, f) in &jobs {
+                let Some(tick) = schedule.after(&last[name]).next() else {
+                    continue;
+                };
+                if tick > now {
+                    continue;
+                }
+                // Skip ticks this instance slept through; run the latest due one.
+                let latest = schedule
+                    .after(&last[name])
+                    .take_while(|t| *t <= now)
+                    .last()
+                    .unwrap_or(tick);
+                last.insert(name.clone(), latest);
+                let (this, name, f) = (this.clone(), name.clone(), f.clone());
+                running.spawn(async move { this.run_tick(&name, latest, f).await });
+            }
+        }
+        if !running.is_empty() {
+            tracing::info!(
+                jobs = running.len(),
+                grace_seconds = grace.as_secs(),
+                "waiting for running jobs"
+            );
+            if tokio::time::timeout(grace, async {
+                while running.join_next().await.is_some() {}
+            })
+            .await
+            .is_err()
+            {
+                tracing::warn!("jobs still running after the grace period; stopping them");
+                running.abort_all();
+            }
+        }
+    }
+
+    /// The latest tick before `now` if it has no run although an earlier tick has one.
+    async fn missed_tick(
+        &self,
+        job: &str,
+        schedule: &cron::Schedule,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let Some(last_run) = job_runs::Entity::find()
+            .filter(job_runs::Column::Job.eq(job))
+            .order_by_desc(job_runs::Column::ScheduledFor)
+            .limit(1)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None); // never ran: nothing was missed
+        };
+        let due = schedule
+            .after(&last_run.scheduled_for)
+            .take_while(|t| *t <= now)
+            .last();
+        Ok(due)
+    }
+
+    /// Claims `tick` of `job` and, if this instance won it, runs the job and records the end.
+    pub async fn run_tick(&self, job: &str, tick: DateTime<Utc>, f: JobFn) -> Option<i64> {
+        match self.claim(job, tick).await {
+            Ok(Some(id)) => {
+                self.execute(id, job, f).await;
+                Some(id)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(job, tick = %tick, error = %format!("{e:#}"), "cannot claim the run");
+                None
+            }
+        }
+    }
+
+    /// Inserts the run row; `None` when another instance already has this tick.
+    async fn claim(&self, job: &str, tick: DateTime<Utc>) -> anyhow::Result<Option<i64>> {
+        use job_runs::Column as R;
+        let insert = Query::insert()
+            .into_table(job_runs::Entity)
+            .columns([
+                R::Job,
+                R::ScheduledFor,
+                R::StartedAt,
+                R::Outcome,
+                R::Instance,
+            ])
+            .values_panic([
+                Expr::val(job),
+                Expr::val(tick),
+                Expr::val(Utc::now()),
+                Expr::val("running"),
+                Expr::val(self.instance.as_str()),
+            ])
+            .on_conflict(
+                OnConflict::columns([R::Job, R::ScheduledFor])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        let result = self
+            .db
+            .execute(&insert)
+            .await
+            .context("inserting the run")?;
+        if result.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let row = job_runs::Entity::find()
+            .filter(R::Job.eq(job))
+            .filter(R::ScheduledFor.eq(tick))
+            .one(&self.db)
+            .await?
+            .context("the claimed run disappeared")?;
+        Ok(Some(row.id))
+    }
+
+    async fn execute(&self, run_id: i64, job: &str, f: JobFn) {
+        let outcome = match self.acquire_lease(job).await {
+            Ok(Some(holder)) => Err((
+                "skipped",
+                format!("the previous run is still going on {holder}"),
+            )),
+            Err(e) => Err(("failed", format!("cannot take the lease: {e:#}"))),
+            Ok(None) => {
+                let renew = self.renew_lease_while(job);
+                let work = std::panic::AssertUnwindSafe(f(self.db.clone(), self.config.clone()))
+                    .catch_unwind();
+                let result = tokio::select! {
+                    r = work => r,
+                    _ = renew => unreachable!("renewal loops until the job ends"),
+                };
+                self.release_lease(job).await;
+                match result {
+                    Ok(Ok(Outcome::Done(summary))) => Ok(summary),
+                    Ok(Ok(Outcome::Skipped(why))) => Err(("skipped", why)),
+                    Ok(Err(e)) => Err(("failed", format!("{e:#}"))),
+                    Err(panic) => {
+                        let msg = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Err(("panicked", msg))
+                    }
+                }
+            }
+        };
+        let (label, text) = match &outcome {
+            Ok(summary) => ("ok", summary.clone()),
+            Err((label, text)) => (*label, text.clone()),
+        };
+        match label {
+            "ok" | "skipped" => tracing::info!(job, run = run_id, outcome = label, "{text}"),
+            _ => {
+                tracing::error!(job, run = run_id, outcome = label, error = %text, "job run failed")
+            }
+        }
+        let update = Query::update()
+            .table(job_runs::Entity)
+            .value(job_runs::Column::FinishedAt, Utc::now())
+            .value(job_runs::Column::Outcome, label)
+            .value(job_runs::Column::Error, Some(text))
+            .and_where(Expr::col(job_runs::Column::Id).eq(run_id))
+            .to_owned();
+        if let Err(e) = self.db.execute(&update).await {
+            tracing::warn!(job, run = run_id, error = %e, "cannot record the end of the run");
+        }
+    }
+
+    /// Takes the job's lease; `Some(holder)` when a live lease exists (this instance's own
+    /// included: a job never overlaps itself).
+    async fn acquire_lease(&self, job: &str) -> anyhow::Result<Option<String>> {
+        use job_leases::Column as L;
+        let now = Utc::now();
+        let insert = Query::insert()
+            .into_table(job_leases::Entity)
+            .columns([L::Job, L::Holder, L::AcquiredAt, L::ExpiresAt])
+            .values_panic([
+                Expr::val(job),
+                Expr::val(self.instance.as_str()),
+                Expr::val(now),
+                Expr::val(now + LEASE),
+            ])
+            .on_conflict(OnConflict::column(L::Job).do_nothing().to_owned())
+            .to_owned();
+        if self.db.execute(&insert).await?.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let take = Query::update()
+            .table(job_leases::Entity)
+            .value(L::Holder, self.instance.as_str())
+            .value(L::AcquiredAt, now)
+            .value(L::ExpiresAt, now + LEASE)
+            .and_where(Expr::col(L::Job).eq(job))
+            .and_where(Expr::col(L::ExpiresAt).lt(now))
+            .to_owned();
+        if self.db.execute(&take).await?.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let holder = job_leases::Entity::find_by_id(job.to_string())
+            .one(&self.db)
+            .await?
+            .map(|l| l.holder)
+            .unwrap_or_else(|| "another instance".into());
+        Ok(Some(holder))
+    }
+
+    async fn renew_lease_while(&self, job: &str) {
+        loop {
+            tokio::time::sleep((LEASE / 3).to_std().expect("positive")).await;
+            let renew = Query::update()
+                .table(job_leases::Entity)
+                .value(job_leases::Column::ExpiresAt, Utc::now() + LEASE)
+                .and_where(Expr::col(job_leases::Column::Job).eq(job))
+                .and_where(Expr::col(job_leases::Column::Holder).eq(self.instance.as_str()))
+                .to_owned();
+            if let Err(e) = self.db.execute(&renew).await {
+                tracing::warn!(job, error = %e, "cannot renew the lease");
+            }
+        }
+    }
+
+    async fn release_lease(&self, job: &str) {
+        let release = Query::delete()
+            .from_table(job_leases::Entity)
+            .and_where(Expr::col(job_leases::Column::Job).eq(job))
+            .and_where(Expr::col(job_leases::Column::Holder).eq(self.instance.as_str()))
+            .to_owned();
+        if let Err(e) = self.db.execute(&release).await {
+            tracing::warn!(job, error = %e, "cannot release the lease; it will expire");
+        }
+    }
+}
+
+/// Runs `job` now (an admin's request), as a tick at the current second.
+pub async fn run_now(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    registry: &Registry,
+    job: &str,
+) -> anyhow::Result<Option<job_runs::Model>> {
+    let Some(f) = registry.get(job).cloned() else {
+        return Ok(None);
+    };
+    let scheduler = Scheduler::new(db.clone(), config, registry.clone());
+    let tick = DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("valid");
+    let id = scheduler
+        .run_tick(job, tick, f)
+        .await
+        .context("this second's run of the job was already claimed; try again")?;
+    Ok(job_runs::Entity::find_by_id(id).one(&db).await?)
+}
+
+/// Recent runs, newest first, optionally of one job.
+pub async fn recent_runs(
+    db: &impl ConnectionTrait,
+    job: Option<&str>,
+    limit: u64,
+) -> Result<Vec<job_runs::Model>, sea_orm::DbErr> {
+    let mut q = job_runs::Entity::find()
+        .order_by_desc(job_runs::Column::ScheduledFor)
+        .order_by_desc(job_runs::Column::Id);
+    if let Some(job) = job {
+        q = q.filter(job_runs::Column::Job.eq(job));
+    }
+    q.limit(limit).all(db).await
+}
