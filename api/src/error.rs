@@ -65,11 +65,10 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
-        match e {
-            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => {
-                ApiError::Unavailable(format!("database unavailable: {e}"))
-            }
-            other => ApiError::Internal(anyhow::Error::new(other)),
+        if buildfund_jobs::db::is_unavailable(&e) {
+            ApiError::Unavailable(format!("database unavailable: {e}"))
+        } else {
+            ApiError::Internal(anyhow::Error::new(e))
         }
     }
 }

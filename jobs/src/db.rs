@@ -117,6 +117,33 @@ pub async fn readiness(db: &DatabaseConnection) -> Result<(), String> {
     }
 }
 
+/// Whether an error means the database cannot be reached (down, restarting, connections cut),
+/// as opposed to a problem with a statement: the caller should answer 503 and try again later.
+pub fn is_unavailable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::DbErr;
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(_) | DbErr::Query(_) => {
+            let text = e.to_string().to_ascii_lowercase();
+            [
+                "connection refused",
+                "connection reset",
+                "broken pipe",
+                "unexpected eof",
+                "pool timed out",
+                "pool closed",
+                "terminating connection",
+                "connection closed",
+                "error communicating with database",
+                "io error",
+            ]
+            .iter()
+            .any(|needle| text.contains(needle))
+        }
+        _ => false,
+    }
+}
+
 pub fn backend_name(db: &DatabaseConnection) -> &'static str {
     match db.get_database_backend() {
         DatabaseBackend::Postgres => "postgresql",

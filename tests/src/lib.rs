@@ -14,6 +14,8 @@ use std::process::Output;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub mod proxy;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -158,6 +160,16 @@ impl TestApp {
                 .await
                 .expect("cannot create a PostgreSQL test database"),
         };
+        Self::spawn_with_database(backend, config_text, db_url, dir).await
+    }
+
+    /// Starts the app on an existing database URL (for tests that route it through a proxy).
+    pub async fn spawn_with_database(
+        backend: Backend,
+        config_text: &str,
+        db_url: String,
+        dir: tempfile::TempDir,
+    ) -> TestApp {
         let config_path = dir.path().join("buildfund.toml");
         std::fs::write(&config_path, config_text).expect("write config");
         let mut config = Config::parse(config_text, "test config").expect("test config is valid");
