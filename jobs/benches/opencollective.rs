@@ -21,7 +21,7 @@ fn transaction(i: usize) -> Value {
     let at = chrono::DateTime::parse_from_rfc3339("2026-09-01T00:00:00Z").unwrap()
         + chrono::Duration::seconds(20 * i as i64);
     let gross = 500 + (i as i64 % 97) * 100;
-    let project = i % 5 == 0;
+    let project = i.is_multiple_of(5);
     let ours = if project {
         json!({"__typename": "Project", "slug": "cuda-project"})
     } else {
@@ -40,9 +40,9 @@ fn transaction(i: usize) -> Value {
         "account": ours,
         "fromAccount": {"__typename": "Individual", "slug": format!("backer-{}", i % 5000),
                         "name": format!("Backer {}", i % 5000), "type": "INDIVIDUAL",
-                        "isIncognito": i % 50 == 0},
+                        "isIncognito": i.is_multiple_of(50)},
         "toAccount": ours,
-        "order": {"id": format!("order-{}", i % 5000), "tier": if i % 3 == 0 { json!({"slug": "gpu-sponsor"}) } else { Value::Null }},
+        "order": {"id": format!("order-{}", i % 5000), "tier": if i.is_multiple_of(3) { json!({"slug": "gpu-sponsor"}) } else { Value::Null }},
     })
 }
 
