@@ -7,6 +7,7 @@ use buildfund_jobs::config::describe_database;
 use buildfund_jobs::costs::{self, Month};
 use buildfund_jobs::hydra;
 use buildfund_jobs::ingest::{self, Format, IngestError};
+use buildfund_jobs::opencollective;
 use buildfund_jobs::scheduler::{self, Scheduler};
 use buildfund_jobs::tokens::{self, Scope};
 use buildfund_jobs::{db, Config};
@@ -73,6 +74,10 @@ enum SyncCommand {
     /// Pull the build steps finished since the last pull from Hydra's PostgreSQL database
     /// (`[hydra]` in the configuration).
     Hydra,
+    /// Read the donations (contributions, added funds, refunds) and active recurring
+    /// contributions that are new since the last sync from OpenCollective
+    /// (`[opencollective]` in the configuration).
+    Opencollective,
 }
 
 #[derive(Subcommand)]
@@ -246,6 +251,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli)?;
             match command {
                 SyncCommand::Hydra => sync_hydra(&config).await?,
+                SyncCommand::Opencollective => sync_opencollective(&config).await?,
             }
         }
     }
@@ -298,6 +304,66 @@ async fn sync_hydra(config: &Config) -> anyhow::Result<()> {
     for (machine, n) in &report.unpriced_machines {
         println!("  unpriced machine {machine:?}: {n} steps (not in the configuration)");
     }
+    Ok(())
+}
+
+/// `buildfund sync opencollective`: one progress line per stored page on stderr, the summary
+/// on stdout.
+async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
+    if config.opencollective.is_none() {
+        anyhow::bail!(
+            "the configuration ({}) has no [opencollective] table, so there is no collective to sync; add [opencollective] with collective",
+            config.source
+        );
+    }
+    let conn = open_database(config).await?;
+    let started = std::time::Instant::now();
+    let mut options = opencollective::SyncOptions::default();
+    // Tests and small deployments may ask for smaller pages.
+    if let Some(n) = std::env::var("BUILDFUND_OPENCOLLECTIVE_PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.page_size = n;
+    }
+    if let Some(ms) = std::env::var("BUILDFUND_OPENCOLLECTIVE_BACKOFF_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.backoff = std::time::Duration::from_millis(ms);
+    }
+    let records = std::sync::atomic::AtomicU64::new(0);
+    let report = opencollective::sync(&conn, config, options, |p| {
+        let done = records.fetch_add(p.records, std::sync::atomic::Ordering::Relaxed) + p.records;
+        eprintln!(
+            "page {}: {} transactions ({} of {} read; {} inserted, {} updated, {} unchanged, {} not donations)",
+            p.page,
+            p.records,
+            done,
+            p.total.map_or("?".to_string(), |t| t.to_string()),
+            p.stored.inserted,
+            p.stored.updated,
+            p.stored.unchanged,
+            p.skipped
+        );
+    })
+    .await?;
+    println!(
+        "opencollective {}: {} transactions in {} page(s) in {:.1} s: {} inserted, {} updated, {} unchanged, {} not donations; {} active recurring contributions; {} retries; read from {}, cursor {} -> {}",
+        report.collective,
+        report.records,
+        report.pages,
+        started.elapsed().as_secs_f64(),
+        report.stored.inserted,
+        report.stored.updated,
+        report.stored.unchanged,
+        report.skipped,
+        report.recurring,
+        report.retries,
+        report.read_from,
+        report.cursor_before.as_deref().unwrap_or("none"),
+        report.cursor_after.as_deref().unwrap_or("none"),
+    );
     Ok(())
 }
 

@@ -7,10 +7,12 @@ pub mod config;
 pub mod costs;
 pub mod costs_table;
 pub mod db;
+pub mod donations;
 pub mod funds;
 pub mod hydra;
 pub mod ingest;
 pub mod money;
+pub mod opencollective;
 pub mod scheduler;
 pub mod tokens;
 

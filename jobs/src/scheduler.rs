@@ -87,6 +87,19 @@ pub fn builtin_jobs() -> Registry {
             report.rows, report.inserted, report.updated, report.unchanged
         )))
     });
+    r.register("opencollective_sync", |db, config| async move {
+        if config.opencollective.is_none() {
+            return Ok(Outcome::Skipped(
+                "no [opencollective] table in the configuration".into(),
+            ));
+        }
+        let options = crate::opencollective::SyncOptions::default();
+        let report = crate::opencollective::sync(&db, &config, options, |_| {}).await?;
+        Ok(Outcome::Done(format!(
+            "{} pages, {} records ({} skipped), {} recurring, {} retries",
+            report.pages, report.records, report.skipped, report.recurring, report.retries
+        )))
+    });
     r
 }
 

@@ -10,8 +10,8 @@ use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct MonthQuery {
-    month: Option<String>,
-    at: Option<String>,
+    pub month: Option<String>,
+    pub at: Option<String>,
 }
 
 /// The month and evaluation instant of a request: `at` defaults to now, `month` to the month

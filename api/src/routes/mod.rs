@@ -1,6 +1,7 @@
 //! Routes, one file per resource.
 mod books;
 mod build_steps;
+mod donations;
 mod health;
 mod jobs;
 mod tokens;
@@ -18,6 +19,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(books::get_funds)
                 .service(jobs::list_runs)
                 .service(jobs::run_now)
+                .service(donations::list)
+                .service(donations::create)
                 .service(tokens::list)
                 .service(tokens::create)
                 .service(tokens::revoke),

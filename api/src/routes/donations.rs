@@ -1,0 +1,63 @@
+//! Donations: `GET /api/v1/donations?month=` (public: what OpenCollective shows publicly, an
+//! anonymous contributor as "Anonymous") and `POST /api/v1/donations` (admin: a manual donation
+//! with an idempotency key).
+use crate::auth::{Admin, Authed};
+use crate::error::ApiError;
+use crate::routes::books::{month_and_instant, MonthQuery};
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use buildfund_jobs::donations::{self, ManualDonation, ManualOutcome};
+use serde_json::json;
+
+#[get("/donations")]
+pub async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (month, _) = month_and_instant(&query)?;
+    let rows = donations::month_records(&state.db, month).await?;
+    let items: Vec<_> = rows
+        .iter()
+        .map(|m| donations::public(&state.config, m))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "month": month.to_string(),
+        "currency": state.config.currency,
+        "gross_cents": items.iter().map(|d| d.gross_cents).sum::<i64>(),
+        "fees_cents": items.iter().map(|d| d.fees_cents).sum::<i64>(),
+        "net_cents": items.iter().map(|d| d.net_cents).sum::<i64>(),
+        "donations": items,
+    })))
+}
+
+#[post("/donations")]
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Authed<Admin>,
+    body: web::Json<ManualDonation>,
+) -> Result<HttpResponse, ApiError> {
+    let record = body.validate(&state.config).map_err(|errors| {
+        ApiError::with_details(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid donation",
+            errors.iter().map(|e| json!(e)).collect(),
+        )
+    })?;
+    match donations::store_manual(&state.db, &record).await? {
+        ManualOutcome::Created(m) => {
+            tracing::info!(key = %m.external_id, by = %auth.token.name, "manual donation stored");
+            Ok(HttpResponse::Created().json(donations::public(&state.config, &m)))
+        }
+        ManualOutcome::Replayed(m) => {
+            Ok(HttpResponse::Ok().json(donations::public(&state.config, &m)))
+        }
+        ManualOutcome::Conflict(_) => Err(ApiError::client(
+            StatusCode::CONFLICT,
+            format!(
+                "idempotency_key {:?} was already used for a different donation",
+                record.external_id
+            ),
+        )),
+    }
+}

@@ -1,0 +1,174 @@
+//! The OpenCollective sync of 100,000 transactions, served by a local stand-in of the GraphQL
+//! API over real HTTP on 127.0.0.1, into PostgreSQL: wall time, and the process's peak memory
+//! (VmHWM, which includes the stand-in's canned pages).
+//!
+//!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!         cargo bench -p buildfund-jobs --bench opencollective
+//!
+//! It creates a scratch database on that server, syncs once (everything new) and once again
+//! (everything unchanged inside the overlap is re-read: here only the last day), prints the
+//! figures and drops the database. `BENCH_TRANSACTIONS` changes the number of transactions.
+use buildfund_jobs::opencollective::{self, SyncOptions};
+use buildfund_jobs::{db, Config};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+fn transaction(i: usize) -> Value {
+    // One every 20 seconds from 2026-09-01: 100,000 span about 23 days.
+    let at = chrono::DateTime::parse_from_rfc3339("2026-09-01T00:00:00Z").unwrap()
+        + chrono::Duration::seconds(20 * i as i64);
+    let gross = 500 + (i as i64 % 97) * 100;
+    let project = i.is_multiple_of(5);
+    let ours = if project {
+        json!({"__typename": "Project", "slug": "cuda-project"})
+    } else {
+        json!({"__typename": "Collective", "slug": "nixfund"})
+    };
+    json!({
+        "__typename": "Credit", "id": format!("00000000-0000-4000-8000-{i:012}"),
+        "kind": "CONTRIBUTION", "type": "CREDIT", "description": "Monthly contribution",
+        "createdAt": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "isRefund": false, "refundTransaction": null,
+        "amount": {"valueInCents": gross as f64, "currency": "EUR"},
+        "amountInHostCurrency": {"valueInCents": gross as f64, "currency": "EUR"},
+        "platformFee": {"valueInCents": 0.0, "currency": "EUR"},
+        "hostFee": {"valueInCents": -(gross / 20) as f64, "currency": "EUR"},
+        "paymentProcessorFee": {"valueInCents": -(25 + gross * 29 / 1000) as f64, "currency": "EUR"},
+        "account": ours,
+        "fromAccount": {"__typename": "Individual", "slug": format!("backer-{}", i % 5000),
+                        "name": format!("Backer {}", i % 5000), "type": "INDIVIDUAL",
+                        "isIncognito": i.is_multiple_of(50)},
+        "toAccount": ours,
+        "order": {"id": format!("order-{}", i % 5000), "tier": if i.is_multiple_of(3) { json!({"slug": "gpu-sponsor"}) } else { Value::Null }},
+    })
+}
+
+/// A minimal HTTP/1.1 server answering the two sync queries from `txs` (sorted by createdAt).
+async fn serve(listener: tokio::net::TcpListener, txs: Arc<Vec<Value>>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let txs = txs.clone();
+        tokio::spawn(async move {
+            let (r, mut w) = stream.into_split();
+            let mut r = BufReader::new(r);
+            loop {
+                let mut len = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                let req: Value = serde_json::from_slice(&body).unwrap();
+                let v = &req["variables"];
+                let (offset, limit) = (
+                    v["offset"].as_u64().unwrap() as usize,
+                    v["limit"].as_u64().unwrap() as usize,
+                );
+                let answer = if req["operationName"] == "DonationTransactions" {
+                    let from = v["dateFrom"].as_str().unwrap().to_string();
+                    let from = chrono::DateTime::parse_from_rfc3339(&from).unwrap();
+                    let start = txs.partition_point(|t| {
+                        chrono::DateTime::parse_from_rfc3339(t["createdAt"].as_str().unwrap())
+                            .unwrap()
+                            < from
+                    });
+                    let rows = &txs[start..];
+                    let page: Vec<&Value> = rows.iter().skip(offset).take(limit).collect();
+                    json!({"data": {"transactions": {"totalCount": rows.len(), "nodes": page}}})
+                } else {
+                    json!({"data": {"orders": {"totalCount": 0, "nodes": []}}})
+                };
+                let out = serde_json::to_vec(&answer).unwrap();
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", out.len());
+                if w.write_all(head.as_bytes()).await.is_err() || w.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+fn peak_memory_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|k| k.parse::<f64>().ok())
+            })
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let Ok(admin_url) = std::env::var("BENCH_DATABASE_URL") else {
+        eprintln!("set BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run this benchmark");
+        return Ok(());
+    };
+    let n: usize = std::env::var("BENCH_TRANSACTIONS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let txs = Arc::new((0..n).map(transaction).collect::<Vec<_>>());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}/graphql/v2", listener.local_addr()?);
+    tokio::spawn(serve(listener, txs));
+
+    let name = format!("bf_bench_oc_{}", std::process::id());
+    let admin = Database::connect(admin_url.as_str()).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let url = match admin_url.rsplit_once('/') {
+        Some((base, _)) => format!("{base}/{name}"),
+        None => anyhow::bail!("BENCH_DATABASE_URL needs a database path"),
+    };
+    let text = format!(
+        "ledger_start = \"2026-09-01\"\n[database]\nurl = \"{url}\"\n[opencollective]\nendpoint = \"{endpoint}\"\ncollective = \"nixfund\"\n\
+         [[funds]]\nslug = \"general\"\ndefault = true\n[[funds]]\nslug = \"cuda\"\ntiers = [\"gpu-sponsor\"]\naccounts = [\"cuda-project\"]\n"
+    );
+    let config = Config::parse(&text, "bench")?;
+    let conn = db::connect(&config).await?;
+    db::prepare(&conn, &config).await?;
+    let before = peak_memory_mib();
+
+    let started = Instant::now();
+    let first = opencollective::sync(&conn, &config, SyncOptions::default(), |_| {}).await?;
+    let t1 = started.elapsed();
+    let started = Instant::now();
+    let second = opencollective::sync(&conn, &config, SyncOptions::default(), |_| {}).await?;
+    let t2 = started.elapsed();
+    println!(
+        "opencollective sync of {n} transactions into PostgreSQL: first {:.2} s ({} pages, {} inserted), \
+         second {:.2} s ({} re-read, {} unchanged); peak memory {:.0} MiB (before the sync {:.0} MiB, canned pages included)",
+        t1.as_secs_f64(), first.pages, first.stored.inserted, t2.as_secs_f64(), second.records, second.stored.unchanged,
+        peak_memory_mib(), before
+    );
+    conn.close().await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,785 @@
+//! The OpenCollective sync: the collective's donation ledger (and its projects' and events') read
+//! through the public GraphQL API v2 with typed `graphql_client` queries (`jobs/graphql/`),
+//! stored as donation records, plus the active recurring contributions.
+//!
+//! **What counts** (README, "Donations"): transactions of kind `CONTRIBUTION` or `ADDED_FUNDS`.
+//! A CREDIT that is not a refund is money received by the collective or a child (`account`);
+//! a DEBIT that is a refund gives money back: it is stored as its own negative record, dated
+//! when refunded, with `refund_of` = the transaction it refunds. Other lines (a DEBIT the
+//! collective paid to someone else, a refund of such a payment) are not income and are skipped,
+//! and so are internal moves (the sender, or a refund's receiver, is the collective itself or one
+//! of its own projects or events).
+//!
+//! **Money.** `gross` is `amountInHostCurrency`; `fees` is minus the sum of the transaction's own
+//! `platformFee`, `hostFee(fetchHostFee: true)` and `paymentProcessorFee(fetchPaymentProcessorFee:
+//! true)` (negative numbers in the host currency: the fetch flags read the separate fee
+//! transactions of the newer ledger, which are not read as lines of their own, so no fee counts
+//! twice); `net = gross - fees`. A refund's reversed host fee is positive, so its fees are
+//! negative and its net is minus what the collective really gave back. Host-currency cents are
+//! taken as they are when the host currency is the ledger currency, else converted with
+//! `[rates]`; a record whose host currency has no rate stops the sync with a message naming the
+//! transaction and the currency (nothing of its page is stored, the cursor does not move).
+//!
+//! **Incremental.** Pages of [`PAGE_SIZE`] (the API's documented maximum), ordered by creation
+//! time ascending from `dateFrom` = the stored cursor minus `opencollective.overlap_seconds`
+//! (the first sync: `ledger_start`). Each page is upserted by transaction id in one transaction,
+//! and only then does the cursor — the latest `createdAt` stored — move forward in
+//! `sync_cursors` under `opencollective:<collective>`. Reruns re-read the overlap and find it
+//! unchanged; an interrupted sync resumes after its last stored page.
+//!
+//! **HTTP.** `POST` of `{"query","variables","operationName"}`, the token (when `token_env`
+//! names one) in the `Personal-Token` header, a per-request timeout, and up to
+//! [`SyncOptions::max_attempts`] tries: network errors, timeouts and 5xx answers are retried
+//! after an exponential backoff, a 429 after its `Retry-After` (else the backoff).
+use crate::config::{Config, OpenCollectiveConfig};
+use crate::donations::{self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored};
+use anyhow::Context;
+use buildfund_entity::{recurring_contributions, sync_cursors};
+use chrono::{SecondsFormat, Utc};
+use graphql_client::{GraphQLQuery, Response};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// The GraphQL `DateTime` scalar.
+pub type DateTime = chrono::DateTime<Utc>;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "graphql/opencollective.schema.graphql",
+    query_path = "graphql/donation_transactions.graphql",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone"
+)]
+pub struct DonationTransactions;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "graphql/opencollective.schema.graphql",
+    query_path = "graphql/active_recurring_orders.graphql",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone"
+)]
+pub struct ActiveRecurringOrders;
+
+/// Transactions and orders asked for per request: the API's documented maximum.
+pub const PAGE_SIZE: i64 = 1000;
+/// The source donation records of this sync are stored under.
+pub const SOURCE: &str = "opencollective";
+
+/// How the client behaves; tests shorten the waits.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    pub page_size: i64,
+    /// Tries per request (the first one included).
+    pub max_attempts: u32,
+    /// The first backoff; each later one doubles, up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+    /// The longest `Retry-After` honoured; a longer one fails the sync (try again later).
+    pub max_retry_after: Duration,
+    /// Overrides `opencollective.timeout_seconds`.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            page_size: PAGE_SIZE,
+            max_attempts: 5,
+            backoff: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(300),
+            timeout: None,
+        }
+    }
+}
+
+/// One stored page, as reported to the progress callback.
+#[derive(Clone, Debug, Serialize)]
+pub struct PageReport {
+    pub page: u64,
+    /// Transactions in the page.
+    pub records: u64,
+    /// The total the API reports for this run's query.
+    pub total: Option<i64>,
+    pub stored: Stored,
+    /// Lines that are not donations (see the module doc).
+    pub skipped: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SyncReport {
+    pub collective: String,
+    pub cursor_name: String,
+    pub pages: u64,
+    pub records: u64,
+    pub stored: Stored,
+    pub skipped: u64,
+    pub read_from: String,
+    pub cursor_before: Option<String>,
+    pub cursor_after: Option<String>,
+    /// Active recurring contributions read (stored or unchanged).
+    pub recurring: u64,
+    /// Requests retried (5xx, 429, network errors).
+    pub retries: u64,
+}
+
+/// The `sync_cursors` name of a collective's cursor.
+pub fn cursor_name(collective: &str) -> String {
+    format!("opencollective:{collective}")
+}
+
+/// A GraphQL client for one endpoint, with timeouts, retries and the token header.
+pub struct Client {
+    http: reqwest::Client,
+    endpoint: String,
+    token: Option<String>,
+    options: SyncOptions,
+    retries: std::sync::atomic::AtomicU64,
+}
+
+/// The token from the variable named by `token_env`; none when no variable is named.
+fn token(oc: &OpenCollectiveConfig) -> anyhow::Result<Option<String>> {
+    let Some(var) = &oc.token_env else {
+        return Ok(None);
+    };
+    match std::env::var(var) {
+        Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
+        Ok(_) => anyhow::bail!(
+            "the environment variable {var} (opencollective.token_env) is empty; set it to an OpenCollective personal token with the transactions scope"
+        ),
+        Err(_) => anyhow::bail!(
+            "the environment variable {var} (opencollective.token_env) is not set; set it to an OpenCollective personal token with the transactions scope, or remove token_env to read public data anonymously"
+        ),
+    }
+}
+
+/// How long a 429 asks to wait: `Retry-After` in seconds or as an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(s) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(s));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
+    let wait = at.with_timezone(&Utc) - Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+impl Client {
+    pub fn new(oc: &OpenCollectiveConfig, options: SyncOptions) -> anyhow::Result<Client> {
+        let timeout = options
+            .timeout
+            .unwrap_or(Duration::from_secs(oc.timeout_seconds.max(1) as u64));
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("buildfund/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Client {
+            http,
+            endpoint: oc.endpoint.clone(),
+            token: token(oc)?,
+            options,
+            retries: Default::default(),
+        })
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.options
+            .backoff
+            .saturating_mul(factor)
+            .min(self.options.max_backoff)
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.retries.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Runs one query, retrying what may pass on a second try.
+    pub async fn query<Q: GraphQLQuery>(
+        &self,
+        variables: Q::Variables,
+        what: &str,
+    ) -> anyhow::Result<Q::ResponseData> {
+        let body = Q::build_query(variables);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self.http.post(&self.endpoint).json(&body);
+            if let Some(t) = &self.token {
+                request = request.header("Personal-Token", t);
+            }
+            let last = attempt >= self.options.max_attempts;
+            let failure = match request.send().await {
+                Err(e) => format!("{e}"),
+                Ok(res) => {
+                    let status = res.status();
+                    if status.is_success() {
+                        let parsed: Response<Q::ResponseData> =
+                            res.json().await.with_context(|| {
+                                format!(
+                                    "OpenCollective's answer to {what} is not the expected JSON"
+                                )
+                            })?;
+                        if let Some(errors) = parsed.errors.filter(|e| !e.is_empty()) {
+                            let messages: Vec<String> =
+                                errors.iter().map(|e| e.message.clone()).collect();
+                            anyhow::bail!(
+                                "OpenCollective answered {what} with errors: {}",
+                                messages.join("; ")
+                            );
+                        }
+                        return parsed.data.with_context(|| {
+                            format!("OpenCollective answered {what} without data")
+                        });
+                    }
+                    if status.as_u16() == 429 {
+                        let wait = retry_after(res.headers()).unwrap_or(self.backoff(attempt));
+                        if last || wait > self.options.max_retry_after {
+                            anyhow::bail!(
+                                "OpenCollective's rate limit was hit on {what} ({} tries; it asks to wait {} s): try again later",
+                                attempt,
+                                wait.as_secs()
+                            );
+                        }
+                        tracing::warn!(
+                            attempt,
+                            wait_s = wait.as_secs_f64(),
+                            "OpenCollective rate limit (429); waiting"
+                        );
+                        self.retries
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    let text = res.text().await.unwrap_or_default();
+                    let text: String = text.chars().take(300).collect();
+                    if status.is_client_error() {
+                        let hint = if matches!(status.as_u16(), 401 | 403) {
+                            " (check the token: it needs the transactions scope)"
+                        } else {
+                            ""
+                        };
+                        anyhow::bail!(
+                            "OpenCollective refused {what} with HTTP {status}{hint}: {text}"
+                        );
+                    }
+                    format!("HTTP {status}: {text}")
+                }
+            };
+            if last {
+                anyhow::bail!(
+                    "OpenCollective did not answer {what} after {attempt} tries: {failure}"
+                );
+            }
+            let wait = self.backoff(attempt);
+            tracing::warn!(attempt, wait_s = wait.as_secs_f64(), error = %failure, "OpenCollective request failed; retrying");
+            self.retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Whole cents from the API's float `valueInCents` (always integral in practice).
+fn cents(v: Option<f64>, what: &str) -> Result<i64, String> {
+    let v = v.ok_or_else(|| format!("{what} has no valueInCents"))?;
+    let r = v.round();
+    if !v.is_finite() || (v - r).abs() > 1e-6 || r.abs() > 9e15 {
+        return Err(format!("{what} is {v}, not a whole number of cents"));
+    }
+    Ok(r as i64)
+}
+
+fn currency_code<T: std::fmt::Debug>(c: &Option<T>) -> Option<String> {
+    // Generated enum variants print as their GraphQL names (`EUR`, `Other("XYZ")`).
+    c.as_ref().map(|c| {
+        let s = format!("{c:?}");
+        s.strip_prefix("Other(\"")
+            .and_then(|s| s.strip_suffix("\")"))
+            .map(str::to_string)
+            .unwrap_or(s)
+    })
+}
+
+/// What a contributor account shows publicly.
+fn contributor(website: &str, slug: &str, name: Option<&str>, incognito: bool) -> Contributor {
+    if incognito || slug.starts_with("incognito") {
+        return Contributor::anonymous();
+    }
+    if slug.starts_with("guest-") {
+        // Guest contributions have a name but no profile page worth linking.
+        return Contributor {
+            name: name.map(str::to_string),
+            slug: None,
+            url: None,
+            anonymous: false,
+        };
+    }
+    Contributor {
+        name: name.map(str::to_string),
+        slug: Some(slug.to_string()),
+        url: Some(format!("{website}/{slug}")),
+        anonymous: false,
+    }
+}
+
+use donation_transactions::{
+    DonationTransactionsTransactionsNodes as Node,
+    DonationTransactionsTransactionsNodesFromAccount as FromAccount,
+    DonationTransactionsTransactionsNodesFromAccountOn as FromOn,
+    DonationTransactionsTransactionsNodesToAccount as ToAccount,
+    DonationTransactionsTransactionsNodesToAccountOn as ToOn, TransactionKind, TransactionType,
+};
+
+/// (slug, name, incognito, parent slug) of a side of a transaction.
+fn from_side(a: &FromAccount) -> (String, Option<String>, bool, Option<String>) {
+    let parent = match &a.on {
+        FromOn::Project(p) => p.parent.as_ref().map(|p| p.slug.clone()),
+        FromOn::Event(p) => p.parent.as_ref().map(|p| p.slug.clone()),
+        _ => None,
+    };
+    (a.slug.clone(), a.name.clone(), a.is_incognito, parent)
+}
+
+fn to_side(a: &ToAccount) -> (String, Option<String>, bool, Option<String>) {
+    let parent = match &a.on {
+        ToOn::Project(p) => p.parent.as_ref().map(|p| p.slug.clone()),
+        ToOn::Event(p) => p.parent.as_ref().map(|p| p.slug.clone()),
+        _ => None,
+    };
+    (a.slug.clone(), a.name.clone(), a.is_incognito, parent)
+}
+
+/// The donation record of a transaction, `Ok(None)` for a line that is not a donation, or an
+/// error naming the transaction (a currency with no rate, a malformed amount).
+fn record(
+    config: &Config,
+    oc: &OpenCollectiveConfig,
+    n: &Node,
+) -> Result<Option<DonationRecord>, String> {
+    let kind = match n.kind {
+        Some(TransactionKind::CONTRIBUTION) => "contribution",
+        Some(TransactionKind::ADDED_FUNDS) => "added_funds",
+        _ => return Ok(None),
+    };
+    let refund = n.is_refund == Some(true);
+    let other = match (&n.type_, refund) {
+        (TransactionType::CREDIT, false) => n.from_account.as_ref().map(from_side),
+        (TransactionType::DEBIT, true) => n.to_account.as_ref().map(to_side),
+        _ => return Ok(None),
+    };
+    let Some(account) = n.account.as_ref().map(|a| a.slug.clone()) else {
+        return Err(format!("transaction {} has no account", n.id));
+    };
+    let collective = oc.collective.as_str();
+    let contributor = match &other {
+        // Money moved between the collective and its own projects or events is not income.
+        Some((slug, _, _, parent))
+            if slug == collective || parent.as_deref() == Some(collective) =>
+        {
+            return Ok(None)
+        }
+        Some((slug, name, incognito, _)) => {
+            contributor(&oc.website, slug, name.as_deref(), *incognito)
+        }
+        None => Contributor::anonymous(),
+    };
+    let at = n
+        .created_at
+        .ok_or_else(|| format!("transaction {} has no createdAt", n.id))?;
+    let what = |f: &str| format!("transaction {} {f}", n.id);
+    let host = &n.amount_in_host_currency;
+    let host_currency = currency_code(&host.currency)
+        .ok_or_else(|| format!("transaction {} has no host currency", n.id))?;
+    let gross_host = cents(host.value_in_cents, &what("amountInHostCurrency"))?;
+    let mut fees_host = 0i64;
+    for (name, value, currency) in [
+        (
+            "platformFee",
+            n.platform_fee.value_in_cents,
+            currency_code(&n.platform_fee.currency),
+        ),
+        (
+            "hostFee",
+            n.host_fee.as_ref().and_then(|f| f.value_in_cents),
+            n.host_fee.as_ref().and_then(|f| currency_code(&f.currency)),
+        ),
+        (
+            "paymentProcessorFee",
+            n.payment_processor_fee
+                .as_ref()
+                .and_then(|f| f.value_in_cents),
+            n.payment_processor_fee
+                .as_ref()
+                .and_then(|f| currency_code(&f.currency)),
+        ),
+    ] {
+        if value.is_none() {
+            continue;
+        }
+        let c = cents(value, &what(name))?;
+        if c != 0 {
+            if let Some(cur) = currency {
+                if cur != host_currency {
+                    return Err(format!(
+                        "transaction {}: {name} is in {cur}, not in the host currency {host_currency}",
+                        n.id
+                    ));
+                }
+            }
+        }
+        fees_host -= c;
+    }
+    let convert = |c: i64| {
+        to_ledger_cents(config, c, &host_currency)
+            .map_err(|e| format!("transaction {} ({}): {e}", n.id, at.to_rfc3339()))
+    };
+    let gross = convert(gross_host)?;
+    let fees = convert(fees_host)?;
+    let original_cents = cents(n.amount.value_in_cents, &what("amount"))?;
+    let original_currency = currency_code(&n.amount.currency).unwrap_or(host_currency.clone());
+    Ok(Some(DonationRecord {
+        source: SOURCE.into(),
+        external_id: n.id.clone(),
+        kind: if refund { "refund" } else { kind }.into(),
+        occurred_at: at,
+        account_slug: account,
+        tier_slug: n
+            .order
+            .as_ref()
+            .and_then(|o| o.tier.as_ref())
+            .and_then(|t| t.slug.clone()),
+        contributor,
+        gross_cents: gross,
+        fees_cents: fees,
+        net_cents: gross - fees,
+        original_amount: cents_text(original_cents),
+        original_currency,
+        refund_of: if refund {
+            n.refund_transaction.as_ref().map(|r| r.id.clone())
+        } else {
+            None
+        },
+        description: n.description.clone(),
+    }))
+}
+
+async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<DateTime>> {
+    let Some(row) = sync_cursors::Entity::find_by_id(name.to_string())
+        .one(db)
+        .await
+        .with_context(|| format!("cannot read the sync cursor {name}"))?
+    else {
+        return Ok(None);
+    };
+    match chrono::DateTime::parse_from_rfc3339(row.value.trim()) {
+        Ok(t) => Ok(Some(t.with_timezone(&Utc))),
+        Err(_) => anyhow::bail!(
+            "the sync cursor {name} holds {:?}, not an RFC 3339 time; delete that sync_cursors row to sync from ledger_start again",
+            row.value
+        ),
+    }
+}
+
+async fn store_cursor(db: &DatabaseConnection, name: &str, value: DateTime) -> anyhow::Result<()> {
+    use sync_cursors::Column as C;
+    sync_cursors::Entity::insert(sync_cursors::ActiveModel {
+        name: Set(name.to_string()),
+        value: Set(show(value)),
+        updated_at: Set(Utc::now()),
+    })
+    .on_conflict(
+        OnConflict::column(C::Name)
+            .update_columns([C::Value, C::UpdatedAt])
+            .to_owned(),
+    )
+    .exec_without_returning(db)
+    .await
+    .with_context(|| format!("cannot store the sync cursor {name}"))?;
+    Ok(())
+}
+
+fn show(t: DateTime) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn opencollective(config: &Config) -> anyhow::Result<&OpenCollectiveConfig> {
+    config.opencollective.as_ref().with_context(|| {
+        format!(
+            "the configuration ({}) has no [opencollective] table, so there is no collective to sync; add [opencollective] with collective",
+            config.source
+        )
+    })
+}
+
+/// One sync now: new transactions since the cursor (with the overlap), then the active
+/// recurring contributions. `progress` is called after each stored page.
+pub async fn sync(
+    db: &DatabaseConnection,
+    config: &Config,
+    options: SyncOptions,
+    progress: impl Fn(&PageReport),
+) -> anyhow::Result<SyncReport> {
+    let oc = opencollective(config)?;
+    let page_size = options.page_size.clamp(1, PAGE_SIZE);
+    let client = Client::new(oc, options)?;
+    let name = cursor_name(&oc.collective);
+    let cursor_before = read_cursor(db, &name).await?;
+    let read_from = match cursor_before {
+        Some(c) => (c - chrono::Duration::seconds(oc.overlap_seconds)).max(config.ledger_start),
+        None => config.ledger_start,
+    };
+    let mut report = SyncReport {
+        collective: oc.collective.clone(),
+        cursor_name: name.clone(),
+        read_from: show(read_from),
+        cursor_before: cursor_before.map(show),
+        cursor_after: cursor_before.map(show),
+        ..SyncReport::default()
+    };
+    let mut cursor = cursor_before;
+    let mut offset = 0i64;
+    loop {
+        let page = report.pages + 1;
+        let data = client
+            .query::<DonationTransactions>(
+                donation_transactions::Variables {
+                    slug: oc.collective.clone(),
+                    date_from: read_from,
+                    limit: page_size,
+                    offset,
+                },
+                &format!("page {page} of the transactions of {}", oc.collective),
+            )
+            .await;
+        let data = match data {
+            Ok(d) => d,
+            Err(e) => {
+                report.retries = client.retries();
+                return Err(e.context(format!(
+                    "the OpenCollective sync stopped at page {page}; {} page(s) were stored and the next sync resumes after them",
+                    report.pages
+                )));
+            }
+        };
+        let total = data.transactions.total_count;
+        let nodes: Vec<Node> = data
+            .transactions
+            .nodes
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect();
+        let count = nodes.len() as i64;
+        let mut records = Vec::with_capacity(nodes.len());
+        let mut skipped = 0;
+        let mut latest = None;
+        for n in &nodes {
+            latest = latest.max(n.created_at);
+            match record(config, oc, n) {
+                Ok(Some(r)) => records.push(r),
+                Ok(None) => skipped += 1,
+                Err(why) => anyhow::bail!(
+                    "the OpenCollective sync refused page {page}, so nothing of it was stored: {why}"
+                ),
+            }
+        }
+        let stored = donations::upsert(db, &records).await.with_context(|| {
+            format!("storing page {page} of the OpenCollective transactions failed")
+        })?;
+        // Only now that the page is committed may the cursor move, and only forward.
+        if let Some(t) = latest {
+            if cursor.is_none_or(|c| t > c) {
+                store_cursor(db, &name, t).await?;
+                cursor = Some(t);
+            }
+        }
+        report.pages += 1;
+        report.records += count as u64;
+        report.stored += stored;
+        report.skipped += skipped;
+        report.cursor_after = cursor.map(show);
+        progress(&PageReport {
+            page,
+            records: count as u64,
+            total,
+            stored,
+            skipped,
+        });
+        offset += count;
+        if count < page_size || total.is_some_and(|t| offset >= t) {
+            break;
+        }
+    }
+    report.recurring = sync_recurring(db, config, oc, &client, page_size).await?;
+    report.retries = client.retries();
+    Ok(report)
+}
+
+/// Reads the active recurring contributions and stores them; stored ones that are no longer
+/// active are marked `INACTIVE`.
+async fn sync_recurring(
+    db: &DatabaseConnection,
+    config: &Config,
+    oc: &OpenCollectiveConfig,
+    client: &Client,
+    page_size: i64,
+) -> anyhow::Result<u64> {
+    use active_recurring_orders::ContributionFrequency as F;
+    use recurring_contributions::Column as R;
+    let mut rows = Vec::new();
+    let mut offset = 0;
+    loop {
+        let data = client
+            .query::<ActiveRecurringOrders>(
+                active_recurring_orders::Variables {
+                    slug: oc.collective.clone(),
+                    limit: page_size,
+                    offset,
+                },
+                &format!("the recurring contributions of {}", oc.collective),
+            )
+            .await?;
+        let total = data.orders.total_count;
+        let nodes: Vec<_> = data
+            .orders
+            .nodes
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect();
+        let count = nodes.len() as i64;
+        for o in nodes {
+            let Some(to) = o.to_account.as_ref() else {
+                continue;
+            };
+            let currency = currency_code(&o.amount.currency).unwrap_or(config.currency.clone());
+            let what = format!("order {}", o.id);
+            let amount = cents(o.amount.value_in_cents, &what)
+                .and_then(|c| to_ledger_cents(config, c, &currency))
+                .map_err(|e| anyhow::anyhow!("recurring contribution {}: {e}", o.id))?;
+            let c = match &o.from_account {
+                Some(f) => contributor(&oc.website, &f.slug, f.name.as_deref(), f.is_incognito),
+                None => Contributor::anonymous(),
+            };
+            let frequency = match o.frequency {
+                Some(F::MONTHLY) => "monthly",
+                Some(F::YEARLY) => "yearly",
+                _ => continue,
+            };
+            rows.push(recurring_contributions::ActiveModel {
+                source: Set(SOURCE.into()),
+                external_id: Set(o.id.clone()),
+                account_slug: Set(to.slug.clone()),
+                tier_slug: Set(o.tier.as_ref().and_then(|t| t.slug.clone())),
+                contributor_name: Set(c.name),
+                contributor_slug: Set(c.slug),
+                contributor_url: Set(c.url),
+                anonymous: Set(c.anonymous),
+                frequency: Set(frequency.into()),
+                amount_cents: Set(amount),
+                status: Set("ACTIVE".into()),
+                started_at: Set(o.created_at),
+                updated_at: Set(Utc::now()),
+                ..Default::default()
+            });
+        }
+        offset += count;
+        if count < page_size || total.is_some_and(|t| offset >= t) {
+            break;
+        }
+    }
+    let seen: HashSet<String> = rows
+        .iter()
+        .map(|r| r.external_id.clone().unwrap())
+        .collect();
+    let n = rows.len() as u64;
+    let txn = db.begin().await?;
+    for chunk in rows.chunks(500) {
+        recurring_contributions::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([R::Source, R::ExternalId])
+                    .update_columns([
+                        R::AccountSlug,
+                        R::TierSlug,
+                        R::ContributorName,
+                        R::ContributorSlug,
+                        R::ContributorUrl,
+                        R::Anonymous,
+                        R::Frequency,
+                        R::AmountCents,
+                        R::Status,
+                        R::StartedAt,
+                        R::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    let stale: Vec<String> = recurring_contributions::Entity::find()
+        .filter(R::Source.eq(SOURCE))
+        .filter(R::Status.eq("ACTIVE"))
+        .all(&txn)
+        .await?
+        .into_iter()
+        .filter(|m| !seen.contains(&m.external_id))
+        .map(|m| m.external_id)
+        .collect();
+    for chunk in stale.chunks(500) {
+        recurring_contributions::Entity::update_many()
+            .col_expr(R::Status, sea_orm::sea_query::Expr::value("INACTIVE"))
+            .col_expr(R::UpdatedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+            .filter(R::Source.eq(SOURCE))
+            .filter(R::ExternalId.is_in(chunk.iter().cloned()))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contributors_are_shown_as_opencollective_shows_them() {
+        let w = "https://opencollective.com";
+        assert_eq!(
+            contributor(w, "alice", Some("Alice"), false).url.as_deref(),
+            Some("https://opencollective.com/alice")
+        );
+        assert_eq!(
+            contributor(w, "incognito-1a2b", Some("x"), false),
+            Contributor::anonymous()
+        );
+        assert_eq!(
+            contributor(w, "bob", Some("Bob"), true),
+            Contributor::anonymous()
+        );
+        let guest = contributor(w, "guest-77", Some("Carol"), false);
+        assert_eq!((guest.name.as_deref(), guest.slug), (Some("Carol"), None));
+    }
+
+    #[test]
+    fn cents_must_be_whole() {
+        assert_eq!(cents(Some(1234.0), "x"), Ok(1234));
+        assert_eq!(cents(Some(-50.0), "x"), Ok(-50));
+        assert!(cents(Some(12.5), "x").is_err());
+        assert!(cents(None, "x").is_err());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+    }
+}

@@ -1,0 +1,710 @@
+//! Donations end to end: an OpenCollective stand-in speaking the GraphQL API v2 over real HTTP
+//! (canned pages, child-project transactions, a refund, foreign-currency records, an error page,
+//! a 500 and a 429), synced into the books, read back through `/api/v1/funds` and
+//! `/api/v1/donations`; and manual donations through `POST /api/v1/donations`.
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::opencollective::{self, SyncOptions};
+use buildfund_tests::{run, Backend, TestApp};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const COLLECTIVE: &str = "nixfund";
+const TOKEN_ENV: &str = "BUILDFUND_TEST_OC_TOKEN";
+const TOKEN: &str = "test-personal-token";
+
+/// What the stand-in does, and what it saw.
+#[derive(Default)]
+struct Behaviour {
+    transactions: Vec<Value>,
+    orders: Vec<Value>,
+    /// Answer the request for this offset with a GraphQL error (HTTP 200), every time.
+    error_at_offset: Option<i64>,
+    /// Answer the next request for this offset with HTTP 500, once.
+    server_error_at_offset: Option<i64>,
+    /// Answer the next request for this offset with 429 and `Retry-After: 1`, once.
+    rate_limit_at_offset: Option<i64>,
+    requests: u64,
+    tokens: Vec<Option<String>>,
+}
+
+struct StandIn {
+    url: String,
+    state: Arc<Mutex<Behaviour>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn graphql(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    state: web::Data<Arc<Mutex<Behaviour>>>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    s.requests += 1;
+    let token = req
+        .headers()
+        .get("Personal-Token")
+        .map(|v| v.to_str().unwrap().to_string());
+    s.tokens.push(token);
+    let vars = &body["variables"];
+    let offset = vars["offset"].as_i64().unwrap();
+    let limit = vars["limit"].as_i64().unwrap();
+    assert!(limit <= 1000, "the API's maximum page size is 1000");
+    match body["operationName"].as_str().unwrap() {
+        "DonationTransactions" => {
+            assert!(body["query"]
+                .as_str()
+                .unwrap()
+                .contains("includeChildrenTransactions: true"));
+            if s.rate_limit_at_offset == Some(offset) {
+                s.rate_limit_at_offset = None;
+                return HttpResponse::TooManyRequests()
+                    .insert_header(("Retry-After", "1"))
+                    .json(json!({"error": {"message": "Rate limit exceeded. Try again in a minute."}}));
+            }
+            if s.server_error_at_offset == Some(offset) {
+                s.server_error_at_offset = None;
+                return HttpResponse::InternalServerError().body("upstream timeout");
+            }
+            if s.error_at_offset == Some(offset) {
+                return HttpResponse::Ok().json(json!({
+                    "errors": [{"message": "Something went wrong on our side (test error page)"}],
+                    "data": null
+                }));
+            }
+            let from = vars["dateFrom"].as_str().unwrap().to_string();
+            let from = chrono::DateTime::parse_from_rfc3339(&from).unwrap();
+            let mut rows: Vec<&Value> = s
+                .transactions
+                .iter()
+                .filter(|t| {
+                    chrono::DateTime::parse_from_rfc3339(t["createdAt"].as_str().unwrap()).unwrap()
+                        >= from
+                })
+                .collect();
+            rows.sort_by_key(|t| t["createdAt"].as_str().unwrap().to_string());
+            let total = rows.len() as i64;
+            let page: Vec<&Value> = rows
+                .into_iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .collect();
+            HttpResponse::Ok()
+                .json(json!({"data": {"transactions": {"totalCount": total, "nodes": page}}}))
+        }
+        "ActiveRecurringOrders" => {
+            let page: Vec<&Value> = s
+                .orders
+                .iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .collect();
+            HttpResponse::Ok()
+                .json(json!({"data": {"orders": {"totalCount": s.orders.len(), "nodes": page}}}))
+        }
+        other => HttpResponse::BadRequest()
+            .json(json!({"errors": [{"message": format!("unknown operation {other}")}]})),
+    }
+}
+
+impl StandIn {
+    async fn start(behaviour: Behaviour) -> StandIn {
+        let state = Arc::new(Mutex::new(behaviour));
+        let data = web::Data::new(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/graphql/v2", web::post().to(graphql))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        StandIn {
+            url: format!("http://127.0.0.1:{port}/graphql/v2"),
+            state,
+            handle,
+        }
+    }
+
+    fn config(&self) -> String {
+        format!(
+            r#"
+currency = "EUR"
+ledger_start = "2026-09-01"
+
+[opencollective]
+endpoint = "{}"
+collective = "{COLLECTIVE}"
+token_env = "{TOKEN_ENV}"
+overlap_seconds = 86400
+
+[rates]
+USD = "0.90"
+
+[[funds]]
+slug = "general"
+name = "General fund"
+default = true
+
+[[funds]]
+slug = "cuda"
+name = "CUDA builds"
+tiers = ["gpu-sponsor"]
+accounts = ["cuda-project"]
+"#,
+            self.url
+        )
+    }
+}
+
+fn account(typename: &str, slug: &str, name: &str, incognito: bool) -> Value {
+    let kind = match typename {
+        "Individual" => "INDIVIDUAL",
+        "Organization" => "ORGANIZATION",
+        "Project" => "PROJECT",
+        _ => "COLLECTIVE",
+    };
+    let mut a = json!({"__typename": typename, "slug": slug, "name": name, "type": kind,
+                       "isIncognito": incognito});
+    if typename == "Project" || typename == "Event" {
+        a["parent"] = json!({"__typename": "Collective", "slug": COLLECTIVE});
+    }
+    a
+}
+
+fn collective() -> Value {
+    account("Collective", COLLECTIVE, "Nix Fund", false)
+}
+
+fn project() -> Value {
+    account("Project", "cuda-project", "CUDA", false)
+}
+
+fn amount(cents: i64, currency: &str) -> Value {
+    json!({"valueInCents": cents as f64, "currency": currency})
+}
+
+/// A transaction as the API returns it. `host` = (gross, host fee, processor fee, currency) in
+/// host currency, fees negative as the API gives them.
+#[allow(clippy::too_many_arguments)]
+fn tx(
+    id: &str,
+    at: &str,
+    credit: bool,
+    kind: &str,
+    ours: Value,
+    other: Value,
+    original: (i64, &str),
+    host: (i64, Option<i64>, Option<i64>, &str),
+    tier: Option<&str>,
+    refund_of: Option<&str>,
+) -> Value {
+    let (from, to) = if credit {
+        (other, ours.clone())
+    } else {
+        (ours.clone(), other)
+    };
+    json!({
+        "__typename": if credit { "Credit" } else { "Debit" },
+        "id": id,
+        "kind": kind,
+        "type": if credit { "CREDIT" } else { "DEBIT" },
+        "description": format!("transaction {id}"),
+        "createdAt": at,
+        "isRefund": refund_of.is_some(),
+        "refundTransaction": refund_of.map(|r| json!({"__typename": "Credit", "id": r})),
+        "amount": amount(original.0, original.1),
+        "amountInHostCurrency": amount(host.0, host.3),
+        "platformFee": amount(0, host.3),
+        "hostFee": host.1.map(|c| amount(c, host.3)),
+        "paymentProcessorFee": host.2.map(|c| amount(c, host.3)),
+        "account": {"__typename": ours["__typename"], "slug": ours["slug"]},
+        "fromAccount": from,
+        "toAccount": to,
+        "order": tier.map(|t| json!({"id": format!("order-{id}"), "tier": {"slug": t}})),
+    })
+}
+
+/// The canned ledger (created times in UTC, oldest first). Expected figures, worked by hand
+/// (gross = amountInHostCurrency, fees = -(platform + host + processor fee), net = gross - fees,
+/// USD host amounts x 0.90 rounded half away from zero):
+///
+/// | id  | when  | to           | route          | gross   | fees | net    |
+/// |-----|-------|--------------|----------------|---------|------|--------|
+/// | t00 | 09-20 | nixfund      | general        | 1000    | 0    | 1000   |  (September)
+/// | t01 | 10-01 | nixfund      | general        | 10000   | 820  | 9180   |  500 + 320
+/// | t02 | 10-02 | nixfund      | cuda (tier)    | 5000    | 420  | 4580   |  250 + 170
+/// | t03 | 10-03 | cuda-project | cuda (account) | 2000    | 188  | 1812   |  incognito
+/// | t04 | 10-04 | nixfund      | general        | 2760    | 248  | 2512   |  30.00 USD paid, host EUR
+/// | t05 | 10-05 | nixfund      | general        | 100000  | 5000 | 95000  |  ADDED_FUNDS
+/// | t06 | 10-06 | cuda-project | —              | skipped: from the parent collective (internal)
+/// | t07 | 10-07 | nixfund      | —              | skipped: a DEBIT that is not a refund
+/// | t08 | 10-08 | nixfund      | general        | -10000  | -500 | -9500  |  refund of t01, host fee back
+/// | t09 | 10-09 | nixfund      | general        | 3600    | 315  | 3285   |  USD host: 4000, 200+150 x 0.90
+/// | t10 | 10-10 | cuda-project | cuda (account) | 1500    | 50   | 1450   |  guest
+///
+/// October: general gross 10000+2760+100000-10000+3600 = 106360, fees 820+248+5000-500+315 =
+/// 5883, net 106360-5883 = 100477; cuda gross 5000+2000+1500 = 8500, fees 420+188+50 = 658,
+/// net 7842. September: general 1000 / 0 / 1000.
+fn ledger() -> Vec<Value> {
+    let alice = || account("Individual", "alice", "Alice", false);
+    vec![
+        tx(
+            "t00",
+            "2026-09-20T12:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            collective(),
+            account("Individual", "carol", "Carol", false),
+            (1000, "EUR"),
+            (1000, None, None, "EUR"),
+            None,
+            None,
+        ),
+        tx(
+            "t01",
+            "2026-10-01T10:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            collective(),
+            alice(),
+            (10000, "EUR"),
+            (10000, Some(-500), Some(-320), "EUR"),
+            None,
+            None,
+        ),
+        tx(
+            "t02",
+            "2026-10-02T10:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            collective(),
+            account("Organization", "bobcorp", "Bob Corp", false),
+            (5000, "EUR"),
+            (5000, Some(-250), Some(-170), "EUR"),
+            Some("gpu-sponsor"),
+            None,
+        ),
+        tx(
+            "t03",
+            "2026-10-03T10:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            project(),
+            account("Individual", "incognito-7f3a", "Incognito", true),
+            (2000, "EUR"),
+            (2000, Some(-100), Some(-88), "EUR"),
+            None,
+            None,
+        ),
+        tx(
+            "t04",
+            "2026-10-04T10:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            collective(),
+            account("Individual", "dave", "Dave", false),
+            (3000, "USD"),
+            (2760, Some(-138), Some(-110), "EUR"),
+            None,
+            None,
+        ),
+        tx(
+            "t05",
+            "2026-10-05T10:00:00.000Z",
+            true,
+            "ADDED_FUNDS",
+            collective(),
+            account("Organization", "acme", "ACME", false),
+            (100000, "EUR"),
+            (100000, Some(-5000), None, "EUR"),
+            None,
+            None,
+        ),
+        tx(
+            "t06",
+            "2026-10-06T10:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            project(),
+            collective(),
+            (30000, "EUR"),
+            (30000, None, None, "EUR"),
+            None,
+            None,
+        ),
+        tx(
+            "t07",
+            "2026-10-07T10:00:00.000Z",
+            false,
+            "CONTRIBUTION",
+            collective(),
+            account("Collective", "other-collective", "Other", false),
+            (-2500, "EUR"),
+            (-2500, None, None, "EUR"),
+            None,
+            None,
+        ),
+        tx(
+            "t08",
+            "2026-10-08T10:00:00.000Z",
+            false,
+            "CONTRIBUTION",
+            collective(),
+            alice(),
+            (-10000, "EUR"),
+            (-10000, Some(500), Some(0), "EUR"),
+            None,
+            Some("t01"),
+        ),
+        tx(
+            "t09",
+            "2026-10-09T10:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            collective(),
+            account("Individual", "erin", "Erin", false),
+            (4000, "USD"),
+            (4000, Some(-200), Some(-150), "USD"),
+            None,
+            None,
+        ),
+        tx(
+            "t10",
+            "2026-10-10T10:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            project(),
+            account("Individual", "guest-123", "Dana", false),
+            (1500, "EUR"),
+            (1500, None, Some(-50), "EUR"),
+            None,
+            None,
+        ),
+    ]
+}
+
+fn orders() -> Vec<Value> {
+    vec![
+        json!({"id": "or-1", "status": "ACTIVE", "frequency": "MONTHLY",
+               "createdAt": "2026-08-01T00:00:00.000Z", "amount": amount(2500, "EUR"),
+               "fromAccount": account("Individual", "alice", "Alice", false),
+               "toAccount": {"__typename": "Project", "slug": "cuda-project"},
+               "tier": {"slug": "gpu-sponsor"}}),
+        json!({"id": "or-2", "status": "ACTIVE", "frequency": "YEARLY",
+               "createdAt": "2026-09-01T00:00:00.000Z", "amount": amount(12000, "USD"),
+               "fromAccount": account("Individual", "incognito-99", "Incognito", true),
+               "toAccount": {"__typename": "Collective", "slug": COLLECTIVE},
+               "tier": null}),
+    ]
+}
+
+fn options() -> SyncOptions {
+    SyncOptions {
+        page_size: 3,
+        backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        ..SyncOptions::default()
+    }
+}
+
+async fn funds(app: &TestApp, month: &str) -> Vec<(String, i64, i64, i64)> {
+    let res = app
+        .get(&format!(
+            "/api/v1/funds?month={month}&at=2026-12-01T00:00:00Z"
+        ))
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    body["funds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["slug"].as_str().unwrap().to_string(),
+                f["gross_cents"].as_i64().unwrap(),
+                f["fees_cents"].as_i64().unwrap(),
+                f["net_cents"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn expected_october() -> Vec<(String, i64, i64, i64)> {
+    vec![
+        ("general".into(), 106360, 5883, 100477),
+        ("cuda".into(), 8500, 658, 7842),
+    ]
+}
+
+async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
+    std::env::set_var(TOKEN_ENV, TOKEN);
+    opencollective::sync(&app.db, &app.config, options(), |_| {}).await
+}
+
+macro_rules! oc_test {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $scenario(Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                $scenario(Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+async fn full_sync(backend: Backend) {
+    let oc = StandIn::start(Behaviour {
+        transactions: ledger(),
+        orders: orders(),
+        rate_limit_at_offset: Some(0),
+        server_error_at_offset: Some(3),
+        ..Behaviour::default()
+    })
+    .await;
+    let config = oc.config();
+    let state = oc.state.clone();
+    run(backend, &config, move |app| async move {
+        let started = Instant::now();
+        let report = sync(&app).await.expect("sync");
+        // The 429 asked for one second and was honoured; the 500 was retried.
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert_eq!(report.retries, 2);
+        assert_eq!((report.pages, report.records), (4, 11));
+        assert_eq!(report.stored.inserted, 9);
+        assert_eq!(report.skipped, 2);
+        assert_eq!(report.recurring, 2);
+        assert_eq!(
+            report.cursor_after.as_deref(),
+            Some("2026-10-10T10:00:00.000Z")
+        );
+        {
+            let s = state.lock().unwrap();
+            assert!(s.tokens.iter().all(|t| t.as_deref() == Some(TOKEN)));
+        }
+
+        assert_eq!(funds(&app, "2026-10").await, expected_october());
+        assert_eq!(
+            funds(&app, "2026-09").await,
+            vec![("general".into(), 1000, 0, 1000), ("cuda".into(), 0, 0, 0)]
+        );
+
+        // The public list: anonymous shown as such, the refund linked, the original kept.
+        let body: Value = app
+            .get("/api/v1/donations?month=2026-10")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let list = body["donations"].as_array().unwrap();
+        assert_eq!(list.len(), 8);
+        let by_id = |id: &str| list.iter().find(|d| d["id"] == id).unwrap().clone();
+        let anon = by_id("t03");
+        assert_eq!(
+            anon["contributor"],
+            json!({"name": "Anonymous", "slug": null, "url": null, "anonymous": true})
+        );
+        assert_eq!(anon["fund"], "cuda");
+        let alice = by_id("t01");
+        assert_eq!(
+            alice["contributor"]["url"],
+            "https://opencollective.com/alice"
+        );
+        let refund = by_id("t08");
+        assert_eq!(
+            (refund["kind"].as_str(), refund["refund_of"].as_str()),
+            (Some("refund"), Some("t01"))
+        );
+        assert_eq!(refund["gross_cents"], -10000);
+        let foreign = by_id("t04");
+        assert_eq!(
+            (
+                foreign["original_amount"].as_str(),
+                foreign["original_currency"].as_str()
+            ),
+            (Some("30.00"), Some("USD"))
+        );
+        let guest = by_id("t10");
+        assert_eq!(
+            (
+                guest["contributor"]["name"].as_str(),
+                guest["contributor"]["slug"].as_str()
+            ),
+            (Some("Dana"), None)
+        );
+        assert!(by_id("t01").get("description").is_none());
+        assert_eq!(body["net_cents"], 100477 + 7842);
+
+        // A second sync, through the CLI, changes nothing.
+        let out = std::process::Command::new(buildfund_tests::buildfund_bin())
+            .args(["sync", "opencollective"])
+            .current_dir(app.dir.path())
+            .env("DATABASE_URL", &app.db_url)
+            .env("BUILDFUND_CONFIG", &app.config_path)
+            .env(TOKEN_ENV, TOKEN)
+            .env("BUILDFUND_OPENCOLLECTIVE_PAGE_SIZE", "3")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        // From the cursor minus one day: t09, t10 (and t08 on 10-09T10:00? no: 10-08T10:00 < 10-09T10:00).
+        assert!(
+            stderr.contains(
+                "page 1: 2 transactions (2 of 2 read; 0 inserted, 0 updated, 2 unchanged"
+            ),
+            "{stderr}"
+        );
+        assert!(
+            stdout.contains("0 inserted, 0 updated, 2 unchanged"),
+            "{stdout}"
+        );
+        assert_eq!(funds(&app, "2026-10").await, expected_october());
+    })
+    .await;
+    oc.handle.stop(false).await;
+}
+oc_test!(
+    a_sync_gives_the_spec_figures_and_a_second_changes_nothing,
+    full_sync
+);
+
+async fn interrupted(backend: Backend) {
+    let oc = StandIn::start(Behaviour {
+        transactions: ledger(),
+        orders: orders(),
+        error_at_offset: Some(6),
+        ..Behaviour::default()
+    })
+    .await;
+    let config = oc.config();
+    let state = oc.state.clone();
+    run(backend, &config, move |app| async move {
+        let e = sync(&app).await.expect_err("page 3 is an error page");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("stopped at page 3; 2 page(s) were stored"),
+            "{msg}"
+        );
+        assert!(msg.contains("test error page"), "{msg}");
+        // Pages 1 and 2: t00..t05 (t00 in September); t01, t02, t03, t04, t05 in October.
+        assert_eq!(
+            funds(&app, "2026-10").await,
+            vec![
+                ("general".into(), 112760, 6068, 106692),
+                ("cuda".into(), 7000, 608, 6392)
+            ]
+        );
+        state.lock().unwrap().error_at_offset = None;
+        let report = sync(&app).await.expect("rerun");
+        assert_eq!(report.stored.inserted, 3); // t08, t09, t10
+        assert_eq!(funds(&app, "2026-10").await, expected_october());
+        let again = sync(&app).await.expect("third run");
+        assert_eq!((again.stored.inserted, again.stored.updated), (0, 0));
+        assert_eq!(funds(&app, "2026-10").await, expected_october());
+    })
+    .await;
+    oc.handle.stop(false).await;
+}
+oc_test!(an_interrupted_sync_resumes_to_the_same_books, interrupted);
+
+async fn unconvertible(backend: Backend) {
+    let mut ledger = ledger();
+    ledger.truncate(3); // t00, t01, t02: page 1
+    ledger.push(tx(
+        "t-gbp",
+        "2026-10-11T10:00:00.000Z",
+        true,
+        "CONTRIBUTION",
+        collective(),
+        account("Individual", "fred", "Fred", false),
+        (5000, "GBP"),
+        (5000, Some(-250), None, "GBP"),
+        None,
+        None,
+    ));
+    let oc = StandIn::start(Behaviour {
+        transactions: ledger,
+        orders: orders(),
+        ..Behaviour::default()
+    })
+    .await;
+    let config = oc.config();
+    run(backend, &config, move |app| async move {
+        let e = format!("{:#}", sync(&app).await.expect_err("GBP has no rate"));
+        assert!(e.contains("transaction t-gbp"), "{e}");
+        assert!(
+            e.contains("the currency GBP cannot be converted into the ledger currency EUR"),
+            "{e}"
+        );
+        // Page 1 was stored; nothing of page 2.
+        assert_eq!(
+            funds(&app, "2026-10").await,
+            vec![
+                ("general".into(), 10000, 820, 9180),
+                ("cuda".into(), 5000, 420, 4580)
+            ]
+        );
+    })
+    .await;
+    oc.handle.stop(false).await;
+}
+oc_test!(an_unconvertible_currency_is_refused_by_name, unconvertible);
+
+async fn manual(backend: Backend) {
+    let config = "currency = \"EUR\"\nledger_start = \"2026-09-01\"\n[rates]\nUSD = \"0.90\"\n[[funds]]\nslug = \"general\"\ndefault = true\n[[funds]]\nslug = \"cuda\"\naccounts = [\"cuda-project\"]\n";
+    run(backend, config, |app| async move {
+        let admin = app.token("admin").await;
+        let body = json!({"idempotency_key": "bank-2026-10-15", "occurred_at": "2026-10-15T00:00:00Z",
+                          "account": "cuda-project", "contributor_name": "Hetzner sponsorship",
+                          "amount_cents": 20000, "fees_cents": 0, "currency": "USD"});
+        let post = |b: Value, token: Option<String>| {
+            let mut r = app.client.post(app.url("/api/v1/donations")).json(&b);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        assert_eq!(post(body.clone(), None).await.unwrap().status(), 401);
+        let ingest = app.token("ingest").await;
+        assert_eq!(post(body.clone(), Some(ingest)).await.unwrap().status(), 403);
+        let res = post(body.clone(), Some(admin.clone())).await.unwrap();
+        assert_eq!(res.status(), 201);
+        let created: Value = res.json().await.unwrap();
+        // 200.00 USD x 0.90 = 180.00 EUR
+        assert_eq!((created["gross_cents"].as_i64(), created["fund"].as_str()), (Some(18000), Some("cuda")));
+        // The same key and content: a replay.
+        assert_eq!(post(body.clone(), Some(admin.clone())).await.unwrap().status(), 200);
+        let mut other = body.clone();
+        other["amount_cents"] = json!(30000);
+        assert_eq!(post(other, Some(admin.clone())).await.unwrap().status(), 409);
+        let bad = json!({"idempotency_key": "x", "occurred_at": "yesterday", "amount_cents": 100, "currency": "GBP"});
+        let res = post(bad, Some(admin.clone())).await.unwrap();
+        assert_eq!(res.status(), 422);
+        let err: Value = res.json().await.unwrap();
+        let fields: Vec<&str> = err["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["occurred_at", "currency"]);
+        assert!(err["details"][1]["message"].as_str().unwrap().contains("GBP"));
+        assert_eq!(
+            funds(&app, "2026-10").await,
+            vec![("general".into(), 0, 0, 0), ("cuda".into(), 18000, 0, 18000)]
+        );
+        let list: Value = app.get("/api/v1/donations?month=2026-10").await.json().await.unwrap();
+        assert_eq!(list["donations"][0]["contributor"]["name"], "Hetzner sponsorship");
+        assert_eq!(list["donations"][0]["source"], "manual");
+    })
+    .await;
+}
+oc_test!(manual_donations_are_validated_and_idempotent, manual);
