@@ -127,6 +127,28 @@ pub struct SyncReport {
     pub retries: u64,
 }
 
+/// A request failure in words a user can act on: a timeout says so.
+fn describe_request_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "no answer before the timeout (opencollective.timeout_seconds)".to_string()
+    } else if e.is_connect() {
+        format!("cannot connect: {}", error_chain(e))
+    } else {
+        error_chain(e)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 /// The `sync_cursors` name of a collective's cursor.
 pub fn cursor_name(collective: &str) -> String {
     format!("opencollective:{collective}")
@@ -216,16 +238,32 @@ impl Client {
             }
             let last = attempt >= self.options.max_attempts;
             let failure = match request.send().await {
-                Err(e) => format!("{e}"),
+                Err(e) => describe_request_error(&e),
                 Ok(res) => {
                     let status = res.status();
                     if status.is_success() {
-                        let parsed: Response<Q::ResponseData> =
-                            res.json().await.with_context(|| {
-                                format!(
-                                    "OpenCollective's answer to {what} is not the expected JSON"
-                                )
-                            })?;
+                        // A cut-off or garbled body may be a passing fault: retried like one.
+                        let decoded: Result<Response<Q::ResponseData>, String> =
+                            match res.bytes().await {
+                                Err(e) => Err(describe_request_error(&e)),
+                                Ok(body) => serde_json::from_slice(&body).map_err(|e| {
+                                    format!("the answer is not the expected JSON ({e})")
+                                }),
+                            };
+                        let parsed = match decoded {
+                            Ok(parsed) => parsed,
+                            Err(failure) if last => anyhow::bail!(
+                                "OpenCollective's answer to {what} failed after {attempt} tries: {failure}"
+                            ),
+                            Err(failure) => {
+                                let wait = self.backoff(attempt);
+                                tracing::warn!(attempt, wait_s = wait.as_secs_f64(), error = %failure, "OpenCollective answer unreadable; retrying");
+                                self.retries
+                                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                tokio::time::sleep(wait).await;
+                                continue;
+                            }
+                        };
                         if let Some(errors) = parsed.errors.filter(|e| !e.is_empty()) {
                             let messages: Vec<String> =
                                 errors.iter().map(|e| e.message.clone()).collect();

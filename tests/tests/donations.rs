@@ -5,6 +5,7 @@
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use buildfund_jobs::opencollective::{self, SyncOptions};
 use buildfund_tests::{run, Backend, TestApp};
+use sea_orm::EntityTrait;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +25,12 @@ struct Behaviour {
     server_error_at_offset: Option<i64>,
     /// Answer the next request for this offset with 429 and `Retry-After: 1`, once.
     rate_limit_at_offset: Option<i64>,
+    /// Answer requests for this offset only after this long, every time (past the timeout).
+    slow_at_offset: Option<(i64, Duration)>,
+    /// Answer requests for this offset with a cut-off JSON body (HTTP 200), every time.
+    malformed_at_offset: Option<i64>,
+    /// The newest `createdAt` of any transaction served in a good answer.
+    served_until: Option<String>,
     requests: u64,
     tokens: Vec<Option<String>>,
 }
@@ -39,6 +46,18 @@ async fn graphql(
     body: web::Json<Value>,
     state: web::Data<Arc<Mutex<Behaviour>>>,
 ) -> HttpResponse {
+    let stall = {
+        let s = state.lock().unwrap();
+        match s.slow_at_offset {
+            Some((offset, wait)) if body["variables"]["offset"].as_i64() == Some(offset) => {
+                Some(wait)
+            }
+            _ => None,
+        }
+    };
+    if let Some(wait) = stall {
+        tokio::time::sleep(wait).await;
+    }
     let mut s = state.lock().unwrap();
     s.requests += 1;
     let token = req
@@ -66,6 +85,11 @@ async fn graphql(
                 s.server_error_at_offset = None;
                 return HttpResponse::InternalServerError().body("upstream timeout");
             }
+            if s.malformed_at_offset == Some(offset) {
+                return HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(r#"{"data": {"transactions": {"totalCount": 11, "nodes": [{"id": "#);
+            }
             if s.error_at_offset == Some(offset) {
                 return HttpResponse::Ok().json(json!({
                     "errors": [{"message": "Something went wrong on our side (test error page)"}],
@@ -89,8 +113,16 @@ async fn graphql(
                 .skip(offset as usize)
                 .take(limit as usize)
                 .collect();
-            HttpResponse::Ok()
-                .json(json!({"data": {"transactions": {"totalCount": total, "nodes": page}}}))
+            let newest = page
+                .iter()
+                .filter_map(|t| t["createdAt"].as_str())
+                .max()
+                .map(String::from);
+            let answer = json!({"data": {"transactions": {"totalCount": total, "nodes": page}}});
+            if newest > s.served_until {
+                s.served_until = newest;
+            }
+            HttpResponse::Ok().json(answer)
         }
         "ActiveRecurringOrders" => {
             let page: Vec<&Value> = s
@@ -708,3 +740,100 @@ async fn manual(backend: Backend) {
     .await;
 }
 oc_test!(manual_donations_are_validated_and_idempotent, manual);
+
+/// Faults of the scheduler issue: a response slower than the timeout, then malformed JSON,
+/// both on page 2. Each failed sync keeps page 1 and a cursor no further than page 1; a later
+/// clean run ends with the same books as one clean sync, and a rerun changes nothing.
+async fn timeouts_and_malformed_json(backend: Backend) {
+    let oc = StandIn::start(Behaviour {
+        transactions: ledger(),
+        orders: orders(),
+        slow_at_offset: Some((3, Duration::from_secs(3))),
+        ..Behaviour::default()
+    })
+    .await;
+    let config = oc.config();
+    let state = oc.state.clone();
+    let served = {
+        let state = state.clone();
+        move || {
+            let s = state.lock().unwrap();
+            chrono::DateTime::parse_from_rfc3339(
+                s.served_until.as_deref().expect("a page was served"),
+            )
+            .unwrap()
+        }
+    };
+    run(backend, &config, move |app| async move {
+        std::env::set_var(TOKEN_ENV, TOKEN);
+        let fast = SyncOptions {
+            timeout: Some(Duration::from_millis(500)),
+            max_attempts: 2,
+            ..options()
+        };
+        let cursor = |app: Arc<TestApp>| async move {
+            let row = buildfund_entity::sync_cursors::Entity::find_by_id(format!(
+                "opencollective:{COLLECTIVE}"
+            ))
+            .one(&app.db)
+            .await
+            .unwrap()
+            .expect("a cursor after the first stored page");
+            chrono::DateTime::parse_from_rfc3339(&row.value).unwrap()
+        };
+
+        let started = Instant::now();
+        let e = opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
+            .await
+            .expect_err("page 2 never answers in time");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the timeout cut the wait short"
+        );
+        let msg = format!("{e:#}").to_lowercase();
+        assert!(
+            msg.contains("timed out") || msg.contains("timeout"),
+            "{msg}"
+        );
+        assert!(
+            cursor(app.clone()).await <= served(),
+            "the cursor never passes what was stored"
+        );
+
+        {
+            let mut s = state.lock().unwrap();
+            s.slow_at_offset = None;
+            s.malformed_at_offset = Some(3);
+        }
+        let e = opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
+            .await
+            .expect_err("page 2 is not JSON");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.to_lowercase().contains("json") || msg.contains("EOF"),
+            "{msg}"
+        );
+        assert!(cursor(app.clone()).await <= served());
+
+        state.lock().unwrap().malformed_at_offset = None;
+        opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
+            .await
+            .expect("a clean run completes");
+        assert_eq!(funds(&app, "2026-10").await, expected_october());
+        let again = opencollective::sync(&app.db, &app.config, fast, |_| {})
+            .await
+            .expect("rerun");
+        assert_eq!(
+            (again.stored.inserted, again.stored.updated),
+            (0, 0),
+            "no donation doubled"
+        );
+        assert_eq!(funds(&app, "2026-10").await, expected_october());
+    })
+    .await;
+    oc.handle.stop(false).await;
+}
+oc_test!(
+    timeouts_and_malformed_answers_lose_and_double_nothing,
+    timeouts_and_malformed_json
+);
