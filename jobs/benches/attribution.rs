@@ -25,8 +25,15 @@ fn config_text() -> String {
          [[funds]]\nslug = \"general\"\ndefault = true\n\
          [[funds]]\nslug = \"cuda\"\n",
     );
-    for (slug, glob) in [("cuda", "nixpkgs:cuda*"), ("jetson", "nixpkgs:jetson*"), ("gpu-tests", "nixpkgs:gpu*")] {
-        let _ = write!(s, "[[pools]]\nslug = \"{slug}\"\nfund = \"cuda\"\njobsets = [\"{glob}\"]\n");
+    for (slug, glob) in [
+        ("cuda", "nixpkgs:cuda*"),
+        ("jetson", "nixpkgs:jetson*"),
+        ("gpu-tests", "nixpkgs:gpu*"),
+    ] {
+        let _ = write!(
+            s,
+            "[[pools]]\nslug = \"{slug}\"\nfund = \"cuda\"\njobsets = [\"{glob}\"]\n"
+        );
     }
     for m in 0..MACHINES {
         let price = match m % 3 {
@@ -34,7 +41,11 @@ fn config_text() -> String {
             1 => "hourly = \"0.35\"",
             _ => "metered = \"2.40\"",
         };
-        let _ = write!(s, "[[machines]]\nname = \"build{m:02}\"\nslots = {}\n{price}\n", 1 + m % 8);
+        let _ = write!(
+            s,
+            "[[machines]]\nname = \"build{m:02}\"\nslots = {}\n{price}\n",
+            1 + m % 8
+        );
     }
     s
 }
@@ -50,11 +61,18 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("set BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run this benchmark");
         return Ok(());
     };
-    let steps: i64 = std::env::var("BENCH_STEPS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let steps: i64 = std::env::var("BENCH_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let name = format!("bf_bench_attr_{}", std::process::id());
     let admin = Database::connect(admin_url.as_str()).await?;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")).await?;
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+        .await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await?;
     let url = match admin_url.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{name}"),
         None => anyhow::bail!("BENCH_DATABASE_URL needs a database path"),
@@ -64,7 +82,10 @@ async fn main() -> anyhow::Result<()> {
     let conn = db::connect(&config).await?;
     db::prepare(&conn, &config).await?;
 
-    let month = Month { year: 2026, month: 10 };
+    let month = Month {
+        year: 2026,
+        month: 10,
+    };
     let span = month.span();
     let started = Instant::now();
     // Steps spread over the month: 50 machines, 200 jobsets (a fifth of them in GPU pools),
@@ -107,12 +128,25 @@ async fn main() -> anyhow::Result<()> {
     }
     let (q_best, q_median) = stats(query_times);
     let (a_best, a_median) = stats(attribution_times);
-    println!("grouped query (floor):  best {:>7.1} ms, median {:>7.1} ms  ({groups} groups)", ms(q_best), ms(q_median));
-    println!("month attribution:      best {:>7.1} ms, median {:>7.1} ms  ({lines} lines)", ms(a_best), ms(a_median));
-    println!("ratio attribution/query (medians): {:.2}x", a_median.as_secs_f64() / q_median.as_secs_f64());
+    println!(
+        "grouped query (floor):  best {:>7.1} ms, median {:>7.1} ms  ({groups} groups)",
+        ms(q_best),
+        ms(q_median)
+    );
+    println!(
+        "month attribution:      best {:>7.1} ms, median {:>7.1} ms  ({lines} lines)",
+        ms(a_best),
+        ms(a_median)
+    );
+    println!(
+        "ratio attribution/query (medians): {:.2}x",
+        a_median.as_secs_f64() / q_median.as_secs_f64()
+    );
 
     conn.close().await?;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await?;
     Ok(())
 }
 

@@ -139,8 +139,30 @@ pub struct HydraConfig {
     /// How far back before the stored cursor each pull reads again, in seconds, to catch steps
     /// committed late (default [`DEFAULT_HYDRA_OVERLAP_SECONDS`]).
     pub overlap_seconds: i64,
-    /// Hydra's web base URL (http or https, no trailing slash), for links.
+    /// Hydra's web base URL (http or https, no trailing slash), for links and, when
+    /// `act_on_gate`, for disabling and re-enabling jobsets of closed pools.
     pub url: Option<String>,
+    /// The Hydra user buildfund logs in as to change jobsets and cancel builds.
+    pub user: Option<String>,
+    /// The NAME of the environment variable holding that user's password.
+    pub password_env: Option<String>,
+    /// Whether a closing pool disables its Hydra jobsets and cancels their queued builds
+    /// (default true when `url` is set).
+    pub act_on_gate: bool,
+}
+
+/// The gate (`[gate]`): outgoing webhooks on every pool state change.
+#[derive(Clone, Debug, Default)]
+pub struct GateConfig {
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One webhook receiver (`[[gate.webhooks]]`).
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub url: String,
+    /// The NAME of the environment variable holding the HMAC-SHA256 secret.
+    pub secret_env: Option<String>,
 }
 
 pub const DEFAULT_HYDRA_SOURCE: &str = "hydra";
@@ -183,6 +205,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub opencollective: Option<OpenCollectiveConfig>,
     pub hydra: Option<HydraConfig>,
+    pub gate: GateConfig,
     pub smtp: Option<SmtpConfig>,
     /// Enabled jobs only; a job set to "" in `[schedule]` is absent.
     pub schedule: BTreeMap<String, JobSchedule>,
@@ -561,6 +584,7 @@ impl Validator {
                 "database",
                 "opencollective",
                 "hydra",
+                "gate",
                 "smtp",
                 "schedule",
                 "rates",
@@ -616,6 +640,7 @@ impl Validator {
         let database = self.database(t);
         let opencollective = self.opencollective(t);
         let hydra = self.hydra(t);
+        let gate = self.gate(t);
         let smtp = self.smtp(t);
         let schedule = self.schedule(t);
         let rates = self.rates(t, &currency);
@@ -634,6 +659,7 @@ impl Validator {
             database,
             opencollective,
             hydra,
+            gate,
             smtp,
             schedule,
             rates,
@@ -752,7 +778,15 @@ impl Validator {
         self.unknown_keys(
             h,
             path,
-            &["database_url_env", "source", "overlap_seconds", "url"],
+            &[
+                "database_url_env",
+                "source",
+                "overlap_seconds",
+                "url",
+                "user",
+                "password_env",
+                "act_on_gate",
+            ],
         );
         let database_url_env = if h.contains_key("database_url_env") {
             self.env_name(h, path, "database_url_env")
@@ -788,12 +822,67 @@ impl Validator {
                 self.problem("hydra.url", format!("{u:?} is not an http(s) URL"));
             }
         }
+        let user = self.string(h, path, "user");
+        let password_env = self.env_name(h, path, "password_env");
+        let act_on_gate = self
+            .boolean(h, path, "act_on_gate")
+            .unwrap_or(url.is_some());
+        if act_on_gate && url.is_none() {
+            self.problem("hydra.act_on_gate", "needs hydra.url (the Hydra to act on)");
+        }
+        if password_env.is_some() && user.is_none() {
+            self.problem("hydra.user", "missing (hydra.password_env is set)");
+        }
         Some(HydraConfig {
             database_url_env: database_url_env?,
             source: source?,
             overlap_seconds,
             url: url.map(|u| u.trim_end_matches('/').to_string()),
+            user,
+            password_env,
+            act_on_gate,
         })
+    }
+
+    fn gate(&mut self, t: &Table) -> GateConfig {
+        let mut gate = GateConfig::default();
+        let Some(g) = self.table(t, "gate") else {
+            return gate;
+        };
+        self.unknown_keys(g, "gate", &["webhooks"]);
+        let hooks = match g.get("webhooks") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(other) => {
+                self.problem(
+                    "gate.webhooks",
+                    format!(
+                        "must be an array of tables ([[gate.webhooks]]), not {}",
+                        type_name(other)
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        for (i, item) in hooks.into_iter().enumerate() {
+            let path = format!("gate.webhooks[{i}]");
+            let Value::Table(w) = item else {
+                self.problem(&path, format!("must be a table, not {}", type_name(item)));
+                continue;
+            };
+            self.unknown_keys(w, &path, &["url", "secret_env"]);
+            let url = self.required_string(w, &path, "url");
+            if let Some(u) = &url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    self.problem(join(&path, "url"), format!("{u:?} is not an http(s) URL"));
+                }
+            }
+            let secret_env = self.env_name(w, &path, "secret_env");
+            if let Some(url) = url {
+                gate.webhooks.push(Webhook { url, secret_env });
+            }
+        }
+        gate
     }
 
     fn smtp(&mut self, t: &Table) -> Option<SmtpConfig> {
@@ -1403,13 +1492,13 @@ active_from = 2026-10-15
         );
 
         let bad = format!(
-            "{base}[hydra]\ndatabase_url_env = \"postgres://hydra:secret@db/hydra\"\nsource = \"\"\noverlap_seconds = 604801\nurl = \"hydra.example.org\"\nuser = \"x\"\n"
+            "{base}[hydra]\ndatabase_url_env = \"postgres://hydra:secret@db/hydra\"\nsource = \"\"\noverlap_seconds = 604801\nurl = \"hydra.example.org\"\nlogin = \"x\"\n"
         );
         let problems = Config::parse(&bad, "t").unwrap_err().problems;
         assert_eq!(problems.len(), 5, "{problems:?}");
         assert_eq!(
             problems[0],
-            "hydra.user: unknown key (expected one of: database_url_env, source, overlap_seconds, url)"
+            "hydra.login: unknown key (expected one of: database_url_env, source, overlap_seconds, url, user, password_env, act_on_gate)"
         );
         assert_eq!(
             problems[1],

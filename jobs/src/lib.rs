@@ -8,6 +8,8 @@ pub mod costs;
 pub mod costs_table;
 pub mod db;
 pub mod funds;
+pub mod gate;
+pub mod gate_actions;
 pub mod hydra;
 pub mod ingest;
 pub mod money;

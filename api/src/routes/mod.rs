@@ -1,6 +1,7 @@
 //! Routes, one file per resource.
 mod books;
 mod build_steps;
+mod gate;
 mod health;
 mod tokens;
 
@@ -15,6 +16,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(build_steps::ingest_build_steps)
                 .service(books::get_costs)
                 .service(books::get_funds)
+                .service(gate::events)
+                .service(gate::get_gate)
+                .service(gate::pause)
+                .service(gate::override_pool)
+                .service(gate::lift)
                 .service(tokens::list)
                 .service(tokens::create)
                 .service(tokens::revoke),
