@@ -157,7 +157,7 @@ pub fn causes(f: &Figures, paused: bool) -> (State, Vec<String>) {
         if Decimal::from(f.spent) >= f.warn_at * Decimal::from(b) {
             warn.push(format!(
                 "{}% of the budget is spent",
-                f.warn_at * Decimal::ONE_HUNDRED
+                (f.warn_at * Decimal::ONE_HUNDRED).normalize()
             ));
         }
         if f.projected > b {

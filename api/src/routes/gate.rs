@@ -42,7 +42,12 @@ pub async fn get_gate(
             stale: false,
         }));
     }
-    let current = state.gate.current();
+    let mut current = state.gate.current();
+    if current.snapshot.is_none() {
+        // Before the first refresh finished (just after start): compute it now.
+        let _ = state.gate.refresh(&state.db).await;
+        current = state.gate.current();
+    }
     let Some(snapshot) = &current.snapshot else {
         return Err(ApiError::Unavailable(
             "the gate has no figures yet (the database has not answered since start)".into(),
