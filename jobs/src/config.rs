@@ -1465,6 +1465,34 @@ active_from = 2026-10-15
     }
 
     #[test]
+    fn gate_webhooks_are_checked_with_their_key_paths() {
+        let base = "ledger_start = \"2026-01-01\"\n";
+        let c = Config::parse(
+            &format!("{base}[gate]\n[[gate.webhooks]]\nurl = \"https://hooks.example.org/bf\"\nsecret_env = \"BF_HOOK_SECRET\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.gate.webhooks.len(), 1);
+        assert_eq!(
+            c.gate.webhooks[0].secret_env.as_deref(),
+            Some("BF_HOOK_SECRET")
+        );
+        let bad = format!(
+            "{base}[gate]\nfoo = 1\n[[gate.webhooks]]\nurl = \"ftp://x\"\nsecret_env = \"s3cr:t@\"\n[[gate.webhooks]]\nsecret_env = \"A\"\n"
+        );
+        let problems = Config::parse(&bad, "t").unwrap_err().problems;
+        assert_eq!(
+            problems,
+            vec![
+                "gate.foo: unknown key (expected one of: webhooks)".to_string(),
+                "gate.webhooks[0].url: \"ftp://x\" is not an http(s) URL".to_string(),
+                "gate.webhooks[0].secret_env: the value (not shown, it may be a secret) is not the name of an environment variable (the secret itself never goes in the file)".to_string(),
+                "gate.webhooks[1].url: missing".to_string(),
+            ]
+        );
+    }
+
+    #[test]
     fn hydra_table_defaults_and_bad_values() {
         let base = "ledger_start = \"2026-01-01\"\n";
         assert!(Config::parse(base, "t").unwrap().hydra.is_none());
