@@ -61,6 +61,25 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Ask a running server's gate whether PROJECT:JOBSET may build now: prints the reason,
+    /// exits 0 allowed, 1 refused, 2 undecided (server unreachable, bad answer).
+    Gate {
+        /// The jobset, PROJECT:JOBSET.
+        jobset: String,
+        /// Print the server's JSON answer instead of the reason.
+        #[arg(long)]
+        json: bool,
+        /// The buildfund server to ask.
+        #[arg(long, env = "BUILDFUND_URL", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+        /// What to answer when the server cannot decide: allow (exit 0), deny (exit 1);
+        /// without it, exit 2.
+        #[arg(long, value_parser = ["allow", "deny"])]
+        on_error: Option<String>,
+    },
     /// Run one sync with an outside source now.
     Sync {
         #[command(subcommand)]
@@ -170,6 +189,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
         }
         Command::Serve => serve(load_config(&cli)?).await?,
+        Command::Gate {
+            jobset,
+            json,
+            server,
+            timeout,
+            on_error,
+        } => return Ok(gate(jobset, *json, server, *timeout, on_error.as_deref()).await),
         Command::Migrate => {
             let config = load_config(&cli)?;
             open_database(&config).await?;
@@ -440,6 +466,105 @@ async fn ingest_file(
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(anyhow::anyhow!("{file}: {e}")),
+    }
+}
+
+/// `buildfund gate`: one question to a running server; never needs the configuration.
+async fn gate(
+    jobset: &str,
+    json: bool,
+    server: &str,
+    timeout: f64,
+    on_error: Option<&str>,
+) -> ExitCode {
+    let undecided = |why: String| {
+        eprintln!("buildfund gate: {jobset}: could not decide: {why}");
+        match on_error {
+            Some("allow") => {
+                eprintln!("buildfund gate: allowing (--on-error allow)");
+                ExitCode::SUCCESS
+            }
+            Some("deny") => {
+                eprintln!("buildfund gate: refusing (--on-error deny)");
+                ExitCode::from(1)
+            }
+            _ => ExitCode::from(2),
+        }
+    };
+    let Some((project, name)) = jobset
+        .split_once(':')
+        .filter(|(p, j)| !p.is_empty() && !j.is_empty())
+    else {
+        eprintln!("buildfund gate: {jobset:?} is not PROJECT:JOBSET");
+        return ExitCode::from(2);
+    };
+    if !(timeout > 0.0 && timeout.is_finite()) {
+        eprintln!("buildfund gate: --timeout {timeout} is not a positive number of seconds");
+        return ExitCode::from(2);
+    }
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs_f64(timeout))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return undecided(format!("cannot make an HTTP client: {e}")),
+    };
+    let seg = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let url = format!(
+        "{}/api/v1/gate/{}/{}",
+        server.trim_end_matches('/'),
+        seg(project),
+        seg(name)
+    );
+    let res = match client.get(&url).send().await {
+        Ok(r) => r,
+        Err(e) => return undecided(format!("{url}: {e}")),
+    };
+    let status = res.status();
+    let body: serde_json::Value = match res.json().await {
+        Ok(b) => b,
+        Err(e) => return undecided(format!("{url} answered {status} without JSON: {e}")),
+    };
+    let Some(allow) = body
+        .get("allow")
+        .and_then(|v| v.as_bool())
+        .filter(|_| status.is_success())
+    else {
+        let msg = body
+            .get("error")
+            .and_then(|v| v.as_str())
+            .unwrap_or("no decision");
+        return undecided(format!("{url} answered {status}: {msg}"));
+    };
+    if json {
+        println!("{body}");
+    } else {
+        let reason = body.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+        let state = body.get("state").and_then(|v| v.as_str()).unwrap_or("?");
+        println!(
+            "{} ({state}): {reason}",
+            if allow { "allowed" } else { "refused" }
+        );
+    }
+    if body.get("stale").and_then(|v| v.as_bool()) == Some(true) {
+        eprintln!(
+            "buildfund gate: the answer is stale (the server's database is unreachable; figures as of {})",
+            body.get("as_of").and_then(|v| v.as_str()).unwrap_or("?")
+        );
+    }
+    if allow {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

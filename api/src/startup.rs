@@ -6,6 +6,8 @@ use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::gate::Gate;
+use buildfund_jobs::gate_actions::Actions;
 use buildfund_jobs::scheduler::{builtin_jobs, Registry};
 use buildfund_jobs::Config;
 use sea_orm::DatabaseConnection;
@@ -20,6 +22,28 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The jobs `POST /api/v1/jobs/{name}/run` can start.
     pub jobs: Registry,
+    /// The gate's in-memory snapshot, refreshed by [`spawn_gate_refresh`] and after changes.
+    pub gate: Arc<Gate>,
+}
+
+/// The gate's refresh loop: once at start, then on `schedule.gate_refresh` (default every
+/// minute; at most a minute apart when that job is disabled), as monthly machines accrue cost
+/// with time. Runs until the runtime stops.
+pub fn spawn_gate_refresh(gate: Arc<Gate>, db: DatabaseConnection, config: Arc<Config>) {
+    tokio::spawn(async move {
+        loop {
+            let _ = gate.refresh(&db).await;
+            let now = chrono::Utc::now();
+            let wait = config
+                .schedule
+                .get("gate_refresh")
+                .and_then(|s| s.schedule.upcoming(chrono::Utc).next())
+                .and_then(|next| (next - now).to_std().ok())
+                .unwrap_or(Duration::from_secs(60))
+                .min(Duration::from_secs(60));
+            tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
+        }
+    });
 }
 
 pub struct Application {
@@ -65,11 +89,15 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
+        let gate = Arc::new(Gate::new(config.clone()));
+        gate.add_sink(Arc::new(Actions::new(config.clone(), db.clone())));
+        spawn_gate_refresh(gate.clone(), db.clone(), config.clone());
         let state = web::Data::new(AppState {
             db,
             config: config.clone(),
             metrics: Metrics::new(),
             jobs: builtin_jobs(),
+            gate,
         });
         let max_body = config.server.max_body_bytes;
         let metrics = state.metrics.clone();

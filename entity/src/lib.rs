@@ -7,6 +7,7 @@ pub mod donations;
 pub mod email_outbox;
 pub mod funds;
 pub mod gate_events;
+pub mod hydra_jobset_holds;
 pub mod job_leases;
 pub mod job_runs;
 pub mod jobsets;
@@ -24,6 +25,7 @@ pub mod prelude {
     pub use super::email_outbox::Entity as EmailOutbox;
     pub use super::funds::Entity as Funds;
     pub use super::gate_events::Entity as GateEvents;
+    pub use super::hydra_jobset_holds::Entity as HydraJobsetHolds;
     pub use super::job_leases::Entity as JobLeases;
     pub use super::job_runs::Entity as JobRuns;
     pub use super::jobsets::Entity as Jobsets;

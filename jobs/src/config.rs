@@ -153,8 +153,30 @@ pub struct HydraConfig {
     /// How far back before the stored cursor each pull reads again, in seconds, to catch steps
     /// committed late (default [`DEFAULT_HYDRA_OVERLAP_SECONDS`]).
     pub overlap_seconds: i64,
-    /// Hydra's web base URL (http or https, no trailing slash), for links.
+    /// Hydra's web base URL (http or https, no trailing slash), for links and, when
+    /// `act_on_gate`, for disabling and re-enabling jobsets of closed pools.
     pub url: Option<String>,
+    /// The Hydra user buildfund logs in as to change jobsets and cancel builds.
+    pub user: Option<String>,
+    /// The NAME of the environment variable holding that user's password.
+    pub password_env: Option<String>,
+    /// Whether a closing pool disables its Hydra jobsets and cancels their queued builds
+    /// (default true when `url` is set).
+    pub act_on_gate: bool,
+}
+
+/// The gate (`[gate]`): outgoing webhooks on every pool state change.
+#[derive(Clone, Debug, Default)]
+pub struct GateConfig {
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One webhook receiver (`[[gate.webhooks]]`).
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub url: String,
+    /// The NAME of the environment variable holding the HMAC-SHA256 secret.
+    pub secret_env: Option<String>,
 }
 
 pub const DEFAULT_HYDRA_SOURCE: &str = "hydra";
@@ -197,6 +219,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub opencollective: Option<OpenCollectiveConfig>,
     pub hydra: Option<HydraConfig>,
+    pub gate: GateConfig,
     pub smtp: Option<SmtpConfig>,
     /// Enabled jobs only; a job set to "" in `[schedule]` is absent.
     pub schedule: BTreeMap<String, JobSchedule>,
@@ -575,6 +598,7 @@ impl Validator {
                 "database",
                 "opencollective",
                 "hydra",
+                "gate",
                 "smtp",
                 "schedule",
                 "rates",
@@ -630,6 +654,7 @@ impl Validator {
         let database = self.database(t);
         let opencollective = self.opencollective(t);
         let hydra = self.hydra(t);
+        let gate = self.gate(t);
         let smtp = self.smtp(t);
         let schedule = self.schedule(t);
         let rates = self.rates(t, &currency);
@@ -648,6 +673,7 @@ impl Validator {
             database,
             opencollective,
             hydra,
+            gate,
             smtp,
             schedule,
             rates,
@@ -801,7 +827,15 @@ impl Validator {
         self.unknown_keys(
             h,
             path,
-            &["database_url_env", "source", "overlap_seconds", "url"],
+            &[
+                "database_url_env",
+                "source",
+                "overlap_seconds",
+                "url",
+                "user",
+                "password_env",
+                "act_on_gate",
+            ],
         );
         let database_url_env = if h.contains_key("database_url_env") {
             self.env_name(h, path, "database_url_env")
@@ -837,12 +871,67 @@ impl Validator {
                 self.problem("hydra.url", format!("{u:?} is not an http(s) URL"));
             }
         }
+        let user = self.string(h, path, "user");
+        let password_env = self.env_name(h, path, "password_env");
+        let act_on_gate = self
+            .boolean(h, path, "act_on_gate")
+            .unwrap_or(url.is_some());
+        if act_on_gate && url.is_none() {
+            self.problem("hydra.act_on_gate", "needs hydra.url (the Hydra to act on)");
+        }
+        if password_env.is_some() && user.is_none() {
+            self.problem("hydra.user", "missing (hydra.password_env is set)");
+        }
         Some(HydraConfig {
             database_url_env: database_url_env?,
             source: source?,
             overlap_seconds,
             url: url.map(|u| u.trim_end_matches('/').to_string()),
+            user,
+            password_env,
+            act_on_gate,
         })
+    }
+
+    fn gate(&mut self, t: &Table) -> GateConfig {
+        let mut gate = GateConfig::default();
+        let Some(g) = self.table(t, "gate") else {
+            return gate;
+        };
+        self.unknown_keys(g, "gate", &["webhooks"]);
+        let hooks = match g.get("webhooks") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(other) => {
+                self.problem(
+                    "gate.webhooks",
+                    format!(
+                        "must be an array of tables ([[gate.webhooks]]), not {}",
+                        type_name(other)
+                    ),
+                );
+                Vec::new()
+            }
+        };
+        for (i, item) in hooks.into_iter().enumerate() {
+            let path = format!("gate.webhooks[{i}]");
+            let Value::Table(w) = item else {
+                self.problem(&path, format!("must be a table, not {}", type_name(item)));
+                continue;
+            };
+            self.unknown_keys(w, &path, &["url", "secret_env"]);
+            let url = self.required_string(w, &path, "url");
+            if let Some(u) = &url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    self.problem(join(&path, "url"), format!("{u:?} is not an http(s) URL"));
+                }
+            }
+            let secret_env = self.env_name(w, &path, "secret_env");
+            if let Some(url) = url {
+                gate.webhooks.push(Webhook { url, secret_env });
+            }
+        }
+        gate
     }
 
     fn smtp(&mut self, t: &Table) -> Option<SmtpConfig> {
@@ -1425,6 +1514,34 @@ active_from = 2026-10-15
     }
 
     #[test]
+    fn gate_webhooks_are_checked_with_their_key_paths() {
+        let base = "ledger_start = \"2026-01-01\"\n";
+        let c = Config::parse(
+            &format!("{base}[gate]\n[[gate.webhooks]]\nurl = \"https://hooks.example.org/bf\"\nsecret_env = \"BF_HOOK_SECRET\"\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.gate.webhooks.len(), 1);
+        assert_eq!(
+            c.gate.webhooks[0].secret_env.as_deref(),
+            Some("BF_HOOK_SECRET")
+        );
+        let bad = format!(
+            "{base}[gate]\nfoo = 1\n[[gate.webhooks]]\nurl = \"ftp://x\"\nsecret_env = \"s3cr:t@\"\n[[gate.webhooks]]\nsecret_env = \"A\"\n"
+        );
+        let problems = Config::parse(&bad, "t").unwrap_err().problems;
+        assert_eq!(
+            problems,
+            vec![
+                "gate.foo: unknown key (expected one of: webhooks)".to_string(),
+                "gate.webhooks[0].url: \"ftp://x\" is not an http(s) URL".to_string(),
+                "gate.webhooks[0].secret_env: the value (not shown, it may be a secret) is not the name of an environment variable (the secret itself never goes in the file)".to_string(),
+                "gate.webhooks[1].url: missing".to_string(),
+            ]
+        );
+    }
+
+    #[test]
     fn hydra_table_defaults_and_bad_values() {
         let base = "ledger_start = \"2026-01-01\"\n";
         assert!(Config::parse(base, "t").unwrap().hydra.is_none());
@@ -1452,13 +1569,13 @@ active_from = 2026-10-15
         );
 
         let bad = format!(
-            "{base}[hydra]\ndatabase_url_env = \"postgres://hydra:secret@db/hydra\"\nsource = \"\"\noverlap_seconds = 604801\nurl = \"hydra.example.org\"\nuser = \"x\"\n"
+            "{base}[hydra]\ndatabase_url_env = \"postgres://hydra:secret@db/hydra\"\nsource = \"\"\noverlap_seconds = 604801\nurl = \"hydra.example.org\"\nlogin = \"x\"\n"
         );
         let problems = Config::parse(&bad, "t").unwrap_err().problems;
         assert_eq!(problems.len(), 5, "{problems:?}");
         assert_eq!(
             problems[0],
-            "hydra.user: unknown key (expected one of: database_url_env, source, overlap_seconds, url)"
+            "hydra.login: unknown key (expected one of: database_url_env, source, overlap_seconds, url, user, password_env, act_on_gate)"
         );
         assert_eq!(
             problems[1],

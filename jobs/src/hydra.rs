@@ -496,6 +496,9 @@ mod tests {
             source: "hydra".into(),
             overlap_seconds: 3600,
             url: None,
+            user: None,
+            password_env: None,
+            act_on_gate: false,
         }
     }
 

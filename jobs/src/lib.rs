@@ -9,6 +9,8 @@ pub mod costs_table;
 pub mod db;
 pub mod donations;
 pub mod funds;
+pub mod gate;
+pub mod gate_actions;
 pub mod hydra;
 pub mod ingest;
 pub mod money;

@@ -28,6 +28,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// Scheduled work every instance does for itself rather than once for all: `gate_refresh`
+/// rebuilds the instance's own in-memory gate snapshot (see `api::startup`).
+pub const PER_INSTANCE: &[&str] = &["gate_refresh"];
+
 /// How long a lease lasts without renewal.
 pub const LEASE: ChronoDuration = ChronoDuration::seconds(120);
 
@@ -133,6 +137,9 @@ impl Scheduler {
     fn scheduled(&self) -> Vec<(String, cron::Schedule, JobFn)> {
         let mut out = Vec::new();
         for (name, schedule) in &self.config.schedule {
+            if PER_INSTANCE.contains(&name.as_str()) {
+                continue;
+            }
             match self.registry.get(name) {
                 Some(f) => out.push((name.clone(), schedule.schedule.clone(), f.clone())),
                 None => {

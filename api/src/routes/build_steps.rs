@@ -84,6 +84,8 @@ pub async fn ingest_build_steps(
                 unpriced = report.unpriced_machines.len(),
                 "build steps ingested"
             );
+            // The gate's figures move with every ingest; a failed refresh leaves it stale.
+            let _ = state.gate.refresh(&state.db).await;
             Ok(HttpResponse::Ok().json(report))
         }
         Err(IngestError::Invalid { errors, count }) => {

@@ -2,6 +2,7 @@
 mod books;
 mod build_steps;
 mod donations;
+mod gate;
 mod health;
 mod jobs;
 mod tokens;
@@ -21,6 +22,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(jobs::run_now)
                 .service(donations::list)
                 .service(donations::create)
+                .service(gate::events)
+                .service(gate::get_gate)
+                .service(gate::pause)
+                .service(gate::override_pool)
+                .service(gate::lift)
                 .service(tokens::list)
                 .service(tokens::create)
                 .service(tokens::revoke),

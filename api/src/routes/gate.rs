@@ -1,0 +1,182 @@
+//! The budget gate (interfaces.md, "Gate"): `GET /api/v1/gate/{project}/{jobset}` for
+//! schedulers, the audit `GET /api/v1/gate/events`, and admin pause, override and lift.
+use crate::auth::{Admin, Authed, Scheduler};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpResponse};
+use buildfund_jobs::gate::{self, pool_slug, Decision, GateError};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+#[derive(Deserialize)]
+pub struct GateQuery {
+    at: Option<String>,
+}
+
+fn instant(s: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::bad_request(format!("{field}: {s:?} is not an RFC 3339 time")))
+}
+
+/// Without `at`: from the in-memory snapshot (no database access, `stale` when the last
+/// refresh failed). With `at`: evaluated exactly at that instant.
+#[get("/gate/{project}/{jobset}")]
+pub async fn get_gate(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<GateQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (project, jobset) = path.into_inner();
+    let key = format!("{project}:{jobset}");
+    let pool = pool_slug(&state.config, &key);
+    if let Some(at) = &query.at {
+        let at = instant(at, "at")?;
+        let snapshot = gate::evaluate(&state.db, &state.config, at).await?;
+        let g = snapshot.pools.get(pool).expect("every pool is evaluated");
+        return Ok(HttpResponse::Ok().json(Decision {
+            jobset: key,
+            gate: g,
+            stale: false,
+        }));
+    }
+    let mut current = state.gate.current();
+    if current.snapshot.is_none() {
+        // Before the first refresh finished (just after start): compute it now.
+        let _ = state.gate.refresh(&state.db).await;
+        current = state.gate.current();
+    }
+    let Some(snapshot) = &current.snapshot else {
+        return Err(ApiError::Unavailable(
+            "the gate has no figures yet (the database has not answered since start)".into(),
+        ));
+    };
+    let g = snapshot.pools.get(pool).expect("every pool is evaluated");
+    Ok(HttpResponse::Ok().json(Decision {
+        jobset: key,
+        gate: g,
+        stale: current.stale,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct EventsQuery {
+    pool: Option<String>,
+    limit: Option<u64>,
+}
+
+/// The audit, newest first: state changes (`state`), admin actions (`pause`, `override`,
+/// `lift`) and the outcome of outgoing actions (`webhook_failed`, `hydra_*`).
+#[get("/gate/events")]
+pub async fn events(
+    state: web::Data<AppState>,
+    _auth: Authed<Scheduler>,
+    query: web::Query<EventsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let rows = gate::events(&state.db, query.pool.as_deref(), limit).await?;
+    Ok(HttpResponse::Ok().json(json!({ "events": rows })))
+}
+
+#[derive(Deserialize)]
+pub struct ControlBody {
+    reason: String,
+    until: Option<String>,
+}
+
+fn gate_error(e: GateError) -> ApiError {
+    match e {
+        GateError::UnknownPool(_) => ApiError::not_found(e.to_string()),
+        GateError::Invalid(m) => ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, m),
+        GateError::NothingToLift(m) => ApiError::client(StatusCode::CONFLICT, m),
+        GateError::Db(e) => e.into(),
+    }
+}
+
+/// Refreshes the snapshot after an admin change and answers the pool's new gate.
+async fn answer(state: &AppState, pool: &str) -> Result<HttpResponse, ApiError> {
+    state.gate.refresh(&state.db).await?;
+    let current = state.gate.current();
+    let g = current
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.pools.get(pool))
+        .ok_or_else(|| anyhow::anyhow!("pool {pool} missing from the snapshot"))?;
+    Ok(HttpResponse::Ok().json(g))
+}
+
+#[post("/gate/pools/{pool}/pause")]
+pub async fn pause(
+    state: web::Data<AppState>,
+    auth: Authed<Admin>,
+    pool: web::Path<String>,
+    body: web::Json<ControlBody>,
+) -> Result<HttpResponse, ApiError> {
+    gate::pause(
+        &state.db,
+        &state.config,
+        &pool,
+        &auth.token.name,
+        &body.reason,
+        Utc::now(),
+    )
+    .await
+    .map_err(gate_error)?;
+    tracing::info!(pool = %pool, actor = %auth.token.name, "pool paused");
+    answer(&state, &pool).await
+}
+
+#[post("/gate/pools/{pool}/override")]
+pub async fn override_pool(
+    state: web::Data<AppState>,
+    auth: Authed<Admin>,
+    pool: web::Path<String>,
+    body: web::Json<ControlBody>,
+) -> Result<HttpResponse, ApiError> {
+    let until = match &body.until {
+        Some(u) => instant(u, "until")
+            .map_err(|e| ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?,
+        None => {
+            return Err(ApiError::client(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "until is required: an override always expires",
+            ))
+        }
+    };
+    gate::override_until(
+        &state.db,
+        &state.config,
+        &pool,
+        &auth.token.name,
+        &body.reason,
+        until,
+        Utc::now(),
+    )
+    .await
+    .map_err(gate_error)?;
+    tracing::info!(pool = %pool, actor = %auth.token.name, "pool overridden");
+    answer(&state, &pool).await
+}
+
+#[post("/gate/pools/{pool}/lift")]
+pub async fn lift(
+    state: web::Data<AppState>,
+    auth: Authed<Admin>,
+    pool: web::Path<String>,
+    body: web::Json<ControlBody>,
+) -> Result<HttpResponse, ApiError> {
+    gate::lift(
+        &state.db,
+        &state.config,
+        &pool,
+        &auth.token.name,
+        &body.reason,
+        Utc::now(),
+    )
+    .await
+    .map_err(gate_error)?;
+    tracing::info!(pool = %pool, actor = %auth.token.name, "pool controls lifted");
+    answer(&state, &pool).await
+}
