@@ -81,8 +81,7 @@ fn is_sqlite_busy(e: &anyhow::Error) -> bool {
 
 async fn prepare_once(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
     const LOCK: i64 = 0x6275_696c_6466; // "buildf"
-    let txn = db
-        .begin()
+    let txn = begin_write(db)
         .await
         .context("cannot start the migration transaction")?;
     if db.get_database_backend() == DatabaseBackend::Postgres {
@@ -115,6 +114,18 @@ pub async fn readiness(db: &DatabaseConnection) -> Result<(), String> {
     } else {
         Err(format!("{} migration(s) not applied", pending.len()))
     }
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once
+/// (`BEGIN IMMEDIATE`), so a concurrent writer makes it wait (up to the busy timeout) instead of
+/// failing with "database is locked" when a transaction that read first tries to write.
+/// PostgreSQL ignores the mode; a nested transaction is a savepoint either way.
+pub async fn begin_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, sea_orm::DbErr> {
+    db.begin_with_options(sea_orm::TransactionOptions {
+        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
 }
 
 /// Whether an error means the database cannot be reached (down, restarting, connections cut),

@@ -169,7 +169,7 @@ pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
         }
     }
     let now = Utc::now();
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let mut by_source: HashMap<&str, Vec<&str>> = HashMap::new();
     for (s, id) in &order {
         by_source.entry(s).or_default().push(id);

@@ -38,7 +38,7 @@ use buildfund_entity::{recurring_contributions, sync_cursors};
 use chrono::{SecondsFormat, Utc};
 use graphql_client::{GraphQLQuery, Response};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -738,7 +738,7 @@ async fn sync_recurring(
         .map(|r| r.external_id.clone().unwrap())
         .collect();
     let n = rows.len() as u64;
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     for chunk in rows.chunks(500) {
         recurring_contributions::Entity::insert_many(chunk.to_vec())
             .on_conflict(

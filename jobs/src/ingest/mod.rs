@@ -16,7 +16,7 @@ pub use store::Counts;
 
 use crate::Config;
 use bytes::Bytes;
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DatabaseConnection, DbErr};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -123,7 +123,7 @@ pub async fn ingest<R: Read + Send + 'static>(
     let parser =
         tokio::task::spawn_blocking(move || parse_into(config, format, reader, tx, progress));
 
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let now = chrono::Utc::now();
     let mut counts = Counts::default();
     let mut write_error = None;
@@ -174,7 +174,7 @@ pub async fn ingest_records(
     config: &Config,
     records: Vec<StepRecord>,
 ) -> Result<IngestReport, IngestError> {
-    let txn = db.begin().await?;
+    let txn = crate::db::begin_write(db).await?;
     let now = chrono::Utc::now();
     let mut counts = Counts::default();
     let mut unpriced = BTreeMap::new();
