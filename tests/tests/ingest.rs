@@ -292,3 +292,172 @@ db_test!(
         assert_eq!(stored(&app).await.len(), 3);
     }
 );
+
+const BIG_CONFIG: &str = r#"
+ledger_start = "2025-01-01"
+[[machines]]
+name = "build03"
+monthly = "120.00"
+"#;
+
+fn counts(report: &Value) -> (u64, u64, u64) {
+    (
+        report["inserted"].as_u64().unwrap(),
+        report["updated"].as_u64().unwrap(),
+        report["unchanged"].as_u64().unwrap(),
+    )
+}
+
+db_test!(
+    one_batch_mixes_new_changed_and_unchanged_records,
+    CONFIG,
+    |app| async move {
+        let token = app.token("ingest").await;
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&steps()[..2])).await;
+        assert_eq!(counts(&res.json().await.unwrap()), (2, 0, 0));
+
+        // One statement sees a changed, an unchanged and a new record; `null` optional fields
+        // compare equal to absent ones, and a field that becomes absent is a change.
+        let mut batch = steps();
+        batch[0]["status"] = json!(null);
+        batch[1]["job"] = json!(null);
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        assert_eq!(counts(&res.json().await.unwrap()), (1, 1, 1));
+        let rows = stored(&app).await;
+        assert_eq!(rows[0].status, None);
+        assert_eq!(rows[2].system, None);
+        assert_eq!(
+            rows[0].job.as_deref(),
+            Some("python3Packages.torch.x86_64-linux")
+        );
+        assert_eq!(rows[1].job, None);
+        assert_eq!(rows[0].ingested_at, rows[1].ingested_at);
+        assert!(
+            rows[0].updated_at > rows[0].ingested_at,
+            "updated rows get a new updated_at"
+        );
+        assert_eq!(
+            rows[1].updated_at, rows[1].ingested_at,
+            "unchanged rows are not written"
+        );
+    }
+);
+
+db_test!(
+    a_key_twice_in_one_batch_keeps_the_later_record,
+    CONFIG,
+    |app| async move {
+        let token = app.token("ingest").await;
+        let mut again = steps()[0].clone();
+        let batch = vec![steps()[0].clone(), steps()[1].clone(), again.clone()];
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        assert_eq!(counts(&res.json().await.unwrap()), (2, 0, 1));
+
+        again["stop"] = json!(1761959000);
+        let batch = vec![steps()[2].clone(), again.clone(), steps()[2].clone(), again];
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        // The row inserted by this very batch and then resent unchanged is unchanged; the
+        // correction of a stored row is one update, its identical repeat unchanged.
+        assert_eq!(counts(&res.json().await.unwrap()), (1, 1, 2));
+        let rows = stored(&app).await;
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].stop_ts, 1761959000);
+
+        // A record new to the database and corrected later in the same batch: one insert, then
+        // one update of the row this batch inserted.
+        let mut new = steps()[2].clone();
+        new["build"] = json!(2210936);
+        let mut corrected = new.clone();
+        corrected["status"] = json!(0);
+        let res = post(
+            &app,
+            &token,
+            "application/x-ndjson",
+            ndjson(&[new, corrected]),
+        )
+        .await;
+        assert_eq!(counts(&res.json().await.unwrap()), (1, 1, 0));
+        assert_eq!(stored(&app).await[3].status, Some(0));
+    }
+);
+
+db_test!(
+    large_batches_span_many_statements_with_exact_counts,
+    BIG_CONFIG,
+    |app| async move {
+        let token = app.token("ingest").await;
+        let record = |build: i64, stop: i64| {
+            json!({"build": build, "step": 1, "project": "nixpkgs", "jobset": format!("js{}", build % 7),
+                   "machine": "build03", "start": 1761955200, "stop": stop})
+        };
+        let first: Vec<Value> = (0..25_000).map(|b| record(b, 1761955300)).collect();
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&first)).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(counts(&res.json().await.unwrap()), (25_000, 0, 0));
+
+        // Every third record changed, 5,000 new ones, and an old one repeated with a change.
+        let mut second: Vec<Value> = (0..30_000)
+            .map(|b| record(b, if b % 3 == 0 { 1761955400 } else { 1761955300 }))
+            .collect();
+        second.push(record(1, 1761955500));
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&second)).await;
+        assert_eq!(
+            counts(&res.json().await.unwrap()),
+            (5_000, 25_000 / 3 + 1 + 1, 25_000 - 25_000 / 3 - 1)
+        );
+        assert_eq!(
+            build_steps::Entity::find().count(&app.db).await.unwrap(),
+            30_000
+        );
+        let jobsets = buildfund_entity::jobsets::Entity::find()
+            .count(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(jobsets, 7);
+
+        // A bad record at the very end stores nothing of the batch.
+        let mut bad: Vec<Value> = (30_000..45_000).map(|b| record(b, 1761955300)).collect();
+        bad.push(json!({"build": 1, "step": 1}));
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&bad)).await;
+        assert_eq!(res.status(), 422);
+        assert_eq!(
+            build_steps::Entity::find().count(&app.db).await.unwrap(),
+            30_000
+        );
+    }
+);
+
+db_test!(
+    texts_with_quotes_backslashes_and_braces_are_stored_verbatim,
+    CONFIG,
+    |app| async move {
+        let token = app.token("ingest").await;
+        let odd = [
+            r#" python3Packages."torch" \ {a,b} "#,
+            "NULL",
+            "ünïcødé ✓, \"quoted\"",
+        ];
+        let batch: Vec<Value> = odd
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                json!({"build": 1, "step": i, "project": "nix,pkgs", "jobset": "{cuda}",
+                       "job": text, "system": text, "machine": "build03",
+                       "start": 1761955200, "stop": 1761955300})
+            })
+            .collect();
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        assert_eq!(counts(&res.json().await.unwrap()), (3, 0, 0));
+        let rows = stored(&app).await;
+        for (row, text) in rows.iter().zip(odd) {
+            assert_eq!(row.job.as_deref(), Some(text));
+            assert_eq!(row.system.as_deref(), Some(text));
+            assert_eq!(
+                (row.project.as_str(), row.jobset.as_str()),
+                ("nix,pkgs", "{cuda}")
+            );
+        }
+        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        assert_eq!(counts(&res.json().await.unwrap()), (0, 0, 3));
+    }
+);

@@ -4,21 +4,24 @@
 //! The input is parsed on a blocking thread while the async side writes validated records in
 //! chunks inside one transaction. A bad record anywhere means the parse goes on only to find
 //! every other bad record, and the transaction is rolled back: nothing of the batch is stored.
-//! Memory stays bounded whatever the input size: a few input chunks and two record chunks are
-//! in flight at a time.
+//! Memory stays bounded whatever the input size: a few input chunks and a few record chunks
+//! (see [`store::chunk_size`]) are in flight at a time. Each record chunk is made ready for its
+//! statement on the parsing thread, so the writer keeps the database busy.
 pub mod parse;
 pub mod record;
 pub mod store;
 
 pub use parse::Format;
 pub use record::{RecordError, StepRecord};
-pub use store::Counts;
+pub use store::{Batch, Counts};
 
 use crate::Config;
 use bytes::Bytes;
-use sea_orm::{DatabaseConnection, DbErr};
+use chrono::{DateTime, Utc};
+use sea_orm::{DatabaseConnection, DbBackend, DbErr};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -119,16 +122,18 @@ pub async fn ingest<R: Read + Send + 'static>(
     reader: R,
     progress: Option<Box<dyn Fn(Progress) + Send>>,
 ) -> Result<IngestReport, IngestError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<StepRecord>>(2);
-    let parser =
-        tokio::task::spawn_blocking(move || parse_into(config, format, reader, tx, progress));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
+    let backend = db.get_database_backend();
+    let now = chrono::Utc::now();
+    let parser = tokio::task::spawn_blocking(move || {
+        parse_into(config, format, reader, (backend, now), tx, progress)
+    });
 
     let txn = crate::db::begin_write(db).await?;
-    let now = chrono::Utc::now();
     let mut counts = Counts::default();
     let mut write_error = None;
-    while let Some(chunk) = rx.recv().await {
-        match store::write_chunk(&txn, &chunk, now).await {
+    while let Some(batch) = rx.recv().await {
+        match store::write_batch(&txn, batch).await {
             Ok(c) => counts += c,
             Err(e) => {
                 write_error = Some(e);
@@ -179,7 +184,7 @@ pub async fn ingest_records(
     let mut counts = Counts::default();
     let mut unpriced = BTreeMap::new();
     let machines = config.machine_by_name();
-    let mut chunker = Chunker::default();
+    let mut chunker = Chunker::new(store::chunk_size(db.get_database_backend()));
     let mut chunks = Vec::new();
     for r in records {
         if !machines.contains_key(r.machine.as_str()) {
@@ -193,7 +198,7 @@ pub async fn ingest_records(
     let mut total = 0;
     for chunk in chunks {
         total += chunk.len() as u64;
-        counts += store::write_chunk(&txn, &chunk, now).await?;
+        counts += store::write_chunk(&txn, chunk, now).await?;
     }
     txn.commit().await?;
     Ok(IngestReport {
@@ -205,18 +210,29 @@ pub async fn ingest_records(
     })
 }
 
-/// Groups records into chunks of at most [`store::CHUNK`] with no key twice, so one upsert
-/// never touches a row twice. A repeated key starts a new chunk: the later record wins.
-#[derive(Default)]
+/// Groups records into chunks of at most `size` with no key twice, so one upsert never touches
+/// a row twice. A repeated key starts a new chunk: the later record wins. Keys are remembered
+/// by their hash: a collision only ends a chunk early, which changes nothing but its size.
 struct Chunker {
+    size: usize,
     chunk: Vec<StepRecord>,
-    keys: HashSet<(String, i64, i32)>,
+    keys: HashSet<u64>,
+    hasher: RandomState,
 }
 
 impl Chunker {
+    fn new(size: usize) -> Self {
+        Chunker {
+            size,
+            chunk: Vec::new(),
+            keys: HashSet::new(),
+            hasher: RandomState::new(),
+        }
+    }
+
     fn push(&mut self, r: StepRecord) -> Option<Vec<StepRecord>> {
-        let key = (r.source.clone(), r.build, r.step);
-        let full = if self.chunk.len() >= store::CHUNK || self.keys.contains(&key) {
+        let key = self.hasher.hash_one(r.key());
+        let full = if self.chunk.len() >= self.size || self.keys.contains(&key) {
             Some(self.take())
         } else {
             None
@@ -236,7 +252,8 @@ fn parse_into<R: Read>(
     config: Arc<Config>,
     format: Format,
     reader: R,
-    tx: tokio::sync::mpsc::Sender<Vec<StepRecord>>,
+    (backend, now): (DbBackend, DateTime<Utc>),
+    tx: tokio::sync::mpsc::Sender<Batch>,
     progress: Option<Box<dyn Fn(Progress) + Send>>,
 ) -> Result<ParseSummary, IngestError> {
     let machines = config.machine_by_name();
@@ -246,7 +263,7 @@ fn parse_into<R: Read>(
         error_count: 0,
         unpriced: BTreeMap::new(),
     };
-    let mut chunker = Chunker::default();
+    let mut chunker = Chunker::new(store::chunk_size(backend));
     let mut writer_gone = false;
     let result = parse::parse(format, reader, &mut |item| {
         summary.records += 1;
@@ -264,7 +281,8 @@ fn parse_into<R: Read>(
                 // After the first error nothing more is written; the rest is only checked.
                 if summary.error_count == 0 {
                     if let Some(full) = chunker.push(r) {
-                        if tx.blocking_send(full).is_err() {
+                        // Prepared here, so the writer only has to send it.
+                        if tx.blocking_send(Batch::new(backend, full, now)).is_err() {
                             writer_gone = true;
                             return ControlFlow::Break(());
                         }
@@ -302,7 +320,7 @@ fn parse_into<R: Read>(
     if summary.error_count == 0 && !writer_gone {
         let last = chunker.take();
         if !last.is_empty() {
-            let _ = tx.blocking_send(last);
+            let _ = tx.blocking_send(Batch::new(backend, last, now));
         }
     }
     Ok(summary)

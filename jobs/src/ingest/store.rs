@@ -1,15 +1,42 @@
-//! Writing validated build steps: each chunk is compared with what is stored under its keys,
-//! then new and changed records go in with one upsert, all inside the caller's transaction.
+//! Writing validated build steps, inside the caller's transaction. Each chunk is one upsert
+//! keyed on (source, build, step) that writes new and changed records and leaves identical ones
+//! alone, and reports how many of each it saw:
+//!
+//! - On PostgreSQL the chunk goes as one array per column (`UNNEST`), so a statement has 12
+//!   parameters whatever its size; `ON CONFLICT … DO UPDATE … WHERE (stored) IS DISTINCT FROM
+//!   (sent)` skips identical rows, and `RETURNING (xmax = 0)` tells inserted rows (no xmax)
+//!   from updated ones (an `ON CONFLICT` update keeps the row lock it took in the new row's
+//!   xmax, also for a row this transaction inserted).
+//! - Elsewhere (SQLite) the chunk is first compared with what a `SELECT` finds under its keys,
+//!   then new and changed records go in with one multi-row `INSERT … ON CONFLICT DO UPDATE`.
+//!
+//! Either way every `project:jobset` of a chunk that wrote something is remembered.
+//!
+//! A [`Batch`] is a chunk made ready for its statement. The ingest builds it on the parsing
+//! thread, so the writer only sends it and the database is not kept waiting between statements.
 use super::record::StepRecord;
 use buildfund_entity::{build_steps, jobsets};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DbErr, ExprTrait, Value};
-use std::collections::{BTreeSet, HashMap};
+use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExprTrait, Statement, Value};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 
-/// Records per statement: 13 bound values a record keeps an upsert under SQLite's and
-/// PostgreSQL's parameter limits.
+/// Records per statement on SQLite: 13 bound values a record keep an upsert under its
+/// parameter limit (32766).
 pub const CHUNK: usize = 2000;
+
+/// Records per statement on PostgreSQL, where the parameter count does not grow with the chunk:
+/// large enough that per-statement costs vanish, small enough to keep memory low.
+pub const CHUNK_POSTGRES: usize = 10_000;
+
+/// The chunk size for a backend.
+pub fn chunk_size(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Postgres => CHUNK_POSTGRES,
+        _ => CHUNK,
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counts {
@@ -24,6 +51,197 @@ impl std::ops::AddAssign for Counts {
         self.updated += o.updated;
         self.unchanged += o.unchanged;
     }
+}
+
+/// One chunk (at most [`chunk_size`] records, no key twice) ready to be written.
+pub struct Batch {
+    len: usize,
+    upsert: Upsert,
+    jobsets: Option<InsertStatement>,
+}
+
+enum Upsert {
+    Postgres(Statement),
+    Compared(Vec<StepRecord>, DateTime<Utc>),
+}
+
+impl Batch {
+    /// Prepares `records` for `backend`; `now` is the time of the ingest.
+    pub fn new(backend: DbBackend, records: Vec<StepRecord>, now: DateTime<Utc>) -> Batch {
+        let len = records.len();
+        let jobsets = (len > 0).then(|| jobsets_statement(&records, now));
+        let upsert = match backend {
+            DbBackend::Postgres if len > 0 => Upsert::Postgres(postgres_upsert(&records, now)),
+            _ => Upsert::Compared(records, now),
+        };
+        Batch {
+            len,
+            upsert,
+            jobsets,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Writes one chunk (at most [`chunk_size`] records, no key twice).
+pub async fn write_chunk(
+    db: &impl ConnectionTrait,
+    records: Vec<StepRecord>,
+    now: DateTime<Utc>,
+) -> Result<Counts, DbErr> {
+    write_batch(db, Batch::new(db.get_database_backend(), records, now)).await
+}
+
+/// Writes a prepared chunk.
+pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Counts, DbErr> {
+    if batch.is_empty() {
+        return Ok(Counts::default());
+    }
+    let counts = match batch.upsert {
+        Upsert::Postgres(statement) => {
+            let row = db
+                .query_one_raw(statement)
+                .await?
+                .ok_or_else(|| DbErr::Custom("the build-step upsert returned no counts".into()))?;
+            let inserted = row.try_get::<i64>("", "inserted")? as u64;
+            let updated = row.try_get::<i64>("", "updated")? as u64;
+            Counts {
+                inserted,
+                updated,
+                unchanged: batch.len as u64 - inserted - updated,
+            }
+        }
+        Upsert::Compared(records, now) => upsert_compared(db, records, now).await?,
+    };
+    if let (Some(jobsets), true) = (batch.jobsets, counts.inserted + counts.updated > 0) {
+        db.execute(&jobsets).await?;
+    }
+    Ok(counts)
+}
+
+/// The PostgreSQL upsert. Each of `$1`…`$11` is a column of the chunk as one array literal
+/// (text, so that one value carries a whole column, `NULL`s included); `$12` is the time of
+/// the ingest.
+const POSTGRES_UPSERT: &str = r#"
+WITH up AS (
+    INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
+                             start_ts, stop_ts, status, ingested_at, updated_at)
+    SELECT source, build, step, project, jobset, job, system, machine, start_ts, stop_ts,
+           status, $12::timestamptz, $12::timestamptz
+    FROM UNNEST($1::text::text[], $2::text::int8[], $3::text::int4[], $4::text::text[],
+                $5::text::text[], $6::text::text[], $7::text::text[], $8::text::text[],
+                $9::text::int8[], $10::text::int8[], $11::text::int4[])
+         AS t(source, build, step, project, jobset, job, system, machine,
+              start_ts, stop_ts, status)
+    ON CONFLICT (source, build, step) DO UPDATE SET
+        project = excluded.project, jobset = excluded.jobset, job = excluded.job,
+        system = excluded.system, machine = excluded.machine, start_ts = excluded.start_ts,
+        stop_ts = excluded.stop_ts, status = excluded.status, updated_at = excluded.updated_at
+    WHERE (build_steps.project, build_steps.jobset, build_steps.job, build_steps.system,
+           build_steps.machine, build_steps.start_ts, build_steps.stop_ts, build_steps.status)
+          IS DISTINCT FROM
+          (excluded.project, excluded.jobset, excluded.job, excluded.system,
+           excluded.machine, excluded.start_ts, excluded.stop_ts, excluded.status)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+FROM up"#;
+
+/// A PostgreSQL array literal built one element at a time: `{"a","b\"c",NULL}`, `{1,NULL}`.
+struct ArrayLiteral(String);
+
+impl ArrayLiteral {
+    fn with_capacity(bytes: usize) -> Self {
+        let mut s = String::with_capacity(bytes);
+        s.push('{');
+        ArrayLiteral(s)
+    }
+
+    fn separate(&mut self) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+    }
+
+    fn text(&mut self, value: Option<&str>) {
+        self.separate();
+        let Some(value) = value else {
+            self.0.push_str("NULL");
+            return;
+        };
+        self.0.push('"');
+        if value.contains(['"', '\\']) {
+            for c in value.chars() {
+                if c == '"' || c == '\\' {
+                    self.0.push('\\');
+                }
+                self.0.push(c);
+            }
+        } else {
+            self.0.push_str(value);
+        }
+        self.0.push('"');
+    }
+
+    fn int(&mut self, value: Option<i64>) {
+        self.separate();
+        match value {
+            Some(i) => {
+                let _ = write!(self.0, "{i}");
+            }
+            None => self.0.push_str("NULL"),
+        }
+    }
+
+    fn finish(mut self) -> Value {
+        self.0.push('}');
+        Value::String(Some(self.0))
+    }
+}
+
+fn postgres_upsert(records: &[StepRecord], now: DateTime<Utc>) -> Statement {
+    let n = records.len();
+    let text = |avg: usize| ArrayLiteral::with_capacity(n * (avg + 3) + 2);
+    let (mut source, mut build, mut step) = (text(8), text(10), text(2));
+    let (mut project, mut jobset, mut job) = (text(10), text(10), text(40));
+    let (mut system, mut machine) = (text(14), text(10));
+    let (mut start, mut stop, mut status) = (text(10), text(10), text(2));
+    for r in records {
+        source.text(Some(&r.source));
+        build.int(Some(r.build));
+        step.int(Some(r.step.into()));
+        project.text(Some(&r.project));
+        jobset.text(Some(&r.jobset));
+        job.text(r.job.as_deref());
+        system.text(r.system.as_deref());
+        machine.text(Some(&r.machine));
+        start.int(Some(r.start));
+        stop.int(Some(r.stop));
+        status.int(r.status.map(i64::from));
+    }
+    let values = vec![
+        source.finish(),
+        build.finish(),
+        step.finish(),
+        project.finish(),
+        jobset.finish(),
+        job.finish(),
+        system.finish(),
+        machine.finish(),
+        start.finish(),
+        stop.finish(),
+        status.finish(),
+        now.into(),
+    ];
+    Statement::from_sql_and_values(DbBackend::Postgres, POSTGRES_UPSERT, values)
 }
 
 type Stored = (
@@ -50,16 +268,13 @@ fn stored_form(r: &StepRecord) -> Stored {
     )
 }
 
-/// Writes one chunk (at most [`CHUNK`] records, no key twice).
-pub async fn write_chunk(
+/// The portable upsert: compare with what is stored, then write what is new or changed.
+async fn upsert_compared(
     db: &impl ConnectionTrait,
-    records: &[StepRecord],
+    records: Vec<StepRecord>,
     now: DateTime<Utc>,
 ) -> Result<Counts, DbErr> {
     use build_steps::Column as C;
-    if records.is_empty() {
-        return Ok(Counts::default());
-    }
     // What is stored under these keys now.
     let keys = records.iter().map(|r| {
         Expr::tuple([
@@ -148,8 +363,8 @@ pub async fn write_chunk(
         .to_owned();
     let mut writes = 0;
     for r in records {
-        match existing.get(&(r.source.clone(), r.build, r.step)) {
-            Some(stored) if *stored == stored_form(r) => {
+        match existing.remove(&(r.source.clone(), r.build, r.step)) {
+            Some(stored) if stored == stored_form(&r) => {
                 counts.unchanged += 1;
                 continue;
             }
@@ -158,14 +373,14 @@ pub async fn write_chunk(
         }
         writes += 1;
         let values: [Value; 13] = [
-            r.source.clone().into(),
+            r.source.into(),
             r.build.into(),
             r.step.into(),
-            r.project.clone().into(),
-            r.jobset.clone().into(),
-            r.job.clone().into(),
-            r.system.clone().into(),
-            r.machine.clone().into(),
+            r.project.into(),
+            r.jobset.into(),
+            r.job.into(),
+            r.system.into(),
+            r.machine.into(),
             r.start.into(),
             r.stop.into(),
             r.status.into(),
@@ -176,22 +391,19 @@ pub async fn write_chunk(
     }
     if writes > 0 {
         db.execute(&insert).await?;
-        record_jobsets(db, records, now).await?;
     }
     Ok(counts)
 }
 
-/// Remembers every `project:jobset` seen.
-async fn record_jobsets(
-    db: &impl ConnectionTrait,
-    records: &[StepRecord],
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+/// Remembers every `project:jobset` of a chunk.
+fn jobsets_statement(records: &[StepRecord], now: DateTime<Utc>) -> InsertStatement {
     use jobsets::Column as J;
-    let seen: BTreeSet<(&str, &str)> = records
+    let seen: HashSet<(&str, &str)> = records
         .iter()
         .map(|r| (r.project.as_str(), r.jobset.as_str()))
         .collect();
+    let mut seen: Vec<(&str, &str)> = seen.into_iter().collect();
+    seen.sort_unstable();
     let mut insert = Query::insert()
         .into_table(jobsets::Entity)
         .columns([J::Project, J::Name, J::FirstSeen])
@@ -204,6 +416,42 @@ async fn record_jobsets(
     for (project, name) in seen {
         insert.values_panic([Expr::val(project), Expr::val(name), Expr::val(now)]);
     }
-    db.execute(&insert).await?;
-    Ok(())
+    insert
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn literal(build: impl FnOnce(&mut ArrayLiteral)) -> String {
+        let mut a = ArrayLiteral::with_capacity(0);
+        build(&mut a);
+        match a.finish() {
+            Value::String(Some(s)) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn array_literals_quote_every_text_and_spell_nulls() {
+        assert_eq!(literal(|_| {}), "{}");
+        assert_eq!(
+            literal(|a| {
+                a.text(Some("plain"));
+                a.text(None);
+                a.text(Some("NULL"));
+                a.text(Some(r#" a "quoted" \ {b,c} "#));
+                a.text(Some(""));
+            }),
+            r#"{"plain",NULL,"NULL"," a \"quoted\" \\ {b,c} ",""}"#
+        );
+        assert_eq!(
+            literal(|a| {
+                a.int(Some(-3));
+                a.int(None);
+                a.int(Some(i64::MAX));
+            }),
+            "{-3,NULL,9223372036854775807}"
+        );
+    }
 }
