@@ -128,18 +128,17 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
 
 /// The PostgreSQL upsert. Each of `$1`…`$11` is a column of the chunk as one array literal
 /// (text, so that one value carries a whole column, `NULL`s included); `$12` is the time of
-/// the ingest.
+/// the ingest. The `unnest`s in the select list run in lockstep over the equally long arrays,
+/// row by row, without first materialising the rows as `FROM UNNEST(…)` would.
 const POSTGRES_UPSERT: &str = r#"
 WITH up AS (
     INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
                              start_ts, stop_ts, status, ingested_at, updated_at)
-    SELECT source, build, step, project, jobset, job, system, machine, start_ts, stop_ts,
-           status, $12::timestamptz, $12::timestamptz
-    FROM UNNEST($1::text::text[], $2::text::int8[], $3::text::int4[], $4::text::text[],
-                $5::text::text[], $6::text::text[], $7::text::text[], $8::text::text[],
-                $9::text::int8[], $10::text::int8[], $11::text::int4[])
-         AS t(source, build, step, project, jobset, job, system, machine,
-              start_ts, stop_ts, status)
+    SELECT unnest($1::text::text[]), unnest($2::text::int8[]), unnest($3::text::int4[]),
+           unnest($4::text::text[]), unnest($5::text::text[]), unnest($6::text::text[]),
+           unnest($7::text::text[]), unnest($8::text::text[]), unnest($9::text::int8[]),
+           unnest($10::text::int8[]), unnest($11::text::int4[]),
+           $12::timestamptz, $12::timestamptz
     ON CONFLICT (source, build, step) DO UPDATE SET
         project = excluded.project, jobset = excluded.jobset, job = excluded.job,
         system = excluded.system, machine = excluded.machine, start_ts = excluded.start_ts,
