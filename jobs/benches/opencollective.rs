@@ -23,9 +23,12 @@ fn transaction(i: usize) -> Value {
     let gross = 500 + (i as i64 % 97) * 100;
     let project = i.is_multiple_of(5);
     let ours = if project {
-        json!({"__typename": "Project", "slug": "cuda-project"})
+        json!({"__typename": "Project", "slug": "cuda-project", "name": "CUDA project",
+               "type": "PROJECT", "isIncognito": false,
+               "parent": {"__typename": "Collective", "slug": "nixfund"}})
     } else {
-        json!({"__typename": "Collective", "slug": "nixfund"})
+        json!({"__typename": "Collective", "slug": "nixfund", "name": "Nix fund",
+               "type": "COLLECTIVE", "isIncognito": false})
     };
     json!({
         "__typename": "Credit", "id": format!("00000000-0000-4000-8000-{i:012}"),
