@@ -45,13 +45,10 @@ use crate::config::{Config, HydraConfig};
 use crate::ingest::record::{validate, Field, RawRecord};
 use crate::ingest::{self, StepRecord};
 use anyhow::Context;
-use buildfund_entity::sync_cursors;
-use chrono::Utc;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
-    EntityTrait, QueryResult, Set, Statement, TransactionTrait, Value,
+    QueryResult, Statement, TransactionTrait, Value,
 };
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -308,38 +305,19 @@ async fn read_page(
 }
 
 async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<i64>> {
-    let Some(row) = sync_cursors::Entity::find_by_id(name.to_string())
-        .one(db)
-        .await
-        .with_context(|| format!("cannot read the sync cursor {name}"))?
-    else {
+    let Some(value) = crate::cursors::read(db, name).await? else {
         return Ok(None);
     };
-    match row.value.trim().parse::<i64>() {
+    match value.parse::<i64>() {
         Ok(v) => Ok(Some(v)),
         Err(_) => anyhow::bail!(
-            "the sync cursor {name} holds {:?}, not unix seconds; delete that sync_cursors row to pull from ledger_start again",
-            row.value
+            "the sync cursor {name} holds {value:?}, not unix seconds; delete that sync_cursors row to pull from ledger_start again"
         ),
     }
 }
 
 async fn store_cursor(db: &DatabaseConnection, name: &str, value: i64) -> anyhow::Result<()> {
-    use sync_cursors::Column as C;
-    sync_cursors::Entity::insert(sync_cursors::ActiveModel {
-        name: Set(name.to_string()),
-        value: Set(value.to_string()),
-        updated_at: Set(Utc::now()),
-    })
-    .on_conflict(
-        OnConflict::column(C::Name)
-            .update_columns([C::Value, C::UpdatedAt])
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await
-    .with_context(|| format!("cannot store the sync cursor {name}"))?;
-    Ok(())
+    crate::cursors::store(db, name, value.to_string()).await
 }
 
 async fn pull_from(

@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod config;
 pub mod costs;
 pub mod costs_table;
+pub mod cursors;
 pub mod db;
 pub mod donations;
 pub mod funds;

@@ -34,7 +34,7 @@
 use crate::config::{Config, OpenCollectiveConfig};
 use crate::donations::{self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored};
 use anyhow::Context;
-use buildfund_entity::{recurring_contributions, sync_cursors};
+use buildfund_entity::recurring_contributions;
 use chrono::{SecondsFormat, Utc};
 use graphql_client::{GraphQLQuery, Response};
 use sea_orm::sea_query::OnConflict;
@@ -509,38 +509,19 @@ fn record(
 }
 
 async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<DateTime>> {
-    let Some(row) = sync_cursors::Entity::find_by_id(name.to_string())
-        .one(db)
-        .await
-        .with_context(|| format!("cannot read the sync cursor {name}"))?
-    else {
+    let Some(value) = crate::cursors::read(db, name).await? else {
         return Ok(None);
     };
-    match chrono::DateTime::parse_from_rfc3339(row.value.trim()) {
+    match chrono::DateTime::parse_from_rfc3339(&value) {
         Ok(t) => Ok(Some(t.with_timezone(&Utc))),
         Err(_) => anyhow::bail!(
-            "the sync cursor {name} holds {:?}, not an RFC 3339 time; delete that sync_cursors row to sync from ledger_start again",
-            row.value
+            "the sync cursor {name} holds {value:?}, not an RFC 3339 time; delete that sync_cursors row to sync from ledger_start again"
         ),
     }
 }
 
 async fn store_cursor(db: &DatabaseConnection, name: &str, value: DateTime) -> anyhow::Result<()> {
-    use sync_cursors::Column as C;
-    sync_cursors::Entity::insert(sync_cursors::ActiveModel {
-        name: Set(name.to_string()),
-        value: Set(show(value)),
-        updated_at: Set(Utc::now()),
-    })
-    .on_conflict(
-        OnConflict::column(C::Name)
-            .update_columns([C::Value, C::UpdatedAt])
-            .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await
-    .with_context(|| format!("cannot store the sync cursor {name}"))?;
-    Ok(())
+    crate::cursors::store(db, name, show(value)).await
 }
 
 fn show(t: DateTime) -> String {
@@ -672,6 +653,7 @@ async fn sync_recurring(
     use active_recurring_orders::ContributionFrequency as F;
     use recurring_contributions::Column as R;
     let mut rows = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut offset = 0;
     loop {
         let data = client
@@ -711,6 +693,7 @@ async fn sync_recurring(
                 Some(F::YEARLY) => "yearly",
                 _ => continue,
             };
+            seen.insert(o.id.clone());
             rows.push(recurring_contributions::ActiveModel {
                 source: Set(SOURCE.into()),
                 external_id: Set(o.id.clone()),
@@ -733,10 +716,6 @@ async fn sync_recurring(
             break;
         }
     }
-    let seen: HashSet<String> = rows
-        .iter()
-        .map(|r| r.external_id.clone().unwrap())
-        .collect();
     let n = rows.len() as u64;
     let txn = crate::db::begin_write(db).await?;
     for chunk in rows.chunks(500) {
