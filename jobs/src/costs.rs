@@ -111,6 +111,20 @@ impl Month {
             .and_utc()
     }
 
+    pub fn prev(&self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
     pub fn next(&self) -> Month {
         if self.month == 12 {
             Month {
@@ -123,6 +137,13 @@ impl Month {
                 month: self.month + 1,
             }
         }
+    }
+}
+
+/// Serialized as `"YYYY-MM"`.
+impl Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 

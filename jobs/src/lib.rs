@@ -16,6 +16,7 @@ pub mod hydra;
 pub mod ingest;
 pub mod money;
 pub mod opencollective;
+pub mod report;
 pub mod scheduler;
 pub mod tokens;
 

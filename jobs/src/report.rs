@@ -1,0 +1,506 @@
+//! The month's transparency report: what the funding page, the report pages, the month's CSV
+//! and the sponsor email show. Every figure comes from the same functions as the API
+//! (`funds::funds_month` for `/api/v1/funds`, its cost lines for `/api/v1/costs`); this module
+//! only groups and sorts them, so a renderer never repeats the arithmetic.
+use crate::attribution::{active_span, Line};
+use crate::config::Config;
+use crate::costs::{clip, month_costs, Month, UnpricedLine};
+use crate::donations::{public, PublicDonation, ANONYMOUS};
+use crate::funds::{funds_month, raised_by_fund, FundMonth, Raised};
+use crate::gate::rfc3339;
+use buildfund_entity::{donations, gate_events};
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// One pool's cost in the month (the sum of its lines).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PoolCost {
+    pub pool: String,
+    pub fund: String,
+    pub busy_seconds: i64,
+    pub cost_cents: i64,
+    pub budget_cents: Option<i64>,
+}
+
+/// One machine's cost in the month, with its use of the capacity it had.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MachineCost {
+    pub machine: String,
+    pub busy_seconds: i64,
+    /// `slots * |active part of the window|`, the window being the month clipped to
+    /// `[ledger_start, as_of)`.
+    pub capacity_seconds: i64,
+    /// Every line of the machine, idle included.
+    pub cost_cents: i64,
+    pub idle_cents: i64,
+    /// `busy / capacity` in tenths of a percent, rounded down (may exceed 1000 when the
+    /// machine ran more steps than slots); `None` with no capacity.
+    pub utilization_permille: Option<i64>,
+}
+
+impl MachineCost {
+    /// "73.4 %", or "–" without capacity.
+    pub fn utilization_text(&self) -> String {
+        match self.utilization_permille {
+            Some(p) => format!("{}.{} %", p / 10, p % 10),
+            None => "–".into(),
+        }
+    }
+}
+
+/// A contributor of the month (or of all time), by net amount: a name and a profile link,
+/// never an email; every anonymous or incognito contribution is under one "Anonymous".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sponsor {
+    pub name: String,
+    pub url: Option<String>,
+    pub anonymous: bool,
+    pub net_cents: i64,
+    pub donations: i64,
+}
+
+/// A gate state change or admin action of the month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GateEvent {
+    pub at: String,
+    pub pool: String,
+    /// `state`, `pause`, `override`, `lift`, ….
+    pub kind: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub reason: String,
+}
+
+/// Everything one month's report shows, as of an instant.
+#[derive(Clone, Debug, Serialize)]
+pub struct MonthReport {
+    pub month: Month,
+    pub currency: String,
+    /// `min(at, end of the month)`: the instant the figures are for.
+    pub as_of: DateTime<Utc>,
+    /// The month has ended at `at`.
+    pub complete: bool,
+    /// Exactly `GET /api/v1/funds?month=…&at=…`'s `funds`.
+    pub funds: Vec<FundMonth>,
+    /// The sum over funds.
+    pub raised: Raised,
+    /// The sum of every line (`/api/v1/costs`' `total_cents`).
+    pub spent_cents: i64,
+    pub idle_cents: i64,
+    /// Exactly `GET /api/v1/costs?month=…&at=…`'s `lines`.
+    pub lines: Vec<Line>,
+    pub unpriced: Vec<UnpricedLine>,
+    /// Pools by cost, largest first; only pools with lines.
+    pub pools: Vec<PoolCost>,
+    /// Every configured machine active in the month, by name.
+    pub machines: Vec<MachineCost>,
+    /// The month's sponsors, largest net first (net > 0 only).
+    pub sponsors: Vec<Sponsor>,
+    /// Gate state changes and admin actions dated in the month, oldest first.
+    pub gate_events: Vec<GateEvent>,
+}
+
+/// The report of `month` as of `at`.
+pub async fn month_report(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    at: DateTime<Utc>,
+) -> Result<MonthReport, DbErr> {
+    let as_of = std::cmp::min(at, month.next().start());
+    let (funds, costs) = funds_month(db, config, month, at).await?;
+    let mut raised = Raised::default();
+    for f in &funds {
+        raised += Raised {
+            gross_cents: f.gross_cents,
+            fees_cents: f.fees_cents,
+            net_cents: f.net_cents,
+        };
+    }
+    let pools = pool_costs(config, &costs.lines);
+    let machines = machine_costs(config, month, at, &costs.lines);
+    let (from, to) = month_bounds(config, month, at);
+    let sponsors = sponsors(db, from, to, None).await?;
+    let gate_events = gate_events::Entity::find()
+        .filter(gate_events::Column::At.gte(month.start()))
+        .filter(gate_events::Column::At.lt(as_of))
+        .order_by_asc(gate_events::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| GateEvent {
+            at: rfc3339(e.at),
+            pool: e.pool,
+            kind: e.kind,
+            from_state: e.from_state,
+            to_state: e.to_state,
+            reason: e.reason,
+        })
+        .collect();
+    Ok(MonthReport {
+        month,
+        currency: config.currency.clone(),
+        as_of,
+        complete: at >= month.next().start(),
+        funds,
+        raised,
+        spent_cents: costs.total_cents(),
+        idle_cents: costs
+            .lines
+            .iter()
+            .filter(|l| l.idle)
+            .map(|l| l.cost_cents)
+            .sum(),
+        lines: costs.lines,
+        unpriced: costs.unpriced,
+        pools,
+        machines,
+        sponsors,
+        gate_events,
+    })
+}
+
+/// The month clipped to `[ledger_start, at)` as instants (empty when nothing is left).
+fn month_bounds(config: &Config, month: Month, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let ts = |s: i64| DateTime::from_timestamp(s, 0).expect("valid instant");
+    match clip(config, month.span(), at) {
+        Some(w) => (ts(w.start), ts(w.end)),
+        None => (month.start(), month.start()),
+    }
+}
+
+/// Pools by cost (largest first, then slug).
+pub fn pool_costs(config: &Config, lines: &[Line]) -> Vec<PoolCost> {
+    let mut by_pool: BTreeMap<&str, PoolCost> = BTreeMap::new();
+    for l in lines {
+        let Some(pool) = &l.pool else { continue };
+        let e = by_pool.entry(pool).or_insert_with(|| PoolCost {
+            pool: pool.clone(),
+            fund: l.fund.clone(),
+            busy_seconds: 0,
+            cost_cents: 0,
+            budget_cents: config
+                .pools
+                .iter()
+                .find(|p| &p.slug == pool)
+                .and_then(|p| p.monthly_budget_cents),
+        });
+        e.busy_seconds += l.busy_seconds;
+        e.cost_cents += l.cost_cents;
+    }
+    let mut out: Vec<PoolCost> = by_pool.into_values().collect();
+    out.sort_by(|a, b| b.cost_cents.cmp(&a.cost_cents).then(a.pool.cmp(&b.pool)));
+    out
+}
+
+/// Every configured machine with an active part in the month (to `at`), by name.
+pub fn machine_costs(
+    config: &Config,
+    month: Month,
+    at: DateTime<Utc>,
+    lines: &[Line],
+) -> Vec<MachineCost> {
+    let window = clip(config, month.span(), at);
+    let mut out = Vec::new();
+    for m in &config.machines {
+        let active = window.and_then(|w| active_span(m, w)).map_or(0, |a| a.len());
+        let mine = lines.iter().filter(|l| l.machine == m.name);
+        let (mut busy, mut cost, mut idle) = (0i64, 0i64, 0i64);
+        for l in mine {
+            busy += l.busy_seconds;
+            cost += l.cost_cents;
+            if l.idle {
+                idle += l.cost_cents;
+            }
+        }
+        if active == 0 && busy == 0 && cost == 0 {
+            continue;
+        }
+        let capacity = active * i64::from(m.slots);
+        out.push(MachineCost {
+            machine: m.name.clone(),
+            busy_seconds: busy,
+            capacity_seconds: capacity,
+            cost_cents: cost,
+            idle_cents: idle,
+            utilization_permille: (capacity > 0).then(|| busy * 1000 / capacity),
+        });
+    }
+    out.sort_by(|a, b| a.machine.cmp(&b.machine));
+    out
+}
+
+/// Contributors of the records dated in `[from, to)` by net amount (largest first, then
+/// name), those whose net is above zero; at most `limit` when given. One query; the grouping
+/// by contributor is done here so a renamed profile stays one sponsor (keyed by slug, else
+/// name).
+pub async fn sponsors(
+    db: &impl ConnectionTrait,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: Option<usize>,
+) -> Result<Vec<Sponsor>, DbErr> {
+    use donations::Column as D;
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(bool, Option<String>, Option<String>, Option<String>, i64, i64)> =
+        donations::Entity::find()
+            .select_only()
+            .columns([
+                D::Anonymous,
+                D::ContributorSlug,
+                D::ContributorName,
+                D::ContributorUrl,
+            ])
+            .column_as(
+                sea_orm::sea_query::Func::cast_as(
+                    sea_orm::sea_query::Func::sum(sea_orm::sea_query::Expr::col(D::NetCents)),
+                    sea_orm::sea_query::Alias::new("BIGINT"),
+                ),
+                "net",
+            )
+            .column_as(D::Id.count(), "n")
+            .filter(D::OccurredAt.gte(from))
+            .filter(D::OccurredAt.lt(to))
+            .group_by(D::Anonymous)
+            .group_by(D::ContributorSlug)
+            .group_by(D::ContributorName)
+            .group_by(D::ContributorUrl)
+            .into_tuple()
+            .all(db)
+            .await?;
+    let mut by_key: HashMap<String, Sponsor> = HashMap::new();
+    for (anonymous, slug, name, url, net, n) in rows {
+        let (key, sponsor) = if anonymous {
+            (
+                String::new(),
+                Sponsor {
+                    name: ANONYMOUS.into(),
+                    url: None,
+                    anonymous: true,
+                    net_cents: 0,
+                    donations: 0,
+                },
+            )
+        } else {
+            let shown = name
+                .clone()
+                .or_else(|| slug.clone())
+                .unwrap_or_else(|| "Unknown".into());
+            let key = match &slug {
+                Some(s) => format!("s:{s}"),
+                None => format!("n:{shown}"),
+            };
+            (
+                key,
+                Sponsor {
+                    name: shown,
+                    url,
+                    anonymous: false,
+                    net_cents: 0,
+                    donations: 0,
+                },
+            )
+        };
+        let e = by_key.entry(key).or_insert(sponsor);
+        e.net_cents += net;
+        e.donations += n;
+    }
+    let mut out: Vec<Sponsor> = by_key.into_values().filter(|s| s.net_cents > 0).collect();
+    out.sort_by(|a, b| b.net_cents.cmp(&a.net_cents).then(a.name.cmp(&b.name)));
+    if let Some(limit) = limit {
+        out.truncate(limit);
+    }
+    Ok(out)
+}
+
+/// All-time top sponsors: `[ledger_start, at)`.
+pub async fn top_sponsors(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    at: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Sponsor>, DbErr> {
+    sponsors(db, config.ledger_start, at, Some(limit)).await
+}
+
+/// The latest records before `at`, newest first, as the public API shows them.
+pub async fn recent_donations(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    at: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<PublicDonation>, DbErr> {
+    Ok(donations::Entity::find()
+        .filter(donations::Column::OccurredAt.lt(at))
+        .filter(donations::Column::OccurredAt.gte(config.ledger_start))
+        .order_by_desc(donations::Column::OccurredAt)
+        .order_by_desc(donations::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .iter()
+        .map(|m| public(config, m))
+        .collect())
+}
+
+/// Every record dated in the month (to `at`), oldest first, as the public API shows them.
+pub async fn month_donations(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    at: DateTime<Utc>,
+) -> Result<Vec<PublicDonation>, DbErr> {
+    let (from, to) = month_bounds(config, month, at);
+    if from >= to {
+        return Ok(Vec::new());
+    }
+    Ok(donations::Entity::find()
+        .filter(donations::Column::OccurredAt.gte(from))
+        .filter(donations::Column::OccurredAt.lt(to))
+        .order_by_asc(donations::Column::OccurredAt)
+        .order_by_asc(donations::Column::Id)
+        .all(db)
+        .await?
+        .iter()
+        .map(|m| public(config, m))
+        .collect())
+}
+
+/// One month of the raised-vs-spent history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HistoryMonth {
+    pub month: Month,
+    /// Net raised over every fund.
+    pub raised_cents: i64,
+    pub spent_cents: i64,
+}
+
+/// The `count` months ending with `last` (oldest first), each as of `at`; months before
+/// `ledger_start` are left out.
+pub async fn history(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    last: Month,
+    count: usize,
+    at: DateTime<Utc>,
+) -> Result<Vec<HistoryMonth>, DbErr> {
+    let first_month = Month::of(config.ledger_start);
+    let mut months = vec![last];
+    while months.len() < count {
+        let prev = months.last().expect("one").prev();
+        if prev < first_month {
+            break;
+        }
+        months.push(prev);
+    }
+    months.reverse();
+    let mut out = Vec::with_capacity(months.len());
+    for m in months {
+        let spent = month_costs(db, config, m, at).await?.total_cents();
+        let (from, to) = month_bounds(config, m, at);
+        let raised = if from < to {
+            raised_by_fund(db, config, from, to)
+                .await?
+                .values()
+                .map(|r| r.net_cents)
+                .sum()
+        } else {
+            0
+        };
+        out.push(HistoryMonth {
+            month: m,
+            raised_cents: raised,
+            spent_cents: spent,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::parse(
+            r#"ledger_start = "2026-01-01"
+[[funds]]
+slug = "general"
+default = true
+[[pools]]
+slug = "cuda"
+fund = "general"
+jobsets = ["nixpkgs:cuda*"]
+monthly_budget = "80.00"
+[[machines]]
+name = "a"
+slots = 2
+monthly = "120.00"
+[[machines]]
+name = "b"
+hourly = "1.00"
+active_from = "2026-03-01"
+"#,
+            "t",
+        )
+        .unwrap()
+    }
+
+    fn line(machine: &str, pool: Option<&str>, busy: i64, cents: i64) -> Line {
+        Line {
+            machine: machine.into(),
+            jobset: pool.map(|p| format!("nixpkgs:{p}")),
+            pool: pool.map(str::to_string),
+            fund: "general".into(),
+            idle: pool.is_none(),
+            busy_seconds: busy,
+            cost_cents: cents,
+        }
+    }
+
+    #[test]
+    fn pools_sum_their_lines_and_sort_by_cost() {
+        let c = config();
+        let lines = [
+            line("a", Some("cuda"), 100, 7),
+            line("a", Some("other"), 50, 9),
+            line("a", None, 0, 11),
+            line("b", Some("cuda"), 10, 3),
+        ];
+        let p = pool_costs(&c, &lines);
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].pool.as_str(), p[0].cost_cents), ("cuda", 10));
+        assert_eq!(p[0].busy_seconds, 110);
+        assert_eq!(p[0].budget_cents, Some(8000));
+        assert_eq!((p[1].pool.as_str(), p[1].cost_cents, p[1].budget_cents), ("other", 9, None));
+    }
+
+    #[test]
+    fn utilization_is_busy_over_slots_times_active_time() {
+        let c = config();
+        let feb = Month::parse("2026-02").unwrap();
+        let at = Month::parse("2026-03").unwrap().start();
+        // February: 28 days; machine a has 2 slots; b is not active yet.
+        let lines = [line("a", Some("cuda"), 28 * 86400, 60), line("a", None, 0, 60)];
+        let m = machine_costs(&c, feb, at, &lines);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(m[0].capacity_seconds, 2 * 28 * 86400);
+        assert_eq!(m[0].utilization_permille, Some(500));
+        assert_eq!(m[0].utilization_text(), "50.0 %");
+        assert_eq!((m[0].cost_cents, m[0].idle_cents), (120, 60));
+        // Mid-March, month to date: both machines, half a day of capacity for b.
+        let mar = Month::parse("2026-03").unwrap();
+        let at = mar.start() + chrono::Duration::hours(12);
+        let m = machine_costs(&c, mar, at, &[line("b", Some("cuda"), 3 * 3600, 12)]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].machine, "b");
+        assert_eq!(m[1].capacity_seconds, 12 * 3600);
+        assert_eq!(m[1].utilization_permille, Some(250));
+        assert_eq!(m[0].utilization_permille, Some(0));
+    }
+}
