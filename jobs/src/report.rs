@@ -10,6 +10,7 @@ use crate::funds::{funds_month, raised_by_fund, FundMonth, Raised};
 use crate::gate::rfc3339;
 use buildfund_entity::{donations, gate_events};
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -165,7 +166,11 @@ pub async fn month_report(
 }
 
 /// The month clipped to `[ledger_start, at)` as instants (empty when nothing is left).
-fn month_bounds(config: &Config, month: Month, at: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+fn month_bounds(
+    config: &Config,
+    month: Month,
+    at: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
     let ts = |s: i64| DateTime::from_timestamp(s, 0).expect("valid instant");
     match clip(config, month.span(), at) {
         Some(w) => (ts(w.start), ts(w.end)),
@@ -207,7 +212,9 @@ pub fn machine_costs(
     let window = clip(config, month.span(), at);
     let mut out = Vec::new();
     for m in &config.machines {
-        let active = window.and_then(|w| active_span(m, w)).map_or(0, |a| a.len());
+        let active = window
+            .and_then(|w| active_span(m, w))
+            .map_or(0, |a| a.len());
         let mine = lines.iter().filter(|l| l.machine == m.name);
         let (mut busy, mut cost, mut idle) = (0i64, 0i64, 0i64);
         for l in mine {
@@ -248,32 +255,38 @@ pub async fn sponsors(
     if from >= to {
         return Ok(Vec::new());
     }
-    let rows: Vec<(bool, Option<String>, Option<String>, Option<String>, i64, i64)> =
-        donations::Entity::find()
-            .select_only()
-            .columns([
-                D::Anonymous,
-                D::ContributorSlug,
-                D::ContributorName,
-                D::ContributorUrl,
-            ])
-            .column_as(
-                sea_orm::sea_query::Func::cast_as(
-                    sea_orm::sea_query::Func::sum(sea_orm::sea_query::Expr::col(D::NetCents)),
-                    sea_orm::sea_query::Alias::new("BIGINT"),
-                ),
-                "net",
-            )
-            .column_as(D::Id.count(), "n")
-            .filter(D::OccurredAt.gte(from))
-            .filter(D::OccurredAt.lt(to))
-            .group_by(D::Anonymous)
-            .group_by(D::ContributorSlug)
-            .group_by(D::ContributorName)
-            .group_by(D::ContributorUrl)
-            .into_tuple()
-            .all(db)
-            .await?;
+    let rows: Vec<(
+        bool,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+        i64,
+    )> = donations::Entity::find()
+        .select_only()
+        .columns([
+            D::Anonymous,
+            D::ContributorSlug,
+            D::ContributorName,
+            D::ContributorUrl,
+        ])
+        .column_as(
+            Expr::from(Func::cast_as(
+                Func::sum(Expr::col(D::NetCents)),
+                Alias::new("BIGINT"),
+            )),
+            "net",
+        )
+        .column_as(D::Id.count(), "n")
+        .filter(D::OccurredAt.gte(from))
+        .filter(D::OccurredAt.lt(to))
+        .group_by(D::Anonymous)
+        .group_by(D::ContributorSlug)
+        .group_by(D::ContributorName)
+        .group_by(D::ContributorUrl)
+        .into_tuple()
+        .all(db)
+        .await?;
     let mut by_key: HashMap<String, Sponsor> = HashMap::new();
     for (anonymous, slug, name, url, net, n) in rows {
         let (key, sponsor) = if anonymous {
@@ -477,7 +490,10 @@ active_from = "2026-03-01"
         assert_eq!((p[0].pool.as_str(), p[0].cost_cents), ("cuda", 10));
         assert_eq!(p[0].busy_seconds, 110);
         assert_eq!(p[0].budget_cents, Some(8000));
-        assert_eq!((p[1].pool.as_str(), p[1].cost_cents, p[1].budget_cents), ("other", 9, None));
+        assert_eq!(
+            (p[1].pool.as_str(), p[1].cost_cents, p[1].budget_cents),
+            ("other", 9, None)
+        );
     }
 
     #[test]
@@ -486,7 +502,10 @@ active_from = "2026-03-01"
         let feb = Month::parse("2026-02").unwrap();
         let at = Month::parse("2026-03").unwrap().start();
         // February: 28 days; machine a has 2 slots; b is not active yet.
-        let lines = [line("a", Some("cuda"), 28 * 86400, 60), line("a", None, 0, 60)];
+        let lines = [
+            line("a", Some("cuda"), 28 * 86400, 60),
+            line("a", None, 0, 60),
+        ];
         let m = machine_costs(&c, feb, at, &lines);
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(m[0].capacity_seconds, 2 * 28 * 86400);
