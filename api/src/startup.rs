@@ -2,6 +2,7 @@
 //! works in tests, and returns before serving so callers can read the port.
 use crate::error::{json_error, ApiError};
 use crate::metrics::{self, Metrics};
+use crate::page_cache::PageCache;
 use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub jobs: Registry,
     /// The gate's in-memory snapshot, refreshed by [`spawn_gate_refresh`] and after changes.
     pub gate: Arc<Gate>,
+    /// The public pages, rendered, with their ETags (see [`crate::page_cache`]).
+    pub pages: Arc<PageCache>,
 }
 
 /// The gate's refresh loop: once at start, then on `schedule.gate_refresh` (default every
@@ -98,6 +101,7 @@ impl Application {
             metrics: Metrics::new(),
             jobs: builtin_jobs(),
             gate,
+            pages: Arc::new(PageCache::new()),
         });
         let max_body = config.server.max_body_bytes;
         let metrics = state.metrics.clone();

@@ -435,6 +435,172 @@ pub async fn history(
     Ok(out)
 }
 
+/// What the public funding page shows: this month's report to `at`, the raised-vs-spent
+/// history of the last 12 months (this month last), the all-time top sponsors and the latest
+/// donations. This month's history entry is taken from its report, so the two always agree.
+#[derive(Clone, Debug, Serialize)]
+pub struct FundingPage {
+    pub report: MonthReport,
+    pub history: Vec<HistoryMonth>,
+    pub top_sponsors: Vec<Sponsor>,
+    pub recent_donations: Vec<PublicDonation>,
+}
+
+/// The funding page's figures as of `at` (this month is the month of `at`).
+pub async fn funding_page(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    at: DateTime<Utc>,
+    top: usize,
+    recent: u64,
+) -> Result<FundingPage, DbErr> {
+    let month = Month::of(at);
+    let report = month_report(db, config, month, at).await?;
+    let mut history = if month > Month::of(config.ledger_start) {
+        self::history(db, config, month.prev(), 11, at).await?
+    } else {
+        Vec::new()
+    };
+    history.push(HistoryMonth {
+        month,
+        raised_cents: report.raised.net_cents,
+        spent_cents: report.spent_cents,
+    });
+    let top_sponsors = top_sponsors(db, config, at, top).await?;
+    let recent_donations = recent_donations(db, config, at, recent).await?;
+    Ok(FundingPage {
+        report,
+        history,
+        top_sponsors,
+        recent_donations,
+    })
+}
+
+/// The months that have a report at `at`: from the month of `at` back to the month of
+/// `ledger_start`, newest first (none before the books begin).
+pub fn report_months(config: &Config, at: DateTime<Utc>) -> Vec<Month> {
+    let first = Month::of(config.ledger_start);
+    let mut m = Month::of(at);
+    let mut out = Vec::new();
+    if at <= config.ledger_start {
+        return out;
+    }
+    while m >= first {
+        out.push(m);
+        m = m.prev();
+    }
+    out
+}
+
+/// The columns of the month's CSV (`GET /reports/YYYY-MM.csv`), in order.
+pub const CSV_COLUMNS: &[&str] = &[
+    "record",
+    "month",
+    "as_of",
+    "occurred_at",
+    "fund",
+    "pool",
+    "jobset",
+    "machine",
+    "idle",
+    "busy_seconds",
+    "contributor",
+    "contributor_url",
+    "anonymous",
+    "source",
+    "id",
+    "kind",
+    "account",
+    "tier",
+    "refund_of",
+    "gross_cents",
+    "fees_cents",
+    "amount_cents",
+    "amount",
+    "currency",
+    "original_amount",
+    "original_currency",
+];
+
+/// Every cost line of the report (`record` = `cost`, `amount` = its cost) then every donation
+/// record of the month (`record` = `donation`, `amount` = its net), one row each, with a header
+/// row of [`CSV_COLUMNS`]. Amounts are cents and decimals of the ledger currency.
+pub fn month_csv(
+    report: &MonthReport,
+    donations: &[PublicDonation],
+) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_COLUMNS)?;
+    let month = report.month.to_string();
+    let as_of = rfc3339(report.as_of);
+    let money = crate::money::format_cents;
+    for l in &report.lines {
+        w.write_record([
+            "cost",
+            &month,
+            &as_of,
+            "",
+            &l.fund,
+            l.pool.as_deref().unwrap_or(""),
+            l.jobset.as_deref().unwrap_or(""),
+            &l.machine,
+            if l.idle { "true" } else { "false" },
+            &l.busy_seconds.to_string(),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            &l.cost_cents.to_string(),
+            &money(l.cost_cents),
+            &report.currency,
+            "",
+            "",
+        ])?;
+    }
+    for d in donations {
+        w.write_record([
+            "donation",
+            &month,
+            &as_of,
+            &d.occurred_at,
+            &d.fund,
+            "",
+            "",
+            "",
+            "",
+            "",
+            &d.contributor.name,
+            d.contributor.url.as_deref().unwrap_or(""),
+            if d.contributor.anonymous {
+                "true"
+            } else {
+                "false"
+            },
+            &d.source,
+            &d.id,
+            &d.kind,
+            &d.account,
+            d.tier.as_deref().unwrap_or(""),
+            d.refund_of.as_deref().unwrap_or(""),
+            &d.gross_cents.to_string(),
+            &d.fees_cents.to_string(),
+            &d.net_cents.to_string(),
+            &money(d.net_cents),
+            &report.currency,
+            &d.original_amount,
+            &d.original_currency,
+        ])?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

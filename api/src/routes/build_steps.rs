@@ -85,6 +85,7 @@ pub async fn ingest_build_steps(
                 "build steps ingested"
             );
             // The gate's figures move with every ingest; a failed refresh leaves it stale.
+            state.pages.bump();
             let _ = state.gate.refresh(&state.db).await;
             Ok(HttpResponse::Ok().json(report))
         }

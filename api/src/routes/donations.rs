@@ -46,6 +46,7 @@ pub async fn create(
     })?;
     match donations::store_manual(&state.db, &record).await? {
         ManualOutcome::Created(m) => {
+            state.pages.bump();
             tracing::info!(key = %m.external_id, by = %auth.token.name, "manual donation stored");
             Ok(HttpResponse::Created().json(donations::public(&state.config, &m)))
         }

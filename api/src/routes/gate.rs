@@ -97,6 +97,7 @@ fn gate_error(e: GateError) -> ApiError {
 
 /// Refreshes the snapshot after an admin change and answers the pool's new gate.
 async fn answer(state: &AppState, pool: &str) -> Result<HttpResponse, ApiError> {
+    state.pages.bump();
     state.gate.refresh(&state.db).await?;
     let current = state.gate.current();
     let g = current

@@ -44,7 +44,10 @@ pub async fn run_now(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     tracing::info!(job = %name, by = %auth.token.name, "job run requested");
-    match scheduler::run_now(state.db.clone(), state.config.clone(), &state.jobs, &name).await? {
+    let run = scheduler::run_now(state.db.clone(), state.config.clone(), &state.jobs, &name).await;
+    // A job (a sync, say) may have written figures the pages show.
+    state.pages.bump();
+    match run? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => {
             let known: Vec<&str> = state.jobs.names().collect();

@@ -5,6 +5,7 @@ mod donations;
 mod gate;
 mod health;
 mod jobs;
+pub mod pages;
 mod tokens;
 
 use actix_web::web;
@@ -13,6 +14,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
+        .service(pages::index)
+        .service(pages::reports)
+        .service(pages::month)
         .service(
             web::scope("/api/v1")
                 .service(build_steps::ingest_build_steps)

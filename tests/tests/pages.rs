@@ -1,0 +1,798 @@
+//! The public pages end to end: `/`, `/reports`, `/reports/YYYY-MM` and its CSV on seeded data,
+//! every figure on the pages checked to the cent against `/api/v1/funds` and `/api/v1/costs`
+//! for the same month and instant, outside names shown as text, anonymous donors as
+//! "Anonymous", the caching headers, and a headless Chromium run that reads the rendered DOM and
+//! saves desktop and phone screenshots to `target/test-artifacts/`.
+use buildfund_entity::donations;
+use buildfund_jobs::costs::Month;
+use buildfund_jobs::money::format_cents;
+use buildfund_tests::{db_test, TestApp};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ActiveModelTrait, Set};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+const CONFIG: &str = r#"
+currency = "EUR"
+ledger_start = "2025-01-01"
+
+[[funds]]
+slug = "general"
+name = "General fund"
+default = true
+opening_balance = "2500.00"
+reserve = "50.00"
+
+[[funds]]
+slug = "cuda"
+name = "CUDA builds"
+monthly_goal = "1500.00"
+accounts = ["nix-cuda"]
+
+[[pools]]
+slug = "cuda"
+fund = "cuda"
+jobsets = ["nixpkgs:cuda*"]
+monthly_budget = "800.00"
+
+[[machines]]
+name = "build03"
+slots = 2
+monthly = "30.00"
+
+[[machines]]
+name = "gpu01"
+metered = "2.40"
+"#;
+
+const SCRIPT_DONOR: &str = "<script>alert(1)</script>";
+/// As Chromium serialises the text node.
+const SCRIPT_DONOR_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
+/// As askama escapes it in the served HTML.
+const SCRIPT_DONOR_SERVED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
+const HIDDEN_NAME: &str = "Hidden Donor";
+
+fn this_month() -> Month {
+    Month::of(Utc::now())
+}
+
+/// Steps and donations in the previous month and in this month up to now.
+async fn seed(app: &TestApp) {
+    let now = Utc::now() - Duration::seconds(5);
+    let cur = this_month().start();
+    let prev = this_month().prev().start();
+    // This month's steps fit in what has elapsed of it.
+    let room = (now - cur).num_seconds().max(0);
+    let d = (room / 3).min(6 * 3600);
+    let t = |x: DateTime<Utc>| x.timestamp();
+    let steps = [
+        (
+            1,
+            "cuda",
+            "build03",
+            t(prev) + 86400,
+            t(prev) + 86400 + 10 * 3600,
+        ),
+        (
+            2,
+            "trunk",
+            "build03",
+            t(prev) + 2 * 86400,
+            t(prev) + 2 * 86400 + 5 * 3600,
+        ),
+        (
+            3,
+            "cuda-tests",
+            "gpu01",
+            t(prev) + 3 * 86400,
+            t(prev) + 3 * 86400 + 3 * 3600,
+        ),
+        (4, "cuda", "build03", t(cur), t(cur) + d),
+        (5, "cuda-tests", "gpu01", t(cur) + d, t(cur) + 2 * d),
+        (6, "trunk", "jetson-1", t(cur), t(cur) + d),
+    ];
+    let body: String = steps
+        .iter()
+        .map(|(build, jobset, machine, start, stop)| {
+            format!(
+                "{}\n",
+                json!({"build": build, "step": 1, "project": "nixpkgs", "jobset": jobset,
+                       "machine": machine, "start": start, "stop": stop})
+            )
+        })
+        .collect();
+    let res = app
+        .client
+        .post(app.url("/api/v1/build-steps"))
+        .bearer_auth(app.token("ingest").await)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+
+    let in_month = cur + Duration::seconds(room / 2);
+    // (id, when, account, name, url, anonymous, gross, fees)
+    let rows: [(
+        &str,
+        DateTime<Utc>,
+        &str,
+        Option<&str>,
+        Option<&str>,
+        bool,
+        i64,
+        i64,
+    ); 6] = [
+        (
+            "p1",
+            prev + Duration::days(4),
+            "nixos",
+            Some("Grace Hopper"),
+            Some("https://opencollective.com/grace"),
+            false,
+            5000,
+            250,
+        ),
+        (
+            "p2",
+            prev + Duration::days(9),
+            "nix-cuda",
+            Some("Grace Hopper"),
+            Some("https://opencollective.com/grace"),
+            false,
+            -500,
+            -25,
+        ),
+        (
+            "c1",
+            in_month,
+            "nix-cuda",
+            Some(SCRIPT_DONOR),
+            Some("javascript:alert(2)"),
+            false,
+            2500,
+            125,
+        ),
+        (
+            "c2",
+            in_month,
+            "nixos",
+            Some("Ada Lovelace"),
+            Some("https://opencollective.com/ada"),
+            false,
+            10000,
+            0,
+        ),
+        (
+            "c3",
+            in_month,
+            "nix-cuda",
+            Some(HIDDEN_NAME),
+            Some("https://opencollective.com/hidden"),
+            true,
+            1000,
+            50,
+        ),
+        (
+            "c4",
+            in_month,
+            "nix-cuda",
+            Some("Linus"),
+            None,
+            false,
+            777,
+            0,
+        ),
+    ];
+    for (id, at, account, name, url, anonymous, gross, fees) in rows {
+        donations::ActiveModel {
+            source: Set("manual".into()),
+            external_id: Set(id.into()),
+            kind: Set(if gross < 0 { "refund" } else { "contribution" }.into()),
+            occurred_at: Set(at),
+            account_slug: Set(account.into()),
+            tier_slug: Set(None),
+            contributor_name: Set(name.map(Into::into)),
+            contributor_slug: Set(None),
+            contributor_url: Set(url.map(Into::into)),
+            anonymous: Set(anonymous),
+            gross_cents: Set(gross),
+            fees_cents: Set(fees),
+            net_cents: Set(gross - fees),
+            original_amount: Set(format_cents(gross)),
+            original_currency: Set("EUR".into()),
+            refund_of: Set((gross < 0).then(|| "p1".to_string())),
+            description: Set(Some("hidden@donor.invalid wrote this".into())),
+            created_at: Set(at),
+            updated_at: Set(at),
+            ..Default::default()
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+    }
+}
+
+/// One element marked `data-figure`: its `data-value`, its other attributes and its text.
+#[derive(Debug)]
+struct Figure {
+    value: String,
+    tag: String,
+    text: String,
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#34;", "\"")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let end = tag[start..].find('"')? + start;
+    Some(unescape(&tag[start..end]))
+}
+
+/// Every `data-figure` element of a page (as served, or as Chromium serialised its DOM).
+fn figures(html: &str) -> BTreeMap<String, Figure> {
+    let mut out = BTreeMap::new();
+    let mut from = 0;
+    while let Some(pos) = html[from..].find("data-figure=\"") {
+        let pos = from + pos;
+        let open = html[..pos].rfind('<').expect("tag start");
+        let close = pos + html[pos..].find('>').expect("tag end");
+        let tag = &html[open..close];
+        let name = attr(tag, "data-figure").expect("figure name");
+        let text_end = close + 1 + html[close + 1..].find('<').unwrap_or(0);
+        let figure = Figure {
+            value: attr(tag, "data-value").unwrap_or_default(),
+            tag: tag.to_string(),
+            text: unescape(html[close + 1..text_end].trim()),
+        };
+        assert!(
+            out.insert(name.clone(), figure).is_none(),
+            "figure {name} twice on the page"
+        );
+        from = close;
+    }
+    out
+}
+
+fn cents(figs: &BTreeMap<String, Figure>, name: &str) -> i64 {
+    let f = figs
+        .get(name)
+        .unwrap_or_else(|| panic!("no figure {name} on the page (have {:?})", figs.keys()));
+    let v: i64 = f
+        .value
+        .parse()
+        .unwrap_or_else(|_| panic!("figure {name}: {:?} is not a number", f.value));
+    // What a reader sees is the same amount: "1,234.56" for 123456.
+    assert_eq!(
+        f.text.replace(',', ""),
+        format_cents(v),
+        "figure {name}: shown as {:?}, is {v} cents",
+        f.text
+    );
+    v
+}
+
+/// Checks every figure of a page against the API at the page's own `as_of`; returns how many.
+async fn check_against_api(app: &TestApp, html: &str, month: Month, with_lines: bool) -> usize {
+    let figs = figures(html);
+    let as_of = attr(&figs["as_of"].tag, "datetime").expect("as_of datetime");
+    let funds: Value = app
+        .get(&format!("/api/v1/funds?month={month}&at={as_of}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let costs: Value = app
+        .get(&format!("/api/v1/costs?month={month}&at={as_of}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    let api_funds = funds["funds"].as_array().expect("funds");
+    let page_funds: BTreeSet<&str> = figs
+        .keys()
+        .filter_map(|k| k.strip_prefix("fund.")?.split('.').next())
+        .collect();
+    let api_slugs: BTreeSet<&str> = api_funds
+        .iter()
+        .map(|f| f["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(page_funds, api_slugs, "the page shows every fund, no other");
+    let mut net_total = 0;
+    for f in api_funds {
+        let slug = f["slug"].as_str().unwrap();
+        for field in ["gross", "fees", "net", "spent", "balance"] {
+            assert_eq!(
+                cents(&figs, &format!("fund.{slug}.{field}")),
+                f[format!("{field}_cents")].as_i64().unwrap(),
+                "fund {slug} {field} on the page vs /api/v1/funds"
+            );
+            checked += 1;
+        }
+        match f["goal_cents"].as_i64() {
+            Some(goal) => assert_eq!(cents(&figs, &format!("fund.{slug}.goal")), goal),
+            None => assert!(!figs.contains_key(&format!("fund.{slug}.goal"))),
+        }
+        let runway = &figs[&format!("fund.{slug}.runway_days")].value;
+        assert_eq!(
+            runway.parse::<i64>().ok(),
+            f["runway_days"].as_i64(),
+            "fund {slug} runway"
+        );
+        net_total += f["net_cents"].as_i64().unwrap();
+        checked += 2;
+    }
+    assert_eq!(cents(&figs, "raised.net"), net_total);
+    let lines = costs["lines"].as_array().expect("lines");
+    assert_eq!(
+        cents(&figs, "costs.total"),
+        costs["total_cents"].as_i64().unwrap()
+    );
+    let idle: i64 = lines
+        .iter()
+        .filter(|l| l["idle"] == true)
+        .map(|l| l["cost_cents"].as_i64().unwrap())
+        .sum();
+    assert_eq!(cents(&figs, "costs.idle"), idle);
+    let mut by_pool: BTreeMap<String, i64> = BTreeMap::new();
+    let mut by_machine: BTreeMap<String, i64> = BTreeMap::new();
+    for l in lines {
+        let c = l["cost_cents"].as_i64().unwrap();
+        if let Some(p) = l["pool"].as_str() {
+            *by_pool.entry(p.into()).or_default() += c;
+        }
+        *by_machine
+            .entry(l["machine"].as_str().unwrap().into())
+            .or_default() += c;
+    }
+    assert!(!by_pool.is_empty(), "seeded months have pool costs");
+    for (pool, c) in &by_pool {
+        assert_eq!(
+            cents(&figs, &format!("pool.{pool}.cost")),
+            *c,
+            "pool {pool}"
+        );
+    }
+    for (machine, c) in &by_machine {
+        assert_eq!(
+            cents(&figs, &format!("machine.{machine}.cost")),
+            *c,
+            "machine {machine}"
+        );
+    }
+    checked += 3 + by_pool.len() + by_machine.len();
+    if with_lines {
+        let page_lines = figs.keys().filter(|k| k.starts_with("line.")).count();
+        assert_eq!(page_lines, lines.len(), "every cost line, no other");
+        for l in lines {
+            let key = l["jobset"].as_str().unwrap_or("idle");
+            let name = format!("line.{}.{key}.cost", l["machine"].as_str().unwrap());
+            assert_eq!(
+                cents(&figs, &name),
+                l["cost_cents"].as_i64().unwrap(),
+                "{name}"
+            );
+        }
+        checked += lines.len();
+    }
+    checked
+}
+
+async fn page(app: &TestApp, path: &str) -> String {
+    let res = app.get(path).await;
+    assert_eq!(res.status(), 200, "GET {path}");
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "text/html; charset=utf-8"
+    );
+    res.text().await.unwrap()
+}
+
+/// What no public page may show, and how outside names must appear.
+fn assert_public_and_escaped(html: &str) {
+    assert!(
+        html.contains(SCRIPT_DONOR_SERVED),
+        "the script donor is shown as text"
+    );
+    assert!(!html.contains("<script"), "no script element on the page");
+    assert!(
+        !html.contains("javascript:"),
+        "a javascript: profile is never a link"
+    );
+    assert!(
+        !html.contains(HIDDEN_NAME),
+        "an anonymous donor's name is never shown"
+    );
+    assert!(!html.contains("opencollective.com/hidden"));
+    assert!(!html.contains("donor.invalid"), "no email, no description");
+    assert!(html.contains(">Anonymous<"));
+}
+
+db_test!(
+    pages_show_the_api_figures_to_the_cent,
+    CONFIG,
+    |app| async move {
+        seed(&app).await;
+        let cur = this_month();
+        let html = page(&app, "/").await;
+        let n = check_against_api(&app, &html, cur, false).await;
+        assert!(n >= 15, "{n} figures checked");
+        let figs = figures(&html);
+        // This month's column of the 12-month history is this month's figures.
+        assert_eq!(
+            cents(&figs, &format!("history.{cur}.raised")),
+            cents(&figs, "raised.net")
+        );
+        assert_eq!(
+            cents(&figs, &format!("history.{cur}.spent")),
+            cents(&figs, "costs.total")
+        );
+        let history = figs
+            .keys()
+            .filter(|k| k.starts_with("history.") && k.ends_with(".raised"));
+        assert_eq!(history.count(), 12, "twelve months in the chart's table");
+        assert!(html.contains("<svg class=\"chart\" role=\"img\""));
+        assert_public_and_escaped(&html);
+        assert!(html.contains("<a href=\"https://opencollective.com/ada\" rel=\"nofollow ugc noopener\">Ada Lovelace</a>"));
+        assert!(html.contains("<form class=\"subscribe\" method=\"post\" action=\"/subscribe\">"));
+        assert!(html.contains("type=\"email\" name=\"email\" required"));
+        // The gate's state of each pool, with its reason.
+        assert!(
+            html.contains("data-pool=\"cuda\""),
+            "the cuda pool's gate is shown"
+        );
+
+        // Last month's report: complete, every cost line.
+        let prev = cur.prev();
+        let html = page(&app, &format!("/reports/{prev}")).await;
+        let n = check_against_api(&app, &html, prev, true).await;
+        assert!(n >= 15, "{n} figures checked");
+        assert!(html.contains("Grace Hopper"));
+        let figs = figures(&html);
+        assert_eq!(
+            attr(&figs["as_of"].tag, "datetime").unwrap(),
+            cur.start().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            "a past month is as of its end"
+        );
+        // This month's report, so far.
+        let html = page(&app, &format!("/reports/{cur}")).await;
+        check_against_api(&app, &html, cur, true).await;
+        assert!(html.contains("This month is not over"));
+        assert_public_and_escaped(&html);
+        assert!(
+            html.contains("Linus"),
+            "every sponsor of the month is listed"
+        );
+
+        // The index lists every month from the ledger's start, with the same history.
+        let html = page(&app, "/reports").await;
+        let figs = figures(&html);
+        assert!(figs.contains_key("history.2025-01.spent"));
+        assert!(html.contains(&format!("href=\"/reports/{cur}.csv\"")));
+        let funds: Value = app
+            .get(&format!("/api/v1/funds?month={prev}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let net: i64 = funds["funds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["net_cents"].as_i64().unwrap())
+            .sum();
+        assert_eq!(cents(&figs, &format!("history.{prev}.raised")), net);
+        let costs: Value = app
+            .get(&format!("/api/v1/costs?month={prev}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            cents(&figs, &format!("history.{prev}.spent")),
+            costs["total_cents"].as_i64().unwrap()
+        );
+    }
+);
+
+db_test!(
+    month_csv_has_every_cost_line_and_donation,
+    CONFIG,
+    |app| async move {
+        seed(&app).await;
+        let prev = this_month().prev();
+        let res = app.get(&format!("/reports/{prev}.csv")).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+        assert_eq!(
+            res.headers()["content-disposition"].to_str().unwrap(),
+            format!("attachment; filename=\"buildfund-{prev}.csv\"")
+        );
+        let text = res.text().await.unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header, buildfund_jobs::report::CSV_COLUMNS);
+        let rows: Vec<BTreeMap<String, String>> = reader
+            .records()
+            .map(|r| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(r.unwrap().iter().map(String::from))
+                    .collect()
+            })
+            .collect();
+        let costs: Value = app
+            .get(&format!("/api/v1/costs?month={prev}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let cost_rows: Vec<_> = rows.iter().filter(|r| r["record"] == "cost").collect();
+        assert_eq!(cost_rows.len(), costs["lines"].as_array().unwrap().len());
+        let total: i64 = cost_rows
+            .iter()
+            .map(|r| r["amount_cents"].parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(total, costs["total_cents"].as_i64().unwrap());
+        for r in &cost_rows {
+            assert_eq!(
+                r["amount"],
+                format_cents(r["amount_cents"].parse().unwrap())
+            );
+        }
+        let donations: Value = app
+            .get(&format!("/api/v1/donations?month={prev}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let donation_rows: Vec<_> = rows.iter().filter(|r| r["record"] == "donation").collect();
+        assert_eq!(donation_rows.len(), 2);
+        let net: i64 = donation_rows
+            .iter()
+            .map(|r| r["amount_cents"].parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(net, donations["net_cents"].as_i64().unwrap());
+        assert_eq!(rows.len(), cost_rows.len() + donation_rows.len());
+
+        // This month: outside names are data here (quoted by the CSV writer, never altered),
+        // anonymous contributors stay anonymous.
+        let text = app
+            .get(&format!("/reports/{}.csv", this_month()))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let names: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap()[10].to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        assert!(names.iter().any(|n| n == SCRIPT_DONOR), "{names:?}");
+        assert!(names.iter().any(|n| n == "Anonymous"));
+        assert!(!text.contains(HIDDEN_NAME) && !text.contains("donor.invalid"));
+    }
+);
+
+db_test!(
+    pages_answer_bad_months_with_an_html_page,
+    CONFIG,
+    |app| async move {
+        let next = this_month().next();
+        for (path, status, says) in [
+            ("/reports/2026-13".to_string(), 400, "is not a month"),
+            ("/reports/last-month".to_string(), 400, "is not a month"),
+            ("/reports/2024-12".to_string(), 404, "no report for 2024-12"),
+            (format!("/reports/{next}"), 404, "no report for"),
+            (
+                "/reports/2024-12.csv".to_string(),
+                404,
+                "no report for 2024-12",
+            ),
+        ] {
+            let res = app.get(&path).await;
+            assert_eq!(res.status(), status, "{path}");
+            assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+            let body = res.text().await.unwrap();
+            assert!(body.to_lowercase().contains(says), "{path}: {body}");
+            assert!(body.contains("<h1>"), "{path}: a page, not JSON");
+        }
+    }
+);
+
+db_test!(pages_are_cached_with_validators, CONFIG, |app| async move {
+    seed(&app).await;
+    let res = app.get("/").await;
+    assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let last_modified = res.headers()["last-modified"].to_str().unwrap().to_string();
+    assert_eq!(res.headers()["cache-control"], "public, max-age=60");
+    assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+    let before = figures(&res.text().await.unwrap())["raised.net"]
+        .value
+        .clone();
+
+    let again = app
+        .client
+        .get(app.url("/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    assert!(again.text().await.unwrap().is_empty());
+    let since = app
+        .client
+        .get(app.url("/"))
+        .header("if-modified-since", &last_modified)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(since.status(), 304);
+    let other = app
+        .client
+        .get(app.url("/"))
+        .header("if-none-match", "\"something-else\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+
+    // A donation recorded on this instance shows at once, under a new ETag.
+    let admin = app.token("admin").await;
+    let at = Utc::now() - Duration::seconds(1);
+    let res = app
+        .client
+        .post(app.url("/api/v1/donations"))
+        .bearer_auth(&admin)
+        .json(
+            &json!({"idempotency_key": "bank-1", "occurred_at": at.to_rfc3339(),
+                      "account": "nixos", "contributor_name": "ACME", "anonymous": false,
+                      "amount_cents": 20000, "fees_cents": 0, "currency": "EUR"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let res = app
+        .client
+        .get(app.url("/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_ne!(res.headers()["etag"].to_str().unwrap(), etag);
+    let html = res.text().await.unwrap();
+    let after: i64 = figures(&html)["raised.net"].value.parse().unwrap();
+    assert_eq!(after, before.parse::<i64>().unwrap() + 20000);
+    assert!(html.contains("ACME"));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Headless Chromium.
+
+fn chromium() -> PathBuf {
+    let candidates = [
+        std::env::var("CHROMIUM").ok(),
+        Some("/usr/bin/chromium".into()),
+        Some("/usr/bin/chromium-browser".into()),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "Chromium is not installed, so the browser test cannot run: install Debian's \
+                 package (apt-get install -y chromium; scripts/test and .ci/run do) or set \
+                 CHROMIUM to its binary"
+            )
+        })
+}
+
+/// `target/test-artifacts`, beside the profile directory this test binary runs from.
+fn artifacts_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/<test>
+    let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn run_chromium(args: &[String]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(chromium());
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--hide-scrollbars",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(args)
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+        .await
+        .expect("chromium finished within 2 minutes")
+        .expect("chromium runs");
+    assert!(
+        out.status.success(),
+        "chromium {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+db_test!(
+    chromium_renders_the_funding_page,
+    CONFIG,
+    |app| async move {
+        seed(&app).await;
+        let url = app.url("/");
+        let out = run_chromium(&["--dump-dom".into(), url.clone()]).await;
+        let dom = String::from_utf8(out.stdout).unwrap();
+        assert!(dom.contains("Where the money goes"), "{dom}");
+        // The figures the browser shows are the API's, to the cent.
+        let n = check_against_api(&app, &dom, this_month(), false).await;
+        assert!(n >= 15, "{n} figures checked");
+        // The donor named <script>alert(1)</script> is text in the DOM, not an element.
+        assert!(
+            dom.contains(SCRIPT_DONOR_ESCAPED),
+            "the script donor's name is text"
+        );
+        assert!(
+            !dom.contains("<script"),
+            "no script element in the rendered DOM"
+        );
+        assert!(!dom.contains(HIDDEN_NAME));
+
+        let dir = artifacts_dir();
+        let backend = format!("{:?}", app.backend).to_lowercase();
+        for (name, size) in [("desktop", "1280,2000"), ("phone", "390,1600")] {
+            let path = dir.join(format!("funding-page-{backend}-{name}.png"));
+            let _ = std::fs::remove_file(&path);
+            run_chromium(&[
+                format!("--screenshot={}", path.display()),
+                format!("--window-size={size}"),
+                url.clone(),
+            ])
+            .await;
+            let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                png.starts_with(b"\x89PNG\r\n\x1a\n"),
+                "{} is a PNG",
+                path.display()
+            );
+            assert!(
+                png.len() > 20_000,
+                "{} is not blank ({} bytes)",
+                path.display(),
+                png.len()
+            );
+            println!("screenshot: {}", path.display());
+        }
+    }
+);
