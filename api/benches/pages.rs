@@ -154,7 +154,8 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let this_start = this.start();
     let room = (now - this_start).num_seconds().max(2);
-    for i in 0..sponsors {
+    // `sponsors` named sponsors, and 100 anonymous contributions on top (one "Anonymous").
+    for i in 0..sponsors + 100 {
         rows.push((
             format!("c{i}"),
             this_start + Days::seconds(i % (room - 1)),
@@ -180,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
             contributor_name: Set(Some(format!("Sponsor number {i} <{i}>"))),
             contributor_slug: Set(Some(format!("sponsor-{i}"))),
             contributor_url: Set(Some(format!("https://opencollective.com/sponsor-{i}"))),
-            anonymous: Set(i % 10 == 0),
+            anonymous: Set(*i >= sponsors && id.starts_with('c')),
             gross_cents: Set(500 + (i % 97) * 100),
             fees_cents: Set(25),
             net_cents: Set(475 + (i % 97) * 100),
@@ -220,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
         data.history.len(),
         data.report.lines.len()
     );
-    report("/ model (the ~14 queries)", compute);
+    report("/ model (funding_page: every query)", compute);
     let mut render = Vec::new();
     let mut size = 0;
     for _ in 0..200 {

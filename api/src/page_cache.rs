@@ -2,7 +2,8 @@
 //! with its ETag and the instant its figures are for. A page is computed again when it is older
 //! than [`MAX_AGE`] or when a write happened on this instance since (ingest, a manual donation,
 //! a job run, a gate admin change: their handlers call [`PageCache::bump`]). Other instances'
-//! writes show within [`MAX_AGE`].
+//! writes show within [`MAX_AGE`]. While one request computes a page, others get the page it
+//! replaces (when there is one) instead of waiting.
 use actix_web::http::header::{self, HttpDate};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -127,6 +128,14 @@ impl PageCache {
             .cloned()
     }
 
+    fn any(&self, key: &str) -> Option<Arc<CachedPage>> {
+        self.entries
+            .read()
+            .expect("page cache lock")
+            .get(key)
+            .cloned()
+    }
+
     /// The cached page `key` when it is fresh, else `compute`s, keeps and returns it.
     pub async fn get_or_compute<F, Fut, E>(
         &self,
@@ -141,7 +150,17 @@ impl PageCache {
         if let Some(p) = self.fresh(key) {
             return Ok(p);
         }
-        let _guard = self.compute.lock().await;
+        let _guard = match self.compute.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                // Another request is computing: answer with the page it replaces, if any,
+                // rather than make every reader wait for the database.
+                if let Some(old) = self.any(key) {
+                    return Ok(old);
+                }
+                self.compute.lock().await
+            }
+        };
         if let Some(p) = self.fresh(key) {
             return Ok(p);
         }
@@ -154,11 +173,7 @@ impl PageCache {
                 tracing::warn!(page = key, error = %e, "page figures not computed; serving the last ones");
                 // The figures could not be computed (the database is down, say): the last
                 // page, which says what instant it is for, is better than none.
-                let entries = self.entries.read().expect("page cache lock");
-                return match entries.get(key) {
-                    Some(old) => Ok(old.clone()),
-                    None => Err(e),
-                };
+                return self.any(key).ok_or(e);
             }
         };
         let page = Arc::new(CachedPage::new(rendered, generation));

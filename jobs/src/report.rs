@@ -643,6 +643,19 @@ active_from = "2026-03-01"
     }
 
     #[test]
+    fn report_months_run_from_now_back_to_the_ledger_start() {
+        let c = config();
+        let at: DateTime<Utc> = "2026-03-05T10:00:00Z".parse().unwrap();
+        let months: Vec<String> = report_months(&c, at)
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        assert_eq!(months, ["2026-03", "2026-02", "2026-01"]);
+        let before: DateTime<Utc> = "2025-12-31T23:00:00Z".parse().unwrap();
+        assert!(report_months(&c, before).is_empty());
+    }
+
+    #[test]
     fn pools_sum_their_lines_and_sort_by_cost() {
         let c = config();
         let lines = [

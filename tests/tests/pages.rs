@@ -448,7 +448,9 @@ db_test!(
         assert_eq!(history.count(), 12, "twelve months in the chart's table");
         assert!(html.contains("<svg class=\"chart\" role=\"img\""));
         assert_public_and_escaped(&html);
-        assert!(html.contains("<a href=\"https://opencollective.com/ada\" rel=\"nofollow ugc noopener\">Ada Lovelace</a>"));
+        assert!(html.contains(
+            "<a href=\"https://opencollective.com/ada\" rel=\"nofollow ugc\">Ada Lovelace</a>"
+        ));
         assert!(html.contains("<form class=\"subscribe\" method=\"post\" action=\"/subscribe\">"));
         assert!(html.contains("type=\"email\" name=\"email\" required"));
         // The gate's state of each pool, with its reason.
@@ -769,15 +771,33 @@ db_test!(
         );
         assert!(!dom.contains(HIDDEN_NAME));
 
+        // This month's report as the browser has it: every cost line too.
+        let report_url = app.url(&format!("/reports/{}", this_month()));
+        let out = run_chromium(&["--dump-dom".into(), report_url.clone()]).await;
+        let dom = String::from_utf8(out.stdout).unwrap();
+        check_against_api(&app, &dom, this_month(), true).await;
+        assert!(dom.contains(SCRIPT_DONOR_ESCAPED) && !dom.contains("<script"));
+
         let dir = artifacts_dir();
         let backend = format!("{:?}", app.backend).to_lowercase();
-        for (name, size) in [("desktop", "1280,2000"), ("phone", "390,1600")] {
+        for (name, size) in [
+            ("desktop", "1280,2000"),
+            ("phone", "390,1600"),
+            // The whole page, to look at the parts below the first screens.
+            ("desktop-long", "1280,2800"),
+            ("report-phone", "390,2400"),
+        ] {
             let path = dir.join(format!("funding-page-{backend}-{name}.png"));
             let _ = std::fs::remove_file(&path);
+            let target = if name.starts_with("report") {
+                &report_url
+            } else {
+                &url
+            };
             run_chromium(&[
                 format!("--screenshot={}", path.display()),
                 format!("--window-size={size}"),
-                url.clone(),
+                target.clone(),
             ])
             .await;
             let png = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
