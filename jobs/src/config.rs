@@ -146,8 +146,9 @@ pub const DEFAULT_OPENCOLLECTIVE_TIMEOUT_SECONDS: i64 = 60;
 /// Where the Hydra pull reads finished build steps (`[hydra]`; see `crate::hydra`).
 #[derive(Clone, Debug)]
 pub struct HydraConfig {
-    /// The NAME of the environment variable holding the (read-only) Hydra PostgreSQL URL.
-    pub database_url_env: String,
+    /// The NAME of the environment variable holding the (read-only) Hydra PostgreSQL URL;
+    /// `None` when buildfund only acts on Hydra's web API (no step pull).
+    pub database_url_env: Option<String>,
     /// The build-step source the pulled rows are stored under (default [`DEFAULT_HYDRA_SOURCE`]).
     pub source: String,
     /// How far back before the stored cursor each pull reads again, in seconds, to catch steps
@@ -837,15 +838,14 @@ impl Validator {
                 "act_on_gate",
             ],
         );
-        let database_url_env = if h.contains_key("database_url_env") {
-            self.env_name(h, path, "database_url_env")
-        } else {
+        let database_url_env = self.env_name(h, path, "database_url_env");
+        let has_database = h.contains_key("database_url_env");
+        if !has_database && !h.contains_key("url") {
             self.problem(
-                "hydra.database_url_env",
-                "missing (the NAME of the environment variable holding the Hydra database URL)",
+                "hydra",
+                "needs database_url_env (the NAME of the environment variable holding the Hydra database URL, to pull build steps) or url (Hydra's web address, to act on the gate), or both",
             );
-            None
-        };
+        }
         let source = match self.string(h, path, "source") {
             None => Some(DEFAULT_HYDRA_SOURCE.to_string()),
             Some(s) if s.trim().is_empty() => {
@@ -882,8 +882,11 @@ impl Validator {
         if password_env.is_some() && user.is_none() {
             self.problem("hydra.user", "missing (hydra.password_env is set)");
         }
+        if has_database && database_url_env.is_none() {
+            return None;
+        }
         Some(HydraConfig {
-            database_url_env: database_url_env?,
+            database_url_env,
             source: source?,
             overlap_seconds,
             url: url.map(|u| u.trim_end_matches('/').to_string()),
@@ -1552,7 +1555,7 @@ active_from = 2026-10-15
         )
         .unwrap();
         let h = c.hydra.unwrap();
-        assert_eq!(h.database_url_env, "HYDRA_DATABASE_URL");
+        assert_eq!(h.database_url_env.as_deref(), Some("HYDRA_DATABASE_URL"));
         assert_eq!(h.source, "hydra");
         assert_eq!(h.overlap_seconds, 3600);
         assert_eq!(h.url, None);
@@ -1566,6 +1569,23 @@ active_from = 2026-10-15
         assert_eq!(
             (h.source.as_str(), h.overlap_seconds, h.url.as_deref()),
             ("nix-community", 0, Some("https://hydra.nix-community.org"))
+        );
+
+        // Only the web API (the gate's actions), no step pull; but one of the two is needed.
+        let c = Config::parse(
+            &format!("{base}[hydra]\nurl = \"https://hydra.example.org\"\n"),
+            "t",
+        )
+        .unwrap();
+        let h = c.hydra.unwrap();
+        assert_eq!((h.database_url_env, h.act_on_gate), (None, true));
+        let problems = Config::parse(&format!("{base}[hydra]\nsource = \"x\"\n"), "t")
+            .unwrap_err()
+            .problems;
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with("hydra: needs database_url_env"),
+            "{problems:?}"
         );
 
         let bad = format!(
@@ -1590,12 +1610,6 @@ active_from = 2026-10-15
         assert_eq!(
             problems[4],
             "hydra.url: \"hydra.example.org\" is not an http(s) URL"
-        );
-
-        let missing = Config::parse(&format!("{base}[hydra]\nsource = \"h\"\n"), "t");
-        assert_eq!(
-            missing.unwrap_err().problems,
-            vec!["hydra.database_url_env: missing (the NAME of the environment variable holding the Hydra database URL)"]
         );
     }
 

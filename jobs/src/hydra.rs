@@ -143,7 +143,9 @@ pub async fn pull_with_page_size(
 
 /// The Hydra database URL from the environment, checked so that no message ever shows it.
 fn database_url(hydra: &HydraConfig) -> anyhow::Result<(String, String)> {
-    let var = &hydra.database_url_env;
+    let var = hydra.database_url_env.as_deref().with_context(|| {
+        "hydra.database_url_env is not set, so there is no Hydra database to pull from; set it to the NAME of the environment variable holding the Hydra PostgreSQL URL"
+    })?;
     let url = match std::env::var(var) {
         Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
         Ok(_) => anyhow::bail!(
@@ -187,7 +189,7 @@ async fn connect(hydra: &HydraConfig) -> anyhow::Result<DatabaseConnection> {
     Database::connect(options).await.with_context(|| {
         format!(
             "cannot connect to the Hydra database at {described} (from {})",
-            hydra.database_url_env
+            hydra.database_url_env.as_deref().unwrap_or_default()
         )
     })
 }
@@ -470,7 +472,7 @@ mod tests {
 
     fn hydra(var: &str) -> HydraConfig {
         HydraConfig {
-            database_url_env: var.into(),
+            database_url_env: Some(var.into()),
             source: "hydra".into(),
             overlap_seconds: 3600,
             url: None,

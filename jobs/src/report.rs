@@ -241,6 +241,16 @@ pub fn machine_costs(
     out
 }
 
+/// (anonymous, slug, name, url, sum of net cents, records) of one contributor group.
+type SponsorRow = (
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
 /// Contributors of the records dated in `[from, to)` by net amount (largest first, then
 /// name), those whose net is above zero; at most `limit` when given. One query; the grouping
 /// by contributor is done here so a renamed profile stays one sponsor (keyed by slug, else
@@ -255,14 +265,7 @@ pub async fn sponsors(
     if from >= to {
         return Ok(Vec::new());
     }
-    let rows: Vec<(
-        bool,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        i64,
-        i64,
-    )> = donations::Entity::find()
+    let rows: Vec<SponsorRow> = donations::Entity::find()
         .select_only()
         .columns([
             D::Anonymous,

@@ -80,10 +80,18 @@ impl Registry {
 pub fn builtin_jobs() -> Registry {
     let mut r = Registry::default();
     r.register("hydra_pull", |db, config| async move {
-        if config.hydra.is_none() {
-            return Ok(Outcome::Skipped(
-                "no [hydra] table in the configuration".into(),
-            ));
+        match &config.hydra {
+            None => {
+                return Ok(Outcome::Skipped(
+                    "no [hydra] table in the configuration".into(),
+                ))
+            }
+            Some(h) if h.database_url_env.is_none() => {
+                return Ok(Outcome::Skipped(
+                    "no hydra.database_url_env: buildfund only acts on Hydra's web API".into(),
+                ))
+            }
+            Some(_) => {}
         }
         let report = crate::hydra::pull(&db, &config, |_| {}).await?;
         Ok(Outcome::Done(format!(

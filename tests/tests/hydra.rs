@@ -176,7 +176,7 @@ fn config_for(app: &TestApp, test: &str, hydra: &HydraDb, overlap: Option<i64>) 
     std::env::set_var(&var, &hydra.url);
     let mut config = (*app.config).clone();
     let h = config.hydra.as_mut().expect("[hydra] in the test config");
-    h.database_url_env = var;
+    h.database_url_env = Some(var);
     if let Some(o) = overlap {
         h.overlap_seconds = o;
     }
