@@ -115,16 +115,7 @@ async fn seed(app: &TestApp) {
 
     let in_month = cur + Duration::seconds(room / 2);
     // (id, when, account, name, url, anonymous, gross, fees)
-    let rows: [(
-        &str,
-        DateTime<Utc>,
-        &str,
-        Option<&str>,
-        Option<&str>,
-        bool,
-        i64,
-        i64,
-    ); 6] = [
+    let rows = [
         (
             "p1",
             prev + Duration::days(4),
