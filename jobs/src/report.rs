@@ -495,6 +495,44 @@ pub fn report_months(config: &Config, at: DateTime<Utc>) -> Vec<Month> {
     out
 }
 
+/// The first month with anything to report at `at`: the month of the earliest of the first
+/// build step, the first donation and the first instant a configured machine costs money,
+/// never before `ledger_start`'s month; the month of `at` when there is nothing yet. The index of
+/// reports starts there, so a ledger started long before the data (the built-in defaults start
+/// at the Unix epoch) does not list decades of empty months.
+pub async fn first_report_month(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    at: DateTime<Utc>,
+) -> Result<Month, DbErr> {
+    use buildfund_entity::build_steps;
+    let mut first: Option<DateTime<Utc>> = config
+        .machines
+        .iter()
+        .map(|m| m.active_from.unwrap_or(config.ledger_start))
+        .min();
+    let step: Option<Option<i64>> = build_steps::Entity::find()
+        .select_only()
+        .column_as(build_steps::Column::StartTs.min(), "first")
+        .into_tuple()
+        .one(db)
+        .await?;
+    if let Some(t) = step.flatten().and_then(|s| DateTime::from_timestamp(s, 0)) {
+        first = Some(first.map_or(t, |f| f.min(t)));
+    }
+    let donation: Option<Option<DateTime<Utc>>> = donations::Entity::find()
+        .select_only()
+        .column_as(donations::Column::OccurredAt.min(), "first")
+        .into_tuple()
+        .one(db)
+        .await?;
+    if let Some(t) = donation.flatten() {
+        first = Some(first.map_or(t, |f| f.min(t)));
+    }
+    let first = first.map_or(at, |f| f.max(config.ledger_start).min(at));
+    Ok(Month::of(first))
+}
+
 /// The columns of the month's CSV (`GET /reports/YYYY-MM.csv`), in order.
 pub const CSV_COLUMNS: &[&str] = &[
     "record",

@@ -807,3 +807,54 @@ db_test!(
         }
     }
 );
+
+const EARLY_LEDGER: &str = r#"
+ledger_start = "2020-01-01"
+[[funds]]
+slug = "general"
+default = true
+"#;
+
+db_test!(
+    report_index_starts_with_the_first_data,
+    EARLY_LEDGER,
+    |app| async move {
+        // Nothing yet: only this month, not six years of empty months.
+        let html = page(&app, "/reports").await;
+        let months: Vec<String> = figures(&html)
+            .keys()
+            .filter_map(|k| {
+                Some(
+                    k.strip_prefix("history.")?
+                        .strip_suffix(".spent")?
+                        .to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(months, [this_month().to_string()]);
+        // Older months still have their (empty) report.
+        assert_eq!(app.get("/reports/2020-01").await.status(), 200);
+
+        // A donation two months ago: the index starts there.
+        let admin = app.token("admin").await;
+        let two_ago = this_month().prev().prev();
+        let res = app
+            .client
+            .post(app.url("/api/v1/donations"))
+            .bearer_auth(&admin)
+            .json(
+                &json!({"idempotency_key": "early", "occurred_at": two_ago.start().to_rfc3339(),
+                      "contributor_name": "Early Bird", "anonymous": false,
+                      "amount_cents": 1000, "fees_cents": 0, "currency": "EUR"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+        let html = page(&app, "/reports").await;
+        let figs = figures(&html);
+        let months: Vec<&String> = figs.keys().filter(|k| k.ends_with(".spent")).collect();
+        assert_eq!(months.len(), 3, "{months:?}");
+        assert_eq!(cents(&figs, &format!("history.{two_ago}.raised")), 1000);
+    }
+);

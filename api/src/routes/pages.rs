@@ -744,7 +744,11 @@ pub async fn reports(
 ) -> Result<HttpResponse, PageError> {
     cached(&state, &req, "/reports", || async {
         let at = now();
-        let months = report_months(&state.config, at);
+        let start = report::first_report_month(&state.db, &state.config, at).await?;
+        let months: Vec<Month> = report_months(&state.config, at)
+            .into_iter()
+            .filter(|m| *m >= start)
+            .collect();
         let mut rows = Vec::with_capacity(months.len());
         if let Some(&last) = months.first() {
             let history = report::history(&state.db, &state.config, last, months.len(), at).await?;
