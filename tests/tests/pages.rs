@@ -648,6 +648,10 @@ db_test!(pages_are_cached_with_validators, CONFIG, |app| async move {
         .await
         .unwrap();
     assert_eq!(other.status(), 200);
+    let head = app.client.head(app.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["etag"].to_str().unwrap(), etag);
+    assert!(head.text().await.unwrap().is_empty());
 
     // A donation recorded on this instance shows at once, under a new ETag.
     let admin = app.token("admin").await;

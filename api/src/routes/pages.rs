@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::page_cache::{CachedPage, Rendered};
 use crate::startup::AppState;
 use actix_web::http::{header, StatusCode};
-use actix_web::{get, web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{route, web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 use buildfund_jobs::costs::{Month, UnpricedLine};
 use buildfund_jobs::donations::PublicDonation;
@@ -721,7 +721,7 @@ where
 }
 
 /// The public funding page.
-#[get("/")]
+#[route("/", method = "GET", method = "HEAD")]
 pub async fn index(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -737,7 +737,7 @@ pub async fn index(
 }
 
 /// Every month with a report, newest first, with what it raised and spent.
-#[get("/reports")]
+#[route("/reports", method = "GET", method = "HEAD")]
 pub async fn reports(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -774,7 +774,7 @@ pub async fn reports(
 }
 
 /// `/reports/YYYY-MM` (the page) and `/reports/YYYY-MM.csv` (every cost line and donation).
-#[get("/reports/{name}")]
+#[route("/reports/{name}", method = "GET", method = "HEAD")]
 pub async fn month(
     req: HttpRequest,
     state: web::Data<AppState>,
