@@ -191,3 +191,58 @@ impl PageCache {
         Ok(page)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(body: &str) -> Result<Rendered, String> {
+        Ok(Rendered {
+            body: body.as_bytes().to_vec(),
+            content_type: "text/plain",
+            as_of: DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+            disposition: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn pages_are_kept_until_a_write_and_the_last_one_outlives_a_failure() {
+        let cache = PageCache::new();
+        let a = cache
+            .get_or_compute("/", || async { page("a") })
+            .await
+            .unwrap();
+        let again = cache
+            .get_or_compute("/", || async { page("never computed") })
+            .await
+            .unwrap();
+        assert_eq!(again.body, "a", "a fresh page is served as it is");
+        assert_eq!(again.etag, a.etag);
+
+        cache.bump();
+        let b = cache
+            .get_or_compute("/", || async { page("b") })
+            .await
+            .unwrap();
+        assert_eq!(b.body, "b", "a write makes the next request compute again");
+        assert_ne!(b.etag, a.etag);
+
+        cache.bump();
+        let failed = cache
+            .get_or_compute("/", || async {
+                Err::<Rendered, _>("database down".to_string())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            failed.body, "b",
+            "the last page answers while figures cannot be made"
+        );
+        let none = cache
+            .get_or_compute("/other", || async {
+                Err::<Rendered, _>("down".to_string())
+            })
+            .await;
+        assert!(none.is_err(), "no page at all: the error");
+    }
+}

@@ -862,3 +862,59 @@ db_test!(
         assert_eq!(cents(&figs, &format!("history.{two_ago}.raised")), 1000);
     }
 );
+
+/// PostgreSQL going away: a page computed before still answers (with the instant of its
+/// figures), one never computed is a 503 HTML page, and pages come back with the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_during_a_database_outage() {
+    use buildfund_tests::proxy::Proxy;
+    use buildfund_tests::{create_postgres_database, drop_postgres_database, postgres_enabled};
+    if !postgres_enabled() {
+        return;
+    }
+    let direct = create_postgres_database().await.unwrap();
+    let (scheme_user, rest) = direct.split_once('@').unwrap();
+    let (host_port, db) = rest.split_once('/').unwrap();
+    let target = tokio::net::lookup_host(host_port)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    let app = TestApp::spawn_with_database(
+        buildfund_tests::Backend::Postgres,
+        CONFIG,
+        format!("{scheme_user}@127.0.0.1:{}/{db}", proxy.port),
+        tempfile::tempdir().unwrap(),
+    )
+    .await;
+    let before = page(&app, "/").await;
+
+    proxy.cut();
+    assert_eq!(
+        page(&app, "/").await,
+        before,
+        "the computed page still answers"
+    );
+    let res = app.get(&format!("/reports/{}", this_month())).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(res.text().await.unwrap().contains("try again shortly"));
+
+    proxy.restore();
+    let mut status = 0;
+    for _ in 0..50 {
+        status = app
+            .get(&format!("/reports/{}", this_month()))
+            .await
+            .status()
+            .as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(status, 200, "the report answers once the database is back");
+    drop(app);
+    drop_postgres_database(&direct).await;
+}
