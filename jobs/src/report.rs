@@ -563,6 +563,16 @@ pub const CSV_COLUMNS: &[&str] = &[
     "original_currency",
 ];
 
+/// Text from outside (names, jobsets, machines, links) as a CSV cell that a spreadsheet will
+/// not run as a formula: a leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'` in
+/// front (OWASP's advice for CSV injection). Numbers are never passed through this.
+pub fn text_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
+}
+
 /// Every cost line of the report (`record` = `cost`, `amount` = its cost) then every donation
 /// record of the month (`record` = `donation`, `amount` = its net), one row each, with a header
 /// row of [`CSV_COLUMNS`]. Amounts are cents and decimals of the ledger currency.
@@ -583,8 +593,8 @@ pub fn month_csv(
             "",
             &l.fund,
             l.pool.as_deref().unwrap_or(""),
-            l.jobset.as_deref().unwrap_or(""),
-            &l.machine,
+            &text_cell(l.jobset.as_deref().unwrap_or("")),
+            &text_cell(&l.machine),
             if l.idle { "true" } else { "false" },
             &l.busy_seconds.to_string(),
             "",
@@ -617,8 +627,8 @@ pub fn month_csv(
             "",
             "",
             "",
-            &d.contributor.name,
-            d.contributor.url.as_deref().unwrap_or(""),
+            &text_cell(&d.contributor.name),
+            &text_cell(d.contributor.url.as_deref().unwrap_or("")),
             if d.contributor.anonymous {
                 "true"
             } else {
@@ -694,6 +704,15 @@ active_from = "2026-03-01"
         assert_eq!(months, ["2026-03", "2026-02", "2026-01"]);
         let before: DateTime<Utc> = "2025-12-31T23:00:00Z".parse().unwrap();
         assert!(report_months(&c, before).is_empty());
+    }
+
+    #[test]
+    fn csv_text_cells_never_start_a_formula() {
+        assert_eq!(text_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(text_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(text_cell("-1+2"), "'-1+2");
+        assert_eq!(text_cell("Ada Lovelace"), "Ada Lovelace");
+        assert_eq!(text_cell(""), "");
     }
 
     #[test]

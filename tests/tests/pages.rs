@@ -52,6 +52,8 @@ const SCRIPT_DONOR_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
 /// As askama escapes it in the served HTML.
 const SCRIPT_DONOR_SERVED: &str = "&#60;script&#62;alert(1)&#60;/script&#62;";
 const HIDDEN_NAME: &str = "Hidden Donor";
+/// A name a spreadsheet would run as a formula.
+const FORMULA_DONOR: &str = "=HYPERLINK(\"http://evil.invalid\",\"click\")";
 
 fn this_month() -> Month {
     Month::of(Utc::now())
@@ -174,6 +176,16 @@ async fn seed(app: &TestApp) {
             None,
             false,
             777,
+            0,
+        ),
+        (
+            "c5",
+            in_month,
+            "nixos",
+            Some(FORMULA_DONOR),
+            None,
+            false,
+            300,
             0,
         ),
     ];
@@ -579,6 +591,12 @@ db_test!(
             .filter(|n| !n.is_empty())
             .collect();
         assert!(names.iter().any(|n| n == SCRIPT_DONOR), "{names:?}");
+        // A name that starts a formula is kept, behind a `'` so a spreadsheet shows it as text.
+        assert!(
+            names.iter().any(|n| *n == format!("'{FORMULA_DONOR}")),
+            "{names:?}"
+        );
+        assert!(!names.iter().any(|n| n.starts_with('=')), "{names:?}");
         assert!(names.iter().any(|n| n == "Anonymous"));
         assert!(!text.contains(HIDDEN_NAME) && !text.contains("donor.invalid"));
     }
