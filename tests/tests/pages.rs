@@ -461,6 +461,38 @@ db_test!(
             html.contains("data-pool=\"cuda\""),
             "the cuda pool's gate is shown"
         );
+        // ... quoting the same books as the figures beside it: the page refreshed the gate
+        // before computing them, so the gate's answer now gives the same reason.
+        let gate: Value = app
+            .get("/api/v1/gate/nixpkgs/cuda")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let figs = figures(&html);
+        let as_of = attr(&figs["as_of"].tag, "datetime").expect("as_of datetime");
+        let funds: Value = app
+            .get(&format!("/api/v1/funds?month={cur}&at={as_of}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let cuda = funds["funds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["slug"] == "cuda")
+            .unwrap();
+        assert_eq!(
+            gate["fund_balance_cents"], cuda["balance_cents"],
+            "the pool's state was decided on the page's books"
+        );
+        let reason = gate["reason"].as_str().unwrap();
+        let served = reason.replace('\'', "&#39;").replace('"', "&#34;");
+        assert!(
+            html.contains(&served),
+            "the page shows the gate's reason {reason:?}"
+        );
 
         // Last month's report: complete, every cost line.
         let prev = cur.prev();

@@ -727,6 +727,9 @@ pub async fn index(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     cached(&state, &req, "/", || async {
+        // The pool states are refreshed first, so that their reasons quote the same books as
+        // the figures beside them (on failure the last snapshot is shown, marked stale).
+        let _ = state.gate.refresh(&state.db).await;
         let at = now();
         let data =
             funding_page(&state.db, &state.config, at, TOP_SPONSORS, RECENT_DONATIONS).await?;
