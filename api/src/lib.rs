@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod metrics;
+pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -245,6 +245,7 @@ pub fn machine_costs(
 /// name), those whose net is above zero; at most `limit` when given. One query; the grouping
 /// by contributor is done here so a renamed profile stays one sponsor (keyed by slug, else
 /// name).
+#[allow(clippy::type_complexity)] // one row of the grouped query
 pub async fn sponsors(
     db: &impl ConnectionTrait,
     from: DateTime<Utc>,

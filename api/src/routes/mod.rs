@@ -5,6 +5,8 @@ mod donations;
 mod gate;
 mod health;
 mod jobs;
+mod subscribers;
+pub mod subscriptions;
 mod tokens;
 
 use actix_web::web;
@@ -13,6 +15,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
+        .service(subscriptions::subscribe)
+        .service(subscriptions::confirm)
+        .service(subscriptions::unsubscribe_page)
+        .service(subscriptions::unsubscribe)
         .service(
             web::scope("/api/v1")
                 .service(build_steps::ingest_build_steps)
@@ -29,6 +35,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(gate::lift)
                 .service(tokens::list)
                 .service(tokens::create)
-                .service(tokens::revoke),
+                .service(tokens::revoke)
+                .service(subscribers::list)
+                .service(subscribers::create)
+                .service(subscribers::remove),
         );
 }
