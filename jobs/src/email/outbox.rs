@@ -274,9 +274,10 @@ pub async fn drain(
     loop {
         let now = Utc::now();
         let Some(row) = claim(db, now).await? else {
-            // Nothing due now: wait for the next retry if it comes before the deadline.
+            // Nothing due now: wait for the next retry if it comes before the deadline. Rows
+            // another sender holds are its business (if it dies, a later run takes them over).
             let next = email_outbox::Entity::find()
-                .filter(email_outbox::Column::Status.is_in([PENDING, RETRY, SENDING]))
+                .filter(email_outbox::Column::Status.is_in([PENDING, RETRY]))
                 .order_by_asc(email_outbox::Column::NextAttemptAt)
                 .one(db)
                 .await?
@@ -406,7 +407,7 @@ pub async fn drain(
         }
     }
     report.waiting = email_outbox::Entity::find()
-        .filter(email_outbox::Column::Status.is_in([PENDING, RETRY, SENDING]))
+        .filter(email_outbox::Column::Status.is_in([PENDING, RETRY]))
         .count(db)
         .await?;
     Ok(report)
