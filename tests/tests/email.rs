@@ -352,6 +352,7 @@ smtp_test!(
             .env("BUILDFUND_LOG_FORMAT", "text")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
             .spawn()
             .unwrap();
         // The server drops the connection after 3 messages and refuses the sender's retries.
@@ -470,6 +471,7 @@ smtp_test!(
                 .env("BUILDFUND_LOG_FORMAT", "text")
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
                 .spawn()
                 .unwrap()
         };
