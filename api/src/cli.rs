@@ -5,6 +5,7 @@ use crate::telemetry;
 use anyhow::Context;
 use buildfund_jobs::config::describe_database;
 use buildfund_jobs::costs::{self, Month};
+use buildfund_jobs::email;
 use buildfund_jobs::hydra;
 use buildfund_jobs::ingest::{self, Format, IngestError};
 use buildfund_jobs::opencollective;
@@ -85,6 +86,54 @@ enum Command {
         #[command(subcommand)]
         command: SyncCommand,
     },
+    /// The monthly sponsor report email.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+    /// Manage the subscribers of the monthly report.
+    Subscribers {
+        #[command(subcommand)]
+        command: SubscribersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Write the month's report as subscribers would get it: report-YYYY-MM.txt and .html.
+    Preview {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// The directory to write into (default: the current one).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Queue the month's report for every confirmed subscriber (once per subscriber, however
+    /// often this runs), then send what is queued over SMTP.
+    Send {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// How long to keep waiting for retries of transient failures, in seconds.
+        #[arg(long, default_value_t = 600)]
+        wait: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum SubscribersCommand {
+    /// Every subscriber with its status.
+    List,
+    /// Add an address: pending (a confirmation email is sent when [smtp] is configured) or,
+    /// with --confirmed, subscribed at once.
+    Add {
+        email: String,
+        #[arg(long)]
+        confirmed: bool,
+    },
+    /// Delete an address.
+    Remove { email: String },
 }
 
 /// The outside sources `buildfund sync` reads; each also runs on its `[schedule]` entry.
@@ -129,6 +178,10 @@ enum TokenCommand {
 
 /// How long running jobs may take to finish after SIGTERM.
 const JOB_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn parse_month(s: &str) -> anyhow::Result<Month> {
+    Month::parse(s).map_err(|e| anyhow::anyhow!("--month {e}"))
+}
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
     s.parse()
@@ -278,6 +331,97 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match command {
                 SyncCommand::Hydra => sync_hydra(&config).await?,
                 SyncCommand::Opencollective => sync_opencollective(&config).await?,
+            }
+        }
+        Command::Report { command } => {
+            let config = load_config(&cli)?;
+            match command {
+                ReportCommand::Preview { month, out } => {
+                    let month = parse_month(month)?;
+                    let conn = open_database(&config).await?;
+                    let rendered =
+                        email::outbox::preview(&conn, &config, month, chrono::Utc::now()).await?;
+                    std::fs::create_dir_all(out)
+                        .with_context(|| format!("--out {}: cannot create it", out.display()))?;
+                    for (ext, body) in [("txt", &rendered.text), ("html", &rendered.html)] {
+                        let path = out.join(format!("report-{month}.{ext}"));
+                        std::fs::write(&path, body)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        println!("{}", path.display());
+                    }
+                    eprintln!("subject: {}", rendered.subject);
+                }
+                ReportCommand::Send { month, wait } => {
+                    let month = parse_month(month)?;
+                    if config.smtp.is_none() {
+                        anyhow::bail!("{}: no [smtp] table: cannot send email", config.source);
+                    }
+                    let conn = open_database(&config).await?;
+                    let options = email::outbox::DrainOptions {
+                        wait_for_retries: std::time::Duration::from_secs(*wait),
+                    };
+                    let (created, report) =
+                        email::outbox::send_month(&conn, &config, month, options).await?;
+                    println!("{month}: {created} messages queued now; {report}");
+                    let counts = email::outbox::month_status(&conn, month).await?;
+                    let shown: Vec<String> =
+                        counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+                    println!("{month} in the outbox: {}", shown.join(", "));
+                    if report.waiting > 0 {
+                        eprintln!("some messages wait for a retry: `serve` (job outbox_drain) or another `report send` will send them");
+                        return Ok(ExitCode::from(3));
+                    }
+                }
+            }
+        }
+        Command::Subscribers { command } => {
+            let config = load_config(&cli)?;
+            let conn = open_database(&config).await?;
+            let now = chrono::Utc::now();
+            match command {
+                SubscribersCommand::List => {
+                    for s in email::subscriptions::list(&conn).await? {
+                        println!(
+                            "{:>6}  {:<12} {}  {}",
+                            s.id,
+                            s.status,
+                            s.created_at.format("%Y-%m-%d %H:%M"),
+                            s.email
+                        );
+                    }
+                }
+                SubscribersCommand::Add { email, confirmed } => {
+                    let address = email::subscriptions::SubscriberEmail::parse(email)
+                        .map_err(|p| anyhow::anyhow!("{p}"))?;
+                    let (row, created) =
+                        email::subscriptions::add(&conn, &address, *confirmed, now).await?;
+                    let what = if created { "added" } else { "already known" };
+                    println!("{} {what}: {}", row.email, row.status);
+                    if row.status == email::subscriptions::PENDING {
+                        match &config.smtp {
+                            Some(smtp) => {
+                                let mailer = email::Mailer::new(smtp)?;
+                                let key = email::EmailKey::load(&conn, &config).await?;
+                                email::subscriptions::send_confirmation(
+                                    &mailer, &config, &key, &row, now,
+                                )
+                                .await?;
+                                println!("confirmation email sent to {}", row.email);
+                            }
+                            None => eprintln!(
+                                "no [smtp] configured: no confirmation email was sent (use --confirmed to subscribe directly)"
+                            ),
+                        }
+                    }
+                }
+                SubscribersCommand::Remove { email } => {
+                    let address = email::subscriptions::SubscriberEmail::parse(email)
+                        .map_err(|p| anyhow::anyhow!("{p}"))?;
+                    if !email::subscriptions::remove(&conn, &address).await? {
+                        anyhow::bail!("no subscriber {address}");
+                    }
+                    println!("{address} removed");
+                }
             }
         }
     }

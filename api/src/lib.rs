@@ -5,6 +5,7 @@ pub mod cli;
 pub mod error;
 pub mod metrics;
 pub mod page_cache;
+pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

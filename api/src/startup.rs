@@ -3,10 +3,12 @@
 use crate::error::{json_error, ApiError};
 use crate::metrics::{self, Metrics};
 use crate::page_cache::PageCache;
+use crate::rate_limit::RateLimiter;
 use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::email::{EmailKey, Mailer};
 use buildfund_jobs::gate::Gate;
 use buildfund_jobs::gate_actions::Actions;
 use buildfund_jobs::scheduler::{builtin_jobs, Registry};
@@ -27,6 +29,12 @@ pub struct AppState {
     pub gate: Arc<Gate>,
     /// The public pages, rendered, with their ETags (see [`crate::page_cache`]).
     pub pages: Arc<PageCache>,
+    /// The SMTP relay, when `[smtp]` is configured (confirmation emails).
+    pub mailer: Option<Mailer>,
+    /// The link-signing key, loaded on first use (it may live in the database).
+    pub email_key: tokio::sync::OnceCell<EmailKey>,
+    /// `POST /subscribe`: 5 requests per client address per 10 minutes.
+    pub subscribe_limit: RateLimiter,
 }
 
 /// The gate's refresh loop: once at start, then on `schedule.gate_refresh` (default every
@@ -95,6 +103,10 @@ impl Application {
         let gate = Arc::new(Gate::new(config.clone()));
         gate.add_sink(Arc::new(Actions::new(config.clone(), db.clone())));
         spawn_gate_refresh(gate.clone(), db.clone(), config.clone());
+        let mailer = match &config.smtp {
+            Some(smtp) => Some(Mailer::new(smtp)?),
+            None => None,
+        };
         let state = web::Data::new(AppState {
             db,
             config: config.clone(),
@@ -102,6 +114,9 @@ impl Application {
             jobs: builtin_jobs(),
             gate,
             pages: Arc::new(PageCache::new()),
+            mailer,
+            email_key: tokio::sync::OnceCell::new(),
+            subscribe_limit: RateLimiter::new(5, Duration::from_secs(600)),
         });
         let max_body = config.server.max_body_bytes;
         let metrics = state.metrics.clone();

@@ -2,6 +2,7 @@
 //! They hold data only; behaviour lives in `buildfund-jobs`.
 
 pub mod api_tokens;
+pub mod app_secrets;
 pub mod build_steps;
 pub mod donations;
 pub mod email_outbox;
@@ -20,6 +21,7 @@ pub mod sync_cursors;
 
 pub mod prelude {
     pub use super::api_tokens::Entity as ApiTokens;
+    pub use super::app_secrets::Entity as AppSecrets;
     pub use super::build_steps::Entity as BuildSteps;
     pub use super::donations::Entity as Donations;
     pub use super::email_outbox::Entity as EmailOutbox;

@@ -200,6 +200,29 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password_env: Option<String>,
     pub from: String,
+    /// At most this many messages a second (the outbox sender's bound).
+    pub rate_per_second: u32,
+}
+
+/// The default of `[smtp] rate_per_second`.
+pub const DEFAULT_SMTP_RATE: u32 = 10;
+/// The default of `[email] secret_env`.
+pub const DEFAULT_EMAIL_SECRET_ENV: &str = "BUILDFUND_EMAIL_SECRET";
+
+/// Subscription emails (`[email]`).
+#[derive(Clone, Debug)]
+pub struct EmailConfig {
+    /// The NAME of the environment variable holding the key that signs confirmation and
+    /// unsubscribe links; when it is unset, a key generated once is kept in the database.
+    pub secret_env: String,
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            secret_env: DEFAULT_EMAIL_SECRET_ENV.into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -222,6 +245,7 @@ pub struct Config {
     pub hydra: Option<HydraConfig>,
     pub gate: GateConfig,
     pub smtp: Option<SmtpConfig>,
+    pub email: EmailConfig,
     /// Enabled jobs only; a job set to "" in `[schedule]` is absent.
     pub schedule: BTreeMap<String, JobSchedule>,
     /// Conversion rates into the ledger currency (`[rates] USD = "0.92"`).
@@ -601,6 +625,7 @@ impl Validator {
                 "hydra",
                 "gate",
                 "smtp",
+                "email",
                 "schedule",
                 "rates",
                 "funds",
@@ -657,6 +682,7 @@ impl Validator {
         let hydra = self.hydra(t);
         let gate = self.gate(t);
         let smtp = self.smtp(t);
+        let email = self.email(t);
         let schedule = self.schedule(t);
         let rates = self.rates(t, &currency);
         let funds = self.funds(t);
@@ -676,6 +702,7 @@ impl Validator {
             hydra,
             gate,
             smtp,
+            email,
             schedule,
             rates,
             funds,
@@ -950,6 +977,7 @@ impl Validator {
                 "username",
                 "password_env",
                 "from",
+                "rate_per_second",
             ],
         );
         let host = self.required_string(s, path, "host");
@@ -982,6 +1010,16 @@ impl Validator {
                 self.problem("smtp.from", format!("{f:?} is not an email address"));
             }
         }
+        let rate_per_second = self
+            .integer(s, path, "rate_per_second", 1, 10_000)
+            .map(|r| r as u32)
+            .unwrap_or(DEFAULT_SMTP_RATE);
+        if username.is_some() != password_env.is_some() {
+            self.problem(
+                "smtp.username",
+                "username and password_env go together (give both or neither)",
+            );
+        }
         Some(SmtpConfig {
             host: host?,
             port,
@@ -989,7 +1027,20 @@ impl Validator {
             username,
             password_env,
             from: from?,
+            rate_per_second,
         })
+    }
+
+    fn email(&mut self, t: &Table) -> EmailConfig {
+        let mut email = EmailConfig::default();
+        let Some(e) = self.table(t, "email") else {
+            return email;
+        };
+        self.unknown_keys(e, "email", &["secret_env"]);
+        if let Some(name) = self.env_name(e, "email", "secret_env") {
+            email.secret_env = name;
+        }
+        email
     }
 
     fn schedule(&mut self, t: &Table) -> BTreeMap<String, JobSchedule> {

@@ -9,6 +9,7 @@ pub mod costs_table;
 pub mod cursors;
 pub mod db;
 pub mod donations;
+pub mod email;
 pub mod funds;
 pub mod gate;
 pub mod gate_actions;

@@ -255,6 +255,7 @@ type SponsorRow = (
 /// name), those whose net is above zero; at most `limit` when given. One query; the grouping
 /// by contributor is done here so a renamed profile stays one sponsor (keyed by slug, else
 /// name).
+#[allow(clippy::type_complexity)] // one row of the grouped query
 pub async fn sponsors(
     db: &impl ConnectionTrait,
     from: DateTime<Utc>,

@@ -112,6 +112,37 @@ pub fn builtin_jobs() -> Registry {
             report.pages, report.records, report.skipped, report.recurring, report.retries
         )))
     });
+    r.register("outbox_drain", |db, config| async move {
+        let Some(smtp) = &config.smtp else {
+            return Ok(Outcome::Skipped(
+                "no [smtp] table in the configuration".into(),
+            ));
+        };
+        let mailer = crate::email::Mailer::new(smtp)?;
+        let key = crate::email::EmailKey::load(&db, &config).await?;
+        // Retries due within the minute are waited for; later ones are the next run's.
+        let options = crate::email::outbox::DrainOptions {
+            wait_for_retries: std::time::Duration::from_secs(50),
+        };
+        let report = crate::email::outbox::drain(&db, &config, &mailer, &key, options).await?;
+        Ok(Outcome::Done(report.to_string()))
+    });
+    r.register("monthly_report", |db, config| async move {
+        if config.smtp.is_none() {
+            return Ok(Outcome::Skipped(
+                "no [smtp] table in the configuration".into(),
+            ));
+        }
+        let month = crate::costs::Month::of(chrono::Utc::now()).prev();
+        let options = crate::email::outbox::DrainOptions {
+            wait_for_retries: std::time::Duration::from_secs(50),
+        };
+        let (created, report) =
+            crate::email::outbox::send_month(&db, &config, month, options).await?;
+        Ok(Outcome::Done(format!(
+            "{month}: {created} messages queued; {report}"
+        )))
+    });
     r
 }
 

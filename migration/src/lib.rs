@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_create_tables;
 mod m20261201_000001_create_hydra_jobset_holds;
+mod m20261205_000001_create_app_secrets;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261201_000001_create_hydra_jobset_holds::Migration),
+            Box::new(m20261205_000001_create_app_secrets::Migration),
         ]
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub mod proxy;
+pub mod smtp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

@@ -6,6 +6,8 @@ mod gate;
 mod health;
 mod jobs;
 pub mod pages;
+mod subscribers;
+pub mod subscriptions;
 mod tokens;
 
 use actix_web::web;
@@ -17,6 +19,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::index)
         .service(pages::reports)
         .service(pages::month)
+        .service(subscriptions::subscribe)
+        .service(subscriptions::confirm)
+        .service(subscriptions::unsubscribe_page)
+        .service(subscriptions::unsubscribe)
         .service(
             web::scope("/api/v1")
                 .service(build_steps::ingest_build_steps)
@@ -33,6 +39,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(gate::lift)
                 .service(tokens::list)
                 .service(tokens::create)
-                .service(tokens::revoke),
+                .service(tokens::revoke)
+                .service(subscribers::list)
+                .service(subscribers::create)
+                .service(subscribers::remove),
         );
 }

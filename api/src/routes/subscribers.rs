@@ -1,0 +1,77 @@
+//! Admin management of report subscribers: `GET/POST /api/v1/subscribers`,
+//! `DELETE /api/v1/subscribers/{email}`.
+use crate::auth::{Admin, Authed};
+use crate::error::ApiError;
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, post, web, HttpResponse};
+use buildfund_jobs::email::subscriptions::{self, SubscriberEmail, PENDING};
+use serde::Deserialize;
+use serde_json::json;
+
+#[get("/subscribers")]
+pub async fn list(
+    state: web::Data<AppState>,
+    _auth: Authed<Admin>,
+) -> Result<HttpResponse, ApiError> {
+    let rows = subscriptions::list(&state.db).await?;
+    Ok(HttpResponse::Ok().json(json!({ "subscribers": rows })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSubscriber {
+    email: String,
+    #[serde(default)]
+    confirmed: bool,
+}
+
+/// Adds an address: `confirmed: true` subscribes it at once; otherwise it is pending and gets a
+/// confirmation email. 201 when created, 200 when it existed.
+#[post("/subscribers")]
+pub async fn create(
+    state: web::Data<AppState>,
+    _auth: Authed<Admin>,
+    body: web::Json<NewSubscriber>,
+) -> Result<HttpResponse, ApiError> {
+    let email = SubscriberEmail::parse(&body.email).map_err(|problem| {
+        ApiError::with_details(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("email: {problem}"),
+            vec![json!({"field": "email", "message": problem})],
+        )
+    })?;
+    let now = chrono::Utc::now();
+    let (row, created) = subscriptions::add(&state.db, &email, body.confirmed, now).await?;
+    let mut confirmation_sent = false;
+    if row.status == PENDING {
+        if let Some(mailer) = &state.mailer {
+            let key = super::subscriptions::email_key(&state).await?;
+            subscriptions::send_confirmation(mailer, &state.config, &key, &row, now).await?;
+            confirmation_sent = true;
+        }
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(
+        json!({"subscriber": row, "created": created, "confirmation_sent": confirmation_sent}),
+    ))
+}
+
+#[delete("/subscribers/{email}")]
+pub async fn remove(
+    state: web::Data<AppState>,
+    _auth: Authed<Admin>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let email = SubscriberEmail::parse(&path)
+        .map_err(|p| ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, format!("email: {p}")))?;
+    if subscriptions::remove(&state.db, &email).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::not_found(format!("no subscriber {email}")))
+    }
+}

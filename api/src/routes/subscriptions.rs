@@ -1,0 +1,246 @@
+//! The public subscription flow (README, "Monthly email"): `POST /subscribe` from the funding
+//! page's form, `GET /confirm?token=`, `GET /unsubscribe?token=` (a page with a button) and
+//! `POST /unsubscribe?token=` (the button, and RFC 8058 one-click from mail clients). Answers
+//! are small HTML pages. The subscribe answer is the same whether the address is new, pending
+//! or confirmed, and the confirmation is sent in the background, so neither the page nor its
+//! timing tells whether an address is known.
+use crate::startup::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use buildfund_jobs::email::render::Page;
+use buildfund_jobs::email::subscriptions::{self, LinkError, Subscribed, SubscriberEmail};
+use buildfund_jobs::email::tokens::TokenError;
+use buildfund_jobs::email::EmailKey;
+use serde::Deserialize;
+
+fn page(state: &AppState, status: StatusCode, title: &str, paragraphs: &[&str]) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(Page::new(title, paragraphs, &state.config.public_url).html())
+}
+
+fn unavailable(state: &AppState, e: impl std::fmt::Display) -> HttpResponse {
+    tracing::error!(error = %e, "subscription request failed");
+    page(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again later",
+        &["Something went wrong on our side; nothing was changed. Please try again in a few minutes."],
+    )
+}
+
+pub async fn email_key(state: &AppState) -> anyhow::Result<EmailKey> {
+    state
+        .email_key
+        .get_or_try_init(|| EmailKey::load(&state.db, &state.config))
+        .await
+        .cloned()
+}
+
+#[derive(Deserialize)]
+pub struct SubscribeForm {
+    email: Option<String>,
+}
+
+#[post("/subscribe")]
+pub async fn subscribe(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: Result<web::Form<SubscribeForm>, actix_web::Error>,
+) -> HttpResponse {
+    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+        if let Err(wait) = state.subscribe_limit.check(ip) {
+            let secs = wait.as_secs().max(1);
+            let mut answer = page(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests",
+                &[&format!(
+                    "This address has asked too often. Please try again in {} minutes.",
+                    secs.div_ceil(60)
+                )],
+            );
+            answer.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(secs),
+            );
+            return answer;
+        }
+    }
+    let raw = match form {
+        Ok(f) => f.into_inner().email.unwrap_or_default(),
+        Err(e) => {
+            return page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "That did not work",
+                &[&format!(
+                    "The form could not be read ({e}); it needs an email field."
+                )],
+            )
+        }
+    };
+    let email = match SubscriberEmail::parse(&raw) {
+        Ok(e) => e,
+        Err(problem) => {
+            return page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Please check the address",
+                &[&problem],
+            )
+        }
+    };
+    let Some(mailer) = state.mailer.clone() else {
+        return page(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Subscriptions are closed",
+            &["This server sends no email (it has no [smtp] configuration)."],
+        );
+    };
+    let key = match email_key(&state).await {
+        Ok(k) => k,
+        Err(e) => return unavailable(&state, format!("{e:#}")),
+    };
+    let now = chrono::Utc::now();
+    match subscriptions::subscribe(&state.db, &email, now).await {
+        Ok(Subscribed::SendConfirmation(subscriber)) => {
+            let config = state.config.clone();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    subscriptions::send_confirmation(&mailer, &config, &key, &subscriber, now).await
+                {
+                    tracing::warn!(subscriber = subscriber.id, error = %format!("{e:#}"), "confirmation email not sent");
+                }
+            });
+        }
+        Ok(Subscribed::AlreadyConfirmed) => {}
+        Err(e) => return unavailable(&state, e),
+    }
+    page(
+        &state,
+        StatusCode::OK,
+        "Check your inbox",
+        &[&format!(
+            "If {email} can receive the report, a message with a confirmation link is on its way. \
+             The link works for 48 hours; nothing is sent until it is followed."
+        )],
+    )
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+fn link_error(state: &AppState, e: LinkError) -> HttpResponse {
+    match e {
+        LinkError::Token(TokenError::Expired) => page(
+            state,
+            StatusCode::GONE,
+            "This link has expired",
+            &["Confirmation links work for 48 hours. Subscribe again to get a new one."],
+        ),
+        LinkError::Token(e) => page(state, StatusCode::BAD_REQUEST, "This link is not valid", &[&e.to_string()]),
+        LinkError::Gone => page(
+            state,
+            StatusCode::GONE,
+            "This link is no longer valid",
+            &["The subscription it belongs to has ended. You can subscribe again from the funding page."],
+        ),
+        LinkError::Db(e) => unavailable(state, e),
+    }
+}
+
+fn token_of(q: &TokenQuery) -> Option<String> {
+    q.token.clone().filter(|t| !t.is_empty())
+}
+
+fn no_token(state: &AppState) -> HttpResponse {
+    page(
+        state,
+        StatusCode::BAD_REQUEST,
+        "This link is not valid",
+        &["The link has no token: copy the whole link from the email."],
+    )
+}
+
+#[get("/confirm")]
+pub async fn confirm(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
+    let Some(token) = token_of(&q) else {
+        return no_token(&state);
+    };
+    let key = match email_key(&state).await {
+        Ok(k) => k,
+        Err(e) => return unavailable(&state, format!("{e:#}")),
+    };
+    match subscriptions::confirm(&state.db, &key, &token, chrono::Utc::now()).await {
+        Ok(s) => page(
+            &state,
+            StatusCode::OK,
+            "You are subscribed",
+            &[&format!(
+                "{} will get the monthly report. Every report has a link to unsubscribe.",
+                s.email
+            )],
+        ),
+        Err(e) => link_error(&state, e),
+    }
+}
+
+#[get("/unsubscribe")]
+pub async fn unsubscribe_page(
+    state: web::Data<AppState>,
+    q: web::Query<TokenQuery>,
+) -> HttpResponse {
+    let Some(token) = token_of(&q) else {
+        return no_token(&state);
+    };
+    let key = match email_key(&state).await {
+        Ok(k) => k,
+        Err(e) => return unavailable(&state, format!("{e:#}")),
+    };
+    match subscriptions::check_unsubscribe(&state.db, &key, &token, chrono::Utc::now()).await {
+        Ok(s) if s.status == subscriptions::UNSUBSCRIBED => page(
+            &state,
+            StatusCode::OK,
+            "You are unsubscribed",
+            &[&format!("{} gets no more reports.", s.email)],
+        ),
+        Ok(s) => {
+            let mut p = Page::new(
+                "Unsubscribe",
+                &[&format!("Stop sending the monthly report to {}?", s.email)],
+                &state.config.public_url,
+            );
+            p.form = Some((format!("/unsubscribe?token={token}"), "Unsubscribe".into()));
+            HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .body(p.html())
+        }
+        Err(e) => link_error(&state, e),
+    }
+}
+
+/// The page's button and RFC 8058 one-click (`List-Unsubscribe=One-Click` in the body, which
+/// is not required): unsubscribes at once.
+#[post("/unsubscribe")]
+pub async fn unsubscribe(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
+    let Some(token) = token_of(&q) else {
+        return no_token(&state);
+    };
+    let key = match email_key(&state).await {
+        Ok(k) => k,
+        Err(e) => return unavailable(&state, format!("{e:#}")),
+    };
+    match subscriptions::unsubscribe(&state.db, &key, &token, chrono::Utc::now()).await {
+        Ok(s) => page(
+            &state,
+            StatusCode::OK,
+            "You are unsubscribed",
+            &[&format!("{} gets no more reports.", s.email)],
+        ),
+        Err(e) => link_error(&state, e),
+    }
+}

@@ -1,0 +1,73 @@
+//! The key that signs confirmation and unsubscribe links: the environment variable that
+//! `[email] secret_env` names (default `BUILDFUND_EMAIL_SECRET`), else a random key generated
+//! once and kept in `app_secrets`, so links keep working across restarts and instances.
+use buildfund_entity::app_secrets;
+use chrono::Utc;
+use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::{ConnectionTrait, EntityTrait};
+use secrecy::{ExposeSecret, SecretSlice};
+
+/// The row name of the generated key in `app_secrets`.
+pub const GENERATED_KEY_NAME: &str = "email_link_key";
+/// The shortest key accepted from the environment.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// The signing key (never logged or shown).
+#[derive(Clone)]
+pub struct EmailKey(std::sync::Arc<SecretSlice<u8>>);
+
+impl std::fmt::Debug for EmailKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmailKey(..)")
+    }
+}
+
+impl EmailKey {
+    pub fn from_bytes(bytes: Vec<u8>) -> EmailKey {
+        EmailKey(std::sync::Arc::new(SecretSlice::from(bytes)))
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+
+    /// The key from the environment, else the one stored in the database (generated and stored
+    /// by the first caller; concurrent first callers agree on one through the primary key).
+    pub async fn load(
+        db: &impl ConnectionTrait,
+        config: &crate::Config,
+    ) -> anyhow::Result<EmailKey> {
+        let env = &config.email.secret_env;
+        if let Ok(value) = std::env::var(env) {
+            if !value.is_empty() {
+                if value.len() < MIN_KEY_BYTES {
+                    anyhow::bail!(
+                        "the environment variable {env} (email.secret_env) holds fewer than {MIN_KEY_BYTES} bytes; use a long random value, e.g. `openssl rand -hex 32`"
+                    );
+                }
+                return Ok(EmailKey::from_bytes(value.into_bytes()));
+            }
+        }
+        let fresh = hex::encode(rand::random::<[u8; 32]>());
+        let insert = Query::insert()
+            .into_table(app_secrets::Entity)
+            .columns([
+                app_secrets::Column::Name,
+                app_secrets::Column::Value,
+                app_secrets::Column::CreatedAt,
+            ])
+            .values_panic([GENERATED_KEY_NAME.into(), fresh.into(), Utc::now().into()])
+            .on_conflict(
+                OnConflict::column(app_secrets::Column::Name)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .to_owned();
+        db.execute(&insert).await?;
+        let row = app_secrets::Entity::find_by_id(GENERATED_KEY_NAME.to_string())
+            .one(db)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the generated email key disappeared"))?;
+        Ok(EmailKey::from_bytes(row.value.into_bytes()))
+    }
+}

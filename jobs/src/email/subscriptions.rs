@@ -1,0 +1,335 @@
+//! Subscribers: double opt-in (`subscribe` → confirmation email with a signed, expiring link →
+//! `confirm`), unsubscribe by a signed link that never expires, and the admin operations. A
+//! subscriber is `pending`, `confirmed` or `unsubscribed`; only `confirmed` ones get reports.
+use super::render;
+use super::tokens::{self, Purpose, TokenError};
+use super::{EmailKey, Mailer};
+use buildfund_entity::subscribers;
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::Message;
+use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, Set,
+};
+
+pub const PENDING: &str = "pending";
+pub const CONFIRMED: &str = "confirmed";
+pub const UNSUBSCRIBED: &str = "unsubscribed";
+
+/// A syntactically valid address, lower-cased (one subscriber per mailbox whatever its case).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriberEmail(String);
+
+impl SubscriberEmail {
+    /// Parses an address: one `local@domain`, at most 254 bytes, a domain with a dot, nothing
+    /// else (no display name, no spaces, no list). The error names the problem.
+    pub fn parse(input: &str) -> Result<SubscriberEmail, String> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err("the email address is empty".into());
+        }
+        if s.len() > 254 {
+            return Err("the email address is longer than 254 characters".into());
+        }
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{s:?} contains spaces or control characters"));
+        }
+        if s.contains(['<', '>', ',', ';']) {
+            return Err(format!(
+                "{s:?} is not a single bare address like name@example.org"
+            ));
+        }
+        let Some((local, domain)) = s.rsplit_once('@') else {
+            return Err(format!("{s:?} has no @"));
+        };
+        if local.is_empty() {
+            return Err(format!("{s:?} has nothing before the @"));
+        }
+        if !domain.contains('.') || domain.starts_with('.') || domain.ends_with('.') {
+            return Err(format!(
+                "{s:?}: the domain {domain:?} is not a full domain name like example.org"
+            ));
+        }
+        let lower = s.to_lowercase();
+        lower
+            .parse::<lettre::Address>()
+            .map_err(|e| format!("{s:?} is not a valid email address ({e})"))?;
+        Ok(SubscriberEmail(lower))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SubscriberEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a subscription request leads to. The answer to the requester is the same in every case.
+#[derive(Clone, Debug)]
+pub enum Subscribed {
+    /// New, pending or formerly unsubscribed: (re)send a confirmation to this subscriber.
+    SendConfirmation(subscribers::Model),
+    /// Already confirmed: nothing to send.
+    AlreadyConfirmed,
+}
+
+async fn find(db: &impl ConnectionTrait, email: &str) -> Result<Option<subscribers::Model>, DbErr> {
+    subscribers::Entity::find()
+        .filter(subscribers::Column::Email.eq(email))
+        .one(db)
+        .await
+}
+
+/// Inserts the address as `pending` unless it exists (concurrent requests agree through the
+/// unique index), and returns its row.
+async fn insert_or_get(
+    db: &impl ConnectionTrait,
+    email: &SubscriberEmail,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<(subscribers::Model, bool), DbErr> {
+    use subscribers::Column as S;
+    let confirmed_at: Option<DateTime<Utc>> = (status == CONFIRMED).then_some(now);
+    let insert = Query::insert()
+        .into_table(subscribers::Entity)
+        .columns([
+            S::Email,
+            S::Status,
+            S::CreatedAt,
+            S::ConfirmedAt,
+            S::UpdatedAt,
+        ])
+        .values_panic([
+            email.as_str().into(),
+            status.into(),
+            now.into(),
+            confirmed_at.into(),
+            now.into(),
+        ])
+        .on_conflict(OnConflict::column(S::Email).do_nothing().to_owned())
+        .to_owned();
+    let created = db.execute(&insert).await?.rows_affected() == 1;
+    let row = find(db, email.as_str())
+        .await?
+        .ok_or_else(|| DbErr::Custom("the subscriber row disappeared".into()))?;
+    Ok((row, created))
+}
+
+/// `POST /subscribe`: starts (or restarts) double opt-in.
+pub async fn subscribe(
+    db: &impl ConnectionTrait,
+    email: &SubscriberEmail,
+    now: DateTime<Utc>,
+) -> Result<Subscribed, DbErr> {
+    let (row, _) = insert_or_get(db, email, PENDING, now).await?;
+    match row.status.as_str() {
+        CONFIRMED => Ok(Subscribed::AlreadyConfirmed),
+        PENDING => Ok(Subscribed::SendConfirmation(row)),
+        _ => {
+            let mut active = row.into_active_model();
+            active.status = Set(PENDING.into());
+            active.updated_at = Set(now);
+            Ok(Subscribed::SendConfirmation(active.update(db).await?))
+        }
+    }
+}
+
+/// Why a link was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The subscriber was removed, or the link belongs to an earlier subscription.
+    #[error("this link is no longer valid")]
+    Gone,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+async fn subscriber_of(
+    db: &impl ConnectionTrait,
+    key: &EmailKey,
+    token: &str,
+    purpose: Purpose,
+    now: DateTime<Utc>,
+) -> Result<subscribers::Model, LinkError> {
+    let parsed = tokens::parse(token, purpose)?;
+    let Some(row) = subscribers::Entity::find_by_id(parsed.subscriber_id)
+        .one(db)
+        .await?
+    else {
+        return Err(LinkError::Gone);
+    };
+    tokens::verify(key, &parsed, &row.email, now.timestamp())?;
+    Ok(row)
+}
+
+/// `GET /confirm?token=`: a pending subscriber becomes confirmed (again: idempotent).
+pub async fn confirm(
+    db: &impl ConnectionTrait,
+    key: &EmailKey,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<subscribers::Model, LinkError> {
+    let row = subscriber_of(db, key, token, Purpose::Confirm, now).await?;
+    match row.status.as_str() {
+        CONFIRMED => Ok(row),
+        PENDING => {
+            let mut active = row.into_active_model();
+            active.status = Set(CONFIRMED.into());
+            active.confirmed_at = Set(Some(now));
+            active.updated_at = Set(now);
+            Ok(active.update(db).await?)
+        }
+        // Unsubscribed after this link was sent: it must not subscribe them again.
+        _ => Err(LinkError::Gone),
+    }
+}
+
+/// `POST /unsubscribe?token=` (and the admin's removal): no further report is sent, including
+/// ones already in the outbox.
+pub async fn unsubscribe(
+    db: &impl ConnectionTrait,
+    key: &EmailKey,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<subscribers::Model, LinkError> {
+    let row = subscriber_of(db, key, token, Purpose::Unsubscribe, now).await?;
+    if row.status == UNSUBSCRIBED {
+        return Ok(row);
+    }
+    let mut active = row.into_active_model();
+    active.status = Set(UNSUBSCRIBED.into());
+    active.unsubscribed_at = Set(Some(now));
+    active.updated_at = Set(now);
+    Ok(active.update(db).await?)
+}
+
+/// Checks an unsubscribe link without acting on it (the page with the button).
+pub async fn check_unsubscribe(
+    db: &impl ConnectionTrait,
+    key: &EmailKey,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<subscribers::Model, LinkError> {
+    subscriber_of(db, key, token, Purpose::Unsubscribe, now).await
+}
+
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<subscribers::Model>, DbErr> {
+    subscribers::Entity::find()
+        .order_by_asc(subscribers::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Admin: adds an address as `pending` (a confirmation is to be sent) or directly `confirmed`.
+/// An existing address keeps its row; `confirmed` confirms it. Returns the row and whether it
+/// was created.
+pub async fn add(
+    db: &impl ConnectionTrait,
+    email: &SubscriberEmail,
+    confirmed: bool,
+    now: DateTime<Utc>,
+) -> Result<(subscribers::Model, bool), DbErr> {
+    let status = if confirmed { CONFIRMED } else { PENDING };
+    let (row, created) = insert_or_get(db, email, status, now).await?;
+    if confirmed && row.status != CONFIRMED {
+        let mut active = row.into_active_model();
+        active.status = Set(CONFIRMED.into());
+        active.confirmed_at = Set(Some(now));
+        active.updated_at = Set(now);
+        return Ok((active.update(db).await?, created));
+    }
+    Ok((row, created))
+}
+
+/// Admin: deletes the address (its sent reports stay in the outbox's history, which keeps the
+/// address). False when unknown.
+pub async fn remove(db: &impl ConnectionTrait, email: &SubscriberEmail) -> Result<bool, DbErr> {
+    let result = subscribers::Entity::delete_many()
+        .filter(subscribers::Column::Email.eq(email.as_str()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// The confirmation email for a pending subscriber.
+pub fn confirmation_message(
+    mailer: &Mailer,
+    config: &crate::Config,
+    key: &EmailKey,
+    subscriber: &subscribers::Model,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Message> {
+    let token = tokens::confirm_token(key, subscriber.id, &subscriber.email, now.timestamp());
+    let url = format!("{}/confirm?token={token}", config.public_url);
+    let rendered = render::confirmation(&url, &config.public_url)?;
+    let to: Mailbox = subscriber.email.parse()?;
+    Ok(Message::builder()
+        .from(mailer.from().clone())
+        .to(to)
+        .subject(rendered.subject)
+        .message_id(Some(format!(
+            "<confirm.{}.{}.{}@{}>",
+            subscriber.id,
+            now.timestamp(),
+            hex::encode(rand::random::<[u8; 4]>()),
+            mailer.domain
+        )))
+        .multipart(MultiPart::alternative_plain_html(
+            rendered.text,
+            rendered.html,
+        ))?)
+}
+
+/// Sends the confirmation now (not through the outbox: it is wanted within seconds, and a lost
+/// one is recovered by submitting the form again).
+pub async fn send_confirmation(
+    mailer: &Mailer,
+    config: &crate::Config,
+    key: &EmailKey,
+    subscriber: &subscribers::Model,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    let message = confirmation_message(mailer, config, key, subscriber, now)?;
+    mailer
+        .send(message)
+        .await
+        .map_err(|e| anyhow::anyhow!("sending the confirmation: {e}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SubscriberEmail;
+
+    #[test]
+    fn addresses_are_parsed_and_lower_cased() {
+        assert_eq!(
+            SubscriberEmail::parse(" Ada@Example.ORG ")
+                .unwrap()
+                .as_str(),
+            "ada@example.org"
+        );
+        for (bad, says) in [
+            ("", "empty"),
+            ("ada", "has no @"),
+            ("@example.org", "nothing before"),
+            ("ada@localhost", "full domain name"),
+            ("ada@example.org, eve@example.org", "spaces"),
+            ("Ada <ada@example.org>", "spaces"),
+            ("a<b>@example.org", "single bare address"),
+            ("ada@exa mple.org", "spaces"),
+        ] {
+            let e = SubscriberEmail::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+        assert!(SubscriberEmail::parse(&format!("{}@example.org", "a".repeat(250))).is_err());
+    }
+}

@@ -1,0 +1,886 @@
+//! The monthly sponsor email end to end, against a real SMTP server over TCP (tests/src/smtp.rs):
+//! the report's parts, headers and figures (equal to `/api/v1/funds` and `/api/v1/costs`),
+//! exactly-once sends through the outbox (a second send, an SMTP outage mid-send, permanent
+//! refusals), double opt-in and unsubscribe, the admin API and the CLI.
+use buildfund_entity::{email_outbox, subscribers};
+use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
+use buildfund_jobs::email::{tokens, EmailKey};
+use buildfund_tests::smtp::{Received, SmtpServer};
+use buildfund_tests::{buildfund_bin, run, Backend, TestApp};
+use chrono::{DateTime, Utc};
+use mail_parser::{MessageParser, MimeHeaders};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BOOKS: &str = r#"
+currency = "EUR"
+ledger_start = "2026-09-01"
+idle = "separate"
+
+[[funds]]
+slug = "general"
+name = "General fund"
+default = true
+opening_balance = "500.00"
+
+[[funds]]
+slug = "cuda"
+name = "CUDA builds"
+opening_balance = "100.00"
+accounts = ["nix-cuda"]
+
+[[pools]]
+slug = "cuda"
+fund = "cuda"
+jobsets = ["nixpkgs:cuda*"]
+monthly_budget = "800.00"
+
+[[machines]]
+name = "build03"
+slots = 2
+monthly = "300.00"
+
+[[machines]]
+name = "gpu01"
+metered = "2.40"
+"#;
+
+/// Runs `body` with a fresh SMTP server and an app whose `[smtp]` points at it, on SQLite
+/// (`NAME::sqlite`) and PostgreSQL (`NAME::postgres`).
+macro_rules! smtp_test {
+    ($name:ident, $books:expr, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                with_smtp(Backend::Sqlite, $books, $body).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                with_smtp(Backend::Postgres, $books, $body).await;
+            }
+        }
+    };
+}
+
+async fn with_smtp<F, Fut>(backend: Backend, books: &str, body: F)
+where
+    F: FnOnce(Arc<TestApp>, SmtpServer) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let smtp = SmtpServer::start().await;
+    let config = format!(
+        "{books}\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Build farm <fund@example.org>\"\nrate_per_second = 200\n",
+        smtp.port()
+    );
+    run(backend, &config, |app| body(app, smtp)).await;
+}
+
+fn t(s: &str) -> i64 {
+    DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+}
+
+fn cents(c: i64) -> String {
+    buildfund_jobs::money::format_cents(c)
+}
+
+async fn seed_books(app: &TestApp) {
+    let steps = [
+        json!({"build": 1, "step": 1, "project": "nixpkgs", "jobset": "cuda", "machine": "build03",
+               "start": t("2026-10-05T00:00:00Z"), "stop": t("2026-10-05T10:00:00Z")}),
+        json!({"build": 2, "step": 1, "project": "nixpkgs", "jobset": "trunk", "machine": "build03",
+               "start": t("2026-10-12T00:00:00Z"), "stop": t("2026-10-12T05:00:00Z")}),
+        json!({"build": 3, "step": 1, "project": "nixpkgs", "jobset": "cuda-tests", "machine": "gpu01",
+               "start": t("2026-10-20T00:00:00Z"), "stop": t("2026-10-20T02:30:00Z")}),
+    ];
+    let body: String = steps.iter().map(|s| format!("{s}\n")).collect();
+    let res = app
+        .client
+        .post(app.url("/api/v1/build-steps"))
+        .bearer_auth(app.token("ingest").await)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let admin = app.token("admin").await;
+    for (key, name, account, amount, fees) in [
+        ("d1", "<script>alert(1)</script>", "nix-cuda", 12_345, 617),
+        ("d2", "Ada & Co", "general", 5_000, 0),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/api/v1/donations"))
+            .bearer_auth(&admin)
+            .json(
+                &json!({"idempotency_key": key, "occurred_at": "2026-10-15T00:00:00Z",
+                          "account": account, "contributor_name": name,
+                          "amount_cents": amount, "fees_cents": fees, "currency": "EUR"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    }
+}
+
+async fn add_confirmed(app: &TestApp, emails: &[&str]) {
+    for e in emails {
+        let email = SubscriberEmail::parse(e).unwrap();
+        subscriptions::add(&app.db, &email, true, Utc::now())
+            .await
+            .unwrap();
+    }
+}
+
+fn cli_ok(app: &TestApp, args: &[&str]) -> String {
+    let out = app.cli(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "buildfund {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Parsed parts of a received message.
+struct Parsed {
+    to: String,
+    content_type: String,
+    text: String,
+    html: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Parsed {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn parse(m: &Received) -> Parsed {
+    let msg = MessageParser::default()
+        .parse(&m.data)
+        .expect("a parsable message");
+    let ct = msg.content_type().expect("a content type");
+    let content_type = format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""));
+    // Raw header values, unfolded.
+    let raw = String::from_utf8_lossy(&m.data).into_owned();
+    let head = raw
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .replace("\r\n ", " ")
+        .replace("\r\n\t", " ");
+    let headers = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Parsed {
+        to: m.to.join(","),
+        content_type,
+        text: msg.body_text(0).expect("a text part").into_owned(),
+        html: msg.body_html(0).expect("an HTML part").into_owned(),
+        headers,
+    }
+}
+
+/// The path and query of the first link to `path` in `text`, to request from the test app.
+fn link(text: &str, path: &str) -> String {
+    let start = text
+        .find(path)
+        .unwrap_or_else(|| panic!("no {path} link in:\n{text}"));
+    text[start..]
+        .split(|c: char| c.is_whitespace() || c == '>' || c == '"' || c == '<')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+smtp_test!(
+    the_report_has_both_parts_the_headers_and_the_api_figures,
+    BOOKS,
+    |app, smtp| async move {
+        seed_books(&app).await;
+        add_confirmed(&app, &["ada@example.org", "bob@example.org"]).await;
+        let out = cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        assert!(out.contains("2 messages queued now; 2 sent"), "{out}");
+        let messages = smtp.wait_for(2, Duration::from_secs(10)).await;
+        let mut to: Vec<String> = messages.iter().map(|m| m.to.join(",")).collect();
+        to.sort();
+        assert_eq!(to, ["ada@example.org", "bob@example.org"]);
+
+        let funds: Value = app
+            .get("/api/v1/funds?month=2026-10")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let costs: Value = app
+            .get("/api/v1/costs?month=2026-10")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let lines = costs["lines"].as_array().unwrap();
+        let rows = email_outbox::Entity::find().all(&app.db).await.unwrap();
+        for m in &messages {
+            let p = parse(m);
+            assert_eq!(p.content_type, "multipart/alternative");
+            // RFC 8058 one-click unsubscribe, with this subscriber's own link.
+            let unsubscribe = p.header("List-Unsubscribe").expect("List-Unsubscribe");
+            assert!(
+                unsubscribe.starts_with("<http") && unsubscribe.contains("/unsubscribe?token=u."),
+                "{unsubscribe}"
+            );
+            assert_eq!(
+                p.header("List-Unsubscribe-Post"),
+                Some("List-Unsubscribe=One-Click")
+            );
+            assert!(p.text.contains(&link(unsubscribe, "/unsubscribe")));
+            // The Message-ID the outbox recorded with the server's acknowledgement.
+            let row = rows.iter().find(|r| r.email == p.to).unwrap();
+            assert_eq!(row.status, "sent");
+            assert_eq!(p.header("Message-ID"), row.message_id.as_deref());
+            assert!(
+                row.smtp_response.as_deref().unwrap().starts_with("250 "),
+                "{row:?}"
+            );
+            assert!(row.sent_at.is_some());
+
+            // Every fund's figures, as /api/v1/funds gives them.
+            for f in funds["funds"].as_array().unwrap() {
+                let c = |k: &str| cents(f[k].as_i64().unwrap());
+                let expected = format!(
+                    "- {}: raised {}, fees {}, net {}, spent {}, balance {}",
+                    f["name"].as_str().unwrap(),
+                    c("gross_cents"),
+                    c("fees_cents"),
+                    c("net_cents"),
+                    c("spent_cents"),
+                    c("balance_cents")
+                );
+                assert!(
+                    p.text.contains(&expected),
+                    "missing {expected:?} in\n{}",
+                    p.text
+                );
+                for k in ["gross_cents", "net_cents", "spent_cents", "balance_cents"] {
+                    assert!(
+                        p.html.contains(&format!(">{}<", c(k))),
+                        "HTML lacks {k} of {}",
+                        f["slug"]
+                    );
+                }
+            }
+            // Spent and idle, and each machine's cost, from /api/v1/costs' lines.
+            let total = costs["total_cents"].as_i64().unwrap();
+            assert!(total > 0);
+            assert!(
+                p.text.contains(&format!("Spent:   {} EUR", cents(total))),
+                "{}",
+                p.text
+            );
+            let idle: i64 = lines
+                .iter()
+                .filter(|l| l["idle"] == true)
+                .map(|l| l["cost_cents"].as_i64().unwrap())
+                .sum();
+            assert!(idle > 0);
+            assert!(p
+                .text
+                .contains(&format!("of which idle machine time {}", cents(idle))));
+            for machine in ["build03", "gpu01"] {
+                let sum: i64 = lines
+                    .iter()
+                    .filter(|l| l["machine"] == machine)
+                    .map(|l| l["cost_cents"].as_i64().unwrap())
+                    .sum();
+                assert!(
+                    p.text.contains(&format!("- {machine}: {} (", cents(sum))),
+                    "{machine} {sum}\n{}",
+                    p.text
+                );
+            }
+            // Thanks, with the donor's name escaped in HTML (and plain in the text part).
+            assert!(
+                p.text.contains("- <script>alert(1)</script>: 117.28 EUR"),
+                "{}",
+                p.text
+            );
+            assert!(!p.html.contains("<script"), "no script in the HTML part");
+            assert!(
+                p.html.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+                    || p.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+            );
+            assert!(p.html.contains("Ada &#38; Co") || p.html.contains("Ada &amp; Co"));
+            assert!(!p.html.contains("<img"), "no remote images");
+            assert!(p.html.contains("style=\""), "inline styles");
+        }
+
+        // A second send delivers nothing new.
+        let out = cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        assert!(out.contains("0 messages queued now; 0 sent"), "{out}");
+        assert!(out.contains("2 sent"), "{out}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(smtp.accepted(), 2);
+    }
+);
+
+smtp_test!(
+    an_smtp_outage_mid_send_still_gives_everyone_exactly_one_message,
+    BOOKS,
+    |app, smtp| async move {
+        let emails: Vec<String> = (1..=8).map(|i| format!("s{i}@example.org")).collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        add_confirmed(&app, &refs).await;
+        smtp.drop_after(3);
+        let child = tokio::process::Command::new(buildfund_bin())
+            .args(["report", "send", "--month", "2026-10"])
+            .current_dir(app.dir.path())
+            .env("DATABASE_URL", &app.db_url)
+            .env("BUILDFUND_CONFIG", &app.config_path)
+            .env("BUILDFUND_SMTP_BACKOFF_MS", "200")
+            .env("BUILDFUND_LOG_FORMAT", "text")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // The server drops the connection after 3 messages and refuses the sender's retries.
+        let start = std::time::Instant::now();
+        while smtp.refused_connections() < 2 {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the sender never retried"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(smtp.accepted(), 3);
+        // Only the message that met the outage was tried again (between tries it is `retry`,
+        // during one `sending`); the others wait untouched instead of failing one by one.
+        let rows = email_outbox::Entity::find().all(&app.db).await.unwrap();
+        let tried: Vec<_> = rows
+            .iter()
+            .filter(|r| r.status != "sent" && r.attempts > 0)
+            .collect();
+        assert_eq!(tried.len(), 1, "{rows:?}");
+        assert!(
+            tried[0].last_error.as_deref().unwrap().contains("421"),
+            "{rows:?}"
+        );
+        assert_eq!(
+            rows.iter()
+                .filter(|r| r.status == "pending" && r.attempts == 0)
+                .count(),
+            4
+        );
+        smtp.recover();
+        let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("report send finishes after the recovery")
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("8 messages queued now; 8 sent"), "{stdout}");
+
+        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
+        got.sort();
+        let mut want = emails.clone();
+        want.sort();
+        assert_eq!(got, want, "every subscriber exactly once");
+        let rows = email_outbox::Entity::find().all(&app.db).await.unwrap();
+        assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
+        assert!(
+            rows.iter().any(|r| r.attempts > 1),
+            "the interrupted one was retried"
+        );
+        // Running send again after the outage sends nothing.
+        cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        assert_eq!(smtp.accepted(), 8);
+    }
+);
+
+smtp_test!(
+    a_permanent_refusal_is_recorded_and_not_retried,
+    BOOKS,
+    |app, smtp| async move {
+        add_confirmed(&app, &["ok@example.org", "gone@example.org"]).await;
+        smtp.reject(
+            "gone@example.org",
+            "550 5.1.1 <gone@example.org>: mailbox unavailable",
+        );
+        let out = cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        assert!(out.contains("1 sent, 1 failed"), "{out}");
+        let rows = email_outbox::Entity::find()
+            .order_by_asc(email_outbox::Column::Email)
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(rows[0].email, "gone@example.org");
+        assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("failed", 1));
+        assert!(
+            rows[0].last_error.as_deref().unwrap().contains("550"),
+            "{:?}",
+            rows[0]
+        );
+        assert_eq!(rows[1].status, "sent");
+        // Not tried again by a later send.
+        cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        assert_eq!(smtp.accepted(), 1);
+    }
+);
+
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+smtp_test!(
+    two_senders_at_once_send_each_row_once,
+    BOOKS,
+    |app, smtp| async move {
+        let emails: Vec<String> = (1..=30).map(|i| format!("c{i}@example.org")).collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        add_confirmed(&app, &refs).await;
+        let start = |_: usize| {
+            tokio::process::Command::new(buildfund_bin())
+                .args(["report", "send", "--month", "2026-10"])
+                .current_dir(app.dir.path())
+                .env("DATABASE_URL", &app.db_url)
+                .env("BUILDFUND_CONFIG", &app.config_path)
+                .env("BUILDFUND_LOG_FORMAT", "text")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (start(0), start(1));
+        let (a, b) = tokio::join!(a.wait_with_output(), b.wait_with_output());
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a.status.success() && b.status.success(), "{a:?}\n{b:?}");
+        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
+        got.sort();
+        got.dedup();
+        assert_eq!(
+            (smtp.accepted(), got.len()),
+            (30, 30),
+            "each subscriber once"
+        );
+        let sent = |o: &std::process::Output| {
+            let s = String::from_utf8_lossy(&o.stdout).into_owned();
+            let n: u64 = s
+                .split("; ")
+                .nth(1)
+                .and_then(|p| p.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("{s}"));
+            n
+        };
+        assert_eq!(sent(&a) + sent(&b), 30);
+    }
+);
+
+async fn post_subscribe(app: &TestApp, email: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/subscribe"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("email={}", form_encode(email)))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn status_of(app: &TestApp, email: &str) -> Option<String> {
+    subscribers::Entity::find()
+        .filter(subscribers::Column::Email.eq(email))
+        .one(&app.db)
+        .await
+        .unwrap()
+        .map(|s| s.status)
+}
+
+smtp_test!(
+    double_opt_in_and_unsubscribe_end_to_end,
+    BOOKS,
+    |app, smtp| async move {
+        // Subscribe from the funding page's form.
+        let res = post_subscribe(&app, "Ada@Example.org").await;
+        assert_eq!(res.status(), 200);
+        let page = res.text().await.unwrap();
+        assert!(page.contains("Check your inbox"), "{page}");
+        assert_eq!(
+            status_of(&app, "ada@example.org").await.as_deref(),
+            Some("pending")
+        );
+
+        // The confirmation email arrives over SMTP, with a signed link.
+        let m = smtp.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(m[0].to, ["ada@example.org"]);
+        let confirmation = parse(&m[0]);
+        assert_eq!(confirmation.content_type, "multipart/alternative");
+        let confirm = link(&confirmation.text, "/confirm?token=");
+        assert!(
+            confirmation.html.contains(&confirm.replace('&', "&#38;"))
+                || confirmation.html.contains(&confirm)
+        );
+
+        // Pending subscribers get no report.
+        cli_ok(&app, &["report", "send", "--month", "2026-09"]);
+        assert_eq!(smtp.accepted(), 1);
+
+        // A damaged link is refused; following the real one confirms.
+        let last = confirm.chars().last().unwrap();
+        let damaged = format!(
+            "{}{}",
+            &confirm[..confirm.len() - 1],
+            if last == '0' { '1' } else { '0' }
+        );
+        assert_eq!(app.get(&damaged).await.status(), 400);
+        let res = app.get(&confirm).await;
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains("You are subscribed"));
+        assert_eq!(
+            status_of(&app, "ada@example.org").await.as_deref(),
+            Some("confirmed")
+        );
+
+        // An expired confirmation link (signed with the same key, expired an hour ago) is refused.
+        let key = EmailKey::load(&app.db, &app.config).await.unwrap();
+        let sub = subscribers::Entity::find()
+            .one(&app.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let expired = tokens::sign(
+            &key,
+            tokens::Purpose::Confirm,
+            sub.id,
+            &sub.email,
+            Some(Utc::now().timestamp() - 3600),
+        );
+        assert_eq!(
+            app.get(&format!("/confirm?token={expired}")).await.status(),
+            410
+        );
+
+        // The report comes, with a working unsubscribe link.
+        cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        let m = smtp.wait_for(2, Duration::from_secs(10)).await;
+        let report = parse(&m[1]);
+        let unsubscribe = link(
+            report.header("List-Unsubscribe").unwrap(),
+            "/unsubscribe?token=",
+        );
+        // The page shows a button and changes nothing by itself (link scanners GET it).
+        let res = app.get(&unsubscribe).await;
+        assert_eq!(res.status(), 200);
+        let page = res.text().await.unwrap();
+        assert!(page.contains("<form method=\"post\""), "{page}");
+        assert_eq!(
+            status_of(&app, "ada@example.org").await.as_deref(),
+            Some("confirmed")
+        );
+        // RFC 8058 one-click POST, as a mail client sends it.
+        let res = app
+            .client
+            .post(app.url(&unsubscribe))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("List-Unsubscribe=One-Click")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            status_of(&app, "ada@example.org").await.as_deref(),
+            Some("unsubscribed")
+        );
+        // No more reports; the old confirmation link does not subscribe again.
+        assert_eq!(app.get(&confirm).await.status(), 410);
+        cli_ok(&app, &["report", "send", "--month", "2026-11"]);
+        assert_eq!(smtp.accepted(), 2);
+        // Subscribing again starts a new opt-in.
+        assert_eq!(post_subscribe(&app, "ada@example.org").await.status(), 200);
+        smtp.wait_for(3, Duration::from_secs(10)).await;
+        assert_eq!(
+            status_of(&app, "ada@example.org").await.as_deref(),
+            Some("pending")
+        );
+    }
+);
+
+smtp_test!(
+    subscribe_answers_alike_for_any_address_validates_and_is_rate_limited,
+    BOOKS,
+    |app, smtp| async move {
+        add_confirmed(&app, &["known@example.org"]).await;
+        let known = post_subscribe(&app, "known@example.org").await;
+        assert_eq!(known.status(), 200);
+        let known = known
+            .text()
+            .await
+            .unwrap()
+            .replace("known@example.org", "ADDRESS");
+        let fresh = post_subscribe(&app, "fresh@example.org").await;
+        assert_eq!(fresh.status(), 200);
+        let fresh = fresh
+            .text()
+            .await
+            .unwrap()
+            .replace("fresh@example.org", "ADDRESS");
+        assert_eq!(
+            known, fresh,
+            "the answer does not tell whether an address is known"
+        );
+        // Only the new address gets a confirmation.
+        let m = smtp.wait_for(1, Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(smtp.accepted(), 1);
+        assert_eq!(m[0].to, ["fresh@example.org"]);
+
+        let bad = post_subscribe(&app, "not-an-address").await;
+        assert_eq!(bad.status(), 400);
+        assert!(bad.text().await.unwrap().contains("has no @"));
+        let bad = post_subscribe(&app, "ada@localhost").await;
+        assert_eq!(bad.status(), 400);
+        assert!(bad.text().await.unwrap().contains("not a full domain name"));
+        // Five requests per client per ten minutes: this was the fifth; the sixth is refused.
+        assert_eq!(post_subscribe(&app, "x@example.org").await.status(), 200);
+        let limited = post_subscribe(&app, "y@example.org").await;
+        assert_eq!(limited.status(), 429);
+        let retry: u64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry > 0 && retry <= 600, "{retry}");
+        assert_eq!(status_of(&app, "y@example.org").await, None);
+    }
+);
+
+smtp_test!(
+    subscribers_admin_api_and_cli,
+    BOOKS,
+    |app, smtp| async move {
+        let admin = app.token("admin").await;
+        let post = |body: Value, token: Option<String>| {
+            let mut r = app.client.post(app.url("/api/v1/subscribers")).json(&body);
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        assert_eq!(
+            post(json!({"email": "a@example.org"}), None)
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        let res = post(
+            json!({"email": "a@example.org", "confirmed": true}),
+            Some(admin.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 201);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["subscriber"]["status"], "confirmed");
+        assert_eq!(
+            post(
+                json!({"email": "a@example.org", "confirmed": true}),
+                Some(admin.clone())
+            )
+            .await
+            .unwrap()
+            .status(),
+            200
+        );
+        let res = post(json!({"email": "b@"}), Some(admin.clone()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 422);
+        let err: Value = res.json().await.unwrap();
+        assert!(err["error"].as_str().unwrap().contains("email"), "{err}");
+        // Pending via the API: a confirmation is sent.
+        let res = post(json!({"email": "p@example.org"}), Some(admin.clone()))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["confirmation_sent"],
+            true
+        );
+        assert_eq!(
+            smtp.wait_for(1, Duration::from_secs(10)).await[0].to,
+            ["p@example.org"]
+        );
+
+        // The CLI.
+        let out = cli_ok(
+            &app,
+            &["subscribers", "add", "C@Example.org", "--confirmed"],
+        );
+        assert!(out.contains("c@example.org added: confirmed"), "{out}");
+        let out = cli_ok(&app, &["subscribers", "list"]);
+        for (e, s) in [
+            ("a@example.org", "confirmed"),
+            ("p@example.org", "pending"),
+            ("c@example.org", "confirmed"),
+        ] {
+            assert!(out.lines().any(|l| l.contains(e) && l.contains(s)), "{out}");
+        }
+        let bad = app.cli(&["subscribers", "add", "nope"]);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("\"nope\" has no @"));
+        cli_ok(&app, &["subscribers", "remove", "c@example.org"]);
+        let missing = app.cli(&["subscribers", "remove", "c@example.org"]);
+        assert!(String::from_utf8_lossy(&missing.stderr).contains("no subscriber c@example.org"));
+
+        let list: Value = app
+            .get_with_token("/api/v1/subscribers", &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let emails: Vec<&str> = list["subscribers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["email"].as_str().unwrap())
+            .collect();
+        assert_eq!(emails, ["a@example.org", "p@example.org"]);
+        let res = app
+            .client
+            .delete(app.url("/api/v1/subscribers/a@example.org"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+        let res = app
+            .client
+            .delete(app.url("/api/v1/subscribers/a@example.org"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+);
+
+smtp_test!(
+    preview_writes_both_parts_and_the_jobs_send_last_month,
+    BOOKS,
+    |app, smtp| async move {
+        seed_books(&app).await;
+        let out_dir = app.dir.path().join("preview");
+        let out = cli_ok(
+            &app,
+            &[
+                "report",
+                "preview",
+                "--month",
+                "2026-10",
+                "--out",
+                out_dir.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.contains("report-2026-10.txt") && out.contains("report-2026-10.html"),
+            "{out}"
+        );
+        let text = std::fs::read_to_string(out_dir.join("report-2026-10.txt")).unwrap();
+        let html = std::fs::read_to_string(out_dir.join("report-2026-10.html")).unwrap();
+        assert!(
+            text.contains("What your money did in October 2026"),
+            "{text}"
+        );
+        assert!(html.contains("<table") && !html.contains("<script>"));
+        let bad = app.cli(&["report", "preview", "--month", "2026-13"]);
+        assert!(!bad.status.success());
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("--month"),
+            "{:?}",
+            bad
+        );
+
+        // The scheduled jobs: monthly_report queues last month and drains; outbox_drain too.
+        add_confirmed(&app, &["ada@example.org"]).await;
+        let admin = app.token("admin").await;
+        let jobs: Value = app
+            .get_with_token("/api/v1/jobs", &admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(jobs["schedule"]["monthly_report"]["cron"], "0 0 9 1 * *");
+        assert_eq!(jobs["schedule"]["outbox_drain"]["available"], true);
+        let run: Value = app
+            .client
+            .post(app.url("/api/v1/jobs/monthly_report/run"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(run["outcome"], "ok", "{run}");
+        let last_month = buildfund_jobs::costs::Month::of(Utc::now())
+            .prev()
+            .to_string();
+        let m = smtp.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(m[0].to, ["ada@example.org"]);
+        let rows = email_outbox::Entity::find().all(&app.db).await.unwrap();
+        assert_eq!(
+            (rows.len(), rows[0].month.as_str(), rows[0].status.as_str()),
+            (1, last_month.as_str(), "sent")
+        );
+        // (A job runs once per second: the next run is in the next second.)
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let run: Value = app
+            .client
+            .post(app.url("/api/v1/jobs/monthly_report/run"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(run["outcome"], "ok", "{run}");
+        let run: Value = app
+            .client
+            .post(app.url("/api/v1/jobs/outbox_drain/run"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(run["outcome"], "ok", "{run}");
+        assert_eq!(smtp.accepted(), 1, "a second monthly run sends nothing new");
+    }
+);
