@@ -213,6 +213,16 @@ impl TestApp {
         self.client.get(self.url(path)).send().await.expect("GET")
     }
 
+    /// `GET path` with one request header (conditional requests, client addresses, …).
+    pub async fn get_with_header(&self, path: &str, name: &str, value: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header(name, value)
+            .send()
+            .await
+            .expect("GET")
+    }
+
     pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))
@@ -223,6 +233,19 @@ impl TestApp {
     }
 
     /// A fresh token of the given scope, created as `buildfund token create` would.
+    /// `POST /api/v1/jobs/{job}/run` with an admin token: the run's record as JSON.
+    pub async fn run_job(&self, job: &str, admin: &str) -> serde_json::Value {
+        let res = self
+            .client
+            .post(self.url(&format!("/api/v1/jobs/{job}/run")))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .expect("POST run");
+        assert_eq!(res.status(), 200, "running {job}");
+        res.json().await.expect("a JSON run record")
+    }
+
     pub async fn token(&self, scope: &str) -> String {
         let scope = scope.parse().expect("scope");
         let (secret, _) = buildfund_jobs::tokens::create(&self.db, scope, &format!("test {scope}"))

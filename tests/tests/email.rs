@@ -836,16 +836,7 @@ smtp_test!(
             .unwrap();
         assert_eq!(jobs["schedule"]["monthly_report"]["cron"], "0 0 9 1 * *");
         assert_eq!(jobs["schedule"]["outbox_drain"]["available"], true);
-        let run: Value = app
-            .client
-            .post(app.url("/api/v1/jobs/monthly_report/run"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let run: Value = app.run_job("monthly_report", &admin).await;
         assert_eq!(run["outcome"], "ok", "{run}");
         let last_month = buildfund_jobs::costs::Month::of(Utc::now())
             .prev()
@@ -859,27 +850,9 @@ smtp_test!(
         );
         // (A job runs once per second: the next run is in the next second.)
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        let run: Value = app
-            .client
-            .post(app.url("/api/v1/jobs/monthly_report/run"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let run: Value = app.run_job("monthly_report", &admin).await;
         assert_eq!(run["outcome"], "ok", "{run}");
-        let run: Value = app
-            .client
-            .post(app.url("/api/v1/jobs/outbox_drain/run"))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let run: Value = app.run_job("outbox_drain", &admin).await;
         assert_eq!(run["outcome"], "ok", "{run}");
         assert_eq!(smtp.accepted(), 1, "a second monthly run sends nothing new");
     }

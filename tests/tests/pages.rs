@@ -672,31 +672,17 @@ db_test!(pages_are_cached_with_validators, CONFIG, |app| async move {
         .value
         .clone();
 
-    let again = app
-        .client
-        .get(app.url("/"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let again = app.get_with_header("/", "if-none-match", &etag).await;
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
     assert!(again.text().await.unwrap().is_empty());
     let since = app
-        .client
-        .get(app.url("/"))
-        .header("if-modified-since", &last_modified)
-        .send()
-        .await
-        .unwrap();
+        .get_with_header("/", "if-modified-since", &last_modified)
+        .await;
     assert_eq!(since.status(), 304);
     let other = app
-        .client
-        .get(app.url("/"))
-        .header("if-none-match", "\"something-else\"")
-        .send()
-        .await
-        .unwrap();
+        .get_with_header("/", "if-none-match", "\"something-else\"")
+        .await;
     assert_eq!(other.status(), 200);
     let head = app.client.head(app.url("/")).send().await.unwrap();
     assert_eq!(head.status(), 200);
@@ -719,13 +705,7 @@ db_test!(pages_are_cached_with_validators, CONFIG, |app| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let res = app
-        .client
-        .get(app.url("/"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let res = app.get_with_header("/", "if-none-match", &etag).await;
     assert_eq!(res.status(), 200);
     assert_ne!(res.headers()["etag"].to_str().unwrap(), etag);
     let html = res.text().await.unwrap();

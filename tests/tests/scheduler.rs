@@ -212,15 +212,7 @@ db_test!(
 
 db_test!(admins_list_runs_and_start_one, |app| async move {
     let admin = app.token("admin").await;
-    let res = app
-        .client
-        .post(app.url("/api/v1/jobs/hydra_pull/run"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let run: Value = res.json().await.unwrap();
+    let run = app.run_job("hydra_pull", &admin).await;
     assert_eq!(run["outcome"], "skipped");
     assert_eq!(run["job"], "hydra_pull");
 
