@@ -114,6 +114,56 @@ pub struct ServerConfig {
     pub max_ingest_bytes: usize,
     /// HTTP worker threads (default: the number of cores).
     pub workers: Option<usize>,
+    /// Reverse proxies / load balancers whose `X-Forwarded-For` names the client (addresses or
+    /// networks); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// An IP network `address/prefix` (a bare address is a /32 or /128).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p.trim().parse::<u8>().ok().filter(|n| *n <= max)?,
+        };
+        Some(IpNet { addr, prefix })
+    }
+
+    /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map(V4).unwrap_or(V6(v6)),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (V6(net), V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -717,6 +767,7 @@ impl Validator {
             max_body_bytes: 1 << 20,
             max_ingest_bytes: 512 << 20,
             workers: None,
+            trusted_proxies: Vec::new(),
         };
         let Some(s) = self.table(t, "server") else {
             return server;
@@ -724,7 +775,13 @@ impl Validator {
         self.unknown_keys(
             s,
             "server",
-            &["listen", "max_body_bytes", "max_ingest_bytes", "workers"],
+            &[
+                "listen",
+                "max_body_bytes",
+                "max_ingest_bytes",
+                "workers",
+                "trusted_proxies",
+            ],
         );
         if let Some(listen) = self.string(s, "server", "listen") {
             if listen.parse::<std::net::SocketAddr>().is_err() {
@@ -744,6 +801,19 @@ impl Validator {
         server.workers = self
             .integer(s, "server", "workers", 1, 256)
             .map(|n| n as usize);
+        for (i, p) in self
+            .string_list(s, "server", "trusted_proxies")
+            .iter()
+            .enumerate()
+        {
+            match IpNet::parse(p) {
+                Some(net) => server.trusted_proxies.push(net),
+                None => self.problem(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!("{p:?} is not an IP address or network such as \"10.0.0.0/8\""),
+                ),
+            }
+        }
         server
     }
 
@@ -1591,6 +1661,36 @@ active_from = 2026-10-15
                 "gate.webhooks[0].url: \"ftp://x\" is not an http(s) URL".to_string(),
                 "gate.webhooks[0].secret_env: the value (not shown, it may be a secret) is not the name of an environment variable (the secret itself never goes in the file)".to_string(),
                 "gate.webhooks[1].url: missing".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        let c = Config::parse(
+            "ledger_start = \"2026-01-01\"\n[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\"]\n",
+            "t",
+        )
+        .unwrap();
+        let nets = &c.server.trusted_proxies;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert!(nets[0].contains(ip("10.200.3.4")));
+        assert!(!nets[0].contains(ip("11.0.0.1")));
+        assert!(nets[0].contains(ip("::ffff:10.0.0.1")), "IPv4-mapped");
+        assert!(nets[1].contains(ip("192.0.2.7")) && !nets[1].contains(ip("192.0.2.8")));
+        assert!(nets[2].contains(ip("fd12::1")) && !nets[2].contains(ip("fe80::1")));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        let problems = Config::parse(
+            "ledger_start = \"2026-01-01\"\n[server]\ntrusted_proxies = [\"10.0.0.0/33\", \"proxy.local\"]\n",
+            "t",
+        )
+        .unwrap_err()
+        .problems;
+        assert_eq!(
+            problems,
+            vec![
+                "server.trusted_proxies[0]: \"10.0.0.0/33\" is not an IP address or network such as \"10.0.0.0/8\"",
+                "server.trusted_proxies[1]: \"proxy.local\" is not an IP address or network such as \"10.0.0.0/8\"",
             ]
         );
     }

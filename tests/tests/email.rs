@@ -678,6 +678,49 @@ smtp_test!(
     }
 );
 
+/// BOOKS behind a reverse proxy on the loopback address (where the test client connects from).
+fn behind_proxy() -> String {
+    format!("{BOOKS}\n[server]\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]\n")
+}
+
+async fn post_subscribe_via(app: &TestApp, email: &str, forwarded_for: &str) -> u16 {
+    app.client
+        .post(app.url("/subscribe"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-forwarded-for", forwarded_for)
+        .body(format!("email={}", form_encode(email)))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+smtp_test!(
+    behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget,
+    &behind_proxy(),
+    |app, _smtp| async move {
+        // Six clients through the proxy: each has its own budget of five.
+        for i in 0..6 {
+            let who = format!("203.0.113.{i}");
+            let status = post_subscribe_via(&app, &format!("c{i}@example.org"), &who).await;
+            assert_eq!(status, 200, "client {who}");
+        }
+        // One client, whatever it writes on the left of the proxy's entry, is one client.
+        for i in 0..4 {
+            let forwarded = format!("198.51.100.{i}, 203.0.113.0");
+            let status = post_subscribe_via(&app, &format!("d{i}@example.org"), &forwarded).await;
+            assert_eq!(status, 200, "request {i} of 203.0.113.0");
+        }
+        let forwarded = "198.51.100.99, 203.0.113.0";
+        assert_eq!(
+            post_subscribe_via(&app, "e@example.org", forwarded).await,
+            429,
+            "the sixth request of 203.0.113.0"
+        );
+    }
+);
+
 smtp_test!(
     subscribers_admin_api_and_cli,
     BOOKS,

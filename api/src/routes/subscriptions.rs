@@ -48,7 +48,7 @@ pub async fn subscribe(
     req: HttpRequest,
     form: Result<web::Form<SubscribeForm>, actix_web::Error>,
 ) -> HttpResponse {
-    if let Some(ip) = req.peer_addr().map(|a| a.ip()) {
+    if let Some(ip) = crate::rate_limit::client_ip(&req, &state.config.server.trusted_proxies) {
         if let Err(wait) = state.subscribe_limit.check(ip) {
             let secs = wait.as_secs().max(1);
             let mut answer = page(
