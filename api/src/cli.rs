@@ -359,6 +359,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let conn = open_database(&config).await?;
                     let options = email::outbox::DrainOptions {
                         wait_for_retries: std::time::Duration::from_secs(*wait),
+                        progress: Some(|r| {
+                            eprintln!(
+                                "sending: {} sent, {} failed, {} skipped, {} transient failures so far",
+                                r.sent, r.failed, r.skipped, r.transient_failures
+                            )
+                        }),
                     };
                     let (created, report) =
                         email::outbox::send_month(&conn, &config, month, options).await?;

@@ -123,6 +123,7 @@ pub fn builtin_jobs() -> Registry {
         // Retries due within the minute are waited for; later ones are the next run's.
         let options = crate::email::outbox::DrainOptions {
             wait_for_retries: std::time::Duration::from_secs(50),
+            ..Default::default()
         };
         let report = crate::email::outbox::drain(&db, &config, &mailer, &key, options).await?;
         Ok(Outcome::Done(report.to_string()))
@@ -136,6 +137,7 @@ pub fn builtin_jobs() -> Registry {
         let month = crate::costs::Month::of(chrono::Utc::now()).prev();
         let options = crate::email::outbox::DrainOptions {
             wait_for_retries: std::time::Duration::from_secs(50),
+            ..Default::default()
         };
         let (created, report) =
             crate::email::outbox::send_month(&db, &config, month, options).await?;

@@ -395,6 +395,12 @@ smtp_test!(
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(stdout.contains("8 messages queued now; 8 sent"), "{stdout}");
+        // The long run showed its progress on stderr while it waited out the outage.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("sending: 1 sent, 0 failed, 0 skipped, 0 transient failures so far"),
+            "{stderr}"
+        );
 
         let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
         got.sort();

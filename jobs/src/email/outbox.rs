@@ -116,12 +116,16 @@ pub struct DrainOptions {
     /// Retries due within this much time of the run's start are waited for; later ones are
     /// left to the next run.
     pub wait_for_retries: Duration,
+    /// Called with the figures so far while messages go out (the CLI prints a progress line):
+    /// after the first message, then at most once a second, never when nothing changed.
+    pub progress: Option<fn(&DrainReport)>,
 }
 
 impl Default for DrainOptions {
     fn default() -> Self {
         DrainOptions {
             wait_for_retries: Duration::from_secs(60),
+            progress: None,
         }
     }
 }
@@ -271,7 +275,19 @@ pub async fn drain(
     let mut pace = tokio::time::interval(period);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut months: HashMap<String, MonthReport> = HashMap::new();
+    // (when, what) of the last progress call: the first change is shown at once, then at most
+    // one a second.
+    let mut shown: (Option<std::time::Instant>, DrainReport) = (None, DrainReport::default());
     loop {
+        if let Some(progress) = options.progress {
+            let due = shown
+                .0
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due && report != shown.1 {
+                progress(&report);
+                shown = (Some(std::time::Instant::now()), report.clone());
+            }
+        }
         let now = Utc::now();
         let Some(row) = claim(db, now).await? else {
             // Nothing due now: wait for the next retry if it comes before the deadline. Rows
