@@ -26,7 +26,8 @@ const MAX_ENTRIES: usize = 64;
 pub struct Rendered {
     pub body: Vec<u8>,
     pub content_type: &'static str,
-    /// The instant the figures are for (whole seconds): `Last-Modified`.
+    /// The instant the figures are for (whole seconds): `Last-Modified` of a page this
+    /// process has not served before (see [`CachedPage::last_modified`]).
     pub as_of: DateTime<Utc>,
     /// `Content-Disposition`, for downloads.
     pub disposition: Option<String>,
@@ -38,6 +39,10 @@ pub struct CachedPage {
     pub content_type: &'static str,
     /// A strong validator: `"` + the first 128 bits of the body's SHA-256 in hex + `"`.
     pub etag: String,
+    /// When this content first appeared: the figures' `as_of` for a page this process has not
+    /// served before; the previous value when a recomputation gives the same bytes; the time
+    /// of the recomputation when it gives other bytes (late data for a past month changes the
+    /// page but not its `as_of`, and `If-Modified-Since` must not keep answering 304).
     pub last_modified: SystemTime,
     pub disposition: Option<String>,
     generation: u64,
@@ -176,7 +181,22 @@ impl PageCache {
                 return self.any(key).ok_or(e);
             }
         };
-        let page = Arc::new(CachedPage::new(rendered, generation));
+        let mut page = CachedPage::new(rendered, generation);
+        if let Some(old) = self.any(key) {
+            page.last_modified = if old.etag == page.etag {
+                old.last_modified
+            } else {
+                let now = SystemTime::now();
+                let secs = now
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                // Whole seconds (HTTP dates have no more), never before the last one.
+                (SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+                    .max(old.last_modified + Duration::from_secs(1))
+                    .max(page.last_modified)
+            };
+        }
+        let page = Arc::new(page);
         let mut entries = self.entries.write().expect("page cache lock");
         if entries.len() >= MAX_ENTRIES && !entries.contains_key(key) {
             if let Some(oldest) = entries
@@ -244,5 +264,49 @@ mod tests {
             })
             .await;
         assert!(none.is_err(), "no page at all: the error");
+    }
+
+    #[tokio::test]
+    async fn late_data_moves_last_modified_so_if_modified_since_sees_it() {
+        let cache = PageCache::new();
+        let as_of = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+        let first = cache
+            .get_or_compute("/reports/2026-10", || async { page("october") })
+            .await
+            .unwrap();
+        assert_eq!(
+            first.last_modified, as_of,
+            "a new page: its figures' instant"
+        );
+        cache.bump();
+        let same = cache
+            .get_or_compute("/reports/2026-10", || async { page("october") })
+            .await
+            .unwrap();
+        assert_eq!(same.last_modified, as_of, "the same bytes: unchanged");
+        // A late donation for October: same as_of, other bytes.
+        cache.bump();
+        let late = cache
+            .get_or_compute("/reports/2026-10", || async {
+                page("october, with a late refund")
+            })
+            .await
+            .unwrap();
+        assert!(late.last_modified > as_of, "{:?}", late.last_modified);
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((header::IF_MODIFIED_SINCE, HttpDate::from(as_of).to_string()))
+            .to_http_request();
+        assert_eq!(
+            late.respond(&req).status(),
+            200,
+            "the client's copy is older"
+        );
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((
+                header::IF_MODIFIED_SINCE,
+                HttpDate::from(late.last_modified).to_string(),
+            ))
+            .to_http_request();
+        assert_eq!(late.respond(&req).status(), 304);
     }
 }

@@ -87,6 +87,38 @@ pub fn parse_fraction(s: &str) -> Result<Decimal, String> {
     Ok(d.normalize())
 }
 
+/// A decimal string with `,` between thousands ("1,234.56").
+pub fn group_thousands(s: &str) -> String {
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(r) => ("-", r),
+        None => ("", s),
+    };
+    let (int, frac) = rest.split_once('.').unwrap_or((rest, ""));
+    let mut out = String::with_capacity(s.len() + int.len() / 3);
+    out.push_str(sign);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}
+
+/// Seconds as hours with one decimal, rounded half up ("12.5").
+pub fn hours(seconds: i64) -> String {
+    let tenths = (seconds.max(0) * 10 + 1800) / 3600;
+    format!(
+        "{}.{}",
+        group_thousands(&(tenths / 10).to_string()),
+        tenths % 10
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

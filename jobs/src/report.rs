@@ -64,6 +64,11 @@ pub struct Sponsor {
     pub donations: i64,
 }
 
+/// The gate events a report shows: state changes and admin actions. Never the outcomes of
+/// outgoing actions (`webhook_failed`, `hydra_*`): their texts can name internal hosts and
+/// webhook URLs, which may carry secrets.
+pub const PUBLIC_GATE_EVENTS: &[&str] = &["state", "pause", "override", "lift"];
+
 /// A gate state change or admin action of the month.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GateEvent {
@@ -101,7 +106,8 @@ pub struct MonthReport {
     pub machines: Vec<MachineCost>,
     /// The month's sponsors, largest net first (net > 0 only).
     pub sponsors: Vec<Sponsor>,
-    /// Gate state changes and admin actions dated in the month, oldest first.
+    /// Gate state changes and admin actions dated in the month, oldest first
+    /// ([`PUBLIC_GATE_EVENTS`] only).
     pub gate_events: Vec<GateEvent>,
 }
 
@@ -127,6 +133,7 @@ pub async fn month_report(
     let (from, to) = month_bounds(config, month, at);
     let sponsors = sponsors(db, from, to, None).await?;
     let gate_events = gate_events::Entity::find()
+        .filter(gate_events::Column::Kind.is_in(PUBLIC_GATE_EVENTS.iter().copied()))
         .filter(gate_events::Column::At.gte(month.start()))
         .filter(gate_events::Column::At.lt(as_of))
         .order_by_asc(gate_events::Column::Id)
@@ -635,19 +642,20 @@ pub fn month_csv(
             } else {
                 "false"
             },
-            &d.source,
-            &d.id,
+            &text_cell(&d.source),
+            &text_cell(&d.id),
             &d.kind,
-            &d.account,
-            d.tier.as_deref().unwrap_or(""),
-            d.refund_of.as_deref().unwrap_or(""),
+            &text_cell(&d.account),
+            &text_cell(d.tier.as_deref().unwrap_or("")),
+            &text_cell(d.refund_of.as_deref().unwrap_or("")),
             &d.gross_cents.to_string(),
             &d.fees_cents.to_string(),
             &d.net_cents.to_string(),
             &money(d.net_cents),
             &report.currency,
+            // A decimal number as stored (a refund's starts with `-`): never prefixed.
             &d.original_amount,
-            &d.original_currency,
+            &text_cell(&d.original_currency),
         ])?;
     }
     w.into_inner().map_err(|e| e.into_error().into())

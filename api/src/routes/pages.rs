@@ -15,7 +15,7 @@ use buildfund_jobs::costs::{Month, UnpricedLine};
 use buildfund_jobs::donations::PublicDonation;
 use buildfund_jobs::funds::FundMonth;
 use buildfund_jobs::gate::{Current, State};
-use buildfund_jobs::money::format_cents;
+use buildfund_jobs::money::{format_cents, group_thousands, hours};
 use buildfund_jobs::report::{
     self, funding_page, month_csv, month_donations, month_report, report_months, FundingPage,
     HistoryMonth, MonthReport, Sponsor,
@@ -176,37 +176,6 @@ pub fn money(cents: i64) -> MoneyView {
 }
 
 /// "1234567.50" -> "1,234,567.50".
-fn group_thousands(s: &str) -> String {
-    let (sign, rest) = match s.strip_prefix('-') {
-        Some(r) => ("-", r),
-        None => ("", s),
-    };
-    let (int, frac) = rest.split_once('.').unwrap_or((rest, ""));
-    let mut out = String::with_capacity(s.len() + int.len() / 3);
-    out.push_str(sign);
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    if !frac.is_empty() {
-        out.push('.');
-        out.push_str(frac);
-    }
-    out
-}
-
-/// Seconds as hours with one decimal, rounded half up ("12.5").
-pub fn hours(seconds: i64) -> String {
-    let tenths = (seconds.max(0) * 10 + 1800) / 3600;
-    format!(
-        "{}.{}",
-        group_thousands(&(tenths / 10).to_string()),
-        tenths % 10
-    )
-}
-
 pub fn month_label(m: Month) -> String {
     format!("{} {}", MONTH_NAMES[(m.month - 1) as usize], m.year)
 }
@@ -617,10 +586,8 @@ pub struct ReportPage {
     pub gate_events: Vec<EventView>,
 }
 
-/// Gate events a report shows: state changes and admin pauses, overrides and lifts (the
+/// The month's report page (its gate events are `jobs::report::PUBLIC_GATE_EVENTS` only: the
 /// outcome of outgoing webhooks and Hydra calls is operators' business, not the public's).
-const PUBLIC_EVENTS: &[&str] = &["state", "pause", "override", "lift"];
-
 pub fn report_page(
     config: &Config,
     r: &MonthReport,
@@ -653,7 +620,6 @@ pub fn report_page(
         gate_events: r
             .gate_events
             .iter()
-            .filter(|e| PUBLIC_EVENTS.contains(&e.kind.as_str()))
             .map(|e| EventView {
                 at: e.at.clone(),
                 at_text: DateTime::parse_from_rfc3339(&e.at)

@@ -191,9 +191,12 @@ async fn claim(
     Ok(None)
 }
 
+/// Ends this sender's claim of `row`: only while the claim is still its own (status `sending`
+/// with the attempt count it claimed at). A sender that stalled past its lease, and whose row
+/// another sender has claimed since, changes nothing (and says so).
 async fn finish(
     db: &DatabaseConnection,
-    id: i64,
+    row: &email_outbox::Model,
     status: &str,
     values: Vec<(email_outbox::Column, sea_orm::Value)>,
 ) -> Result<(), DbErr> {
@@ -201,12 +204,20 @@ async fn finish(
     update
         .table(email_outbox::Entity)
         .value(email_outbox::Column::Status, status)
-        .and_where(Expr::col(email_outbox::Column::Id).eq(id))
-        .and_where(Expr::col(email_outbox::Column::Status).eq(SENDING));
+        .and_where(Expr::col(email_outbox::Column::Id).eq(row.id))
+        .and_where(Expr::col(email_outbox::Column::Status).eq(SENDING))
+        .and_where(Expr::col(email_outbox::Column::Attempts).eq(row.attempts));
     for (c, v) in values {
         update.value(c, v);
     }
-    db.execute(&update).await?;
+    if db.execute(&update).await?.rows_affected() == 0 {
+        tracing::warn!(
+            outbox = row.id,
+            attempts = row.attempts,
+            status,
+            "the claim on this outbox row had expired and another sender holds it; not recorded"
+        );
+    }
     Ok(())
 }
 
@@ -310,7 +321,7 @@ pub async fn drain(
             .one(db)
             .await?;
         let Some(subscriber) = subscriber.filter(|s| s.status == CONFIRMED) else {
-            finish(db, row.id, SKIPPED, vec![]).await?;
+            finish(db, &row, SKIPPED, vec![]).await?;
             report.skipped += 1;
             continue;
         };
@@ -335,7 +346,7 @@ pub async fn drain(
             Err(e) => {
                 finish(
                     db,
-                    row.id,
+                    &row,
                     FAILED,
                     vec![(
                         email_outbox::Column::LastError,
@@ -352,7 +363,7 @@ pub async fn drain(
             Ok(accepted) => {
                 finish(
                     db,
-                    row.id,
+                    &row,
                     SENT,
                     vec![
                         (email_outbox::Column::SentAt, Utc::now().into()),
@@ -371,7 +382,7 @@ pub async fn drain(
                 tracing::warn!(outbox = row.id, month = %row.month, error = %message, "report refused permanently");
                 finish(
                     db,
-                    row.id,
+                    &row,
                     FAILED,
                     vec![(email_outbox::Column::LastError, message.into())],
                 )
@@ -387,7 +398,7 @@ pub async fn drain(
                     tracing::warn!(outbox = row.id, attempts = row.attempts, error = %message, "report given up");
                     finish(
                         db,
-                        row.id,
+                        &row,
                         FAILED,
                         vec![(
                             email_outbox::Column::LastError,
@@ -404,7 +415,7 @@ pub async fn drain(
                 tracing::info!(outbox = row.id, attempts = row.attempts, retry_at = %next, error = %message, "report will be retried");
                 finish(
                     db,
-                    row.id,
+                    &row,
                     RETRY,
                     vec![
                         (email_outbox::Column::NextAttemptAt, next.into()),

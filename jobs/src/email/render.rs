@@ -41,7 +41,6 @@ pub struct SponsorRow {
     pub name: String,
     /// Only http(s) profile links are shown.
     pub url: Option<String>,
-    pub amount: String,
 }
 
 #[derive(Clone, Debug)]
@@ -75,9 +74,7 @@ pub struct ReportView {
     pub unsubscribe_url: String,
 }
 
-fn hours(seconds: i64) -> String {
-    format!("{}.{}", seconds / 3600, (seconds % 3600) * 10 / 3600)
-}
+use crate::money::hours;
 
 fn runway(days: Option<i64>) -> String {
     match days {
@@ -150,7 +147,6 @@ impl ReportView {
                         .url
                         .clone()
                         .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
-                    amount: format_cents(s.net_cents),
                 })
                 .collect(),
             events: report
