@@ -597,13 +597,32 @@ smtp_test!(
             if last == '0' { '1' } else { '0' }
         );
         assert_eq!(app.get(&damaged).await.status(), 400);
+        // Following the link shows a Confirm button and changes nothing by itself (mail link
+        // scanners follow links too); the subscriber's click confirms.
         let res = app.get(&confirm).await;
+        assert_eq!(res.status(), 200);
+        let page = res.text().await.unwrap();
+        assert!(
+            page.contains(&format!(
+                "<form method=\"post\" action=\"{}\"",
+                confirm.replace('&', "&#38;")
+            )) || page.contains("<form method=\"post\" action=\"/confirm?token="),
+            "{page}"
+        );
+        assert_eq!(
+            status_of(&app, "ada@example.org").await.as_deref(),
+            Some("pending")
+        );
+        let res = app.client.post(app.url(&confirm)).send().await.unwrap();
         assert_eq!(res.status(), 200);
         assert!(res.text().await.unwrap().contains("You are subscribed"));
         assert_eq!(
             status_of(&app, "ada@example.org").await.as_deref(),
             Some("confirmed")
         );
+        // The link again: already subscribed.
+        let again = app.get(&confirm).await.text().await.unwrap();
+        assert!(again.contains("You are subscribed"), "{again}");
 
         // An expired confirmation link (signed with the same key, expired an hour ago) is refused.
         let key = EmailKey::load(&app.db, &app.config).await.unwrap();

@@ -20,6 +20,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(pages::reports)
         .service(pages::month)
         .service(subscriptions::subscribe)
+        .service(subscriptions::confirm_page)
         .service(subscriptions::confirm)
         .service(subscriptions::unsubscribe_page)
         .service(subscriptions::unsubscribe)

@@ -166,7 +166,47 @@ fn no_token(state: &AppState) -> HttpResponse {
     )
 }
 
+/// The link of the confirmation email: a page with a Confirm button, changing nothing by itself
+/// (mail link scanners follow links; only the subscriber's click may subscribe them).
 #[get("/confirm")]
+pub async fn confirm_page(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
+    let Some(token) = token_of(&q) else {
+        return no_token(&state);
+    };
+    let key = match email_key(&state).await {
+        Ok(k) => k,
+        Err(e) => return unavailable(&state, format!("{e:#}")),
+    };
+    match subscriptions::check_confirm(&state.db, &key, &token, chrono::Utc::now()).await {
+        Ok(s) if s.status == subscriptions::CONFIRMED => page(
+            &state,
+            StatusCode::OK,
+            "You are subscribed",
+            &[&format!(
+                "{} will get the monthly report. Every report has a link to unsubscribe.",
+                s.email
+            )],
+        ),
+        Ok(s) => {
+            let mut p = Page::new(
+                "Confirm your subscription",
+                &[&format!(
+                    "Send the monthly report of the build farm's books to {}?",
+                    s.email
+                )],
+                &state.config.public_url,
+            );
+            p.form = Some((format!("/confirm?token={token}"), "Confirm".into()));
+            HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .body(p.html())
+        }
+        Err(e) => link_error(&state, e),
+    }
+}
+
+/// The Confirm button: the subscriber is confirmed.
+#[post("/confirm")]
 pub async fn confirm(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
     let Some(token) = token_of(&q) else {
         return no_token(&state);

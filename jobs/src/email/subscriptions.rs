@@ -170,7 +170,22 @@ async fn subscriber_of(
     Ok(row)
 }
 
-/// `GET /confirm?token=`: a pending subscriber becomes confirmed (again: idempotent).
+/// Checks a confirmation link without acting on it (`GET /confirm`: the page with the button,
+/// since mail link scanners follow links): the subscriber, or why the link does not work.
+pub async fn check_confirm(
+    db: &impl ConnectionTrait,
+    key: &EmailKey,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<subscribers::Model, LinkError> {
+    let row = subscriber_of(db, key, token, Purpose::Confirm, now).await?;
+    if row.status == UNSUBSCRIBED {
+        return Err(LinkError::Gone);
+    }
+    Ok(row)
+}
+
+/// `POST /confirm?token=`: a pending subscriber becomes confirmed (again: idempotent).
 pub async fn confirm(
     db: &impl ConnectionTrait,
     key: &EmailKey,
