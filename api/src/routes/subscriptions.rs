@@ -115,7 +115,7 @@ pub async fn subscribe(
                 }
             });
         }
-        Ok(Subscribed::AlreadyConfirmed) => {}
+        Ok(Subscribed::AlreadyConfirmed | Subscribed::RecentlySent) => {}
         Err(e) => return unavailable(&state, e),
     }
     page(

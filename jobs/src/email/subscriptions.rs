@@ -77,7 +77,13 @@ pub enum Subscribed {
     SendConfirmation(subscribers::Model),
     /// Already confirmed: nothing to send.
     AlreadyConfirmed,
+    /// Pending, with a confirmation sent less than [`RESEND_AFTER`] ago: nothing to send (so
+    /// the form cannot be used to flood somebody's mailbox).
+    RecentlySent,
 }
+
+/// A pending address gets at most one confirmation email in this time.
+pub const RESEND_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 
 async fn find(db: &impl ConnectionTrait, email: &str) -> Result<Option<subscribers::Model>, DbErr> {
     subscribers::Entity::find()
@@ -127,10 +133,17 @@ pub async fn subscribe(
     email: &SubscriberEmail,
     now: DateTime<Utc>,
 ) -> Result<Subscribed, DbErr> {
-    let (row, _) = insert_or_get(db, email, PENDING, now).await?;
+    let (row, created) = insert_or_get(db, email, PENDING, now).await?;
     match row.status.as_str() {
         CONFIRMED => Ok(Subscribed::AlreadyConfirmed),
-        PENDING => Ok(Subscribed::SendConfirmation(row)),
+        PENDING if created => Ok(Subscribed::SendConfirmation(row)),
+        PENDING if now - row.updated_at < RESEND_AFTER => Ok(Subscribed::RecentlySent),
+        PENDING => {
+            // The last confirmation is older: send another, and count from now.
+            let mut active = row.into_active_model();
+            active.updated_at = Set(now);
+            Ok(Subscribed::SendConfirmation(active.update(db).await?))
+        }
         _ => {
             let mut active = row.into_active_model();
             active.status = Set(PENDING.into());
@@ -164,7 +177,8 @@ async fn subscriber_of(
         .one(db)
         .await?
     else {
-        return Err(LinkError::Gone);
+        // The same answer as a wrong signature: a link must not tell which ids exist.
+        return Err(TokenError::BadSignature.into());
     };
     tokens::verify(key, &parsed, &row.email, now.timestamp())?;
     Ok(row)
