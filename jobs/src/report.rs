@@ -248,7 +248,8 @@ pub fn machine_costs(
     out
 }
 
-/// (anonymous, slug, name, url, sum of net cents, records) of one contributor group.
+/// (anonymous, slug, name, url, sum of net cents, records, latest record id) of one
+/// contributor group.
 type SponsorRow = (
     bool,
     Option<String>,
@@ -256,13 +257,13 @@ type SponsorRow = (
     Option<String>,
     i64,
     i64,
+    i64,
 );
 
 /// Contributors of the records dated in `[from, to)` by net amount (largest first, then
 /// name), those whose net is above zero; at most `limit` when given. One query; the grouping
 /// by contributor is done here so a renamed profile stays one sponsor (keyed by slug, else
-/// name).
-#[allow(clippy::type_complexity)] // one row of the grouped query
+/// name), shown with the name and link of its latest record.
 pub async fn sponsors(
     db: &impl ConnectionTrait,
     from: DateTime<Utc>,
@@ -289,6 +290,7 @@ pub async fn sponsors(
             "net",
         )
         .column_as(D::Id.count(), "n")
+        .column_as(D::Id.max(), "latest")
         .filter(D::OccurredAt.gte(from))
         .filter(D::OccurredAt.lt(to))
         .group_by(D::Anonymous)
@@ -298,8 +300,8 @@ pub async fn sponsors(
         .into_tuple()
         .all(db)
         .await?;
-    let mut by_key: HashMap<String, Sponsor> = HashMap::new();
-    for (anonymous, slug, name, url, net, n) in rows {
+    let mut by_key: HashMap<String, (Sponsor, i64)> = HashMap::new();
+    for (anonymous, slug, name, url, net, n, latest) in rows {
         let (key, sponsor) = if anonymous {
             (
                 String::new(),
@@ -331,11 +333,21 @@ pub async fn sponsors(
                 },
             )
         };
-        let e = by_key.entry(key).or_insert(sponsor);
+        let (e, e_latest) = by_key.entry(key).or_insert((sponsor.clone(), latest));
+        if latest > *e_latest {
+            // A later record of the same contributor: its name and link are the current ones.
+            e.name = sponsor.name;
+            e.url = sponsor.url;
+            *e_latest = latest;
+        }
         e.net_cents += net;
         e.donations += n;
     }
-    let mut out: Vec<Sponsor> = by_key.into_values().filter(|s| s.net_cents > 0).collect();
+    let mut out: Vec<Sponsor> = by_key
+        .into_values()
+        .map(|(s, _)| s)
+        .filter(|s| s.net_cents > 0)
+        .collect();
     out.sort_by(|a, b| b.net_cents.cmp(&a.net_cents).then(a.name.cmp(&b.name)));
     if let Some(limit) = limit {
         out.truncate(limit);

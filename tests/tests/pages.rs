@@ -948,3 +948,57 @@ async fn pages_during_a_database_outage() {
     drop(app);
     drop_postgres_database(&direct).await;
 }
+
+db_test!(
+    a_renamed_sponsor_is_one_sponsor_under_its_latest_name,
+    CONFIG,
+    |app| async move {
+        let at = Utc::now() - Duration::hours(2);
+        for (id, name, cents) in [("r1", "Old Name Ltd", 1000), ("r2", "New Name Ltd", 500)] {
+            donations::ActiveModel {
+                source: Set("manual".into()),
+                external_id: Set(id.into()),
+                kind: Set("contribution".into()),
+                occurred_at: Set(at),
+                account_slug: Set("nixos".into()),
+                tier_slug: Set(None),
+                contributor_name: Set(Some(name.into())),
+                contributor_slug: Set(Some("acme".into())),
+                contributor_url: Set(Some(format!("https://opencollective.com/acme?{id}"))),
+                anonymous: Set(false),
+                gross_cents: Set(cents),
+                fees_cents: Set(0),
+                net_cents: Set(cents),
+                original_amount: Set(format_cents(cents)),
+                original_currency: Set("EUR".into()),
+                refund_of: Set(None),
+                description: Set(None),
+                created_at: Set(at),
+                updated_at: Set(at),
+                ..Default::default()
+            }
+            .insert(&app.db)
+            .await
+            .unwrap();
+        }
+        let s = buildfund_jobs::report::sponsors(&app.db, at, Utc::now(), None)
+            .await
+            .unwrap();
+        assert_eq!(s.len(), 1, "{s:?}");
+        assert_eq!(s[0].name, "New Name Ltd");
+        assert_eq!(
+            s[0].url.as_deref(),
+            Some("https://opencollective.com/acme?r2")
+        );
+        assert_eq!((s[0].net_cents, s[0].donations), (1500, 2));
+        let html = app.get("/").await.text().await.unwrap();
+        // In the sponsor lists under the latest name (each donation keeps its own in the
+        // recent donations).
+        let lists =
+            &html[html.find("id=\"sponsors-h\"").unwrap()..html.find("id=\"recent-h\"").unwrap()];
+        assert!(
+            lists.contains("New Name Ltd") && !lists.contains("Old Name Ltd"),
+            "{lists}"
+        );
+    }
+);
