@@ -1,6 +1,7 @@
 //! The public subscription flow (README, "Monthly email"): `POST /subscribe` from the funding
-//! page's form, `GET /confirm?token=`, `GET /unsubscribe?token=` (a page with a button) and
-//! `POST /unsubscribe?token=` (the button, and RFC 8058 one-click from mail clients). Answers
+//! page's form, `GET /confirm?token=` (a page with a Confirm button) and `POST /confirm?token=`
+//! (the button), `GET /unsubscribe?token=` (a page with a button) and `POST
+//! /unsubscribe?token=` (the button, and RFC 8058 one-click from mail clients). Answers
 //! are small HTML pages. The subscribe answer is the same whether the address is new, pending
 //! or confirmed, and the confirmation is sent in the background, so neither the page nor its
 //! timing tells whether an address is known.
@@ -153,54 +154,81 @@ fn link_error(state: &AppState, e: LinkError) -> HttpResponse {
     }
 }
 
-fn token_of(q: &TokenQuery) -> Option<String> {
-    q.token.clone().filter(|t| !t.is_empty())
+/// The token of a link and the signing key, or the page that answers when either is missing.
+async fn token_and_key(
+    state: &AppState,
+    q: &TokenQuery,
+) -> Result<(String, EmailKey), HttpResponse> {
+    let Some(token) = q.token.clone().filter(|t| !t.is_empty()) else {
+        return Err(page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "This link is not valid",
+            &["The link has no token: copy the whole link from the email."],
+        ));
+    };
+    match email_key(state).await {
+        Ok(key) => Ok((token, key)),
+        Err(e) => Err(unavailable(state, format!("{e:#}"))),
+    }
 }
 
-fn no_token(state: &AppState) -> HttpResponse {
+fn subscribed(state: &AppState, email: &str) -> HttpResponse {
     page(
         state,
-        StatusCode::BAD_REQUEST,
-        "This link is not valid",
-        &["The link has no token: copy the whole link from the email."],
+        StatusCode::OK,
+        "You are subscribed",
+        &[&format!(
+            "{email} will get the monthly report. Every report has a link to unsubscribe."
+        )],
     )
+}
+
+fn unsubscribed(state: &AppState, email: &str) -> HttpResponse {
+    page(
+        state,
+        StatusCode::OK,
+        "You are unsubscribed",
+        &[&format!("{email} gets no more reports.")],
+    )
+}
+
+/// A page asking `question` with one button that POSTs to `action` (a link's GET never acts:
+/// mail link scanners follow links).
+fn button_page(
+    state: &AppState,
+    title: &str,
+    question: &str,
+    action: String,
+    label: &str,
+) -> HttpResponse {
+    let mut p = Page::new(title, &[question], &state.config.public_url);
+    p.form = Some((action, label.into()));
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(p.html())
 }
 
 /// The link of the confirmation email: a page with a Confirm button, changing nothing by itself
 /// (mail link scanners follow links; only the subscriber's click may subscribe them).
 #[get("/confirm")]
 pub async fn confirm_page(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
-    let Some(token) = token_of(&q) else {
-        return no_token(&state);
-    };
-    let key = match email_key(&state).await {
-        Ok(k) => k,
-        Err(e) => return unavailable(&state, format!("{e:#}")),
+    let (token, key) = match token_and_key(&state, &q).await {
+        Ok(x) => x,
+        Err(answer) => return answer,
     };
     match subscriptions::check_confirm(&state.db, &key, &token, chrono::Utc::now()).await {
-        Ok(s) if s.status == subscriptions::CONFIRMED => page(
+        Ok(s) if s.status == subscriptions::CONFIRMED => subscribed(&state, &s.email),
+        Ok(s) => button_page(
             &state,
-            StatusCode::OK,
-            "You are subscribed",
-            &[&format!(
-                "{} will get the monthly report. Every report has a link to unsubscribe.",
+            "Confirm your subscription",
+            &format!(
+                "Send the monthly report of the build farm's books to {}?",
                 s.email
-            )],
+            ),
+            format!("/confirm?token={token}"),
+            "Confirm",
         ),
-        Ok(s) => {
-            let mut p = Page::new(
-                "Confirm your subscription",
-                &[&format!(
-                    "Send the monthly report of the build farm's books to {}?",
-                    s.email
-                )],
-                &state.config.public_url,
-            );
-            p.form = Some((format!("/confirm?token={token}"), "Confirm".into()));
-            HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .body(p.html())
-        }
         Err(e) => link_error(&state, e),
     }
 }
@@ -208,23 +236,12 @@ pub async fn confirm_page(state: web::Data<AppState>, q: web::Query<TokenQuery>)
 /// The Confirm button: the subscriber is confirmed.
 #[post("/confirm")]
 pub async fn confirm(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
-    let Some(token) = token_of(&q) else {
-        return no_token(&state);
-    };
-    let key = match email_key(&state).await {
-        Ok(k) => k,
-        Err(e) => return unavailable(&state, format!("{e:#}")),
+    let (token, key) = match token_and_key(&state, &q).await {
+        Ok(x) => x,
+        Err(answer) => return answer,
     };
     match subscriptions::confirm(&state.db, &key, &token, chrono::Utc::now()).await {
-        Ok(s) => page(
-            &state,
-            StatusCode::OK,
-            "You are subscribed",
-            &[&format!(
-                "{} will get the monthly report. Every report has a link to unsubscribe.",
-                s.email
-            )],
-        ),
+        Ok(s) => subscribed(&state, &s.email),
         Err(e) => link_error(&state, e),
     }
 }
@@ -234,31 +251,19 @@ pub async fn unsubscribe_page(
     state: web::Data<AppState>,
     q: web::Query<TokenQuery>,
 ) -> HttpResponse {
-    let Some(token) = token_of(&q) else {
-        return no_token(&state);
-    };
-    let key = match email_key(&state).await {
-        Ok(k) => k,
-        Err(e) => return unavailable(&state, format!("{e:#}")),
+    let (token, key) = match token_and_key(&state, &q).await {
+        Ok(x) => x,
+        Err(answer) => return answer,
     };
     match subscriptions::check_unsubscribe(&state.db, &key, &token, chrono::Utc::now()).await {
-        Ok(s) if s.status == subscriptions::UNSUBSCRIBED => page(
+        Ok(s) if s.status == subscriptions::UNSUBSCRIBED => unsubscribed(&state, &s.email),
+        Ok(s) => button_page(
             &state,
-            StatusCode::OK,
-            "You are unsubscribed",
-            &[&format!("{} gets no more reports.", s.email)],
+            "Unsubscribe",
+            &format!("Stop sending the monthly report to {}?", s.email),
+            format!("/unsubscribe?token={token}"),
+            "Unsubscribe",
         ),
-        Ok(s) => {
-            let mut p = Page::new(
-                "Unsubscribe",
-                &[&format!("Stop sending the monthly report to {}?", s.email)],
-                &state.config.public_url,
-            );
-            p.form = Some((format!("/unsubscribe?token={token}"), "Unsubscribe".into()));
-            HttpResponse::Ok()
-                .content_type("text/html; charset=utf-8")
-                .body(p.html())
-        }
         Err(e) => link_error(&state, e),
     }
 }
@@ -267,20 +272,12 @@ pub async fn unsubscribe_page(
 /// is not required): unsubscribes at once.
 #[post("/unsubscribe")]
 pub async fn unsubscribe(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
-    let Some(token) = token_of(&q) else {
-        return no_token(&state);
-    };
-    let key = match email_key(&state).await {
-        Ok(k) => k,
-        Err(e) => return unavailable(&state, format!("{e:#}")),
+    let (token, key) = match token_and_key(&state, &q).await {
+        Ok(x) => x,
+        Err(answer) => return answer,
     };
     match subscriptions::unsubscribe(&state.db, &key, &token, chrono::Utc::now()).await {
-        Ok(s) => page(
-            &state,
-            StatusCode::OK,
-            "You are unsubscribed",
-            &[&format!("{} gets no more reports.", s.email)],
-        ),
+        Ok(s) => unsubscribed(&state, &s.email),
         Err(e) => link_error(&state, e),
     }
 }
