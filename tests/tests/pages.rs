@@ -190,31 +190,46 @@ async fn seed(app: &TestApp) {
         ),
     ];
     for (id, at, account, name, url, anonymous, gross, fees) in rows {
-        donations::ActiveModel {
-            source: Set("manual".into()),
-            external_id: Set(id.into()),
-            kind: Set(if gross < 0 { "refund" } else { "contribution" }.into()),
-            occurred_at: Set(at),
-            account_slug: Set(account.into()),
-            tier_slug: Set(None),
-            contributor_name: Set(name.map(Into::into)),
-            contributor_slug: Set(None),
-            contributor_url: Set(url.map(Into::into)),
-            anonymous: Set(anonymous),
-            gross_cents: Set(gross),
-            fees_cents: Set(fees),
-            net_cents: Set(gross - fees),
-            original_amount: Set(format_cents(gross)),
-            original_currency: Set("EUR".into()),
-            refund_of: Set((gross < 0).then(|| "p1".to_string())),
-            description: Set(Some("hidden@donor.invalid wrote this".into())),
-            created_at: Set(at),
-            updated_at: Set(at),
-            ..Default::default()
-        }
-        .insert(&app.db)
-        .await
-        .unwrap();
+        donation(id, at, account, name, url, anonymous, gross, fees)
+            .insert(&app.db)
+            .await
+            .unwrap();
+    }
+}
+
+/// A manual donation record as the seed stores them (a negative one refunds `p1`).
+#[allow(clippy::too_many_arguments)]
+fn donation(
+    id: &str,
+    at: DateTime<Utc>,
+    account: &str,
+    name: Option<&str>,
+    url: Option<&str>,
+    anonymous: bool,
+    gross: i64,
+    fees: i64,
+) -> donations::ActiveModel {
+    donations::ActiveModel {
+        source: Set("manual".into()),
+        external_id: Set(id.into()),
+        kind: Set(if gross < 0 { "refund" } else { "contribution" }.into()),
+        occurred_at: Set(at),
+        account_slug: Set(account.into()),
+        tier_slug: Set(None),
+        contributor_name: Set(name.map(Into::into)),
+        contributor_slug: Set(None),
+        contributor_url: Set(url.map(Into::into)),
+        anonymous: Set(anonymous),
+        gross_cents: Set(gross),
+        fees_cents: Set(fees),
+        net_cents: Set(gross - fees),
+        original_amount: Set(format_cents(gross)),
+        original_currency: Set("EUR".into()),
+        refund_of: Set((gross < 0).then(|| "p1".to_string())),
+        description: Set(Some("hidden@donor.invalid wrote this".into())),
+        created_at: Set(at),
+        updated_at: Set(at),
+        ..Default::default()
     }
 }
 
@@ -955,31 +970,10 @@ db_test!(
     |app| async move {
         let at = Utc::now() - Duration::hours(2);
         for (id, name, cents) in [("r1", "Old Name Ltd", 1000), ("r2", "New Name Ltd", 500)] {
-            donations::ActiveModel {
-                source: Set("manual".into()),
-                external_id: Set(id.into()),
-                kind: Set("contribution".into()),
-                occurred_at: Set(at),
-                account_slug: Set("nixos".into()),
-                tier_slug: Set(None),
-                contributor_name: Set(Some(name.into())),
-                contributor_slug: Set(Some("acme".into())),
-                contributor_url: Set(Some(format!("https://opencollective.com/acme?{id}"))),
-                anonymous: Set(false),
-                gross_cents: Set(cents),
-                fees_cents: Set(0),
-                net_cents: Set(cents),
-                original_amount: Set(format_cents(cents)),
-                original_currency: Set("EUR".into()),
-                refund_of: Set(None),
-                description: Set(None),
-                created_at: Set(at),
-                updated_at: Set(at),
-                ..Default::default()
-            }
-            .insert(&app.db)
-            .await
-            .unwrap();
+            let url = format!("https://opencollective.com/acme?{id}");
+            let mut d = donation(id, at, "nixos", Some(name), Some(&url), false, cents, 0);
+            d.contributor_slug = Set(Some("acme".into()));
+            d.insert(&app.db).await.unwrap();
         }
         let s = buildfund_jobs::report::sponsors(&app.db, at, Utc::now(), None)
             .await
