@@ -12,7 +12,7 @@ use askama::Template;
 use buildfund_api::routes::pages::{index_page, report_page, RECENT_DONATIONS, TOP_SPONSORS};
 use buildfund_api::startup::{Application, ServeOptions};
 use buildfund_entity::donations;
-use buildfund_jobs::costs::Month;
+use buildfund_jobs::calendar::Month;
 use buildfund_jobs::gate::Gate;
 use buildfund_jobs::report::{funding_page, month_donations, month_report};
 use buildfund_jobs::{db, Config};
@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 12 months of build steps, through the ingest API.
     let started = Instant::now();
-    let (token, _) = buildfund_jobs::tokens::create(
+    let (token, _) = buildfund_jobs::api_tokens::create(
         &conn,
         "ingest".parse().map_err(anyhow::Error::msg)?,
         "bench",

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::startup::AppState;
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
-use buildfund_jobs::tokens::{self, Scope, TokenInfo};
+use buildfund_jobs::api_tokens::{self as tokens, Scope, TokenInfo};
 use futures_util::future::LocalBoxFuture;
 use std::marker::PhantomData;
 

@@ -3,14 +3,15 @@
 use crate::startup::{Application, ServeOptions};
 use crate::telemetry;
 use anyhow::Context;
+use buildfund_jobs::api_tokens::{self as tokens, Scope};
+use buildfund_jobs::books::costs;
+use buildfund_jobs::calendar::Month;
 use buildfund_jobs::config::describe_database;
-use buildfund_jobs::costs::{self, Month};
 use buildfund_jobs::email;
-use buildfund_jobs::hydra;
-use buildfund_jobs::ingest::{self, Format, IngestError};
-use buildfund_jobs::opencollective;
 use buildfund_jobs::scheduler::{self, Scheduler};
-use buildfund_jobs::tokens::{self, Scope};
+use buildfund_jobs::sources::hydra_pull;
+use buildfund_jobs::sources::ingest::{self, Format, IngestError};
+use buildfund_jobs::sources::opencollective;
 use buildfund_jobs::{db, Config};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -267,9 +268,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Costs { month, at, json } => {
             let config = load_config(&cli)?;
             let at = match at {
-                Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-                    .map_err(|_| anyhow::anyhow!("--at {s:?} is not an RFC 3339 time"))?
-                    .with_timezone(&chrono::Utc),
+                Some(s) => buildfund_jobs::calendar::parse_rfc3339(s)
+                    .map_err(|e| anyhow::anyhow!("--at: {e}"))?,
                 None => chrono::Utc::now(),
             };
             let month = match month {
@@ -283,7 +283,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!(
                     "{}",
-                    buildfund_jobs::costs_table::render(&config, &report, month, at)
+                    buildfund_jobs::report::table::render(&config, &report, month, at)
                 );
             }
         }
@@ -444,7 +444,7 @@ async fn sync_hydra(config: &Config) -> anyhow::Result<()> {
     }
     let conn = open_database(config).await?;
     let started = std::time::Instant::now();
-    let report = hydra::pull(&conn, config, |p| {
+    let report = hydra_pull::pull(&conn, config, |p| {
         eprintln!(
             "page {}: {} steps ({} inserted, {} updated, {} unchanged{}), up to {}",
             p.page,

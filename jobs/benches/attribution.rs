@@ -7,8 +7,9 @@
 //! It creates a scratch database on that server, fills it with generated steps in October
 //! 2026, runs each measurement several times and prints the best and the median, then drops
 //! the database. `BENCH_STEPS` changes the number of steps.
-use buildfund_jobs::attribution::Span;
-use buildfund_jobs::costs::{busy_seconds, month_costs, Month};
+use buildfund_jobs::books::costs::{busy_seconds, month_costs};
+use buildfund_jobs::calendar::Month;
+use buildfund_jobs::calendar::Span;
 use buildfund_jobs::{db, Config};
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, Database};

@@ -8,7 +8,7 @@
 //! It creates a scratch database on that server, syncs once (everything new) and once again
 //! (everything unchanged inside the overlap is re-read: here only the last day), prints the
 //! figures and drops the database. `BENCH_TRANSACTIONS` changes the number of transactions.
-use buildfund_jobs::opencollective::{self, SyncOptions};
+use buildfund_jobs::sources::opencollective::{self, SyncOptions};
 use buildfund_jobs::{db, Config};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{json, Value};

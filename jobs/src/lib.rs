@@ -1,24 +1,28 @@
-//! buildfund's domain and background work, free of HTTP framework types: configuration,
-//! storage, tokens, and (as they arrive) ingest, attribution, donation sync, budgets, reports
-//! and the scheduler. `buildfund-api` serves these over HTTP and the command line.
-pub mod attribution;
-pub mod catalog;
+//! buildfund's domain and background work, free of HTTP framework types. `buildfund-api`
+//! serves these over HTTP and the command line.
+//!
+//! The floor plan, from the ground up (a module only uses those on its own floor or below):
+//! - ground floor: [`calendar`] (months, spans, RFC 3339) and [`money`] (cents, prices, exact
+//!   fractions);
+//! - [`config`] (the TOML file, validated with key paths) and [`db`] (connections, migrations,
+//!   the catalog of configured machines, pools and funds);
+//! - [`api_tokens`]: the API's bearer tokens;
+//! - [`books`]: attribution, costs, funds and donations: every figure;
+//! - [`sources`]: what comes in: build-step ingest, the Hydra pull, the OpenCollective sync;
+//! - [`gate`]: the budget gate, its admin controls, its snapshot and its outside actions;
+//! - [`report`]: the one view model every presentation reads (pages, email, CSV, CLI table);
+//! - [`email`]: subscriptions, signed links, the outbox and SMTP;
+//! - [`scheduler`]: the cron jobs, claimed once across instances.
+pub mod api_tokens;
+pub mod books;
+pub mod calendar;
 pub mod config;
-pub mod costs;
-pub mod costs_table;
-pub mod cursors;
 pub mod db;
-pub mod donations;
 pub mod email;
-pub mod funds;
 pub mod gate;
-pub mod gate_actions;
-pub mod hydra;
-pub mod ingest;
 pub mod money;
-pub mod opencollective;
 pub mod report;
 pub mod scheduler;
-pub mod tokens;
+pub mod sources;
 
 pub use config::Config;

@@ -119,6 +119,69 @@ pub fn hours(seconds: i64) -> String {
     )
 }
 
+// Exact fractions of cents in i128, for the attribution's single rounding.
+
+fn overflow(what: &str) -> ! {
+    panic!(
+        "exact arithmetic: {what} overflows i128; the configured prices, slots and busy seconds \
+         are far beyond anything this ledger can represent"
+    )
+}
+
+pub fn mul(a: i128, b: i128) -> i128 {
+    a.checked_mul(b)
+        .unwrap_or_else(|| overflow(&format!("{a} * {b}")))
+}
+
+pub fn add(a: i128, b: i128) -> i128 {
+    a.checked_add(b)
+        .unwrap_or_else(|| overflow(&format!("{a} + {b}")))
+}
+
+pub fn gcd(a: i128, b: i128) -> i128 {
+    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    i128::try_from(a).unwrap_or_else(|_| overflow("gcd"))
+}
+
+/// `n / d` in lowest terms with a positive denominator (`0/1` for zero).
+pub fn reduce(n: i128, d: i128) -> (i128, i128) {
+    assert!(d != 0, "exact arithmetic: zero denominator");
+    if n == 0 {
+        return (0, 1);
+    }
+    let g = gcd(n, d);
+    let (n, d) = (n / g, d / g);
+    if d < 0 {
+        (-n, -d)
+    } else {
+        (n, d)
+    }
+}
+
+pub fn add_fractions(a: (i128, i128), b: (i128, i128)) -> (i128, i128) {
+    let g = gcd(a.1, b.1);
+    let n = add(mul(a.0, b.1 / g), mul(b.0, a.1 / g));
+    reduce(n, mul(a.1, b.1 / g))
+}
+
+/// `num / den` rounded half away from zero to an integer (`den` must be > 0).
+pub fn round_half_away_from_zero(num: i128, den: i128) -> i128 {
+    assert!(
+        den > 0,
+        "round_half_away_from_zero: denominator must be positive"
+    );
+    let twice = mul(num.abs(), 2);
+    let q = add(twice, den) / mul(den, 2);
+    if num < 0 {
+        -q
+    } else {
+        q
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

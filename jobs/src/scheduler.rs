@@ -93,7 +93,7 @@ pub fn builtin_jobs() -> Registry {
             }
             Some(_) => {}
         }
-        let report = crate::hydra::pull(&db, &config, |_| {}).await?;
+        let report = crate::sources::hydra_pull::pull(&db, &config, |_| {}).await?;
         Ok(Outcome::Done(format!(
             "{} rows: {} inserted, {} updated, {} unchanged",
             report.rows, report.inserted, report.updated, report.unchanged
@@ -105,8 +105,8 @@ pub fn builtin_jobs() -> Registry {
                 "no [opencollective] table in the configuration".into(),
             ));
         }
-        let options = crate::opencollective::SyncOptions::default();
-        let report = crate::opencollective::sync(&db, &config, options, |_| {}).await?;
+        let options = crate::sources::opencollective::SyncOptions::default();
+        let report = crate::sources::opencollective::sync(&db, &config, options, |_| {}).await?;
         Ok(Outcome::Done(format!(
             "{} pages, {} records ({} skipped), {} recurring, {} retries",
             report.pages, report.records, report.skipped, report.recurring, report.retries
@@ -134,7 +134,7 @@ pub fn builtin_jobs() -> Registry {
                 "no [smtp] table in the configuration".into(),
             ));
         }
-        let month = crate::costs::Month::of(chrono::Utc::now()).prev();
+        let month = crate::calendar::Month::of(chrono::Utc::now()).prev();
         let options = crate::email::outbox::DrainOptions {
             wait_for_retries: std::time::Duration::from_secs(50),
             ..Default::default()

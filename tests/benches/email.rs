@@ -8,7 +8,7 @@
 //! `BENCH_DATABASE_URL=postgres://…/db` (a database it may fill; it is not emptied).
 //! `BENCH_SUBSCRIBERS` changes the count (default 10000).
 use buildfund_entity::subscribers;
-use buildfund_jobs::costs::Month;
+use buildfund_jobs::calendar::Month;
 use buildfund_jobs::email::outbox::{report_message, unsubscribe_url};
 use buildfund_jobs::email::{EmailKey, Mailer};
 use buildfund_jobs::{db, Config};

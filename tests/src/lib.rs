@@ -248,9 +248,10 @@ impl TestApp {
 
     pub async fn token(&self, scope: &str) -> String {
         let scope = scope.parse().expect("scope");
-        let (secret, _) = buildfund_jobs::tokens::create(&self.db, scope, &format!("test {scope}"))
-            .await
-            .expect("create token");
+        let (secret, _) =
+            buildfund_jobs::api_tokens::create(&self.db, scope, &format!("test {scope}"))
+                .await
+                .expect("create token");
         secret
     }
 

@@ -3,7 +3,7 @@
 //! a 500 and a 429), synced into the books, read back through `/api/v1/funds` and
 //! `/api/v1/donations`; and manual donations through `POST /api/v1/donations`.
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use buildfund_jobs::opencollective::{self, SyncOptions};
+use buildfund_jobs::sources::opencollective::{self, SyncOptions};
 use buildfund_tests::{run, Backend, TestApp};
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};

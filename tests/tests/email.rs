@@ -4,7 +4,7 @@
 //! refusals), double opt-in and unsubscribe, the admin API and the CLI.
 use buildfund_entity::{email_outbox, gate_events, subscribers};
 use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
-use buildfund_jobs::email::{tokens, EmailKey};
+use buildfund_jobs::email::{links, EmailKey};
 use buildfund_tests::smtp::{Received, SmtpServer};
 use buildfund_tests::{buildfund_bin, run, Backend, TestApp};
 use chrono::{DateTime, Utc};
@@ -631,9 +631,9 @@ smtp_test!(
             .await
             .unwrap()
             .unwrap();
-        let expired = tokens::sign(
+        let expired = links::sign(
             &key,
-            tokens::Purpose::Confirm,
+            links::Purpose::Confirm,
             sub.id,
             &sub.email,
             Some(Utc::now().timestamp() - 3600),
@@ -644,9 +644,9 @@ smtp_test!(
         );
         // A link for an id nobody has answers like a damaged one: links do not tell which
         // subscriber ids exist.
-        let unknown = tokens::sign(
+        let unknown = links::sign(
             &key,
-            tokens::Purpose::Confirm,
+            links::Purpose::Confirm,
             sub.id + 1000,
             "nobody@example.org",
             Some(Utc::now().timestamp() + 3600),
@@ -960,7 +960,7 @@ smtp_test!(
         assert_eq!(jobs["schedule"]["outbox_drain"]["available"], true);
         let run: Value = app.run_job("monthly_report", &admin).await;
         assert_eq!(run["outcome"], "ok", "{run}");
-        let last_month = buildfund_jobs::costs::Month::of(Utc::now())
+        let last_month = buildfund_jobs::calendar::Month::of(Utc::now())
             .prev()
             .to_string();
         let m = smtp.wait_for(1, Duration::from_secs(10)).await;

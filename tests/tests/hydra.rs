@@ -3,7 +3,7 @@
 //! with the 40 sample rows of tests/fixtures/hydra-sample-build-steps.jsonl. The Hydra side is
 //! always PostgreSQL; buildfund's own database is SQLite or PostgreSQL as `db_test!` runs it.
 use buildfund_entity::{build_steps, sync_cursors};
-use buildfund_jobs::hydra::{self, PageReport, PullReport};
+use buildfund_jobs::sources::hydra_pull::{self, PageReport, PullReport};
 use buildfund_jobs::Config;
 use buildfund_tests::{
     create_postgres_database, db_test, drop_postgres_database, postgres_enabled, run_cli, TestApp,
@@ -185,7 +185,7 @@ fn config_for(app: &TestApp, test: &str, hydra: &HydraDb, overlap: Option<i64>) 
 
 async fn pull(app: &TestApp, config: &Config, page_size: u64) -> (PullReport, Vec<PageReport>) {
     let pages = Mutex::new(Vec::new());
-    let report = hydra::pull_with_page_size(&app.db, config, page_size, |p| {
+    let report = hydra_pull::pull_with_page_size(&app.db, config, page_size, |p| {
         pages.lock().unwrap().push(p.clone())
     })
     .await
@@ -251,7 +251,7 @@ db_test!(
         let hydra_db = HydraDb::with_sample().await;
         let config = config_for(&app, "resume", &hydra_db, None);
 
-        let (first, pages) = pull(&app, &config, hydra::PAGE_SIZE).await;
+        let (first, pages) = pull(&app, &config, hydra_pull::PAGE_SIZE).await;
         assert_eq!(counts(&first), (35, 35, 0, 0), "{first:?}");
         assert_eq!((first.pages, first.skipped), (1, 0));
         assert_eq!(first.read_from, LEDGER_START);
@@ -311,7 +311,7 @@ db_test!(
         }
 
         // A rerun reads only the overlap hour again, and stores nothing new.
-        let (again, _) = pull(&app, &config, hydra::PAGE_SIZE).await;
+        let (again, _) = pull(&app, &config, hydra_pull::PAGE_SIZE).await;
         assert_eq!(counts(&again), (5, 0, 0, 5), "{again:?}");
         assert_eq!(again.read_from, LAST_STOP - 3600);
         assert_eq!(
@@ -329,7 +329,7 @@ db_test!(
                 LOCALHOST,
             ))
             .await;
-        let (next, _) = pull(&app, &config, hydra::PAGE_SIZE).await;
+        let (next, _) = pull(&app, &config, hydra_pull::PAGE_SIZE).await;
         assert_eq!((next.inserted, next.updated), (1, 0), "{next:?}");
         assert_eq!(next.cursor_after, Some(LAST_STOP + 3700));
         assert_eq!(
@@ -346,7 +346,7 @@ db_test!(
                 vec![((LAST_STOP + 4000) as i32).into()],
             )
             .await;
-        let (finished, _) = pull(&app, &config, hydra::PAGE_SIZE).await;
+        let (finished, _) = pull(&app, &config, hydra_pull::PAGE_SIZE).await;
         assert_eq!(
             (finished.inserted, finished.updated),
             (1, 0),
@@ -452,7 +452,7 @@ db_test!(
 
         // The pull finds every exported row as it would have stored it.
         let config = config_for(&app, "export", &hydra_db, None);
-        let (report, _) = pull(&app, &config, hydra::PAGE_SIZE).await;
+        let (report, _) = pull(&app, &config, hydra_pull::PAGE_SIZE).await;
         assert_eq!(counts(&report), (35, 0, 0, 35), "{report:?}");
         assert_eq!(stored(&app).await, exported);
 

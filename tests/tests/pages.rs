@@ -4,7 +4,7 @@
 //! "Anonymous", the caching headers, and a headless Chromium run that reads the rendered DOM and
 //! saves desktop and phone screenshots to `target/test-artifacts/`.
 use buildfund_entity::donations;
-use buildfund_jobs::costs::Month;
+use buildfund_jobs::calendar::Month;
 use buildfund_jobs::money::format_cents;
 use buildfund_tests::{db_test, TestApp};
 use chrono::{DateTime, Duration, Utc};

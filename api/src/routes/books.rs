@@ -2,9 +2,10 @@
 use crate::error::ApiError;
 use crate::startup::AppState;
 use actix_web::{get, web, HttpResponse};
-use buildfund_jobs::costs::{costs_report, Month};
-use buildfund_jobs::funds::funds_month;
-use chrono::{DateTime, SecondsFormat, Utc};
+use buildfund_jobs::books::costs::costs_report;
+use buildfund_jobs::books::funds::funds_month;
+use buildfund_jobs::calendar::{parse_rfc3339, rfc3339, Month};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -19,19 +20,13 @@ pub struct MonthQuery {
 pub fn month_and_instant(q: &MonthQuery) -> Result<(Month, DateTime<Utc>), ApiError> {
     let at = match &q.at {
         None => Utc::now(),
-        Some(s) => DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|_| ApiError::bad_request(format!("at: {s:?} is not an RFC 3339 time")))?,
+        Some(s) => parse_rfc3339(s).map_err(|e| ApiError::bad_request(format!("at: {e}")))?,
     };
     let month = match &q.month {
         None => Month::of(at),
         Some(s) => Month::parse(s).map_err(|e| ApiError::bad_request(format!("month: {e}")))?,
     };
     Ok((month, at))
-}
-
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[get("/costs")]

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use buildfund_jobs::ingest::{self, ChannelReader, Format, IngestError, TooLargeError};
+use buildfund_jobs::sources::ingest::{self, ChannelReader, Format, IngestError, TooLargeError};
 use futures_util::StreamExt;
 use serde_json::json;
 

@@ -7,7 +7,7 @@ use crate::routes::books::{month_and_instant, MonthQuery};
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
-use buildfund_jobs::donations::{self, ManualDonation, ManualOutcome};
+use buildfund_jobs::books::donations::{self, ManualDonation, ManualOutcome};
 use serde_json::json;
 
 #[get("/donations")]

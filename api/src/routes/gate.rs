@@ -16,9 +16,8 @@ pub struct GateQuery {
 }
 
 fn instant(s: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| ApiError::bad_request(format!("{field}: {s:?} is not an RFC 3339 time")))
+    buildfund_jobs::calendar::parse_rfc3339(s)
+        .map_err(|e| ApiError::bad_request(format!("{field}: {e}")))
 }
 
 /// Without `at`: from the in-memory snapshot (no database access, `stale` when the last

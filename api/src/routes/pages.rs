@@ -11,9 +11,10 @@ use crate::startup::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{route, web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
-use buildfund_jobs::costs::{Month, UnpricedLine};
-use buildfund_jobs::donations::PublicDonation;
-use buildfund_jobs::funds::FundMonth;
+use buildfund_jobs::books::costs::UnpricedLine;
+use buildfund_jobs::books::donations::PublicDonation;
+use buildfund_jobs::books::funds::FundMonth;
+use buildfund_jobs::calendar::{rfc3339, Month};
 use buildfund_jobs::gate::{Current, State};
 use buildfund_jobs::money::{format_cents, group_thousands, hours};
 use buildfund_jobs::report::{
@@ -21,7 +22,7 @@ use buildfund_jobs::report::{
     HistoryMonth, MonthReport, Sponsor,
 };
 use buildfund_jobs::Config;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use std::fmt;
 use std::sync::Arc;
 
@@ -178,10 +179,6 @@ pub fn money(cents: i64) -> MoneyView {
 /// "1234567.50" -> "1,234,567.50".
 pub fn month_label(m: Month) -> String {
     format!("{} {}", MONTH_NAMES[(m.month - 1) as usize], m.year)
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 fn time_text(t: DateTime<Utc>) -> String {

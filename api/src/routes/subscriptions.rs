@@ -8,9 +8,9 @@
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use buildfund_jobs::email::links::TokenError;
 use buildfund_jobs::email::render::Page;
 use buildfund_jobs::email::subscriptions::{self, LinkError, Subscribed, SubscriberEmail};
-use buildfund_jobs::email::tokens::TokenError;
 use buildfund_jobs::email::EmailKey;
 use serde::Deserialize;
 

@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use actix_web::{delete, get, post, web, HttpResponse};
 use buildfund_entity::api_tokens;
-use buildfund_jobs::tokens::{self, Scope};
+use buildfund_jobs::api_tokens::{self as tokens, Scope};
 use serde::Deserialize;
 use serde_json::json;
 

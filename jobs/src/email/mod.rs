@@ -3,11 +3,11 @@
 //! (month, subscriber) once, and the SMTP transport. No HTTP framework types: the HTTP handlers,
 //! the CLI and the scheduled jobs call these functions.
 pub mod key;
+pub mod links;
 pub mod outbox;
 pub mod render;
 pub mod smtp;
 pub mod subscriptions;
-pub mod tokens;
 
 pub use key::EmailKey;
 pub use smtp::Mailer;

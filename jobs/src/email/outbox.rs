@@ -15,12 +15,12 @@
 //! a crash between the server's acceptance and that UPDATE: the row is sent again after its
 //! lease, with the same Message-ID (`<report.MONTH.ROW@domain>`), which receivers use to drop
 //! the duplicate (README, "Monthly email").
+use super::links;
 use super::render::{self, ReportView};
 use super::smtp::SendError;
 use super::subscriptions::CONFIRMED;
-use super::tokens;
 use super::{EmailKey, Mailer};
-use crate::costs::Month;
+use crate::calendar::Month;
 use crate::report::{month_report, MonthReport};
 use crate::Config;
 use buildfund_entity::{email_outbox, subscribers};
@@ -231,7 +231,7 @@ pub fn unsubscribe_url(config: &Config, key: &EmailKey, id: i64, email: &str) ->
     format!(
         "{}/unsubscribe?token={}",
         config.public_url,
-        tokens::unsubscribe_token(key, id, email)
+        links::unsubscribe_token(key, id, email)
     )
 }
 

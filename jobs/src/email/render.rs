@@ -221,7 +221,7 @@ struct ConfirmHtml<'a> {
 }
 
 pub fn confirmation(confirm_url: &str, public_url: &str) -> Result<Rendered, askama::Error> {
-    let hours = super::tokens::CONFIRM_TTL_SECONDS / 3600;
+    let hours = super::links::CONFIRM_TTL_SECONDS / 3600;
     Ok(Rendered {
         subject: "Confirm your subscription to the build farm's monthly report".into(),
         text: ConfirmText {

@@ -1,8 +1,8 @@
 //! Subscribers: double opt-in (`subscribe` → confirmation email with a signed, expiring link →
 //! `confirm`), unsubscribe by a signed link that never expires, and the admin operations. A
 //! subscriber is `pending`, `confirmed` or `unsubscribed`; only `confirmed` ones get reports.
+use super::links::{self, Purpose, TokenError};
 use super::render;
-use super::tokens::{self, Purpose, TokenError};
 use super::{EmailKey, Mailer};
 use buildfund_entity::subscribers;
 use chrono::{DateTime, Utc};
@@ -172,7 +172,7 @@ async fn subscriber_of(
     purpose: Purpose,
     now: DateTime<Utc>,
 ) -> Result<subscribers::Model, LinkError> {
-    let parsed = tokens::parse(token, purpose)?;
+    let parsed = links::parse(token, purpose)?;
     let Some(row) = subscribers::Entity::find_by_id(parsed.subscriber_id)
         .one(db)
         .await?
@@ -180,7 +180,7 @@ async fn subscriber_of(
         // The same answer as a wrong signature: a link must not tell which ids exist.
         return Err(TokenError::BadSignature.into());
     };
-    tokens::verify(key, &parsed, &row.email, now.timestamp())?;
+    links::verify(key, &parsed, &row.email, now.timestamp())?;
     Ok(row)
 }
 
@@ -296,7 +296,7 @@ pub fn confirmation_message(
     subscriber: &subscribers::Model,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Message> {
-    let token = tokens::confirm_token(key, subscriber.id, &subscriber.email, now.timestamp());
+    let token = links::confirm_token(key, subscriber.id, &subscriber.email, now.timestamp());
     let url = format!("{}/confirm?token={token}", config.public_url);
     let rendered = render::confirmation(&url, &config.public_url)?;
     let to: Mailbox = subscriber.email.parse()?;

@@ -31,8 +31,10 @@
 //! names one) in the `Personal-Token` header, a per-request timeout, and up to
 //! [`SyncOptions::max_attempts`] tries: network errors, timeouts and 5xx answers are retried
 //! after an exponential backoff, a 429 after its `Retry-After` (else the backoff).
+use crate::books::donations::{
+    self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored,
+};
 use crate::config::{Config, OpenCollectiveConfig};
-use crate::donations::{self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored};
 use anyhow::Context;
 use buildfund_entity::recurring_contributions;
 use chrono::{SecondsFormat, Utc};
@@ -509,7 +511,7 @@ fn record(
 }
 
 async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<DateTime>> {
-    let Some(value) = crate::cursors::read(db, name).await? else {
+    let Some(value) = crate::sources::cursors::read(db, name).await? else {
         return Ok(None);
     };
     match chrono::DateTime::parse_from_rfc3339(&value) {
@@ -521,7 +523,7 @@ async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Opti
 }
 
 async fn store_cursor(db: &DatabaseConnection, name: &str, value: DateTime) -> anyhow::Result<()> {
-    crate::cursors::store(db, name, show(value)).await
+    crate::sources::cursors::store(db, name, show(value)).await
 }
 
 fn show(t: DateTime) -> String {

@@ -1,12 +1,13 @@
 //! Cost of a window over the stored build steps: the database sums busy seconds per
-//! (machine, jobset) in one grouped query, and [`crate::attribution`] turns them into lines.
+//! (machine, jobset) in one grouped query, and [`crate::books::attribution`] turns them into lines.
 //!
 //! The evaluation instant (`at`, default now) plays the part of cost-model.md's "now": every
 //! window is clipped to `[ledger_start, at)`.
-use crate::attribution::{self, active_span, machine_lines, split_months, Line, Span};
+use crate::books::attribution::{active_span, machine_lines, Line};
+use crate::calendar::{split_months, Month, Span};
 use crate::config::{Config, Machine};
 use buildfund_entity::build_steps;
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
 use serde::Serialize;
@@ -63,94 +64,11 @@ pub async fn costs_report(
     Ok(CostsReport {
         month: month.to_string(),
         currency: config.currency.clone(),
-        as_of: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        as_of: crate::calendar::rfc3339(at),
         total_cents: c.total_cents(),
         lines: c.lines,
         unpriced: c.unpriced,
     })
-}
-
-/// A calendar month `YYYY-MM`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Month {
-    pub year: i32,
-    pub month: u32,
-}
-
-impl Month {
-    pub fn parse(s: &str) -> Result<Month, String> {
-        let bad = || format!("{s:?} is not a month (YYYY-MM)");
-        let (y, m) = s.split_once('-').ok_or_else(bad)?;
-        if y.len() != 4 || m.len() != 2 {
-            return Err(bad());
-        }
-        let year: i32 = y.parse().map_err(|_| bad())?;
-        let month: u32 = m.parse().map_err(|_| bad())?;
-        if !(1..=12).contains(&month) || !(1970..=9999).contains(&year) {
-            return Err(bad());
-        }
-        Ok(Month { year, month })
-    }
-
-    pub fn of(t: DateTime<Utc>) -> Month {
-        Month {
-            year: t.year(),
-            month: t.month(),
-        }
-    }
-
-    pub fn span(&self) -> Span {
-        attribution::month_span(self.year, self.month)
-    }
-
-    pub fn start(&self) -> DateTime<Utc> {
-        NaiveDate::from_ymd_opt(self.year, self.month, 1)
-            .expect("valid month")
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
-    }
-
-    pub fn prev(&self) -> Month {
-        if self.month == 1 {
-            Month {
-                year: self.year - 1,
-                month: 12,
-            }
-        } else {
-            Month {
-                year: self.year,
-                month: self.month - 1,
-            }
-        }
-    }
-
-    pub fn next(&self) -> Month {
-        if self.month == 12 {
-            Month {
-                year: self.year + 1,
-                month: 1,
-            }
-        } else {
-            Month {
-                year: self.year,
-                month: self.month + 1,
-            }
-        }
-    }
-}
-
-/// Serialized as `"YYYY-MM"`.
-impl Serialize for Month {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl std::fmt::Display for Month {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04}-{:02}", self.year, self.month)
-    }
 }
 
 /// `span` clipped to `[ledger_start, at)`; `None` when nothing is left.

@@ -3,14 +3,17 @@
 //! [`evaluate`] computes every pool's state exactly at an instant. [`Gate`] keeps the latest
 //! evaluation in memory for the hot path, refreshes it (after ingests and admin changes, and
 //! on a timer), records state changes in `gate_events`, and hands each change to the outgoing
-//! actions ([`crate::gate_actions`]: webhooks and Hydra).
-use crate::attribution::round_half_away_from_zero;
+//! actions ([`crate::gate::actions`]: webhooks and Hydra).
+pub mod actions;
+
+use crate::books::costs::month_costs;
+use crate::books::funds::standing;
+use crate::calendar::{rfc3339, Month};
 use crate::config::{Config, OTHER_POOL};
-use crate::costs::{month_costs, Month};
-use crate::funds::standing;
 use crate::money::format_cents;
+use crate::money::round_half_away_from_zero;
 use buildfund_entity::{gate_events, pool_controls};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
@@ -105,10 +108,6 @@ pub struct Decision<'a> {
     #[serde(flatten)]
     pub gate: &'a PoolGate,
     pub stale: bool,
-}
-
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// `projected = spent * seconds_in_month / max(elapsed, 3600)`, rounded half away from zero.

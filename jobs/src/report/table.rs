@@ -1,8 +1,9 @@
 //! The readable month table of `buildfund costs`: cost grouped by fund, pool, jobset and
 //! machine, then each machine's busy hours, capacity, utilization and cost.
-use crate::attribution::{active_span, Line};
+use crate::books::attribution::{active_span, Line};
+use crate::books::costs::{clip, CostsReport};
+use crate::calendar::Month;
 use crate::config::Config;
-use crate::costs::{clip, CostsReport, Month};
 use crate::money::format_cents;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;

@@ -42,8 +42,8 @@
 //! Caveat from Hydra's data model: a step shared by several builds is stored once, under one of
 //! them, so the attribution is first-come, not Hydra's scheduling fair share.
 use crate::config::{Config, HydraConfig};
-use crate::ingest::record::{validate, Field, RawRecord};
-use crate::ingest::{self, StepRecord};
+use crate::sources::ingest::record::{validate, Field, RawRecord};
+use crate::sources::ingest::{self, StepRecord};
 use anyhow::Context;
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
@@ -307,7 +307,7 @@ async fn read_page(
 }
 
 async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<i64>> {
-    let Some(value) = crate::cursors::read(db, name).await? else {
+    let Some(value) = crate::sources::cursors::read(db, name).await? else {
         return Ok(None);
     };
     match value.parse::<i64>() {
@@ -319,7 +319,7 @@ async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Opti
 }
 
 async fn store_cursor(db: &DatabaseConnection, name: &str, value: i64) -> anyhow::Result<()> {
-    crate::cursors::store(db, name, value.to_string()).await
+    crate::sources::cursors::store(db, name, value.to_string()).await
 }
 
 async fn pull_from(

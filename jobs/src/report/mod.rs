@@ -2,12 +2,15 @@
 //! and the sponsor email show. Every figure comes from the same functions as the API
 //! (`funds::funds_month` for `/api/v1/funds`, its cost lines for `/api/v1/costs`); this module
 //! only groups and sorts them, so a renderer never repeats the arithmetic.
-use crate::attribution::{active_span, Line};
+pub mod table;
+
+use crate::books::attribution::{active_span, Line};
+use crate::books::costs::{clip, month_costs, UnpricedLine};
+use crate::books::donations::{public, PublicDonation, ANONYMOUS};
+use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
+use crate::calendar::rfc3339;
+use crate::calendar::Month;
 use crate::config::Config;
-use crate::costs::{clip, month_costs, Month, UnpricedLine};
-use crate::donations::{public, PublicDonation, ANONYMOUS};
-use crate::funds::{funds_month, raised_by_fund, FundMonth, Raised};
-use crate::gate::rfc3339;
 use buildfund_entity::{donations, gate_events};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func};

@@ -1,4 +1,6 @@
 //! Connecting to the database (embedded SQLite or PostgreSQL, one code path) and migrating it.
+pub mod catalog;
+
 use crate::config::{describe_database, Config};
 use anyhow::Context;
 use buildfund_migration::{Migrator, MigratorTrait};
@@ -92,7 +94,7 @@ async fn prepare_once(db: &DatabaseConnection, config: &Config) -> anyhow::Resul
     Migrator::up(&txn, None)
         .await
         .context("migrating the database failed")?;
-    crate::catalog::store(&txn, config)
+    crate::db::catalog::store(&txn, config)
         .await
         .context("storing the configured funds, pools and machines failed")?;
     txn.commit()

@@ -7,11 +7,11 @@
 //! `[rates]` entry (each amount rounded half away from zero to a cent on its own, and
 //! `net = gross - fees` after rounding); a currency with no rate is refused with a message naming
 //! it, never guessed.
+use crate::books::funds::route;
+use crate::calendar::Month;
 use crate::config::Config;
-use crate::costs::Month;
-use crate::funds::route;
 use buildfund_entity::donations;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::sea_query::Expr;
@@ -264,7 +264,7 @@ pub fn public(config: &Config, m: &donations::Model) -> PublicDonation {
         source: m.source.clone(),
         id: m.external_id.clone(),
         kind: m.kind.clone(),
-        occurred_at: m.occurred_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        occurred_at: crate::calendar::rfc3339(m.occurred_at),
         account: m.account_slug.clone(),
         tier: m.tier_slug.clone(),
         fund: route(config, &m.account_slug, m.tier_slug.as_deref())
@@ -358,10 +358,10 @@ impl ManualDonation {
             }
         };
         let occurred_at = match &self.occurred_at {
-            Some(s) => match DateTime::parse_from_rfc3339(s) {
-                Ok(t) => Some(t.with_timezone(&Utc)),
-                Err(_) => {
-                    err("occurred_at", format!("{s:?} is not an RFC 3339 time"));
+            Some(s) => match crate::calendar::parse_rfc3339(s) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    err("occurred_at", e);
                     None
                 }
             },

@@ -25,8 +25,9 @@
 //!   rounds each month part on its own, so one call per [`split_months`] part is required.
 //!   [`machine_cost_exact`] accepts any window (a monthly price is prorated per month part).
 //! - Nothing here clips to `ledger_start` or `now`: the caller does, as documented per function.
+use crate::calendar::{month_of, seconds_in_month, split_months, Span};
 use crate::config::{Config, CostModel, IdlePolicy, Machine, OTHER_POOL};
-use chrono::{DateTime, Datelike, NaiveDate};
+use crate::money::{add, add_fractions, gcd, mul, reduce, round_half_away_from_zero};
 use std::collections::BTreeMap;
 
 /// The line key of a machine's idle line (sorts after every ASCII jobset key in ties).
@@ -34,43 +35,6 @@ pub const IDLE_KEY: &str = "~idle";
 
 /// Seconds in one hour, the unit of hourly and metered prices.
 const HOUR: i128 = 3600;
-
-/// Half-open interval [start, end) of unix seconds (UTC).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Span {
-    pub start: i64,
-    pub end: i64,
-}
-
-impl Span {
-    pub fn new(start: i64, end: i64) -> Span {
-        Span { start, end }
-    }
-
-    /// Length in seconds, `max(0, end - start)`.
-    pub fn len(&self) -> i64 {
-        if self.end > self.start {
-            self.end
-                .checked_sub(self.start)
-                .unwrap_or_else(|| panic!("span {self:?} is longer than i64 seconds"))
-        } else {
-            0
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.end <= self.start
-    }
-
-    /// The common part of two spans, `None` when it is empty.
-    pub fn intersect(&self, other: Span) -> Option<Span> {
-        let s = Span {
-            start: self.start.max(other.start),
-            end: self.end.min(other.end),
-        };
-        (!s.is_empty()).then_some(s)
-    }
-}
 
 /// One cost line of one (machine, window).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -127,116 +91,6 @@ impl ExactShares {
             .fold(0i128, |acc, l| add(acc, l.numerator));
         (n, self.denominator)
     }
-}
-
-fn overflow(what: &str) -> ! {
-    panic!(
-        "attribution: {what} overflows i128; the configured prices, slots and busy seconds \
-         are far beyond anything this ledger can represent"
-    )
-}
-
-fn mul(a: i128, b: i128) -> i128 {
-    a.checked_mul(b)
-        .unwrap_or_else(|| overflow(&format!("{a} * {b}")))
-}
-
-fn add(a: i128, b: i128) -> i128 {
-    a.checked_add(b)
-        .unwrap_or_else(|| overflow(&format!("{a} + {b}")))
-}
-
-fn gcd(a: i128, b: i128) -> i128 {
-    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    i128::try_from(a).unwrap_or_else(|_| overflow("gcd"))
-}
-
-/// `n / d` in lowest terms with a positive denominator (`0/1` for zero).
-fn reduce(n: i128, d: i128) -> (i128, i128) {
-    assert!(d != 0, "attribution: zero denominator");
-    if n == 0 {
-        return (0, 1);
-    }
-    let g = gcd(n, d);
-    let (n, d) = (n / g, d / g);
-    if d < 0 {
-        (-n, -d)
-    } else {
-        (n, d)
-    }
-}
-
-fn add_fractions(a: (i128, i128), b: (i128, i128)) -> (i128, i128) {
-    let g = gcd(a.1, b.1);
-    let n = add(mul(a.0, b.1 / g), mul(b.0, a.1 / g));
-    reduce(n, mul(a.1, b.1 / g))
-}
-
-/// `num / den` rounded half away from zero to an integer (`den` must be > 0).
-pub fn round_half_away_from_zero(num: i128, den: i128) -> i128 {
-    assert!(
-        den > 0,
-        "round_half_away_from_zero: denominator must be positive"
-    );
-    let twice = mul(num.abs(), 2);
-    let q = add(twice, den) / mul(den, 2);
-    if num < 0 {
-        -q
-    } else {
-        q
-    }
-}
-
-fn instant(year: i32, month: u32) -> i64 {
-    NaiveDate::from_ymd_opt(year, month, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .unwrap_or_else(|| panic!("month {year:04}-{month:02} is out of the supported range"))
-        .and_utc()
-        .timestamp()
-}
-
-/// [start of month, start of next month) for year/month (UTC). Panics unless `month` is 1..=12.
-pub fn month_span(year: i32, month: u32) -> Span {
-    assert!(
-        (1..=12).contains(&month),
-        "month_span: month {month} is not between 1 and 12"
-    );
-    let (next_year, next_month) = if month == 12 {
-        (year + 1, 1)
-    } else {
-        (year, month + 1)
-    };
-    Span {
-        start: instant(year, month),
-        end: instant(next_year, next_month),
-    }
-}
-
-/// The calendar month containing instant t, as a Span.
-pub fn month_of(t: i64) -> Span {
-    let dt = DateTime::from_timestamp(t, 0)
-        .unwrap_or_else(|| panic!("month_of: {t} is out of the supported range"));
-    month_span(dt.year(), dt.month())
-}
-
-/// `seconds_in_month(M)` of the month containing instant t.
-pub fn seconds_in_month(t: i64) -> i64 {
-    month_of(t).len()
-}
-
-/// Splits a span at calendar month boundaries (UTC); empty input gives an empty Vec.
-pub fn split_months(span: Span) -> Vec<Span> {
-    let mut parts = Vec::new();
-    let mut start = span.start;
-    while start < span.end {
-        let end = month_of(start).end.min(span.end);
-        parts.push(Span { start, end });
-        start = end;
-    }
-    parts
 }
 
 /// The machine's provisioned interval `[active_from, active_until)`; a missing bound is open.
@@ -492,6 +346,8 @@ pub fn machine_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calendar::month_span;
+    use chrono::DateTime;
     use proptest::prelude::*;
 
     const DAY: i64 = 86_400;
@@ -594,7 +450,7 @@ idle_fund = "cuda"
     }
 
     fn at(text: &str) -> i64 {
-        crate::config::parse_instant(text).unwrap().timestamp()
+        crate::calendar::parse_instant(text).unwrap().timestamp()
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Funds: what came in (donations, routed by tier, then account, then the default fund), what
 //! went out (cost lines), balance, burn and runway (cost-model.md, "Donations" and "Balance,
 //! burn, runway").
-use crate::attribution::Span;
+use crate::books::costs::{clip, cost_to_date_by_fund, month_costs, span_lines, WindowCosts};
+use crate::calendar::Month;
+use crate::calendar::Span;
 use crate::config::{Config, Fund};
-use crate::costs::{clip, cost_to_date_by_fund, month_costs, span_lines, Month, WindowCosts};
 use buildfund_entity::donations;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, Query};

@@ -5,8 +5,9 @@
 //!
 //! Secrets never appear in the file: only the names of the environment variables that hold
 //! them (`token_env`, `password_env`).
+use crate::calendar::parse_instant;
 use crate::money::{parse_cents, parse_fraction, Price};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use globset::{Glob, GlobMatcher};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
@@ -193,7 +194,7 @@ pub const DEFAULT_OPENCOLLECTIVE_OVERLAP_SECONDS: i64 = 86_400;
 pub const MAX_OPENCOLLECTIVE_OVERLAP_SECONDS: i64 = 30 * 86_400;
 pub const DEFAULT_OPENCOLLECTIVE_TIMEOUT_SECONDS: i64 = 60;
 
-/// Where the Hydra pull reads finished build steps (`[hydra]`; see `crate::hydra`).
+/// Where the Hydra pull reads finished build steps (`[hydra]`; see `crate::sources::hydra_pull`).
 #[derive(Clone, Debug)]
 pub struct HydraConfig {
     /// The NAME of the environment variable holding the (read-only) Hydra PostgreSQL URL;
@@ -1453,17 +1454,6 @@ impl Validator {
         }
         machines
     }
-}
-
-/// Parses `2026-01-01` (00:00 UTC of that day) or an RFC 3339 instant.
-pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
-    }
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Where a relative SQLite path in a URL would live, for messages.

@@ -1,0 +1,199 @@
+//! The calendar: instants are UTC, durations integer seconds. Half-open [`Span`]s of unix
+//! seconds, calendar [`Month`]s and their arithmetic, and the one RFC 3339 parser and formatter
+//! every input and output uses.
+use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
+use serde::Serialize;
+
+/// Half-open interval [start, end) of unix seconds (UTC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Span {
+    pub fn new(start: i64, end: i64) -> Span {
+        Span { start, end }
+    }
+
+    /// Length in seconds, `max(0, end - start)`.
+    pub fn len(&self) -> i64 {
+        if self.end > self.start {
+            self.end
+                .checked_sub(self.start)
+                .unwrap_or_else(|| panic!("span {self:?} is longer than i64 seconds"))
+        } else {
+            0
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    /// The common part of two spans, `None` when it is empty.
+    pub fn intersect(&self, other: Span) -> Option<Span> {
+        let s = Span {
+            start: self.start.max(other.start),
+            end: self.end.min(other.end),
+        };
+        (!s.is_empty()).then_some(s)
+    }
+}
+
+fn instant(year: i32, month: u32) -> i64 {
+    NaiveDate::from_ymd_opt(year, month, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or_else(|| panic!("month {year:04}-{month:02} is out of the supported range"))
+        .and_utc()
+        .timestamp()
+}
+
+/// [start of month, start of next month) for year/month (UTC). Panics unless `month` is 1..=12.
+pub fn month_span(year: i32, month: u32) -> Span {
+    assert!(
+        (1..=12).contains(&month),
+        "month_span: month {month} is not between 1 and 12"
+    );
+    let (next_year, next_month) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
+    Span {
+        start: instant(year, month),
+        end: instant(next_year, next_month),
+    }
+}
+
+/// The calendar month containing instant t, as a Span.
+pub fn month_of(t: i64) -> Span {
+    let dt = DateTime::from_timestamp(t, 0)
+        .unwrap_or_else(|| panic!("month_of: {t} is out of the supported range"));
+    month_span(dt.year(), dt.month())
+}
+
+/// `seconds_in_month(M)` of the month containing instant t.
+pub fn seconds_in_month(t: i64) -> i64 {
+    month_of(t).len()
+}
+
+/// Splits a span at calendar month boundaries (UTC); empty input gives an empty Vec.
+pub fn split_months(span: Span) -> Vec<Span> {
+    let mut parts = Vec::new();
+    let mut start = span.start;
+    while start < span.end {
+        let end = month_of(start).end.min(span.end);
+        parts.push(Span { start, end });
+        start = end;
+    }
+    parts
+}
+
+/// A calendar month `YYYY-MM`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Month {
+    pub year: i32,
+    pub month: u32,
+}
+
+impl Month {
+    pub fn parse(s: &str) -> Result<Month, String> {
+        let bad = || format!("{s:?} is not a month (YYYY-MM)");
+        let (y, m) = s.split_once('-').ok_or_else(bad)?;
+        if y.len() != 4 || m.len() != 2 {
+            return Err(bad());
+        }
+        let year: i32 = y.parse().map_err(|_| bad())?;
+        let month: u32 = m.parse().map_err(|_| bad())?;
+        if !(1..=12).contains(&month) || !(1970..=9999).contains(&year) {
+            return Err(bad());
+        }
+        Ok(Month { year, month })
+    }
+
+    pub fn of(t: DateTime<Utc>) -> Month {
+        Month {
+            year: t.year(),
+            month: t.month(),
+        }
+    }
+
+    pub fn span(&self) -> Span {
+        month_span(self.year, self.month)
+    }
+
+    pub fn start(&self) -> DateTime<Utc> {
+        NaiveDate::from_ymd_opt(self.year, self.month, 1)
+            .expect("valid month")
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+    }
+
+    pub fn prev(&self) -> Month {
+        if self.month == 1 {
+            Month {
+                year: self.year - 1,
+                month: 12,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month - 1,
+            }
+        }
+    }
+
+    pub fn next(&self) -> Month {
+        if self.month == 12 {
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
+        }
+    }
+}
+
+/// Serialized as `"YYYY-MM"`.
+impl Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// An instant as RFC 3339 in UTC with whole seconds (`2026-10-31T12:00:00Z`), the form of every
+/// instant buildfund prints.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Parses an RFC 3339 instant from outside; the error quotes the text
+/// (`"tomorrow" is not an RFC 3339 time`) and the caller puts the field's name before it.
+pub fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time"))
+}
+
+/// A configured instant: a date (`2026-01-01`, midnight UTC) or an RFC 3339 time.
+pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
+    }
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
