@@ -16,11 +16,12 @@
 //! lease, with the same Message-ID (`<report.MONTH.ROW@domain>`), which receivers use to drop
 //! the duplicate (README, "Monthly email").
 use super::links;
-use super::render::{self, ReportView};
+use super::render;
 use super::smtp::SendError;
 use super::subscriptions::CONFIRMED;
 use super::{EmailKey, Mailer};
 use crate::calendar::Month;
+use crate::report::view::report_view;
 use crate::report::{month_report, MonthReport};
 use crate::Config;
 use buildfund_entity::{email_outbox, subscribers};
@@ -245,8 +246,8 @@ pub fn report_message(
     unsubscribe: &str,
     message_id: String,
 ) -> anyhow::Result<Message> {
-    let view = ReportView::new(report, &config.public_url, unsubscribe);
-    let rendered = render::report(&view)?;
+    let view = report_view(report, &[], &[]);
+    let rendered = render::report(&view, &config.public_url, unsubscribe)?;
     let to: Mailbox = to.parse()?;
     Ok(Message::builder()
         .from(mailer.from().clone())
@@ -490,10 +491,9 @@ pub async fn preview(
     at: DateTime<Utc>,
 ) -> anyhow::Result<render::Rendered> {
     let report = month_report(db, config, month, at).await?;
-    let view = ReportView::new(
-        &report,
+    Ok(render::report(
+        &report_view(&report, &[], &[]),
         &config.public_url,
         &format!("{}/unsubscribe?token=PREVIEW", config.public_url),
-    );
-    Ok(render::report(&view)?)
+    )?)
 }

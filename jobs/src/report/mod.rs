@@ -1,8 +1,19 @@
-//! The month's transparency report: what the funding page, the report pages, the month's CSV
-//! and the sponsor email show. Every figure comes from the same functions as the API
-//! (`funds::funds_month` for `/api/v1/funds`, its cost lines for `/api/v1/costs`); this module
-//! only groups and sorts them, so a renderer never repeats the arithmetic.
+//! The month's transparency report: the one set of figures the funding page, the report pages,
+//! the month's CSV, the sponsor email and the CLI costs table show. Every figure comes from the
+//! same functions as the API (`funds::funds_month` for `/api/v1/funds`, its cost lines for
+//! `/api/v1/costs`); this module only groups and sorts them, so a presentation never repeats
+//! the arithmetic.
+//!
+//! - this module: the figures ([`month_report`], [`funding_page`], [`history`], …);
+//! - [`view`]: the view model every presentation reads (formatted amounts, filtered links,
+//!   worded gate events, no admin names), with [`chart`] for the funding page's chart;
+//! - [`csv`]: the month's CSV; [`table`]: the CLI's costs table.
+pub mod chart;
+pub mod csv;
 pub mod table;
+pub mod view;
+
+pub use self::csv::{month_csv, text_cell, CSV_COLUMNS};
 
 use crate::books::attribution::{active_span, Line};
 use crate::books::costs::{clip, month_costs, UnpricedLine};
@@ -11,7 +22,7 @@ use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
 use crate::calendar::rfc3339;
 use crate::calendar::Month;
 use crate::config::Config;
-use buildfund_entity::{donations, gate_events};
+use buildfund_entity::{donations, gate_events, pool_controls};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func};
 use sea_orm::{
@@ -41,19 +52,10 @@ pub struct MachineCost {
     /// Every line of the machine, idle included.
     pub cost_cents: i64,
     pub idle_cents: i64,
-    /// `busy / capacity` in tenths of a percent, rounded down (may exceed 1000 when the
-    /// machine ran more steps than slots); `None` with no capacity.
+    /// `busy / capacity` in tenths of a percent, exact and rounded down (may exceed 1000 when
+    /// the machine ran more steps than slots); `None` with no capacity. Shown by
+    /// [`view::utilization_text`].
     pub utilization_permille: Option<i64>,
-}
-
-impl MachineCost {
-    /// "73.4 %", or "–" without capacity.
-    pub fn utilization_text(&self) -> String {
-        match self.utilization_permille {
-            Some(p) => format!("{}.{} %", p / 10, p % 10),
-            None => "–".into(),
-        }
-    }
 }
 
 /// A contributor of the month (or of all time), by net amount: a name and a profile link,
@@ -72,7 +74,7 @@ pub struct Sponsor {
 /// webhook URLs, which may carry secrets.
 pub const PUBLIC_GATE_EVENTS: &[&str] = &["state", "pause", "override", "lift"];
 
-/// A gate state change or admin action of the month.
+/// A gate state change or admin action of the month, as the public sees it: never who made it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct GateEvent {
     pub at: String,
@@ -81,6 +83,10 @@ pub struct GateEvent {
     pub kind: String,
     pub from_state: Option<String>,
     pub to_state: Option<String>,
+    /// An override's end.
+    pub until: Option<String>,
+    /// The reason without admin names ([`view::admin_free`]): a state change's reason quotes
+    /// the pause or override in force, which the gate words with the token's name.
     pub reason: String,
 }
 
@@ -135,6 +141,7 @@ pub async fn month_report(
     let machines = machine_costs(config, month, at, &costs.lines);
     let (from, to) = month_bounds(config, month, at);
     let sponsors = sponsors(db, from, to, None).await?;
+    let actors = admin_actors(db).await?;
     let gate_events = gate_events::Entity::find()
         .filter(gate_events::Column::Kind.is_in(PUBLIC_GATE_EVENTS.iter().copied()))
         .filter(gate_events::Column::At.gte(month.start()))
@@ -145,11 +152,12 @@ pub async fn month_report(
         .into_iter()
         .map(|e| GateEvent {
             at: rfc3339(e.at),
+            reason: view::admin_free(&e.reason, &actors),
             pool: e.pool,
             kind: e.kind,
             from_state: e.from_state,
             to_state: e.to_state,
-            reason: e.reason,
+            until: e.until.map(rfc3339),
         })
         .collect();
     Ok(MonthReport {
@@ -173,6 +181,34 @@ pub async fn month_report(
         sponsors,
         gate_events,
     })
+}
+
+/// Every name an admin change was made under (the tokens' names behind pauses, overrides and
+/// lifts), for [`view::admin_free`].
+async fn admin_actors(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
+    use pool_controls::Column as C;
+    let made: Vec<String> = pool_controls::Entity::find()
+        .select_only()
+        .column(C::Actor)
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    let lifted: Vec<Option<String>> = pool_controls::Entity::find()
+        .select_only()
+        .column(C::LiftedBy)
+        .filter(C::LiftedBy.is_not_null())
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut out: Vec<String> = made
+        .into_iter()
+        .chain(lifted.into_iter().flatten())
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 /// The month clipped to `[ledger_start, at)` as instants (empty when nothing is left).
@@ -244,7 +280,8 @@ pub fn machine_costs(
             capacity_seconds: capacity,
             cost_cents: cost,
             idle_cents: idle,
-            utilization_permille: (capacity > 0).then(|| busy * 1000 / capacity),
+            utilization_permille: (capacity > 0)
+                .then(|| (i128::from(busy) * 1000 / i128::from(capacity)) as i64),
         });
     }
     out.sort_by(|a, b| a.machine.cmp(&b.machine));
@@ -556,126 +593,6 @@ pub async fn first_report_month(
     Ok(Month::of(first))
 }
 
-/// The columns of the month's CSV (`GET /reports/YYYY-MM.csv`), in order.
-pub const CSV_COLUMNS: &[&str] = &[
-    "record",
-    "month",
-    "as_of",
-    "occurred_at",
-    "fund",
-    "pool",
-    "jobset",
-    "machine",
-    "idle",
-    "busy_seconds",
-    "contributor",
-    "contributor_url",
-    "anonymous",
-    "source",
-    "id",
-    "kind",
-    "account",
-    "tier",
-    "refund_of",
-    "gross_cents",
-    "fees_cents",
-    "amount_cents",
-    "amount",
-    "currency",
-    "original_amount",
-    "original_currency",
-];
-
-/// Text from outside (names, jobsets, machines, links) as a CSV cell that a spreadsheet will
-/// not run as a formula: a leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'` in
-/// front (OWASP's advice for CSV injection). Numbers are never passed through this.
-pub fn text_cell(s: &str) -> std::borrow::Cow<'_, str> {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
-        _ => s.into(),
-    }
-}
-
-/// Every cost line of the report (`record` = `cost`, `amount` = its cost) then every donation
-/// record of the month (`record` = `donation`, `amount` = its net), one row each, with a header
-/// row of [`CSV_COLUMNS`]. Amounts are cents and decimals of the ledger currency.
-pub fn month_csv(
-    report: &MonthReport,
-    donations: &[PublicDonation],
-) -> Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(CSV_COLUMNS)?;
-    let month = report.month.to_string();
-    let as_of = rfc3339(report.as_of);
-    let money = crate::money::format_cents;
-    for l in &report.lines {
-        w.write_record([
-            "cost",
-            &month,
-            &as_of,
-            "",
-            &l.fund,
-            l.pool.as_deref().unwrap_or(""),
-            &text_cell(l.jobset.as_deref().unwrap_or("")),
-            &text_cell(&l.machine),
-            if l.idle { "true" } else { "false" },
-            &l.busy_seconds.to_string(),
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            &l.cost_cents.to_string(),
-            &money(l.cost_cents),
-            &report.currency,
-            "",
-            "",
-        ])?;
-    }
-    for d in donations {
-        w.write_record([
-            "donation",
-            &month,
-            &as_of,
-            &d.occurred_at,
-            &d.fund,
-            "",
-            "",
-            "",
-            "",
-            "",
-            &text_cell(&d.contributor.name),
-            &text_cell(d.contributor.url.as_deref().unwrap_or("")),
-            if d.contributor.anonymous {
-                "true"
-            } else {
-                "false"
-            },
-            &text_cell(&d.source),
-            &text_cell(&d.id),
-            &d.kind,
-            &text_cell(&d.account),
-            &text_cell(d.tier.as_deref().unwrap_or("")),
-            &text_cell(d.refund_of.as_deref().unwrap_or("")),
-            &d.gross_cents.to_string(),
-            &d.fees_cents.to_string(),
-            &d.net_cents.to_string(),
-            &money(d.net_cents),
-            &report.currency,
-            // A decimal number as stored (a refund's starts with `-`): never prefixed.
-            &d.original_amount,
-            &text_cell(&d.original_currency),
-        ])?;
-    }
-    w.into_inner().map_err(|e| e.into_error().into())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -731,15 +648,6 @@ active_from = "2026-03-01"
     }
 
     #[test]
-    fn csv_text_cells_never_start_a_formula() {
-        assert_eq!(text_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(text_cell("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(text_cell("-1+2"), "'-1+2");
-        assert_eq!(text_cell("Ada Lovelace"), "Ada Lovelace");
-        assert_eq!(text_cell(""), "");
-    }
-
-    #[test]
     fn pools_sum_their_lines_and_sort_by_cost() {
         let c = config();
         let lines = [
@@ -773,7 +681,7 @@ active_from = "2026-03-01"
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(m[0].capacity_seconds, 2 * 28 * 86400);
         assert_eq!(m[0].utilization_permille, Some(500));
-        assert_eq!(m[0].utilization_text(), "50.0 %");
+        assert_eq!(view::utilization_text(m[0].utilization_permille), "50.0 %");
         assert_eq!((m[0].cost_cents, m[0].idle_cents), (120, 60));
         // Mid-March, month to date: both machines, half a day of capacity for b.
         let mar = Month::parse("2026-03").unwrap();

@@ -1,7 +1,11 @@
 //! The readable month table of `buildfund costs`: cost grouped by fund, pool, jobset and
-//! machine, then each machine's busy hours, capacity, utilization and cost.
-use crate::books::attribution::{active_span, Line};
-use crate::books::costs::{clip, CostsReport};
+//! machine, then each machine's busy hours, capacity, utilization and cost. The machine figures
+//! are the report's ([`super::machine_costs`], the same as the pages' and the email's) and the
+//! utilization is the view model's text of its exact permille; only the column layout is here.
+use super::machine_costs;
+use super::view::utilization_text;
+use crate::books::attribution::Line;
+use crate::books::costs::CostsReport;
 use crate::calendar::Month;
 use crate::config::Config;
 use crate::money::format_cents;
@@ -9,8 +13,10 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+/// "11.00 h": hours to the hundredth, exact (rounded half up), plain like the table's amounts.
 fn hours(seconds: i64) -> String {
-    format!("{:.2} h", seconds as f64 / 3600.0)
+    let hundredths = (i128::from(seconds.max(0)) * 100 + 1800) / 3600;
+    format!("{}.{:02} h", hundredths / 100, hundredths % 100)
 }
 
 pub fn render(config: &Config, report: &CostsReport, month: Month, at: DateTime<Utc>) -> String {
@@ -23,7 +29,7 @@ pub fn render(config: &Config, report: &CostsReport, month: Month, at: DateTime<
         report.as_of,
         format_cents(report.total_cents)
     );
-    // fund -> pool ("idle" for idle lines) -> lines
+    // fund -> pool ("(idle)" for idle lines) -> lines
     let mut tree: BTreeMap<&str, BTreeMap<String, Vec<&Line>>> = BTreeMap::new();
     for l in &report.lines {
         let pool = l.pool.clone().unwrap_or_else(|| "(idle)".into());
@@ -57,34 +63,23 @@ pub fn render(config: &Config, report: &CostsReport, month: Month, at: DateTime<
             }
         }
     }
-    let window = clip(config, month.span(), at);
     let _ = writeln!(
         out,
-        "\n{:<16} {:<8} {:>5} {:>12} {:>12} {:>6} {:>12}",
+        "\n{:<16} {:<8} {:>5} {:>12} {:>12} {:>8} {:>12}",
         "machine", "model", "slots", "busy", "capacity", "util", "cost"
     );
-    for m in &config.machines {
-        let lines = report.lines.iter().filter(|l| l.machine == m.name);
-        let (busy, cost) = lines.fold((0, 0), |(b, c), l| (b + l.busy_seconds, c + l.cost_cents));
-        let capacity = window
-            .and_then(|w| active_span(m, w))
-            .map(|a| a.len() * m.slots as i64)
-            .unwrap_or(0);
-        let util = if capacity > 0 {
-            format!("{:.1}%", busy as f64 * 100.0 / capacity as f64)
-        } else {
-            "-".into()
-        };
+    for m in machine_costs(config, month, at, &report.lines) {
+        let configured = config.machines.iter().find(|c| c.name == m.machine);
         let _ = writeln!(
             out,
-            "{:<16} {:<8} {:>5} {:>12} {:>12} {:>6} {:>12}",
-            m.name,
-            m.cost.kind(),
-            m.slots,
-            hours(busy),
-            hours(capacity),
-            util,
-            format_cents(cost)
+            "{:<16} {:<8} {:>5} {:>12} {:>12} {:>8} {:>12}",
+            m.machine,
+            configured.map_or("", |c| c.cost.kind()),
+            configured.map_or(0, |c| c.slots),
+            hours(m.busy_seconds),
+            hours(m.capacity_seconds),
+            utilization_text(m.utilization_permille),
+            format_cents(m.cost_cents)
         );
     }
     if !report.unpriced.is_empty() {
@@ -100,4 +95,20 @@ pub fn render(config: &Config, report: &CostsReport, month: Month, at: DateTime<
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_hours_are_exact_to_the_hundredth() {
+        assert_eq!(hours(39_600), "11.00 h");
+        assert_eq!(hours(5_400), "1.50 h");
+        // 1 s is 0.000277… h; 18 s is exactly 0.005 h, rounded up.
+        assert_eq!(hours(1), "0.00 h");
+        assert_eq!(hours(18), "0.01 h");
+        assert_eq!(hours(3_600_000), "1000.00 h");
+        assert_eq!(hours(-5), "0.00 h");
+    }
 }

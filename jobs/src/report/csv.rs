@@ -1,0 +1,141 @@
+//! The month's CSV (`GET /reports/YYYY-MM.csv`): every cost line and every donation record of
+//! the month, one row each, from the same [`MonthReport`] as the pages and the email. Amounts
+//! are cents and plain decimals (`1234.56`, as the API gives them); outside text is defused.
+use super::MonthReport;
+use crate::books::donations::PublicDonation;
+use crate::calendar::rfc3339;
+use crate::money::format_cents;
+
+/// The columns of the month's CSV (`GET /reports/YYYY-MM.csv`), in order.
+pub const CSV_COLUMNS: &[&str] = &[
+    "record",
+    "month",
+    "as_of",
+    "occurred_at",
+    "fund",
+    "pool",
+    "jobset",
+    "machine",
+    "idle",
+    "busy_seconds",
+    "contributor",
+    "contributor_url",
+    "anonymous",
+    "source",
+    "id",
+    "kind",
+    "account",
+    "tier",
+    "refund_of",
+    "gross_cents",
+    "fees_cents",
+    "amount_cents",
+    "amount",
+    "currency",
+    "original_amount",
+    "original_currency",
+];
+
+/// Text from outside (names, jobsets, machines, links) as a CSV cell that a spreadsheet will
+/// not run as a formula: a leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'` in
+/// front (OWASP's advice for CSV injection). Numbers are never passed through this.
+pub fn text_cell(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
+}
+
+/// Every cost line of the report (`record` = `cost`, `amount` = its cost) then every donation
+/// record of the month (`record` = `donation`, `amount` = its net), one row each, with a header
+/// row of [`CSV_COLUMNS`]. Amounts are cents and decimals of the ledger currency.
+pub fn month_csv(
+    report: &MonthReport,
+    donations: &[PublicDonation],
+) -> Result<Vec<u8>, ::csv::Error> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_COLUMNS)?;
+    let month = report.month.to_string();
+    let as_of = rfc3339(report.as_of);
+    let money = format_cents;
+    for l in &report.lines {
+        w.write_record([
+            "cost",
+            &month,
+            &as_of,
+            "",
+            &l.fund,
+            l.pool.as_deref().unwrap_or(""),
+            &text_cell(l.jobset.as_deref().unwrap_or("")),
+            &text_cell(&l.machine),
+            if l.idle { "true" } else { "false" },
+            &l.busy_seconds.to_string(),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            &l.cost_cents.to_string(),
+            &money(l.cost_cents),
+            &report.currency,
+            "",
+            "",
+        ])?;
+    }
+    for d in donations {
+        w.write_record([
+            "donation",
+            &month,
+            &as_of,
+            &d.occurred_at,
+            &d.fund,
+            "",
+            "",
+            "",
+            "",
+            "",
+            &text_cell(&d.contributor.name),
+            &text_cell(d.contributor.url.as_deref().unwrap_or("")),
+            if d.contributor.anonymous {
+                "true"
+            } else {
+                "false"
+            },
+            &text_cell(&d.source),
+            &text_cell(&d.id),
+            &d.kind,
+            &text_cell(&d.account),
+            &text_cell(d.tier.as_deref().unwrap_or("")),
+            &text_cell(d.refund_of.as_deref().unwrap_or("")),
+            &d.gross_cents.to_string(),
+            &d.fees_cents.to_string(),
+            &d.net_cents.to_string(),
+            &money(d.net_cents),
+            &report.currency,
+            // A decimal number as stored (a refund's starts with `-`): never prefixed.
+            &d.original_amount,
+            &text_cell(&d.original_currency),
+        ])?;
+    }
+    w.into_inner().map_err(|e| e.into_error().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_text_cells_never_start_a_formula() {
+        assert_eq!(text_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(text_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(text_cell("-1+2"), "'-1+2");
+        assert_eq!(text_cell("Ada Lovelace"), "Ada Lovelace");
+        assert_eq!(text_cell(""), "");
+    }
+}

@@ -1,0 +1,678 @@
+//! The view model: the report's figures as every presentation shows them. The funding page,
+//! the report pages, both parts of the email and the CLI table read these structs and differ
+//! only in their templates; the formatting, the filtering of outside links and the wording of
+//! gate events happen here, once. No arithmetic on figures happens here either: every amount is
+//! one of [`super::month_report`]'s, formatted.
+use super::chart::{chart, ChartView};
+use super::{FundingPage, GateEvent, HistoryMonth, MachineCost, MonthReport, Sponsor};
+use crate::books::attribution::Line;
+use crate::books::costs::UnpricedLine;
+use crate::books::donations::PublicDonation;
+use crate::books::funds::FundMonth;
+use crate::calendar::{rfc3339, Month};
+use crate::config::Config;
+use crate::gate::{Control, Current, PoolGate, State};
+use crate::money::{format_cents, group_thousands, hours};
+use chrono::{DateTime, Utc};
+use std::fmt;
+
+/// This month's sponsors listed on the funding page (the month's report lists them all).
+pub const FRONT_SPONSORS: usize = 100;
+
+pub const MONTH_NAMES: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// Who made an admin change, wherever the public sees it: token names are never shown.
+pub const AN_ADMIN: &str = "an admin";
+
+/// An amount: exact cents (for `data-value`) and its text ("1,500.00"); displays as its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Money {
+    pub cents: i64,
+    pub text: String,
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// 123456 -> "1,234.56".
+pub fn money(cents: i64) -> Money {
+    Money {
+        cents,
+        text: group_thousands(&format_cents(cents)),
+    }
+}
+
+/// "October 2026".
+pub fn month_label(m: Month) -> String {
+    format!("{} {}", MONTH_NAMES[(m.month - 1) as usize], m.year)
+}
+
+/// "2026-10-20 10:00 UTC".
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// An RFC 3339 instant as [`time_text`] (the text itself when it does not parse).
+fn instant_text(at: &str) -> String {
+    DateTime::parse_from_rfc3339(at)
+        .map(|t| time_text(t.with_timezone(&Utc)))
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// A machine's use of its capacity, from [`MachineCost::utilization_permille`] (tenths of a
+/// percent, exact): "73.4 %", or "–" without capacity.
+pub fn utilization_text(permille: Option<i64>) -> String {
+    match permille {
+        Some(p) => format!("{}.{} %", p / 10, p % 10),
+        None => "–".into(),
+    }
+}
+
+/// A link from outside (a contributor's profile) when it is a web address: its scheme is
+/// `http` or `https`, in any case; anything else (`javascript:`, `data:`, a leading space) is
+/// no link, so the name is shown bare.
+pub fn web_link(url: &str) -> Option<&str> {
+    let starts = |prefix: &str| {
+        url.as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    (starts("https://") || starts("http://")).then_some(url)
+}
+
+/// A name and, when it is a web address, a link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Person {
+    pub name: String,
+    pub url: Option<String>,
+}
+
+pub fn person(name: &str, url: Option<&str>) -> Person {
+    Person {
+        name: name.to_string(),
+        url: url.and_then(web_link).map(str::to_string),
+    }
+}
+
+fn sponsors(list: &[Sponsor]) -> Vec<Person> {
+    list.iter()
+        .map(|s| person(&s.name, s.url.as_deref()))
+        .collect()
+}
+
+/// `reason` (a gate decision's, as `gate::evaluate` words it) without the names of `actors`:
+/// "paused by alice: …" and "allowed by alice's override …" become "paused by an admin: …" and
+/// "allowed by an admin's override …". Only those phrases are rewritten, so an admin's own
+/// words stay as written.
+pub fn admin_free<S: AsRef<str>>(reason: &str, actors: &[S]) -> String {
+    let mut names: Vec<&str> = actors.iter().map(AsRef::as_ref).collect();
+    // Longer names first: "ops-lead" before "ops".
+    names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    let mut out = reason.to_string();
+    for n in names {
+        out = out
+            .replace(
+                &format!("paused by {n}: "),
+                &format!("paused by {AN_ADMIN}: "),
+            )
+            .replace(
+                &format!("allowed by {n}'s override"),
+                &format!("allowed by {AN_ADMIN}'s override"),
+            );
+    }
+    out
+}
+
+/// A pool's gate decision as the public sees it: its reason without admin names.
+pub fn public_reason(g: &PoolGate) -> String {
+    let actors: Vec<&str> = [&g.paused, &g.override_]
+        .into_iter()
+        .flatten()
+        .map(|c: &Control| c.actor.as_str())
+        .collect();
+    admin_free(&g.reason, &actors)
+}
+
+/// What a public gate event did, in one wording for every presentation.
+pub fn event_what(e: &GateEvent) -> String {
+    match e.kind.as_str() {
+        "state" => format!(
+            "{} → {}",
+            e.from_state.as_deref().unwrap_or("new"),
+            e.to_state.as_deref().unwrap_or("?")
+        ),
+        "pause" => format!("paused by {AN_ADMIN}"),
+        "override" => match &e.until {
+            Some(u) => format!("allowed by {AN_ADMIN} override until {}", instant_text(u)),
+            None => format!("allowed by {AN_ADMIN} override"),
+        },
+        "lift" => "pause or override lifted".into(),
+        other => other.into(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct FundView {
+    pub slug: String,
+    pub name: String,
+    pub gross: Money,
+    pub fees: Money,
+    pub net: Money,
+    pub spent: Money,
+    pub balance: Money,
+    pub goal: Option<Money>,
+    /// The progress bar's width, 0..=100.
+    pub progress_bar: i64,
+    pub progress_text: String,
+    pub runway_days: Option<i64>,
+    pub runway_text: String,
+}
+
+/// "41 days at the last 30 days’ spending".
+pub fn runway_text(days: Option<i64>) -> String {
+    match days {
+        Some(0) => "none: the balance is used up".to_string(),
+        Some(1) => "1 day at the last 30 days’ spending".to_string(),
+        Some(d) => format!(
+            "{} days at the last 30 days’ spending",
+            group_thousands(&d.to_string())
+        ),
+        None => "no spending in the last 30 days".to_string(),
+    }
+}
+
+fn fund_view(f: &FundMonth) -> FundView {
+    let (progress_bar, progress_text) = match f.goal_cents {
+        Some(goal) if goal > 0 => {
+            let pct = (i128::from(f.net_cents) * 100 / i128::from(goal)) as i64;
+            let text = if f.net_cents >= goal {
+                format!("Goal reached: {pct} % of the goal")
+            } else {
+                format!("{pct} % of the goal")
+            };
+            (pct.clamp(0, 100), text)
+        }
+        _ => (0, String::new()),
+    };
+    FundView {
+        slug: f.slug.clone(),
+        name: f.name.clone(),
+        gross: money(f.gross_cents),
+        fees: money(f.fees_cents),
+        net: money(f.net_cents),
+        spent: money(f.spent_cents),
+        balance: money(f.balance_cents),
+        goal: f.goal_cents.map(money),
+        progress_bar,
+        progress_text,
+        runway_days: f.runway_days,
+        runway_text: runway_text(f.runway_days),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PoolView {
+    pub pool: String,
+    pub fund: String,
+    pub busy_hours: String,
+    pub cost: Money,
+    pub budget: Option<Money>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MachineView {
+    pub machine: String,
+    pub busy_hours: String,
+    pub capacity_hours: String,
+    pub utilization: String,
+    pub cost: Money,
+    pub idle: Money,
+}
+
+pub fn machine_view(m: &MachineCost) -> MachineView {
+    MachineView {
+        machine: m.machine.clone(),
+        busy_hours: hours(m.busy_seconds),
+        capacity_hours: hours(m.capacity_seconds),
+        utilization: utilization_text(m.utilization_permille),
+        cost: money(m.cost_cents),
+        idle: money(m.idle_cents),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct UnpricedView {
+    pub machine: String,
+    pub jobset: String,
+    pub busy_hours: String,
+}
+
+fn unpriced_view(u: &UnpricedLine) -> UnpricedView {
+    UnpricedView {
+        machine: u.machine.clone(),
+        jobset: u.jobset.clone(),
+        busy_hours: hours(u.busy_seconds),
+    }
+}
+
+/// One cost line.
+#[derive(Clone, Debug)]
+pub struct LineView {
+    pub machine: String,
+    pub jobset: Option<String>,
+    /// The jobset, or `idle`: the line's key in `data-figure`.
+    pub key: String,
+    pub pool: String,
+    pub fund: String,
+    pub busy_hours: String,
+    pub cost: Money,
+}
+
+fn line_view(l: &Line) -> LineView {
+    LineView {
+        machine: l.machine.clone(),
+        jobset: l.jobset.clone(),
+        key: l.jobset.clone().unwrap_or_else(|| "idle".into()),
+        pool: l.pool.clone().unwrap_or_else(|| "–".into()),
+        fund: l.fund.clone(),
+        busy_hours: hours(l.busy_seconds),
+        cost: money(l.cost_cents),
+    }
+}
+
+/// A public gate event ([`super::PUBLIC_GATE_EVENTS`]), worded by [`event_what`].
+#[derive(Clone, Debug)]
+pub struct EventView {
+    pub at: String,
+    pub at_text: String,
+    /// "2026-10-20".
+    pub day: String,
+    pub pool: String,
+    pub what: String,
+    pub reason: String,
+}
+
+fn event_view(e: &GateEvent) -> EventView {
+    EventView {
+        at: e.at.clone(),
+        at_text: instant_text(&e.at),
+        day: e.at.get(..10).unwrap_or(&e.at).to_string(),
+        pool: e.pool.clone(),
+        what: event_what(e),
+        reason: e.reason.clone(),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DonationView {
+    pub at: String,
+    pub date: String,
+    pub contributor: Person,
+    pub fund: String,
+    pub refund: bool,
+    pub gross: Money,
+    pub fees: Money,
+    pub net: Money,
+}
+
+fn donation_view(d: &PublicDonation) -> DonationView {
+    DonationView {
+        at: d.occurred_at.clone(),
+        date: d
+            .occurred_at
+            .get(..10)
+            .unwrap_or(&d.occurred_at)
+            .to_string(),
+        contributor: person(&d.contributor.name, d.contributor.url.as_deref()),
+        fund: d.fund.clone(),
+        refund: d.gross_cents < 0 || d.refund_of.is_some(),
+        gross: money(d.gross_cents),
+        fees: money(d.fees_cents),
+        net: money(d.net_cents),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GateView {
+    pub pool: String,
+    pub state: &'static str,
+    /// Closed, but allowed by an admin override.
+    pub overridden: bool,
+    /// Without admin names ([`public_reason`]).
+    pub reason: String,
+}
+
+/// Every pool's gate from the in-memory snapshot, and a note when it is missing or stale.
+fn gate_views(gate: &Current) -> (Vec<GateView>, Option<String>) {
+    let Some(snapshot) = &gate.snapshot else {
+        return (
+            Vec::new(),
+            Some("The pool states have not been computed yet.".into()),
+        );
+    };
+    let views = snapshot
+        .pools
+        .values()
+        .map(|g| GateView {
+            pool: g.pool.clone(),
+            state: g.state.as_str(),
+            overridden: g.state == State::Closed && g.allow,
+            reason: public_reason(g),
+        })
+        .collect();
+    let note = gate.stale.then(|| {
+        format!(
+            "These states could not be refreshed since {}.",
+            time_text(snapshot.at)
+        )
+    });
+    (views, note)
+}
+
+/// A month's figures as every presentation shows them.
+#[derive(Clone, Debug)]
+pub struct Figures {
+    /// "2026-10".
+    pub month: String,
+    /// "October 2026".
+    pub month_label: String,
+    pub currency: String,
+    /// The month is over.
+    pub complete: bool,
+    /// RFC 3339, to the second.
+    pub as_of: String,
+    pub as_of_text: String,
+    pub funds: Vec<FundView>,
+    pub gross: Money,
+    pub fees: Money,
+    /// Net raised over every fund.
+    pub raised: Money,
+    pub spent: Money,
+    pub idle: Money,
+    /// The sum of the funds' balances.
+    pub balance: Money,
+    pub pools: Vec<PoolView>,
+    pub machines: Vec<MachineView>,
+    pub unpriced: Vec<UnpricedView>,
+}
+
+pub fn figures(r: &MonthReport) -> Figures {
+    Figures {
+        month: r.month.to_string(),
+        month_label: month_label(r.month),
+        currency: r.currency.clone(),
+        complete: r.complete,
+        as_of: rfc3339(r.as_of),
+        as_of_text: time_text(r.as_of),
+        funds: r.funds.iter().map(fund_view).collect(),
+        gross: money(r.raised.gross_cents),
+        fees: money(r.raised.fees_cents),
+        raised: money(r.raised.net_cents),
+        spent: money(r.spent_cents),
+        idle: money(r.idle_cents),
+        balance: money(r.funds.iter().map(|f| f.balance_cents).sum()),
+        pools: r
+            .pools
+            .iter()
+            .map(|p| PoolView {
+                pool: p.pool.clone(),
+                fund: p.fund.clone(),
+                busy_hours: hours(p.busy_seconds),
+                cost: money(p.cost_cents),
+                budget: p.budget_cents.map(money),
+            })
+            .collect(),
+        machines: r.machines.iter().map(machine_view).collect(),
+        unpriced: r.unpriced.iter().map(unpriced_view).collect(),
+    }
+}
+
+/// What the funding page shows.
+#[derive(Clone, Debug)]
+pub struct FundingView {
+    pub fig: Figures,
+    pub chart: ChartView,
+    pub gates: Vec<GateView>,
+    pub gate_note: Option<String>,
+    /// The first [`FRONT_SPONSORS`] of the month's sponsors.
+    pub sponsors: Vec<Person>,
+    /// How many more the month's report lists.
+    pub sponsors_more: usize,
+    pub top_sponsors: Vec<Person>,
+    pub recent: Vec<DonationView>,
+}
+
+/// The funding page's view of `data` with the gate snapshot `gate`.
+pub fn funding_view(data: &FundingPage, gate: &Current) -> FundingView {
+    let r = &data.report;
+    let (gates, gate_note) = gate_views(gate);
+    let front = &r.sponsors[..r.sponsors.len().min(FRONT_SPONSORS)];
+    FundingView {
+        fig: figures(r),
+        chart: chart(&data.history),
+        gates,
+        gate_note,
+        sponsors: sponsors(front),
+        sponsors_more: r.sponsors.len() - front.len(),
+        top_sponsors: sponsors(&data.top_sponsors),
+        recent: data.recent_donations.iter().map(donation_view).collect(),
+    }
+}
+
+/// What a month's report shows: the report page and the email.
+#[derive(Clone, Debug)]
+pub struct ReportView {
+    pub fig: Figures,
+    /// The neighbouring months that have a report, "YYYY-MM".
+    pub prev: Option<String>,
+    pub next: Option<String>,
+    pub lines: Vec<LineView>,
+    /// Every sponsor of the month, largest net first (names and links only).
+    pub sponsors: Vec<Person>,
+    /// Every donation record of the month (the email leaves them out).
+    pub donations: Vec<DonationView>,
+    pub events: Vec<EventView>,
+}
+
+/// The month's report view; `months` are those with a report (for the links to the
+/// neighbouring months).
+pub fn report_view(r: &MonthReport, donations: &[PublicDonation], months: &[Month]) -> ReportView {
+    let (prev, next) = (r.month.prev(), r.month.next());
+    ReportView {
+        fig: figures(r),
+        prev: months.contains(&prev).then(|| prev.to_string()),
+        next: months.contains(&next).then(|| next.to_string()),
+        lines: r.lines.iter().map(line_view).collect(),
+        sponsors: sponsors(&r.sponsors),
+        donations: donations.iter().map(donation_view).collect(),
+        events: r.gate_events.iter().map(event_view).collect(),
+    }
+}
+
+/// One month of the index of reports.
+#[derive(Clone, Debug)]
+pub struct MonthRow {
+    pub month: String,
+    pub label: String,
+    pub complete: bool,
+    pub raised: Money,
+    pub spent: Money,
+}
+
+/// The index of reports: every month of `history`, newest first.
+#[derive(Clone, Debug)]
+pub struct ReportsView {
+    pub currency: String,
+    pub as_of: String,
+    pub as_of_text: String,
+    pub months: Vec<MonthRow>,
+}
+
+/// `history` is oldest first and ends with the month of `at` (the one not over yet).
+pub fn reports_view(config: &Config, history: &[HistoryMonth], at: DateTime<Utc>) -> ReportsView {
+    let last = history.last().map(|h| h.month);
+    ReportsView {
+        currency: config.currency.clone(),
+        as_of: rfc3339(at),
+        as_of_text: time_text(at),
+        months: history
+            .iter()
+            .rev()
+            .map(|h| MonthRow {
+                month: h.month.to_string(),
+                label: month_label(h.month),
+                complete: Some(h.month) < last,
+                raised: money(h.raised_cents),
+                spent: money(h.spent_cents),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_grouped_by_thousands() {
+        assert_eq!(money(0).text, "0.00");
+        assert_eq!(money(123_456).text, "1,234.56");
+        assert_eq!(money(-100_000_000).text, "-1,000,000.00");
+        assert_eq!(money(99_999).text, "999.99");
+        assert_eq!(money(123_456).to_string(), "1,234.56");
+        assert_eq!(hours(5400), "1.5");
+        assert_eq!(hours(3_600_000), "1,000.0");
+    }
+
+    #[test]
+    fn only_web_profile_links_become_links() {
+        assert_eq!(
+            person("a", Some("https://opencollective.com/a"))
+                .url
+                .as_deref(),
+            Some("https://opencollective.com/a")
+        );
+        assert!(person("b", Some("javascript:alert(1)")).url.is_none());
+        assert!(person("c", Some(" data:text/html,x")).url.is_none());
+        // The scheme's case does not matter (RFC 3986: schemes are case-insensitive) ...
+        assert_eq!(
+            web_link("HTTPS://example.org/x"),
+            Some("HTTPS://example.org/x")
+        );
+        assert_eq!(web_link("Http://example.org"), Some("Http://example.org"));
+        // ... but nothing else is a web address.
+        for bad in [
+            "JavaScript:alert(1)",
+            " https://example.org",
+            "https:/example.org",
+            "ftp://example.org",
+            "//example.org",
+            "http",
+            "",
+            "ünïcode://x",
+        ] {
+            assert_eq!(web_link(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn utilization_is_formatted_from_the_exact_permille() {
+        assert_eq!(utilization_text(Some(500)), "50.0 %");
+        assert_eq!(utilization_text(Some(734)), "73.4 %");
+        assert_eq!(utilization_text(Some(1250)), "125.0 %");
+        assert_eq!(utilization_text(Some(0)), "0.0 %");
+        assert_eq!(utilization_text(None), "–");
+    }
+
+    fn event(kind: &str, from: Option<&str>, to: Option<&str>) -> GateEvent {
+        GateEvent {
+            at: "2026-10-20T10:00:00Z".into(),
+            pool: "cuda".into(),
+            kind: kind.into(),
+            from_state: from.map(Into::into),
+            to_state: to.map(Into::into),
+            until: None,
+            reason: "r".into(),
+        }
+    }
+
+    #[test]
+    fn gate_events_have_one_wording_and_no_admin_names() {
+        assert_eq!(
+            event_what(&event("state", None, Some("open"))),
+            "new → open"
+        );
+        assert_eq!(
+            event_what(&event("state", Some("open"), Some("closed"))),
+            "open → closed"
+        );
+        assert_eq!(
+            event_what(&event("pause", None, None)),
+            "paused by an admin"
+        );
+        assert_eq!(
+            event_what(&event("lift", None, None)),
+            "pause or override lifted"
+        );
+        let mut o = event("override", None, None);
+        assert_eq!(event_what(&o), "allowed by an admin override");
+        o.until = Some("2026-10-21T08:30:00Z".into());
+        assert_eq!(
+            event_what(&o),
+            "allowed by an admin override until 2026-10-21 08:30 UTC"
+        );
+        let v = event_view(&event("pause", None, None));
+        assert_eq!(
+            (v.day.as_str(), v.at_text.as_str()),
+            ("2026-10-20", "2026-10-20 10:00 UTC")
+        );
+    }
+
+    #[test]
+    fn admin_names_leave_gate_reasons() {
+        let reason = "cuda spent 0.00 EUR this month (no budget); projected 0.00; \
+                      paused by ops: driver upgrade by ops; \
+                      allowed by ops-lead's override until 2026-10-21T00:00:00Z: release";
+        assert_eq!(
+            admin_free(reason, &["ops", "ops-lead"]),
+            "cuda spent 0.00 EUR this month (no budget); projected 0.00; \
+             paused by an admin: driver upgrade by ops; \
+             allowed by an admin's override until 2026-10-21T00:00:00Z: release"
+        );
+        assert_eq!(
+            admin_free("the budget is spent", &["ops"]),
+            "the budget is spent"
+        );
+        assert_eq!(
+            admin_free::<&str>("paused by ops: x", &[]),
+            "paused by ops: x"
+        );
+    }
+
+    #[test]
+    fn runway_reads_the_same_everywhere() {
+        assert_eq!(runway_text(Some(0)), "none: the balance is used up");
+        assert_eq!(runway_text(Some(1)), "1 day at the last 30 days’ spending");
+        assert_eq!(
+            runway_text(Some(1234)),
+            "1,234 days at the last 30 days’ spending"
+        );
+        assert_eq!(runway_text(None), "no spending in the last 30 days");
+    }
+}
