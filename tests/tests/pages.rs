@@ -996,3 +996,148 @@ db_test!(
         );
     }
 );
+
+/// A pool that is open until an admin pauses it.
+const PAUSABLE: &str = r#"
+currency = "EUR"
+ledger_start = "2025-01-01"
+
+[[funds]]
+slug = "general"
+name = "General fund"
+default = true
+opening_balance = "2500.00"
+
+[[pools]]
+slug = "cuda"
+fund = "general"
+jobsets = ["nixpkgs:cuda*"]
+"#;
+
+db_test!(
+    admin_names_stay_out_of_the_pages_and_the_email,
+    PAUSABLE,
+    |app| async move {
+        let open: Value = app
+            .get("/api/v1/gate/nixpkgs/cuda")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(open["state"], "open", "{open}");
+        let (admin, _) = buildfund_jobs::api_tokens::create(
+            &app.db,
+            "admin".parse().expect("scope"),
+            "alice-admin",
+        )
+        .await
+        .unwrap();
+        let res = app
+            .client
+            .post(app.url("/api/v1/gate/pools/cuda/pause"))
+            .bearer_auth(&admin)
+            .json(&json!({"reason": "driver upgrade"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        // The pause and the state change it caused are dated now; pages are as of whole
+        // seconds, so wait for the next one.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let cur = this_month();
+
+        let html = page(&app, "/").await;
+        assert!(
+            !html.contains("alice-admin"),
+            "the funding page names the admin"
+        );
+        assert!(
+            html.contains("paused by an admin: driver upgrade"),
+            "the pool's reason says an admin paused it"
+        );
+        let html = page(&app, &format!("/reports/{cur}")).await;
+        assert!(
+            !html.contains("alice-admin"),
+            "the report page names the admin"
+        );
+        assert!(
+            html.contains("<td>paused by an admin</td>"),
+            "the pause event"
+        );
+        assert!(
+            html.contains("paused by an admin: driver upgrade"),
+            "the state change's reason"
+        );
+
+        // The email, as `report preview` renders both parts.
+        let dir = tempfile::tempdir().unwrap();
+        let out = app.cli(&[
+            "report",
+            "preview",
+            "--month",
+            &cur.to_string(),
+            "--out",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for ext in ["txt", "html"] {
+            let part =
+                std::fs::read_to_string(dir.path().join(format!("report-{cur}.{ext}"))).unwrap();
+            assert!(
+                !part.contains("alice-admin"),
+                "the email ({ext}) names the admin"
+            );
+            assert!(
+                part.contains("paused by an admin: driver upgrade"),
+                "the email ({ext}) says an admin paused the pool:\n{part}"
+            );
+        }
+
+        // An override is worded with the token's name too.
+        let until =
+            (Utc::now() + Duration::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let res = app
+            .client
+            .post(app.url("/api/v1/gate/pools/cuda/override"))
+            .bearer_auth(&admin)
+            .json(&json!({"reason": "release", "until": until}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        let html = page(&app, "/").await;
+        assert!(
+            !html.contains("alice-admin"),
+            "the funding page names the admin"
+        );
+        assert!(
+            html.contains(&format!(
+                "allowed by an admin&#39;s override until {until}: release"
+            )),
+            "the pool's reason says an admin allowed it"
+        );
+
+        // The audit, for scheduler and admin tokens, keeps who did it.
+        let scheduler = app.token("scheduler").await;
+        let audit: Value = app
+            .get_with_token("/api/v1/gate/events?pool=cuda", &scheduler)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            audit["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["actor"] == "alice-admin")
+                .count()
+                == 2,
+            "{audit}"
+        );
+    }
+);
