@@ -5,7 +5,8 @@
 //! alone over the same kind of pooled connection, without the database or the outbox.
 //!
 //! `cargo bench -p buildfund-tests --bench email` (SQLite in a temporary directory), or with
-//! `BENCH_DATABASE_URL=postgres://…/db` (a database it may fill; it is not emptied).
+//! `BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres` (a scratch database on that
+//! server, `buildfund_tests::database`, dropped at the end).
 //! `BENCH_SUBSCRIBERS` changes the count (default 10000).
 use buildfund_entity::subscribers;
 use buildfund_jobs::calendar::Month;
@@ -13,6 +14,7 @@ use buildfund_jobs::email::outbox::{report_message, unsubscribe_url};
 use buildfund_jobs::email::{EmailKey, Mailer};
 use buildfund_jobs::{db, Config};
 use buildfund_tests::buildfund_bin;
+use buildfund_tests::database::BenchDatabase;
 use buildfund_tests::smtp::SmtpServer;
 use chrono::Utc;
 use sea_orm::{EntityTrait, Set};
@@ -131,12 +133,16 @@ async fn main() {
     let _ = buildfund_bin();
     let sink = SmtpServer::counting().await;
     let dir = tempfile::tempdir().unwrap();
-    let db_url = std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!(
+    let database = BenchDatabase::create()
+        .await
+        .expect("a scratch database on BENCH_DATABASE_URL");
+    let db_url = match &database {
+        Some(database) => database.url.clone(),
+        None => format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("bench.sqlite").display()
-        )
-    });
+        ),
+    };
     let config_text = format!(
         "{BOOKS}\n[database]\nurl = \"{db_url}\"\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Build farm <fund@example.org>\"\nrate_per_second = 10000\n",
         sink.port()
@@ -247,4 +253,8 @@ async fn main() {
         second.as_secs_f64(),
         peak2 as f64 / 1024.0
     );
+    conn.close().await.unwrap();
+    if let Some(database) = database {
+        database.drop().await.unwrap();
+    }
 }

@@ -62,18 +62,7 @@ async fn seed(app: &TestApp) {
         json!({"build": 5, "step": 1, "project": "nixpkgs", "jobset": "cuda", "machine": "jetson-orin-1",
                "start": t("2026-10-21T00:00:00Z"), "stop": t("2026-10-21T01:00:00Z")}),
     ];
-    let body: String = steps.iter().map(|s| format!("{s}\n")).collect();
-    let token = app.token("ingest").await;
-    let res = app
-        .client
-        .post(app.url("/api/v1/build-steps"))
-        .bearer_auth(token)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    app.ingest_steps(&steps).await;
 
     // Donations (the OpenCollective sync fills this table; here rows are written directly).
     let donations = [
@@ -132,12 +121,7 @@ fn line<'a>(body: &'a Value, machine: &str, jobset: Option<&str>) -> &'a Value {
 
 db_test!(october_costs_to_the_cent, CONFIG, |app| async move {
     seed(&app).await;
-    let body: Value = app
-        .get("/api/v1/costs?month=2026-10")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_costs("2026-10", None).await;
     assert_eq!(body["month"], "2026-10");
     assert_eq!(body["currency"], "EUR");
     // build03: 300.00 for the whole month, capacity 2 x 2,678,400 s.
@@ -178,12 +162,7 @@ db_test!(october_costs_to_the_cent, CONFIG, |app| async move {
     );
 
     // September holds the other hour of the crossing step: cuda 20.833… -> 21, idle 29,979.
-    let sept: Value = app
-        .get("/api/v1/costs?month=2026-09")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let sept: Value = app.get_costs("2026-09", None).await;
     assert_eq!(
         line(&sept, "build03", Some("nixpkgs:cuda"))["busy_seconds"],
         3600
@@ -194,24 +173,14 @@ db_test!(october_costs_to_the_cent, CONFIG, |app| async move {
     );
     assert_eq!(line(&sept, "build03", None)["cost_cents"], 29979);
     // Before ledger_start nothing counts.
-    let aug: Value = app
-        .get("/api/v1/costs?month=2026-08")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let aug: Value = app.get_costs("2026-08", None).await;
     assert_eq!(aug["total_cents"], 0);
 });
 
 db_test!(month_to_date_with_at, CONFIG, |app| async move {
     seed(&app).await;
     // [Oct 1, Oct 6): build03 costs 300.00 x 5/31 = 48.387…; cuda 39,600 s of 864,000.
-    let body: Value = app
-        .get("/api/v1/costs?month=2026-10&at=2026-10-06T00:00:00Z")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get_costs("2026-10", Some("2026-10-06T00:00:00Z")).await;
     assert_eq!(
         line(&body, "build03", Some("nixpkgs:cuda"))["cost_cents"],
         222
@@ -235,12 +204,7 @@ db_test!(
     CONFIG,
     |app| async move {
         seed(&app).await;
-        let body: Value = app
-            .get("/api/v1/funds?month=2026-10")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body: Value = app.get_funds("2026-10", None).await;
         let fund = |slug: &str| {
             body["funds"]
                 .as_array()
@@ -268,12 +232,7 @@ db_test!(
                "goal_cents": null, "runway_days": 0})
         );
         // The funds' spending is the costs' lines, to the cent.
-        let costs: Value = app
-            .get("/api/v1/costs?month=2026-10")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let costs: Value = app.get_costs("2026-10", None).await;
         let spent: i64 = body["funds"]
             .as_array()
             .unwrap()
@@ -296,12 +255,7 @@ db_test!(
             String::from_utf8_lossy(&out.stderr)
         );
         let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let api: Value = app
-            .get("/api/v1/costs?month=2026-10")
-            .await
-            .json()
-            .await
-            .unwrap();
+        let api: Value = app.get_costs("2026-10", None).await;
         assert_eq!(cli["lines"], api["lines"]);
         assert_eq!(cli["total_cents"], 30600);
 

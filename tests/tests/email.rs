@@ -5,13 +5,12 @@
 use buildfund_entity::{email_outbox, gate_events, subscribers};
 use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
 use buildfund_jobs::email::{links, EmailKey};
-use buildfund_tests::smtp::{Received, SmtpServer};
-use buildfund_tests::{buildfund_bin, run, Backend, TestApp};
+use buildfund_tests::smtp::Received;
+use buildfund_tests::{buildfund_bin, db_test, TestApp, TestAppBuilder};
 use chrono::{DateTime, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 
 const BOOKS: &str = r#"
@@ -47,35 +46,9 @@ name = "gpu01"
 metered = "2.40"
 "#;
 
-/// Runs `body` with a fresh SMTP server and an app whose `[smtp]` points at it, on SQLite
-/// (`NAME::sqlite`) and PostgreSQL (`NAME::postgres`).
-macro_rules! smtp_test {
-    ($name:ident, $books:expr, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                with_smtp(Backend::Sqlite, $books, $body).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                with_smtp(Backend::Postgres, $books, $body).await;
-            }
-        }
-    };
-}
-
-async fn with_smtp<F, Fut>(backend: Backend, books: &str, body: F)
-where
-    F: FnOnce(Arc<TestApp>, SmtpServer) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let smtp = SmtpServer::start().await;
-    let config = format!(
-        "{books}\n[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Build farm <fund@example.org>\"\nrate_per_second = 200\n",
-        smtp.port()
-    );
-    run(backend, &config, |app| body(app, smtp)).await;
+/// An app with a local SMTP server (`app.smtp()`) and `[smtp]` pointing at it.
+fn with_smtp(books: &str) -> TestAppBuilder {
+    TestApp::builder(books).smtp()
 }
 
 fn t(s: &str) -> i64 {
@@ -95,34 +68,20 @@ async fn seed_books(app: &TestApp) {
         json!({"build": 3, "step": 1, "project": "nixpkgs", "jobset": "cuda-tests", "machine": "gpu01",
                "start": t("2026-10-20T00:00:00Z"), "stop": t("2026-10-20T02:30:00Z")}),
     ];
-    let body: String = steps.iter().map(|s| format!("{s}\n")).collect();
-    let res = app
-        .client
-        .post(app.url("/api/v1/build-steps"))
-        .bearer_auth(app.token("ingest").await)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    app.ingest_steps(&steps).await;
     let admin = app.token("admin").await;
     for (key, name, account, amount, fees) in [
         ("d1", "<script>alert(1)</script>", "nix-cuda", 12_345, 617),
         ("d2", "Ada & Co", "general", 5_000, 0),
     ] {
         let res = app
-            .client
-            .post(app.url("/api/v1/donations"))
-            .bearer_auth(&admin)
-            .json(
+            .post_donation(
+                Some(&admin),
                 &json!({"idempotency_key": key, "occurred_at": "2026-10-15T00:00:00Z",
                           "account": account, "contributor_name": name,
                           "amount_cents": amount, "fees_cents": fees, "currency": "EUR"}),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     }
 }
@@ -134,17 +93,6 @@ async fn add_confirmed(app: &TestApp, emails: &[&str]) {
             .await
             .unwrap();
     }
-}
-
-fn cli_ok(app: &TestApp, args: &[&str]) -> String {
-    let out = app.cli(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "buildfund {args:?} failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
 }
 
 /// Parsed parts of a received message.
@@ -205,10 +153,11 @@ fn link(text: &str, path: &str) -> String {
         .to_string()
 }
 
-smtp_test!(
+db_test!(
     the_report_has_both_parts_the_headers_and_the_api_figures,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         seed_books(&app).await;
         for (kind, reason) in [
             ("pause", "fan replacement on gpu01"),
@@ -236,7 +185,7 @@ smtp_test!(
             .unwrap();
         }
         add_confirmed(&app, &["ada@example.org", "bob@example.org"]).await;
-        let out = cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        let out = app.cli_ok(&["report", "send", "--month", "2026-10"]);
         assert!(out.contains("2 messages queued now; 2 sent"), "{out}");
         let messages = smtp.wait_for(2, Duration::from_secs(10)).await;
         let mut to: Vec<String> = messages.iter().map(|m| m.to.join(",")).collect();
@@ -361,7 +310,7 @@ smtp_test!(
         }
 
         // A second send delivers nothing new.
-        let out = cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        let out = app.cli_ok(&["report", "send", "--month", "2026-10"]);
         assert!(out.contains("0 messages queued now; 0 sent"), "{out}");
         assert!(out.contains("2 sent"), "{out}");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -369,10 +318,11 @@ smtp_test!(
     }
 );
 
-smtp_test!(
+db_test!(
     an_smtp_outage_mid_send_still_gives_everyone_exactly_one_message,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         let emails: Vec<String> = (1..=8).map(|i| format!("s{i}@example.org")).collect();
         let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
         add_confirmed(&app, &refs).await;
@@ -448,21 +398,22 @@ smtp_test!(
             "the interrupted one was retried"
         );
         // Running send again after the outage sends nothing.
-        cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        app.cli_ok(&["report", "send", "--month", "2026-10"]);
         assert_eq!(smtp.accepted(), 8);
     }
 );
 
-smtp_test!(
+db_test!(
     a_permanent_refusal_is_recorded_and_not_retried,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         add_confirmed(&app, &["ok@example.org", "gone@example.org"]).await;
         smtp.reject(
             "gone@example.org",
             "550 5.1.1 <gone@example.org>: mailbox unavailable",
         );
-        let out = cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        let out = app.cli_ok(&["report", "send", "--month", "2026-10"]);
         assert!(out.contains("1 sent, 1 failed"), "{out}");
         let rows = email_outbox::Entity::find()
             .order_by_asc(email_outbox::Column::Email)
@@ -478,27 +429,16 @@ smtp_test!(
         );
         assert_eq!(rows[1].status, "sent");
         // Not tried again by a later send.
-        cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        app.cli_ok(&["report", "send", "--month", "2026-10"]);
         assert_eq!(smtp.accepted(), 1);
     }
 );
 
-fn form_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-smtp_test!(
+db_test!(
     two_senders_at_once_send_each_row_once,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         let emails: Vec<String> = (1..=30).map(|i| format!("c{i}@example.org")).collect();
         let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
         add_confirmed(&app, &refs).await;
@@ -541,16 +481,6 @@ smtp_test!(
     }
 );
 
-async fn post_subscribe(app: &TestApp, email: &str) -> reqwest::Response {
-    app.client
-        .post(app.url("/subscribe"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("email={}", form_encode(email)))
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn status_of(app: &TestApp, email: &str) -> Option<String> {
     subscribers::Entity::find()
         .filter(subscribers::Column::Email.eq(email))
@@ -560,12 +490,13 @@ async fn status_of(app: &TestApp, email: &str) -> Option<String> {
         .map(|s| s.status)
 }
 
-smtp_test!(
+db_test!(
     double_opt_in_and_unsubscribe_end_to_end,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         // Subscribe from the funding page's form.
-        let res = post_subscribe(&app, "Ada@Example.org").await;
+        let res = app.post_subscribe("Ada@Example.org", None).await;
         assert_eq!(res.status(), 200);
         let page = res.text().await.unwrap();
         assert!(page.contains("Check your inbox"), "{page}");
@@ -586,7 +517,7 @@ smtp_test!(
         );
 
         // Pending subscribers get no report.
-        cli_ok(&app, &["report", "send", "--month", "2026-09"]);
+        app.cli_ok(&["report", "send", "--month", "2026-09"]);
         assert_eq!(smtp.accepted(), 1);
 
         // A damaged link is refused; following the real one confirms.
@@ -657,7 +588,7 @@ smtp_test!(
         assert_eq!(res.text().await.unwrap(), damaged_page);
 
         // The report comes, with a working unsubscribe link.
-        cli_ok(&app, &["report", "send", "--month", "2026-10"]);
+        app.cli_ok(&["report", "send", "--month", "2026-10"]);
         let m = smtp.wait_for(2, Duration::from_secs(10)).await;
         let report = parse(&m[1]);
         let unsubscribe = link(
@@ -689,10 +620,13 @@ smtp_test!(
         );
         // No more reports; the old confirmation link does not subscribe again.
         assert_eq!(app.get(&confirm).await.status(), 410);
-        cli_ok(&app, &["report", "send", "--month", "2026-11"]);
+        app.cli_ok(&["report", "send", "--month", "2026-11"]);
         assert_eq!(smtp.accepted(), 2);
         // Subscribing again starts a new opt-in.
-        assert_eq!(post_subscribe(&app, "ada@example.org").await.status(), 200);
+        assert_eq!(
+            app.post_subscribe("ada@example.org", None).await.status(),
+            200
+        );
         smtp.wait_for(3, Duration::from_secs(10)).await;
         assert_eq!(
             status_of(&app, "ada@example.org").await.as_deref(),
@@ -701,19 +635,20 @@ smtp_test!(
     }
 );
 
-smtp_test!(
+db_test!(
     subscribe_answers_alike_for_any_address_validates_and_is_rate_limited,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         add_confirmed(&app, &["known@example.org"]).await;
-        let known = post_subscribe(&app, "known@example.org").await;
+        let known = app.post_subscribe("known@example.org", None).await;
         assert_eq!(known.status(), 200);
         let known = known
             .text()
             .await
             .unwrap()
             .replace("known@example.org", "ADDRESS");
-        let fresh = post_subscribe(&app, "fresh@example.org").await;
+        let fresh = app.post_subscribe("fresh@example.org", None).await;
         assert_eq!(fresh.status(), 200);
         let fresh = fresh
             .text()
@@ -730,22 +665,22 @@ smtp_test!(
         assert_eq!(smtp.accepted(), 1);
         assert_eq!(m[0].to, ["fresh@example.org"]);
 
-        let bad = post_subscribe(&app, "not-an-address").await;
+        let bad = app.post_subscribe("not-an-address", None).await;
         assert_eq!(bad.status(), 400);
         assert!(bad.text().await.unwrap().contains("has no @"));
-        let bad = post_subscribe(&app, "ada@localhost").await;
+        let bad = app.post_subscribe("ada@localhost", None).await;
         assert_eq!(bad.status(), 400);
         assert!(bad.text().await.unwrap().contains("not a full domain name"));
         // The pending address again within ten minutes: the same answer, no second email (the
         // form cannot flood a mailbox).
         assert_eq!(
-            post_subscribe(&app, "fresh@example.org").await.status(),
+            app.post_subscribe("fresh@example.org", None).await.status(),
             200
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(smtp.accepted(), 1, "one confirmation per ten minutes");
         // Five requests per client per ten minutes: this was the fifth; the sixth is refused.
-        let limited = post_subscribe(&app, "y@example.org").await;
+        let limited = app.post_subscribe("y@example.org", None).await;
         assert_eq!(limited.status(), 429);
         let retry: u64 = limited.headers()["retry-after"]
             .to_str()
@@ -762,48 +697,44 @@ fn behind_proxy() -> String {
     format!("{BOOKS}\n[server]\ntrusted_proxies = [\"127.0.0.1\", \"::1\"]\n")
 }
 
-async fn post_subscribe_via(app: &TestApp, email: &str, forwarded_for: &str) -> u16 {
-    app.client
-        .post(app.url("/subscribe"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("x-forwarded-for", forwarded_for)
-        .body(format!("email={}", form_encode(email)))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-smtp_test!(
+db_test!(
     behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget,
-    &behind_proxy(),
-    |app, _smtp| async move {
+    with_smtp(&behind_proxy()),
+    |app| async move {
         // Six clients through the proxy: each has its own budget of five.
         for i in 0..6 {
             let who = format!("203.0.113.{i}");
-            let status = post_subscribe_via(&app, &format!("c{i}@example.org"), &who).await;
+            let status = app
+                .post_subscribe(&format!("c{i}@example.org"), Some(&who))
+                .await
+                .status();
             assert_eq!(status, 200, "client {who}");
         }
         // One client, whatever it writes on the left of the proxy's entry, is one client.
         for i in 0..4 {
             let forwarded = format!("198.51.100.{i}, 203.0.113.0");
-            let status = post_subscribe_via(&app, &format!("d{i}@example.org"), &forwarded).await;
+            let status = app
+                .post_subscribe(&format!("d{i}@example.org"), Some(&forwarded))
+                .await
+                .status();
             assert_eq!(status, 200, "request {i} of 203.0.113.0");
         }
         let forwarded = "198.51.100.99, 203.0.113.0";
         assert_eq!(
-            post_subscribe_via(&app, "e@example.org", forwarded).await,
+            app.post_subscribe("e@example.org", Some(forwarded))
+                .await
+                .status(),
             429,
             "the sixth request of 203.0.113.0"
         );
     }
 );
 
-smtp_test!(
+db_test!(
     subscribers_admin_api_and_cli,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         let admin = app.token("admin").await;
         let post = |body: Value, token: Option<String>| {
             let mut r = app.client.post(app.url("/api/v1/subscribers")).json(&body);
@@ -859,12 +790,9 @@ smtp_test!(
         );
 
         // The CLI.
-        let out = cli_ok(
-            &app,
-            &["subscribers", "add", "C@Example.org", "--confirmed"],
-        );
+        let out = app.cli_ok(&["subscribers", "add", "C@Example.org", "--confirmed"]);
         assert!(out.contains("c@example.org added: confirmed"), "{out}");
-        let out = cli_ok(&app, &["subscribers", "list"]);
+        let out = app.cli_ok(&["subscribers", "list"]);
         for (e, s) in [
             ("a@example.org", "confirmed"),
             ("p@example.org", "pending"),
@@ -875,7 +803,7 @@ smtp_test!(
         let bad = app.cli(&["subscribers", "add", "nope"]);
         assert!(!bad.status.success());
         assert!(String::from_utf8_lossy(&bad.stderr).contains("\"nope\" has no @"));
-        cli_ok(&app, &["subscribers", "remove", "c@example.org"]);
+        app.cli_ok(&["subscribers", "remove", "c@example.org"]);
         let missing = app.cli(&["subscribers", "remove", "c@example.org"]);
         assert!(String::from_utf8_lossy(&missing.stderr).contains("no subscriber c@example.org"));
 
@@ -911,23 +839,21 @@ smtp_test!(
     }
 );
 
-smtp_test!(
+db_test!(
     preview_writes_both_parts_and_the_jobs_send_last_month,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         seed_books(&app).await;
         let out_dir = app.dir.path().join("preview");
-        let out = cli_ok(
-            &app,
-            &[
-                "report",
-                "preview",
-                "--month",
-                "2026-10",
-                "--out",
-                out_dir.to_str().unwrap(),
-            ],
-        );
+        let out = app.cli_ok(&[
+            "report",
+            "preview",
+            "--month",
+            "2026-10",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
         assert!(
             out.contains("report-2026-10.txt") && out.contains("report-2026-10.html"),
             "{out}"

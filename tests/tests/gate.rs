@@ -4,11 +4,11 @@
 //!
 //! The machine `gpu01` is metered at 3600.00 EUR per busy hour, i.e. exactly 1.00 EUR per busy
 //! second, so every figure below is worked out by hand from the step lengths.
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use buildfund_tests::{db_test, run, Backend, TestApp};
+use actix_web::HttpResponse;
+use buildfund_tests::recorder::header;
+use buildfund_tests::{db_test, TestApp};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const CONFIG: &str = r#"
@@ -54,34 +54,15 @@ fn ts(s: &str) -> i64 {
 }
 
 async fn ingest(app: &TestApp, steps: &[(i64, &str, i64, i64)]) {
-    let body: String = steps
+    let steps: Vec<Value> = steps
         .iter()
         .map(|(build, jobset, start, stop)| {
             let (project, jobset) = jobset.split_once(':').unwrap();
-            format!(
-                "{}\n",
-                json!({"build": build, "step": 1, "project": project, "jobset": jobset,
-                       "machine": "gpu01", "start": start, "stop": stop})
-            )
+            json!({"build": build, "step": 1, "project": project, "jobset": jobset,
+                   "machine": "gpu01", "start": start, "stop": stop})
         })
         .collect();
-    let token = app.token("ingest").await;
-    let res = app
-        .client
-        .post(app.url("/api/v1/build-steps"))
-        .bearer_auth(token)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-}
-
-async fn gate(app: &TestApp, path: &str) -> Value {
-    let res = app.get(&format!("/api/v1/gate/{path}")).await;
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
+    app.ingest_steps(&steps).await;
 }
 
 fn half_away(num: i128, den: i128) -> i64 {
@@ -122,7 +103,7 @@ db_test!(
         }
 
         // Nothing spent: open (spent 0, projected 0, balance 1,000,000.00 > reserve 50.00).
-        let g = gate(&app, "nixpkgs/gpu-a100").await;
+        let g = app.get_gate("nixpkgs/gpu-a100").await;
         assert_eq!(g["jobset"], "nixpkgs:gpu-a100");
         assert_eq!(g["pool"], "gpu-tests");
         assert_eq!(g["fund"], "gpu");
@@ -146,7 +127,7 @@ db_test!(
             &[(1, "nixpkgs:gpu-a100", month_start, month_start + 8)],
         )
         .await;
-        let g = gate(&app, "nixpkgs/gpu-a100").await;
+        let g = app.get_gate("nixpkgs/gpu-a100").await;
         assert_eq!(g["state"], "warn");
         assert_eq!(g["allow"], true);
         assert_eq!(g["spent_cents"], 800);
@@ -170,7 +151,7 @@ db_test!(
             &[(2, "nixpkgs:gpu-v100", month_start + 10, month_start + 12)],
         )
         .await;
-        let g = gate(&app, "nixpkgs/gpu-a100").await;
+        let g = app.get_gate("nixpkgs/gpu-a100").await;
         assert_eq!(g["state"], "closed");
         assert_eq!(g["allow"], false);
         assert_eq!(g["spent_cents"], 1000);
@@ -183,13 +164,13 @@ db_test!(
             .unwrap()
             .contains("; the budget is spent"));
         // The other pool of the same fund is unaffected by gpu-tests' budget.
-        let c = gate(&app, "nixpkgs/cuda").await;
+        let c = app.get_gate("nixpkgs/cuda").await;
         assert_eq!(c["pool"], "cuda");
         assert_eq!(c["state"], "open");
         assert_eq!(c["budget_cents"], Value::Null);
         assert_eq!(c["fund_balance_cents"], OPENING_CENTS - 1000);
         // A jobset matching no pool: the implicit pool `other` of the default fund.
-        let o = gate(&app, "nixos/trunk").await;
+        let o = app.get_gate("nixos/trunk").await;
         assert_eq!(
             (o["pool"].as_str(), o["fund"].as_str()),
             (Some("other"), Some("general"))
@@ -274,7 +255,9 @@ db_test!(at_answers_follow_the_spec, CONFIG, |app| async move {
     .await;
     // At June 10 00:00: spent 3.00; elapsed 9 d = 777,600 s;
     // projected = 300 * 2,592,000 / 777,600 = 1000 exactly: not > 1000, 300 < 800 -> open.
-    let g = gate(&app, "nixpkgs/gpu-a100?at=2025-06-10T00:00:00Z").await;
+    let g = app
+        .get_gate("nixpkgs/gpu-a100?at=2025-06-10T00:00:00Z")
+        .await;
     assert_eq!(
         (
             g["state"].as_str(),
@@ -289,7 +272,9 @@ db_test!(at_answers_follow_the_spec, CONFIG, |app| async move {
     assert_eq!(g["runway_days"], 9_999_970);
     // At June 5 00:00: elapsed 4 d = 345,600 s; projected = 300 * 2,592,000 / 345,600 = 2250
     // > 1000 -> warn by projection.
-    let g = gate(&app, "nixpkgs/gpu-a100?at=2025-06-05T00:00:00Z").await;
+    let g = app
+        .get_gate("nixpkgs/gpu-a100?at=2025-06-05T00:00:00Z")
+        .await;
     assert_eq!(
         (g["state"].as_str(), g["projected_cents"].as_i64()),
         (Some("warn"), Some(2250))
@@ -300,7 +285,9 @@ db_test!(at_answers_follow_the_spec, CONFIG, |app| async move {
     );
     // At June 1 00:30: elapsed 1,800 s counts as 3,600; the step [00:00:00, 00:00:03) is all
     // in; projected = 300 * 2,592,000 / 3,600 = 216,000.
-    let g = gate(&app, "nixpkgs/gpu-a100?at=2025-06-01T00:30:00Z").await;
+    let g = app
+        .get_gate("nixpkgs/gpu-a100?at=2025-06-01T00:30:00Z")
+        .await;
     assert_eq!(g["projected_cents"], 216_000);
 
     ingest(
@@ -315,7 +302,9 @@ db_test!(at_answers_follow_the_spec, CONFIG, |app| async move {
     .await;
     // At June 20: spent 8.00 >= 0.8 * 10.00 -> warn; elapsed 19 d = 1,641,600 s;
     // projected = 800 * 2,592,000 / 1,641,600 = 1263.157… -> 1263.
-    let g = gate(&app, "nixpkgs/gpu-a100?at=2025-06-20T00:00:00Z").await;
+    let g = app
+        .get_gate("nixpkgs/gpu-a100?at=2025-06-20T00:00:00Z")
+        .await;
     assert_eq!(
         (
             g["state"].as_str(),
@@ -330,7 +319,9 @@ db_test!(at_answers_follow_the_spec, CONFIG, |app| async move {
         "gpu-tests spent 8.00 of 10.00 EUR this month; projected 12.63; 80% of the budget is spent; the projection exceeds the budget"
     );
     // Before the second step the earlier answer is unchanged: `at` is exact for its instant.
-    let g = gate(&app, "nixpkgs/gpu-a100?at=2025-06-10T00:00:00Z").await;
+    let g = app
+        .get_gate("nixpkgs/gpu-a100?at=2025-06-10T00:00:00Z")
+        .await;
     assert_eq!(g["spent_cents"], 300);
 
     ingest(
@@ -345,7 +336,9 @@ db_test!(at_answers_follow_the_spec, CONFIG, |app| async move {
     .await;
     // At June 25: spent 10.00 >= 10.00 -> closed; elapsed 24 d = 2,073,600 s;
     // projected = 1000 * 2,592,000 / 2,073,600 = 1250 exactly.
-    let g = gate(&app, "nixpkgs/gpu-a100?at=2025-06-25T00:00:00Z").await;
+    let g = app
+        .get_gate("nixpkgs/gpu-a100?at=2025-06-25T00:00:00Z")
+        .await;
     assert_eq!(
         (
             g["state"].as_str(),
@@ -357,7 +350,9 @@ db_test!(at_answers_follow_the_spec, CONFIG, |app| async move {
     );
     assert_eq!(g["fund_balance_cents"], OPENING_CENTS - 1000);
     // In July the month starts over: spent 0, open.
-    let g = gate(&app, "nixpkgs/gpu-a100?at=2025-07-02T00:00:00Z").await;
+    let g = app
+        .get_gate("nixpkgs/gpu-a100?at=2025-07-02T00:00:00Z")
+        .await;
     assert_eq!(
         (g["state"].as_str(), g["spent_cents"].as_i64()),
         (Some("open"), Some(0))
@@ -371,69 +366,32 @@ db_test!(at_answers_follow_the_spec, CONFIG, |app| async move {
     );
 });
 
-async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (u16, Value) {
-    let res = app
-        .client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (
-        res.status().as_u16(),
-        res.json().await.unwrap_or(Value::Null),
-    )
-}
-
 db_test!(
     admins_pause_override_and_lift_with_an_audit,
     CONFIG,
     |app| async move {
         let admin = app.token("admin").await; // named "test admin"
         let scheduler = app.token("scheduler").await;
-        assert_eq!(gate(&app, "nixpkgs/cuda").await["state"], "open");
+        assert_eq!(app.get_gate("nixpkgs/cuda").await["state"], "open");
 
         // Only admins act; a reason is required; unknown pools are 404.
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/pause",
-            &scheduler,
-            json!({"reason": "x"}),
-        )
-        .await;
+        let (s, _) = app.pause("cuda", &scheduler, json!({"reason": "x"})).await;
         assert_eq!(s, 403);
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/pause",
-            &admin,
-            json!({"reason": " "}),
-        )
-        .await;
+        let (s, _) = app.pause("cuda", &admin, json!({"reason": " "})).await;
         assert_eq!(s, 422);
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/nope/pause",
-            &admin,
-            json!({"reason": "x"}),
-        )
-        .await;
+        let (s, _) = app.pause("nope", &admin, json!({"reason": "x"})).await;
         assert_eq!(s, 404);
 
         // Pause: closed whatever the budget.
-        let (s, g) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/pause",
-            &admin,
-            json!({"reason": "driver upgrade"}),
-        )
-        .await;
+        let (s, g) = app
+            .pause("cuda", &admin, json!({"reason": "driver upgrade"}))
+            .await;
         assert_eq!(s, 200, "{g}");
         assert_eq!(
             (g["state"].as_str(), g["allow"].as_bool()),
             (Some("closed"), Some(false))
         );
-        let g = gate(&app, "nixpkgs/cuda").await;
+        let g = app.get_gate("nixpkgs/cuda").await;
         assert_eq!(
             (g["state"].as_str(), g["allow"].as_bool()),
             (Some("closed"), Some(false))
@@ -447,31 +405,23 @@ db_test!(
         // Override until a time: still closed, but allowed.
         let until = (Utc::now() + chrono::Duration::hours(2))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/override",
-            &admin,
-            json!({"reason": "release"}),
-        )
-        .await;
+        let (s, _) = app
+            .override_gate("cuda", &admin, json!({"reason": "release"}))
+            .await;
         assert_eq!(s, 422, "an override needs an expiry");
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/override",
-            &admin,
-            json!({"reason": "release", "until": "2020-01-01T00:00:00Z"}),
-        )
-        .await;
+        let (s, _) = app
+            .override_gate(
+                "cuda",
+                &admin,
+                json!({"reason": "release", "until": "2020-01-01T00:00:00Z"}),
+            )
+            .await;
         assert_eq!(s, 422, "an expiry in the past");
-        let (s, g) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/override",
-            &admin,
-            json!({"reason": "release", "until": until}),
-        )
-        .await;
+        let (s, g) = app
+            .override_gate("cuda", &admin, json!({"reason": "release", "until": until}))
+            .await;
         assert_eq!(s, 200, "{g}");
-        let g = gate(&app, "nixpkgs/cuda").await;
+        let g = app.get_gate("nixpkgs/cuda").await;
         assert_eq!(
             (g["state"].as_str(), g["allow"].as_bool()),
             (Some("closed"), Some(true))
@@ -482,26 +432,14 @@ db_test!(
         )));
 
         // Lift: pause and override end together; open again.
-        let (s, g) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/lift",
-            &admin,
-            json!({"reason": "done"}),
-        )
-        .await;
+        let (s, g) = app.lift("cuda", &admin, json!({"reason": "done"})).await;
         assert_eq!(s, 200, "{g}");
-        let g = gate(&app, "nixpkgs/cuda").await;
+        let g = app.get_gate("nixpkgs/cuda").await;
         assert_eq!(
             (g["state"].as_str(), g["allow"].as_bool()),
             (Some("open"), Some(true))
         );
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/lift",
-            &admin,
-            json!({"reason": "again"}),
-        )
-        .await;
+        let (s, _) = app.lift("cuda", &admin, json!({"reason": "again"})).await;
         assert_eq!(s, 409, "nothing left to lift");
 
         // The audit: who, when, why, in order.
@@ -547,48 +485,10 @@ db_test!(
         );
         assert_eq!(rows[1].2, "driver upgrade");
         // An override in force ended by `at` in the past: the past is not rewritten.
-        let g = gate(&app, "nixpkgs/cuda?at=2025-06-01T00:00:00Z").await;
+        let g = app.get_gate("nixpkgs/cuda?at=2025-06-01T00:00:00Z").await;
         assert_eq!(g["state"], "open");
     }
 );
-
-/// Makes the app's database unreachable without stopping the shared server: SQLite by closing
-/// the connection pool the server shares; PostgreSQL by refusing new connections to the test
-/// database and terminating the open ones.
-async fn take_database_away(app: &TestApp) {
-    match app.backend {
-        Backend::Sqlite => {
-            app.db.clone().close().await.unwrap();
-        }
-        Backend::Postgres => {
-            use sea_orm::{ConnectionTrait, Database};
-            let admin = std::env::var("TEST_DATABASE_URL").unwrap();
-            let name = app
-                .db_url
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .split('?')
-                .next()
-                .unwrap()
-                .to_string();
-            let admin = Database::connect(admin.as_str()).await.unwrap();
-            admin
-                .execute_unprepared(&format!(
-                    "ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS false"
-                ))
-                .await
-                .unwrap();
-            admin
-                .execute_unprepared(&format!(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-                ))
-                .await
-                .unwrap();
-            admin.close().await.unwrap();
-        }
-    }
-}
 
 db_test!(
     the_gate_answers_stale_without_its_database,
@@ -600,20 +500,20 @@ db_test!(
             .unwrap()
             .timestamp();
         ingest(&app, &[(1, "nixpkgs:gpu-a100", start, start + 9)]).await;
-        let before = gate(&app, "nixpkgs/gpu-a100").await;
+        let before = app.get_gate("nixpkgs/gpu-a100").await;
         assert_eq!(
             (before["state"].as_str(), before["spent_cents"].as_i64()),
             (Some("warn"), Some(900))
         );
         assert_eq!(before["stale"], false);
 
-        take_database_away(&app).await;
+        app.take_database_away().await;
         // The refresh loop runs every second here (schedule.gate_refresh); a failed refresh marks
         // the snapshot stale (connect and acquire time out after 5 s).
         let mut g = Value::Null;
         for _ in 0..40 {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            g = gate(&app, "nixpkgs/gpu-a100").await; // asserts 200
+            g = app.get_gate("nixpkgs/gpu-a100").await; // asserts 200
             if g["stale"] == true {
                 break;
             }
@@ -630,7 +530,7 @@ db_test!(
         // Many answers in a row, all 200 and quick.
         let t0 = std::time::Instant::now();
         for _ in 0..50 {
-            assert_eq!(gate(&app, "nixpkgs/cuda").await["stale"], true);
+            assert_eq!(app.get_gate("nixpkgs/cuda").await["stale"], true);
         }
         assert!(t0.elapsed() < Duration::from_secs(5));
         // `at` needs the database: 503, never a wrong figure.
@@ -643,110 +543,29 @@ db_test!(
     }
 );
 
-/// A local HTTP stand-in recording every request: (method, path and query, headers, body).
-type Seen = Arc<Mutex<Vec<(String, String, Vec<(String, String)>, String)>>>;
-
-async fn stand_in(
-    respond: fn(&str, &str, usize) -> HttpResponse,
-) -> (String, Seen, actix_web::dev::ServerHandle) {
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let server = HttpServer::new(move || {
-        let s = s.clone();
-        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-            let s = s.clone();
-            async move {
-                let path = req.uri().to_string();
-                let method = req.method().to_string();
-                let headers = req
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
-                    .collect();
-                let body = String::from_utf8_lossy(&body).to_string();
-                let n = {
-                    let mut g = s.lock().unwrap();
-                    g.push((method.clone(), path.clone(), headers, body.clone()));
-                    // How many times this very request came (a retry repeats it).
-                    g.iter()
-                        .filter(|r| r.0 == method && r.1 == path && r.3 == body)
-                        .count()
-                };
-                respond(&method, &path, n)
-            }
-        }))
-    })
-    .workers(1)
-    .disable_signals()
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let port = server.addrs()[0].port();
-    let server = server.run();
-    let handle = server.handle();
-    tokio::spawn(server);
-    (format!("http://127.0.0.1:{port}"), seen, handle)
-}
-
-async fn wait_for(
-    seen: &Seen,
-    what: impl Fn(&(String, String, Vec<(String, String)>, String)) -> bool,
-) -> Vec<(String, String, Vec<(String, String)>, String)> {
-    for _ in 0..100 {
-        let found: Vec<_> = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| what(r))
-            .cloned()
-            .collect();
-        if !found.is_empty() {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// The receiver fails the first delivery of each event and accepts the second.
+fn fail_first_delivery(_method: &str, _path: &str, n: usize) -> HttpResponse {
+    if n == 1 {
+        HttpResponse::InternalServerError().finish()
+    } else {
+        HttpResponse::Ok().finish()
     }
-    panic!(
-        "the stand-in never saw the request; it saw {:?}",
-        seen.lock().unwrap()
-    );
 }
 
-fn header<'a>(
-    r: &'a (String, String, Vec<(String, String)>, String),
-    name: &str,
-) -> Option<&'a str> {
-    r.2.iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-async fn webhooks_are_signed_and_retried(backend: Backend) {
-    // The receiver fails the first delivery of each event and accepts the second.
-    let (url, seen, handle) = stand_in(|_, _, n| {
-        if n == 1 {
-            HttpResponse::InternalServerError().finish()
-        } else {
-            HttpResponse::Ok().finish()
-        }
-    })
-    .await;
-    std::env::set_var("BF_TEST_WEBHOOK_SECRET", "s3cret");
-    let config = format!(
-        "{CONFIG}\n[gate]\n[[gate.webhooks]]\nurl = \"{url}/hook\"\nsecret_env = \"BF_TEST_WEBHOOK_SECRET\"\n"
-    );
-    run(backend, &config, |app| async move {
+db_test!(
+    webhooks_are_signed_and_retried,
+    TestApp::builder(CONFIG).webhook_receiver("s3cret", fail_first_delivery),
+    |app| async move {
+        let seen = app.webhooks().seen();
         let admin = app.token("admin").await;
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/pause",
-            &admin,
-            json!({"reason": "maintenance"}),
-        )
-        .await;
+        let (s, _) = app
+            .pause("cuda", &admin, json!({"reason": "maintenance"}))
+            .await;
         assert_eq!(s, 200);
-        let got = wait_for(&seen, |r| {
-            r.3.contains("\"to\":\"closed\"") && r.3.contains("\"pool\":\"cuda\"")
-        })
-        .await;
+        let got = app
+            .webhooks()
+            .wait_for(|r| r.3.contains("\"to\":\"closed\"") && r.3.contains("\"pool\":\"cuda\""))
+            .await;
         // Delivered twice: the 500 was retried after the backoff.
         let got = if got.len() < 2 {
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -779,20 +598,8 @@ async fn webhooks_are_signed_and_retried(backend: Backend) {
             header(&got[0], "x-buildfund-delivery"),
             header(r, "x-buildfund-delivery")
         );
-    })
-    .await;
-    handle.stop(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_are_signed_and_retried_sqlite() {
-    webhooks_are_signed_and_retried(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_are_signed_and_retried_postgres() {
-    webhooks_are_signed_and_retried(Backend::Postgres).await;
-}
+    }
+);
 
 fn hydra_respond(method: &str, path: &str, _n: usize) -> HttpResponse {
     let jobset = |name: &str| {
@@ -820,16 +627,21 @@ fn hydra_respond(method: &str, path: &str, _n: usize) -> HttpResponse {
     }
 }
 
-async fn hydra_jobsets_follow_the_pool(backend: Backend) {
-    let (url, seen, handle) = stand_in(hydra_respond).await;
-    std::env::set_var("BF_TEST_HYDRA_PASSWORD", "pw");
-    let config = CONFIG.replace(
+/// `CONFIG` with the `cuda` pool also covering a declarative project's jobsets.
+fn with_declarative_jobsets() -> String {
+    CONFIG.replace(
         "jobsets = [\"nixpkgs:cuda*\"]",
         "jobsets = [\"nixpkgs:cuda*\", \"decl:*\"]",
-    ) + &format!(
-        "\n[hydra]\ndatabase_url_env = \"HYDRA_DATABASE_URL\"\nurl = \"{url}\"\nuser = \"buildfund\"\npassword_env = \"BF_TEST_HYDRA_PASSWORD\"\n"
-    );
-    run(backend, &config, |app| async move {
+    )
+}
+
+db_test!(
+    hydra_jobsets_follow_the_pool,
+    TestApp::builder(with_declarative_jobsets()).hydra(hydra_respond),
+    |app| async move {
+        let hydra = app.hydra();
+        let url = hydra.url();
+        let seen = hydra.seen();
         // The jobsets buildfund knows come from the steps it has seen.
         ingest(
             &app,
@@ -850,17 +662,15 @@ async fn hydra_jobsets_follow_the_pool(backend: Backend) {
         )
         .await;
         let admin = app.token("admin").await;
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/pause",
-            &admin,
-            json!({"reason": "over budget"}),
-        )
-        .await;
+        let (s, _) = app
+            .pause("cuda", &admin, json!({"reason": "over budget"}))
+            .await;
         assert_eq!(s, 200);
 
         // GET then PUT the whole jobset with enabled = 0, Referer set, logged in.
-        let put = wait_for(&seen, |r| r.0 == "PUT" && r.1 == "/jobset/nixpkgs/cuda").await;
+        let put = hydra
+            .wait_for(|r| r.0 == "PUT" && r.1 == "/jobset/nixpkgs/cuda")
+            .await;
         let body: Value = serde_json::from_str(&put[0].3).unwrap();
         assert_eq!(body["enabled"], 0);
         assert_eq!(body["nixexprpath"], "release.nix");
@@ -874,11 +684,15 @@ async fn hydra_jobsets_follow_the_pool(backend: Backend) {
             Some(format!("{url}/jobset/nixpkgs/cuda").as_str())
         );
         assert_eq!(header(&put[0], "cookie"), Some("hydra_session=abc123"));
-        let login = wait_for(&seen, |r| r.0 == "POST" && r.1 == "/login").await;
-        assert_eq!(header(&login[0], "referer"), Some(url.as_str()));
+        let login = hydra.wait_for(|r| r.0 == "POST" && r.1 == "/login").await;
+        assert_eq!(header(&login[0], "referer"), Some(url));
         // Queued builds of the pool's jobsets are cancelled, others left alone.
-        wait_for(&seen, |r| r.0 == "POST" && r.1 == "/build/11/cancel").await;
-        wait_for(&seen, |r| r.0 == "POST" && r.1 == "/build/13/cancel").await;
+        hydra
+            .wait_for(|r| r.0 == "POST" && r.1 == "/build/11/cancel")
+            .await;
+        hydra
+            .wait_for(|r| r.0 == "POST" && r.1 == "/build/13/cancel")
+            .await;
         assert!(!seen
             .lock()
             .unwrap()
@@ -923,30 +737,13 @@ async fn hydra_jobsets_follow_the_pool(backend: Backend) {
         );
 
         // Opening again restores the previous value.
-        let (s, _) = post(
-            &app,
-            "/api/v1/gate/pools/cuda/lift",
-            &admin,
-            json!({"reason": "funded"}),
-        )
-        .await;
+        let (s, _) = app.lift("cuda", &admin, json!({"reason": "funded"})).await;
         assert_eq!(s, 200);
-        let puts = wait_for(&seen, |r| {
-            r.0 == "PUT" && r.1 == "/jobset/nixpkgs/cuda" && r.3.contains("\"enabled\":1")
-        })
-        .await;
+        let puts = hydra
+            .wait_for(|r| {
+                r.0 == "PUT" && r.1 == "/jobset/nixpkgs/cuda" && r.3.contains("\"enabled\":1")
+            })
+            .await;
         assert_eq!(puts.len(), 1);
-    })
-    .await;
-    handle.stop(false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hydra_jobsets_follow_the_pool_sqlite() {
-    hydra_jobsets_follow_the_pool(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hydra_jobsets_follow_the_pool_postgres() {
-    hydra_jobsets_follow_the_pool(Backend::Postgres).await;
-}
+    }
+);

@@ -50,17 +50,6 @@ fn csv(records: &[Value]) -> String {
     out
 }
 
-async fn post(app: &TestApp, token: &str, content_type: &str, body: String) -> reqwest::Response {
-    app.client
-        .post(app.url("/api/v1/build-steps"))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn stored(app: &TestApp) -> Vec<build_steps::Model> {
     build_steps::Entity::find()
         .order_by_asc(build_steps::Column::Build)
@@ -82,7 +71,7 @@ db_test!(
         ];
         let mut seen = Vec::new();
         for (i, (content_type, body)) in bodies.into_iter().enumerate() {
-            let res = post(&app, &token, content_type, body).await;
+            let res = app.post_build_steps(&token, content_type, body).await;
             assert_eq!(res.status(), 200, "{content_type}");
             let report: Value = res.json().await.unwrap();
             // The first format inserts; the others send the very same records.
@@ -129,7 +118,9 @@ db_test!(
             json!({"build": "eight", "step": 1, "project": "nixpkgs", "machine": "build03",
                         "start": 1761955200, "stop": 1761955300}),
         );
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&records)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&records))
+            .await;
         assert_eq!(res.status(), 422);
         let body: Value = res.json().await.unwrap();
         assert!(body["error"]
@@ -153,17 +144,19 @@ db_test!(
         );
 
         // CSV and JSON arrays locate records too.
-        let res = post(&app, &token, "text/csv", csv(&records)).await;
+        let res = app
+            .post_build_steps(&token, "text/csv", csv(&records))
+            .await;
         assert_eq!(res.status(), 422);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["details"][0]["line"], 3, "{body}"); // header is line 1
-        let res = post(
-            &app,
-            &token,
-            "application/json",
-            Value::Array(records).to_string(),
-        )
-        .await;
+        let res = app
+            .post_build_steps(
+                &token,
+                "application/json",
+                Value::Array(records).to_string(),
+            )
+            .await;
         assert_eq!(res.status(), 422);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["details"][0]["record"], 2, "{body}");
@@ -176,10 +169,14 @@ db_test!(
     CONFIG,
     |app| async move {
         let token = app.token("ingest").await;
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&steps())).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&steps()))
+            .await;
         assert_eq!(res.json::<Value>().await.unwrap()["inserted"], 3);
 
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&steps())).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&steps()))
+            .await;
         let report: Value = res.json().await.unwrap();
         assert_eq!(
             (
@@ -192,7 +189,9 @@ db_test!(
 
         let mut corrected = steps();
         corrected[2]["stop"] = json!(1761955500);
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&corrected)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&corrected))
+            .await;
         let report: Value = res.json().await.unwrap();
         assert_eq!(
             (
@@ -209,7 +208,9 @@ db_test!(
         // Another source with the same build and step is another record.
         let mut other = steps();
         other[0]["source"] = json!("buildbot");
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&other[..1])).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&other[..1]))
+            .await;
         assert_eq!(res.json::<Value>().await.unwrap()["inserted"], 1);
         assert_eq!(build_steps::Entity::find().count(&app.db).await.unwrap(), 4);
     }
@@ -220,7 +221,9 @@ db_test!(
     CONFIG,
     |app| async move {
         let token = app.token("ingest").await;
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&steps())).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&steps()))
+            .await;
         let report: Value = res.json().await.unwrap();
         // build03 by name and by its alias are priced; the Jetson board is not configured.
         assert_eq!(report["unpriced_machines"], json!({"jetson-orin-1": 1}));
@@ -237,26 +240,34 @@ db_test!(http_errors_are_json_413_415_401, CONFIG, |app| async move {
     let token = app.token("ingest").await;
     let big = ndjson(&vec![steps()[0].clone(); 40]);
     assert!(big.len() > 4096);
-    let res = post(&app, &token, "application/x-ndjson", big).await;
+    let res = app
+        .post_build_steps(&token, "application/x-ndjson", big)
+        .await;
     assert_eq!(res.status(), 413);
     assert!(res.json::<Value>().await.unwrap()["error"]
         .as_str()
         .unwrap()
         .contains("max_ingest_bytes"));
 
-    let res = post(&app, &token, "text/plain", ndjson(&steps())).await;
+    let res = app
+        .post_build_steps(&token, "text/plain", ndjson(&steps()))
+        .await;
     assert_eq!(res.status(), 415);
     assert!(res.json::<Value>().await.unwrap()["error"]
         .as_str()
         .unwrap()
         .contains("text/plain"));
 
-    let res = post(&app, "bf_wrong", "application/x-ndjson", ndjson(&steps())).await;
+    let res = app
+        .post_build_steps("bf_wrong", "application/x-ndjson", ndjson(&steps()))
+        .await;
     assert_eq!(res.status(), 401);
     assert!(res.json::<Value>().await.unwrap()["error"].is_string());
 
     let scheduler = app.token("scheduler").await;
-    let res = post(&app, &scheduler, "application/x-ndjson", ndjson(&steps())).await;
+    let res = app
+        .post_build_steps(&scheduler, "application/x-ndjson", ndjson(&steps()))
+        .await;
     assert_eq!(res.status(), 403);
     assert_eq!(stored(&app).await.len(), 0);
 });
@@ -313,7 +324,9 @@ db_test!(
     CONFIG,
     |app| async move {
         let token = app.token("ingest").await;
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&steps()[..2])).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&steps()[..2]))
+            .await;
         assert_eq!(counts(&res.json().await.unwrap()), (2, 0, 0));
 
         // One statement sees a changed, an unchanged and a new record; `null` optional fields
@@ -321,7 +334,9 @@ db_test!(
         let mut batch = steps();
         batch[0]["status"] = json!(null);
         batch[1]["job"] = json!(null);
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&batch))
+            .await;
         assert_eq!(counts(&res.json().await.unwrap()), (1, 1, 1));
         let rows = stored(&app).await;
         assert_eq!(rows[0].status, None);
@@ -350,12 +365,16 @@ db_test!(
         let token = app.token("ingest").await;
         let mut again = steps()[0].clone();
         let batch = vec![steps()[0].clone(), steps()[1].clone(), again.clone()];
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&batch))
+            .await;
         assert_eq!(counts(&res.json().await.unwrap()), (2, 0, 1));
 
         again["stop"] = json!(1761959000);
         let batch = vec![steps()[2].clone(), again.clone(), steps()[2].clone(), again];
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&batch))
+            .await;
         // The row inserted by this very batch and then resent unchanged is unchanged; the
         // correction of a stored row is one update, its identical repeat unchanged.
         assert_eq!(counts(&res.json().await.unwrap()), (1, 1, 2));
@@ -369,13 +388,9 @@ db_test!(
         new["build"] = json!(2210936);
         let mut corrected = new.clone();
         corrected["status"] = json!(0);
-        let res = post(
-            &app,
-            &token,
-            "application/x-ndjson",
-            ndjson(&[new, corrected]),
-        )
-        .await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&[new, corrected]))
+            .await;
         assert_eq!(counts(&res.json().await.unwrap()), (1, 1, 0));
         assert_eq!(stored(&app).await[3].status, Some(0));
     }
@@ -391,7 +406,9 @@ db_test!(
                    "machine": "build03", "start": 1761955200, "stop": stop})
         };
         let first: Vec<Value> = (0..25_000).map(|b| record(b, 1761955300)).collect();
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&first)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&first))
+            .await;
         assert_eq!(res.status(), 200);
         assert_eq!(counts(&res.json().await.unwrap()), (25_000, 0, 0));
 
@@ -400,7 +417,9 @@ db_test!(
             .map(|b| record(b, if b % 3 == 0 { 1761955400 } else { 1761955300 }))
             .collect();
         second.push(record(1, 1761955500));
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&second)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&second))
+            .await;
         assert_eq!(
             counts(&res.json().await.unwrap()),
             (5_000, 25_000 / 3 + 1 + 1, 25_000 - 25_000 / 3 - 1)
@@ -418,7 +437,9 @@ db_test!(
         // A bad record at the very end stores nothing of the batch.
         let mut bad: Vec<Value> = (30_000..45_000).map(|b| record(b, 1761955300)).collect();
         bad.push(json!({"build": 1, "step": 1}));
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&bad)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&bad))
+            .await;
         assert_eq!(res.status(), 422);
         assert_eq!(
             build_steps::Entity::find().count(&app.db).await.unwrap(),
@@ -446,7 +467,9 @@ db_test!(
                        "start": 1761955200, "stop": 1761955300})
             })
             .collect();
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&batch))
+            .await;
         assert_eq!(counts(&res.json().await.unwrap()), (3, 0, 0));
         let rows = stored(&app).await;
         for (row, text) in rows.iter().zip(odd) {
@@ -457,7 +480,9 @@ db_test!(
                 ("nix,pkgs", "{cuda}")
             );
         }
-        let res = post(&app, &token, "application/x-ndjson", ndjson(&batch)).await;
+        let res = app
+            .post_build_steps(&token, "application/x-ndjson", ndjson(&batch))
+            .await;
         assert_eq!(counts(&res.json().await.unwrap()), (0, 0, 3));
     }
 );

@@ -6,7 +6,7 @@
 use buildfund_entity::donations;
 use buildfund_jobs::calendar::Month;
 use buildfund_jobs::money::format_cents;
-use buildfund_tests::{db_test, TestApp};
+use buildfund_tests::{db_test, run, Backend, TestApp};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{json, Value};
@@ -94,26 +94,14 @@ async fn seed(app: &TestApp) {
         (5, "cuda-tests", "gpu01", t(cur) + d, t(cur) + 2 * d),
         (6, "trunk", "jetson-1", t(cur), t(cur) + d),
     ];
-    let body: String = steps
+    let steps: Vec<Value> = steps
         .iter()
         .map(|(build, jobset, machine, start, stop)| {
-            format!(
-                "{}\n",
-                json!({"build": build, "step": 1, "project": "nixpkgs", "jobset": jobset,
-                       "machine": machine, "start": start, "stop": stop})
-            )
+            json!({"build": build, "step": 1, "project": "nixpkgs", "jobset": jobset,
+                   "machine": machine, "start": start, "stop": stop})
         })
         .collect();
-    let res = app
-        .client
-        .post(app.url("/api/v1/build-steps"))
-        .bearer_auth(app.token("ingest").await)
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    app.ingest_steps(&steps).await;
 
     let in_month = cur + Duration::seconds(room / 2);
     // (id, when, account, name, url, anonymous, gross, fees)
@@ -888,17 +876,13 @@ db_test!(
         let admin = app.token("admin").await;
         let two_ago = this_month().prev().prev();
         let res = app
-            .client
-            .post(app.url("/api/v1/donations"))
-            .bearer_auth(&admin)
-            .json(
+            .post_donation(
+                Some(&admin),
                 &json!({"idempotency_key": "early", "occurred_at": two_ago.start().to_rfc3339(),
                       "contributor_name": "Early Bird", "anonymous": false,
                       "amount_cents": 1000, "fees_cents": 0, "currency": "EUR"}),
             )
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
         let html = page(&app, "/reports").await;
         let figs = figures(&html);
@@ -912,56 +896,38 @@ db_test!(
 /// figures), one never computed is a 503 HTML page, and pages come back with the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_during_a_database_outage() {
-    use buildfund_tests::proxy::Proxy;
-    use buildfund_tests::{create_postgres_database, drop_postgres_database, postgres_enabled};
-    if !postgres_enabled() {
-        return;
-    }
-    let direct = create_postgres_database().await.unwrap();
-    let (scheme_user, rest) = direct.split_once('@').unwrap();
-    let (host_port, db) = rest.split_once('/').unwrap();
-    let target = tokio::net::lookup_host(host_port)
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = Proxy::start(target).await;
-    let app = TestApp::spawn_with_database(
-        buildfund_tests::Backend::Postgres,
-        CONFIG,
-        format!("{scheme_user}@127.0.0.1:{}/{db}", proxy.port),
-        tempfile::tempdir().unwrap(),
-    )
-    .await;
-    let before = page(&app, "/").await;
+    let setup = TestApp::builder(CONFIG).database_behind_proxy();
+    run(Backend::Postgres, setup, |app| async move {
+        let proxy = app.proxy();
+        let before = page(&app, "/").await;
 
-    proxy.cut();
-    assert_eq!(
-        page(&app, "/").await,
-        before,
-        "the computed page still answers"
-    );
-    let res = app.get(&format!("/reports/{}", this_month())).await;
-    assert_eq!(res.status(), 503);
-    assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
-    assert!(res.text().await.unwrap().contains("try again shortly"));
+        proxy.cut();
+        assert_eq!(
+            page(&app, "/").await,
+            before,
+            "the computed page still answers"
+        );
+        let res = app.get(&format!("/reports/{}", this_month())).await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["content-type"], "text/html; charset=utf-8");
+        assert!(res.text().await.unwrap().contains("try again shortly"));
 
-    proxy.restore();
-    let mut status = 0;
-    for _ in 0..50 {
-        status = app
-            .get(&format!("/reports/{}", this_month()))
-            .await
-            .status()
-            .as_u16();
-        if status == 200 {
-            break;
+        proxy.restore();
+        let mut status = 0;
+        for _ in 0..50 {
+            status = app
+                .get(&format!("/reports/{}", this_month()))
+                .await
+                .status()
+                .as_u16();
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert_eq!(status, 200, "the report answers once the database is back");
-    drop(app);
-    drop_postgres_database(&direct).await;
+        assert_eq!(status, 200, "the report answers once the database is back");
+    })
+    .await;
 }
 
 db_test!(

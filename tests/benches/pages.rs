@@ -3,9 +3,9 @@
 //! and whole requests served from the page cache, beside `/healthz` and `/api/v1/funds` on
 //! the same run.
 //!
-//!     cargo bench -p buildfund-api --bench pages                       # SQLite (a temp file)
+//!     cargo bench -p buildfund-tests --bench pages                     # SQLite (a temp file)
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!         cargo bench -p buildfund-api --bench pages                   # PostgreSQL
+//!         cargo bench -p buildfund-tests --bench pages                 # PostgreSQL (a scratch database)
 //!
 //! `BENCH_SPONSORS` changes the number of this month's sponsors (default 10,000).
 use askama::Template;
@@ -16,8 +16,9 @@ use buildfund_jobs::calendar::Month;
 use buildfund_jobs::gate::Gate;
 use buildfund_jobs::report::{funding_page, month_donations, month_report};
 use buildfund_jobs::{db, Config};
+use buildfund_tests::database::BenchDatabase;
 use chrono::{DateTime, Duration as Days, Utc};
-use sea_orm::{ConnectionTrait, Database, EntityTrait, Set};
+use sea_orm::{EntityTrait, Set};
 use std::fmt::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,24 +75,12 @@ async fn main() -> anyhow::Result<()> {
     config.server.listen = "127.0.0.1:0".into();
     config.server.workers = Some(2);
     let dir = tempfile::tempdir()?;
-    let (url, admin) = match std::env::var("BENCH_DATABASE_URL") {
-        Ok(admin_url) => {
-            let name = format!("bf_bench_pages_{}", std::process::id());
-            let admin = Database::connect(admin_url.as_str()).await?;
-            admin
-                .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                .await?;
-            let (base, _) = admin_url
-                .rsplit_once('/')
-                .ok_or_else(|| anyhow::anyhow!("BENCH_DATABASE_URL needs a database path"))?;
-            (format!("{base}/{name}"), Some((admin, name)))
-        }
-        Err(_) => (
-            format!(
-                "sqlite://{}?mode=rwc",
-                dir.path().join("bench.sqlite").display()
-            ),
-            None,
+    let database = BenchDatabase::create().await?;
+    let url = match &database {
+        Some(database) => database.url.clone(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("bench.sqlite").display()
         ),
     };
     config.database.url = url;
@@ -199,7 +188,7 @@ async fn main() -> anyhow::Result<()> {
         "seeded {} steps over 12 months and {total} donations ({sponsors} sponsors this month) in {:.1} s on {}",
         build,
         started.elapsed().as_secs_f64(),
-        if admin.is_some() { "PostgreSQL" } else { "SQLite" }
+        if database.is_some() { "PostgreSQL" } else { "SQLite" }
     );
 
     let gate = Gate::new(config.clone());
@@ -279,10 +268,8 @@ async fn main() -> anyhow::Result<()> {
 
     handle.stop(true).await;
     conn.close().await?;
-    if let Some((admin, name)) = admin {
-        admin
-            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .await?;
+    if let Some(database) = database {
+        database.drop().await?;
     }
     Ok(())
 }

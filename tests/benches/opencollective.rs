@@ -3,14 +3,14 @@
 //! (VmHWM, which includes the stand-in's canned pages).
 //!
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!         cargo bench -p buildfund-jobs --bench opencollective
+//!         cargo bench -p buildfund-tests --bench opencollective
 //!
-//! It creates a scratch database on that server, syncs once (everything new) and once again
+//! It creates a scratch database on that server (`buildfund_tests::database`), syncs once (everything new) and once again
 //! (everything unchanged inside the overlap is re-read: here only the last day), prints the
 //! figures and drops the database. `BENCH_TRANSACTIONS` changes the number of transactions.
 use buildfund_jobs::sources::opencollective::{self, SyncOptions};
 use buildfund_jobs::{db, Config};
-use sea_orm::{ConnectionTrait, Database};
+use buildfund_tests::database::BenchDatabase;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -123,7 +123,7 @@ fn peak_memory_mib() -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let Ok(admin_url) = std::env::var("BENCH_DATABASE_URL") else {
+    let Some(database) = BenchDatabase::create().await? else {
         eprintln!("set BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run this benchmark");
         return Ok(());
     };
@@ -136,18 +136,7 @@ async fn main() -> anyhow::Result<()> {
     let endpoint = format!("http://{}/graphql/v2", listener.local_addr()?);
     tokio::spawn(serve(listener, txs));
 
-    let name = format!("bf_bench_oc_{}", std::process::id());
-    let admin = Database::connect(admin_url.as_str()).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    let url = match admin_url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => anyhow::bail!("BENCH_DATABASE_URL needs a database path"),
-    };
+    let url = &database.url;
     let text = format!(
         "ledger_start = \"2026-09-01\"\n[database]\nurl = \"{url}\"\n[opencollective]\nendpoint = \"{endpoint}\"\ncollective = \"nixfund\"\n\
          [[funds]]\nslug = \"general\"\ndefault = true\n[[funds]]\nslug = \"cuda\"\ntiers = [\"gpu-sponsor\"]\naccounts = [\"cuda-project\"]\n"
@@ -170,8 +159,6 @@ async fn main() -> anyhow::Result<()> {
         peak_memory_mib(), before
     );
     conn.close().await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
+    database.drop().await?;
     Ok(())
 }

@@ -1,26 +1,29 @@
 //! Schema conformance: buildfund's own OpenCollective schema (`jobs/graphql/opencollective.schema.graphql`)
-//! is a subset of the real API v2 schema kept in `../shared/reference/opencollective/`, and every
-//! query in `jobs/graphql/` validates against the real schema. The real schema must be there: CI
-//! runs with `shared/` beside the repository, and a missing file fails this test loudly.
+//! is a subset of the real API v2 schema vendored in `tests/fixtures/opencollective/` (its
+//! README says where it comes from), and every query in `jobs/graphql/` validates against the
+//! real schema.
 use apollo_compiler::schema::{ExtendedType, Schema};
 use apollo_compiler::validation::Valid;
 use apollo_compiler::ExecutableDocument;
 use std::path::{Path, PathBuf};
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// `jobs/`, where the queries and our schema file live.
+fn jobs_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../jobs"))
 }
 
 fn real_schema_path() -> PathBuf {
-    manifest_dir().join("../../shared/reference/opencollective/schemaV2.graphql")
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/opencollective/schemaV2.graphql"
+    ))
 }
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {}: {e}. The schema-conformance test needs OpenCollective's real schema \
-             at ../shared/reference/opencollective/schemaV2.graphql beside the repository \
-             (as in CI); it never skips.",
+            "cannot read {}: {e}. The schema-conformance test needs OpenCollective's real schema, \
+             vendored at tests/fixtures/opencollective/schemaV2.graphql; it never skips.",
             path.display()
         )
     })
@@ -33,13 +36,13 @@ fn real_schema() -> Valid<Schema> {
 }
 
 fn own_schema() -> Valid<Schema> {
-    let path = manifest_dir().join("graphql/opencollective.schema.graphql");
+    let path = jobs_dir().join("graphql/opencollective.schema.graphql");
     Schema::parse_and_validate(read(&path), &path)
         .unwrap_or_else(|e| panic!("our schema does not validate: {}", e.errors))
 }
 
 fn query_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(manifest_dir().join("graphql"))
+    let mut files: Vec<PathBuf> = std::fs::read_dir(jobs_dir().join("graphql"))
         .expect("jobs/graphql")
         .map(|e| e.expect("entry").path())
         .filter(|p| {
@@ -54,7 +57,7 @@ fn query_files() -> Vec<PathBuf> {
 
 #[test]
 fn the_real_schema_is_the_documented_one() {
-    // README of the reference folder: 31,581 lines, root types by convention.
+    // The fixture's README: 31,581 lines, root types by convention.
     let text = read(&real_schema_path());
     assert!(
         text.lines().count() > 30_000,

@@ -2,17 +2,18 @@
 //! PostgreSQL, timed next to the single grouped SQL query it needs (the floor).
 //!
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!         cargo bench -p buildfund-jobs --bench attribution
+//!         cargo bench -p buildfund-tests --bench attribution
 //!
-//! It creates a scratch database on that server, fills it with generated steps in October
+//! It creates a scratch database on that server (`buildfund_tests::database`), fills it with generated steps in October
 //! 2026, runs each measurement several times and prints the best and the median, then drops
 //! the database. `BENCH_STEPS` changes the number of steps.
 use buildfund_jobs::books::costs::{busy_seconds, month_costs};
 use buildfund_jobs::calendar::Month;
 use buildfund_jobs::calendar::Span;
 use buildfund_jobs::{db, Config};
+use buildfund_tests::database::BenchDatabase;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::ConnectionTrait;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,7 @@ fn stats(mut samples: Vec<Duration>) -> (Duration, Duration) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let Ok(admin_url) = std::env::var("BENCH_DATABASE_URL") else {
+    let Some(database) = BenchDatabase::create().await? else {
         eprintln!("set BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run this benchmark");
         return Ok(());
     };
@@ -66,18 +67,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let name = format!("bf_bench_attr_{}", std::process::id());
-    let admin = Database::connect(admin_url.as_str()).await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
-        .await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await?;
-    let url = match admin_url.rsplit_once('/') {
-        Some((base, _)) => format!("{base}/{name}"),
-        None => anyhow::bail!("BENCH_DATABASE_URL needs a database path"),
-    };
+    let url = database.url.clone();
     let mut config = Config::parse(&config_text(), "bench")?;
     config.database.url = url;
     let conn = db::connect(&config).await?;
@@ -145,9 +135,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     conn.close().await?;
-    admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await?;
+    database.drop().await?;
     Ok(())
 }
 

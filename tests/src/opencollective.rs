@@ -1,0 +1,187 @@
+//! A stand-in of OpenCollective's GraphQL API v2 over real HTTP: canned transactions and
+//! recurring orders served page by page, with faults on demand (an error page, a 500, a 429, a
+//! slow answer, a cut-off body), recording what it saw.
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The collective the stand-in serves; the builder configures `[opencollective]` with it.
+pub const COLLECTIVE: &str = "nixfund";
+/// The environment variable `[opencollective] token_env` names.
+pub const TOKEN_ENV: &str = "BUILDFUND_TEST_OC_TOKEN";
+/// The personal token the tests put in `TOKEN_ENV`.
+pub const TOKEN: &str = "test-personal-token";
+
+/// What the stand-in does, and what it saw.
+#[derive(Default)]
+pub struct Behaviour {
+    pub transactions: Vec<Value>,
+    pub orders: Vec<Value>,
+    /// Answer the request for this offset with a GraphQL error (HTTP 200), every time.
+    pub error_at_offset: Option<i64>,
+    /// Answer the next request for this offset with HTTP 500, once.
+    pub server_error_at_offset: Option<i64>,
+    /// Answer the next request for this offset with 429 and `Retry-After: 1`, once.
+    pub rate_limit_at_offset: Option<i64>,
+    /// Answer requests for this offset only after this long, every time (past the timeout).
+    pub slow_at_offset: Option<(i64, Duration)>,
+    /// Answer requests for this offset with a cut-off JSON body (HTTP 200), every time.
+    pub malformed_at_offset: Option<i64>,
+    /// The newest `createdAt` of any transaction served in a good answer.
+    pub served_until: Option<String>,
+    pub requests: u64,
+    pub tokens: Vec<Option<String>>,
+}
+
+pub struct OpenCollective {
+    url: String,
+    state: Arc<Mutex<Behaviour>>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+async fn graphql(
+    req: HttpRequest,
+    body: web::Json<Value>,
+    state: web::Data<Arc<Mutex<Behaviour>>>,
+) -> HttpResponse {
+    let stall = {
+        let s = state.lock().unwrap();
+        match s.slow_at_offset {
+            Some((offset, wait)) if body["variables"]["offset"].as_i64() == Some(offset) => {
+                Some(wait)
+            }
+            _ => None,
+        }
+    };
+    if let Some(wait) = stall {
+        tokio::time::sleep(wait).await;
+    }
+    let mut s = state.lock().unwrap();
+    s.requests += 1;
+    let token = req
+        .headers()
+        .get("Personal-Token")
+        .map(|v| v.to_str().unwrap().to_string());
+    s.tokens.push(token);
+    let vars = &body["variables"];
+    let offset = vars["offset"].as_i64().unwrap();
+    let limit = vars["limit"].as_i64().unwrap();
+    assert!(limit <= 1000, "the API's maximum page size is 1000");
+    match body["operationName"].as_str().unwrap() {
+        "DonationTransactions" => {
+            assert!(body["query"]
+                .as_str()
+                .unwrap()
+                .contains("includeChildrenTransactions: true"));
+            if s.rate_limit_at_offset == Some(offset) {
+                s.rate_limit_at_offset = None;
+                return HttpResponse::TooManyRequests()
+                    .insert_header(("Retry-After", "1"))
+                    .json(json!({"error": {"message": "Rate limit exceeded. Try again in a minute."}}));
+            }
+            if s.server_error_at_offset == Some(offset) {
+                s.server_error_at_offset = None;
+                return HttpResponse::InternalServerError().body("upstream timeout");
+            }
+            if s.malformed_at_offset == Some(offset) {
+                return HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(r#"{"data": {"transactions": {"totalCount": 11, "nodes": [{"id": "#);
+            }
+            if s.error_at_offset == Some(offset) {
+                return HttpResponse::Ok().json(json!({
+                    "errors": [{"message": "Something went wrong on our side (test error page)"}],
+                    "data": null
+                }));
+            }
+            let from = vars["dateFrom"].as_str().unwrap().to_string();
+            let from = chrono::DateTime::parse_from_rfc3339(&from).unwrap();
+            let mut rows: Vec<&Value> = s
+                .transactions
+                .iter()
+                .filter(|t| {
+                    chrono::DateTime::parse_from_rfc3339(t["createdAt"].as_str().unwrap()).unwrap()
+                        >= from
+                })
+                .collect();
+            rows.sort_by_key(|t| t["createdAt"].as_str().unwrap().to_string());
+            let total = rows.len() as i64;
+            let page: Vec<&Value> = rows
+                .into_iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .collect();
+            let newest = page
+                .iter()
+                .filter_map(|t| t["createdAt"].as_str())
+                .max()
+                .map(String::from);
+            let answer = json!({"data": {"transactions": {"totalCount": total, "nodes": page}}});
+            if newest > s.served_until {
+                s.served_until = newest;
+            }
+            HttpResponse::Ok().json(answer)
+        }
+        "ActiveRecurringOrders" => {
+            let page: Vec<&Value> = s
+                .orders
+                .iter()
+                .skip(offset as usize)
+                .take(limit as usize)
+                .collect();
+            HttpResponse::Ok()
+                .json(json!({"data": {"orders": {"totalCount": s.orders.len(), "nodes": page}}}))
+        }
+        other => HttpResponse::BadRequest()
+            .json(json!({"errors": [{"message": format!("unknown operation {other}")}]})),
+    }
+}
+
+impl OpenCollective {
+    pub async fn start(behaviour: Behaviour) -> OpenCollective {
+        let state = Arc::new(Mutex::new(behaviour));
+        let data = web::Data::new(state.clone());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/graphql/v2", web::post().to(graphql))
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        OpenCollective {
+            url: format!("http://127.0.0.1:{port}/graphql/v2"),
+            state,
+            handle,
+        }
+    }
+
+    /// The endpoint, `http://127.0.0.1:PORT/graphql/v2`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What the stand-in does (to change it between syncs) and what it saw.
+    pub fn state(&self) -> MutexGuard<'_, Behaviour> {
+        self.state.lock().unwrap()
+    }
+
+    /// The `[opencollective]` table pointing at this stand-in.
+    pub fn config(&self) -> String {
+        format!(
+            "\n[opencollective]\nendpoint = \"{}\"\ncollective = \"{COLLECTIVE}\"\ntoken_env = \"{TOKEN_ENV}\"\noverlap_seconds = 86400\n",
+            self.url
+        )
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+}

@@ -1,0 +1,14 @@
+//! The one end-to-end test binary: a module per area, each test the real server over HTTP
+//! (see `buildfund_tests`). Storage tests run as `AREA::NAME::sqlite` and
+//! `AREA::NAME::postgres`, e.g. `cargo test -p buildfund-tests --test main gate::`.
+mod books;
+mod donations;
+mod email;
+mod foundation;
+mod gate;
+mod hydra;
+mod ingest;
+mod opencollective_schema;
+mod outage;
+mod pages;
+mod scheduler;
