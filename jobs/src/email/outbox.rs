@@ -1,7 +1,8 @@
 //! The outbox: every email buildfund sends is a row, created atomically with what it is for,
 //! then drained over one pooled SMTP connection at a bounded rate. Two kinds: `report` (one
 //! row per (month, subscriber), see [`enqueue`]) and `confirm` (a subscription's confirmation,
-//! queued by [`queue_confirmation`] in the transaction that makes the subscriber pending). States:
+//! queued by [`queue_confirmation`] in the transaction that makes the subscriber pending).
+//! States:
 //!
 //! ```text
 //! pending ──claim──▶ sending ──250──▶ sent
@@ -381,10 +382,16 @@ struct Sender<'a> {
     months: HashMap<String, MonthReport>,
 }
 
-/// A claimed row's message, or why there is none.
+/// A claimed row's message (and its Message-ID), or why there is none.
 enum Prepared {
     Message(Box<Message>, String),
+    Unsent(Unsent),
+}
+
+enum Unsent {
+    /// Its subscriber no longer wants it.
     Skip,
+    /// The message cannot be built: why.
     Broken(String),
 }
 
@@ -404,7 +411,7 @@ impl Sender<'_> {
             CONFIRMED
         };
         let Some(subscriber) = subscriber.filter(|s| s.status == wanted) else {
-            return Ok(Prepared::Skip);
+            return Ok(Prepared::Unsent(Unsent::Skip));
         };
         let id = message_id(row, &self.mailer.domain);
         let message = if row.kind == CONFIRM {
@@ -439,22 +446,18 @@ impl Sender<'_> {
         };
         Ok(match message {
             Ok(m) => Prepared::Message(Box::new(m), id),
-            Err(e) => Prepared::Broken(format!("cannot build the message: {e:#}")),
+            Err(e) => Prepared::Unsent(Unsent::Broken(format!("cannot build the message: {e:#}"))),
         })
     }
 
-    /// Records a row that is not sent (skipped, or a message that cannot be built).
-    async fn drop_row(
-        &self,
-        row: &email_outbox::Model,
-        prepared: Prepared,
-    ) -> anyhow::Result<Delivery> {
-        match prepared {
-            Prepared::Skip => {
+    /// Records a row that is not sent.
+    async fn drop_row(&self, row: &email_outbox::Model, why: Unsent) -> anyhow::Result<Delivery> {
+        match why {
+            Unsent::Skip => {
                 finish(self.db, row, SKIPPED, vec![]).await?;
                 Ok(Delivery::Skipped)
             }
-            Prepared::Broken(error) => {
+            Unsent::Broken(error) => {
                 finish(
                     self.db,
                     row,
@@ -464,7 +467,6 @@ impl Sender<'_> {
                 .await?;
                 Ok(Delivery::Failed(error))
             }
-            Prepared::Message(..) => unreachable!("drop_row is only called for unsent rows"),
         }
     }
 
@@ -611,7 +613,7 @@ pub async fn drain(
                 pace.tick().await;
                 sender.send(&row, *message, id).await?
             }
-            other => sender.drop_row(&row, other).await?,
+            Prepared::Unsent(why) => sender.drop_row(&row, why).await?,
         };
         match delivery {
             Delivery::Sent => report.sent += 1,
@@ -674,7 +676,7 @@ pub async fn deliver_now(
     };
     match sender.prepare(&row, now).await? {
         Prepared::Message(message, id) => sender.send(&row, *message, id).await,
-        other => sender.drop_row(&row, other).await,
+        Prepared::Unsent(why) => sender.drop_row(&row, why).await,
     }
 }
 
