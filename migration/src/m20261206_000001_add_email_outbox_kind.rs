@@ -2,7 +2,7 @@
 //! subscriber), as before) and `confirm` (a subscription's confirmation email, queued in the
 //! same transaction as the subscriber, so a relay's 4xx delays it instead of losing it). Rows
 //! already there are reports. For a confirmation, `month` holds the instant it was requested
-//! (RFC 3339), so the unique (month, subscriber_id) index still makes queueing idempotent.
+//! (RFC 3339 to the microsecond), which keeps the unique (month, subscriber_id) index true.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]

@@ -25,18 +25,18 @@ use super::render::{self, ReportView};
 use super::smtp::SendError;
 use super::subscriptions::{self, CONFIRMED};
 use super::{EmailKey, Mailer};
-use crate::calendar::{rfc3339, Month};
+use crate::calendar::Month;
 use crate::report::{month_report, MonthReport};
 use crate::Config;
 use buildfund_entity::{email_outbox, subscribers};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -123,50 +123,28 @@ pub async fn enqueue(
 }
 
 /// Queues the confirmation email of `subscriber` (pending), requested at `now`, inside the
-/// caller's transaction: the email exists exactly when the state that asks for it does. Running
-/// it again for the same request adds nothing. Returns the row's id.
+/// caller's transaction: the email exists exactly when the state that asks for it does (the
+/// caller's conditional update of the subscriber lets one request of concurrent ones through).
+/// The row's `month` is the request's instant to the microsecond, unique per subscriber under
+/// the (month, subscriber_id) index. Returns the row's id.
 pub async fn queue_confirmation(
     db: &impl ConnectionTrait,
     subscriber: &subscribers::Model,
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
-    use email_outbox::Column as O;
-    let requested = rfc3339(now);
-    let insert = Query::insert()
-        .into_table(email_outbox::Entity)
-        .columns([
-            O::Kind,
-            O::Month,
-            O::SubscriberId,
-            O::Email,
-            O::Status,
-            O::Attempts,
-            O::NextAttemptAt,
-            O::CreatedAt,
-        ])
-        .values_panic([
-            CONFIRM.into(),
-            requested.clone().into(),
-            subscriber.id.into(),
-            subscriber.email.clone().into(),
-            PENDING.into(),
-            0i32.into(),
-            now.into(),
-            now.into(),
-        ])
-        .on_conflict(
-            OnConflict::columns([O::Month, O::SubscriberId])
-                .do_nothing()
-                .to_owned(),
-        )
-        .to_owned();
-    db.execute(&insert).await?;
-    let row = email_outbox::Entity::find()
-        .filter(O::Month.eq(requested))
-        .filter(O::SubscriberId.eq(subscriber.id))
-        .one(db)
-        .await?
-        .ok_or_else(|| DbErr::Custom("the queued confirmation disappeared".into()))?;
+    let row = email_outbox::ActiveModel {
+        kind: Set(CONFIRM.into()),
+        month: Set(now.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        subscriber_id: Set(subscriber.id),
+        email: Set(subscriber.email.clone()),
+        status: Set(PENDING.into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
     Ok(row.id)
 }
 
