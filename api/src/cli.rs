@@ -365,6 +365,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 r.sent, r.failed, r.skipped, r.transient_failures
                             )
                         }),
+                        ..Default::default()
                     };
                     let (created, report) =
                         email::outbox::send_month(&conn, &config, month, options).await?;
@@ -399,25 +400,49 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 SubscribersCommand::Add { email, confirmed } => {
                     let address = email::subscriptions::SubscriberEmail::parse(email)
                         .map_err(|p| anyhow::anyhow!("{p}"))?;
-                    let (row, created) =
-                        email::subscriptions::add(&conn, &address, *confirmed, now).await?;
-                    let what = if created { "added" } else { "already known" };
+                    let added = email::subscriptions::add(&conn, &address, *confirmed, now).await?;
+                    let row = &added.subscriber;
+                    let what = if added.created {
+                        "added"
+                    } else {
+                        "already known"
+                    };
                     println!("{} {what}: {}", row.email, row.status);
-                    if row.status == email::subscriptions::PENDING {
-                        match &config.smtp {
-                            Some(smtp) => {
-                                let mailer = email::Mailer::new(smtp)?;
-                                let key = email::EmailKey::load(&conn, &config).await?;
-                                email::subscriptions::send_confirmation(
-                                    &mailer, &config, &key, &row, now,
-                                )
-                                .await?;
-                                println!("confirmation email sent to {}", row.email);
+                    match (added.confirmation, &config.smtp) {
+                        (Some(id), Some(smtp)) => {
+                            // The confirmation is queued with the subscriber; try it once now.
+                            use email::outbox::Delivery;
+                            let mailer = email::Mailer::new(smtp)?;
+                            let key = email::EmailKey::load(&conn, &config).await?;
+                            match email::outbox::deliver_now(&conn, &config, &mailer, &key, id)
+                                .await?
+                            {
+                                Delivery::Sent => {
+                                    println!("confirmation email sent to {}", row.email)
+                                }
+                                Delivery::Retry { error, at, .. } => println!(
+                                    "confirmation email to {} queued; will retry from {} (`serve`, job outbox_drain): {error}",
+                                    row.email,
+                                    buildfund_jobs::calendar::rfc3339(at)
+                                ),
+                                Delivery::Failed(e) | Delivery::GaveUp(e) => anyhow::bail!(
+                                    "the relay refused the confirmation email to {}: {e}",
+                                    row.email
+                                ),
+                                Delivery::Skipped | Delivery::NotDue => println!(
+                                    "confirmation email to {} queued (another sender has it)",
+                                    row.email
+                                ),
                             }
-                            None => eprintln!(
-                                "no [smtp] configured: no confirmation email was sent (use --confirmed to subscribe directly)"
-                            ),
                         }
+                        (Some(_), None) => eprintln!(
+                            "no [smtp] configured: the confirmation email is queued and goes out with `serve` (job outbox_drain) once [smtp] is configured (use --confirmed to subscribe directly)"
+                        ),
+                        (None, _) if row.status == email::subscriptions::PENDING => println!(
+                            "a confirmation email to {} was queued less than 10 minutes ago; no other is sent",
+                            row.email
+                        ),
+                        (None, _) => {}
                     }
                 }
                 SubscribersCommand::Remove { email } => {

@@ -8,6 +8,7 @@ use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::email::outbox::ConfirmationSender;
 use buildfund_jobs::email::{EmailKey, Mailer};
 use buildfund_jobs::gate::actions::Actions;
 use buildfund_jobs::gate::Gate;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub pages: Arc<PageCache>,
     /// The SMTP relay, when `[smtp]` is configured (confirmation emails).
     pub mailer: Option<Mailer>,
+    /// This instance's background sender of queued confirmation emails (with `[smtp]`).
+    pub confirmations: Option<ConfirmationSender>,
     /// The link-signing key, loaded on first use (it may live in the database).
     pub email_key: tokio::sync::OnceCell<EmailKey>,
     /// `POST /subscribe`: 5 requests per client address per 10 minutes.
@@ -107,6 +110,9 @@ impl Application {
             Some(smtp) => Some(Mailer::new(smtp)?),
             None => None,
         };
+        let confirmations = mailer
+            .clone()
+            .map(|m| ConfirmationSender::spawn(db.clone(), config.clone(), m));
         let state = web::Data::new(AppState {
             db,
             config: config.clone(),
@@ -115,6 +121,7 @@ impl Application {
             gate,
             pages: Arc::new(PageCache::new()),
             mailer,
+            confirmations,
             email_key: tokio::sync::OnceCell::new(),
             subscribe_limit: RateLimiter::new(5, Duration::from_secs(600)),
         });

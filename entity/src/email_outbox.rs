@@ -1,4 +1,6 @@
-//! `email_outbox`: One report email for one (month, subscriber); the unit of exactly-once delivery.
+//! `email_outbox`: One email for one subscriber, the unit of exactly-once delivery: a report for
+//! one (month, subscriber) or a subscription's confirmation (`kind`; for a confirmation `month`
+//! holds the instant it was requested).
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +22,7 @@ pub struct Model {
     pub smtp_response: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    pub kind: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

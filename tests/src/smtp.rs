@@ -1,8 +1,8 @@
 //! A small SMTP server for tests and benchmarks: real TCP, a real SMTP dialogue (EHLO/HELO,
 //! MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), every accepted message kept raw.
-//! It can be told to refuse recipients (4xx or 5xx), to drop the connection after N accepted
-//! messages and stay down (every new connection greeted with 421) until [`SmtpServer::recover`],
-//! or to only count messages (benchmarks).
+//! It can be told to refuse recipients (4xx or 5xx, until told to accept them again), to drop
+//! the connection after N accepted messages and stay down (every new connection greeted with
+//! 421) until [`SmtpServer::recover`], or to only count messages (benchmarks).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -130,6 +130,11 @@ impl SmtpServer {
         self.lock()
             .reject
             .insert(address.to_lowercase(), reply.to_string());
+    }
+
+    /// Accept this address again (undoes [`SmtpServer::reject`]).
+    pub fn unreject(&self, address: &str) {
+        self.lock().reject.remove(&address.to_lowercase());
     }
 
     /// Waits until `n` messages were accepted (panics after `timeout`).

@@ -905,3 +905,173 @@ db_test!(
         assert_eq!(smtp.accepted(), 1, "a second monthly run sends nothing new");
     }
 );
+
+/// The outbox's confirmation rows, oldest first.
+async fn confirmations(app: &TestApp) -> Vec<email_outbox::Model> {
+    email_outbox::Entity::find()
+        .filter(email_outbox::Column::Kind.eq("confirm"))
+        .order_by_asc(email_outbox::Column::Id)
+        .all(&app.db)
+        .await
+        .unwrap()
+}
+
+/// Waits until the confirmation to `email` is in `status` (panics after 10 s).
+async fn confirmation_in(app: &TestApp, email: &str, status: &str) -> email_outbox::Model {
+    let start = std::time::Instant::now();
+    loop {
+        let rows = confirmations(app).await;
+        if let Some(row) = rows.iter().find(|r| r.email == email && r.status == status) {
+            return row.clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no {status} confirmation to {email}: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+smtp_test!(
+    a_confirmation_the_relay_defers_stays_queued_and_a_later_drain_delivers_it,
+    BOOKS,
+    |app, smtp| async move {
+        let deferred = "451 4.7.1 greylisted, try again later";
+        smtp.reject("late@example.org", deferred);
+        smtp.reject("cli@example.org", deferred);
+        smtp.reject(
+            "gone@example.org",
+            "550 5.1.1 <gone@example.org>: no such user",
+        );
+
+        // The form answers at once, as for any address; the background sender meets the 451.
+        let res = post_subscribe(&app, "late@example.org").await;
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains("Check your inbox"));
+        let row = confirmation_in(&app, "late@example.org", "retry").await;
+        assert_eq!(row.attempts, 1);
+        assert!(
+            row.last_error.as_deref().unwrap().contains("451"),
+            "{row:?}"
+        );
+        assert_eq!(
+            status_of(&app, "late@example.org").await.as_deref(),
+            Some("pending")
+        );
+
+        // `subscribers add` tries it once, says it is queued, and succeeds.
+        let out = cli_ok(&app, &["subscribers", "add", "cli@example.org"]);
+        assert!(out.contains("cli@example.org added: pending"), "{out}");
+        assert!(out.contains("queued; will retry"), "{out}");
+        confirmation_in(&app, "cli@example.org", "retry").await;
+        // A 5xx is recorded as failed, and the command says so.
+        let refused = app.cli(&["subscribers", "add", "gone@example.org"]);
+        assert!(!refused.status.success());
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("550"),
+            "{refused:?}"
+        );
+        let row = confirmation_in(&app, "gone@example.org", "failed").await;
+        assert!(
+            row.last_error.as_deref().unwrap().contains("550"),
+            "{row:?}"
+        );
+        assert_eq!(smtp.accepted(), 0);
+
+        // Asking again within ten minutes queues nothing more.
+        assert_eq!(post_subscribe(&app, "late@example.org").await.status(), 200);
+        assert_eq!(confirmations(&app).await.len(), 3);
+
+        // The relay takes them now: the scheduled drain (which waits for retries due within
+        // its run) delivers each exactly once, with the row's stable Message-ID.
+        smtp.unreject("late@example.org");
+        smtp.unreject("cli@example.org");
+        let admin = app.token("admin").await;
+        let run: Value = app.run_job("outbox_drain", &admin).await;
+        assert_eq!(run["outcome"], "ok", "{run}");
+        let messages = smtp.wait_for(2, Duration::from_secs(10)).await;
+        let mut to: Vec<String> = messages.iter().map(|m| m.to.join(",")).collect();
+        to.sort();
+        assert_eq!(to, ["cli@example.org", "late@example.org"]);
+        for row in confirmations(&app).await {
+            if row.email == "gone@example.org" {
+                assert_eq!(row.status, "failed");
+                continue;
+            }
+            assert_eq!(row.status, "sent", "{row:?}");
+            let id = format!("<confirm.{}@example.org>", row.id);
+            assert_eq!(row.message_id.as_deref(), Some(id.as_str()));
+            let m = messages
+                .iter()
+                .find(|m| m.to == [row.email.clone()])
+                .unwrap();
+            assert_eq!(parse(m).header("Message-ID"), Some(id.as_str()));
+        }
+
+        // Its link confirms.
+        let late = messages
+            .iter()
+            .find(|m| m.to == ["late@example.org"])
+            .unwrap();
+        let confirm = link(&parse(late).text, "/confirm?token=");
+        let res = app.client.post(app.url(&confirm)).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        assert!(res.text().await.unwrap().contains("You are subscribed"));
+        assert_eq!(
+            status_of(&app, "late@example.org").await.as_deref(),
+            Some("confirmed")
+        );
+
+        // Nothing is left to send.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let run: Value = app.run_job("outbox_drain", &admin).await;
+        assert_eq!(run["outcome"], "ok", "{run}");
+        assert_eq!(smtp.accepted(), 2);
+    }
+);
+
+smtp_test!(
+    two_drains_at_once_send_each_confirmation_once,
+    BOOKS,
+    |app, smtp| async move {
+        use buildfund_jobs::email::outbox::{self, DrainOptions};
+        use buildfund_jobs::email::Mailer;
+        // Queued in this process: the app's background sender is not woken, the drains below
+        // are the only senders.
+        let emails: Vec<String> = (1..=20).map(|i| format!("q{i}@example.org")).collect();
+        for e in &emails {
+            let added = subscriptions::add(
+                &app.db,
+                &SubscriberEmail::parse(e).unwrap(),
+                false,
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+            assert!(added.confirmation.is_some());
+        }
+        assert_eq!(confirmations(&app).await.len(), 20);
+        let key = EmailKey::load(&app.db, &app.config).await.unwrap();
+        let drain = || {
+            let (db, config, key) = (app.db.clone(), app.config.clone(), key.clone());
+            let mailer = Mailer::new(config.smtp.as_ref().unwrap()).unwrap();
+            tokio::spawn(async move {
+                let options = DrainOptions {
+                    wait_for_retries: Duration::ZERO,
+                    ..Default::default()
+                };
+                outbox::drain(&db, &config, &mailer, &key, options)
+                    .await
+                    .unwrap()
+            })
+        };
+        let (a, b) = (drain(), drain());
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert_eq!(a.sent + b.sent, 20, "{a:?} {b:?}");
+        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
+        got.sort();
+        got.dedup();
+        assert_eq!((smtp.accepted(), got.len()), (20, 20), "each address once");
+        assert!(confirmations(&app).await.iter().all(|r| r.status == "sent"));
+    }
+);

@@ -5,7 +5,8 @@ use crate::error::ApiError;
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpResponse};
-use buildfund_jobs::email::subscriptions::{self, SubscriberEmail, PENDING};
+use buildfund_jobs::email::outbox::{self, Delivery};
+use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -26,8 +27,11 @@ pub struct NewSubscriber {
     confirmed: bool,
 }
 
-/// Adds an address: `confirmed: true` subscribes it at once; otherwise it is pending and gets a
-/// confirmation email. 201 when created, 200 when it existed.
+/// Adds an address: `confirmed: true` subscribes it at once; otherwise it is pending and a
+/// confirmation email is queued with it (at most one per 10 minutes) and tried at once:
+/// `confirmation_queued`, and `confirmation_sent` when the relay took it (otherwise the outbox
+/// retries it, `confirmation_error` says why it is not sent yet). 201 when created, 200 when it
+/// existed.
 #[post("/subscribers")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -42,23 +46,30 @@ pub async fn create(
         )
     })?;
     let now = chrono::Utc::now();
-    let (row, created) = subscriptions::add(&state.db, &email, body.confirmed, now).await?;
+    let added = subscriptions::add(&state.db, &email, body.confirmed, now).await?;
     let mut confirmation_sent = false;
-    if row.status == PENDING {
-        if let Some(mailer) = &state.mailer {
-            let key = super::subscriptions::email_key(&state).await?;
-            subscriptions::send_confirmation(mailer, &state.config, &key, &row, now).await?;
-            confirmation_sent = true;
+    let mut confirmation_error: Option<String> = None;
+    if let (Some(id), Some(mailer)) = (added.confirmation, &state.mailer) {
+        let key = super::subscriptions::email_key(&state).await?;
+        match outbox::deliver_now(&state.db, &state.config, mailer, &key, id).await? {
+            Delivery::Sent => confirmation_sent = true,
+            Delivery::Retry { error, .. } => confirmation_error = Some(error),
+            Delivery::Failed(e) | Delivery::GaveUp(e) => confirmation_error = Some(e),
+            Delivery::Skipped | Delivery::NotDue => {}
         }
     }
-    let status = if created {
+    let status = if added.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok(HttpResponse::build(status).json(
-        json!({"subscriber": row, "created": created, "confirmation_sent": confirmation_sent}),
-    ))
+    Ok(HttpResponse::build(status).json(json!({
+        "subscriber": added.subscriber,
+        "created": added.created,
+        "confirmation_queued": added.confirmation.is_some(),
+        "confirmation_sent": confirmation_sent,
+        "confirmation_error": confirmation_error,
+    })))
 }
 
 #[delete("/subscribers/{email}")]

@@ -3,8 +3,9 @@
 //! (the button), `GET /unsubscribe?token=` (a page with a button) and `POST
 //! /unsubscribe?token=` (the button, and RFC 8058 one-click from mail clients). Answers
 //! are small HTML pages. The subscribe answer is the same whether the address is new, pending
-//! or confirmed, and the confirmation is sent in the background, so neither the page nor its
-//! timing tells whether an address is known.
+//! or confirmed, and the confirmation is queued in the outbox and sent in the background, so
+//! neither the page nor its timing tells whether an address is known, and a relay that refuses
+//! it for now delays it instead of losing it.
 use crate::startup::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
@@ -92,29 +93,20 @@ pub async fn subscribe(
             )
         }
     };
-    let Some(mailer) = state.mailer.clone() else {
+    if state.mailer.is_none() {
         return page(
             &state,
             StatusCode::SERVICE_UNAVAILABLE,
             "Subscriptions are closed",
             &["This server sends no email (it has no [smtp] configuration)."],
         );
-    };
-    let key = match email_key(&state).await {
-        Ok(k) => k,
-        Err(e) => return unavailable(&state, format!("{e:#}")),
-    };
+    }
     let now = chrono::Utc::now();
     match subscriptions::subscribe(&state.db, &email, now).await {
-        Ok(Subscribed::SendConfirmation(subscriber)) => {
-            let config = state.config.clone();
-            tokio::spawn(async move {
-                if let Err(e) =
-                    subscriptions::send_confirmation(&mailer, &config, &key, &subscriber, now).await
-                {
-                    tracing::warn!(subscriber = subscriber.id, error = %format!("{e:#}"), "confirmation email not sent");
-                }
-            });
+        Ok(Subscribed::ConfirmationQueued { .. }) => {
+            if let Some(sender) = &state.confirmations {
+                sender.wake();
+            }
         }
         Ok(Subscribed::AlreadyConfirmed | Subscribed::RecentlySent) => {}
         Err(e) => return unavailable(&state, e),

@@ -1,40 +1,46 @@
-//! The outbox: one row per (month, subscriber), created atomically, then drained over one
-//! pooled SMTP connection at a bounded rate. States:
+//! The outbox: every email buildfund sends is a row, created atomically with what it is for,
+//! then drained over one pooled SMTP connection at a bounded rate. Two kinds: `report` (one
+//! row per (month, subscriber), see [`enqueue`]) and `confirm` (a subscription's confirmation,
+//! queued by [`queue_confirmation`] in the transaction that makes the subscriber pending).
+//! States:
 //!
 //! ```text
 //! pending ──claim──▶ sending ──250──▶ sent
 //!    ▲                  │ ├──5xx──▶ failed      (permanent, or MAX_ATTEMPTS transient failures)
 //!    │                  │ └──4xx / no connection──▶ retry (next_attempt_at = now + backoff)
 //!    │                  └── lease expired (the sender died) ──▶ claimable again
-//! retry ──claim──▶ sending …          (a subscriber no longer confirmed: ──▶ skipped)
+//! retry ──claim──▶ sending …          (a subscriber no longer confirmed — for a confirmation:
+//!                                      no longer pending — ──▶ skipped)
 //! ```
 //!
-//! Exactly once: the unique (month, subscriber_id) index makes creating rows idempotent; a
-//! row is claimed by a conditional UPDATE (only one sender wins it) and marked `sent` with the
-//! server's reply and the Message-ID right after the server accepted it. The one window left is
-//! a crash between the server's acceptance and that UPDATE: the row is sent again after its
-//! lease, with the same Message-ID (`<report.MONTH.ROW@domain>`), which receivers use to drop
-//! the duplicate (README, "Monthly email").
+//! Exactly once: the unique (month, subscriber_id) index makes creating rows idempotent (a
+//! confirmation's `month` is the instant it was requested); a row is claimed by a conditional
+//! UPDATE (only one sender wins it) and marked `sent` with the server's reply and the
+//! Message-ID right after the server accepted it. The one window left is a crash between the
+//! server's acceptance and that UPDATE: the row is sent again after its lease, with the same
+//! Message-ID (`<report.MONTH.ROW@domain>`, `<confirm.ROW@domain>`), which receivers use to
+//! drop the duplicate (README, "Monthly email").
 use super::links;
 use super::render;
 use super::smtp::SendError;
-use super::subscriptions::CONFIRMED;
+use super::subscriptions::{self, CONFIRMED};
 use super::{EmailKey, Mailer};
 use crate::calendar::Month;
 use crate::report::view::report_view;
 use crate::report::{month_report, MonthReport};
 use crate::Config;
 use buildfund_entity::{email_outbox, subscribers};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    ExprTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const PENDING: &str = "pending";
@@ -43,6 +49,10 @@ pub const RETRY: &str = "retry";
 pub const SENT: &str = "sent";
 pub const FAILED: &str = "failed";
 pub const SKIPPED: &str = "skipped";
+
+/// The kinds of row: the monthly report, and a subscription's confirmation email.
+pub const REPORT: &str = "report";
+pub const CONFIRM: &str = "confirm";
 
 /// How long a claimed row belongs to its sender before another may take it.
 pub const LEASE: ChronoDuration = ChronoDuration::minutes(5);
@@ -82,6 +92,7 @@ pub async fn enqueue(
         .expr(Expr::val(0i32))
         .expr(Expr::val(now))
         .expr(Expr::val(now))
+        .expr(Expr::val(REPORT))
         .from(subscribers::Entity)
         .and_where(Expr::col(S::Status).eq(CONFIRMED))
         .order_by(S::Id, sea_orm::Order::Asc)
@@ -96,6 +107,7 @@ pub async fn enqueue(
             O::Attempts,
             O::NextAttemptAt,
             O::CreatedAt,
+            O::Kind,
         ])
         .select_from(select)
         .map_err(|e| DbErr::Custom(format!("outbox insert: {e}")))?
@@ -111,6 +123,32 @@ pub async fn enqueue(
     Ok(created)
 }
 
+/// Queues the confirmation email of `subscriber` (pending), requested at `now`, inside the
+/// caller's transaction: the email exists exactly when the state that asks for it does (the
+/// caller's conditional update of the subscriber lets one request of concurrent ones through).
+/// The row's `month` is the request's instant to the microsecond, unique per subscriber under
+/// the (month, subscriber_id) index. Returns the row's id.
+pub async fn queue_confirmation(
+    db: &impl ConnectionTrait,
+    subscriber: &subscribers::Model,
+    now: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    let row = email_outbox::ActiveModel {
+        kind: Set(CONFIRM.into()),
+        month: Set(now.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        subscriber_id: Set(subscriber.id),
+        email: Set(subscriber.email.clone()),
+        status: Set(PENDING.into()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(row.id)
+}
+
 /// How long a drain run keeps going while messages wait for their retry.
 #[derive(Clone, Copy, Debug)]
 pub struct DrainOptions {
@@ -120,6 +158,8 @@ pub struct DrainOptions {
     /// Called with the figures so far while messages go out (the CLI prints a progress line):
     /// after the first message, then at most once a second, never when nothing changed.
     pub progress: Option<fn(&DrainReport)>,
+    /// Only rows of this kind ([`REPORT`], [`CONFIRM`]); every kind when `None`.
+    pub kind: Option<&'static str>,
 }
 
 impl Default for DrainOptions {
@@ -127,6 +167,7 @@ impl Default for DrainOptions {
         DrainOptions {
             wait_for_retries: Duration::from_secs(60),
             progress: None,
+            kind: None,
         }
     }
 }
@@ -152,44 +193,58 @@ impl std::fmt::Display for DrainReport {
     }
 }
 
-/// Takes the next due row (pending, retry, or a `sending` row whose lease expired) for this
-/// sender: a conditional UPDATE that only one sender can win.
+/// Takes the next due row (pending, retry, or a `sending` row whose lease expired) of `kind`
+/// (any kind when `None`) for this sender: a conditional UPDATE that only one sender can win.
 async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
+    kind: Option<&str>,
 ) -> Result<Option<email_outbox::Model>, DbErr> {
     use email_outbox::Column as O;
     for _ in 0..10 {
-        let Some(row) = email_outbox::Entity::find()
+        let mut due = email_outbox::Entity::find()
             .filter(O::Status.is_in([PENDING, RETRY, SENDING]))
-            .filter(O::NextAttemptAt.lte(now))
-            .order_by_asc(O::Id)
-            .limit(1)
-            .one(db)
-            .await?
-        else {
+            .filter(O::NextAttemptAt.lte(now));
+        if let Some(kind) = kind {
+            due = due.filter(O::Kind.eq(kind));
+        }
+        let Some(row) = due.order_by_asc(O::Id).limit(1).one(db).await? else {
             return Ok(None);
         };
-        let lease_until = now + LEASE;
-        let update = Query::update()
-            .table(email_outbox::Entity)
-            .value(O::Status, SENDING)
-            .value(O::Attempts, Expr::col(O::Attempts).add(1))
-            .value(O::NextAttemptAt, lease_until)
-            .and_where(Expr::col(O::Id).eq(row.id))
-            .and_where(Expr::col(O::Status).eq(row.status.as_str()))
-            .and_where(Expr::col(O::Attempts).eq(row.attempts))
-            .to_owned();
-        if db.execute(&update).await?.rows_affected() == 1 {
-            return Ok(Some(email_outbox::Model {
-                status: SENDING.into(),
-                attempts: row.attempts + 1,
-                next_attempt_at: lease_until,
-                ..row
-            }));
+        if let Some(claimed) = take(db, row, now).await? {
+            return Ok(Some(claimed));
         }
     }
     Ok(None)
+}
+
+/// Claims `row` as read: only while it is still in the state and at the attempt count it was
+/// read with (another sender that took it first makes this return `None`).
+async fn take(
+    db: &DatabaseConnection,
+    row: email_outbox::Model,
+    now: DateTime<Utc>,
+) -> Result<Option<email_outbox::Model>, DbErr> {
+    use email_outbox::Column as O;
+    let lease_until = now + LEASE;
+    let update = Query::update()
+        .table(email_outbox::Entity)
+        .value(O::Status, SENDING)
+        .value(O::Attempts, Expr::col(O::Attempts).add(1))
+        .value(O::NextAttemptAt, lease_until)
+        .and_where(Expr::col(O::Id).eq(row.id))
+        .and_where(Expr::col(O::Status).eq(row.status.as_str()))
+        .and_where(Expr::col(O::Attempts).eq(row.attempts))
+        .to_owned();
+    if db.execute(&update).await?.rows_affected() != 1 {
+        return Ok(None);
+    }
+    Ok(Some(email_outbox::Model {
+        status: SENDING.into(),
+        attempts: row.attempts + 1,
+        next_attempt_at: lease_until,
+        ..row
+    }))
 }
 
 /// Ends this sender's claim of `row`: only while the claim is still its own (status `sending`
@@ -222,9 +277,14 @@ async fn finish(
     Ok(())
 }
 
-/// The stable Message-ID of a row: the same on every try of the same (month, subscriber).
+/// The stable Message-ID of a row, the same on every try: `<report.MONTH.ROW@domain>` for a
+/// report, `<confirm.ROW@domain>` for a confirmation.
 pub fn message_id(row: &email_outbox::Model, domain: &str) -> String {
-    format!("<report.{}.{}@{}>", row.month, row.id, domain)
+    if row.kind == CONFIRM {
+        format!("<confirm.{}@{}>", row.id, domain)
+    } else {
+        format!("<report.{}.{}@{}>", row.month, row.id, domain)
+    }
 }
 
 /// The unsubscribe link of a subscriber.
@@ -268,11 +328,210 @@ pub fn report_message(
         ))?)
 }
 
-/// Sends every due row, one message at a time over the mailer's single pooled connection, at
-/// most `rate_per_second`. A transient failure reschedules the row with exponential backoff; a
-/// failure to reach the server at all also pauses the whole run until that retry (so an SMTP
-/// outage costs one attempt per backoff step, not one per subscriber). Returns when nothing is
-/// due before `options.wait_for_retries` from the start.
+/// What became of one claimed row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// The server accepted it.
+    Sent,
+    /// Refused for good (a 5xx, or a message that cannot be built): the reason.
+    Failed(String),
+    /// Given up after [`MAX_ATTEMPTS`] transient failures: the last one.
+    GaveUp(String),
+    /// Its subscriber no longer wants it (a report for someone no longer confirmed, a
+    /// confirmation for someone no longer pending).
+    Skipped,
+    /// A transient failure: tried again at `at`. `connection` when the server could not be
+    /// talked to at all.
+    Retry {
+        error: String,
+        at: DateTime<Utc>,
+        connection: bool,
+    },
+    /// The row was not there to take: already sent or given up, held by another sender, or
+    /// waiting for its retry.
+    NotDue,
+}
+
+/// What one sender keeps between rows: the reports of the months it sent (computed once).
+struct Sender<'a> {
+    db: &'a DatabaseConnection,
+    config: &'a Config,
+    mailer: &'a Mailer,
+    key: &'a EmailKey,
+    months: HashMap<String, MonthReport>,
+}
+
+/// A claimed row's message (and its Message-ID), or why there is none.
+enum Prepared {
+    Message(Box<Message>, String),
+    Unsent(Unsent),
+}
+
+enum Unsent {
+    /// Its subscriber no longer wants it.
+    Skip,
+    /// The message cannot be built: why.
+    Broken(String),
+}
+
+impl Sender<'_> {
+    /// Builds the row's message, unless its subscriber no longer wants it.
+    async fn prepare(
+        &mut self,
+        row: &email_outbox::Model,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Prepared> {
+        let subscriber = subscribers::Entity::find_by_id(row.subscriber_id)
+            .one(self.db)
+            .await?;
+        let wanted = if row.kind == CONFIRM {
+            subscriptions::PENDING
+        } else {
+            CONFIRMED
+        };
+        let Some(subscriber) = subscriber.filter(|s| s.status == wanted) else {
+            return Ok(Prepared::Unsent(Unsent::Skip));
+        };
+        let id = message_id(row, &self.mailer.domain);
+        let message = if row.kind == CONFIRM {
+            // The link is signed now, so it works for its whole lifetime from the moment it
+            // goes out, however long the relay kept refusing it.
+            subscriptions::confirmation_message(
+                self.mailer,
+                self.config,
+                self.key,
+                &subscriber,
+                now,
+                id.clone(),
+            )
+        } else {
+            if !self.months.contains_key(&row.month) {
+                let month = Month::parse(&row.month).map_err(anyhow::Error::msg)?;
+                self.months.insert(
+                    row.month.clone(),
+                    month_report(self.db, self.config, month, now).await?,
+                );
+            }
+            let unsubscribe =
+                unsubscribe_url(self.config, self.key, subscriber.id, &subscriber.email);
+            report_message(
+                self.mailer,
+                self.config,
+                &self.months[&row.month],
+                &row.email,
+                &unsubscribe,
+                id.clone(),
+            )
+        };
+        Ok(match message {
+            Ok(m) => Prepared::Message(Box::new(m), id),
+            Err(e) => Prepared::Unsent(Unsent::Broken(format!("cannot build the message: {e:#}"))),
+        })
+    }
+
+    /// Records a row that is not sent.
+    async fn drop_row(&self, row: &email_outbox::Model, why: Unsent) -> anyhow::Result<Delivery> {
+        match why {
+            Unsent::Skip => {
+                finish(self.db, row, SKIPPED, vec![]).await?;
+                Ok(Delivery::Skipped)
+            }
+            Unsent::Broken(error) => {
+                finish(
+                    self.db,
+                    row,
+                    FAILED,
+                    vec![(email_outbox::Column::LastError, error.clone().into())],
+                )
+                .await?;
+                Ok(Delivery::Failed(error))
+            }
+        }
+    }
+
+    /// Sends the row's message and records the outcome.
+    async fn send(
+        &self,
+        row: &email_outbox::Model,
+        message: Message,
+        id: String,
+    ) -> anyhow::Result<Delivery> {
+        let db = self.db;
+        match self.mailer.send(message).await {
+            Ok(accepted) => {
+                finish(
+                    db,
+                    row,
+                    SENT,
+                    vec![
+                        (email_outbox::Column::SentAt, Utc::now().into()),
+                        (email_outbox::Column::MessageId, id.into()),
+                        (email_outbox::Column::SmtpResponse, accepted.response.into()),
+                        (
+                            email_outbox::Column::LastError,
+                            Option::<String>::None.into(),
+                        ),
+                    ],
+                )
+                .await?;
+                Ok(Delivery::Sent)
+            }
+            Err(SendError::Permanent { message }) => {
+                tracing::warn!(outbox = row.id, kind = %row.kind, month = %row.month, error = %message, "email refused permanently");
+                finish(
+                    db,
+                    row,
+                    FAILED,
+                    vec![(email_outbox::Column::LastError, message.clone().into())],
+                )
+                .await?;
+                Ok(Delivery::Failed(message))
+            }
+            Err(SendError::Transient {
+                message,
+                connection,
+            }) => {
+                if row.attempts >= MAX_ATTEMPTS {
+                    tracing::warn!(outbox = row.id, kind = %row.kind, attempts = row.attempts, error = %message, "email given up");
+                    let error = format!("gave up after {} attempts: {message}", row.attempts);
+                    finish(
+                        db,
+                        row,
+                        FAILED,
+                        vec![(email_outbox::Column::LastError, error.clone().into())],
+                    )
+                    .await?;
+                    return Ok(Delivery::GaveUp(error));
+                }
+                let next = Utc::now()
+                    + ChronoDuration::from_std(backoff(row.attempts))
+                        .unwrap_or(ChronoDuration::hours(1));
+                tracing::info!(outbox = row.id, kind = %row.kind, attempts = row.attempts, retry_at = %next, error = %message, "email will be retried");
+                finish(
+                    db,
+                    row,
+                    RETRY,
+                    vec![
+                        (email_outbox::Column::NextAttemptAt, next.into()),
+                        (email_outbox::Column::LastError, message.clone().into()),
+                    ],
+                )
+                .await?;
+                Ok(Delivery::Retry {
+                    error: message,
+                    at: next,
+                    connection,
+                })
+            }
+        }
+    }
+}
+
+/// Sends every due row (of `options.kind`, or all), one message at a time over the mailer's
+/// single pooled connection, at most `rate_per_second`. A transient failure reschedules the row
+/// with exponential backoff; a failure to reach the server at all also pauses the whole run
+/// until that retry (so an SMTP outage costs one attempt per backoff step, not one per
+/// subscriber). Returns when nothing is due before `options.wait_for_retries` from the start.
 pub async fn drain(
     db: &DatabaseConnection,
     config: &Config,
@@ -286,7 +545,13 @@ pub async fn drain(
     let period = Duration::from_secs_f64(1.0 / f64::from(std::cmp::max(mailer.rate_per_second, 1)));
     let mut pace = tokio::time::interval(period);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut months: HashMap<String, MonthReport> = HashMap::new();
+    let mut sender = Sender {
+        db,
+        config,
+        mailer,
+        key,
+        months: HashMap::new(),
+    };
     // (when, what) of the last progress call: the first change is shown at once, then at most
     // one a second.
     let mut shown: (Option<std::time::Instant>, DrainReport) = (None, DrainReport::default());
@@ -301,11 +566,15 @@ pub async fn drain(
             }
         }
         let now = Utc::now();
-        let Some(row) = claim(db, now).await? else {
+        let Some(row) = claim(db, now, options.kind).await? else {
             // Nothing due now: wait for the next retry if it comes before the deadline. Rows
             // another sender holds are its business (if it dies, a later run takes them over).
-            let next = email_outbox::Entity::find()
-                .filter(email_outbox::Column::Status.is_in([PENDING, RETRY]))
+            let mut waiting = email_outbox::Entity::find()
+                .filter(email_outbox::Column::Status.is_in([PENDING, RETRY]));
+            if let Some(kind) = options.kind {
+                waiting = waiting.filter(email_outbox::Column::Kind.eq(kind));
+            }
+            let next = waiting
                 .order_by_asc(email_outbox::Column::NextAttemptAt)
                 .one(db)
                 .await?
@@ -318,127 +587,130 @@ pub async fn drain(
                 _ => break,
             }
         };
-        let subscriber = subscribers::Entity::find_by_id(row.subscriber_id)
-            .one(db)
-            .await?;
-        let Some(subscriber) = subscriber.filter(|s| s.status == CONFIRMED) else {
-            finish(db, &row, SKIPPED, vec![]).await?;
-            report.skipped += 1;
-            continue;
+        let delivery = match sender.prepare(&row, now).await? {
+            Prepared::Message(message, id) => {
+                pace.tick().await;
+                sender.send(&row, *message, id).await?
+            }
+            Prepared::Unsent(why) => sender.drop_row(&row, why).await?,
         };
-        if !months.contains_key(&row.month) {
-            let month = Month::parse(&row.month).map_err(anyhow::Error::msg)?;
-            months.insert(
-                row.month.clone(),
-                month_report(db, config, month, now).await?,
-            );
-        }
-        let id = message_id(&row, &mailer.domain);
-        let unsubscribe = unsubscribe_url(config, key, subscriber.id, &subscriber.email);
-        let message = match report_message(
-            mailer,
-            config,
-            &months[&row.month],
-            &row.email,
-            &unsubscribe,
-            id.clone(),
-        ) {
-            Ok(m) => m,
-            Err(e) => {
-                finish(
-                    db,
-                    &row,
-                    FAILED,
-                    vec![(
-                        email_outbox::Column::LastError,
-                        format!("cannot build the message: {e:#}").into(),
-                    )],
-                )
-                .await?;
-                report.failed += 1;
-                continue;
-            }
-        };
-        pace.tick().await;
-        match mailer.send(message).await {
-            Ok(accepted) => {
-                finish(
-                    db,
-                    &row,
-                    SENT,
-                    vec![
-                        (email_outbox::Column::SentAt, Utc::now().into()),
-                        (email_outbox::Column::MessageId, id.into()),
-                        (email_outbox::Column::SmtpResponse, accepted.response.into()),
-                        (
-                            email_outbox::Column::LastError,
-                            Option::<String>::None.into(),
-                        ),
-                    ],
-                )
-                .await?;
-                report.sent += 1;
-            }
-            Err(SendError::Permanent { message }) => {
-                tracing::warn!(outbox = row.id, month = %row.month, error = %message, "report refused permanently");
-                finish(
-                    db,
-                    &row,
-                    FAILED,
-                    vec![(email_outbox::Column::LastError, message.into())],
-                )
-                .await?;
-                report.failed += 1;
-            }
-            Err(SendError::Transient {
-                message,
-                connection,
-            }) => {
+        match delivery {
+            Delivery::Sent => report.sent += 1,
+            Delivery::Failed(_) => report.failed += 1,
+            Delivery::GaveUp(_) => {
                 report.transient_failures += 1;
-                if row.attempts >= MAX_ATTEMPTS {
-                    tracing::warn!(outbox = row.id, attempts = row.attempts, error = %message, "report given up");
-                    finish(
-                        db,
-                        &row,
-                        FAILED,
-                        vec![(
-                            email_outbox::Column::LastError,
-                            format!("gave up after {} attempts: {message}", row.attempts).into(),
-                        )],
-                    )
-                    .await?;
-                    report.failed += 1;
-                    continue;
-                }
-                let next = Utc::now()
-                    + ChronoDuration::from_std(backoff(row.attempts))
-                        .unwrap_or(ChronoDuration::hours(1));
-                tracing::info!(outbox = row.id, attempts = row.attempts, retry_at = %next, error = %message, "report will be retried");
-                finish(
-                    db,
-                    &row,
-                    RETRY,
-                    vec![
-                        (email_outbox::Column::NextAttemptAt, next.into()),
-                        (email_outbox::Column::LastError, message.into()),
-                    ],
-                )
-                .await?;
+                report.failed += 1;
+            }
+            Delivery::Skipped => report.skipped += 1,
+            Delivery::Retry { at, connection, .. } => {
+                report.transient_failures += 1;
                 if connection {
                     // The server cannot be reached: every message would fail the same way now.
-                    if next > deadline {
+                    if at > deadline {
                         break;
                     }
-                    sleep_until(next).await;
+                    sleep_until(at).await;
                 }
             }
+            Delivery::NotDue => {}
         }
     }
-    report.waiting = email_outbox::Entity::find()
-        .filter(email_outbox::Column::Status.is_in([PENDING, RETRY]))
-        .count(db)
-        .await?;
+    let mut waiting =
+        email_outbox::Entity::find().filter(email_outbox::Column::Status.is_in([PENDING, RETRY]));
+    if let Some(kind) = options.kind {
+        waiting = waiting.filter(email_outbox::Column::Kind.eq(kind));
+    }
+    report.waiting = waiting.count(db).await?;
     Ok(report)
+}
+
+/// Tries the one row `id` now (the admin's `subscribers add`, which wants to say at once whether
+/// the confirmation went out), with the same claim and the same records as [`drain`]: a
+/// transient failure leaves it to its retry, which the next drain sends.
+pub async fn deliver_now(
+    db: &DatabaseConnection,
+    config: &Config,
+    mailer: &Mailer,
+    key: &EmailKey,
+    id: i64,
+) -> anyhow::Result<Delivery> {
+    let now = Utc::now();
+    let Some(row) = email_outbox::Entity::find_by_id(id)
+        .filter(email_outbox::Column::Status.is_in([PENDING, RETRY, SENDING]))
+        .filter(email_outbox::Column::NextAttemptAt.lte(now))
+        .one(db)
+        .await?
+    else {
+        return Ok(Delivery::NotDue);
+    };
+    let Some(row) = take(db, row, now).await? else {
+        return Ok(Delivery::NotDue);
+    };
+    let mut sender = Sender {
+        db,
+        config,
+        mailer,
+        key,
+        months: HashMap::new(),
+    };
+    match sender.prepare(&row, now).await? {
+        Prepared::Message(message, id) => sender.send(&row, *message, id).await,
+        Prepared::Unsent(why) => sender.drop_row(&row, why).await,
+    }
+}
+
+/// An instance's sender of confirmation emails, so `POST /subscribe` answers at once and the
+/// same way whatever the address: the handler queues the row and calls [`wake`]; one task per
+/// instance then drains the due confirmations in the background. A confirmation the relay
+/// does not take now stays queued for its retry, which `outbox_drain` sends.
+///
+/// [`wake`]: ConfirmationSender::wake
+#[derive(Clone)]
+pub struct ConfirmationSender {
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl ConfirmationSender {
+    /// Starts the task (on the current tokio runtime).
+    pub fn spawn(
+        db: DatabaseConnection,
+        config: Arc<Config>,
+        mailer: Mailer,
+    ) -> ConfirmationSender {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let woken = wake.clone();
+        tokio::spawn(async move {
+            let mut key: Option<EmailKey> = None;
+            loop {
+                // A wake while a drain runs is kept, so that drain is followed by another.
+                woken.notified().await;
+                let options = DrainOptions {
+                    wait_for_retries: Duration::ZERO,
+                    progress: None,
+                    kind: Some(CONFIRM),
+                };
+                let run = async {
+                    if key.is_none() {
+                        key = Some(EmailKey::load(&db, &config).await?);
+                    }
+                    let key = key.as_ref().expect("loaded above");
+                    drain(&db, &config, &mailer, key, options).await
+                };
+                match run.await {
+                    Ok(report) => tracing::debug!(%report, "confirmations drained"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "confirmations not sent now; outbox_drain retries them")
+                    }
+                }
+            }
+        });
+        ConfirmationSender { wake }
+    }
+
+    /// Asks the task to send what is due (returns at once).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
 }
 
 async fn sleep_until(t: DateTime<Utc>) {
@@ -457,6 +729,7 @@ pub async fn month_status(
         .select_only()
         .column(O::Status)
         .column_as(O::Id.count(), "n")
+        .filter(O::Kind.eq(REPORT))
         .filter(O::Month.eq(month.to_string()))
         .group_by(O::Status)
         .order_by_asc(O::Status)
@@ -465,7 +738,8 @@ pub async fn month_status(
         .await
 }
 
-/// `buildfund report send` and the `monthly_report` job: the month's rows, then a drain.
+/// `buildfund report send` and the `monthly_report` job: the month's rows, then a drain of the
+/// reports (confirmations are `outbox_drain`'s and the instance's [`ConfirmationSender`]'s).
 pub async fn send_month(
     db: &DatabaseConnection,
     config: &Config,
@@ -478,6 +752,10 @@ pub async fn send_month(
     let mailer = Mailer::new(smtp)?;
     let key = EmailKey::load(db, config).await?;
     let created = enqueue(db, month, Utc::now()).await?;
+    let options = DrainOptions {
+        kind: Some(REPORT),
+        ..options
+    };
     let report = drain(db, config, &mailer, &key, options).await?;
     Ok((created, report))
 }

@@ -1,17 +1,20 @@
 //! Subscribers: double opt-in (`subscribe` → confirmation email with a signed, expiring link →
 //! `confirm`), unsubscribe by a signed link that never expires, and the admin operations. A
 //! subscriber is `pending`, `confirmed` or `unsubscribed`; only `confirmed` ones get reports.
+//! The confirmation email goes through the outbox: it is queued in the transaction that makes
+//! the subscriber pending, and sent (and retried) by the outbox's senders.
 use super::links::{self, Purpose, TokenError};
+use super::outbox;
 use super::render;
 use super::{EmailKey, Mailer};
 use buildfund_entity::subscribers;
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::Message;
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
 };
 
 pub const PENDING: &str = "pending";
@@ -73,8 +76,12 @@ impl std::fmt::Display for SubscriberEmail {
 /// What a subscription request leads to. The answer to the requester is the same in every case.
 #[derive(Clone, Debug)]
 pub enum Subscribed {
-    /// New, pending or formerly unsubscribed: (re)send a confirmation to this subscriber.
-    SendConfirmation(subscribers::Model),
+    /// New, pending or formerly unsubscribed: a confirmation for this subscriber was queued (the
+    /// outbox row `outbox_id`) in the same transaction.
+    ConfirmationQueued {
+        subscriber: subscribers::Model,
+        outbox_id: i64,
+    },
     /// Already confirmed: nothing to send.
     AlreadyConfirmed,
     /// Pending, with a confirmation sent less than [`RESEND_AFTER`] ago: nothing to send (so
@@ -127,30 +134,69 @@ async fn insert_or_get(
     Ok((row, created))
 }
 
-/// `POST /subscribe`: starts (or restarts) double opt-in.
+/// Queues a confirmation for `row` — just created as pending, pending, or unsubscribed and
+/// subscribing again — unless it is pending and got one less than [`RESEND_AFTER`] ago. The
+/// subscriber becomes pending and its `updated_at` (the clock of that rule) is set to `now` by
+/// a conditional UPDATE, so of concurrent requests only one queues an email. Returns the
+/// subscriber as it now is and the outbox row, or `None` when nothing was queued.
+async fn restart_opt_in(
+    txn: &impl ConnectionTrait,
+    row: subscribers::Model,
+    created: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<(subscribers::Model, i64)>, DbErr> {
+    use subscribers::Column as S;
+    let row = if created {
+        row
+    } else {
+        let due = Condition::any()
+            .add(
+                Condition::all()
+                    .add(Expr::col(S::Status).eq(PENDING))
+                    .add(Expr::col(S::UpdatedAt).lte(now - RESEND_AFTER)),
+            )
+            .add(Expr::col(S::Status).eq(UNSUBSCRIBED));
+        let update = Query::update()
+            .table(subscribers::Entity)
+            .value(S::Status, PENDING)
+            .value(S::UpdatedAt, now)
+            .and_where(Expr::col(S::Id).eq(row.id))
+            .cond_where(due)
+            .to_owned();
+        if txn.execute(&update).await?.rows_affected() == 0 {
+            return Ok(None);
+        }
+        subscribers::Entity::find_by_id(row.id)
+            .one(txn)
+            .await?
+            .ok_or_else(|| DbErr::Custom("the subscriber row disappeared".into()))?
+    };
+    let outbox_id = outbox::queue_confirmation(txn, &row, now).await?;
+    Ok(Some((row, outbox_id)))
+}
+
+/// `POST /subscribe`: starts (or restarts) double opt-in, queueing the confirmation email in the
+/// same transaction.
 pub async fn subscribe(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     email: &SubscriberEmail,
     now: DateTime<Utc>,
 ) -> Result<Subscribed, DbErr> {
-    let (row, created) = insert_or_get(db, email, PENDING, now).await?;
-    match row.status.as_str() {
-        CONFIRMED => Ok(Subscribed::AlreadyConfirmed),
-        PENDING if created => Ok(Subscribed::SendConfirmation(row)),
-        PENDING if now - row.updated_at < RESEND_AFTER => Ok(Subscribed::RecentlySent),
-        PENDING => {
-            // The last confirmation is older: send another, and count from now.
-            let mut active = row.into_active_model();
-            active.updated_at = Set(now);
-            Ok(Subscribed::SendConfirmation(active.update(db).await?))
+    let txn = crate::db::begin_write(db).await?;
+    let (row, created) = insert_or_get(&txn, email, PENDING, now).await?;
+    let answer = if row.status == CONFIRMED {
+        Subscribed::AlreadyConfirmed
+    } else {
+        match restart_opt_in(&txn, row, created, now).await? {
+            Some((subscriber, outbox_id)) => Subscribed::ConfirmationQueued {
+                subscriber,
+                outbox_id,
+            },
+            None => Subscribed::RecentlySent,
         }
-        _ => {
-            let mut active = row.into_active_model();
-            active.status = Set(PENDING.into());
-            active.updated_at = Set(now);
-            Ok(Subscribed::SendConfirmation(active.update(db).await?))
-        }
-    }
+    };
+    txn.commit().await?;
+    Ok(answer)
 }
 
 /// Why a link was refused.
@@ -257,25 +303,60 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<subscribers::Model>, 
         .await
 }
 
-/// Admin: adds an address as `pending` (a confirmation is to be sent) or directly `confirmed`.
-/// An existing address keeps its row; `confirmed` confirms it. Returns the row and whether it
-/// was created.
+/// What [`add`] did.
+#[derive(Clone, Debug)]
+pub struct Added {
+    pub subscriber: subscribers::Model,
+    pub created: bool,
+    /// The outbox row of the confirmation queued with it: a pending subscriber that is new, or
+    /// whose last confirmation was queued at least [`RESEND_AFTER`] ago.
+    pub confirmation: Option<i64>,
+}
+
+/// Admin: adds an address as `pending` (with a confirmation queued in the same transaction) or
+/// directly `confirmed`. An existing address keeps its row; `confirmed` confirms it, and an
+/// unsubscribed one stays unsubscribed unless confirmed.
 pub async fn add(
-    db: &impl ConnectionTrait,
+    db: &DatabaseConnection,
     email: &SubscriberEmail,
     confirmed: bool,
     now: DateTime<Utc>,
-) -> Result<(subscribers::Model, bool), DbErr> {
+) -> Result<Added, DbErr> {
     let status = if confirmed { CONFIRMED } else { PENDING };
-    let (row, created) = insert_or_get(db, email, status, now).await?;
-    if confirmed && row.status != CONFIRMED {
+    let txn = crate::db::begin_write(db).await?;
+    let (row, created) = insert_or_get(&txn, email, status, now).await?;
+    let added = if confirmed && row.status != CONFIRMED {
         let mut active = row.into_active_model();
         active.status = Set(CONFIRMED.into());
         active.confirmed_at = Set(Some(now));
         active.updated_at = Set(now);
-        return Ok((active.update(db).await?, created));
-    }
-    Ok((row, created))
+        Added {
+            subscriber: active.update(&txn).await?,
+            created,
+            confirmation: None,
+        }
+    } else if row.status == PENDING {
+        match restart_opt_in(&txn, row.clone(), created, now).await? {
+            Some((subscriber, id)) => Added {
+                subscriber,
+                created,
+                confirmation: Some(id),
+            },
+            None => Added {
+                subscriber: row,
+                created,
+                confirmation: None,
+            },
+        }
+    } else {
+        Added {
+            subscriber: row,
+            created,
+            confirmation: None,
+        }
+    };
+    txn.commit().await?;
+    Ok(added)
 }
 
 /// Admin: deletes the address (its sent reports stay in the outbox's history, which keeps the
@@ -288,13 +369,15 @@ pub async fn remove(db: &impl ConnectionTrait, email: &SubscriberEmail) -> Resul
     Ok(result.rows_affected > 0)
 }
 
-/// The confirmation email for a pending subscriber.
+/// The confirmation email for a pending subscriber, its link signed at `now`. The outbox sends
+/// it with the row's stable Message-ID.
 pub fn confirmation_message(
     mailer: &Mailer,
     config: &crate::Config,
     key: &EmailKey,
     subscriber: &subscribers::Model,
     now: DateTime<Utc>,
+    message_id: String,
 ) -> anyhow::Result<Message> {
     let token = links::confirm_token(key, subscriber.id, &subscriber.email, now.timestamp());
     let url = format!("{}/confirm?token={token}", config.public_url);
@@ -304,34 +387,11 @@ pub fn confirmation_message(
         .from(mailer.from().clone())
         .to(to)
         .subject(rendered.subject)
-        .message_id(Some(format!(
-            "<confirm.{}.{}.{}@{}>",
-            subscriber.id,
-            now.timestamp(),
-            hex::encode(rand::random::<[u8; 4]>()),
-            mailer.domain
-        )))
+        .message_id(Some(message_id))
         .multipart(MultiPart::alternative_plain_html(
             rendered.text,
             rendered.html,
         ))?)
-}
-
-/// Sends the confirmation now (not through the outbox: it is wanted within seconds, and a lost
-/// one is recovered by submitting the form again).
-pub async fn send_confirmation(
-    mailer: &Mailer,
-    config: &crate::Config,
-    key: &EmailKey,
-    subscriber: &subscribers::Model,
-    now: DateTime<Utc>,
-) -> anyhow::Result<()> {
-    let message = confirmation_message(mailer, config, key, subscriber, now)?;
-    mailer
-        .send(message)
-        .await
-        .map_err(|e| anyhow::anyhow!("sending the confirmation: {e}"))?;
-    Ok(())
 }
 
 #[cfg(test)]
