@@ -932,10 +932,11 @@ async fn confirmation_in(app: &TestApp, email: &str, status: &str) -> email_outb
     }
 }
 
-smtp_test!(
+db_test!(
     a_confirmation_the_relay_defers_stays_queued_and_a_later_drain_delivers_it,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         let deferred = "451 4.7.1 greylisted, try again later";
         smtp.reject("late@example.org", deferred);
         smtp.reject("cli@example.org", deferred);
@@ -945,7 +946,7 @@ smtp_test!(
         );
 
         // The form answers at once, as for any address; the background sender meets the 451.
-        let res = post_subscribe(&app, "late@example.org").await;
+        let res = app.post_subscribe("late@example.org", None).await;
         assert_eq!(res.status(), 200);
         assert!(res.text().await.unwrap().contains("Check your inbox"));
         let row = confirmation_in(&app, "late@example.org", "retry").await;
@@ -960,7 +961,7 @@ smtp_test!(
         );
 
         // `subscribers add` tries it once, says it is queued, and succeeds.
-        let out = cli_ok(&app, &["subscribers", "add", "cli@example.org"]);
+        let out = app.cli_ok(&["subscribers", "add", "cli@example.org"]);
         assert!(out.contains("cli@example.org added: pending"), "{out}");
         assert!(out.contains("queued; will retry"), "{out}");
         confirmation_in(&app, "cli@example.org", "retry").await;
@@ -979,7 +980,10 @@ smtp_test!(
         assert_eq!(smtp.accepted(), 0);
 
         // Asking again within ten minutes queues nothing more.
-        assert_eq!(post_subscribe(&app, "late@example.org").await.status(), 200);
+        assert_eq!(
+            app.post_subscribe("late@example.org", None).await.status(),
+            200
+        );
         assert_eq!(confirmations(&app).await.len(), 3);
 
         // The relay takes them now: the scheduled drain (which waits for retries due within
@@ -1030,10 +1034,11 @@ smtp_test!(
     }
 );
 
-smtp_test!(
+db_test!(
     two_drains_at_once_send_each_confirmation_once,
-    BOOKS,
-    |app, smtp| async move {
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
         use buildfund_jobs::email::outbox::{self, DrainOptions};
         use buildfund_jobs::email::Mailer;
         // Queued in this process: the app's background sender is not woken, the drains below
