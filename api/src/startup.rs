@@ -12,6 +12,7 @@ use buildfund_jobs::email::{EmailKey, Mailer};
 use buildfund_jobs::gate::actions::Actions;
 use buildfund_jobs::gate::Gate;
 use buildfund_jobs::scheduler::{builtin_jobs, Registry};
+use buildfund_jobs::config::Secrets;
 use buildfund_jobs::Config;
 use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
@@ -22,6 +23,8 @@ use std::time::Duration;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
+    /// The environment's secrets, read once at start.
+    pub secrets: Arc<Secrets>,
     pub metrics: Metrics,
     /// The jobs `POST /api/v1/jobs/{name}/run` can start.
     pub jobs: Registry,
@@ -90,6 +93,7 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 impl Application {
     pub fn build(
         config: Arc<Config>,
+        secrets: Arc<Secrets>,
         db: DatabaseConnection,
         options: ServeOptions,
     ) -> anyhow::Result<Application> {
@@ -101,17 +105,18 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         let gate = Arc::new(Gate::new(config.clone()));
-        gate.add_sink(Arc::new(Actions::new(config.clone(), db.clone())));
+        gate.add_sink(Arc::new(Actions::new(config.clone(), secrets.clone(), db.clone())));
         spawn_gate_refresh(gate.clone(), db.clone(), config.clone());
         let mailer = match &config.smtp {
-            Some(smtp) => Some(Mailer::new(smtp)?),
+            Some(smtp) => Some(Mailer::new(smtp, &secrets)?),
             None => None,
         };
         let state = web::Data::new(AppState {
             db,
             config: config.clone(),
+            secrets: secrets.clone(),
             metrics: Metrics::new(),
-            jobs: builtin_jobs(),
+            jobs: builtin_jobs(secrets),
             gate,
             pages: Arc::new(PageCache::new()),
             mailer,

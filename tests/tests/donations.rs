@@ -3,6 +3,7 @@
 //! a 500 and a 429), synced into the books, read back through `/api/v1/funds` and
 //! `/api/v1/donations`; and manual donations through `POST /api/v1/donations`.
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::config::Secrets;
 use buildfund_jobs::sources::opencollective::{self, SyncOptions};
 use buildfund_tests::{run, Backend, TestApp};
 use sea_orm::EntityTrait;
@@ -478,7 +479,7 @@ fn expected_october() -> Vec<(String, i64, i64, i64)> {
 
 async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
     std::env::set_var(TOKEN_ENV, TOKEN);
-    opencollective::sync(&app.db, &app.config, options(), |_| {}).await
+    opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), options(), |_| {}).await
 }
 
 macro_rules! oc_test {
@@ -783,7 +784,7 @@ async fn timeouts_and_malformed_json(backend: Backend) {
         };
 
         let started = Instant::now();
-        let e = opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
+        let e = opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), fast.clone(), |_| {})
             .await
             .expect_err("page 2 never answers in time");
         assert!(
@@ -805,7 +806,7 @@ async fn timeouts_and_malformed_json(backend: Backend) {
             s.slow_at_offset = None;
             s.malformed_at_offset = Some(3);
         }
-        let e = opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
+        let e = opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), fast.clone(), |_| {})
             .await
             .expect_err("page 2 is not JSON");
         let msg = format!("{e:#}");
@@ -816,11 +817,11 @@ async fn timeouts_and_malformed_json(backend: Backend) {
         assert!(cursor(app.clone()).await <= served());
 
         state.lock().unwrap().malformed_at_offset = None;
-        opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
+        opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), fast.clone(), |_| {})
             .await
             .expect("a clean run completes");
         assert_eq!(funds(&app, "2026-10").await, expected_october());
-        let again = opencollective::sync(&app.db, &app.config, fast, |_| {})
+        let again = opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), fast, |_| {})
             .await
             .expect("rerun");
         assert_eq!(

@@ -22,6 +22,7 @@ use super::subscriptions::CONFIRMED;
 use super::{EmailKey, Mailer};
 use crate::calendar::Month;
 use crate::report::{month_report, MonthReport};
+use crate::config::Secrets;
 use crate::Config;
 use buildfund_entity::{email_outbox, subscribers};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -468,14 +469,15 @@ pub async fn month_status(
 pub async fn send_month(
     db: &DatabaseConnection,
     config: &Config,
+    secrets: &Secrets,
     month: Month,
     options: DrainOptions,
 ) -> anyhow::Result<(u64, DrainReport)> {
     let smtp = config.smtp.as_ref().ok_or_else(|| {
         anyhow::anyhow!("no [smtp] table in the configuration: cannot send email")
     })?;
-    let mailer = Mailer::new(smtp)?;
-    let key = EmailKey::load(db, config).await?;
+    let mailer = Mailer::new(smtp, secrets)?;
+    let key = EmailKey::load(db, secrets).await?;
     let created = enqueue(db, month, Utc::now()).await?;
     let report = drain(db, config, &mailer, &key, options).await?;
     Ok((created, report))
