@@ -237,9 +237,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     // The secrets may be absent where the file is checked: noted, not failed.
                     for (missing, needed) in Secrets::from_env(&c).unavailable(&c) {
                         if needed {
-                            eprintln!("warning: {missing}: `buildfund serve` refuses to start without it");
+                            eprintln!(
+                                "warning: {missing}: `buildfund serve` refuses to start without it"
+                            );
                         } else {
-                            eprintln!("note: {missing} (serve does not need it with this configuration)");
+                            eprintln!(
+                                "note: {missing} (serve does not need it with this configuration)"
+                            );
                         }
                     }
                     ExitCode::SUCCESS
@@ -374,9 +378,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             )
                         }),
                     };
-                    let (created, report) =
-                        email::outbox::send_month(&conn, &config, &Secrets::from_env(&config), month, options)
-                            .await?;
+                    let (created, report) = email::outbox::send_month(
+                        &conn,
+                        &config,
+                        &Secrets::from_env(&config),
+                        month,
+                        options,
+                    )
+                    .await?;
                     println!("{month}: {created} messages queued now; {report}");
                     let counts = email::outbox::month_status(&conn, month).await?;
                     let shown: Vec<String> =
@@ -739,11 +748,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let missing = secrets.unavailable_for_serve(&config);
     if !missing.is_empty() {
         let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
-        anyhow::bail!(
-            "{}: cannot serve: {}",
-            config.source,
-            list.join("; ")
-        );
+        anyhow::bail!("{}: cannot serve: {}", config.source, list.join("; "));
     }
     let conn = open_database(&config).await?;
     let app = Application::build(

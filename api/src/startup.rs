@@ -8,11 +8,11 @@ use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::{EmailKey, Mailer};
 use buildfund_jobs::gate::actions::Actions;
 use buildfund_jobs::gate::Gate;
 use buildfund_jobs::scheduler::{builtin_jobs, Registry};
-use buildfund_jobs::config::Secrets;
 use buildfund_jobs::Config;
 use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
@@ -105,7 +105,11 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         let gate = Arc::new(Gate::new(config.clone()));
-        gate.add_sink(Arc::new(Actions::new(config.clone(), secrets.clone(), db.clone())));
+        gate.add_sink(Arc::new(Actions::new(
+            config.clone(),
+            secrets.clone(),
+            db.clone(),
+        )));
         spawn_gate_refresh(gate.clone(), db.clone(), config.clone());
         let mailer = match &config.smtp {
             Some(smtp) => Some(Mailer::new(smtp, &secrets)?),

@@ -84,82 +84,83 @@ pub fn builtin_jobs(secrets: Arc<Secrets>) -> Registry {
     r.register("hydra_pull", move |db, config| {
         let secrets = s.clone();
         async move {
-        match &config.hydra {
-            None => {
-                return Ok(Outcome::Skipped(
-                    "no [hydra] table in the configuration".into(),
-                ))
+            match &config.hydra {
+                None => {
+                    return Ok(Outcome::Skipped(
+                        "no [hydra] table in the configuration".into(),
+                    ))
+                }
+                Some(h) if h.database_url_env.is_none() => {
+                    return Ok(Outcome::Skipped(
+                        "no hydra.database_url_env: buildfund only acts on Hydra's web API".into(),
+                    ))
+                }
+                Some(_) => {}
             }
-            Some(h) if h.database_url_env.is_none() => {
-                return Ok(Outcome::Skipped(
-                    "no hydra.database_url_env: buildfund only acts on Hydra's web API".into(),
-                ))
-            }
-            Some(_) => {}
-        }
-        let report = crate::sources::hydra_pull::pull(&db, &config, &secrets, |_| {}).await?;
-        Ok(Outcome::Done(format!(
-            "{} rows: {} inserted, {} updated, {} unchanged",
-            report.rows, report.inserted, report.updated, report.unchanged
-        )))
+            let report = crate::sources::hydra_pull::pull(&db, &config, &secrets, |_| {}).await?;
+            Ok(Outcome::Done(format!(
+                "{} rows: {} inserted, {} updated, {} unchanged",
+                report.rows, report.inserted, report.updated, report.unchanged
+            )))
         }
     });
     let s = secrets.clone();
     r.register("opencollective_sync", move |db, config| {
         let secrets = s.clone();
         async move {
-        if config.opencollective.is_none() {
-            return Ok(Outcome::Skipped(
-                "no [opencollective] table in the configuration".into(),
-            ));
-        }
-        let options = crate::sources::opencollective::SyncOptions::default();
-        let report =
-            crate::sources::opencollective::sync(&db, &config, &secrets, options, |_| {}).await?;
-        Ok(Outcome::Done(format!(
-            "{} pages, {} records ({} skipped), {} recurring, {} retries",
-            report.pages, report.records, report.skipped, report.recurring, report.retries
-        )))
+            if config.opencollective.is_none() {
+                return Ok(Outcome::Skipped(
+                    "no [opencollective] table in the configuration".into(),
+                ));
+            }
+            let options = crate::sources::opencollective::SyncOptions::default();
+            let report =
+                crate::sources::opencollective::sync(&db, &config, &secrets, options, |_| {})
+                    .await?;
+            Ok(Outcome::Done(format!(
+                "{} pages, {} records ({} skipped), {} recurring, {} retries",
+                report.pages, report.records, report.skipped, report.recurring, report.retries
+            )))
         }
     });
     let s = secrets.clone();
     r.register("outbox_drain", move |db, config| {
         let secrets = s.clone();
         async move {
-        let Some(smtp) = &config.smtp else {
-            return Ok(Outcome::Skipped(
-                "no [smtp] table in the configuration".into(),
-            ));
-        };
-        let mailer = crate::email::Mailer::new(smtp, &secrets)?;
-        let key = crate::email::EmailKey::load(&db, &secrets).await?;
-        // Retries due within the minute are waited for; later ones are the next run's.
-        let options = crate::email::outbox::DrainOptions {
-            wait_for_retries: std::time::Duration::from_secs(50),
-            ..Default::default()
-        };
-        let report = crate::email::outbox::drain(&db, &config, &mailer, &key, options).await?;
-        Ok(Outcome::Done(report.to_string()))
+            let Some(smtp) = &config.smtp else {
+                return Ok(Outcome::Skipped(
+                    "no [smtp] table in the configuration".into(),
+                ));
+            };
+            let mailer = crate::email::Mailer::new(smtp, &secrets)?;
+            let key = crate::email::EmailKey::load(&db, &secrets).await?;
+            // Retries due within the minute are waited for; later ones are the next run's.
+            let options = crate::email::outbox::DrainOptions {
+                wait_for_retries: std::time::Duration::from_secs(50),
+                ..Default::default()
+            };
+            let report = crate::email::outbox::drain(&db, &config, &mailer, &key, options).await?;
+            Ok(Outcome::Done(report.to_string()))
         }
     });
     r.register("monthly_report", move |db, config| {
         let secrets = secrets.clone();
         async move {
-        if config.smtp.is_none() {
-            return Ok(Outcome::Skipped(
-                "no [smtp] table in the configuration".into(),
-            ));
-        }
-        let month = crate::calendar::Month::of(chrono::Utc::now()).prev();
-        let options = crate::email::outbox::DrainOptions {
-            wait_for_retries: std::time::Duration::from_secs(50),
-            ..Default::default()
-        };
-        let (created, report) =
-            crate::email::outbox::send_month(&db, &config, &secrets, month, options).await?;
-        Ok(Outcome::Done(format!(
-            "{month}: {created} messages queued; {report}"
-        )))
+            if config.smtp.is_none() {
+                return Ok(Outcome::Skipped(
+                    "no [smtp] table in the configuration".into(),
+                ));
+            }
+            let month = crate::calendar::Month::of(chrono::Utc::now()).prev();
+            let options = crate::email::outbox::DrainOptions {
+                wait_for_retries: std::time::Duration::from_secs(50),
+                ..Default::default()
+            };
+            let (created, report) =
+                crate::email::outbox::send_month(&db, &config, &secrets, month, options).await?;
+            Ok(Outcome::Done(format!(
+                "{month}: {created} messages queued; {report}"
+            )))
         }
     });
     r

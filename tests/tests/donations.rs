@@ -479,7 +479,14 @@ fn expected_october() -> Vec<(String, i64, i64, i64)> {
 
 async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
     std::env::set_var(TOKEN_ENV, TOKEN);
-    opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), options(), |_| {}).await
+    opencollective::sync(
+        &app.db,
+        &app.config,
+        &Secrets::from_env(&app.config),
+        options(),
+        |_| {},
+    )
+    .await
 }
 
 macro_rules! oc_test {
@@ -784,9 +791,15 @@ async fn timeouts_and_malformed_json(backend: Backend) {
         };
 
         let started = Instant::now();
-        let e = opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), fast.clone(), |_| {})
-            .await
-            .expect_err("page 2 never answers in time");
+        let e = opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            fast.clone(),
+            |_| {},
+        )
+        .await
+        .expect_err("page 2 never answers in time");
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "the timeout cut the wait short"
@@ -806,9 +819,15 @@ async fn timeouts_and_malformed_json(backend: Backend) {
             s.slow_at_offset = None;
             s.malformed_at_offset = Some(3);
         }
-        let e = opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), fast.clone(), |_| {})
-            .await
-            .expect_err("page 2 is not JSON");
+        let e = opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            fast.clone(),
+            |_| {},
+        )
+        .await
+        .expect_err("page 2 is not JSON");
         let msg = format!("{e:#}");
         assert!(
             msg.to_lowercase().contains("json") || msg.contains("EOF"),
@@ -817,13 +836,25 @@ async fn timeouts_and_malformed_json(backend: Backend) {
         assert!(cursor(app.clone()).await <= served());
 
         state.lock().unwrap().malformed_at_offset = None;
-        opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), fast.clone(), |_| {})
-            .await
-            .expect("a clean run completes");
+        opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            fast.clone(),
+            |_| {},
+        )
+        .await
+        .expect("a clean run completes");
         assert_eq!(funds(&app, "2026-10").await, expected_october());
-        let again = opencollective::sync(&app.db, &app.config, &Secrets::from_env(&app.config), fast, |_| {})
-            .await
-            .expect("rerun");
+        let again = opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            fast,
+            |_| {},
+        )
+        .await
+        .expect("rerun");
         assert_eq!(
             (again.stored.inserted, again.stored.updated),
             (0, 0),

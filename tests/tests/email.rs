@@ -3,8 +3,8 @@
 //! exactly-once sends through the outbox (a second send, an SMTP outage mid-send, permanent
 //! refusals), double opt-in and unsubscribe, the admin API and the CLI.
 use buildfund_entity::{email_outbox, gate_events, subscribers};
-use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
 use buildfund_jobs::config::Secrets;
+use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
 use buildfund_jobs::email::{links, EmailKey};
 use buildfund_tests::smtp::{Received, SmtpServer};
 use buildfund_tests::{buildfund_bin, run, Backend, TestApp};
@@ -626,7 +626,9 @@ smtp_test!(
         assert!(again.contains("You are subscribed"), "{again}");
 
         // An expired confirmation link (signed with the same key, expired an hour ago) is refused.
-        let key = EmailKey::load(&app.db, &Secrets::from_env(&app.config)).await.unwrap();
+        let key = EmailKey::load(&app.db, &Secrets::from_env(&app.config))
+            .await
+            .unwrap();
         let sub = subscribers::Entity::find()
             .one(&app.db)
             .await

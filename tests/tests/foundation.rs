@@ -330,7 +330,10 @@ fn database_urls_are_shown_without_credentials() {
             String::from_utf8_lossy(&out.stderr)
         );
         for secret in ["hunter2", "p%40ss", "ss@", "u:p"] {
-            assert!(!shown.contains(secret), "{args:?} shows {secret:?}: {shown}");
+            assert!(
+                !shown.contains(secret),
+                "{args:?} shows {secret:?}: {shown}"
+            );
         }
         assert!(shown.contains("127.0.0.1:5432/x"), "{args:?}: {shown}");
     }

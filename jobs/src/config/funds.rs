@@ -117,7 +117,13 @@ impl Walker {
         funds
     }
 
-    pub(super) fn fund_ref(&mut self, t: &Table, path: &str, key: &str, funds: &[Fund]) -> Option<String> {
+    pub(super) fn fund_ref(
+        &mut self,
+        t: &Table,
+        path: &str,
+        key: &str,
+        funds: &[Fund],
+    ) -> Option<String> {
         let slug = self.string(t, path, key)?;
         if !funds.iter().any(|f| f.slug == slug) {
             let known: Vec<&str> = funds.iter().map(|f| f.slug.as_str()).collect();
@@ -214,5 +220,4 @@ impl Walker {
             }
         }
     }
-
 }

@@ -2,7 +2,6 @@
 use super::walker::Walker;
 use toml::Table;
 
-
 /// Where the Hydra pull reads finished build steps (`[hydra]`; see `crate::sources::hydra_pull`).
 #[derive(Clone, Debug)]
 pub struct HydraConfig {

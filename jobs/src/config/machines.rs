@@ -45,7 +45,12 @@ pub struct Machine {
 }
 
 impl Walker {
-    pub(super) fn machines(&mut self, t: &Table, funds: &[Fund], default_fund: &str) -> Vec<Machine> {
+    pub(super) fn machines(
+        &mut self,
+        t: &Table,
+        funds: &[Fund],
+        default_fund: &str,
+    ) -> Vec<Machine> {
         let mut machines: Vec<Machine> = Vec::new();
         // Every name and alias seen so far, with the key path that claimed it.
         let mut names: HashMap<String, String> = HashMap::new();

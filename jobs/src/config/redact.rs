@@ -8,7 +8,15 @@ const REDACTED: &str = "***";
 /// Query parameter names (or parts of names, compared without case) whose values are
 /// credentials: `password`, `sslpassword`, `token`, `secret`, `key`, …
 const CREDENTIAL_PARAMETERS: &[&str] = &[
-    "pass", "pwd", "token", "secret", "key", "auth", "credential", "signature", "sig",
+    "pass",
+    "pwd",
+    "token",
+    "secret",
+    "key",
+    "auth",
+    "credential",
+    "signature",
+    "sig",
 ];
 
 /// `url` with its user info and credential-looking query values replaced: safe to print.
@@ -38,11 +46,7 @@ pub fn redact_url(url: &str) -> String {
         Some((base, query)) => format!("{base}?{}", redact_query(query)),
         None => rest,
     };
-    let fragment = if fragment.is_empty() {
-        ""
-    } else {
-        "#***"
-    };
+    let fragment = if fragment.is_empty() { "" } else { "#***" };
     format!("{scheme}{redacted}{fragment}")
 }
 

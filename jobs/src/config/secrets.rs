@@ -55,7 +55,11 @@ impl fmt::Display for MissingSecret {
             Missing::Empty => "is empty",
             Missing::NotUnicode => "is not UTF-8",
         };
-        write!(f, "the environment variable {} ({}) {why}", self.var, self.key)
+        write!(
+            f,
+            "the environment variable {} ({}) {why}",
+            self.var, self.key
+        )
     }
 }
 
@@ -123,9 +127,10 @@ impl Secrets {
                 .enumerate()
                 .map(|(i, w)| read(format!("gate.webhooks[{i}].secret_env"), &w.secret_env))
                 .collect(),
-            hydra_database_url: config.hydra.as_ref().and_then(|h| {
-                read("hydra.database_url_env".into(), &h.database_url_env)
-            }),
+            hydra_database_url: config
+                .hydra
+                .as_ref()
+                .and_then(|h| read("hydra.database_url_env".into(), &h.database_url_env)),
             hydra_password: config
                 .hydra
                 .as_ref()
@@ -261,7 +266,10 @@ mod tests {
         assert!(all
             .iter()
             .any(|(m, needed)| m.key == "opencollective.token_env" && !needed));
-        assert!(all.iter().any(|(m, needed)| m.key == "email.secret_env" && !needed)
-            || std::env::var("BUILDFUND_EMAIL_SECRET").is_ok());
+        assert!(
+            all.iter()
+                .any(|(m, needed)| m.key == "email.secret_env" && !needed)
+                || std::env::var("BUILDFUND_EMAIL_SECRET").is_ok()
+        );
     }
 }

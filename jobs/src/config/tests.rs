@@ -77,8 +77,7 @@ fn every_problem_is_reported_with_its_key_path() {
         vec![
             "pools[0].fund: \"gpu\" is not a fund (funds: general, cuda)".to_string(),
             "machines[0].monthly: \"12,50\" is not a decimal amount".to_string(),
-            "machines[1].name: \"jetson01\" is already used by machines[0].aliases[0]"
-                .to_string(),
+            "machines[1].name: \"jetson01\" is already used by machines[0].aliases[0]".to_string(),
         ]
     );
 }

@@ -75,7 +75,14 @@ impl Walker {
         Some(s)
     }
 
-    pub(super) fn integer(&mut self, t: &Table, path: &str, key: &str, min: i64, max: i64) -> Option<i64> {
+    pub(super) fn integer(
+        &mut self,
+        t: &Table,
+        path: &str,
+        key: &str,
+        min: i64,
+        max: i64,
+    ) -> Option<i64> {
         match t.get(key)? {
             Value::Integer(i) if (min..=max).contains(i) => Some(*i),
             Value::Integer(i) => {
@@ -154,7 +161,13 @@ impl Walker {
         }
     }
 
-    pub(super) fn cents(&mut self, t: &Table, path: &str, key: &str, allow_negative: bool) -> Option<i64> {
+    pub(super) fn cents(
+        &mut self,
+        t: &Table,
+        path: &str,
+        key: &str,
+        allow_negative: bool,
+    ) -> Option<i64> {
         let text = self.amount_text(t, path, key)?;
         match parse_cents(&text) {
             Ok(c) if c < 0 && !allow_negative => {
@@ -240,7 +253,6 @@ impl Walker {
             }
         }
     }
-
 
     pub(super) fn env_name(&mut self, t: &Table, path: &str, key: &str) -> Option<String> {
         let name = self.string(t, path, key)?;
