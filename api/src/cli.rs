@@ -6,7 +6,7 @@ use anyhow::Context;
 use buildfund_jobs::api_tokens::{self as tokens, Scope};
 use buildfund_jobs::books::costs;
 use buildfund_jobs::calendar::Month;
-use buildfund_jobs::config::describe_database;
+use buildfund_jobs::config::{describe_database, Secrets};
 use buildfund_jobs::email;
 use buildfund_jobs::scheduler::{self, Scheduler};
 use buildfund_jobs::sources::hydra_pull;
@@ -234,6 +234,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         c.schedule.len(),
                         describe_database(&c.database.url)
                     );
+                    // The secrets may be absent where the file is checked: noted, not failed.
+                    for (missing, needed) in Secrets::from_env(&c).unavailable(&c) {
+                        if needed {
+                            eprintln!(
+                                "warning: {missing}: `buildfund serve` refuses to start without it"
+                            );
+                        } else {
+                            eprintln!(
+                                "note: {missing} (serve does not need it with this configuration)"
+                            );
+                        }
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -367,8 +379,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         }),
                         ..Default::default()
                     };
-                    let (created, report) =
-                        email::outbox::send_month(&conn, &config, month, options).await?;
+                    let (created, report) = email::outbox::send_month(
+                        &conn,
+                        &config,
+                        &Secrets::from_env(&config),
+                        month,
+                        options,
+                    )
+                    .await?;
                     println!("{month}: {created} messages queued now; {report}");
                     let counts = email::outbox::month_status(&conn, month).await?;
                     let shown: Vec<String> =
@@ -412,8 +430,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         (Some(id), Some(smtp)) => {
                             // The confirmation is queued with the subscriber; try it once now.
                             use email::outbox::Delivery;
-                            let mailer = email::Mailer::new(smtp)?;
-                            let key = email::EmailKey::load(&conn, &config).await?;
+                            let secrets = Secrets::from_env(&config);
+                            let mailer = email::Mailer::new(smtp, &secrets)?;
+                            let key = email::EmailKey::load(&conn, &secrets).await?;
                             match email::outbox::deliver_now(&conn, &config, &mailer, &key, id)
                                 .await?
                             {
@@ -469,7 +488,8 @@ async fn sync_hydra(config: &Config) -> anyhow::Result<()> {
     }
     let conn = open_database(config).await?;
     let started = std::time::Instant::now();
-    let report = hydra_pull::pull(&conn, config, |p| {
+    let secrets = Secrets::from_env(config);
+    let report = hydra_pull::pull(&conn, config, &secrets, |p| {
         eprintln!(
             "page {}: {} steps ({} inserted, {} updated, {} unchanged{}), up to {}",
             p.page,
@@ -534,7 +554,8 @@ async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
         options.backoff = std::time::Duration::from_millis(ms);
     }
     let records = std::sync::atomic::AtomicU64::new(0);
-    let report = opencollective::sync(&conn, config, options, |p| {
+    let secrets = Secrets::from_env(config);
+    let report = opencollective::sync(&conn, config, &secrets, options, |p| {
         let done = records.fetch_add(p.records, std::sync::atomic::Ordering::Relaxed) + p.records;
         eprintln!(
             "page {}: {} transactions ({} of {} read; {} inserted, {} updated, {} unchanged, {} not donations)",
@@ -746,10 +767,23 @@ async fn gate(
 async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init();
     let config = Arc::new(config);
+    // Every secret the configuration names, read once; serve does not start without those it
+    // needs (rather than, say, sending unsigned webhooks).
+    let secrets = Arc::new(Secrets::from_env(&config));
+    let missing = secrets.unavailable_for_serve(&config);
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        anyhow::bail!("{}: cannot serve: {}", config.source, list.join("; "));
+    }
     let conn = open_database(&config).await?;
-    let app = Application::build(config.clone(), conn.clone(), ServeOptions::default())
-        .context("cannot start the HTTP server")?;
-    let scheduler = Scheduler::new(conn, config.clone(), scheduler::builtin_jobs());
+    let app = Application::build(
+        config.clone(),
+        secrets.clone(),
+        conn.clone(),
+        ServeOptions::default(),
+    )
+    .context("cannot start the HTTP server")?;
+    let scheduler = Scheduler::new(conn, config.clone(), scheduler::builtin_jobs(secrets));
     tracing::info!(
         listen = %config.server.listen,
         port = app.port(),

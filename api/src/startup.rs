@@ -8,6 +8,7 @@ use crate::routes;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::outbox::ConfirmationSender;
 use buildfund_jobs::email::{EmailKey, Mailer};
 use buildfund_jobs::gate::actions::Actions;
@@ -23,6 +24,8 @@ use std::time::Duration;
 pub struct AppState {
     pub db: DatabaseConnection,
     pub config: Arc<Config>,
+    /// The environment's secrets, read once at start.
+    pub secrets: Arc<Secrets>,
     pub metrics: Metrics,
     /// The jobs `POST /api/v1/jobs/{name}/run` can start.
     pub jobs: Registry,
@@ -93,6 +96,7 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 impl Application {
     pub fn build(
         config: Arc<Config>,
+        secrets: Arc<Secrets>,
         db: DatabaseConnection,
         options: ServeOptions,
     ) -> anyhow::Result<Application> {
@@ -104,20 +108,25 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         let gate = Arc::new(Gate::new(config.clone()));
-        gate.add_sink(Arc::new(Actions::new(config.clone(), db.clone())));
+        gate.add_sink(Arc::new(Actions::new(
+            config.clone(),
+            secrets.clone(),
+            db.clone(),
+        )));
         spawn_gate_refresh(gate.clone(), db.clone(), config.clone());
         let mailer = match &config.smtp {
-            Some(smtp) => Some(Mailer::new(smtp)?),
+            Some(smtp) => Some(Mailer::new(smtp, &secrets)?),
             None => None,
         };
         let confirmations = mailer
             .clone()
-            .map(|m| ConfirmationSender::spawn(db.clone(), config.clone(), m));
+            .map(|m| ConfirmationSender::spawn(db.clone(), config.clone(), secrets.clone(), m));
         let state = web::Data::new(AppState {
             db,
             config: config.clone(),
+            secrets: secrets.clone(),
             metrics: Metrics::new(),
-            jobs: builtin_jobs(),
+            jobs: builtin_jobs(secrets),
             gate,
             pages: Arc::new(PageCache::new()),
             mailer,

@@ -11,6 +11,7 @@
 //!
 //! Every run is recorded (job, tick, start, end, outcome, error, instance). A job that fails or
 //! panics is recorded as such and does not stop the scheduler or the server.
+use crate::config::Secrets;
 use crate::Config;
 use anyhow::Context;
 use buildfund_entity::{job_leases, job_runs};
@@ -75,75 +76,92 @@ impl Registry {
     }
 }
 
-/// The jobs that exist so far. A job named in `[schedule]` without an implementation here is
-/// reported at start and not run.
-pub fn builtin_jobs() -> Registry {
+/// The jobs that exist so far, with the secrets they use (read once, at start). A job named in
+/// `[schedule]` without an implementation here is reported at start and not run.
+pub fn builtin_jobs(secrets: Arc<Secrets>) -> Registry {
     let mut r = Registry::default();
-    r.register("hydra_pull", |db, config| async move {
-        match &config.hydra {
-            None => {
-                return Ok(Outcome::Skipped(
-                    "no [hydra] table in the configuration".into(),
-                ))
+    let s = secrets.clone();
+    r.register("hydra_pull", move |db, config| {
+        let secrets = s.clone();
+        async move {
+            match &config.hydra {
+                None => {
+                    return Ok(Outcome::Skipped(
+                        "no [hydra] table in the configuration".into(),
+                    ))
+                }
+                Some(h) if h.database_url_env.is_none() => {
+                    return Ok(Outcome::Skipped(
+                        "no hydra.database_url_env: buildfund only acts on Hydra's web API".into(),
+                    ))
+                }
+                Some(_) => {}
             }
-            Some(h) if h.database_url_env.is_none() => {
+            let report = crate::sources::hydra_pull::pull(&db, &config, &secrets, |_| {}).await?;
+            Ok(Outcome::Done(format!(
+                "{} rows: {} inserted, {} updated, {} unchanged",
+                report.rows, report.inserted, report.updated, report.unchanged
+            )))
+        }
+    });
+    let s = secrets.clone();
+    r.register("opencollective_sync", move |db, config| {
+        let secrets = s.clone();
+        async move {
+            if config.opencollective.is_none() {
                 return Ok(Outcome::Skipped(
-                    "no hydra.database_url_env: buildfund only acts on Hydra's web API".into(),
-                ))
+                    "no [opencollective] table in the configuration".into(),
+                ));
             }
-            Some(_) => {}
+            let options = crate::sources::opencollective::SyncOptions::default();
+            let report =
+                crate::sources::opencollective::sync(&db, &config, &secrets, options, |_| {})
+                    .await?;
+            Ok(Outcome::Done(format!(
+                "{} pages, {} records ({} skipped), {} recurring, {} retries",
+                report.pages, report.records, report.skipped, report.recurring, report.retries
+            )))
         }
-        let report = crate::sources::hydra_pull::pull(&db, &config, |_| {}).await?;
-        Ok(Outcome::Done(format!(
-            "{} rows: {} inserted, {} updated, {} unchanged",
-            report.rows, report.inserted, report.updated, report.unchanged
-        )))
     });
-    r.register("opencollective_sync", |db, config| async move {
-        if config.opencollective.is_none() {
-            return Ok(Outcome::Skipped(
-                "no [opencollective] table in the configuration".into(),
-            ));
+    let s = secrets.clone();
+    r.register("outbox_drain", move |db, config| {
+        let secrets = s.clone();
+        async move {
+            let Some(smtp) = &config.smtp else {
+                return Ok(Outcome::Skipped(
+                    "no [smtp] table in the configuration".into(),
+                ));
+            };
+            let mailer = crate::email::Mailer::new(smtp, &secrets)?;
+            let key = crate::email::EmailKey::load(&db, &secrets).await?;
+            // Retries due within the minute are waited for; later ones are the next run's.
+            let options = crate::email::outbox::DrainOptions {
+                wait_for_retries: std::time::Duration::from_secs(50),
+                ..Default::default()
+            };
+            let report = crate::email::outbox::drain(&db, &config, &mailer, &key, options).await?;
+            Ok(Outcome::Done(report.to_string()))
         }
-        let options = crate::sources::opencollective::SyncOptions::default();
-        let report = crate::sources::opencollective::sync(&db, &config, options, |_| {}).await?;
-        Ok(Outcome::Done(format!(
-            "{} pages, {} records ({} skipped), {} recurring, {} retries",
-            report.pages, report.records, report.skipped, report.recurring, report.retries
-        )))
     });
-    r.register("outbox_drain", |db, config| async move {
-        let Some(smtp) = &config.smtp else {
-            return Ok(Outcome::Skipped(
-                "no [smtp] table in the configuration".into(),
-            ));
-        };
-        let mailer = crate::email::Mailer::new(smtp)?;
-        let key = crate::email::EmailKey::load(&db, &config).await?;
-        // Retries due within the minute are waited for; later ones are the next run's.
-        let options = crate::email::outbox::DrainOptions {
-            wait_for_retries: std::time::Duration::from_secs(50),
-            ..Default::default()
-        };
-        let report = crate::email::outbox::drain(&db, &config, &mailer, &key, options).await?;
-        Ok(Outcome::Done(report.to_string()))
-    });
-    r.register("monthly_report", |db, config| async move {
-        if config.smtp.is_none() {
-            return Ok(Outcome::Skipped(
-                "no [smtp] table in the configuration".into(),
-            ));
+    r.register("monthly_report", move |db, config| {
+        let secrets = secrets.clone();
+        async move {
+            if config.smtp.is_none() {
+                return Ok(Outcome::Skipped(
+                    "no [smtp] table in the configuration".into(),
+                ));
+            }
+            let month = crate::calendar::Month::of(chrono::Utc::now()).prev();
+            let options = crate::email::outbox::DrainOptions {
+                wait_for_retries: std::time::Duration::from_secs(50),
+                ..Default::default()
+            };
+            let (created, report) =
+                crate::email::outbox::send_month(&db, &config, &secrets, month, options).await?;
+            Ok(Outcome::Done(format!(
+                "{month}: {created} messages queued; {report}"
+            )))
         }
-        let month = crate::calendar::Month::of(chrono::Utc::now()).prev();
-        let options = crate::email::outbox::DrainOptions {
-            wait_for_retries: std::time::Duration::from_secs(50),
-            ..Default::default()
-        };
-        let (created, report) =
-            crate::email::outbox::send_month(&db, &config, month, options).await?;
-        Ok(Outcome::Done(format!(
-            "{month}: {created} messages queued; {report}"
-        )))
     });
     r
 }

@@ -174,8 +174,9 @@ async fn main() {
     eprintln!("{n} subscribers stored");
 
     // Baseline: render and send the same messages with lettre alone (no database, no outbox).
-    let mailer = Mailer::new(config.smtp.as_ref().unwrap()).unwrap();
-    let key = EmailKey::load(&conn, &config).await.unwrap();
+    let secrets = buildfund_jobs::config::Secrets::from_env(&config);
+    let mailer = Mailer::new(config.smtp.as_ref().unwrap(), &secrets).unwrap();
+    let key = EmailKey::load(&conn, &secrets).await.unwrap();
     let report = buildfund_jobs::report::month_report(&conn, &config, month, now)
         .await
         .unwrap();

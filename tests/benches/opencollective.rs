@@ -8,6 +8,7 @@
 //! It creates a scratch database on that server (`buildfund_tests::database`), syncs once (everything new) and once again
 //! (everything unchanged inside the overlap is re-read: here only the last day), prints the
 //! figures and drops the database. `BENCH_TRANSACTIONS` changes the number of transactions.
+use buildfund_jobs::config::Secrets;
 use buildfund_jobs::sources::opencollective::{self, SyncOptions};
 use buildfund_jobs::{db, Config};
 use buildfund_tests::database::BenchDatabase;
@@ -147,10 +148,24 @@ async fn main() -> anyhow::Result<()> {
     let before = peak_memory_mib();
 
     let started = Instant::now();
-    let first = opencollective::sync(&conn, &config, SyncOptions::default(), |_| {}).await?;
+    let first = opencollective::sync(
+        &conn,
+        &config,
+        &Secrets::from_env(&config),
+        SyncOptions::default(),
+        |_| {},
+    )
+    .await?;
     let t1 = started.elapsed();
     let started = Instant::now();
-    let second = opencollective::sync(&conn, &config, SyncOptions::default(), |_| {}).await?;
+    let second = opencollective::sync(
+        &conn,
+        &config,
+        &Secrets::from_env(&config),
+        SyncOptions::default(),
+        |_| {},
+    )
+    .await?;
     let t2 = started.elapsed();
     println!(
         "opencollective sync of {n} transactions into PostgreSQL: first {:.2} s ({} pages, {} inserted), \

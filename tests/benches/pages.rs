@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     db::prepare(&conn, &config).await?;
     let app = Application::build(
         config.clone(),
+        Arc::new(buildfund_jobs::config::Secrets::from_env(&config)),
         conn.clone(),
         ServeOptions {
             handle_signals: false,

@@ -234,7 +234,9 @@ impl TestApp {
             handle_signals: false,
             shutdown_timeout: Duration::from_secs(1),
         };
-        let app = Application::build(config.clone(), conn.clone(), options).expect("build app");
+        let secrets = Arc::new(buildfund_jobs::config::Secrets::from_env(&config));
+        let app =
+            Application::build(config.clone(), secrets, conn.clone(), options).expect("build app");
         let port = app.port();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());

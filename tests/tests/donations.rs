@@ -2,6 +2,7 @@
 //! (canned pages, child-project transactions, a refund, foreign-currency records, an error page,
 //! a 500 and a 429), synced into the books, read back through `/api/v1/funds` and
 //! `/api/v1/donations`; and manual donations through `POST /api/v1/donations`.
+use buildfund_jobs::config::Secrets;
 use buildfund_jobs::sources::opencollective::{self, SyncOptions};
 use buildfund_tests::opencollective::{Behaviour, COLLECTIVE, TOKEN, TOKEN_ENV};
 use buildfund_tests::{db_test, TestApp, TestAppBuilder};
@@ -312,7 +313,14 @@ fn expected_october() -> Vec<(String, i64, i64, i64)> {
 
 async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
     std::env::set_var(TOKEN_ENV, TOKEN);
-    opencollective::sync(&app.db, &app.config, options(), |_| {}).await
+    opencollective::sync(
+        &app.db,
+        &app.config,
+        &Secrets::from_env(&app.config),
+        options(),
+        |_| {},
+    )
+    .await
 }
 
 db_test!(
@@ -600,9 +608,15 @@ db_test!(
         };
 
         let started = Instant::now();
-        let e = opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
-            .await
-            .expect_err("page 2 never answers in time");
+        let e = opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            fast.clone(),
+            |_| {},
+        )
+        .await
+        .expect_err("page 2 never answers in time");
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "the timeout cut the wait short"
@@ -622,9 +636,15 @@ db_test!(
             s.slow_at_offset = None;
             s.malformed_at_offset = Some(3);
         }
-        let e = opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
-            .await
-            .expect_err("page 2 is not JSON");
+        let e = opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            fast.clone(),
+            |_| {},
+        )
+        .await
+        .expect_err("page 2 is not JSON");
         let msg = format!("{e:#}");
         assert!(
             msg.to_lowercase().contains("json") || msg.contains("EOF"),
@@ -633,13 +653,25 @@ db_test!(
         assert!(cursor(app.clone()).await <= served());
 
         app.opencollective().state().malformed_at_offset = None;
-        opencollective::sync(&app.db, &app.config, fast.clone(), |_| {})
-            .await
-            .expect("a clean run completes");
+        opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            fast.clone(),
+            |_| {},
+        )
+        .await
+        .expect("a clean run completes");
         assert_eq!(funds(&app, "2026-10").await, expected_october());
-        let again = opencollective::sync(&app.db, &app.config, fast, |_| {})
-            .await
-            .expect("rerun");
+        let again = opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            fast,
+            |_| {},
+        )
+        .await
+        .expect("rerun");
         assert_eq!(
             (again.stored.inserted, again.stored.updated),
             (0, 0),

@@ -3,6 +3,7 @@
 //! exactly-once sends through the outbox (a second send, an SMTP outage mid-send, permanent
 //! refusals), double opt-in and unsubscribe, the admin API and the CLI.
 use buildfund_entity::{email_outbox, gate_events, subscribers};
+use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
 use buildfund_jobs::email::{links, EmailKey};
 use buildfund_tests::smtp::Received;
@@ -556,7 +557,9 @@ db_test!(
         assert!(again.contains("You are subscribed"), "{again}");
 
         // An expired confirmation link (signed with the same key, expired an hour ago) is refused.
-        let key = EmailKey::load(&app.db, &app.config).await.unwrap();
+        let key = EmailKey::load(&app.db, &Secrets::from_env(&app.config))
+            .await
+            .unwrap();
         let sub = subscribers::Entity::find()
             .one(&app.db)
             .await
@@ -1056,10 +1059,11 @@ db_test!(
             assert!(added.confirmation.is_some());
         }
         assert_eq!(confirmations(&app).await.len(), 20);
-        let key = EmailKey::load(&app.db, &app.config).await.unwrap();
+        let secrets = Secrets::from_env(&app.config);
+        let key = EmailKey::load(&app.db, &secrets).await.unwrap();
         let drain = || {
             let (db, config, key) = (app.db.clone(), app.config.clone(), key.clone());
-            let mailer = Mailer::new(config.smtp.as_ref().unwrap()).unwrap();
+            let mailer = Mailer::new(config.smtp.as_ref().unwrap(), &secrets).unwrap();
             tokio::spawn(async move {
                 let options = DrainOptions {
                     wait_for_retries: Duration::ZERO,

@@ -287,3 +287,54 @@ fn check_config_accepts_no_file_and_a_good_file() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.toml"));
 }
+
+#[test]
+fn serve_refuses_to_start_without_a_configured_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hooks.toml");
+    std::fs::write(
+        &path,
+        "ledger_start = \"2026-01-01\"\n[server]\nlisten = \"127.0.0.1:0\"\n[[gate.webhooks]]\nurl = \"https://hooks.example.org/bf\"\nsecret_env = \"BF_TEST_UNSET_WEBHOOK_SECRET\"\n",
+    )
+    .unwrap();
+    let config = path.to_str().unwrap();
+    let out = run_cli(&["serve", "--config", config], dir.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "the environment variable BF_TEST_UNSET_WEBHOOK_SECRET (gate.webhooks[0].secret_env) is not set"
+        ),
+        "{stderr}"
+    );
+
+    // check-config may run where the secrets are not: it says so and succeeds.
+    let out = run_cli(&["check-config", "--config", config], dir.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning: the environment variable BF_TEST_UNSET_WEBHOOK_SECRET (gate.webhooks[0].secret_env) is not set"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn database_urls_are_shown_without_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "postgres://u:p%40ss@127.0.0.1:5432/x?password=hunter2";
+    for args in [&["migrate"][..], &["check-config"][..]] {
+        let out = run_cli(args, dir.path(), &[("DATABASE_URL", url)]);
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for secret in ["hunter2", "p%40ss", "ss@", "u:p"] {
+            assert!(
+                !shown.contains(secret),
+                "{args:?} shows {secret:?}: {shown}"
+            );
+        }
+        assert!(shown.contains("127.0.0.1:5432/x"), "{args:?}: {shown}");
+    }
+}

@@ -3,6 +3,7 @@
 //! with the 40 sample rows of tests/fixtures/hydra-sample-build-steps.jsonl. The Hydra side is
 //! always PostgreSQL; buildfund's own database is SQLite or PostgreSQL as `db_test!` runs it.
 use buildfund_entity::{build_steps, sync_cursors};
+use buildfund_jobs::config::Secrets;
 use buildfund_jobs::sources::hydra_pull::{self, PageReport, PullReport};
 use buildfund_jobs::Config;
 use buildfund_tests::{
@@ -185,9 +186,13 @@ fn config_for(app: &TestApp, test: &str, hydra: &HydraDb, overlap: Option<i64>) 
 
 async fn pull(app: &TestApp, config: &Config, page_size: u64) -> (PullReport, Vec<PageReport>) {
     let pages = Mutex::new(Vec::new());
-    let report = hydra_pull::pull_with_page_size(&app.db, config, page_size, |p| {
-        pages.lock().unwrap().push(p.clone())
-    })
+    let report = hydra_pull::pull_with_page_size(
+        &app.db,
+        config,
+        &Secrets::from_env(config),
+        page_size,
+        |p| pages.lock().unwrap().push(p.clone()),
+    )
     .await
     .expect("pull");
     (report, pages.into_inner().unwrap())

@@ -34,7 +34,7 @@ fn unavailable(state: &AppState, e: impl std::fmt::Display) -> HttpResponse {
 pub async fn email_key(state: &AppState) -> anyhow::Result<EmailKey> {
     state
         .email_key
-        .get_or_try_init(|| EmailKey::load(&state.db, &state.config))
+        .get_or_try_init(|| EmailKey::load(&state.db, &state.secrets))
         .await
         .cloned()
 }

@@ -35,17 +35,18 @@ impl EmailKey {
     /// by the first caller; concurrent first callers agree on one through the primary key).
     pub async fn load(
         db: &impl ConnectionTrait,
-        config: &crate::Config,
+        secrets: &crate::config::Secrets,
     ) -> anyhow::Result<EmailKey> {
-        let env = &config.email.secret_env;
-        if let Ok(value) = std::env::var(env) {
-            if !value.is_empty() {
+        let env = &secrets.email_key.var;
+        if let Ok(value) = secrets.email_key.value() {
+            let value = value.expose_secret();
+            {
                 if value.len() < MIN_KEY_BYTES {
                     anyhow::bail!(
                         "the environment variable {env} (email.secret_env) holds fewer than {MIN_KEY_BYTES} bytes; use a long random value, e.g. `openssl rand -hex 32`"
                     );
                 }
-                return Ok(EmailKey::from_bytes(value.into_bytes()));
+                return Ok(EmailKey::from_bytes(value.as_bytes().to_vec()));
             }
         }
         let fresh = hex::encode(rand::random::<[u8; 32]>());

@@ -26,6 +26,7 @@ use super::smtp::SendError;
 use super::subscriptions::{self, CONFIRMED};
 use super::{EmailKey, Mailer};
 use crate::calendar::Month;
+use crate::config::Secrets;
 use crate::report::view::report_view;
 use crate::report::{month_report, MonthReport};
 use crate::Config;
@@ -675,6 +676,7 @@ impl ConfirmationSender {
     pub fn spawn(
         db: DatabaseConnection,
         config: Arc<Config>,
+        secrets: Arc<Secrets>,
         mailer: Mailer,
     ) -> ConfirmationSender {
         let wake = Arc::new(tokio::sync::Notify::new());
@@ -691,7 +693,7 @@ impl ConfirmationSender {
                 };
                 let run = async {
                     if key.is_none() {
-                        key = Some(EmailKey::load(&db, &config).await?);
+                        key = Some(EmailKey::load(&db, &secrets).await?);
                     }
                     let key = key.as_ref().expect("loaded above");
                     drain(&db, &config, &mailer, key, options).await
@@ -743,14 +745,15 @@ pub async fn month_status(
 pub async fn send_month(
     db: &DatabaseConnection,
     config: &Config,
+    secrets: &Secrets,
     month: Month,
     options: DrainOptions,
 ) -> anyhow::Result<(u64, DrainReport)> {
     let smtp = config.smtp.as_ref().ok_or_else(|| {
         anyhow::anyhow!("no [smtp] table in the configuration: cannot send email")
     })?;
-    let mailer = Mailer::new(smtp)?;
-    let key = EmailKey::load(db, config).await?;
+    let mailer = Mailer::new(smtp, secrets)?;
+    let key = EmailKey::load(db, secrets).await?;
     let created = enqueue(db, month, Utc::now()).await?;
     let options = DrainOptions {
         kind: Some(REPORT),

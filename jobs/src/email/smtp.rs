@@ -2,7 +2,7 @@
 //! from `[smtp]` (`security = none|starttls|tls`, the password from the environment variable
 //! `password_env` names), and the classification of failures into transient (4xx, connection,
 //! timeout: retry later) and permanent (5xx: give up on that message).
-use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::config::{Secrets, SmtpConfig, SmtpSecurity};
 use anyhow::Context;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -53,7 +53,7 @@ pub struct Mailer {
 impl Mailer {
     /// Builds the transport (no connection is made until the first message). Fails when the
     /// `from` address does not parse or `password_env` names an unset variable.
-    pub fn new(config: &SmtpConfig) -> anyhow::Result<Mailer> {
+    pub fn new(config: &SmtpConfig, secrets: &Secrets) -> anyhow::Result<Mailer> {
         let from: Mailbox = config
             .from
             .parse()
@@ -77,12 +77,8 @@ impl Mailer {
                     .max_size(1)
                     .idle_timeout(Duration::from_secs(60)),
             );
-        if let (Some(user), Some(env)) = (&config.username, &config.password_env) {
-            let password = SecretString::from(std::env::var(env).map_err(|_| {
-                anyhow::anyhow!(
-                    "smtp.password_env: the environment variable {env} (the SMTP password) is not set"
-                )
-            })?);
+        if let (Some(user), Some(secret)) = (&config.username, &secrets.smtp_password) {
+            let password: &SecretString = secret.value()?;
             builder = builder.credentials(Credentials::new(
                 user.clone(),
                 password.expose_secret().to_string(),

@@ -5,11 +5,12 @@
 //! Failures are retried (webhooks: with backoff; Hydra: on every gate refresh until done) and
 //! each is recorded in `gate_events` (kinds `webhook_failed`, `hydra_failed`, `hydra_refused`),
 //! so `GET /api/v1/gate/events` shows them.
-use crate::config::Config;
+use crate::config::{redact_url, Config, Secrets};
 use crate::gate::{pool_slug, record_note, Change, ChangeSink, Snapshot, State};
 use buildfund_entity::{hydra_jobset_holds, jobsets};
 use chrono::Utc;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -50,6 +51,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 /// The gate's outgoing actions, registered on [`crate::gate::Gate`] as a [`ChangeSink`].
 pub struct Actions {
     config: Arc<Config>,
+    secrets: Arc<Secrets>,
     db: DatabaseConnection,
     client: reqwest::Client,
     /// Hydra work not yet done: pool -> whether its jobsets should be held (disabled).
@@ -59,9 +61,10 @@ pub struct Actions {
 }
 
 impl Actions {
-    pub fn new(config: Arc<Config>, db: DatabaseConnection) -> Actions {
+    pub fn new(config: Arc<Config>, secrets: Arc<Secrets>, db: DatabaseConnection) -> Actions {
         Actions {
             config,
+            secrets,
             db,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -87,12 +90,18 @@ impl Actions {
                 return;
             }
         };
-        for hook in &self.config.gate.webhooks {
-            let secret = hook
-                .secret_env
-                .as_ref()
-                .and_then(|name| std::env::var(name).ok());
+        for (i, hook) in self.config.gate.webhooks.iter().enumerate() {
             let url = hook.url.clone();
+            let shown = redact_url(&url);
+            // A configured secret that is missing sends nothing rather than an unsigned body.
+            let secret: Option<SecretString> = match self.secrets.webhook(i).map(|s| s.value()) {
+                None => None,
+                Some(Ok(s)) => Some(s.clone()),
+                Some(Err(e)) => {
+                    tracing::error!(url = %shown, error = %e, "webhook not sent");
+                    continue;
+                }
+            };
             let body = body.clone();
             let client = self.client.clone();
             let db = self.db.clone();
@@ -109,17 +118,17 @@ impl Actions {
                         .header("X-Buildfund-Delivery", id.to_string())
                         .body(body.clone());
                     if let Some(s) = &secret {
-                        req = req.header(SIGNATURE_HEADER, signature(s, &body));
+                        req = req.header(SIGNATURE_HEADER, signature(s.expose_secret(), &body));
                     }
                     match req.send().await {
                         Ok(r) if r.status().is_success() => {
-                            tracing::info!(%url, attempt, event = id, "webhook delivered");
+                            tracing::info!(url = %shown, attempt, event = id, "webhook delivered");
                             return;
                         }
                         Ok(r) => last_error = format!("answered {}", r.status()),
-                        Err(e) => last_error = e.to_string(),
+                        Err(e) => last_error = e.without_url().to_string(),
                     }
-                    tracing::warn!(%url, attempt, error = %last_error, "webhook delivery failed");
+                    tracing::warn!(url = %shown, attempt, error = %last_error, "webhook delivery failed");
                     if attempt < WEBHOOK_ATTEMPTS {
                         tokio::time::sleep(delay).await;
                         delay *= 2;
@@ -130,7 +139,7 @@ impl Actions {
                     &pool,
                     "webhook_failed",
                     &format!(
-                        "webhook {url} failed {WEBHOOK_ATTEMPTS} times for event {id}: {last_error}"
+                        "webhook {shown} failed {WEBHOOK_ATTEMPTS} times for event {id}: {last_error}"
                     ),
                     None,
                 )
@@ -148,6 +157,7 @@ impl Actions {
         let last_error = self.hydra_last_error.clone();
         let hydra = Hydra {
             config: self.config.clone(),
+            secrets: self.secrets.clone(),
             db: self.db.clone(),
             client: self.client.clone(),
         };
@@ -227,6 +237,7 @@ impl ChangeSink for Actions {
 /// PUT it back whole with `enabled` changed, `Referer` set; cancel queued builds one by one.
 struct Hydra {
     config: Arc<Config>,
+    secrets: Arc<Secrets>,
     db: DatabaseConnection,
     client: reqwest::Client,
 }
@@ -248,18 +259,16 @@ impl Hydra {
         let Some(user) = &h.user else {
             return Ok(None);
         };
-        let password = match &h.password_env {
-            Some(name) => std::env::var(name).map_err(|_| {
-                anyhow::anyhow!("the environment variable {name} (hydra.password_env) is not set")
-            })?,
-            None => String::new(),
+        let password = match &self.secrets.hydra_password {
+            Some(secret) => secret.value()?.clone(),
+            None => SecretString::from(""),
         };
         let res = self
             .client
             .post(format!("{}/login", self.base()))
             .header("Referer", self.base())
             .header("Accept", "application/json")
-            .json(&serde_json::json!({"username": user, "password": password}))
+            .json(&serde_json::json!({"username": user, "password": password.expose_secret()}))
             .send()
             .await?;
         if !res.status().is_success() {

@@ -41,7 +41,8 @@
 //!
 //! Caveat from Hydra's data model: a step shared by several builds is stored once, under one of
 //! them, so the attribution is first-come, not Hydra's scheduling fair share.
-use crate::config::{Config, HydraConfig};
+use crate::config::secrets::Missing;
+use crate::config::{Config, HydraConfig, Secret, Secrets};
 use crate::sources::ingest::record::{validate, Field, RawRecord};
 use crate::sources::ingest::{self, StepRecord};
 use anyhow::Context;
@@ -50,6 +51,7 @@ use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     QueryResult, Statement, TransactionTrait, Value,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -117,15 +119,17 @@ pub fn cursor_name(source: &str) -> String {
 pub async fn pull(
     db: &DatabaseConnection,
     config: &Config,
+    secrets: &Secrets,
     progress: impl Fn(&PageReport),
 ) -> anyhow::Result<PullReport> {
-    pull_with_page_size(db, config, PAGE_SIZE, progress).await
+    pull_with_page_size(db, config, secrets, PAGE_SIZE, progress).await
 }
 
 /// [`pull`] with another page size (tests use small pages to cross page boundaries).
 pub async fn pull_with_page_size(
     db: &DatabaseConnection,
     config: &Config,
+    secrets: &Secrets,
     page_size: u64,
     progress: impl Fn(&PageReport),
 ) -> anyhow::Result<PullReport> {
@@ -135,26 +139,27 @@ pub async fn pull_with_page_size(
             config.source
         )
     })?;
-    let hydra_db = connect(hydra).await?;
+    let hydra_db = connect(hydra, secrets.hydra_database_url.as_ref()).await?;
     let result = pull_from(db, config, hydra, &hydra_db, page_size.max(1), progress).await;
     hydra_db.close().await.ok();
     result
 }
 
 /// The Hydra database URL from the environment, checked so that no message ever shows it.
-fn database_url(hydra: &HydraConfig) -> anyhow::Result<(String, String)> {
-    let var = hydra.database_url_env.as_deref().with_context(|| {
+fn database_url(secret: Option<&Secret>) -> anyhow::Result<(SecretString, String)> {
+    let secret = secret.with_context(|| {
         "hydra.database_url_env is not set, so there is no Hydra database to pull from; set it to the NAME of the environment variable holding the Hydra PostgreSQL URL"
     })?;
-    let url = match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => url.trim().to_string(),
-        Ok(_) => anyhow::bail!(
+    let var = &secret.var;
+    let url = match secret.value() {
+        Ok(url) => url.expose_secret().trim().to_string(),
+        Err(e) if e.why == Missing::Empty => anyhow::bail!(
             "the environment variable {var} (hydra.database_url_env) is empty; set it to the Hydra PostgreSQL URL"
         ),
-        Err(std::env::VarError::NotPresent) => anyhow::bail!(
+        Err(e) if e.why == Missing::NotSet => anyhow::bail!(
             "the environment variable {var} (hydra.database_url_env) is not set; set it to the Hydra PostgreSQL URL"
         ),
-        Err(std::env::VarError::NotUnicode(_)) => {
+        Err(_) => {
             anyhow::bail!("the environment variable {var} (hydra.database_url_env) is not UTF-8")
         }
     };
@@ -172,12 +177,15 @@ fn database_url(hydra: &HydraConfig) -> anyhow::Result<(String, String)> {
         options.get_port(),
         options.get_database().unwrap_or(options.get_username())
     );
-    Ok((url, described))
+    Ok((SecretString::from(url), described))
 }
 
-async fn connect(hydra: &HydraConfig) -> anyhow::Result<DatabaseConnection> {
-    let (url, described) = database_url(hydra)?;
-    let mut options = ConnectOptions::new(url);
+async fn connect(
+    hydra: &HydraConfig,
+    secret: Option<&Secret>,
+) -> anyhow::Result<DatabaseConnection> {
+    let (url, described) = database_url(secret)?;
+    let mut options = ConnectOptions::new(url.expose_secret().to_string());
     options
         .max_connections(1)
         .min_connections(0)
@@ -470,28 +478,21 @@ mod tests {
         );
     }
 
-    fn hydra(var: &str) -> HydraConfig {
-        HydraConfig {
-            database_url_env: Some(var.into()),
-            source: "hydra".into(),
-            overlap_seconds: 3600,
-            url: None,
-            user: None,
-            password_env: None,
-            act_on_gate: false,
-        }
+    /// The Hydra database URL as `[hydra] database_url_env = "<var>"` reads it.
+    fn url_of(var: &str) -> anyhow::Result<(SecretString, String)> {
+        database_url(Some(&Secret::read("hydra.database_url_env", var)))
     }
 
     /// The scheduler spawns the pull on the runtime: its future must be `Send`.
     #[allow(dead_code)]
-    fn the_pull_can_be_spawned(db: &DatabaseConnection, config: &Config) {
+    fn the_pull_can_be_spawned(db: &DatabaseConnection, config: &Config, secrets: &Secrets) {
         fn send<T: Send>(_: T) {}
-        send(pull(db, config, |_| {}));
+        send(pull(db, config, secrets, |_| {}));
     }
 
     #[test]
     fn an_unset_variable_is_named() {
-        let e = database_url(&hydra("BUILDFUND_HYDRA_UNIT_TEST_UNSET"))
+        let e = url_of("BUILDFUND_HYDRA_UNIT_TEST_UNSET")
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -513,7 +514,7 @@ mod tests {
         {
             let var = format!("BUILDFUND_HYDRA_UNIT_TEST_BAD_{i}");
             std::env::set_var(&var, url);
-            let e = database_url(&hydra(&var)).unwrap_err().to_string();
+            let e = url_of(&var).unwrap_err().to_string();
             assert_eq!(
                 e,
                 format!("the environment variable {var} (hydra.database_url_env) does not hold a postgres:// URL")
@@ -523,7 +524,7 @@ mod tests {
             "BUILDFUND_HYDRA_UNIT_TEST_GOOD",
             "postgresql://hydra:hunter2@db.example.org:5433/hydra",
         );
-        let (_, described) = database_url(&hydra("BUILDFUND_HYDRA_UNIT_TEST_GOOD")).unwrap();
+        let (_, described) = url_of("BUILDFUND_HYDRA_UNIT_TEST_GOOD").unwrap();
         assert_eq!(described, "db.example.org:5433/hydra");
     }
 }

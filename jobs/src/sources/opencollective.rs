@@ -34,13 +34,15 @@
 use crate::books::donations::{
     self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored,
 };
-use crate::config::{Config, OpenCollectiveConfig};
+use crate::config::secrets::Missing;
+use crate::config::{Config, OpenCollectiveConfig, Secrets};
 use anyhow::Context;
 use buildfund_entity::recurring_contributions;
 use chrono::{SecondsFormat, Utc};
 use graphql_client::{GraphQLQuery, Response};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -160,24 +162,26 @@ pub fn cursor_name(collective: &str) -> String {
 pub struct Client {
     http: reqwest::Client,
     endpoint: String,
-    token: Option<String>,
+    token: Option<SecretString>,
     options: SyncOptions,
     retries: std::sync::atomic::AtomicU64,
 }
 
 /// The token from the variable named by `token_env`; none when no variable is named.
-fn token(oc: &OpenCollectiveConfig) -> anyhow::Result<Option<String>> {
-    let Some(var) = &oc.token_env else {
+fn token(secrets: &Secrets) -> anyhow::Result<Option<SecretString>> {
+    let Some(secret) = &secrets.opencollective_token else {
         return Ok(None);
     };
-    match std::env::var(var) {
-        Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
-        Ok(_) => anyhow::bail!(
+    let var = &secret.var;
+    match secret.value() {
+        Ok(t) => Ok(Some(SecretString::from(t.expose_secret().trim()))),
+        Err(e) if e.why == Missing::Empty => anyhow::bail!(
             "the environment variable {var} (opencollective.token_env) is empty; set it to an OpenCollective personal token with the transactions scope"
         ),
-        Err(_) => anyhow::bail!(
+        Err(e) if e.why == Missing::NotSet => anyhow::bail!(
             "the environment variable {var} (opencollective.token_env) is not set; set it to an OpenCollective personal token with the transactions scope, or remove token_env to read public data anonymously"
         ),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -193,7 +197,11 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl Client {
-    pub fn new(oc: &OpenCollectiveConfig, options: SyncOptions) -> anyhow::Result<Client> {
+    pub fn new(
+        oc: &OpenCollectiveConfig,
+        secrets: &Secrets,
+        options: SyncOptions,
+    ) -> anyhow::Result<Client> {
         let timeout = options
             .timeout
             .unwrap_or(Duration::from_secs(oc.timeout_seconds.max(1) as u64));
@@ -206,7 +214,7 @@ impl Client {
         Ok(Client {
             http,
             endpoint: oc.endpoint.clone(),
-            token: token(oc)?,
+            token: token(secrets)?,
             options,
             retries: Default::default(),
         })
@@ -236,7 +244,7 @@ impl Client {
             attempt += 1;
             let mut request = self.http.post(&self.endpoint).json(&body);
             if let Some(t) = &self.token {
-                request = request.header("Personal-Token", t);
+                request = request.header("Personal-Token", t.expose_secret());
             }
             let last = attempt >= self.options.max_attempts;
             let failure = match request.send().await {
@@ -544,12 +552,13 @@ fn opencollective(config: &Config) -> anyhow::Result<&OpenCollectiveConfig> {
 pub async fn sync(
     db: &DatabaseConnection,
     config: &Config,
+    secrets: &Secrets,
     options: SyncOptions,
     progress: impl Fn(&PageReport),
 ) -> anyhow::Result<SyncReport> {
     let oc = opencollective(config)?;
     let page_size = options.page_size.clamp(1, PAGE_SIZE);
-    let client = Client::new(oc, options)?;
+    let client = Client::new(oc, secrets, options)?;
     let name = cursor_name(&oc.collective);
     let cursor_before = read_cursor(db, &name).await?;
     let read_from = match cursor_before {
