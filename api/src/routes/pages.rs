@@ -7,7 +7,7 @@
 //! [`crate::page_cache`] with an ETag and `Last-Modified`; errors are small HTML pages.
 use crate::error::ApiError;
 use crate::page_cache::{CachedPage, Rendered};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{route, web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;

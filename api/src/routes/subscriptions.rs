@@ -5,7 +5,7 @@
 //! are small HTML pages. The subscribe answer is the same whether the address is new, pending
 //! or confirmed, and the confirmation is sent in the background, so neither the page nor its
 //! timing tells whether an address is known.
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::email::links::TokenError;
