@@ -837,3 +837,86 @@ oc_test!(
     timeouts_and_malformed_answers_lose_and_double_nothing,
     timeouts_and_malformed_json
 );
+
+/// A listener answering every request with a 307 to the same path on `to`, recording the
+/// `Personal-Token` header of what it got.
+async fn redirector(
+    to: String,
+) -> (
+    String,
+    Arc<Mutex<Vec<Option<String>>>>,
+    actix_web::dev::ServerHandle,
+) {
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let s = seen.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        let (s, to) = (s.clone(), to.clone());
+        App::new().default_service(web::to(move |req: HttpRequest| {
+            let (s, to) = (s.clone(), to.clone());
+            async move {
+                let token = req
+                    .headers()
+                    .get("Personal-Token")
+                    .map(|v| v.to_str().unwrap().to_string());
+                s.lock().unwrap().push(token);
+                HttpResponse::TemporaryRedirect()
+                    .insert_header(("location", format!("{to}{}", req.uri())))
+                    .finish()
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://127.0.0.1:{port}"), seen, handle)
+}
+
+/// The endpoint answers 307 to another origin (the real stand-in): the redirect is not
+/// followed, so the token never reaches the other listener, and the sync fails saying why.
+async fn redirect_elsewhere(backend: Backend) {
+    let oc = StandIn::start(Behaviour {
+        transactions: ledger(),
+        orders: orders(),
+        ..Behaviour::default()
+    })
+    .await;
+    let other = oc.url.trim_end_matches("/graphql/v2").to_string();
+    let (first, first_seen, first_handle) = redirector(other).await;
+    let config = oc.config().replace(&oc.url, &format!("{first}/graphql/v2"));
+    let state = oc.state.clone();
+    run(backend, &config, move |app| async move {
+        let e = sync(&app)
+            .await
+            .expect_err("a redirect to another origin stops the sync");
+        let text = format!("{e:#}");
+        assert!(text.contains("another origin"), "{text}");
+        assert_eq!(
+            first_seen
+                .lock()
+                .unwrap()
+                .first()
+                .cloned()
+                .flatten()
+                .as_deref(),
+            Some(TOKEN),
+            "the endpoint itself gets the token"
+        );
+        let s = state.lock().unwrap();
+        assert_eq!(
+            s.requests, 0,
+            "the other origin got nothing: {:?}",
+            s.tokens
+        );
+    })
+    .await;
+    first_handle.stop(false).await;
+    oc.handle.stop(false).await;
+}
+
+oc_test!(redirect_to_another_origin, redirect_elsewhere);

@@ -950,3 +950,255 @@ async fn hydra_jobsets_follow_the_pool_sqlite() {
 async fn hydra_jobsets_follow_the_pool_postgres() {
     hydra_jobsets_follow_the_pool(Backend::Postgres).await;
 }
+
+/// A Hydra that knows every jobset it is asked about.
+fn hydra_any_jobset(method: &str, path: &str, _n: usize) -> HttpResponse {
+    match (method, path) {
+        ("POST", "/login") => HttpResponse::Ok()
+            .insert_header(("set-cookie", "hydra_session=abc123; Path=/; HttpOnly"))
+            .json(json!({"username": "buildfund"})),
+        ("GET", p) if p.starts_with("/jobset/") => {
+            HttpResponse::Ok().json(json!({"name": "x", "enabled": 1, "visible": true}))
+        }
+        ("PUT", p) if p.starts_with("/jobset/") => HttpResponse::Ok().json(json!({})),
+        ("GET", p) if p.starts_with("/api/queue") => HttpResponse::Ok().json(json!([])),
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+fn hydra_config(url: &str, password_env: &str) -> String {
+    CONFIG.replace(
+        "jobsets = [\"nixpkgs:cuda*\"]",
+        "jobsets = [\"nixpkgs:cuda*\", \"dots:*\", \"..:*\"]",
+    ) + &format!(
+        "\n[hydra]\nurl = \"{url}\"\nuser = \"buildfund\"\npassword_env = \"{password_env}\"\n"
+    )
+}
+
+async fn cuda_events(
+    app: &TestApp,
+    admin: &str,
+    until: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let mut kinds = Vec::new();
+    for _ in 0..80 {
+        let ev: Value = app
+            .get_with_token("/api/v1/gate/events?pool=cuda", admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        kinds = ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if until(&kinds) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kinds
+}
+
+/// Jobset names from build steps are not trusted: each goes out as one encoded path segment
+/// under `/jobset/<project>/`, and a name that cannot (`.`, `..`) is refused with nothing sent.
+async fn hostile_jobset_names_stay_one_segment(backend: Backend) {
+    let (url, seen, handle) = stand_in(hydra_any_jobset).await;
+    std::env::set_var("BF_TEST_HYDRA_PASSWORD", "pw");
+    run(
+        backend,
+        &hydra_config(&url, "BF_TEST_HYDRA_PASSWORD"),
+        |app| async move {
+            use buildfund_entity::jobsets;
+            use sea_orm::{ActiveModelTrait, Set};
+            let names = [
+                ("nixpkgs", "cuda"),
+                ("nixpkgs", "cuda/../../project/nixpkgs"),
+                ("nixpkgs", "cuda?x=1#frag"),
+                ("nixpkgs", "cuda%2F.."),
+                ("dots", ".."),
+                ("dots", "."),
+                ("..", "cuda"),
+            ];
+            // Stored as build steps would store them (an ingest-side check may refuse them first).
+            for (project, name) in names {
+                jobsets::ActiveModel {
+                    project: Set(project.into()),
+                    name: Set(name.into()),
+                    first_seen: Set(Utc::now()),
+                    ..Default::default()
+                }
+                .insert(&app.db)
+                .await
+                .unwrap();
+            }
+            let admin = app.token("admin").await;
+            let (s, _) = post(
+                &app,
+                "/api/v1/gate/pools/cuda/pause",
+                &admin,
+                json!({"reason": "hostile names"}),
+            )
+            .await;
+            assert_eq!(s, 200);
+            let kinds = cuda_events(&app, &admin, |k| {
+                k.iter().filter(|k| k.0 == "hydra_disabled").count() >= 4
+                    && k.iter().filter(|k| k.0 == "hydra_refused").count() >= 3
+            })
+            .await;
+            for (project, name) in [("dots", ".."), ("dots", "."), ("..", "cuda")] {
+                assert!(
+                    kinds.iter().any(|k| k.0 == "hydra_refused"
+                        && k.1.contains(&format!("{project:?}:{name:?}"))
+                        && k.1.contains("nothing was requested")),
+                    "{project}:{name} is refused: {kinds:?}"
+                );
+            }
+            let disabled = kinds.iter().filter(|k| k.0 == "hydra_disabled").count();
+            assert_eq!(disabled, 4, "{kinds:?}");
+            let seen = seen.lock().unwrap().clone();
+            let mut jobset_paths = Vec::new();
+            for (method, path, _, _) in &seen {
+                if path == "/login" || path.starts_with("/api/queue?") {
+                    continue;
+                }
+                let rest = path
+                    .strip_prefix("/jobset/")
+                    .unwrap_or_else(|| panic!("{method} {path} is outside /jobset/"));
+                assert!(!rest.contains(['?', '#']), "{method} {path}");
+                let segments: Vec<&str> = rest.split('/').collect();
+                assert_eq!(segments.len(), 2, "{method} {path}");
+                assert_eq!(segments[0], "nixpkgs", "{method} {path}");
+                jobset_paths.push(segments[1].to_string());
+            }
+            for encoded in [
+                "cuda",
+                "cuda%2F..%2F..%2Fproject%2Fnixpkgs",
+                "cuda%3Fx=1%23frag",
+                "cuda%252F..",
+            ] {
+                assert_eq!(
+                    jobset_paths.iter().filter(|p| *p == encoded).count(),
+                    2,
+                    "GET then PUT of {encoded}: {jobset_paths:?}"
+                );
+            }
+            assert!(!seen.iter().any(|r| r.1.starts_with("/jobset/project/")));
+        },
+    )
+    .await;
+    handle.stop(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_jobset_names_stay_one_segment_sqlite() {
+    hostile_jobset_names_stay_one_segment(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_jobset_names_stay_one_segment_postgres() {
+    hostile_jobset_names_stay_one_segment(Backend::Postgres).await;
+}
+
+/// A listener answering every request with a 307 to the same path on `to`; returns its URL,
+/// what it saw and its handle.
+async fn redirector(to: String) -> (String, Seen, actix_web::dev::ServerHandle) {
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    let server = HttpServer::new(move || {
+        let (s, to) = (s.clone(), to.clone());
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let (s, to) = (s.clone(), to.clone());
+            async move {
+                let path = req.uri().to_string();
+                s.lock().unwrap().push((
+                    req.method().to_string(),
+                    path.clone(),
+                    Vec::new(),
+                    String::from_utf8_lossy(&body).to_string(),
+                ));
+                HttpResponse::TemporaryRedirect()
+                    .insert_header(("location", format!("{to}{path}")))
+                    .finish()
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    let server = server.run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    (format!("http://127.0.0.1:{port}"), seen, handle)
+}
+
+/// A Hydra answering its login with a 307 to another origin: the redirect is not followed, so
+/// the other listener never receives the password, and the failure is recorded.
+async fn hydra_login_is_not_redirected_elsewhere(backend: Backend) {
+    let (other, other_seen, other_handle) = stand_in(hydra_any_jobset).await;
+    let (url, seen, handle) = redirector(other).await;
+    std::env::set_var("BF_TEST_HYDRA_REDIRECTED_PASSWORD", "pw-never-elsewhere");
+    let config = hydra_config(&url, "BF_TEST_HYDRA_REDIRECTED_PASSWORD");
+    run(backend, &config, |app| async move {
+        use buildfund_entity::jobsets;
+        use sea_orm::{ActiveModelTrait, Set};
+        jobsets::ActiveModel {
+            project: Set("nixpkgs".into()),
+            name: Set("cuda".into()),
+            first_seen: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+        let admin = app.token("admin").await;
+        let (s, _) = post(
+            &app,
+            "/api/v1/gate/pools/cuda/pause",
+            &admin,
+            json!({"reason": "redirects"}),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let login = wait_for(&seen, |r| r.0 == "POST" && r.1 == "/login").await;
+        assert!(login[0].3.contains("pw-never-elsewhere"));
+        let kinds = cuda_events(&app, &admin, |k| k.iter().any(|k| k.0 == "hydra_failed")).await;
+        assert!(
+            kinds
+                .iter()
+                .any(|k| k.0 == "hydra_failed" && k.1.contains("another origin")),
+            "{kinds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let other_seen = other_seen.lock().unwrap();
+        assert!(
+            !other_seen
+                .iter()
+                .any(|r| r.3.contains("pw-never-elsewhere") || header(r, "cookie").is_some()),
+            "{other_seen:?}"
+        );
+        assert!(other_seen.is_empty(), "{other_seen:?}");
+    })
+    .await;
+    handle.stop(false).await;
+    other_handle.stop(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hydra_login_is_not_redirected_elsewhere_sqlite() {
+    hydra_login_is_not_redirected_elsewhere(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hydra_login_is_not_redirected_elsewhere_postgres() {
+    hydra_login_is_not_redirected_elsewhere(Backend::Postgres).await;
+}

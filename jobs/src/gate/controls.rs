@@ -260,4 +260,3 @@ pub async fn events(
         .all(db)
         .await
 }
-

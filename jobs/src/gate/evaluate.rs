@@ -231,7 +231,6 @@ pub fn pool_slug<'a>(config: &'a Config, jobset_key: &str) -> &'a str {
         .unwrap_or(OTHER_POOL)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,12 +47,17 @@ pub fn outbound_url(base: &str, segments: &[&str], query: Option<&str>) -> Resul
         .extend(segments);
     url.set_query(query);
     let again = Url::parse(url.as_str()).map_err(|e| Refused(format!("{url}: {e}")))?;
-    let got: Vec<&str> = again.path_segments().map(Iterator::collect).unwrap_or_default();
+    let got: Vec<&str> = again
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
     let round_trips = again.origin() == base.origin()
         && got.len() == prefix.len() + segments.len()
         && got[..prefix.len()] == prefix[..]
         && got[prefix.len()..].iter().zip(segments).all(|(enc, raw)| {
-            percent_decode_str(enc).decode_utf8().is_ok_and(|d| d == *raw)
+            percent_decode_str(enc)
+                .decode_utf8()
+                .is_ok_and(|d| d == *raw)
         });
     if !round_trips {
         return Err(Refused(format!(
@@ -417,8 +422,12 @@ mod tests {
 
     #[test]
     fn the_base_path_is_kept_and_its_query_dropped() {
-        let u = outbound_url("https://ci.example.org/hydra/?x=1#f", &["api", "queue"], Some("nr=1"))
-            .unwrap();
+        let u = outbound_url(
+            "https://ci.example.org/hydra/?x=1#f",
+            &["api", "queue"],
+            Some("nr=1"),
+        )
+        .unwrap();
         assert_eq!(u.as_str(), "https://ci.example.org/hydra/api/queue?nr=1");
         let u = outbound_url("https://ci.example.org", &["login"], None).unwrap();
         assert_eq!(u.as_str(), "https://ci.example.org/login");

@@ -14,8 +14,8 @@ pub mod hydra_web;
 pub mod snapshot;
 pub mod webhooks;
 
-pub use controls::{
-    controls_at, events, lift, override_until, pause, record_note, GateError,
-};
+pub use controls::{controls_at, events, lift, override_until, pause, record_note, GateError};
 pub use evaluate::{causes, evaluate, pool_slug, projected_cents, Figures, MIN_ELAPSED_SECONDS};
-pub use snapshot::{Change, ChangeSink, Control, Current, Decision, Gate, PoolGate, Snapshot, State};
+pub use snapshot::{
+    Change, ChangeSink, Control, Current, Decision, Gate, PoolGate, Snapshot, State,
+};

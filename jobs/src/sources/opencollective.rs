@@ -389,7 +389,10 @@ impl<'c, Q: Paged, F: Fn(i64, i64) -> Q::Variables> Pager<'c, Q, F> {
     }
 
     /// The next page, or `None` after the last; `what` names page `n` in errors.
-    pub async fn next(&mut self, what: impl Fn(u64) -> String) -> anyhow::Result<Option<Page<Q::Node>>> {
+    pub async fn next(
+        &mut self,
+        what: impl Fn(u64) -> String,
+    ) -> anyhow::Result<Option<Page<Q::Node>>> {
         if self.done {
             return Ok(None);
         }
@@ -401,7 +404,8 @@ impl<'c, Q: Paged, F: Fn(i64, i64) -> Q::Variables> Pager<'c, Q, F> {
         let (total, nodes) = Q::page(data);
         self.page = number;
         self.offset += nodes.len() as i64;
-        self.done = (nodes.len() as i64) < self.page_size || total.is_some_and(|t| self.offset >= t);
+        self.done =
+            (nodes.len() as i64) < self.page_size || total.is_some_and(|t| self.offset >= t);
         Ok(Some(Page {
             number,
             total,
