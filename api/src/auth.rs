@@ -2,7 +2,7 @@
 //! "a valid, unrevoked token whose scope grants admin". No token or an unknown one is 401, a
 //! token of the wrong scope is 403, both as JSON errors.
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use buildfund_jobs::api_tokens::{self as tokens, Scope, TokenInfo};
 use futures_util::future::LocalBoxFuture;

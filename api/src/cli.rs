@@ -8,7 +8,7 @@ use buildfund_jobs::books::costs;
 use buildfund_jobs::calendar::Month;
 use buildfund_jobs::config::{describe_database, Secrets};
 use buildfund_jobs::email;
-use buildfund_jobs::scheduler::{self, Scheduler};
+use buildfund_jobs::scheduler::Scheduler;
 use buildfund_jobs::sources::hydra_pull;
 use buildfund_jobs::sources::ingest::{self, Format, IngestError};
 use buildfund_jobs::sources::opencollective;
@@ -783,7 +783,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ServeOptions::default(),
     )
     .context("cannot start the HTTP server")?;
-    let scheduler = Scheduler::new(conn, config.clone(), scheduler::builtin_jobs(secrets));
+    let scheduler = Scheduler::new(conn, config.clone(), app.jobs().clone());
     tracing::info!(
         listen = %config.server.listen,
         port = app.port(),

@@ -8,4 +8,5 @@ pub mod page_cache;
 pub mod rate_limit;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;

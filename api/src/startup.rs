@@ -5,67 +5,26 @@ use crate::metrics::{self, Metrics};
 use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
+use crate::state::AppState;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::outbox::ConfirmationSender;
-use buildfund_jobs::email::{EmailKey, Mailer};
+use buildfund_jobs::email::Mailer;
 use buildfund_jobs::gate::actions::Actions;
 use buildfund_jobs::gate::Gate;
-use buildfund_jobs::scheduler::{builtin_jobs, Registry};
+use buildfund_jobs::scheduler::{self, builtin_jobs, Registry};
 use buildfund_jobs::Config;
 use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What every handler can reach.
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub config: Arc<Config>,
-    /// The environment's secrets, read once at start.
-    pub secrets: Arc<Secrets>,
-    pub metrics: Metrics,
-    /// The jobs `POST /api/v1/jobs/{name}/run` can start.
-    pub jobs: Registry,
-    /// The gate's in-memory snapshot, refreshed by [`spawn_gate_refresh`] and after changes.
-    pub gate: Arc<Gate>,
-    /// The public pages, rendered, with their ETags (see [`crate::page_cache`]).
-    pub pages: Arc<PageCache>,
-    /// The SMTP relay, when `[smtp]` is configured (confirmation emails).
-    pub mailer: Option<Mailer>,
-    /// This instance's background sender of queued confirmation emails (with `[smtp]`).
-    pub confirmations: Option<ConfirmationSender>,
-    /// The link-signing key, loaded on first use (it may live in the database).
-    pub email_key: tokio::sync::OnceCell<EmailKey>,
-    /// `POST /subscribe`: 5 requests per client address per 10 minutes.
-    pub subscribe_limit: RateLimiter,
-}
-
-/// The gate's refresh loop: once at start, then on `schedule.gate_refresh` (default every
-/// minute; at most a minute apart when that job is disabled), as monthly machines accrue cost
-/// with time. Runs until the runtime stops.
-pub fn spawn_gate_refresh(gate: Arc<Gate>, db: DatabaseConnection, config: Arc<Config>) {
-    tokio::spawn(async move {
-        loop {
-            let _ = gate.refresh(&db).await;
-            let now = chrono::Utc::now();
-            let wait = config
-                .schedule
-                .get("gate_refresh")
-                .and_then(|s| s.schedule.upcoming(chrono::Utc).next())
-                .and_then(|next| (next - now).to_std().ok())
-                .unwrap_or(Duration::from_secs(60))
-                .min(Duration::from_secs(60));
-            tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
-        }
-    });
-}
-
 pub struct Application {
     port: u16,
     server: Server,
+    jobs: Registry,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -113,7 +72,10 @@ impl Application {
             secrets.clone(),
             db.clone(),
         )));
-        spawn_gate_refresh(gate.clone(), db.clone(), config.clone());
+        let jobs = builtin_jobs(gate.clone(), secrets.clone());
+        // This instance's own work (the gate's refresh) starts with it; the shared jobs run
+        // where the scheduler runs (`buildfund serve`, from [`Application::jobs`]).
+        scheduler::spawn_per_instance(db.clone(), config.clone(), &jobs);
         let mailer = match &config.smtp {
             Some(smtp) => Some(Mailer::new(smtp, &secrets)?),
             None => None,
@@ -126,7 +88,7 @@ impl Application {
             config: config.clone(),
             secrets: secrets.clone(),
             metrics: Metrics::new(),
-            jobs: builtin_jobs(secrets),
+            jobs: jobs.clone(),
             gate,
             pages: Arc::new(PageCache::new()),
             mailer,
@@ -165,11 +127,17 @@ impl Application {
         Ok(Application {
             port,
             server: server.run(),
+            jobs,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The jobs this server knows (built once: the scheduler runs the same ones).
+    pub fn jobs(&self) -> &Registry {
+        &self.jobs
     }
 
     pub fn handle(&self) -> ServerHandle {

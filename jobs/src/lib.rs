@@ -2,8 +2,8 @@
 //! serves these over HTTP and the command line.
 //!
 //! The floor plan, from the ground up (a module only uses those on its own floor or below):
-//! - ground floor: [`calendar`] (months, spans, RFC 3339) and [`money`] (cents, prices, exact
-//!   fractions);
+//! - ground floor: [`calendar`] (months, spans, RFC 3339), [`money`] (cents, prices, exact
+//!   fractions) and [`http`] (outbound clients that keep to one origin);
 //! - [`config`] (the TOML file, validated with key paths) and [`db`] (connections, migrations,
 //!   the catalog of configured machines, pools and funds);
 //! - [`api_tokens`]: the API's bearer tokens;
@@ -20,6 +20,7 @@ pub mod config;
 pub mod db;
 pub mod email;
 pub mod gate;
+pub mod http;
 pub mod money;
 pub mod report;
 pub mod scheduler;

@@ -11,7 +11,13 @@
 //!
 //! Every run is recorded (job, tick, start, end, outcome, error, instance). A job that fails or
 //! panics is recorded as such and does not stop the scheduler or the server.
+//!
+//! **Per instance.** The jobs of [`PER_INSTANCE`] (`gate_refresh`) are each instance's own work:
+//! [`spawn_per_instance`] runs them once at start, then on their schedule and never more than
+//! [`PER_INSTANCE_MAX_WAIT`] apart (also when their schedule is disabled), neither claimed nor
+//! recorded.
 use crate::config::Secrets;
+use crate::gate::Gate;
 use crate::Config;
 use anyhow::Context;
 use buildfund_entity::{job_leases, job_runs};
@@ -30,8 +36,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Scheduled work every instance does for itself rather than once for all: `gate_refresh`
-/// rebuilds the instance's own in-memory gate snapshot (see `api::startup`).
+/// rebuilds the instance's own in-memory gate snapshot.
 pub const PER_INSTANCE: &[&str] = &["gate_refresh"];
+
+/// The longest wait between two runs of a per-instance job, whatever its schedule says: monthly
+/// machines accrue cost with time, so the gate's figures age by the minute.
+pub const PER_INSTANCE_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a lease lasts without renewal.
 pub const LEASE: ChronoDuration = ChronoDuration::seconds(120);
@@ -49,10 +59,20 @@ pub type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<Outcome>> + Send
 /// A job: given the database and configuration, do one run.
 pub type JobFn = Arc<dyn Fn(DatabaseConnection, Arc<Config>) -> JobFuture + Send + Sync>;
 
-/// The jobs this build knows, by name.
+/// The jobs this build knows, by name: those claimed once across instances, and those every
+/// instance runs for itself ([`PER_INSTANCE`]).
 #[derive(Clone, Default)]
 pub struct Registry {
     jobs: BTreeMap<String, JobFn>,
+    per_instance: BTreeMap<String, JobFn>,
+}
+
+fn job_fn<F, Fut>(f: F) -> JobFn
+where
+    F: Fn(DatabaseConnection, Arc<Config>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+{
+    Arc::new(move |db, config| Box::pin(f(db, config)))
 }
 
 impl Registry {
@@ -61,12 +81,19 @@ impl Registry {
         F: Fn(DatabaseConnection, Arc<Config>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = anyhow::Result<Outcome>> + Send + 'static,
     {
-        self.jobs.insert(
-            name.to_string(),
-            Arc::new(move |db, config| Box::pin(f(db, config))),
-        );
+        self.jobs.insert(name.to_string(), job_fn(f));
     }
 
+    /// A job of [`PER_INSTANCE`]: run by [`spawn_per_instance`], not claimed, not recorded.
+    pub fn register_per_instance<F, Fut>(&mut self, name: &str, f: F)
+    where
+        F: Fn(DatabaseConnection, Arc<Config>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+    {
+        self.per_instance.insert(name.to_string(), job_fn(f));
+    }
+
+    /// A job claimed once across instances (what `POST /api/v1/jobs/{name}/run` may start).
     pub fn get(&self, name: &str) -> Option<&JobFn> {
         self.jobs.get(name)
     }
@@ -76,10 +103,19 @@ impl Registry {
     }
 }
 
-/// The jobs that exist so far, with the secrets they use (read once, at start). A job named in
-/// `[schedule]` without an implementation here is reported at start and not run.
-pub fn builtin_jobs(secrets: Arc<Secrets>) -> Registry {
+/// The jobs that exist so far, `gate_refresh` refreshing `gate`, the others with the secrets
+/// they use (read once, at start). A job named in `[schedule]` without an implementation here
+/// is reported at start and not run.
+pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
     let mut r = Registry::default();
+    r.register_per_instance("gate_refresh", move |db, _config| {
+        let gate = gate.clone();
+        async move {
+            // A failure is logged by the gate, which then answers from its last snapshot.
+            let changes = gate.refresh(&db).await?;
+            Ok(Outcome::Done(format!("{} state change(s)", changes.len())))
+        }
+    });
     let s = secrets.clone();
     r.register("hydra_pull", move |db, config| {
         let secrets = s.clone();
@@ -164,6 +200,30 @@ pub fn builtin_jobs(secrets: Arc<Secrets>) -> Registry {
         }
     });
     r
+}
+
+/// Starts the per-instance jobs of `registry` (see the module doc): each runs once now, then on
+/// its `[schedule]` entry, at most [`PER_INSTANCE_MAX_WAIT`] apart, until the runtime stops.
+pub fn spawn_per_instance(db: DatabaseConnection, config: Arc<Config>, registry: &Registry) {
+    for (name, f) in &registry.per_instance {
+        let (name, f, db, config) = (name.clone(), f.clone(), db.clone(), config.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = f(db.clone(), config.clone()).await {
+                    tracing::debug!(job = %name, error = %format!("{e:#}"), "per-instance job failed");
+                }
+                let now = Utc::now();
+                let wait = config
+                    .schedule
+                    .get(&name)
+                    .and_then(|s| s.schedule.upcoming(Utc).next())
+                    .and_then(|next| (next - now).to_std().ok())
+                    .unwrap_or(PER_INSTANCE_MAX_WAIT)
+                    .min(PER_INSTANCE_MAX_WAIT);
+                tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
+            }
+        });
+    }
 }
 
 pub struct Scheduler {

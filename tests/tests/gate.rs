@@ -591,7 +591,7 @@ db_test!(
         assert_eq!(header(r, "content-type"), Some("application/json"));
         assert_eq!(
             header(r, "x-buildfund-signature").unwrap(),
-            buildfund_jobs::gate::actions::signature("s3cret", r.3.as_bytes())
+            buildfund_jobs::gate::webhooks::signature("s3cret", r.3.as_bytes())
         );
         // Both attempts carry the same delivery id.
         assert_eq!(

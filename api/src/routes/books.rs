@@ -1,6 +1,6 @@
 //! Public figures: `GET /api/v1/costs` and `GET /api/v1/funds` (interfaces.md).
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{get, web, HttpResponse};
 use buildfund_jobs::books::costs::costs_report;
 use buildfund_jobs::books::funds::funds_month;

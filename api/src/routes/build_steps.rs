@@ -3,7 +3,7 @@
 //! channel to the parser while validated records are written.
 use crate::auth::{Authed, Ingest};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::sources::ingest::{self, ChannelReader, Format, IngestError, TooLargeError};
@@ -85,8 +85,7 @@ pub async fn ingest_build_steps(
                 "build steps ingested"
             );
             // The gate's figures move with every ingest; a failed refresh leaves it stale.
-            state.pages.bump();
-            let _ = state.gate.refresh(&state.db).await;
+            let _ = state.after_write().await;
             Ok(HttpResponse::Ok().json(report))
         }
         Err(IngestError::Invalid { errors, count }) => {

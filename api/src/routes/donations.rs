@@ -4,7 +4,7 @@
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
 use crate::routes::books::{month_and_instant, MonthQuery};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_jobs::books::donations::{self, ManualDonation, ManualOutcome};
@@ -46,7 +46,8 @@ pub async fn create(
     })?;
     match donations::store_manual(&state.db, &record).await? {
         ManualOutcome::Created(m) => {
-            state.pages.bump();
+            // The fund's balance moved (the gate weighs it); a failed refresh leaves it stale.
+            let _ = state.after_write().await;
             tracing::info!(key = %m.external_id, by = %auth.token.name, "manual donation stored");
             Ok(HttpResponse::Created().json(donations::public(&state.config, &m)))
         }

@@ -2,7 +2,7 @@
 //! schedulers, the audit `GET /api/v1/gate/events`, and admin pause, override and lift.
 use crate::auth::{Admin, Authed, Scheduler};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_jobs::gate::{self, pool_slug, Decision, GateError};
@@ -94,10 +94,56 @@ fn gate_error(e: GateError) -> ApiError {
     }
 }
 
-/// Refreshes the snapshot after an admin change and answers the pool's new gate.
-async fn answer(state: &AppState, pool: &str) -> Result<HttpResponse, ApiError> {
-    state.pages.bump();
-    state.gate.refresh(&state.db).await?;
+/// The admin controls, one request shape each.
+#[derive(Clone, Copy)]
+enum Action {
+    Pause,
+    Override,
+    Lift,
+}
+
+/// One admin control: checks the request (an override needs a future `until`; the pool and
+/// the reason are checked by the gate), applies it, runs the after-write policy and answers
+/// the pool's new gate.
+async fn control(
+    state: &AppState,
+    auth: &Authed<Admin>,
+    pool: &str,
+    body: &ControlBody,
+    action: Action,
+) -> Result<HttpResponse, ApiError> {
+    let (db, config, actor, reason, now) = (
+        &state.db,
+        &state.config,
+        auth.token.name.as_str(),
+        body.reason.as_str(),
+        Utc::now(),
+    );
+    let done = match action {
+        Action::Pause => gate::pause(db, config, pool, actor, reason, now).await,
+        Action::Override => {
+            let until = match &body.until {
+                Some(u) => instant(u, "until").map_err(|e| {
+                    ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                })?,
+                None => {
+                    return Err(ApiError::client(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "until is required: an override always expires",
+                    ))
+                }
+            };
+            gate::override_until(db, config, pool, actor, reason, until, now).await
+        }
+        Action::Lift => gate::lift(db, config, pool, actor, reason, now).await,
+    };
+    done.map_err(gate_error)?;
+    match action {
+        Action::Pause => tracing::info!(pool = %pool, actor = %actor, "pool paused"),
+        Action::Override => tracing::info!(pool = %pool, actor = %actor, "pool overridden"),
+        Action::Lift => tracing::info!(pool = %pool, actor = %actor, "pool controls lifted"),
+    }
+    state.after_write().await?;
     let current = state.gate.current();
     let g = current
         .snapshot
@@ -114,18 +160,7 @@ pub async fn pause(
     pool: web::Path<String>,
     body: web::Json<ControlBody>,
 ) -> Result<HttpResponse, ApiError> {
-    gate::pause(
-        &state.db,
-        &state.config,
-        &pool,
-        &auth.token.name,
-        &body.reason,
-        Utc::now(),
-    )
-    .await
-    .map_err(gate_error)?;
-    tracing::info!(pool = %pool, actor = %auth.token.name, "pool paused");
-    answer(&state, &pool).await
+    control(&state, &auth, &pool, &body, Action::Pause).await
 }
 
 #[post("/gate/pools/{pool}/override")]
@@ -135,29 +170,7 @@ pub async fn override_pool(
     pool: web::Path<String>,
     body: web::Json<ControlBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let until = match &body.until {
-        Some(u) => instant(u, "until")
-            .map_err(|e| ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?,
-        None => {
-            return Err(ApiError::client(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "until is required: an override always expires",
-            ))
-        }
-    };
-    gate::override_until(
-        &state.db,
-        &state.config,
-        &pool,
-        &auth.token.name,
-        &body.reason,
-        until,
-        Utc::now(),
-    )
-    .await
-    .map_err(gate_error)?;
-    tracing::info!(pool = %pool, actor = %auth.token.name, "pool overridden");
-    answer(&state, &pool).await
+    control(&state, &auth, &pool, &body, Action::Override).await
 }
 
 #[post("/gate/pools/{pool}/lift")]
@@ -167,16 +180,5 @@ pub async fn lift(
     pool: web::Path<String>,
     body: web::Json<ControlBody>,
 ) -> Result<HttpResponse, ApiError> {
-    gate::lift(
-        &state.db,
-        &state.config,
-        &pool,
-        &auth.token.name,
-        &body.reason,
-        Utc::now(),
-    )
-    .await
-    .map_err(gate_error)?;
-    tracing::info!(pool = %pool, actor = %auth.token.name, "pool controls lifted");
-    answer(&state, &pool).await
+    control(&state, &auth, &pool, &body, Action::Lift).await
 }

@@ -1,5 +1,5 @@
 //! Liveness, readiness and metrics.
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{get, web, HttpResponse};
 use buildfund_jobs::db;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Admin view of the scheduled jobs: their recent runs, and running one now.
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_jobs::scheduler;
 use serde::Deserialize;
@@ -45,8 +45,8 @@ pub async fn run_now(
     let name = name.into_inner();
     tracing::info!(job = %name, by = %auth.token.name, "job run requested");
     let run = scheduler::run_now(state.db.clone(), state.config.clone(), &state.jobs, &name).await;
-    // A job (a sync, say) may have written figures the pages show.
-    state.pages.bump();
+    // A job (a sync, say) may have written figures the pages and the gate show.
+    let _ = state.after_write().await;
     match run? {
         Some(run) => Ok(HttpResponse::Ok().json(run)),
         None => {

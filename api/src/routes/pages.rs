@@ -9,7 +9,7 @@
 //! pages.
 use crate::error::ApiError;
 use crate::page_cache::{CachedPage, Rendered};
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{route, web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;

@@ -2,7 +2,7 @@
 //! `DELETE /api/v1/subscribers/{email}`.
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpResponse};
 use buildfund_jobs::email::outbox::{self, Delivery};

@@ -6,7 +6,7 @@
 //! or confirmed, and the confirmation is queued in the outbox and sent in the background, so
 //! neither the page nor its timing tells whether an address is known, and a relay that refuses
 //! it for now delays it instead of losing it.
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::email::links::TokenError;

@@ -2,7 +2,7 @@
 //! short prefix.
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{delete, get, post, web, HttpResponse};
 use buildfund_entity::api_tokens;
 use buildfund_jobs::api_tokens::{self as tokens, Scope};

@@ -30,7 +30,9 @@
 //! **HTTP.** `POST` of `{"query","variables","operationName"}`, the token (when `token_env`
 //! names one) in the `Personal-Token` header, a per-request timeout, and up to
 //! [`SyncOptions::max_attempts`] tries: network errors, timeouts and 5xx answers are retried
-//! after an exponential backoff, a 429 after its `Retry-After` (else the backoff).
+//! after an exponential backoff, a 429 after its `Retry-After` (else the backoff). Redirects
+//! are followed only within the endpoint's origin ([`crate::http`]), so the token never leaves
+//! it. Both queries are read by one [`Pager`] (`limit`/`offset` until a short page or the total).
 use crate::books::donations::{
     self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored,
 };
@@ -205,7 +207,7 @@ impl Client {
         let timeout = options
             .timeout
             .unwrap_or(Duration::from_secs(oc.timeout_seconds.max(1) as u64));
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("buildfund/", env!("CARGO_PKG_VERSION")))
@@ -331,6 +333,92 @@ impl Client {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// A query read page by page with `limit` and `offset`, answering a `totalCount`.
+pub trait Paged: GraphQLQuery {
+    type Node;
+    /// The page's total count and its nodes.
+    fn page(data: Self::ResponseData) -> (Option<i64>, Vec<Self::Node>);
+}
+
+impl Paged for DonationTransactions {
+    type Node = Node;
+    fn page(data: donation_transactions::ResponseData) -> (Option<i64>, Vec<Node>) {
+        let t = data.transactions;
+        let nodes = t.nodes.unwrap_or_default().into_iter().flatten().collect();
+        (t.total_count, nodes)
+    }
+}
+
+impl Paged for ActiveRecurringOrders {
+    type Node = active_recurring_orders::ActiveRecurringOrdersOrdersNodes;
+    fn page(data: active_recurring_orders::ResponseData) -> (Option<i64>, Vec<Self::Node>) {
+        let o = data.orders;
+        let nodes = o.nodes.unwrap_or_default().into_iter().flatten().collect();
+        (o.total_count, nodes)
+    }
+}
+
+/// One page read by a [`Pager`].
+pub struct Page<N> {
+    /// From 1.
+    pub number: u64,
+    /// The total the API reports for the query.
+    pub total: Option<i64>,
+    pub nodes: Vec<N>,
+}
+
+/// Reads a [`Paged`] query page after page: the next offset is the nodes read so far, and the
+/// last page is a short one or the one reaching the total.
+pub struct Pager<'c, Q, F> {
+    client: &'c Client,
+    page_size: i64,
+    /// The query's variables for `(limit, offset)`.
+    variables: F,
+    offset: i64,
+    page: u64,
+    done: bool,
+    query: std::marker::PhantomData<Q>,
+}
+
+impl<'c, Q: Paged, F: Fn(i64, i64) -> Q::Variables> Pager<'c, Q, F> {
+    pub fn new(client: &'c Client, page_size: i64, variables: F) -> Self {
+        Pager {
+            client,
+            page_size,
+            variables,
+            offset: 0,
+            page: 0,
+            done: false,
+            query: std::marker::PhantomData,
+        }
+    }
+
+    /// The next page, or `None` after the last; `what` names page `n` in errors.
+    pub async fn next(
+        &mut self,
+        what: impl Fn(u64) -> String,
+    ) -> anyhow::Result<Option<Page<Q::Node>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let number = self.page + 1;
+        let data = self
+            .client
+            .query::<Q>((self.variables)(self.page_size, self.offset), &what(number))
+            .await?;
+        let (total, nodes) = Q::page(data);
+        self.page = number;
+        self.offset += nodes.len() as i64;
+        self.done =
+            (nodes.len() as i64) < self.page_size || total.is_some_and(|t| self.offset >= t);
+        Ok(Some(Page {
+            number,
+            total,
+            nodes,
+        }))
     }
 }
 
@@ -574,38 +662,34 @@ pub async fn sync(
         ..SyncReport::default()
     };
     let mut cursor = cursor_before;
-    let mut offset = 0i64;
+    let mut pager = Pager::<DonationTransactions, _>::new(&client, page_size, |limit, offset| {
+        donation_transactions::Variables {
+            slug: oc.collective.clone(),
+            date_from: read_from,
+            limit,
+            offset,
+        }
+    });
     loop {
-        let page = report.pages + 1;
-        let data = client
-            .query::<DonationTransactions>(
-                donation_transactions::Variables {
-                    slug: oc.collective.clone(),
-                    date_from: read_from,
-                    limit: page_size,
-                    offset,
-                },
-                &format!("page {page} of the transactions of {}", oc.collective),
-            )
+        let next = pager
+            .next(|page| format!("page {page} of the transactions of {}", oc.collective))
             .await;
-        let data = match data {
-            Ok(d) => d,
+        let Page {
+            number: page,
+            total,
+            nodes,
+        } = match next {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
             Err(e) => {
                 report.retries = client.retries();
                 return Err(e.context(format!(
-                    "the OpenCollective sync stopped at page {page}; {} page(s) were stored and the next sync resumes after them",
+                    "the OpenCollective sync stopped at page {}; {} page(s) were stored and the next sync resumes after them",
+                    report.pages + 1,
                     report.pages
                 )));
             }
         };
-        let total = data.transactions.total_count;
-        let nodes: Vec<Node> = data
-            .transactions
-            .nodes
-            .unwrap_or_default()
-            .into_iter()
-            .flatten()
-            .collect();
         let count = nodes.len() as i64;
         let mut records = Vec::with_capacity(nodes.len());
         let mut skipped = 0;
@@ -642,10 +726,6 @@ pub async fn sync(
             stored,
             skipped,
         });
-        offset += count;
-        if count < page_size || total.is_some_and(|t| offset >= t) {
-            break;
-        }
     }
     report.recurring = sync_recurring(db, config, oc, &client, page_size).await?;
     report.retries = client.retries();
@@ -665,27 +745,17 @@ async fn sync_recurring(
     use recurring_contributions::Column as R;
     let mut rows = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut offset = 0;
-    loop {
-        let data = client
-            .query::<ActiveRecurringOrders>(
-                active_recurring_orders::Variables {
-                    slug: oc.collective.clone(),
-                    limit: page_size,
-                    offset,
-                },
-                &format!("the recurring contributions of {}", oc.collective),
-            )
-            .await?;
-        let total = data.orders.total_count;
-        let nodes: Vec<_> = data
-            .orders
-            .nodes
-            .unwrap_or_default()
-            .into_iter()
-            .flatten()
-            .collect();
-        let count = nodes.len() as i64;
+    let mut pager = Pager::<ActiveRecurringOrders, _>::new(client, page_size, |limit, offset| {
+        active_recurring_orders::Variables {
+            slug: oc.collective.clone(),
+            limit,
+            offset,
+        }
+    });
+    while let Some(Page { nodes, .. }) = pager
+        .next(|_| format!("the recurring contributions of {}", oc.collective))
+        .await?
+    {
         for o in nodes {
             let Some(to) = o.to_account.as_ref() else {
                 continue;
@@ -721,10 +791,6 @@ async fn sync_recurring(
                 updated_at: Set(Utc::now()),
                 ..Default::default()
             });
-        }
-        offset += count;
-        if count < page_size || total.is_some_and(|t| offset >= t) {
-            break;
         }
     }
     let n = rows.len() as u64;

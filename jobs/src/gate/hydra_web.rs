@@ -1,0 +1,430 @@
+//! Hydra's web API, as the README of `shared/reference/hydra` describes it: log in
+//! (`POST /login`), GET a jobset and PUT it back whole with `enabled` changed (`Referer` set),
+//! cancel queued builds one by one (`GET /api/queue`, `POST /build/{id}/cancel`), and restore
+//! held jobsets.
+//!
+//! **Names in URLs.** Project and jobset names come from build steps, so they are not trusted:
+//! every URL is built from percent-encoded path segments ([`outbound_url`]) and checked after
+//! normalisation to have exactly the intended segments on Hydra's origin. A name that is empty,
+//! `.` or `..`, or that would not come back unchanged, is refused: recorded as `hydra_refused`,
+//! with nothing sent.
+use crate::config::{Config, Secrets};
+use crate::gate::{pool_slug, record_note};
+use buildfund_entity::{hydra_jobset_holds, jobsets};
+use chrono::Utc;
+use percent_encoding::percent_decode_str;
+use reqwest::Url;
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Why an outbound URL was not built.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(String);
+
+/// `base` (its path kept, its query and fragment dropped) followed by `segments`, each one
+/// percent-encoded path segment, and `query`. Refused unless the URL, parsed again, has
+/// `base`'s origin and exactly `base`'s path segments then `segments`, each decoding back to
+/// itself; a segment that is empty, `.` or `..` is refused outright.
+pub fn outbound_url(base: &str, segments: &[&str], query: Option<&str>) -> Result<Url, Refused> {
+    let base = Url::parse(base).map_err(|e| Refused(format!("hydra.url {base:?}: {e}")))?;
+    for s in segments {
+        if matches!(*s, "" | "." | "..") {
+            return Err(Refused(format!("{s:?} is not a path segment")));
+        }
+    }
+    let prefix: Vec<String> = base
+        .path_segments()
+        .map(|p| p.filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .map_err(|_| Refused(format!("hydra.url {base} cannot have a path")))?
+        .pop_if_empty()
+        .extend(segments);
+    url.set_query(query);
+    let again = Url::parse(url.as_str()).map_err(|e| Refused(format!("{url}: {e}")))?;
+    let got: Vec<&str> = again
+        .path_segments()
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    let round_trips = again.origin() == base.origin()
+        && got.len() == prefix.len() + segments.len()
+        && got[..prefix.len()] == prefix[..]
+        && got[prefix.len()..].iter().zip(segments).all(|(enc, raw)| {
+            percent_decode_str(enc)
+                .decode_utf8()
+                .is_ok_and(|d| d == *raw)
+        });
+    if !round_trips {
+        return Err(Refused(format!(
+            "{segments:?} would not stay {} path segment(s) under {base}",
+            segments.len()
+        )));
+    }
+    Ok(again)
+}
+
+/// Hydra's web API, as buildfund uses it for one pool at a time.
+pub struct HydraWeb {
+    pub(crate) config: Arc<Config>,
+    pub(crate) secrets: Arc<Secrets>,
+    pub(crate) db: DatabaseConnection,
+    pub(crate) client: reqwest::Client,
+}
+
+impl HydraWeb {
+    fn base(&self) -> &str {
+        self.config
+            .hydra
+            .as_ref()
+            .and_then(|h| h.url.as_deref())
+            .unwrap_or("")
+    }
+
+    /// `base` + `segments`, each one encoded path segment (see [`outbound_url`]).
+    fn url(&self, segments: &[&str], query: Option<&str>) -> Result<Url, Refused> {
+        outbound_url(self.base(), segments, query)
+    }
+
+    /// Logs in when `[hydra] user` is set; returns the Cookie header to send.
+    async fn session(&self) -> anyhow::Result<Option<String>> {
+        let Some(h) = &self.config.hydra else {
+            return Ok(None);
+        };
+        let Some(user) = &h.user else {
+            return Ok(None);
+        };
+        let password = match &self.secrets.hydra_password {
+            Some(secret) => secret.value()?.clone(),
+            None => SecretString::from(""),
+        };
+        let res = self
+            .client
+            .post(self.url(&["login"], None)?)
+            .header("Referer", self.base())
+            .header("Accept", "application/json")
+            .json(&serde_json::json!({"username": user, "password": password.expose_secret()}))
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            anyhow::bail!("Hydra login as {user:?} answered {}", res.status());
+        }
+        let cookies: Vec<String> = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(str::to_string)
+            .collect();
+        Ok(Some(cookies.join("; ")))
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        cookie: &Option<String>,
+    ) -> reqwest::RequestBuilder {
+        let referer = url.to_string();
+        let mut r = self
+            .client
+            .request(method, url)
+            .header("Accept", "application/json")
+            .header("Referer", referer);
+        if let Some(c) = cookie {
+            r = r.header("Cookie", c.clone());
+        }
+        r
+    }
+
+    /// The pool's jobsets as buildfund knows them (from the build steps seen).
+    async fn jobsets_of(&self, pool: &str) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(jobsets::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter(|j| pool_slug(&self.config, &format!("{}:{}", j.project, j.name)) == pool)
+            .map(|j| (j.project, j.name))
+            .collect())
+    }
+
+    async fn get_jobset(
+        &self,
+        url: &Url,
+        cookie: &Option<String>,
+    ) -> anyhow::Result<serde_json::Map<String, Value>> {
+        let res = self
+            .request(reqwest::Method::GET, url.clone(), cookie)
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            anyhow::bail!("GET {} answered {}", url.path(), res.status());
+        }
+        match res.json::<Value>().await? {
+            Value::Object(m) => Ok(m),
+            _ => anyhow::bail!("GET {} did not answer a JSON object", url.path()),
+        }
+    }
+
+    /// PUTs the jobset back whole with `enabled` set. `Ok(false)` when Hydra refuses with 403
+    /// (a declarative project).
+    async fn put_enabled(
+        &self,
+        url: &Url,
+        mut body: serde_json::Map<String, Value>,
+        enabled: i64,
+        cookie: &Option<String>,
+    ) -> anyhow::Result<bool> {
+        body.insert("enabled".into(), Value::from(enabled));
+        // Hydra reads these flags as true whenever the key is present: leave false ones out.
+        for flag in ["visible", "enableemail", "enable_dynamic_run_command"] {
+            let falsy = match body.get(flag) {
+                Some(Value::Bool(b)) => !b,
+                Some(Value::Number(n)) => n.as_i64() == Some(0),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if falsy {
+                body.remove(flag);
+            }
+        }
+        let res = self
+            .request(reqwest::Method::PUT, url.clone(), cookie)
+            .json(&body)
+            .send()
+            .await?;
+        if res.status() == reqwest::StatusCode::FORBIDDEN {
+            return Ok(false);
+        }
+        if !res.status().is_success() {
+            anyhow::bail!("PUT {} answered {}", url.path(), res.status());
+        }
+        Ok(true)
+    }
+
+    /// Disables the pool's jobsets (recording the previous `enabled` of each) and cancels
+    /// their queued builds.
+    pub async fn hold_pool(&self, pool: &str) -> anyhow::Result<()> {
+        let cookie = self.session().await?;
+        let jobsets = self.jobsets_of(pool).await?;
+        for (project, jobset) in &jobsets {
+            let held = hydra_jobset_holds::Entity::find()
+                .filter(hydra_jobset_holds::Column::Project.eq(project.as_str()))
+                .filter(hydra_jobset_holds::Column::Jobset.eq(jobset.as_str()))
+                .one(&self.db)
+                .await?;
+            if held.is_some() {
+                continue;
+            }
+            let url = match self.url(&["jobset", project, jobset], None) {
+                Ok(url) => url,
+                Err(refused) => {
+                    record_note(
+                        &self.db,
+                        pool,
+                        "hydra_refused",
+                        &format!(
+                            "not sent to Hydra: the jobset {project:?}:{jobset:?} cannot be named in a URL ({refused}); nothing was requested for it"
+                        ),
+                        None,
+                    )
+                    .await?;
+                    continue;
+                }
+            };
+            let body = self.get_jobset(&url, &cookie).await?;
+            let previous = body.get("enabled").and_then(Value::as_i64).unwrap_or(1);
+            if previous != 0 && !self.put_enabled(&url, body, 0, &cookie).await? {
+                record_note(
+                    &self.db,
+                    pool,
+                    "hydra_refused",
+                    &format!(
+                        "Hydra refused to disable {project}:{jobset} (403: a declarative project; change its spec file instead)"
+                    ),
+                    None,
+                )
+                .await?;
+                continue;
+            }
+            hydra_jobset_holds::ActiveModel {
+                pool: Set(pool.to_string()),
+                project: Set(project.clone()),
+                jobset: Set(jobset.clone()),
+                previous_enabled: Set(previous as i32),
+                held_at: Set(Utc::now()),
+                ..Default::default()
+            }
+            .insert(&self.db)
+            .await?;
+            record_note(
+                &self.db,
+                pool,
+                "hydra_disabled",
+                &format!("disabled {project}:{jobset} on Hydra (enabled was {previous})"),
+                None,
+            )
+            .await?;
+        }
+        self.cancel_queued(pool, &jobsets, &cookie).await
+    }
+
+    /// Cancels the unfinished builds of the pool's jobsets (`GET /api/queue`, then
+    /// `POST /build/{id}/cancel`).
+    async fn cancel_queued(
+        &self,
+        pool: &str,
+        jobsets: &[(String, String)],
+        cookie: &Option<String>,
+    ) -> anyhow::Result<()> {
+        let res = self
+            .request(
+                reqwest::Method::GET,
+                self.url(&["api", "queue"], Some("nr=100000"))?,
+                cookie,
+            )
+            .send()
+            .await?;
+        if !res.status().is_success() {
+            anyhow::bail!("GET /api/queue answered {}", res.status());
+        }
+        let queue: Vec<Value> = res.json().await?;
+        let mut cancelled = Vec::new();
+        for b in queue {
+            let (Some(id), Some(p), Some(j)) = (
+                b.get("id").and_then(Value::as_i64),
+                b.get("project").and_then(Value::as_str),
+                b.get("jobset").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if b.get("finished").and_then(Value::as_i64).unwrap_or(0) != 0
+                || !jobsets.iter().any(|(pp, jj)| pp == p && jj == j)
+            {
+                continue;
+            }
+            let r = self
+                .request(
+                    reqwest::Method::POST,
+                    self.url(&["build", &id.to_string(), "cancel"], None)?,
+                    cookie,
+                )
+                .send()
+                .await?;
+            if !r.status().is_success() && !r.status().is_redirection() {
+                anyhow::bail!("POST /build/{id}/cancel answered {}", r.status());
+            }
+            cancelled.push(id.to_string());
+        }
+        if !cancelled.is_empty() {
+            record_note(
+                &self.db,
+                pool,
+                "hydra_cancelled",
+                &format!("cancelled {} queued build(s) on Hydra", cancelled.len()),
+                Some(cancelled.join(",")),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Puts each held jobset of the pool back to its previous `enabled`.
+    pub async fn release_pool(&self, pool: &str) -> anyhow::Result<()> {
+        let holds = hydra_jobset_holds::Entity::find()
+            .filter(hydra_jobset_holds::Column::Pool.eq(pool))
+            .all(&self.db)
+            .await?;
+        if holds.is_empty() {
+            return Ok(());
+        }
+        let cookie = self.session().await?;
+        for h in holds {
+            if h.previous_enabled != 0 {
+                // Only a jobset whose URL was built is ever held; this one is checked again.
+                let url = self.url(&["jobset", &h.project, &h.jobset], None)?;
+                let body = self.get_jobset(&url, &cookie).await?;
+                if !self
+                    .put_enabled(&url, body, h.previous_enabled as i64, &cookie)
+                    .await?
+                {
+                    anyhow::bail!(
+                        "Hydra refused (403) to restore {}:{} to enabled={}",
+                        h.project,
+                        h.jobset,
+                        h.previous_enabled
+                    );
+                }
+            }
+            hydra_jobset_holds::Entity::delete_by_id(h.id)
+                .exec(&self.db)
+                .await?;
+            record_note(
+                &self.db,
+                pool,
+                "hydra_restored",
+                &format!(
+                    "restored {}:{} on Hydra to enabled={}",
+                    h.project, h.jobset, h.previous_enabled
+                ),
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "http://hydra.example.org:3000";
+
+    #[test]
+    fn names_are_encoded_as_one_segment_each() {
+        let url = |j| outbound_url(BASE, &["jobset", "nixpkgs", j], None).map(|u| u.to_string());
+        assert_eq!(
+            url("cuda").unwrap(),
+            "http://hydra.example.org:3000/jobset/nixpkgs/cuda"
+        );
+        assert_eq!(
+            url("cuda/../../project/nixpkgs").unwrap(),
+            "http://hydra.example.org:3000/jobset/nixpkgs/cuda%2F..%2F..%2Fproject%2Fnixpkgs"
+        );
+        assert_eq!(
+            url("cuda?x=1#frag").unwrap(),
+            "http://hydra.example.org:3000/jobset/nixpkgs/cuda%3Fx=1%23frag"
+        );
+        assert_eq!(
+            url("cuda%2F..").unwrap(),
+            "http://hydra.example.org:3000/jobset/nixpkgs/cuda%252F.."
+        );
+        assert_eq!(
+            url("cuda\\..").unwrap(),
+            "http://hydra.example.org:3000/jobset/nixpkgs/cuda%5C.."
+        );
+        for bad in ["", ".", ".."] {
+            assert!(url(bad).is_err(), "{bad:?} is refused");
+        }
+    }
+
+    #[test]
+    fn the_base_path_is_kept_and_its_query_dropped() {
+        let u = outbound_url(
+            "https://ci.example.org/hydra/?x=1#f",
+            &["api", "queue"],
+            Some("nr=1"),
+        )
+        .unwrap();
+        assert_eq!(u.as_str(), "https://ci.example.org/hydra/api/queue?nr=1");
+        let u = outbound_url("https://ci.example.org", &["login"], None).unwrap();
+        assert_eq!(u.as_str(), "https://ci.example.org/login");
+    }
+}
