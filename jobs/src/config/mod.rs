@@ -16,6 +16,9 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use toml::{Table, Value};
 
+mod plans;
+pub use plans::Plan;
+
 /// The file read when neither `--config` nor `BUILDFUND_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "buildfund.toml";
 /// The embedded database used when no URL is configured: a SQLite file in the working directory.
@@ -304,6 +307,8 @@ pub struct Config {
     pub funds: Vec<Fund>,
     pub pools: Vec<Pool>,
     pub machines: Vec<Machine>,
+    /// `[[plans]]`, in file order (what more money would build).
+    pub plans: Vec<Plan>,
 }
 
 /// Every problem found in a configuration, each prefixed by its key path.
@@ -682,6 +687,7 @@ impl Validator {
                 "funds",
                 "pools",
                 "machines",
+                "plans",
             ],
         );
         let currency = self
@@ -740,6 +746,7 @@ impl Validator {
         let pools = self.pools(t, &funds);
         let default_fund = funds.iter().find(|f| f.default).map(|f| f.slug.clone());
         let machines = self.machines(t, &funds, default_fund.as_deref().unwrap_or(""));
+        let plans = self.plans(t, &funds);
 
         Some(Config {
             source: source.to_string(),
@@ -759,6 +766,7 @@ impl Validator {
             funds,
             pools,
             machines,
+            plans,
         })
     }
 
