@@ -138,10 +138,8 @@ pub async fn plans_at(
             FundPlans {
                 fund: f.slug.clone(),
                 name: f.name.clone(),
-                income30_cents: round_half_away_from_zero(
-                    i128::from(inputs.net_90_days_cents),
-                    3,
-                ) as i64,
+                income30_cents: round_half_away_from_zero(i128::from(inputs.net_90_days_cents), 3)
+                    as i64,
                 burn30_cents: inputs.burn30_cents,
                 balance_cents: inputs.balance_cents,
                 plans: fund_plans(inputs, config.plans.iter().filter(|p| p.fund == f.slug)),

@@ -129,7 +129,10 @@ monthly = 40
             c.plans[0].url.as_deref(),
             Some("https://github.com/NixOS/nixpkgs/issues/1")
         );
-        assert_eq!((c.plans[1].monthly_cents, c.plans[1].url.as_deref()), (4000, None));
+        assert_eq!(
+            (c.plans[1].monthly_cents, c.plans[1].url.as_deref()),
+            (4000, None)
+        );
         assert!(Config::parse(FUNDS, "t").unwrap().plans.is_empty());
     }
 

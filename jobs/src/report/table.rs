@@ -4,9 +4,9 @@
 //! utilization is the view model's text of its exact permille; only the column layout is here.
 use super::machine_costs;
 use super::view::{plans_views, utilization_text};
-use crate::books::plans::PlansReport;
 use crate::books::attribution::Line;
 use crate::books::costs::CostsReport;
+use crate::books::plans::PlansReport;
 use crate::calendar::Month;
 use crate::config::Config;
 use crate::money::format_cents;
@@ -107,8 +107,11 @@ pub fn render_plans(report: &PlansReport) -> String {
     let _ = writeln!(out, "Plans as of {} ({cur})", report.as_of);
     let funds = plans_views(&report.funds);
     if funds.is_empty() {
-        let _ = writeln!(out, "
-no plans configured ([[plans]] in the configuration)");
+        let _ = writeln!(
+            out,
+            "
+no plans configured ([[plans]] in the configuration)"
+        );
     }
     for f in funds {
         let _ = writeln!(
@@ -190,7 +193,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("gpu-test-runner"), "{text}");
-        assert!(text.contains("180.00") && text.contains("55 % covered"), "{text}");
+        assert!(
+            text.contains("180.00") && text.contains("55 % covered"),
+            "{text}"
+        );
         assert!(text.contains("97 days"), "{text}");
     }
 }
