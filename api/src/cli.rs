@@ -4,7 +4,7 @@ use crate::startup::{Application, ServeOptions};
 use crate::telemetry;
 use anyhow::Context;
 use buildfund_jobs::api_tokens::{self as tokens, Scope};
-use buildfund_jobs::books::costs;
+use buildfund_jobs::books::{costs, plans};
 use buildfund_jobs::calendar::Month;
 use buildfund_jobs::config::{describe_database, Secrets};
 use buildfund_jobs::email;
@@ -55,6 +55,16 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
         /// Print the JSON of GET /api/v1/costs instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What more money would build: each fund's plans, how much of each its recent income
+    /// covers, and the runway if adopted.
+    Plans {
+        /// Evaluate as of this RFC 3339 instant (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Print the JSON of GET /api/v1/plans instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -297,6 +307,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "{}",
                     buildfund_jobs::report::table::render(&config, &report, month, at)
                 );
+            }
+        }
+        Command::Plans { at, json } => {
+            let config = load_config(&cli)?;
+            let at = match at {
+                Some(s) => buildfund_jobs::calendar::parse_rfc3339(s)
+                    .map_err(|e| anyhow::anyhow!("--at: {e}"))?,
+                None => chrono::Utc::now(),
+            };
+            let conn = open_database(&config).await?;
+            let report = plans::plans_report(&conn, &config, at).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", buildfund_jobs::report::table::render_plans(&report));
             }
         }
         Command::Token { command } => {

@@ -44,6 +44,25 @@ monthly = "30.00"
 [[machines]]
 name = "gpu01"
 metered = "2.40"
+
+[[plans]]
+slug = "jetson-cache"
+name = "A binary cache for Jetson boards"
+fund = "cuda"
+monthly = "0.50"
+
+[[plans]]
+slug = "gpu-test-runner"
+name = "A GPU machine to test CUDA at run time"
+fund = "cuda"
+monthly = "180.00"
+url = "https://example.org/plans/gpu-test-runner"
+
+[[plans]]
+slug = "more-branches"
+name = "More branches, built more often"
+fund = "general"
+monthly = "25.00"
 "#;
 
 const SCRIPT_DONOR: &str = "<script>alert(1)</script>";
@@ -399,6 +418,76 @@ async fn check_against_api(app: &TestApp, html: &str, month: Month, with_lines: 
     checked
 }
 
+/// Checks the funding page's plans section against `/api/v1/plans` at the page's own `as_of`:
+/// every fund with plans, each plan's monthly cost, cover, funded mark and runway if adopted;
+/// returns how many figures.
+async fn check_plans_against_api(app: &TestApp, html: &str) -> usize {
+    let figs = figures(html);
+    let as_of = attr(&figs["as_of"].tag, "datetime").expect("as_of datetime");
+    let api: Value = app
+        .get(&format!("/api/v1/plans?at={as_of}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(api["as_of"], as_of.as_str());
+    let mut checked = 0;
+    let mut api_plans = BTreeSet::new();
+    for f in api["funds"].as_array().expect("funds") {
+        let fund = f["fund"].as_str().unwrap();
+        let plans = f["plans"].as_array().unwrap();
+        if plans.is_empty() {
+            assert!(
+                !figs.contains_key(&format!("plans.{fund}.income30")),
+                "fund {fund} has no plans: not in the section"
+            );
+            continue;
+        }
+        for field in ["income30", "burn30"] {
+            assert_eq!(
+                cents(&figs, &format!("plans.{fund}.{field}")),
+                f[format!("{field}_cents")].as_i64().unwrap(),
+                "plans of {fund}: {field} on the page vs /api/v1/plans"
+            );
+            checked += 1;
+        }
+        for p in plans {
+            let slug = p["slug"].as_str().unwrap();
+            api_plans.insert(slug.to_string());
+            assert_eq!(
+                cents(&figs, &format!("plan.{slug}.monthly")),
+                p["monthly_cents"].as_i64().unwrap(),
+                "plan {slug} monthly"
+            );
+            let cover = &figs[&format!("plan.{slug}.covered_percent")];
+            let pct = p["covered_percent"].as_i64().unwrap();
+            let funded = p["funded"].as_bool().unwrap();
+            assert_eq!(cover.value.parse::<i64>().ok(), Some(pct), "plan {slug}");
+            assert_eq!(attr(&cover.tag, "data-funded"), Some(funded.to_string()));
+            let shown = if funded {
+                "funded".to_string()
+            } else {
+                format!("{pct} % covered")
+            };
+            assert_eq!(cover.text, shown, "plan {slug} as a reader sees it");
+            let runway = &figs[&format!("plan.{slug}.runway_if_adopted_days")];
+            assert_eq!(
+                runway.value.parse::<i64>().ok(),
+                p["runway_if_adopted_days"].as_i64(),
+                "plan {slug} runway if adopted"
+            );
+            checked += 4;
+        }
+    }
+    let page_plans: BTreeSet<String> = figs
+        .keys()
+        .filter_map(|k| Some(k.strip_prefix("plan.")?.split('.').next()?.to_string()))
+        .collect();
+    assert_eq!(page_plans, api_plans, "the page shows every plan, no other");
+    assert!(!api_plans.is_empty(), "the seeded config has plans");
+    checked
+}
+
 async fn page(app: &TestApp, path: &str) -> String {
     let res = app.get(path).await;
     assert_eq!(res.status(), 200, "GET {path}");
@@ -438,6 +527,12 @@ db_test!(
         let html = page(&app, "/").await;
         let n = check_against_api(&app, &html, cur, false).await;
         assert!(n >= 15, "{n} figures checked");
+        // The plans section, as served (no JavaScript): the API's figures too.
+        let n = check_plans_against_api(&app, &html).await;
+        assert!(n >= 16, "{n} plan figures checked");
+        assert!(html.contains(
+            "<a href=\"https://example.org/plans/gpu-test-runner\">A GPU machine to test CUDA at run time</a>"
+        ));
         let figs = figures(&html);
         // This month's column of the 12-month history is this month's figures.
         assert_eq!(
@@ -788,6 +883,10 @@ db_test!(
         // The figures the browser shows are the API's, to the cent.
         let n = check_against_api(&app, &dom, this_month(), false).await;
         assert!(n >= 15, "{n} figures checked");
+        // The plans section as the browser shows it: the API's figures.
+        assert!(dom.contains("What more money would build"), "{dom}");
+        let n = check_plans_against_api(&app, &dom).await;
+        assert!(n >= 16, "{n} plan figures checked");
         // The donor named <script>alert(1)</script> is text in the DOM, not an element.
         assert!(
             dom.contains(SCRIPT_DONOR_ESCAPED),

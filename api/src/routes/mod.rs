@@ -6,6 +6,7 @@ mod gate;
 mod health;
 mod jobs;
 pub mod pages;
+mod plans;
 mod subscribers;
 pub mod subscriptions;
 mod tokens;
@@ -29,6 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(build_steps::ingest_build_steps)
                 .service(books::get_costs)
                 .service(books::get_funds)
+                .service(plans::get_plans)
                 .service(jobs::list_runs)
                 .service(jobs::run_now)
                 .service(donations::list)

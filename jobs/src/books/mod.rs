@@ -1,7 +1,9 @@
 //! The books: every figure buildfund publishes, per cost-model.md. [`attribution`] holds the
 //! rules as plain functions over exact rationals; [`costs`] runs them over the stored build
-//! steps; [`funds`] adds the donations ([`donations`]) and gives balance, burn and runway.
+//! steps; [`funds`] adds the donations ([`donations`]) and gives balance, burn and runway;
+//! [`plans`] what more money would build and how much of it recent income covers.
 pub mod attribution;
 pub mod costs;
 pub mod donations;
 pub mod funds;
+pub mod plans;

@@ -47,6 +47,9 @@ pub use secrets::{Secret, Secrets};
 pub use server::{DatabaseConfig, IpNet, ServerConfig};
 use walker::Walker;
 
+mod plans;
+pub use plans::Plan;
+
 /// The file read when neither `--config` nor `BUILDFUND_CONFIG` names one.
 pub const DEFAULT_CONFIG_FILE: &str = "buildfund.toml";
 /// The embedded database used when no URL is configured: a SQLite file in the working directory.
@@ -83,6 +86,8 @@ pub struct Config {
     pub funds: Vec<Fund>,
     pub pools: Vec<Pool>,
     pub machines: Vec<Machine>,
+    /// `[[plans]]`, in file order (what more money would build).
+    pub plans: Vec<Plan>,
 }
 
 /// Every problem found in a configuration, each prefixed by its key path.
@@ -229,6 +234,7 @@ impl Walker {
                 "funds",
                 "pools",
                 "machines",
+                "plans",
             ],
         );
         let currency = self
@@ -287,6 +293,7 @@ impl Walker {
         let pools = self.pools(t, &funds);
         let default_fund = funds.iter().find(|f| f.default).map(|f| f.slug.clone());
         let machines = self.machines(t, &funds, default_fund.as_deref().unwrap_or(""));
+        let plans = self.plans(t, &funds);
 
         Some(Config {
             source: source.to_string(),
@@ -306,6 +313,7 @@ impl Walker {
             funds,
             pools,
             machines,
+            plans,
         })
     }
 }

@@ -19,6 +19,7 @@ use crate::books::attribution::{active_span, Line};
 use crate::books::costs::{clip, month_costs, UnpricedLine};
 use crate::books::donations::{public, PublicDonation, ANONYMOUS};
 use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
+use crate::books::plans::{plan_changes, plans_at, FundPlans, PlanChange};
 use crate::calendar::rfc3339;
 use crate::calendar::Month;
 use crate::config::Config;
@@ -118,6 +119,12 @@ pub struct MonthReport {
     /// Gate state changes and admin actions dated in the month, oldest first
     /// ([`PUBLIC_GATE_EVENTS`] only).
     pub gate_events: Vec<GateEvent>,
+    /// Every fund's plans as of `as_of`: exactly `GET /api/v1/plans?at=…`'s `funds` (empty
+    /// when no plan is configured).
+    pub plans: Vec<FundPlans>,
+    /// The plans whose cover moved in the month: `covered_percent` as of `as_of` against the
+    /// same at the month's start (the end of the month before), in config order.
+    pub plan_changes: Vec<PlanChange>,
 }
 
 /// The report of `month` as of `at`.
@@ -160,6 +167,14 @@ pub async fn month_report(
             until: e.until.map(rfc3339),
         })
         .collect();
+    let (plans, plan_changes) = if config.plans.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        let now = plans_at(db, config, as_of).await?;
+        let before = plans_at(db, config, month.start()).await?;
+        let changes = plan_changes(&before, &now);
+        (now, changes)
+    };
     Ok(MonthReport {
         month,
         currency: config.currency.clone(),
@@ -180,6 +195,8 @@ pub async fn month_report(
         machines,
         sponsors,
         gate_events,
+        plans,
+        plan_changes,
     })
 }
 

@@ -3,9 +3,10 @@
 //! are the report's ([`super::machine_costs`], the same as the pages' and the email's) and the
 //! utilization is the view model's text of its exact permille; only the column layout is here.
 use super::machine_costs;
-use super::view::utilization_text;
+use super::view::{plans_views, utilization_text};
 use crate::books::attribution::Line;
 use crate::books::costs::CostsReport;
+use crate::books::plans::PlansReport;
 use crate::calendar::Month;
 use crate::config::Config;
 use crate::money::format_cents;
@@ -97,6 +98,49 @@ pub fn render(config: &Config, report: &CostsReport, month: Month, at: DateTime<
     out
 }
 
+/// The readable table of `buildfund plans`: each fund that has plans, its recent income and
+/// burn, then its plans in order with their monthly cost, cover and runway if adopted (the
+/// view model's texts, as the funding page shows them).
+pub fn render_plans(report: &PlansReport) -> String {
+    let mut out = String::new();
+    let cur = &report.currency;
+    let _ = writeln!(out, "Plans as of {} ({cur})", report.as_of);
+    let funds = plans_views(&report.funds);
+    if funds.is_empty() {
+        let _ = writeln!(
+            out,
+            "
+no plans configured ([[plans]] in the configuration)"
+        );
+    }
+    for f in funds {
+        let _ = writeln!(
+            out,
+            "
+fund {}: income {} a month (last 90 days / 3), burn {} (last 30 days)",
+            f.fund,
+            format_cents(f.income30.cents),
+            format_cents(f.burn30.cents)
+        );
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>12} {:>14} {:>18}",
+            "plan", "monthly", "cover", "runway if adopted"
+        );
+        for p in f.plans {
+            let _ = writeln!(
+                out,
+                "  {:<28} {:>12} {:>14} {:>18}",
+                p.slug,
+                format_cents(p.monthly.cents),
+                p.cover_text,
+                p.runway_text
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +154,49 @@ mod tests {
         assert_eq!(hours(18), "0.01 h");
         assert_eq!(hours(3_600_000), "1000.00 h");
         assert_eq!(hours(-5), "0.00 h");
+    }
+
+    #[test]
+    fn the_plans_table_lists_funds_with_plans() {
+        use crate::books::plans::{FundPlans, PlanFigures};
+        let fund = |slug: &str, plans: Vec<PlanFigures>| FundPlans {
+            fund: slug.into(),
+            name: slug.into(),
+            income30_cents: 41_000,
+            burn30_cents: 31_024,
+            balance_cents: 0,
+            plans,
+        };
+        let report = PlansReport {
+            currency: "EUR".into(),
+            as_of: "2026-10-20T10:00:00Z".into(),
+            funds: vec![
+                fund("general", Vec::new()),
+                fund(
+                    "cuda",
+                    vec![PlanFigures {
+                        slug: "gpu-test-runner".into(),
+                        name: "GPU".into(),
+                        url: None,
+                        monthly_cents: 18_000,
+                        covered_percent: 55,
+                        funded: false,
+                        runway_if_adopted_days: 97,
+                    }],
+                ),
+            ],
+        };
+        let text = render_plans(&report);
+        assert!(!text.contains("fund general"), "{text}");
+        assert!(
+            text.contains("fund cuda: income 410.00 a month (last 90 days / 3), burn 310.24"),
+            "{text}"
+        );
+        assert!(text.contains("gpu-test-runner"), "{text}");
+        assert!(
+            text.contains("180.00") && text.contains("55 % covered"),
+            "{text}"
+        );
+        assert!(text.contains("97 days"), "{text}");
     }
 }

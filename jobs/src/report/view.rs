@@ -9,6 +9,7 @@ use crate::books::attribution::Line;
 use crate::books::costs::UnpricedLine;
 use crate::books::donations::PublicDonation;
 use crate::books::funds::FundMonth;
+use crate::books::plans::{FundPlans, PlanChange, PlanFigures};
 use crate::calendar::{rfc3339, Month};
 use crate::config::Config;
 use crate::gate::{Control, Current, PoolGate, State};
@@ -385,6 +386,128 @@ fn gate_views(gate: &Current) -> (Vec<GateView>, Option<String>) {
     (views, note)
 }
 
+/// One plan as the funding page and the CLI show it.
+#[derive(Clone, Debug)]
+pub struct PlanView {
+    pub slug: String,
+    pub name: String,
+    /// The plan's `url` when it is a web address ([`web_link`]).
+    pub url: Option<String>,
+    pub monthly: Money,
+    /// 0..=100: the bar's width and the figure.
+    pub covered_percent: i64,
+    pub funded: bool,
+    /// "funded" or "55 % covered".
+    pub cover_text: String,
+    pub runway_if_adopted_days: i64,
+    pub runway_text: String,
+}
+
+/// "funded", or "55 % covered" (by the fund's recent income, after the plans before it).
+pub fn cover_text(covered_percent: i64, funded: bool) -> String {
+    if funded {
+        "funded".into()
+    } else {
+        format!("{covered_percent} % covered")
+    }
+}
+
+/// The runway a fund would have with a plan adopted: "97 days", "1 day", or
+/// "none: the balance is used up".
+pub fn adopted_runway_text(days: i64) -> String {
+    match days {
+        0 => "none: the balance is used up".into(),
+        1 => "1 day".into(),
+        d => format!("{} days", group_thousands(&d.to_string())),
+    }
+}
+
+fn plan_view(p: &PlanFigures) -> PlanView {
+    PlanView {
+        slug: p.slug.clone(),
+        name: p.name.clone(),
+        url: p.url.as_deref().and_then(web_link).map(str::to_string),
+        monthly: money(p.monthly_cents),
+        covered_percent: p.covered_percent,
+        funded: p.funded,
+        cover_text: cover_text(p.covered_percent, p.funded),
+        runway_if_adopted_days: p.runway_if_adopted_days,
+        runway_text: adopted_runway_text(p.runway_if_adopted_days),
+    }
+}
+
+/// A fund's plans in order, with the recent income and burn they are measured against.
+#[derive(Clone, Debug)]
+pub struct FundPlansView {
+    pub fund: String,
+    pub name: String,
+    /// A third of the last 90 days' net donations, to the cent.
+    pub income30: Money,
+    /// The last 30 days' cost.
+    pub burn30: Money,
+    pub plans: Vec<PlanView>,
+}
+
+/// The funds that have plans, in config order.
+pub fn plans_views(funds: &[FundPlans]) -> Vec<FundPlansView> {
+    funds
+        .iter()
+        .filter(|f| !f.plans.is_empty())
+        .map(|f| FundPlansView {
+            fund: f.fund.clone(),
+            name: f.name.clone(),
+            income30: money(f.income30_cents),
+            burn30: money(f.burn30_cents),
+            plans: f.plans.iter().map(plan_view).collect(),
+        })
+        .collect()
+}
+
+/// A plan whose cover moved in the month, as the report and the email word it.
+#[derive(Clone, Debug)]
+pub struct PlanChangeView {
+    pub fund: String,
+    pub slug: String,
+    pub name: String,
+    pub url: Option<String>,
+    pub monthly: Money,
+    pub before_percent: i64,
+    pub after_percent: i64,
+    /// "became funded (40 % → 100 %)", "up 12 points (0 % → 12 %)", "down 20 points, no
+    /// longer funded (100 % → 80 %)".
+    pub what: String,
+}
+
+/// How a plan's cover moved, in one wording for every presentation.
+pub fn plan_change_text(c: &PlanChange) -> String {
+    let points = c.moved_points();
+    let range = format!("({} % → {} %)", c.before_percent, c.after_percent);
+    let n = points.abs();
+    let unit = if n == 1 { "point" } else { "points" };
+    if c.became_funded {
+        format!("became funded {range}")
+    } else if c.no_longer_funded {
+        format!("down {n} {unit}, no longer funded {range}")
+    } else if points > 0 {
+        format!("up {n} {unit} {range}")
+    } else {
+        format!("down {n} {unit} {range}")
+    }
+}
+
+fn plan_change_view(c: &PlanChange) -> PlanChangeView {
+    PlanChangeView {
+        fund: c.fund.clone(),
+        slug: c.slug.clone(),
+        name: c.name.clone(),
+        url: c.url.as_deref().and_then(web_link).map(str::to_string),
+        monthly: money(c.monthly_cents),
+        before_percent: c.before_percent,
+        after_percent: c.after_percent,
+        what: plan_change_text(c),
+    }
+}
+
 /// A month's figures as every presentation shows them.
 #[derive(Clone, Debug)]
 pub struct Figures {
@@ -456,6 +579,8 @@ pub struct FundingView {
     pub sponsors_more: usize,
     pub top_sponsors: Vec<Person>,
     pub recent: Vec<DonationView>,
+    /// The funds that have plans, each with its plans in order.
+    pub plans: Vec<FundPlansView>,
 }
 
 /// The funding page's view of `data` with the gate snapshot `gate`.
@@ -472,6 +597,7 @@ pub fn funding_view(data: &FundingPage, gate: &Current) -> FundingView {
         sponsors_more: r.sponsors.len() - front.len(),
         top_sponsors: sponsors(&data.top_sponsors),
         recent: data.recent_donations.iter().map(donation_view).collect(),
+        plans: plans_views(&r.plans),
     }
 }
 
@@ -488,6 +614,10 @@ pub struct ReportView {
     /// Every donation record of the month (the email leaves them out).
     pub donations: Vec<DonationView>,
     pub events: Vec<EventView>,
+    /// Whether any plan is configured (the report then has a plans section).
+    pub has_plans: bool,
+    /// The plans whose cover moved in the month.
+    pub plan_changes: Vec<PlanChangeView>,
 }
 
 /// The month's report view; `months` are those with a report (for the links to the
@@ -502,6 +632,8 @@ pub fn report_view(r: &MonthReport, donations: &[PublicDonation], months: &[Mont
         sponsors: sponsors(&r.sponsors),
         donations: donations.iter().map(donation_view).collect(),
         events: r.gate_events.iter().map(event_view).collect(),
+        has_plans: r.plans.iter().any(|f| !f.plans.is_empty()),
+        plan_changes: r.plan_changes.iter().map(plan_change_view).collect(),
     }
 }
 
@@ -663,6 +795,44 @@ mod tests {
             admin_free::<&str>("paused by ops: x", &[]),
             "paused by ops: x"
         );
+    }
+
+    #[test]
+    fn plans_read_the_same_everywhere() {
+        assert_eq!(cover_text(100, true), "funded");
+        assert_eq!(cover_text(55, false), "55 % covered");
+        assert_eq!(cover_text(0, false), "0 % covered");
+        assert_eq!(adopted_runway_text(0), "none: the balance is used up");
+        assert_eq!(adopted_runway_text(1), "1 day");
+        assert_eq!(adopted_runway_text(1234), "1,234 days");
+        let change = |before, after, became, lost| PlanChange {
+            fund: "cuda".into(),
+            slug: "gpu".into(),
+            name: "GPU".into(),
+            url: Some("javascript:alert(1)".into()),
+            monthly_cents: 18_000,
+            before_percent: before,
+            after_percent: after,
+            became_funded: became,
+            no_longer_funded: lost,
+        };
+        assert_eq!(
+            plan_change_text(&change(40, 100, true, false)),
+            "became funded (40 % → 100 %)"
+        );
+        assert_eq!(
+            plan_change_text(&change(0, 12, false, false)),
+            "up 12 points (0 % → 12 %)"
+        );
+        assert_eq!(
+            plan_change_text(&change(13, 12, false, false)),
+            "down 1 point (13 % → 12 %)"
+        );
+        assert_eq!(
+            plan_change_text(&change(100, 80, false, true)),
+            "down 20 points, no longer funded (100 % → 80 %)"
+        );
+        assert!(plan_change_view(&change(0, 1, false, false)).url.is_none());
     }
 
     #[test]
