@@ -11,4 +11,5 @@ mod ingest;
 mod opencollective_schema;
 mod outage;
 mod pages;
+mod plans;
 mod scheduler;

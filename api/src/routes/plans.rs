@@ -1,6 +1,6 @@
 //! What more money would build: `GET /api/v1/plans[?at=RFC3339]` (interfaces.md).
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 use actix_web::{get, web, HttpResponse};
 use buildfund_jobs::books::plans::plans_report;
 use buildfund_jobs::calendar::parse_rfc3339;

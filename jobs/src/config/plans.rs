@@ -1,10 +1,11 @@
 //! `[[plans]]`: what more money would build (cost-model.md, "Plans"). A plan names the fund it
 //! would add a recurring cost to and that cost per 30 days; a fund's plans rank in file order.
 //!
-//! This section's walker is a method of the one [`super::Validator`], so its problems carry key
+//! This section's walker is a method of the one [`super::walker::Walker`], so its problems carry key
 //! paths like every other section's (`plans[1].fund: "gpu" is not a fund (funds: general,
 //! cuda)`).
-use super::{join, Fund, Validator};
+use super::walker::{join, Walker};
+use super::Fund;
 use toml::Table;
 
 /// A next step that would add `monthly_cents` to `fund`'s cost every 30 days.
@@ -22,7 +23,7 @@ pub struct Plan {
 
 pub(super) const PLAN_KEYS: &[&str] = &["slug", "name", "fund", "monthly", "url"];
 
-impl Validator {
+impl Walker {
     /// Every `[[plans]]` table: slug unique among plans, a configured fund, `monthly` a
     /// positive amount in whole cents, `url` a web address when given.
     pub(super) fn plans(&mut self, t: &Table, funds: &[Fund]) -> Vec<super::Plan> {
