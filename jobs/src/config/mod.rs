@@ -8,7 +8,7 @@
 use crate::calendar::parse_instant;
 use crate::money::{parse_cents, parse_fraction, Price};
 use chrono::{DateTime, Utc};
-use globset::{Glob, GlobMatcher};
+use globset::GlobMatcher;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -118,6 +118,10 @@ pub struct ServerConfig {
     /// Reverse proxies / load balancers whose `X-Forwarded-For` names the client (addresses or
     /// networks); empty: the TCP peer is the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// Largest accepted build-step record (an NDJSON line, a CSV row, a JSON array element).
+    pub max_record_bytes: usize,
+    /// A request body that sends nothing for this long is answered 408.
+    pub body_idle_timeout_seconds: u64,
 }
 
 /// An IP network `address/prefix` (a bare address is a /32 or /128).
@@ -769,6 +773,8 @@ impl Validator {
             max_ingest_bytes: 512 << 20,
             workers: None,
             trusted_proxies: Vec::new(),
+            max_record_bytes: 64 << 10,
+            body_idle_timeout_seconds: 30,
         };
         let Some(s) = self.table(t, "server") else {
             return server;
@@ -782,6 +788,8 @@ impl Validator {
                 "max_ingest_bytes",
                 "workers",
                 "trusted_proxies",
+                "max_record_bytes",
+                "body_idle_timeout_seconds",
             ],
         );
         if let Some(listen) = self.string(s, "server", "listen") {
@@ -798,6 +806,12 @@ impl Validator {
         }
         if let Some(n) = self.integer(s, "server", "max_ingest_bytes", 1024, 16 << 30) {
             server.max_ingest_bytes = n as usize;
+        }
+        if let Some(n) = self.integer(s, "server", "max_record_bytes", 1024, 16 << 20) {
+            server.max_record_bytes = n as usize;
+        }
+        if let Some(n) = self.integer(s, "server", "body_idle_timeout_seconds", 1, 3600) {
+            server.body_idle_timeout_seconds = n as u64;
         }
         server.workers = self
             .integer(s, "server", "workers", 1, 256)
@@ -1291,7 +1305,12 @@ impl Validator {
             }
             let mut matchers = Vec::new();
             for (j, pattern) in jobsets.iter().enumerate() {
-                match Glob::new(pattern) {
+                // `*` and `?` stop at `/`: no name ingested since the name check has one, and
+                // one stored before must not slip into a pool through it.
+                let glob = globset::GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .build();
+                match glob {
                     Ok(g) => matchers.push(g.compile_matcher()),
                     Err(e) => self.problem(
                         format!("{path}.jobsets[{j}]"),
@@ -1533,6 +1552,10 @@ active_from = 2026-10-15
             Some("cuda")
         );
         assert!(c.pool_of("nixpkgs:trunk").is_none());
+        assert!(
+            c.pool_of("nixpkgs:cuda/../trunk").is_none(),
+            "`*` stops at `/`"
+        );
         assert_eq!(
             c.machines[0].cost,
             CostModel::Monthly(Price::parse("120").unwrap())
