@@ -7,5 +7,6 @@ pub mod metrics;
 pub mod page_cache;
 pub mod rate_limit;
 pub mod routes;
+pub mod security;
 pub mod startup;
 pub mod telemetry;
