@@ -34,7 +34,7 @@ pub struct Raised {
 
 impl Raised {
     /// The field-wise sum, checked.
-    pub fn add(self, o: Raised) -> Result<Raised, DbErr> {
+    pub fn checked_add(self, o: Raised) -> Result<Raised, DbErr> {
         Ok(Raised {
             gross_cents: add_cents(self.gross_cents, o.gross_cents)?,
             fees_cents: add_cents(self.fees_cents, o.fees_cents)?,
@@ -79,7 +79,7 @@ pub async fn raised_by_fund(
         let tier: Option<String> = row.try_get("", "tier_slug")?;
         let fund = route(config, &account, tier.as_deref());
         let sum = out.entry(fund.slug.clone()).or_default();
-        *sum = sum.add(Raised {
+        *sum = sum.checked_add(Raised {
             gross_cents: row.try_get("", "gross")?,
             fees_cents: row.try_get("", "fees")?,
             net_cents: row.try_get("", "net")?,

@@ -125,7 +125,7 @@ pub async fn month_report(
     let (funds, costs) = funds_month(db, config, month, at).await?;
     let mut raised = Raised::default();
     for f in &funds {
-        raised = raised.add(Raised {
+        raised = raised.checked_add(Raised {
             gross_cents: f.gross_cents,
             fees_cents: f.fees_cents,
             net_cents: f.net_cents,
