@@ -339,3 +339,37 @@ db_test!(
         }
     }
 );
+
+db_test!(
+    the_pages_render_under_their_policy_without_violations,
+    |app| async move {
+        for path in ["/", "/reports"] {
+            let profile = tempfile::tempdir().unwrap();
+            let mut cmd = tokio::process::Command::new(
+                std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            );
+            cmd.args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--enable-logging=stderr",
+                "--v=0",
+                "--dump-dom",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg(app.url(path))
+            .kill_on_drop(true);
+            let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+                .await
+                .expect("chromium finished within 2 minutes")
+                .expect("chromium runs (apt-get install -y chromium, or set CHROMIUM)");
+            let dom = String::from_utf8_lossy(&out.stdout);
+            assert!(dom.contains("<style>"), "{path}: {dom}");
+            // Chromium logs every blocked inline style or resource as a console message.
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert!(!log.contains("Content Security Policy"), "{path}: {log}");
+        }
+    }
+);
