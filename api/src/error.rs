@@ -17,7 +17,14 @@ pub enum ApiError {
     Internal(anyhow::Error),
     /// The database is unreachable or timed out: 503, retry later.
     Unavailable(String),
+    /// The database is busy with another writer (SQLite's lock): 503, retry soon.
+    Busy(String),
 }
+
+/// `Retry-After` of a 503 for an unreachable database, in seconds.
+pub const RETRY_UNAVAILABLE_SECONDS: u32 = 5;
+/// `Retry-After` of a 503 for a busy database, in seconds.
+pub const RETRY_BUSY_SECONDS: u32 = 1;
 
 impl ApiError {
     pub fn client(status: StatusCode, message: impl Into<String>) -> Self {
@@ -59,7 +66,13 @@ impl ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError::Internal(e)
+        match e.downcast_ref::<sea_orm::DbErr>() {
+            Some(db) if buildfund_jobs::db::is_busy(db) => ApiError::Busy(format!("{e:#}")),
+            Some(db) if buildfund_jobs::db::is_unavailable(db) => {
+                ApiError::Unavailable(format!("database unavailable: {e:#}"))
+            }
+            _ => ApiError::Internal(e),
+        }
     }
 }
 
@@ -67,6 +80,8 @@ impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         if buildfund_jobs::db::is_unavailable(&e) {
             ApiError::Unavailable(format!("database unavailable: {e}"))
+        } else if buildfund_jobs::db::is_busy(&e) {
+            ApiError::Busy(format!("database busy: {e}"))
         } else {
             ApiError::Internal(anyhow::Error::new(e))
         }
@@ -80,7 +95,7 @@ impl fmt::Debug for ApiError {
                 status, message, ..
             } => write!(f, "{status}: {message}"),
             ApiError::Internal(e) => write!(f, "{e:?}"),
-            ApiError::Unavailable(m) => write!(f, "{m}"),
+            ApiError::Unavailable(m) | ApiError::Busy(m) => write!(f, "{m}"),
         }
     }
 }
@@ -90,7 +105,7 @@ impl fmt::Display for ApiError {
         match self {
             ApiError::Client { message, .. } => f.write_str(message),
             ApiError::Internal(e) => write!(f, "{e:#}"),
-            ApiError::Unavailable(m) => f.write_str(m),
+            ApiError::Unavailable(m) | ApiError::Busy(m) => f.write_str(m),
         }
     }
 }
@@ -100,7 +115,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Client { status, .. } => *status,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -119,8 +134,22 @@ impl ResponseError for ApiError {
                 tracing::warn!(error.message = %m, "request failed: database unavailable");
                 json!({"error": "the database is unavailable; try again shortly", "details": []})
             }
+            ApiError::Busy(m) => {
+                tracing::warn!(error.message = %m, "request failed: database busy");
+                json!({"error": "the database is busy with another write; try again shortly", "details": []})
+            }
         };
-        HttpResponse::build(self.status_code()).json(body)
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            ApiError::Unavailable(_) => {
+                res.insert_header(("Retry-After", RETRY_UNAVAILABLE_SECONDS.to_string()));
+            }
+            ApiError::Busy(_) => {
+                res.insert_header(("Retry-After", RETRY_BUSY_SECONDS.to_string()));
+            }
+            _ => {}
+        }
+        res.json(body)
     }
 }
 

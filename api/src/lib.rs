@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod page_cache;
 pub mod rate_limit;
 pub mod routes;
+pub mod security;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -71,6 +71,26 @@ impl Default for Metrics {
     }
 }
 
+/// The route label of a request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The method label: the standard methods by name, anything else as `other`.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Middleware: times the request, counts it under its route pattern (not its raw path, so
 /// `/reports/2026-10` and `/reports/2026-11` are one series) and logs it.
 pub async fn track(
@@ -79,11 +99,11 @@ pub async fn track(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_string();
     let path = req.path().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    // The pattern of a matched route (a fixed set), else one fixed label: raw paths and
+    // invented methods never become label values, so the series stay bounded.
+    let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_string());
     let res = next.call(req).await?;
     let status = res.status().as_u16();
     let elapsed = started.elapsed();

@@ -110,6 +110,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| json_error(e.into())))
                 .app_data(web::PathConfig::default().error_handler(|e, _| json_error(e.into())))
+                .wrap(crate::security::headers())
                 .wrap(from_fn(move |req, next| {
                     metrics::track(metrics.clone(), req, next)
                 }))

@@ -462,7 +462,7 @@ db_test!(
             .iter()
             .enumerate()
             .map(|(i, text)| {
-                json!({"build": 1, "step": i, "project": "nix,pkgs", "jobset": "{cuda}",
+                json!({"build": 1, "step": i, "project": "nix_pkgs-2", "jobset": ".cuda_12.x-y",
                        "job": text, "system": text, "machine": "build03",
                        "start": 1761955200, "stop": 1761955300})
             })
@@ -477,12 +477,55 @@ db_test!(
             assert_eq!(row.system.as_deref(), Some(text));
             assert_eq!(
                 (row.project.as_str(), row.jobset.as_str()),
-                ("nix,pkgs", "{cuda}")
+                ("nix_pkgs-2", ".cuda_12.x-y")
             );
         }
         let res = app
             .post_build_steps(&token, "application/x-ndjson", ndjson(&batch))
             .await;
         assert_eq!(counts(&res.json().await.unwrap()), (0, 0, 3));
+    }
+);
+
+db_test!(
+    project_and_jobset_names_outside_hydras_rule_are_refused,
+    CONFIG,
+    |app| async move {
+        let token = app.token("ingest").await;
+        let mut records = steps();
+        records[1]["jobset"] = json!("cuda/../trunk");
+        records[2]["project"] = json!("nix pkgs");
+        records[2]["jobset"] = json!("{cuda}");
+        for (content_type, body) in [
+            ("application/x-ndjson", ndjson(&records)),
+            ("text/csv", csv(&records)),
+            (
+                "application/json",
+                Value::Array(records.clone()).to_string(),
+            ),
+        ] {
+            let res = app.post_build_steps(&token, content_type, body).await;
+            assert_eq!(res.status(), 422, "{content_type}");
+            let body: Value = res.json().await.unwrap();
+            let located: Vec<(u64, &str)> = body["details"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| (d["record"].as_u64().unwrap(), d["field"].as_str().unwrap()))
+                .collect();
+            assert_eq!(
+                located,
+                [(2, "jobset"), (3, "project"), (3, "jobset")],
+                "{body}"
+            );
+            assert!(body["details"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not a Hydra jobset name"));
+            if content_type == "application/x-ndjson" {
+                assert_eq!(body["details"][0]["line"], 2, "{body}");
+            }
+        }
+        assert_eq!(stored(&app).await.len(), 0);
     }
 );

@@ -6,6 +6,8 @@ mod donations;
 mod email;
 mod foundation;
 mod gate;
+mod hostile;
+mod hostile_input;
 mod hydra;
 mod ingest;
 mod opencollective_schema;

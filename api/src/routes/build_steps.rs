@@ -9,6 +9,9 @@ use actix_web::{post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::sources::ingest::{self, ChannelReader, Format, IngestError, TooLargeError};
 use futures_util::StreamExt;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[post("/build-steps")]
 pub async fn ingest_build_steps(
@@ -41,9 +44,28 @@ pub async fn ingest_build_steps(
     }
 
     let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let idle = Duration::from_secs(state.config.server.body_idle_timeout_seconds);
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let stalled = timed_out.clone();
     let feed = async move {
         let mut received = 0usize;
-        while let Some(chunk) = payload.next().await {
+        loop {
+            // A body that stops sending is given up after the idle timeout: its records are
+            // never stored, and what the upload holds (a parser, a transaction) is let go.
+            let chunk = match tokio::time::timeout(idle, payload.next()).await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return,
+                Err(_) => {
+                    stalled.store(true, Ordering::SeqCst);
+                    let _ = tx
+                        .send(Err(std::io::Error::other(format!(
+                            "the request body sent nothing for {} s",
+                            idle.as_secs()
+                        ))))
+                        .await;
+                    return;
+                }
+            };
             let item = match chunk {
                 Ok(bytes) => {
                     received += bytes.len();
@@ -73,6 +95,15 @@ pub async fn ingest_build_steps(
         None,
     );
     let ((), result) = tokio::join!(feed, work);
+    if timed_out.load(Ordering::SeqCst) {
+        return Err(ApiError::client(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body sent nothing for {} s (server.body_idle_timeout_seconds); nothing was stored",
+                idle.as_secs()
+            ),
+        ));
+    }
     match result {
         Ok(report) => {
             tracing::info!(

@@ -8,6 +8,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_jobs::books::donations::{self, ManualDonation, ManualOutcome};
+use buildfund_jobs::books::funds::add_cents;
 use serde_json::json;
 
 #[get("/donations")]
@@ -21,12 +22,17 @@ pub async fn list(
         .iter()
         .map(|m| donations::public(&state.config, m))
         .collect();
+    let total = |field: fn(&donations::PublicDonation) -> i64| {
+        items
+            .iter()
+            .try_fold(0i64, |sum, d| add_cents(sum, field(d)))
+    };
     Ok(HttpResponse::Ok().json(json!({
         "month": month.to_string(),
         "currency": state.config.currency,
-        "gross_cents": items.iter().map(|d| d.gross_cents).sum::<i64>(),
-        "fees_cents": items.iter().map(|d| d.fees_cents).sum::<i64>(),
-        "net_cents": items.iter().map(|d| d.net_cents).sum::<i64>(),
+        "gross_cents": total(|d| d.gross_cents)?,
+        "fees_cents": total(|d| d.fees_cents)?,
+        "net_cents": total(|d| d.net_cents)?,
         "donations": items,
     })))
 }

@@ -76,7 +76,7 @@ impl From<ApiError> for PageError {
                     "This page could not be made; the cause is in the server log.",
                 )
             }
-            ApiError::Unavailable(m) => {
+            ApiError::Unavailable(m) | ApiError::Busy(m) => {
                 tracing::warn!(error.message = %m, "page failed: database unavailable");
                 PageError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -66,6 +66,34 @@ pub struct DonationRecord {
     pub description: Option<String>,
 }
 
+/// The most any money field of one donation record may hold, of either sign: 10^12 cents
+/// (ten billion in the ledger currency). Bounded records keep every sum of them far inside `i64`.
+pub const MAX_RECORD_CENTS: i64 = 1_000_000_000_000;
+
+/// `Err` with a sentence when `cents` is beyond [`MAX_RECORD_CENTS`].
+pub fn check_bound(cents: i64) -> Result<i64, String> {
+    if cents.checked_abs().is_some_and(|a| a <= MAX_RECORD_CENTS) {
+        Ok(cents)
+    } else {
+        Err(format!(
+            "{cents} cents is beyond the bound of ±{MAX_RECORD_CENTS} cents a record"
+        ))
+    }
+}
+
+impl DonationRecord {
+    /// The first money field beyond [`MAX_RECORD_CENTS`], named, with why.
+    pub fn out_of_bounds(&self) -> Option<String> {
+        [
+            ("gross_cents", self.gross_cents),
+            ("fees_cents", self.fees_cents),
+            ("net_cents", self.net_cents),
+        ]
+        .into_iter()
+        .find_map(|(name, c)| check_bound(c).err().map(|e| format!("{name}: {e}")))
+    }
+}
+
 /// Converts `cents` of `currency` into ledger cents: as they are in the ledger currency, else
 /// with the configured rate (half away from zero), else an error naming the currency.
 pub fn to_ledger_cents(config: &Config, cents: i64, currency: &str) -> Result<i64, String> {
@@ -167,6 +195,15 @@ pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
         {
             order.push((r.source.as_str(), r.external_id.as_str()));
         }
+    }
+    if let Some((r, why)) = records
+        .iter()
+        .find_map(|r| r.out_of_bounds().map(|why| (r, why)))
+    {
+        return Err(DbErr::Custom(format!(
+            "donation {}/{} refused: {why}",
+            r.source, r.external_id
+        )));
     }
     let now = Utc::now();
     let txn = crate::db::begin_write(db).await?;
@@ -405,6 +442,13 @@ impl ManualDonation {
         match self.amount_cents {
             None => err("amount_cents", "missing".into()),
             Some(0) => err("amount_cents", "must not be 0".into()),
+            Some(a) if check_bound(a).is_err() || check_bound(self.fees_cents).is_err() => {
+                for (field, c) in [("amount_cents", a), ("fees_cents", self.fees_cents)] {
+                    if let Err(e) = check_bound(c) {
+                        err(field, e);
+                    }
+                }
+            }
             Some(a) => {
                 if self.fees_cents != 0 && self.fees_cents.signum() != a.signum() {
                     err(
@@ -421,7 +465,13 @@ impl ManualDonation {
                         to_ledger_cents(config, a, &currency),
                         to_ledger_cents(config, self.fees_cents, &currency),
                     ) {
-                        (Ok(g), Ok(f)) => converted = Some((g, f)),
+                        (Ok(g), Ok(f)) => match check_bound(g).and(check_bound(f)) {
+                            Ok(_) => converted = Some((g, f)),
+                            Err(e) => err(
+                                "amount_cents",
+                                format!("converted into {}: {e}", config.currency),
+                            ),
+                        },
                         (Err(e), _) | (_, Err(e)) => err("currency", e),
                     }
                 }
@@ -533,6 +583,49 @@ mod tests {
         assert_eq!(to_ledger_cents(&c, -1, "USD"), Ok(-1));
         let e = to_ledger_cents(&c, 500, "GBP").unwrap_err();
         assert!(e.starts_with("the currency GBP cannot be converted into the ledger currency EUR"));
+    }
+
+    #[test]
+    fn money_beyond_the_record_bound_is_refused() {
+        let c = config();
+        let donation = |amount: i64, fees: i64, currency: &str| ManualDonation {
+            idempotency_key: Some("k".into()),
+            occurred_at: Some("2026-10-07T00:00:00Z".into()),
+            amount_cents: Some(amount),
+            fees_cents: fees,
+            currency: Some(currency.into()),
+            refund_of: Some("r".into()),
+            ..Default::default()
+        };
+        let fields = |d: ManualDonation| -> Vec<String> {
+            d.validate(&c)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.field)
+                .collect()
+        };
+        assert_eq!(fields(donation(i64::MAX, 0, "EUR")), ["amount_cents"]);
+        assert_eq!(fields(donation(-5, i64::MIN, "EUR")), ["fees_cents"]);
+        assert_eq!(
+            fields(donation(i64::MIN, i64::MIN, "EUR")),
+            ["amount_cents", "fees_cents"]
+        );
+        assert!(donation(MAX_RECORD_CENTS, 0, "EUR").validate(&c).is_ok());
+        assert!(donation(-MAX_RECORD_CENTS, 0, "EUR").validate(&c).is_ok());
+        assert_eq!(
+            fields(donation(MAX_RECORD_CENTS + 1, 0, "EUR")),
+            ["amount_cents"]
+        );
+        let c = Config::parse(
+            "currency = \"EUR\"\nledger_start = \"2026-01-01\"\n[rates]\nUSD = \"2\"\n",
+            "t",
+        )
+        .unwrap();
+        let e = donation(MAX_RECORD_CENTS, 0, "USD")
+            .validate(&c)
+            .unwrap_err();
+        assert_eq!(e[0].field, "amount_cents");
+        assert!(e[0].message.starts_with("converted into EUR"), "{e:?}");
     }
 
     #[test]

@@ -32,12 +32,23 @@ pub struct Raised {
     pub net_cents: i64,
 }
 
-impl std::ops::AddAssign for Raised {
-    fn add_assign(&mut self, o: Raised) {
-        self.gross_cents += o.gross_cents;
-        self.fees_cents += o.fees_cents;
-        self.net_cents += o.net_cents;
+impl Raised {
+    /// The field-wise sum, checked.
+    pub fn checked_add(self, o: Raised) -> Result<Raised, DbErr> {
+        Ok(Raised {
+            gross_cents: add_cents(self.gross_cents, o.gross_cents)?,
+            fees_cents: add_cents(self.fees_cents, o.fees_cents)?,
+            net_cents: add_cents(self.net_cents, o.net_cents)?,
+        })
     }
+}
+
+/// `a + b` in cents, checked: sums of money never wrap. Records are bounded at the door
+/// ([`crate::books::donations::MAX_RECORD_CENTS`]), so this fails only on figures that cannot
+/// come from the books (millions of records at the bound).
+pub fn add_cents(a: i64, b: i64) -> Result<i64, DbErr> {
+    a.checked_add(b)
+        .ok_or_else(|| DbErr::Custom(format!("a money sum overflows: {a} + {b} cents")))
 }
 
 /// Sums of the donation records dated in `[from, to)`, per fund.
@@ -67,11 +78,12 @@ pub async fn raised_by_fund(
         let account: String = row.try_get("", "account_slug")?;
         let tier: Option<String> = row.try_get("", "tier_slug")?;
         let fund = route(config, &account, tier.as_deref());
-        *out.entry(fund.slug.clone()).or_default() += Raised {
+        let sum = out.entry(fund.slug.clone()).or_default();
+        *sum = sum.checked_add(Raised {
             gross_cents: row.try_get("", "gross")?,
             fees_cents: row.try_get("", "fees")?,
             net_cents: row.try_get("", "net")?,
-        };
+        })?;
     }
     Ok(out)
 }
@@ -125,20 +137,20 @@ pub async fn standing(
 ) -> Result<Standing, DbErr> {
     let net = raised_by_fund(db, config, config.ledger_start, t).await?;
     let cost = cost_to_date_by_fund(db, config, t).await?;
-    let balance = config
-        .funds
-        .iter()
-        .map(|f| {
-            let b = f.opening_balance_cents + net.get(&f.slug).map(|r| r.net_cents).unwrap_or(0)
-                - cost.get(&f.slug).copied().unwrap_or(0);
-            (f.slug.clone(), b)
-        })
-        .collect();
+    let mut balance = BTreeMap::new();
+    for f in &config.funds {
+        let raised = net.get(&f.slug).map(|r| r.net_cents).unwrap_or(0);
+        let spent = cost.get(&f.slug).copied().unwrap_or(0);
+        let b = add_cents(f.opening_balance_cents, raised)?;
+        let b = add_cents(b, spent.checked_neg().unwrap_or(i64::MAX))?;
+        balance.insert(f.slug.clone(), b);
+    }
     let last_30 = Span::new((t - Duration::days(30)).timestamp(), t.timestamp());
-    let mut cost_30_days = BTreeMap::new();
+    let mut cost_30_days: BTreeMap<String, i64> = BTreeMap::new();
     for part in span_lines(db, config, last_30, t).await? {
         for (fund, cents) in part.by_fund() {
-            *cost_30_days.entry(fund).or_insert(0) += cents;
+            let sum = cost_30_days.entry(fund).or_insert(0);
+            *sum = add_cents(*sum, cents)?;
         }
     }
     Ok(Standing {

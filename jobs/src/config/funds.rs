@@ -2,7 +2,7 @@
 use super::walker::{join, type_name, Walker};
 use super::OTHER_POOL;
 use crate::money::parse_fraction;
-use globset::{Glob, GlobMatcher};
+use globset::GlobMatcher;
 use rust_decimal::Decimal;
 use toml::{Table, Value};
 
@@ -159,7 +159,12 @@ impl Walker {
             }
             let mut matchers = Vec::new();
             for (j, pattern) in jobsets.iter().enumerate() {
-                match Glob::new(pattern) {
+                // `*` and `?` stop at `/`: no name ingested since the name check has one, and
+                // one stored before must not slip into a pool through it.
+                let glob = globset::GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .build();
+                match glob {
                     Ok(g) => matchers.push(g.compile_matcher()),
                     Err(e) => self.problem(
                         format!("{path}.jobsets[{j}]"),

@@ -15,6 +15,10 @@ pub struct ServerConfig {
     /// Reverse proxies / load balancers whose `X-Forwarded-For` names the client (addresses or
     /// networks); empty: the TCP peer is the client.
     pub trusted_proxies: Vec<IpNet>,
+    /// Largest accepted build-step record (an NDJSON line, a CSV row, a JSON array element).
+    pub max_record_bytes: usize,
+    /// A request body that sends nothing for this long is answered 408.
+    pub body_idle_timeout_seconds: u64,
 }
 
 /// An IP network `address/prefix` (a bare address is a /32 or /128).
@@ -78,6 +82,8 @@ impl Walker {
             max_ingest_bytes: 512 << 20,
             workers: None,
             trusted_proxies: Vec::new(),
+            max_record_bytes: 64 << 10,
+            body_idle_timeout_seconds: 30,
         };
         let Some(s) = self.table(t, "server") else {
             return server;
@@ -91,6 +97,8 @@ impl Walker {
                 "max_ingest_bytes",
                 "workers",
                 "trusted_proxies",
+                "max_record_bytes",
+                "body_idle_timeout_seconds",
             ],
         );
         if let Some(listen) = self.string(s, "server", "listen") {
@@ -107,6 +115,12 @@ impl Walker {
         }
         if let Some(n) = self.integer(s, "server", "max_ingest_bytes", 1024, 16 << 30) {
             server.max_ingest_bytes = n as usize;
+        }
+        if let Some(n) = self.integer(s, "server", "max_record_bytes", 1024, 16 << 20) {
+            server.max_record_bytes = n as usize;
+        }
+        if let Some(n) = self.integer(s, "server", "body_idle_timeout_seconds", 1, 3600) {
+            server.body_idle_timeout_seconds = n as u64;
         }
         server.workers = self
             .integer(s, "server", "workers", 1, 256)

@@ -51,6 +51,10 @@ fn a_good_file_loads_into_typed_values() {
         Some("cuda")
     );
     assert!(c.pool_of("nixpkgs:trunk").is_none());
+    assert!(
+        c.pool_of("nixpkgs:cuda/../trunk").is_none(),
+        "`*` stops at `/`"
+    );
     assert_eq!(
         c.machines[0].cost,
         CostModel::Monthly(Price::parse("120").unwrap())

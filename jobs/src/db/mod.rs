@@ -157,6 +157,15 @@ pub fn is_unavailable(e: &sea_orm::DbErr) -> bool {
     }
 }
 
+/// Whether an error means SQLite's one writer slot stayed taken beyond the busy timeout
+/// ("database is locked"): a transient condition, answered 503 with `Retry-After`.
+pub fn is_busy(e: &sea_orm::DbErr) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    text.contains("database is locked")
+        || text.contains("database table is locked")
+        || text.contains("database is busy")
+}
+
 pub fn backend_name(db: &DatabaseConnection) -> &'static str {
     match db.get_database_backend() {
         DatabaseBackend::Postgres => "postgresql",

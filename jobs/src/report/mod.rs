@@ -138,11 +138,11 @@ pub async fn month_report(
     let (funds, costs) = funds_month(db, config, month, at).await?;
     let mut raised = Raised::default();
     for f in &funds {
-        raised += Raised {
+        raised = raised.checked_add(Raised {
             gross_cents: f.gross_cents,
             fees_cents: f.fees_cents,
             net_cents: f.net_cents,
-        };
+        })?;
     }
     let pools = pool_costs(config, &costs.lines);
     let machines = machine_costs(config, month, at, &costs.lines);
@@ -397,7 +397,7 @@ pub async fn sponsors(
             e.url = sponsor.url;
             *e_latest = latest;
         }
-        e.net_cents += net;
+        e.net_cents = crate::books::funds::add_cents(e.net_cents, net)?;
         e.donations += n;
     }
     let mut out: Vec<Sponsor> = by_key

@@ -429,7 +429,7 @@ fn cents(v: Option<f64>, what: &str) -> Result<i64, String> {
     if !v.is_finite() || (v - r).abs() > 1e-6 || r.abs() > 9e15 {
         return Err(format!("{what} is {v}, not a whole number of cents"));
     }
-    Ok(r as i64)
+    crate::books::donations::check_bound(r as i64).map_err(|e| format!("{what}: {e}"))
 }
 
 fn currency_code<T: std::fmt::Debug>(c: &Option<T>) -> Option<String> {
@@ -580,7 +580,7 @@ fn record(
     let fees = convert(fees_host)?;
     let original_cents = cents(n.amount.value_in_cents, &what("amount"))?;
     let original_currency = currency_code(&n.amount.currency).unwrap_or(host_currency.clone());
-    Ok(Some(DonationRecord {
+    let record = DonationRecord {
         source: SOURCE.into(),
         external_id: n.id.clone(),
         kind: if refund { "refund" } else { kind }.into(),
@@ -603,7 +603,11 @@ fn record(
             None
         },
         description: n.description.clone(),
-    }))
+    };
+    match record.out_of_bounds() {
+        Some(why) => Err(format!("transaction {}: {why}", n.id)),
+        None => Ok(Some(record)),
+    }
 }
 
 async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<DateTime>> {
@@ -868,6 +872,10 @@ mod tests {
         assert_eq!(cents(Some(-50.0), "x"), Ok(-50));
         assert!(cents(Some(12.5), "x").is_err());
         assert!(cents(None, "x").is_err());
+        assert_eq!(cents(Some(1e12), "x"), Ok(1_000_000_000_000));
+        assert!(cents(Some(-1e12 - 1.0), "x")
+            .unwrap_err()
+            .contains("beyond the bound"));
     }
 
     #[test]

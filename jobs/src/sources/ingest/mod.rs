@@ -129,11 +129,20 @@ pub async fn ingest<R: Read + Send + 'static>(
         parse_into(config, format, reader, (backend, now), tx, progress)
     });
 
-    let txn = crate::db::begin_write(db).await?;
+    // The transaction begins with the first parsed chunk, not before: an upload that is slow
+    // to send its first records (or never does) holds no connection and, on SQLite, no lock.
+    let mut txn = None;
     let mut counts = Counts::default();
     let mut write_error = None;
     while let Some(batch) = rx.recv().await {
-        match store::write_batch(&txn, batch).await {
+        let written = match &txn {
+            Some(t) => store::write_batch(t, batch).await,
+            None => match crate::db::begin_write(db).await {
+                Ok(t) => store::write_batch(txn.insert(t), batch).await,
+                Err(e) => Err(e),
+            },
+        };
+        match written {
             Ok(c) => counts += c,
             Err(e) => {
                 write_error = Some(e);
@@ -144,26 +153,33 @@ pub async fn ingest<R: Read + Send + 'static>(
     drop(rx); // stops the parser if we stopped early
     let parsed = parser
         .await
-        .map_err(|e| IngestError::Read(format!("the parser failed: {e}")))?;
+        .map_err(|e| IngestError::Read(format!("the parser failed: {e}")));
+    let rollback = |txn: Option<sea_orm::DatabaseTransaction>| async move {
+        if let Some(t) = txn {
+            t.rollback().await.ok();
+        }
+    };
     if let Some(e) = write_error {
-        txn.rollback().await.ok();
+        rollback(txn).await;
         return Err(IngestError::Db(e));
     }
-    let summary = match parsed {
+    let summary = match parsed.and_then(|p| p) {
         Ok(summary) => summary,
         Err(e) => {
-            txn.rollback().await.ok();
+            rollback(txn).await;
             return Err(e);
         }
     };
     if summary.error_count > 0 {
-        txn.rollback().await?;
+        rollback(txn).await;
         return Err(IngestError::Invalid {
             errors: summary.errors,
             count: summary.error_count,
         });
     }
-    txn.commit().await?;
+    if let Some(t) = txn {
+        t.commit().await?;
+    }
     Ok(IngestReport {
         records: summary.records,
         inserted: counts.inserted,
@@ -265,7 +281,8 @@ fn parse_into<R: Read>(
     };
     let mut chunker = Chunker::new(store::chunk_size(backend));
     let mut writer_gone = false;
-    let result = parse::parse(format, reader, &mut |item| {
+    let max_record = config.server.max_record_bytes;
+    let result = parse::parse(format, reader, max_record, &mut |item| {
         summary.records += 1;
         if let (Some(report), 0) = (&progress, summary.records % PROGRESS_EVERY) {
             report(Progress {

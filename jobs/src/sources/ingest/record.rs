@@ -60,7 +60,7 @@ impl Field {
         match self {
             Field::Int(i) => i.to_string(),
             Field::Float(f) => f.to_string(),
-            Field::Str(s) => format!("{s:?}"),
+            Field::Str(s) => shown(s),
             Field::Other(what) => what.to_string(),
         }
     }
@@ -232,6 +232,23 @@ impl Check {
         }
     }
 
+    /// Whether `value` passes `rule`; if not, says so with the rule in words.
+    fn hydra_name(&mut self, field: &str, value: &str, rule: fn(&str) -> bool) -> bool {
+        if rule(value) {
+            return true;
+        }
+        let allowed = if field == "jobset" {
+            "letters, digits, '_', '-' and '.', starting with a letter or '_' (or '.' and then one)"
+        } else {
+            "letters, digits, '_' and '-', starting with a letter or '_'"
+        };
+        self.fail(
+            field,
+            format!("{} is not a Hydra {field} name ({allowed})", shown(value)),
+        );
+        false
+    }
+
     /// Unix seconds (integer, or a float floored) or an RFC 3339 time (floored to the second).
     fn time(&mut self, field: &str, value: Option<Field>) -> Option<i64> {
         let Some(value) = value else {
@@ -277,6 +294,38 @@ impl Check {
     }
 }
 
+/// Hydra's project names (`$projectNameRE` of Hydra's `CatalystUtils.pm`):
+/// `[A-Za-z_][A-Za-z0-9_-]*`.
+pub fn is_project_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Hydra's jobset names as `parseJobsetName` accepts them: `\.?[A-Za-z_][A-Za-z0-9_.-]*` (the
+/// leading dot is the `.jobsets` jobset of declarative projects).
+pub fn is_jobset_name(s: &str) -> bool {
+    let s = s.strip_prefix('.').unwrap_or(s);
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// At most this many characters of an input value are repeated in an error message.
+pub const SHOWN_CHARS: usize = 100;
+
+/// `value` quoted for an error message, cut after [`SHOWN_CHARS`] characters with "…".
+pub fn shown(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}…", &value[..cut]),
+    }
+}
+
 /// Validates a raw record found at `line` (the `record`-th of its input).
 pub fn validate(raw: RawRecord, line: u64, record: u64) -> Result<StepRecord, Vec<RecordError>> {
     let mut c = Check {
@@ -291,7 +340,9 @@ pub fn validate(raw: RawRecord, line: u64, record: u64) -> Result<StepRecord, Ve
     let build = c.integer("build", raw.build, 0, i64::MAX);
     let step = c.integer("step", raw.step, 0, i32::MAX as i64);
     let project = c.text("project", raw.project, 255);
+    let project = project.filter(|p| c.hydra_name("project", p, is_project_name));
     let jobset = c.text("jobset", raw.jobset, 255);
+    let jobset = jobset.filter(|j| c.hydra_name("jobset", j, is_jobset_name));
     let job = c.text("job", raw.job, 1024);
     let system = c.text("system", raw.system, 255);
     let machine = c.text("machine", raw.machine, 255);
@@ -397,6 +448,63 @@ mod tests {
         assert_eq!(errors[0].message, "\"x\" is not an integer");
         assert_eq!(errors[4].message, "missing");
         assert_eq!(errors[5].message, "1761955200 is before start 1761958800");
+    }
+
+    #[test]
+    fn project_and_jobset_names_follow_hydra() {
+        for good in ["nixpkgs", "_x", "nix-community", "a_b-9"] {
+            assert!(is_project_name(good), "{good}");
+        }
+        for bad in ["", "9lives", "-x", "nix.pkgs", "a/b", "a:b", "a b", "ä"] {
+            assert!(!is_project_name(bad), "{bad}");
+        }
+        for good in ["cuda", "cuda-stable.2511", ".jobsets", "_x.y-z"] {
+            assert!(is_jobset_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "2511",
+            "../x",
+            "cuda/../x",
+            "a:b",
+            "a*",
+            ".-x",
+        ] {
+            assert!(!is_jobset_name(bad), "{bad}");
+        }
+        let e = validate(
+            raw(r#"{"build":1,"step":1,"project":"nix/pkgs","jobset":"cuda/*","machine":"m","start":1761955200,"stop":1761955200}"#),
+            3,
+            2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.iter()
+                .map(|e| (e.line, e.field.as_str()))
+                .collect::<Vec<_>>(),
+            [(3, "project"), (3, "jobset")]
+        );
+        assert!(e[0]
+            .message
+            .starts_with("\"nix/pkgs\" is not a Hydra project name"));
+    }
+
+    #[test]
+    fn echoed_values_are_cut_short() {
+        let long = "x".repeat(5000);
+        let e = validate(
+            raw(&format!(r#"{{"build":"{long}","step":1,"project":"p","jobset":"j","machine":"m","start":1761955200,"stop":1761955200}}"#)),
+            1,
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e[0].message,
+            format!("\"{}\"… is not an integer", "x".repeat(SHOWN_CHARS))
+        );
+        assert_eq!(shown("é".repeat(101).as_str()).chars().count(), 103);
     }
 
     #[test]
