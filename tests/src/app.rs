@@ -29,6 +29,7 @@ pub struct TestAppBuilder {
     opencollective: Option<Behaviour>,
     webhooks: Option<(String, Respond)>,
     hydra: Option<Respond>,
+    redirected: bool,
     proxy: bool,
 }
 
@@ -75,6 +76,14 @@ impl TestAppBuilder {
     /// `[hydra]` (user `buildfund`, password `pw` in [`HYDRA_PASSWORD_ENV`]).
     pub fn hydra(mut self, respond: Respond) -> Self {
         self.hydra = Some(respond);
+        self
+    }
+
+    /// The Hydra or OpenCollective stand-in (whichever is set up) reached through a
+    /// redirector ([`TestApp::redirector`]): the configured URL is the redirector's, which
+    /// answers every request with a 307 to the same path on the stand-in, another origin.
+    pub fn behind_redirector(mut self) -> Self {
+        self.redirected = true;
         self
     }
 
@@ -131,6 +140,25 @@ impl TestAppBuilder {
             }
             None => None,
         };
+        let redirector = match self.redirected {
+            true => {
+                let (to, from_url) = match (&opencollective, &hydra) {
+                    (Some(oc), None) => (
+                        oc.url().trim_end_matches("/graphql/v2").to_string(),
+                        oc.url().to_string(),
+                    ),
+                    (None, Some(hydra)) => (hydra.url().to_string(), hydra.url().to_string()),
+                    _ => {
+                        panic!("a redirector stands before exactly one of Hydra and OpenCollective")
+                    }
+                };
+                let redirector = Recorder::redirector(&to).await;
+                let via = from_url.replacen(&to, redirector.url(), 1);
+                config = config.replace(&format!("\"{from_url}\""), &format!("\"{via}\""));
+                Some(redirector)
+            }
+            false => None,
+        };
         let dir = tempfile::tempdir().expect("temp dir");
         let (db_url, proxy) = match backend {
             Backend::Sqlite => {
@@ -171,6 +199,7 @@ impl TestAppBuilder {
             opencollective,
             webhooks,
             hydra,
+            redirector,
             proxy,
         };
         app
@@ -183,6 +212,7 @@ struct StandIns {
     opencollective: Option<OpenCollective>,
     webhooks: Option<Recorder>,
     hydra: Option<Recorder>,
+    redirector: Option<Recorder>,
     proxy: Option<Proxy>,
 }
 
@@ -210,6 +240,7 @@ impl TestApp {
             opencollective: None,
             webhooks: None,
             hydra: None,
+            redirected: false,
             proxy: false,
         }
     }
@@ -287,6 +318,14 @@ impl TestApp {
             .hydra
             .as_ref()
             .expect("no Hydra stand-in: set it up with TestApp::builder(…).hydra(…)")
+    }
+
+    /// The redirector of [`TestAppBuilder::behind_redirector`].
+    pub fn redirector(&self) -> &Recorder {
+        self.stand_ins
+            .redirector
+            .as_ref()
+            .expect("no redirector: set it up with TestApp::builder(…).behind_redirector()")
     }
 
     /// The database proxy of [`TestAppBuilder::database_behind_proxy`].
@@ -534,6 +573,9 @@ impl TestApp {
             r.stop().await;
         }
         if let Some(r) = s.hydra {
+            r.stop().await;
+        }
+        if let Some(r) = s.redirector {
             r.stop().await;
         }
     }

@@ -17,7 +17,7 @@ pub mod proxy;
 pub mod recorder;
 pub mod smtp;
 
-pub use app::{buildfund_bin, run_cli, TestApp, TestAppBuilder};
+pub use app::{buildfund_bin, run_cli, TestApp, TestAppBuilder, HYDRA_PASSWORD_ENV};
 pub use database::{create_postgres_database, drop_postgres_database, postgres_enabled};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

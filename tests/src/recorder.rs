@@ -1,5 +1,6 @@
 //! A local HTTP stand-in that records every request and answers through a function: the
-//! webhook receiver and the Hydra stand-in of the gate's outgoing actions.
+//! webhook receiver, the Hydra stand-in of the gate's outgoing actions, and the redirector
+//! that answers everything with a 307 to another origin.
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +11,9 @@ pub type Request = (String, String, Vec<(String, String)>, String);
 /// How the stand-in answers `(method, path and query, how many times this very request came)`
 /// (a retry repeats a request, so the count is 2 on its second delivery).
 pub type Respond = fn(&str, &str, usize) -> HttpResponse;
+
+/// [`Respond`], or a closure answering the same way (the redirector's, which knows its target).
+type Answer = Arc<dyn Fn(&str, &str, usize) -> HttpResponse + Send + Sync>;
 
 /// Every request seen so far.
 pub type Seen = Arc<Mutex<Vec<Request>>>;
@@ -22,12 +26,28 @@ pub struct Recorder {
 
 impl Recorder {
     pub async fn start(respond: Respond) -> Recorder {
+        Recorder::answering(Arc::new(respond)).await
+    }
+
+    /// A listener answering every request with a 307 to the same path and query on `to`
+    /// (another origin, `http://127.0.0.1:PORT`), recording what it got.
+    pub async fn redirector(to: &str) -> Recorder {
+        let to = to.trim_end_matches('/').to_string();
+        Recorder::answering(Arc::new(move |_: &str, path: &str, _: usize| {
+            HttpResponse::TemporaryRedirect()
+                .insert_header(("location", format!("{to}{path}")))
+                .finish()
+        }))
+        .await
+    }
+
+    async fn answering(respond: Answer) -> Recorder {
         let seen: Seen = Arc::default();
         let s = seen.clone();
         let server = HttpServer::new(move || {
-            let s = s.clone();
+            let (s, respond) = (s.clone(), respond.clone());
             App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
-                let s = s.clone();
+                let (s, respond) = (s.clone(), respond.clone());
                 async move {
                     let path = req.uri().to_string();
                     let method = req.method().to_string();

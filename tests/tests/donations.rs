@@ -680,3 +680,36 @@ db_test!(
         assert_eq!(funds(&app, "2026-10").await, expected_october());
     }
 );
+
+// The endpoint answers 307 to another origin (the real stand-in): the redirect is not
+// followed, so the token never reaches the other listener, and the sync fails saying why.
+db_test!(
+    redirect_to_another_origin,
+    with_opencollective(Behaviour {
+        transactions: ledger(),
+        orders: orders(),
+        ..Behaviour::default()
+    })
+    .behind_redirector(),
+    |app| async move {
+        let e = sync(&app)
+            .await
+            .expect_err("a redirect to another origin stops the sync");
+        let text = format!("{e:#}");
+        assert!(text.contains("another origin"), "{text}");
+        let first = app.redirector().seen().lock().unwrap().clone();
+        assert_eq!(
+            first
+                .first()
+                .and_then(|r| buildfund_tests::recorder::header(r, "Personal-Token")),
+            Some(TOKEN),
+            "the endpoint itself gets the token"
+        );
+        let s = app.opencollective().state();
+        assert_eq!(
+            s.requests, 0,
+            "the other origin got nothing: {:?}",
+            s.tokens
+        );
+    }
+);

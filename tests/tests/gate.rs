@@ -6,7 +6,7 @@
 //! second, so every figure below is worked out by hand from the step lengths.
 use actix_web::HttpResponse;
 use buildfund_tests::recorder::header;
-use buildfund_tests::{db_test, TestApp};
+use buildfund_tests::{db_test, TestApp, HYDRA_PASSWORD_ENV};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -745,5 +745,190 @@ db_test!(
             })
             .await;
         assert_eq!(puts.len(), 1);
+    }
+);
+
+/// A Hydra that knows every jobset it is asked about.
+fn hydra_any_jobset(method: &str, path: &str, _n: usize) -> HttpResponse {
+    match (method, path) {
+        ("POST", "/login") => HttpResponse::Ok()
+            .insert_header(("set-cookie", "hydra_session=abc123; Path=/; HttpOnly"))
+            .json(json!({"username": "buildfund"})),
+        ("GET", p) if p.starts_with("/jobset/") => {
+            HttpResponse::Ok().json(json!({"name": "x", "enabled": 1, "visible": true}))
+        }
+        ("PUT", p) if p.starts_with("/jobset/") => HttpResponse::Ok().json(json!({})),
+        ("GET", p) if p.starts_with("/api/queue") => HttpResponse::Ok().json(json!([])),
+        _ => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// `CONFIG` with the `cuda` pool also covering the projects `dots` and `..`.
+fn with_dot_projects() -> String {
+    CONFIG.replace(
+        "jobsets = [\"nixpkgs:cuda*\"]",
+        "jobsets = [\"nixpkgs:cuda*\", \"dots:*\", \"..:*\"]",
+    )
+}
+
+/// The `cuda` pool's audit as (kind, reason), newest first, polled until `until` holds (up to
+/// 8 s).
+async fn cuda_events(
+    app: &TestApp,
+    admin: &str,
+    until: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let mut kinds = Vec::new();
+    for _ in 0..80 {
+        let ev: Value = app
+            .get_with_token("/api/v1/gate/events?pool=cuda", admin)
+            .await
+            .json()
+            .await
+            .unwrap();
+        kinds = ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_string(),
+                    e["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if until(&kinds) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kinds
+}
+
+/// Stores jobsets as build steps would store them (an ingest-side check may refuse them first).
+async fn store_jobsets(app: &TestApp, names: &[(&str, &str)]) {
+    use buildfund_entity::jobsets;
+    use sea_orm::{ActiveModelTrait, Set};
+    for (project, name) in names {
+        jobsets::ActiveModel {
+            project: Set(project.to_string()),
+            name: Set(name.to_string()),
+            first_seen: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(&app.db)
+        .await
+        .unwrap();
+    }
+}
+
+// Jobset names from build steps are not trusted: each goes out as one encoded path segment
+// under `/jobset/<project>/`, and a name that cannot (`.`, `..`) is refused with nothing sent.
+db_test!(
+    hostile_jobset_names_stay_one_segment,
+    TestApp::builder(with_dot_projects()).hydra(hydra_any_jobset),
+    |app| async move {
+        store_jobsets(
+            &app,
+            &[
+                ("nixpkgs", "cuda"),
+                ("nixpkgs", "cuda/../../project/nixpkgs"),
+                ("nixpkgs", "cuda?x=1#frag"),
+                ("nixpkgs", "cuda%2F.."),
+                ("dots", ".."),
+                ("dots", "."),
+                ("..", "cuda"),
+            ],
+        )
+        .await;
+        let admin = app.token("admin").await;
+        let (s, _) = app
+            .pause("cuda", &admin, json!({"reason": "hostile names"}))
+            .await;
+        assert_eq!(s, 200);
+        let kinds = cuda_events(&app, &admin, |k| {
+            k.iter().filter(|k| k.0 == "hydra_disabled").count() >= 4
+                && k.iter().filter(|k| k.0 == "hydra_refused").count() >= 3
+        })
+        .await;
+        for (project, name) in [("dots", ".."), ("dots", "."), ("..", "cuda")] {
+            assert!(
+                kinds.iter().any(|k| k.0 == "hydra_refused"
+                    && k.1.contains(&format!("{project:?}:{name:?}"))
+                    && k.1.contains("nothing was requested")),
+                "{project}:{name} is refused: {kinds:?}"
+            );
+        }
+        let disabled = kinds.iter().filter(|k| k.0 == "hydra_disabled").count();
+        assert_eq!(disabled, 4, "{kinds:?}");
+        let seen = app.hydra().seen().lock().unwrap().clone();
+        let mut jobset_paths = Vec::new();
+        for (method, path, _, _) in &seen {
+            if path == "/login" || path.starts_with("/api/queue?") {
+                continue;
+            }
+            let rest = path
+                .strip_prefix("/jobset/")
+                .unwrap_or_else(|| panic!("{method} {path} is outside /jobset/"));
+            assert!(!rest.contains(['?', '#']), "{method} {path}");
+            let segments: Vec<&str> = rest.split('/').collect();
+            assert_eq!(segments.len(), 2, "{method} {path}");
+            assert_eq!(segments[0], "nixpkgs", "{method} {path}");
+            jobset_paths.push(segments[1].to_string());
+        }
+        for encoded in [
+            "cuda",
+            "cuda%2F..%2F..%2Fproject%2Fnixpkgs",
+            "cuda%3Fx=1%23frag",
+            "cuda%252F..",
+        ] {
+            assert_eq!(
+                jobset_paths.iter().filter(|p| *p == encoded).count(),
+                2,
+                "GET then PUT of {encoded}: {jobset_paths:?}"
+            );
+        }
+        assert!(!seen.iter().any(|r| r.1.starts_with("/jobset/project/")));
+    }
+);
+
+// A Hydra answering its login with a 307 to another origin (the real stand-in): the redirect
+// is not followed, so the other listener never receives the password, and the failure is
+// recorded.
+db_test!(
+    hydra_login_is_not_redirected_elsewhere,
+    TestApp::builder(CONFIG)
+        .hydra(hydra_any_jobset)
+        .behind_redirector(),
+    |app| async move {
+        store_jobsets(&app, &[("nixpkgs", "cuda")]).await;
+        let password = std::env::var(HYDRA_PASSWORD_ENV).unwrap();
+        let admin = app.token("admin").await;
+        let (s, _) = app
+            .pause("cuda", &admin, json!({"reason": "redirects"}))
+            .await;
+        assert_eq!(s, 200);
+        let login = app
+            .redirector()
+            .wait_for(|r| r.0 == "POST" && r.1 == "/login")
+            .await;
+        let body: Value = serde_json::from_str(&login[0].3).unwrap();
+        assert_eq!(body["password"], password.as_str(), "{}", login[0].3);
+        let kinds = cuda_events(&app, &admin, |k| k.iter().any(|k| k.0 == "hydra_failed")).await;
+        assert!(
+            kinds
+                .iter()
+                .any(|k| k.0 == "hydra_failed" && k.1.contains("another origin")),
+            "{kinds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let other_seen = app.hydra().seen().lock().unwrap();
+        assert!(
+            !other_seen
+                .iter()
+                .any(|r| r.3.contains(&password) || header(r, "cookie").is_some()),
+            "{other_seen:?}"
+        );
+        assert!(other_seen.is_empty(), "{other_seen:?}");
     }
 );
