@@ -5,6 +5,7 @@
 pub mod key;
 pub mod links;
 pub mod outbox;
+pub mod queue;
 pub mod render;
 pub mod smtp;
 pub mod subscriptions;

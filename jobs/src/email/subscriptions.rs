@@ -4,7 +4,7 @@
 //! The confirmation email goes through the outbox: it is queued in the transaction that makes
 //! the subscriber pending, and sent (and retried) by the outbox's senders.
 use super::links::{self, Purpose, TokenError};
-use super::outbox;
+use super::queue;
 use super::render;
 use super::{EmailKey, Mailer};
 use buildfund_entity::subscribers;
@@ -171,7 +171,7 @@ async fn restart_opt_in(
             .await?
             .ok_or_else(|| DbErr::Custom("the subscriber row disappeared".into()))?
     };
-    let outbox_id = outbox::queue_confirmation(txn, &row, now).await?;
+    let outbox_id = queue::queue_confirmation(txn, &row, now).await?;
     Ok(Some((row, outbox_id)))
 }
 

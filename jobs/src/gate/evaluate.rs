@@ -5,7 +5,7 @@ use crate::books::funds::standing;
 use crate::calendar::{rfc3339, Month};
 use crate::config::{Config, OTHER_POOL};
 use crate::gate::controls::controls_at;
-use crate::gate::snapshot::{Control, PoolGate, Snapshot, State};
+use crate::gate::states::{Control, PoolGate, Snapshot, State};
 use crate::money::format_cents;
 use crate::money::round_half_away_from_zero;
 use chrono::{DateTime, Utc};

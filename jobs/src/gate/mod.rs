@@ -2,7 +2,8 @@
 //!
 //! - [`evaluate`]: every pool's state exactly at an instant, from the books and the controls;
 //! - [`controls`]: the admin's pause, override and lift, and the audit in `gate_events`;
-//! - [`snapshot`]: the states and figures, and the in-memory [`Gate`] the hot path reads,
+//! - [`states`]: a pool's state and figures, every pool's snapshot, one jobset's decision;
+//! - [`snapshot`]: the in-memory [`Gate`] the hot path reads,
 //!   refreshed after writes and on `schedule.gate_refresh`, which records state changes and
 //!   hands each to its [`ChangeSink`]s;
 //! - [`actions`]: what a change does outside, through [`webhooks`] (signed POSTs) and
@@ -12,10 +13,10 @@ pub mod controls;
 pub mod evaluate;
 pub mod hydra_web;
 pub mod snapshot;
+pub mod states;
 pub mod webhooks;
 
 pub use controls::{controls_at, events, lift, override_until, pause, record_note, GateError};
 pub use evaluate::{causes, evaluate, pool_slug, projected_cents, Figures, MIN_ELAPSED_SECONDS};
-pub use snapshot::{
-    Change, ChangeSink, Control, Current, Decision, Gate, PoolGate, Snapshot, State,
-};
+pub use snapshot::{Change, ChangeSink, Current, Gate};
+pub use states::{Control, Decision, PoolGate, Snapshot, State};

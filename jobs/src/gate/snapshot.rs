@@ -1,103 +1,19 @@
-//! The gate's states and figures, and the in-memory [`Gate`]: the latest evaluation for the
+//! The in-memory [`Gate`]: the latest evaluation for the
 //! hot path, refreshed on demand and on a timer; state changes are recorded in `gate_events`
 //! and handed to the [`ChangeSink`]s (the outgoing actions).
 use crate::calendar::rfc3339;
 use crate::config::Config;
 use crate::gate::evaluate::evaluate;
-use buildfund_entity::{gate_events, pool_controls};
-use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
+use crate::gate::states::{PoolGate, Snapshot, State};
+use buildfund_entity::gate_events;
+use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set,
 };
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Open,
-    Warn,
-    Closed,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Open => "open",
-            State::Warn => "warn",
-            State::Closed => "closed",
-        }
-    }
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An active admin pause or override.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Control {
-    pub id: i64,
-    pub actor: String,
-    pub reason: String,
-    pub since: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub until: Option<String>,
-}
-
-impl From<&pool_controls::Model> for Control {
-    fn from(m: &pool_controls::Model) -> Self {
-        Control {
-            id: m.id,
-            actor: m.actor.clone(),
-            reason: m.reason.clone(),
-            since: rfc3339(m.created_at),
-            until: m.expires_at.map(rfc3339),
-        }
-    }
-}
-
-/// One pool's gate at an instant, with the figures it was decided from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct PoolGate {
-    pub pool: String,
-    pub fund: String,
-    pub allow: bool,
-    pub state: State,
-    pub reason: String,
-    pub spent_cents: i64,
-    pub budget_cents: Option<i64>,
-    pub projected_cents: i64,
-    pub fund_balance_cents: i64,
-    pub runway_days: Option<i64>,
-    pub reserve_cents: i64,
-    pub warn_at: Decimal,
-    pub paused: Option<Control>,
-    #[serde(rename = "override")]
-    pub override_: Option<Control>,
-    pub as_of: String,
-}
-
-/// Every pool's gate at one instant (the implicit pool `other` included).
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub at: DateTime<Utc>,
-    pub pools: BTreeMap<String, PoolGate>,
-}
-
-/// The answer of `GET /api/v1/gate/{project}/{jobset}`.
-#[derive(Clone, Debug, Serialize)]
-pub struct Decision<'a> {
-    pub jobset: String,
-    #[serde(flatten)]
-    pub gate: &'a PoolGate,
-    pub stale: bool,
-}
 
 /// A pool's state change, as recorded and sent out.
 #[derive(Clone, Debug, Serialize)]
