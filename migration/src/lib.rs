@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261124_000001_create_tables;
 mod m20261201_000001_create_hydra_jobset_holds;
 mod m20261205_000001_create_app_secrets;
+mod m20261210_000001_create_book_months;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_tables::Migration),
             Box::new(m20261201_000001_create_hydra_jobset_holds::Migration),
             Box::new(m20261205_000001_create_app_secrets::Migration),
+            Box::new(m20261210_000001_create_book_months::Migration),
         ]
     }
 }
