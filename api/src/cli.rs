@@ -107,6 +107,29 @@ enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
+    /// The stored books of closed months (README, "Stored books").
+    Books {
+        #[command(subcommand)]
+        command: BooksCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BooksCommand {
+    /// The fingerprint of the configuration in force and every closed month: stored, stale
+    /// (data dated in it changed since) or missing.
+    Status {
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute and store the closed months from --from (default: the ledger's first), with a
+    /// progress line; then whatever else is stale or missing.
+    Rebuild {
+        /// The first month to recompute, YYYY-MM.
+        #[arg(long)]
+        from: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -423,6 +446,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
+        }
+        Command::Books { command } => {
+            let config = load_config(&cli)?;
+            let conn = open_database(&config).await?;
+            books(&conn, &config, command).await?;
         }
         Command::Subscribers { command } => {
             let config = load_config(&cli)?;
@@ -789,6 +817,73 @@ async fn gate(
     }
 }
 
+/// `buildfund books status` and `buildfund books rebuild`.
+async fn books(
+    conn: &sea_orm::DatabaseConnection,
+    config: &Config,
+    command: &BooksCommand,
+) -> anyhow::Result<()> {
+    use buildfund_jobs::books::store::{self, MonthState};
+    let now = chrono::Utc::now();
+    match command {
+        BooksCommand::Status { json } => {
+            let status = store::books_status(conn, config, now).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+                return Ok(());
+            }
+            let count = |s: MonthState| status.months.iter().filter(|(_, x)| *x == s).count();
+            println!("fingerprint {}", status.fingerprint);
+            println!(
+                "{} closed months: {} stored, {} stale, {} missing",
+                status.months.len(),
+                count(MonthState::Stored),
+                count(MonthState::Stale),
+                count(MonthState::Missing)
+            );
+            for (m, state) in &status.months {
+                if *state != MonthState::Stored {
+                    println!(
+                        "{m} {}",
+                        serde_json::to_value(state)?.as_str().unwrap_or("")
+                    );
+                }
+            }
+            if status.other_fingerprints > 0 {
+                println!(
+                    "{} months stored under other configurations",
+                    status.other_fingerprints
+                );
+            }
+        }
+        BooksCommand::Rebuild { from } => {
+            let from = from.as_deref().map(parse_month).transpose()?;
+            let tty = std::io::stderr().is_terminal();
+            let started = std::time::Instant::now();
+            let done = store::rebuild(conn, config, now, from, |m, i, total| {
+                let line = format!(
+                    "{m}: {i}/{total} months, {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+                if tty {
+                    eprint!("\r{line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            })
+            .await?;
+            if tty {
+                eprintln!();
+            }
+            println!(
+                "{} months stored, {} already stored by another instance",
+                done.stored, done.skipped
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     telemetry::init();
     let config = Arc::new(config);
@@ -808,7 +903,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         ServeOptions::default(),
     )
     .context("cannot start the HTTP server")?;
-    let scheduler = Scheduler::new(conn, config.clone(), app.jobs().clone());
+    let scheduler = Scheduler::new(conn.clone(), config.clone(), app.jobs().clone());
     tracing::info!(
         listen = %config.server.listen,
         port = app.port(),
@@ -819,6 +914,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     );
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(scheduler.run(stopped, JOB_GRACE));
+    // Stores the books of closed months (README, "Stored books").
+    tokio::spawn(buildfund_jobs::books::store::keep(
+        conn.clone(),
+        config.clone(),
+    ));
     // The server stops on SIGTERM or Ctrl-C, after requests in flight finish.
     let served = app.run_until_stopped().await;
     let _ = stop_jobs.send(true);

@@ -3,6 +3,11 @@
 
 pub mod api_tokens;
 pub mod app_secrets;
+pub mod book_locks;
+pub mod book_month_funds;
+pub mod book_month_lines;
+pub mod book_months;
+pub mod book_stale;
 pub mod build_steps;
 pub mod donations;
 pub mod email_outbox;
@@ -22,6 +27,11 @@ pub mod sync_cursors;
 pub mod prelude {
     pub use super::api_tokens::Entity as ApiTokens;
     pub use super::app_secrets::Entity as AppSecrets;
+    pub use super::book_locks::Entity as BookLocks;
+    pub use super::book_month_funds::Entity as BookMonthFunds;
+    pub use super::book_month_lines::Entity as BookMonthLines;
+    pub use super::book_months::Entity as BookMonths;
+    pub use super::book_stale::Entity as BookStale;
     pub use super::build_steps::Entity as BuildSteps;
     pub use super::donations::Entity as Donations;
     pub use super::email_outbox::Entity as EmailOutbox;

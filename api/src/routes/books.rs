@@ -15,17 +15,42 @@ pub struct MonthQuery {
     pub at: Option<String>,
 }
 
+/// How far ahead of the server's clock an `at` may be (clock skew between callers).
+pub const CLOCK_SKEW_SECONDS: i64 = 60;
+
+/// Refuses (422, naming `at`) an instant later than now plus [`CLOCK_SKEW_SECONDS`]: the
+/// books of the future are not known, and evaluating them would walk months that are not.
+pub fn not_in_future(at: DateTime<Utc>) -> Result<(), ApiError> {
+    let limit = Utc::now() + chrono::Duration::seconds(CLOCK_SKEW_SECONDS);
+    if at > limit {
+        return Err(ApiError::client(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("at: {} is later than now", rfc3339(at)),
+        ));
+    }
+    Ok(())
+}
+
 /// The month and evaluation instant of a request: `at` defaults to now, `month` to the month
-/// of `at`.
+/// of `at`. `at` may not be later than now (plus a minute), nor `month` after the current one
+/// (422, naming the field).
 pub fn month_and_instant(q: &MonthQuery) -> Result<(Month, DateTime<Utc>), ApiError> {
     let at = match &q.at {
         None => Utc::now(),
         Some(s) => parse_rfc3339(s).map_err(|e| ApiError::bad_request(format!("at: {e}")))?,
     };
+    not_in_future(at)?;
     let month = match &q.month {
         None => Month::of(at),
         Some(s) => Month::parse(s).map_err(|e| ApiError::bad_request(format!("month: {e}")))?,
     };
+    let current = Month::of(Utc::now() + chrono::Duration::seconds(CLOCK_SKEW_SECONDS));
+    if month > current {
+        return Err(ApiError::client(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("month: {month} is after the current month {current}"),
+        ));
+    }
     Ok((month, at))
 }
 

@@ -33,6 +33,7 @@ pub async fn get_gate(
     let pool = pool_slug(&state.config, &key);
     if let Some(at) = &query.at {
         let at = instant(at, "at")?;
+        crate::routes::books::not_in_future(at)?;
         let snapshot = gate::evaluate(&state.db, &state.config, at).await?;
         let g = snapshot.pools.get(pool).expect("every pool is evaluated");
         return Ok(HttpResponse::Ok().json(Decision {

@@ -4,6 +4,7 @@
 //! The evaluation instant (`at`, default now) plays the part of cost-model.md's "now": every
 //! window is clipped to `[ledger_start, at)`.
 use crate::books::attribution::{active_span, machine_lines, Line};
+use crate::books::store;
 use crate::calendar::{split_months, Month, Span};
 use crate::config::{Config, Machine};
 use buildfund_entity::build_steps;
@@ -188,6 +189,22 @@ pub async fn window_lines(
     })
 }
 
+/// Lines of `window` (inside one month, clipped to `[ledger_start, at)`): a whole month that is
+/// over comes from the store when it holds it fresh, anything else from the build steps.
+pub async fn window_costs(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    window: Span,
+) -> Result<WindowCosts, DbErr> {
+    let month = Month::of(DateTime::from_timestamp(window.start, 0).expect("valid instant"));
+    if store::book_window(config, month) == Some(window) {
+        if let Some(m) = store::stored_month(db, config, month, false, true).await? {
+            return Ok(m.costs);
+        }
+    }
+    window_lines(db, config, window).await
+}
+
 /// Lines of any interval: split at month boundaries, clipped to `[ledger_start, at)`, each part
 /// computed and rounded on its own (cost-model.md), the parts' lines concatenated.
 pub async fn span_lines(
@@ -201,7 +218,7 @@ pub async fn span_lines(
     };
     let mut parts = Vec::new();
     for part in split_months(clipped) {
-        parts.push(window_lines(db, config, part).await?);
+        parts.push(window_costs(db, config, part).await?);
     }
     Ok(parts)
 }
@@ -214,13 +231,14 @@ pub async fn month_costs(
     at: DateTime<Utc>,
 ) -> Result<WindowCosts, DbErr> {
     Ok(match clip(config, month.span(), at) {
-        Some(window) => window_lines(db, config, window).await?,
+        Some(window) => window_costs(db, config, window).await?,
         None => WindowCosts::default(),
     })
 }
 
 /// Cost per fund over `[ledger_start, t)`: the sum of each month's lines (each rounded per
-/// machine and month as the contract says).
+/// machine and month as the contract says): the stored sums to the end of the month before
+/// `t`'s, plus `t`'s month to `t`.
 pub async fn cost_to_date_by_fund(
     db: &impl ConnectionTrait,
     config: &Config,
@@ -230,12 +248,12 @@ pub async fn cost_to_date_by_fund(
     if t <= config.ledger_start {
         return Ok(totals);
     }
-    let mut month = Month::of(config.ledger_start);
-    while month.start() < t {
-        for (fund, cents) in month_costs(db, config, month, t).await?.by_fund() {
-            *totals.entry(fund).or_insert(0) += cents;
-        }
-        month = month.next();
+    let month = Month::of(t);
+    for (fund, (_, spent)) in store::to_date_before(db, config, month).await? {
+        totals.insert(fund, spent);
+    }
+    for (fund, cents) in month_costs(db, config, month, t).await?.by_fund() {
+        *totals.entry(fund).or_insert(0) += cents;
     }
     Ok(totals)
 }

@@ -225,12 +225,18 @@ pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
         }
     }
     let mut new = Vec::new();
+    // The dates whose months' stored books this changes (before and after).
+    let mut dates = Vec::new();
     for key in &order {
         let r = latest[key];
         match existing.get(&(key.0.to_string(), key.1.to_string())) {
-            None => new.push(active(r, now)),
+            None => {
+                dates.push(r.occurred_at);
+                new.push(active(r, now));
+            }
             Some(m) if same(m, r) => stored.unchanged += 1,
             Some(m) => {
+                dates.extend([m.occurred_at, r.occurred_at]);
                 let mut a = active(r, now);
                 a.id = Set(m.id);
                 a.created_at = Set(m.created_at);
@@ -245,6 +251,7 @@ pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
             .exec_without_returning(&txn)
             .await?;
     }
+    crate::books::store::mark_instants(&txn, dates, now).await?;
     txn.commit().await?;
     Ok(stored)
 }

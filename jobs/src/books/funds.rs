@@ -1,9 +1,9 @@
 //! Funds: what came in (donations, routed by tier, then account, then the default fund), what
 //! went out (cost lines), balance, burn and runway (cost-model.md, "Donations" and "Balance,
 //! burn, runway").
-use crate::books::costs::{clip, cost_to_date_by_fund, month_costs, span_lines, WindowCosts};
-use crate::calendar::Month;
-use crate::calendar::Span;
+use crate::books::costs::{clip, month_costs, window_costs, WindowCosts};
+use crate::books::store;
+use crate::calendar::{split_months, Month, Span};
 use crate::config::{Config, Fund};
 use buildfund_entity::donations;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -51,8 +51,38 @@ pub fn add_cents(a: i64, b: i64) -> Result<i64, DbErr> {
         .ok_or_else(|| DbErr::Custom(format!("a money sum overflows: {a} + {b} cents")))
 }
 
-/// Sums of the donation records dated in `[from, to)`, per fund.
+/// Sums of the donation records dated in `[from, to)`, per fund: from the store when the
+/// interval is a whole month's books window held fresh there, else from the records.
 pub async fn raised_by_fund(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<BTreeMap<String, Raised>, DbErr> {
+    if from < to {
+        let month = Month::of(from);
+        let whole = store::book_window(config, month)
+            .is_some_and(|w| ts(w.start) == from && ts(w.end) == to);
+        if whole {
+            if let Some(m) = store::stored_month(db, config, month, false, false).await? {
+                return Ok(m
+                    .funds
+                    .into_iter()
+                    .filter(|(_, b)| b.raised != Raised::default())
+                    .map(|(f, b)| (f, b.raised))
+                    .collect());
+            }
+        }
+    }
+    raised_from_data(db, config, from, to).await
+}
+
+fn ts(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(s, 0).single().expect("valid instant")
+}
+
+/// Sums of the donation records dated in `[from, to)`, per fund, from the records.
+pub async fn raised_from_data(
     db: &impl ConnectionTrait,
     config: &Config,
     from: DateTime<Utc>,
@@ -130,28 +160,75 @@ impl Standing {
     }
 }
 
+/// Balance of every fund at `t` and its cost over the 30 days before `t`: the stored figures
+/// at the end of the month before `t`'s, plus `t`'s month up to `t` from the data (computed
+/// once and used for both).
 pub async fn standing(
     db: &impl ConnectionTrait,
     config: &Config,
     t: DateTime<Utc>,
 ) -> Result<Standing, DbErr> {
-    let net = raised_by_fund(db, config, config.ledger_start, t).await?;
-    let cost = cost_to_date_by_fund(db, config, t).await?;
+    let mut net: BTreeMap<String, i64> = BTreeMap::new();
+    let mut cost: BTreeMap<String, i64> = BTreeMap::new();
+    let mut cost_30_days = BTreeMap::new();
+    if t > config.ledger_start {
+        let month = Month::of(t);
+        for (fund, (n, c)) in store::to_date_before(db, config, month).await? {
+            net.insert(fund.clone(), n);
+            cost.insert(fund, c);
+        }
+        let tail_window = clip(config, month.span(), t);
+        let mut tail = None;
+        if let Some(w) = tail_window {
+            let costs = window_costs(db, config, w).await?;
+            for (fund, r) in raised_from_data(db, config, ts(w.start), ts(w.end)).await? {
+                let sum = net.entry(fund).or_insert(0);
+                *sum = add_cents(*sum, r.net_cents)?;
+            }
+            for (fund, c) in costs.by_fund() {
+                let sum = cost.entry(fund).or_insert(0);
+                *sum = add_cents(*sum, c)?;
+            }
+            tail = Some((w, costs));
+        }
+        // At a month's start the last 30 days are those stored with the month before.
+        let stored_30 = match tail_window {
+            None => store::stored_month(db, config, month.prev(), false, false).await?,
+            Some(_) => None,
+        };
+        match stored_30 {
+            Some(m) => {
+                for (fund, b) in m.funds {
+                    if b.cost_30_days_cents != 0 {
+                        cost_30_days.insert(fund, b.cost_30_days_cents);
+                    }
+                }
+            }
+            None => {
+                let last_30 = Span::new((t - Duration::days(30)).timestamp(), t.timestamp());
+                for part in clip(config, last_30, t)
+                    .map(split_months)
+                    .unwrap_or_default()
+                {
+                    let by_fund = match &tail {
+                        Some((w, costs)) if *w == part => costs.by_fund(),
+                        _ => window_costs(db, config, part).await?.by_fund(),
+                    };
+                    for (fund, cents) in by_fund {
+                        let sum = cost_30_days.entry(fund).or_insert(0);
+                        *sum = add_cents(*sum, cents)?;
+                    }
+                }
+            }
+        }
+    }
     let mut balance = BTreeMap::new();
     for f in &config.funds {
-        let raised = net.get(&f.slug).map(|r| r.net_cents).unwrap_or(0);
+        let raised = net.get(&f.slug).copied().unwrap_or(0);
         let spent = cost.get(&f.slug).copied().unwrap_or(0);
         let b = add_cents(f.opening_balance_cents, raised)?;
         let b = add_cents(b, spent.checked_neg().unwrap_or(i64::MAX))?;
         balance.insert(f.slug.clone(), b);
-    }
-    let last_30 = Span::new((t - Duration::days(30)).timestamp(), t.timestamp());
-    let mut cost_30_days: BTreeMap<String, i64> = BTreeMap::new();
-    for part in span_lines(db, config, last_30, t).await? {
-        for (fund, cents) in part.by_fund() {
-            let sum = cost_30_days.entry(fund).or_insert(0);
-            *sum = add_cents(*sum, cents)?;
-        }
     }
     Ok(Standing {
         balance,
@@ -160,19 +237,41 @@ pub async fn standing(
 }
 
 /// The month's figures of every fund as of `at`, with the month's cost lines they came from.
+/// A month that is over comes whole from the store when it holds it (and every month before
+/// it) fresh.
 pub async fn funds_month(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
 ) -> Result<(Vec<FundMonth>, WindowCosts), DbErr> {
+    if at >= month.next().start() {
+        if let Some(m) = store::stored_month(db, config, month, true, true).await? {
+            let funds = config
+                .funds
+                .iter()
+                .map(|f| {
+                    let b = m.funds.get(&f.slug).copied().unwrap_or_default();
+                    FundMonth {
+                        slug: f.slug.clone(),
+                        name: f.name.clone(),
+                        gross_cents: b.raised.gross_cents,
+                        fees_cents: b.raised.fees_cents,
+                        net_cents: b.raised.net_cents,
+                        spent_cents: b.spent_cents,
+                        balance_cents: b.balance_cents,
+                        goal_cents: f.monthly_goal_cents,
+                        runway_days: runway_days(b.balance_cents, b.cost_30_days_cents),
+                    }
+                })
+                .collect();
+            return Ok((funds, m.costs));
+        }
+    }
     let costs = month_costs(db, config, month, at).await?;
     let spent = costs.by_fund();
     let raised = match clip(config, month.span(), at) {
-        Some(w) => {
-            let ts = |s: i64| Utc.timestamp_opt(s, 0).single().expect("valid instant");
-            raised_by_fund(db, config, ts(w.start), ts(w.end)).await?
-        }
+        Some(w) => raised_by_fund(db, config, ts(w.start), ts(w.end)).await?,
         None => BTreeMap::new(),
     };
     // Balance and runway as of the end of the month or `at`, whichever is earlier.

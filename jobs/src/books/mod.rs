@@ -2,8 +2,10 @@
 //! rules as plain functions over exact rationals; [`costs`] runs them over the stored build
 //! steps; [`funds`] adds the donations ([`donations`]) and gives balance, burn and runway;
 //! [`plans`] what more money would build and how much of it recent income covers.
+//! [`store`] keeps the books of closed months, so a read computes only the open month.
 pub mod attribution;
 pub mod costs;
 pub mod donations;
 pub mod funds;
 pub mod plans;
+pub mod store;

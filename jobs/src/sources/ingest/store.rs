@@ -10,7 +10,9 @@
 //! - Elsewhere (SQLite) the chunk is first compared with what a `SELECT` finds under its keys,
 //!   then new and changed records go in with one multi-row `INSERT … ON CONFLICT DO UPDATE`.
 //!
-//! Either way every `project:jobset` of a chunk that wrote something is remembered.
+//! Either way every `project:jobset` of a chunk that wrote something is remembered, and the
+//! months the written steps overlap, before and after the change, are marked stale for the
+//! stored books ([`crate::books::store::mark_spans`]) in the same transaction.
 //!
 //! A [`Batch`] is a chunk made ready for its statement. The ingest builds it on the parsing
 //! thread, so the writer only sends it and the database is not kept waiting between statements.
@@ -56,6 +58,7 @@ impl std::ops::AddAssign for Counts {
 /// One chunk (at most [`chunk_size`] records, no key twice) ready to be written.
 pub struct Batch {
     len: usize,
+    now: DateTime<Utc>,
     upsert: Upsert,
     jobsets: Option<InsertStatement>,
 }
@@ -76,6 +79,7 @@ impl Batch {
         };
         Batch {
             len,
+            now,
             upsert,
             jobsets,
         }
@@ -104,7 +108,7 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
     if batch.is_empty() {
         return Ok(Counts::default());
     }
-    let counts = match batch.upsert {
+    let (counts, spans) = match batch.upsert {
         Upsert::Postgres(statement) => {
             let row = db
                 .query_one_raw(statement)
@@ -112,14 +116,17 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
                 .ok_or_else(|| DbErr::Custom("the build-step upsert returned no counts".into()))?;
             let inserted = row.try_get::<i64>("", "inserted")? as u64;
             let updated = row.try_get::<i64>("", "updated")? as u64;
-            Counts {
+            let months: Option<String> = row.try_get("", "months")?;
+            let counts = Counts {
                 inserted,
                 updated,
                 unchanged: batch.len as u64 - inserted - updated,
-            }
+            };
+            (counts, month_ranges(months.as_deref().unwrap_or("")))
         }
         Upsert::Compared(records, now) => upsert_compared(db, records, now).await?,
     };
+    crate::books::store::mark_spans(db, spans, batch.now).await?;
     if let (Some(jobsets), true) = (batch.jobsets, counts.inserted + counts.updated > 0) {
         db.execute(&jobsets).await?;
     }
@@ -130,8 +137,20 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
 /// (text, so that one value carries a whole column, `NULL`s included); `$12` is the time of
 /// the ingest. The `unnest`s in the select list run in lockstep over the equally long arrays,
 /// row by row, without first materialising the rows as `FROM UNNEST(…)` would.
+///
+/// `old` holds the stored span of each sent step whose span changes, `up` returns the span of
+/// every row written; `months` lists, for each, its first and last month (`YYYY-MM-01/YYYY-MM-01`,
+/// distinct, comma-separated) for the stale marks of the stored books.
 const POSTGRES_UPSERT: &str = r#"
-WITH up AS (
+WITH old AS (
+    SELECT b.start_ts, b.stop_ts
+    FROM build_steps b
+    JOIN (SELECT unnest($1::text::text[]) AS source, unnest($2::text::int8[]) AS build,
+                 unnest($3::text::int4[]) AS step, unnest($9::text::int8[]) AS start_ts,
+                 unnest($10::text::int8[]) AS stop_ts) k
+      ON b.source = k.source AND b.build = k.build AND b.step = k.step
+    WHERE (b.start_ts, b.stop_ts) IS DISTINCT FROM (k.start_ts, k.stop_ts)
+), up AS (
     INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
                              start_ts, stop_ts, status, ingested_at, updated_at)
     SELECT unnest($1::text::text[]), unnest($2::text::int8[]), unnest($3::text::int4[]),
@@ -148,11 +167,30 @@ WITH up AS (
           IS DISTINCT FROM
           (excluded.project, excluded.jobset, excluded.job, excluded.system,
            excluded.machine, excluded.start_ts, excluded.stop_ts, excluded.status)
-    RETURNING (xmax = 0) AS inserted
+    RETURNING (xmax = 0) AS inserted, start_ts, stop_ts
+), spans AS (
+    SELECT start_ts, stop_ts FROM up UNION ALL SELECT start_ts, stop_ts FROM old
 )
-SELECT count(*) FILTER (WHERE inserted) AS inserted,
-       count(*) FILTER (WHERE NOT inserted) AS updated
-FROM up"#;
+SELECT (SELECT count(*) FROM up WHERE inserted) AS inserted,
+       (SELECT count(*) FROM up WHERE NOT inserted) AS updated,
+       (SELECT string_agg(DISTINCT
+            date_trunc('month', to_timestamp(start_ts) AT TIME ZONE 'UTC')::date::text || '/' ||
+            date_trunc('month', to_timestamp(greatest(stop_ts - 1, start_ts)) AT TIME ZONE 'UTC')::date::text,
+            ',') FROM spans) AS months"#;
+
+/// The spans of the `months` column of [`POSTGRES_UPSERT`]: from the first month's start to
+/// the last month's end.
+fn month_ranges(text: &str) -> Vec<crate::calendar::Span> {
+    use crate::calendar::Month;
+    let month = |s: &str| s.get(..7).and_then(|m| Month::parse(m).ok());
+    text.split(',')
+        .filter_map(|pair| {
+            let (a, b) = pair.split_once('/')?;
+            let (a, b) = (month(a)?, month(b)?);
+            Some(crate::calendar::Span::new(a.span().start, b.span().end))
+        })
+        .collect()
+}
 
 /// A PostgreSQL array literal built one element at a time: `{"a","b\"c",NULL}`, `{1,NULL}`.
 struct ArrayLiteral(String);
@@ -272,7 +310,8 @@ async fn upsert_compared(
     db: &impl ConnectionTrait,
     records: Vec<StepRecord>,
     now: DateTime<Utc>,
-) -> Result<Counts, DbErr> {
+) -> Result<(Counts, Vec<crate::calendar::Span>), DbErr> {
+    use crate::calendar::Span;
     use build_steps::Column as C;
     // What is stored under these keys now.
     let keys = records.iter().map(|r| {
@@ -361,15 +400,20 @@ async fn upsert_compared(
         )
         .to_owned();
     let mut writes = 0;
+    let mut spans = Vec::new();
     for r in records {
         match existing.remove(&(r.source.clone(), r.build, r.step)) {
             Some(stored) if stored == stored_form(&r) => {
                 counts.unchanged += 1;
                 continue;
             }
-            Some(_) => counts.updated += 1,
+            Some(stored) => {
+                counts.updated += 1;
+                spans.push(Span::new(stored.5, stored.6));
+            }
             None => counts.inserted += 1,
         }
+        spans.push(Span::new(r.start, r.stop));
         writes += 1;
         let values: [Value; 13] = [
             r.source.into(),
@@ -391,7 +435,7 @@ async fn upsert_compared(
     if writes > 0 {
         db.execute(&insert).await?;
     }
-    Ok(counts)
+    Ok((counts, spans))
 }
 
 /// Remembers every `project:jobset` of a chunk.

@@ -1,0 +1,23 @@
+//! `book_month_lines`: One cost line (`jobset`, `idle`) or unpriced line of a stored month.
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "book_month_lines")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub book_month_id: i64,
+    pub kind: String,
+    pub machine: String,
+    pub jobset: Option<String>,
+    pub pool: Option<String>,
+    pub fund: Option<String>,
+    pub busy_seconds: i64,
+    pub cost_cents: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,907 @@
+//! Stored month books (README, "Stored books").
+//!
+//! Once a month is over, its books do not change unless data dated in it does: its cost lines
+//! (per machine, jobset, pool and fund, rounded per machine and month as cost-model.md says),
+//! the donation sums per fund, and each fund's figures at the month's end (the sums from
+//! `ledger_start`, the balance, and the cost of the 30 days before the end). They are stored
+//! once, keyed by the [`fingerprint`] of everything in the config they depend on, and every
+//! read takes them from here, computing only the open month (or the tail of a month up to an
+//! instant) from the build steps and donations.
+//!
+//! Staleness. Every write of a build step or donation bumps, in its own transaction, the
+//! generation of each month it touches ([`mark_spans`], [`mark_instants`]) in `book_stale`.
+//! A stored month records the generation it was computed from (read *before* its data), so
+//! it is fresh exactly while no write touched its month since. Its figures at the month's end
+//! also hold the months before it, so they are used only while every month from the ledger's
+//! first is fresh. A stale or missing month is recomputed by [`ensure`] (the background
+//! keeper, `buildfund books rebuild`, the command line before it reads); until then, reads
+//! compute the month from the data, exactly as they would without a store.
+//!
+//! Several instances. A month is stored in one transaction that first takes the `books` row
+//! of `book_locks` (one writer of books at a time across instances, the SQLite write lock on
+//! SQLite); under it, a month already stored from the same or a newer generation is left as
+//! it is, so two instances that recompute a month at once store one result. A reader loads a
+//! month's lines and funds by its row id and retries when the row went away meanwhile, so it
+//! never sees half of a month.
+use crate::books::attribution::Line;
+use crate::books::costs::{window_lines, UnpricedLine, WindowCosts};
+use crate::books::funds::{raised_from_data, Raised};
+use crate::calendar::{split_months, Month, Span};
+use crate::config::{Config, CostModel, IdlePolicy};
+use buildfund_entity::{book_locks, book_month_funds, book_month_lines, book_months, book_stale};
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+/// Bumped whenever the rules that turn data into figures change, so books stored by an older
+/// release are recomputed rather than trusted.
+pub const RULES_VERSION: u32 = 1;
+
+/// Writes to months ending later than this after the write's clock cannot meet a stored month
+/// (months are stored once over), so they leave no mark; the margin covers clock skew between
+/// instances and transactions that stay open across a month's end.
+const MARK_MARGIN_SECONDS: i64 = 86_400;
+
+/// The fingerprint of everything the stored figures depend on: the rules version, the
+/// currency, `ledger_start`, the idle policy, the rates, every fund's slug, default flag,
+/// opening balance and routing, every pool's slug, fund and patterns in order, and every
+/// machine's name, aliases, slots, active interval, idle fund and cost model. Names, goals,
+/// reserves, budgets and everything outside the books do not enter it.
+pub fn fingerprint(config: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let opt = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp().to_string());
+    let _ = writeln!(s, "rules {RULES_VERSION}");
+    let _ = writeln!(s, "currency {:?}", config.currency);
+    let _ = writeln!(s, "ledger_start {}", config.ledger_start.timestamp());
+    let idle = match config.idle {
+        IdlePolicy::Separate => "separate",
+        IdlePolicy::Proportional => "proportional",
+    };
+    let _ = writeln!(s, "idle {idle}");
+    for (code, rate) in &config.rates {
+        let _ = writeln!(s, "rate {code:?} {}", rate.normalize());
+    }
+    for f in &config.funds {
+        let _ = writeln!(
+            s,
+            "fund {:?} {} {} {:?} {:?}",
+            f.slug, f.default, f.opening_balance_cents, f.accounts, f.tiers
+        );
+    }
+    for p in &config.pools {
+        let _ = writeln!(s, "pool {:?} {:?} {:?}", p.slug, p.fund, p.jobsets);
+    }
+    for m in &config.machines {
+        let price = match m.cost {
+            CostModel::Monthly(p) | CostModel::Hourly(p) | CostModel::Metered(p) => p,
+        };
+        let _ = writeln!(
+            s,
+            "machine {:?} {:?} {} {:?} {:?} {:?} {} {}",
+            m.name,
+            m.aliases,
+            m.slots,
+            opt(m.active_from),
+            opt(m.active_until),
+            m.idle_fund,
+            m.cost.kind(),
+            price
+        );
+    }
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// The ledger's first month.
+pub fn first_month(config: &Config) -> Month {
+    Month::of(config.ledger_start)
+}
+
+/// The window a month's books cover: the month, from `ledger_start` on. `None` before it.
+pub fn book_window(config: &Config, month: Month) -> Option<Span> {
+    month
+        .span()
+        .intersect(Span::new(config.ledger_start.timestamp(), i64::MAX))
+}
+
+/// The last month that is over at `now` (the one before `now`'s month).
+pub fn last_closed(now: DateTime<Utc>) -> Month {
+    Month::of(now).prev()
+}
+
+/// Whether `month` is over at `now` and inside the ledger, so that its books may be stored.
+pub fn is_closed(config: &Config, month: Month, now: DateTime<Utc>) -> bool {
+    month >= first_month(config) && month.next().start() <= now
+}
+
+fn instant(t: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(t, 0).single().expect("valid instant")
+}
+
+fn months_from(first: Month, last: Month) -> Vec<Month> {
+    let mut out = Vec::new();
+    let mut m = first;
+    while m <= last {
+        out.push(m);
+        m = m.next();
+    }
+    out
+}
+
+// ---- marking ------------------------------------------------------------------------------
+
+/// The months whose stored books a change of data over `span` reopens: the months it overlaps,
+/// and a following month shorter than 30 days (its "cost of the last 30 days" reaches back).
+/// Months ending more than a day after `now` are left out (none of them can be stored yet).
+pub fn touched_months(span: Span, now: DateTime<Utc>) -> BTreeSet<Month> {
+    let mut out = BTreeSet::new();
+    let limit = now.timestamp().saturating_add(MARK_MARGIN_SECONDS);
+    // A step before 1970 or after 9999 cannot be stored (ingest validation); clamp anyway.
+    let lowest = Month::parse("1970-01").expect("valid").span().start;
+    let start = std::cmp::max(span.start, lowest);
+    let end = std::cmp::min(span.end, limit);
+    if end <= start {
+        // An instant (a donation) or an empty span: the month it falls in.
+        if span.start >= lowest && span.start < limit {
+            let m = Month::of(instant(span.start));
+            insert_with_follower(&mut out, m, limit);
+        }
+        return out;
+    }
+    let mut m = Month::of(instant(start));
+    while m.start().timestamp() < end {
+        insert_with_follower(&mut out, m, limit);
+        m = m.next();
+    }
+    out
+}
+
+fn insert_with_follower(out: &mut BTreeSet<Month>, m: Month, limit: i64) {
+    if m.next().start().timestamp() <= limit {
+        out.insert(m);
+    }
+    let next = m.next();
+    if next.span().len() < 30 * 86_400 && next.next().start().timestamp() <= limit {
+        out.insert(next);
+    }
+}
+
+/// Marks the months the changed build-step spans touch, in the caller's transaction.
+pub async fn mark_spans(
+    db: &impl ConnectionTrait,
+    spans: impl IntoIterator<Item = Span>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut months = BTreeSet::new();
+    for s in spans {
+        months.extend(touched_months(s, now));
+    }
+    mark_months(db, &months, now).await
+}
+
+/// Marks the months of the changed donation dates, in the caller's transaction.
+pub async fn mark_instants(
+    db: &impl ConnectionTrait,
+    instants: impl IntoIterator<Item = DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let spans = instants
+        .into_iter()
+        .map(|t| Span::new(t.timestamp(), t.timestamp()));
+    mark_spans(db, spans, now).await
+}
+
+/// Bumps the generation of each month (ascending, so concurrent writers lock rows in one
+/// order).
+pub async fn mark_months(
+    db: &impl ConnectionTrait,
+    months: &BTreeSet<Month>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if months.is_empty() {
+        return Ok(());
+    }
+    use book_stale::Column as S;
+    let mut insert = Query::insert()
+        .into_table(book_stale::Entity)
+        .columns([S::Month, S::Generation, S::MarkedAt])
+        .on_conflict(
+            OnConflict::column(S::Month)
+                .value(
+                    S::Generation,
+                    Expr::col((book_stale::Entity, S::Generation)).add(1),
+                )
+                .update_column(S::MarkedAt)
+                .to_owned(),
+        )
+        .to_owned();
+    for m in months {
+        insert.values_panic([Expr::val(m.to_string()), Expr::val(1i64), Expr::val(now)]);
+    }
+    db.execute(&insert).await?;
+    WAKE.notify_one();
+    Ok(())
+}
+
+/// Woken by local writes, so the keeper recomputes soon after.
+static WAKE: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
+
+// ---- reading ------------------------------------------------------------------------------
+
+/// One fund's figures of a stored month.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FundBook {
+    pub raised: Raised,
+    pub spent_cents: i64,
+    /// Net donations over `[ledger_start, end of the month)`.
+    pub net_to_date_cents: i64,
+    /// Cost over `[ledger_start, end of the month)`.
+    pub spent_to_date_cents: i64,
+    pub balance_cents: i64,
+    /// Cost over the 30 days before the month's end.
+    pub cost_30_days_cents: i64,
+}
+
+/// A stored month.
+#[derive(Clone, Debug, Default)]
+pub struct StoredMonth {
+    pub costs: WindowCosts,
+    pub funds: BTreeMap<String, FundBook>,
+}
+
+/// Where a month stands in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MonthState {
+    Stored,
+    Stale,
+    Missing,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Status {
+    id: i64,
+    fresh: bool,
+}
+
+/// The stored months of `fp` up to `through`, fresh or not.
+async fn status(
+    db: &impl ConnectionTrait,
+    fp: &str,
+    through: Month,
+) -> Result<BTreeMap<Month, Status>, DbErr> {
+    use book_months::Column as B;
+    use book_stale::Column as S;
+    let q = Query::select()
+        .column((book_months::Entity, B::Id))
+        .column((book_months::Entity, B::Month))
+        .expr_as(
+            Expr::col((book_months::Entity, B::Generation)),
+            "generation",
+        )
+        .expr_as(Expr::col((book_stale::Entity, S::Generation)), "marked")
+        .from(book_months::Entity)
+        .left_join(
+            book_stale::Entity,
+            Expr::col((book_stale::Entity, S::Month)).equals((book_months::Entity, B::Month)),
+        )
+        .and_where(Expr::col((book_months::Entity, B::Fingerprint)).eq(fp))
+        .and_where(Expr::col((book_months::Entity, B::Month)).lte(through.to_string()))
+        .to_owned();
+    let mut out = BTreeMap::new();
+    for row in db.query_all(&q).await? {
+        let month: String = row.try_get("", "month")?;
+        let Ok(month) = Month::parse(&month) else {
+            continue;
+        };
+        let generation: i64 = row.try_get("", "generation")?;
+        let marked: Option<i64> = row.try_get("", "marked")?;
+        out.insert(
+            month,
+            Status {
+                id: row.try_get("", "id")?,
+                fresh: generation >= marked.unwrap_or(0),
+            },
+        );
+    }
+    Ok(out)
+}
+
+async fn load_funds(
+    db: &impl ConnectionTrait,
+    id: i64,
+) -> Result<BTreeMap<String, FundBook>, DbErr> {
+    Ok(book_month_funds::Entity::find()
+        .filter(book_month_funds::Column::BookMonthId.eq(id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|f| {
+            (
+                f.fund,
+                FundBook {
+                    raised: Raised {
+                        gross_cents: f.gross_cents,
+                        fees_cents: f.fees_cents,
+                        net_cents: f.net_cents,
+                    },
+                    spent_cents: f.spent_cents,
+                    net_to_date_cents: f.net_to_date_cents,
+                    spent_to_date_cents: f.spent_to_date_cents,
+                    balance_cents: f.balance_cents,
+                    cost_30_days_cents: f.cost_30_days_cents,
+                },
+            )
+        })
+        .collect())
+}
+
+async fn load_costs(db: &impl ConnectionTrait, id: i64) -> Result<WindowCosts, DbErr> {
+    let rows = book_month_lines::Entity::find()
+        .filter(book_month_lines::Column::BookMonthId.eq(id))
+        .order_by_asc(book_month_lines::Column::Id)
+        .all(db)
+        .await?;
+    let mut costs = WindowCosts::default();
+    for r in rows {
+        if r.kind == "unpriced" {
+            costs.unpriced.push(UnpricedLine {
+                machine: r.machine,
+                jobset: r.jobset.unwrap_or_default(),
+                busy_seconds: r.busy_seconds,
+            });
+        } else {
+            costs.lines.push(Line {
+                machine: r.machine,
+                jobset: r.jobset,
+                pool: r.pool,
+                fund: r.fund.unwrap_or_default(),
+                idle: r.kind == "idle",
+                busy_seconds: r.busy_seconds,
+                cost_cents: r.cost_cents,
+            });
+        }
+    }
+    Ok(costs)
+}
+
+/// The stored books of `month` when it is over, stored under this config and fresh; with
+/// `chain`, only when every month before it is fresh too (so its figures at the month's end
+/// hold). `lines: false` leaves the lines out. `None` means: compute from the data.
+pub async fn stored_month(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    chain: bool,
+    lines: bool,
+) -> Result<Option<StoredMonth>, DbErr> {
+    if !is_closed(config, month, Utc::now()) {
+        return Ok(None);
+    }
+    let fp = fingerprint(config);
+    for _ in 0..3 {
+        let st = status(db, &fp, month).await?;
+        let Some(own) = st.get(&month).copied() else {
+            return Ok(None);
+        };
+        let usable = if chain {
+            months_from(first_month(config), month)
+                .iter()
+                .all(|m| st.get(m).is_some_and(|s| s.fresh))
+        } else {
+            own.fresh
+        };
+        if !usable {
+            return Ok(None);
+        }
+        let costs = if lines {
+            load_costs(db, own.id).await?
+        } else {
+            WindowCosts::default()
+        };
+        // Funds are read last: a row replaced meanwhile leaves none, and the read is retried.
+        let funds = load_funds(db, own.id).await?;
+        if !funds.is_empty() {
+            return Ok(Some(StoredMonth { costs, funds }));
+        }
+    }
+    Ok(None)
+}
+
+/// Net donations and cost per fund over `[ledger_start, start of month)`: from the stored
+/// figures of the month before when they hold, else month by month (each from the store when
+/// it is fresh, else from the data).
+pub async fn to_date_before(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+) -> Result<BTreeMap<String, (i64, i64)>, DbErr> {
+    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    let first = first_month(config);
+    if month <= first {
+        return Ok(out);
+    }
+    let prev = month.prev();
+    if let Some(m) = stored_month(db, config, prev, true, false).await? {
+        for (fund, f) in m.funds {
+            out.insert(fund, (f.net_to_date_cents, f.spent_to_date_cents));
+        }
+        return Ok(out);
+    }
+    for m in months_from(first, prev) {
+        let (raised, spent) = month_figures(db, config, m).await?;
+        for (fund, r) in raised {
+            out.entry(fund).or_default().0 += r.net_cents;
+        }
+        for (fund, c) in spent {
+            out.entry(fund).or_default().1 += c;
+        }
+    }
+    Ok(out)
+}
+
+/// A whole month's donation sums and cost per fund: stored when fresh, else from the data.
+async fn month_figures(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+) -> Result<(BTreeMap<String, Raised>, BTreeMap<String, i64>), DbErr> {
+    if let Some(m) = stored_month(db, config, month, false, false).await? {
+        let raised = m.funds.iter().map(|(f, b)| (f.clone(), b.raised)).collect();
+        let spent = m
+            .funds
+            .iter()
+            .map(|(f, b)| (f.clone(), b.spent_cents))
+            .collect();
+        return Ok((raised, spent));
+    }
+    let Some(window) = book_window(config, month) else {
+        return Ok(Default::default());
+    };
+    let raised = raised_from_data(db, config, instant(window.start), instant(window.end)).await?;
+    let spent = window_lines(db, config, window).await?.by_fund();
+    Ok((raised, spent))
+}
+
+// ---- storing ------------------------------------------------------------------------------
+
+/// One `ensure` at a time in this process (other instances are kept apart by `book_locks`).
+static ENSURING: LazyLock<tokio::sync::Mutex<()>> = LazyLock::new(|| tokio::sync::Mutex::new(()));
+
+/// What [`ensure`] and [`rebuild`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Ensured {
+    /// Months computed and stored.
+    pub stored: u64,
+    /// Months another instance had stored meanwhile.
+    pub skipped: u64,
+}
+
+/// Computes and stores every month over at `now` that is missing or stale under this config,
+/// oldest first. `progress(month, done, total)` is called after each month.
+pub async fn ensure<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    config: &Config,
+    now: DateTime<Utc>,
+    progress: impl FnMut(Month, usize, usize),
+) -> Result<Ensured, DbErr> {
+    run(db, config, now, None, progress).await
+}
+
+/// Recomputes and stores every month over at `now` from `from` (default: the ledger's first),
+/// whatever is stored, then everything [`ensure`] would.
+pub async fn rebuild<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    config: &Config,
+    now: DateTime<Utc>,
+    from: Option<Month>,
+    progress: impl FnMut(Month, usize, usize),
+) -> Result<Ensured, DbErr> {
+    run(
+        db,
+        config,
+        now,
+        Some(from.unwrap_or(first_month(config))),
+        progress,
+    )
+    .await
+}
+
+async fn run<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    config: &Config,
+    now: DateTime<Utc>,
+    force_from: Option<Month>,
+    mut progress: impl FnMut(Month, usize, usize),
+) -> Result<Ensured, DbErr> {
+    let mut done = Ensured::default();
+    let first = first_month(config);
+    let last = last_closed(now);
+    if last < first {
+        return Ok(done);
+    }
+    let _guard = ENSURING.lock().await;
+    let fp = fingerprint(config);
+    let st = status(db, &fp, last).await?;
+    let mut todo = Vec::new();
+    let mut reopened = false;
+    for m in months_from(first, last) {
+        let forced = force_from.is_some_and(|f| m >= f);
+        // A month after a recomputed one is recomputed too when it is missing; stored ones
+        // only get their figures at the end corrected (in the same transaction).
+        let needed = forced || !st.get(&m).is_some_and(|s| s.fresh);
+        if needed {
+            todo.push((m, forced));
+            reopened = true;
+        } else if reopened && !st.contains_key(&m) {
+            todo.push((m, false));
+        }
+    }
+    let total = todo.len();
+    for (i, (m, forced)) in todo.into_iter().enumerate() {
+        if store_month(db, config, &fp, m, forced).await? {
+            done.stored += 1;
+        } else {
+            done.skipped += 1;
+        }
+        progress(m, i + 1, total);
+    }
+    Ok(done)
+}
+
+/// Computes one month from the data and stores it. `false` when an equally fresh result was
+/// stored meanwhile (by another instance).
+async fn store_month<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    config: &Config,
+    fp: &str,
+    month: Month,
+    force: bool,
+) -> Result<bool, DbErr> {
+    let Some(window) = book_window(config, month) else {
+        return Ok(false);
+    };
+    // The generation first, then the data: a write committed in between leaves the month
+    // stale rather than wrongly fresh.
+    let generation = book_stale::Entity::find_by_id(month.to_string())
+        .one(db)
+        .await?
+        .map_or(0, |s| s.generation);
+    let costs = window_lines(db, config, window).await?;
+    let raised = raised_from_data(db, config, instant(window.start), instant(window.end)).await?;
+    let spent = costs.by_fund();
+    // The 30 days before the month's end, each month part rounded on its own.
+    let mut cost_30: BTreeMap<String, i64> = BTreeMap::new();
+    let last_30 = Span::new(window.end - 30 * 86_400, window.end)
+        .intersect(Span::new(config.ledger_start.timestamp(), window.end));
+    for part in last_30.map(split_months).unwrap_or_default() {
+        let by_fund = if part == window {
+            spent.clone()
+        } else {
+            window_lines(db, config, part).await?.by_fund()
+        };
+        for (fund, c) in by_fund {
+            *cost_30.entry(fund).or_insert(0) += c;
+        }
+    }
+
+    let txn = crate::db::begin_write(db).await?;
+    take_lock(&txn).await?;
+    use book_months::Column as B;
+    let existing = book_months::Entity::find()
+        .filter(B::Fingerprint.eq(fp))
+        .filter(B::Month.eq(month.to_string()))
+        .one(&txn)
+        .await?;
+    let mut old: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    if let Some(e) = &existing {
+        if !force && e.generation >= generation {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        for (fund, f) in load_funds(&txn, e.id).await? {
+            old.insert(fund, (f.raised.net_cents, f.spent_cents));
+        }
+        book_month_lines::Entity::delete_many()
+            .filter(book_month_lines::Column::BookMonthId.eq(e.id))
+            .exec(&txn)
+            .await?;
+        book_month_funds::Entity::delete_many()
+            .filter(book_month_funds::Column::BookMonthId.eq(e.id))
+            .exec(&txn)
+            .await?;
+        book_months::Entity::delete_by_id(e.id).exec(&txn).await?;
+    }
+    // The sums to the end of the month before, read under the lock.
+    let mut before: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    if month > first_month(config) {
+        let prev = book_months::Entity::find()
+            .filter(B::Fingerprint.eq(fp))
+            .filter(B::Month.eq(month.prev().to_string()))
+            .one(&txn)
+            .await?;
+        match prev {
+            Some(p) => {
+                for (fund, f) in load_funds(&txn, p.id).await? {
+                    before.insert(fund, (f.net_to_date_cents, f.spent_to_date_cents));
+                }
+            }
+            None => {
+                // Months are stored oldest first; without the one before, the sums are
+                // unknown, so this month waits for it.
+                txn.rollback().await?;
+                return Ok(false);
+            }
+        }
+    }
+    let row = book_months::ActiveModel {
+        fingerprint: Set(fp.to_string()),
+        month: Set(month.to_string()),
+        generation: Set(generation),
+        computed_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    let inserted = book_months::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([B::Fingerprint, B::Month])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    if inserted == 0 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    let id = book_months::Entity::find()
+        .filter(B::Fingerprint.eq(fp))
+        .filter(B::Month.eq(month.to_string()))
+        .select_only()
+        .column(B::Id)
+        .into_tuple::<i64>()
+        .one(&txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the month just stored".into()))?;
+    let mut lines: Vec<book_month_lines::ActiveModel> = Vec::new();
+    for l in &costs.lines {
+        lines.push(book_month_lines::ActiveModel {
+            book_month_id: Set(id),
+            kind: Set(if l.idle { "idle" } else { "jobset" }.to_string()),
+            machine: Set(l.machine.clone()),
+            jobset: Set(l.jobset.clone()),
+            pool: Set(l.pool.clone()),
+            fund: Set(Some(l.fund.clone())),
+            busy_seconds: Set(l.busy_seconds),
+            cost_cents: Set(l.cost_cents),
+            ..Default::default()
+        });
+    }
+    for u in &costs.unpriced {
+        lines.push(book_month_lines::ActiveModel {
+            book_month_id: Set(id),
+            kind: Set("unpriced".to_string()),
+            machine: Set(u.machine.clone()),
+            jobset: Set(Some(u.jobset.clone())),
+            pool: Set(None),
+            fund: Set(None),
+            busy_seconds: Set(u.busy_seconds),
+            cost_cents: Set(0),
+            ..Default::default()
+        });
+    }
+    for chunk in lines.chunks(1000) {
+        book_month_lines::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    let mut funds = Vec::new();
+    let mut deltas: Vec<(String, i64, i64)> = Vec::new();
+    for f in &config.funds {
+        let r = raised.get(&f.slug).copied().unwrap_or_default();
+        let s = spent.get(&f.slug).copied().unwrap_or(0);
+        let (net_before, spent_before) = before.get(&f.slug).copied().unwrap_or((0, 0));
+        let net_to_date = net_before + r.net_cents;
+        let spent_to_date = spent_before + s;
+        funds.push(book_month_funds::ActiveModel {
+            book_month_id: Set(id),
+            fund: Set(f.slug.clone()),
+            gross_cents: Set(r.gross_cents),
+            fees_cents: Set(r.fees_cents),
+            net_cents: Set(r.net_cents),
+            spent_cents: Set(s),
+            net_to_date_cents: Set(net_to_date),
+            spent_to_date_cents: Set(spent_to_date),
+            balance_cents: Set(f.opening_balance_cents + net_to_date - spent_to_date),
+            cost_30_days_cents: Set(cost_30.get(&f.slug).copied().unwrap_or(0)),
+            ..Default::default()
+        });
+        if let Some((old_net, old_spent)) = old.get(&f.slug) {
+            let (dn, ds) = (r.net_cents - old_net, s - old_spent);
+            if dn != 0 || ds != 0 {
+                deltas.push((f.slug.clone(), dn, ds));
+            }
+        }
+    }
+    book_month_funds::Entity::insert_many(funds)
+        .exec_without_returning(&txn)
+        .await?;
+    // The months after it carry its figures in their sums: correct them by the difference.
+    if !deltas.is_empty() {
+        let later: Vec<i64> = book_months::Entity::find()
+            .filter(B::Fingerprint.eq(fp))
+            .filter(B::Month.gt(month.to_string()))
+            .select_only()
+            .column(B::Id)
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        use book_month_funds::Column as F;
+        for chunk in later.chunks(500) {
+            for (fund, dn, ds) in &deltas {
+                book_month_funds::Entity::update_many()
+                    .col_expr(F::NetToDateCents, Expr::col(F::NetToDateCents).add(*dn))
+                    .col_expr(F::SpentToDateCents, Expr::col(F::SpentToDateCents).add(*ds))
+                    .col_expr(F::BalanceCents, Expr::col(F::BalanceCents).add(*dn - *ds))
+                    .filter(F::Fund.eq(fund.as_str()))
+                    .filter(F::BookMonthId.is_in(chunk.iter().copied()))
+                    .exec(&txn)
+                    .await?;
+            }
+        }
+    }
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Takes the `books` lock row for the rest of the transaction.
+async fn take_lock(db: &impl ConnectionTrait) -> Result<(), DbErr> {
+    use book_locks::Column as L;
+    let q = Query::insert()
+        .into_table(book_locks::Entity)
+        .columns([L::Name, L::TakenAt])
+        .values_panic([Expr::val("books"), Expr::val(Utc::now())])
+        .on_conflict(
+            OnConflict::column(L::Name)
+                .update_column(L::TakenAt)
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&q).await?;
+    Ok(())
+}
+
+// ---- status and the keeper ----------------------------------------------------------------
+
+/// `buildfund books status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BooksStatus {
+    pub fingerprint: String,
+    pub months: Vec<(Month, MonthState)>,
+    /// Months stored under other fingerprints (older configs), kept until deleted.
+    pub other_fingerprints: u64,
+}
+
+pub async fn books_status(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<BooksStatus, DbErr> {
+    let fp = fingerprint(config);
+    let first = first_month(config);
+    let last = last_closed(now);
+    let st = status(db, &fp, last).await?;
+    let months = if last < first {
+        Vec::new()
+    } else {
+        months_from(first, last)
+            .into_iter()
+            .map(|m| {
+                let state = match st.get(&m) {
+                    Some(s) if s.fresh => MonthState::Stored,
+                    Some(_) => MonthState::Stale,
+                    None => MonthState::Missing,
+                };
+                (m, state)
+            })
+            .collect()
+    };
+    let other_fingerprints = book_months::Entity::find()
+        .filter(book_months::Column::Fingerprint.ne(fp.as_str()))
+        .count(db)
+        .await?;
+    Ok(BooksStatus {
+        fingerprint: fp,
+        months,
+        other_fingerprints,
+    })
+}
+
+/// How often the keeper looks for stale or missing months without being woken.
+pub const KEEPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The background keeper of `serve`: stores what is missing or stale at start (a new config
+/// recomputes here, while reads compute from the data), then after local writes (a second
+/// later) and every [`KEEPER_INTERVAL`] (writes of other instances). Runs as long as the
+/// runtime does.
+pub async fn keep<C: ConnectionTrait + TransactionTrait>(db: C, config: std::sync::Arc<Config>) {
+    loop {
+        match ensure(&db, &config, Utc::now(), |_, _, _| {}).await {
+            Ok(e) if e.stored > 0 => tracing::info!(stored = e.stored, "month books stored"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "storing the month books failed"),
+        }
+        tokio::select! {
+            _ = WAKE.notified() => {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            _ = tokio::time::sleep(KEEPER_INTERVAL) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        crate::calendar::parse_rfc3339(s).unwrap()
+    }
+
+    fn months(v: &[&str]) -> BTreeSet<Month> {
+        v.iter().map(|m| Month::parse(m).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_change_reopens_its_months_and_a_short_month_after() {
+        let now = at("2026-12-01T10:00:00Z");
+        let s = |a: &str, b: &str| Span::new(at(a).timestamp(), at(b).timestamp());
+        assert_eq!(
+            touched_months(s("2026-03-31T23:00:00Z", "2026-04-01T01:00:00Z"), now),
+            months(&["2026-03", "2026-04"])
+        );
+        // January's change reaches February's last 30 days.
+        assert_eq!(
+            touched_months(s("2026-01-10T00:00:00Z", "2026-01-10T01:00:00Z"), now),
+            months(&["2026-01", "2026-02"])
+        );
+        // An instant.
+        assert_eq!(
+            touched_months(s("2026-05-10T00:00:00Z", "2026-05-10T00:00:00Z"), now),
+            months(&["2026-05"])
+        );
+        // The open month leaves no mark until its last day.
+        assert!(touched_months(s("2026-12-01T00:00:00Z", "2026-12-01T09:00:00Z"), now).is_empty());
+        let late = at("2026-12-31T12:00:00Z");
+        assert_eq!(
+            touched_months(s("2026-12-01T00:00:00Z", "2026-12-01T09:00:00Z"), late),
+            months(&["2026-12"])
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_figures_only() {
+        let base = r#"ledger_start = "2026-01-01"
+[[funds]]
+slug = "general"
+name = "General"
+default = true
+[[machines]]
+name = "b1"
+slots = 2
+monthly = "100"
+"#;
+        let c = Config::parse(base, "t").unwrap();
+        let renamed =
+            Config::parse(&base.replace("name = \"General\"", "name = \"Other\""), "t").unwrap();
+        let repriced = Config::parse(&base.replace("\"100\"", "\"101\""), "t").unwrap();
+        assert_eq!(fingerprint(&c), fingerprint(&renamed));
+        assert_ne!(fingerprint(&c), fingerprint(&repriced));
+    }
+}
