@@ -2,6 +2,7 @@
 //! `buildfund-jobs`; this crate parses requests, checks tokens and renders answers.
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod metrics;
 pub mod page_cache;

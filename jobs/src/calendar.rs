@@ -173,6 +173,11 @@ impl std::fmt::Display for Month {
     }
 }
 
+/// The instant `t` unix seconds (within the calendar's range, as every stored instant is).
+pub fn from_unix(t: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(t, 0).expect("an instant within the calendar's range")
+}
+
 /// An instant as RFC 3339 in UTC with whole seconds (`2026-10-31T12:00:00Z`), the form of every
 /// instant buildfund prints.
 pub fn rfc3339(t: DateTime<Utc>) -> String {

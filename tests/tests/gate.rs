@@ -765,9 +765,11 @@ fn hydra_any_jobset(method: &str, path: &str, _n: usize) -> HttpResponse {
 
 /// `CONFIG` with the `cuda` pool also covering the projects `dots` and `..`.
 fn with_dot_projects() -> String {
+    // `*` stops at `/` (a name with a slash slips into no pool through it), so a pattern with
+    // `**` puts the slashed name in the pool: its path must still be one encoded segment.
     CONFIG.replace(
         "jobsets = [\"nixpkgs:cuda*\"]",
-        "jobsets = [\"nixpkgs:cuda*\", \"dots:*\", \"..:*\"]",
+        "jobsets = [\"nixpkgs:cuda*\", \"nixpkgs:cuda/**\", \"dots:*\", \"..:*\"]",
     )
 }
 

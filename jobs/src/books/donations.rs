@@ -251,7 +251,7 @@ pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
             .exec_without_returning(&txn)
             .await?;
     }
-    crate::books::store::mark_instants(&txn, dates, now).await?;
+    crate::books::stale::mark_instants(&txn, dates, now).await?;
     txn.commit().await?;
     Ok(stored)
 }

@@ -8,4 +8,5 @@ pub mod costs;
 pub mod donations;
 pub mod funds;
 pub mod plans;
+pub mod stale;
 pub mod store;

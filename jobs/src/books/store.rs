@@ -26,27 +26,22 @@
 use crate::books::attribution::Line;
 use crate::books::costs::{window_lines, UnpricedLine, WindowCosts};
 use crate::books::funds::{raised_from_data, Raised};
-use crate::calendar::{split_months, Month, Span};
+use crate::calendar::{from_unix, split_months, Month, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
 use buildfund_entity::{book_locks, book_month_funds, book_month_lines, book_months, book_stale};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 /// Bumped whenever the rules that turn data into figures change, so books stored by an older
 /// release are recomputed rather than trusted.
 pub const RULES_VERSION: u32 = 1;
-
-/// Writes to months ending later than this after the write's clock cannot meet a stored month
-/// (months are stored once over), so they leave no mark; the margin covers clock skew between
-/// instances and transactions that stay open across a month's end.
-const MARK_MARGIN_SECONDS: i64 = 86_400;
 
 /// The fingerprint of everything the stored figures depend on: the rules version, the
 /// currency, `ledger_start`, the idle policy, the rates, every fund's slug, default flag,
@@ -121,10 +116,6 @@ pub fn is_closed(config: &Config, month: Month, now: DateTime<Utc>) -> bool {
     month >= first_month(config) && month.next().start() <= now
 }
 
-fn instant(t: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(t, 0).single().expect("valid instant")
-}
-
 fn months_from(first: Month, last: Month) -> Vec<Month> {
     let mut out = Vec::new();
     let mut m = first;
@@ -136,104 +127,6 @@ fn months_from(first: Month, last: Month) -> Vec<Month> {
 }
 
 // ---- marking ------------------------------------------------------------------------------
-
-/// The months whose stored books a change of data over `span` reopens: the months it overlaps,
-/// and a following month shorter than 30 days (its "cost of the last 30 days" reaches back).
-/// Months ending more than a day after `now` are left out (none of them can be stored yet).
-pub fn touched_months(span: Span, now: DateTime<Utc>) -> BTreeSet<Month> {
-    let mut out = BTreeSet::new();
-    let limit = now.timestamp().saturating_add(MARK_MARGIN_SECONDS);
-    // A step before 1970 or after 9999 cannot be stored (ingest validation); clamp anyway.
-    let lowest = Month::parse("1970-01").expect("valid").span().start;
-    let start = std::cmp::max(span.start, lowest);
-    let end = std::cmp::min(span.end, limit);
-    if end <= start {
-        // An instant (a donation) or an empty span: the month it falls in.
-        if span.start >= lowest && span.start < limit {
-            let m = Month::of(instant(span.start));
-            insert_with_follower(&mut out, m, limit);
-        }
-        return out;
-    }
-    let mut m = Month::of(instant(start));
-    while m.start().timestamp() < end {
-        insert_with_follower(&mut out, m, limit);
-        m = m.next();
-    }
-    out
-}
-
-fn insert_with_follower(out: &mut BTreeSet<Month>, m: Month, limit: i64) {
-    if m.next().start().timestamp() <= limit {
-        out.insert(m);
-    }
-    let next = m.next();
-    if next.span().len() < 30 * 86_400 && next.next().start().timestamp() <= limit {
-        out.insert(next);
-    }
-}
-
-/// Marks the months the changed build-step spans touch, in the caller's transaction.
-pub async fn mark_spans(
-    db: &impl ConnectionTrait,
-    spans: impl IntoIterator<Item = Span>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let mut months = BTreeSet::new();
-    for s in spans {
-        months.extend(touched_months(s, now));
-    }
-    mark_months(db, &months, now).await
-}
-
-/// Marks the months of the changed donation dates, in the caller's transaction.
-pub async fn mark_instants(
-    db: &impl ConnectionTrait,
-    instants: impl IntoIterator<Item = DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let spans = instants
-        .into_iter()
-        .map(|t| Span::new(t.timestamp(), t.timestamp()));
-    mark_spans(db, spans, now).await
-}
-
-/// Bumps the generation of each month (ascending, so concurrent writers lock rows in one
-/// order).
-pub async fn mark_months(
-    db: &impl ConnectionTrait,
-    months: &BTreeSet<Month>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    if months.is_empty() {
-        return Ok(());
-    }
-    use book_stale::Column as S;
-    let mut insert = Query::insert()
-        .into_table(book_stale::Entity)
-        .columns([S::Month, S::Generation, S::MarkedAt])
-        .on_conflict(
-            OnConflict::column(S::Month)
-                .value(
-                    S::Generation,
-                    Expr::col((book_stale::Entity, S::Generation)).add(1),
-                )
-                .update_column(S::MarkedAt)
-                .to_owned(),
-        )
-        .to_owned();
-    for m in months {
-        insert.values_panic([Expr::val(m.to_string()), Expr::val(1i64), Expr::val(now)]);
-    }
-    db.execute(&insert).await?;
-    WAKE.notify_one();
-    Ok(())
-}
-
-/// Woken by local writes, so the keeper recomputes soon after.
-static WAKE: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
-
-// ---- reading ------------------------------------------------------------------------------
 
 /// One fund's figures of a stored month.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -465,7 +358,8 @@ async fn month_figures(
     let Some(window) = book_window(config, month) else {
         return Ok(Default::default());
     };
-    let raised = raised_from_data(db, config, instant(window.start), instant(window.end)).await?;
+    let raised =
+        raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
     let spent = window_lines(db, config, window).await?.by_fund();
     Ok((raised, spent))
 }
@@ -575,7 +469,8 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
         .await?
         .map_or(0, |s| s.generation);
     let costs = window_lines(db, config, window).await?;
-    let raised = raised_from_data(db, config, instant(window.start), instant(window.end)).await?;
+    let raised =
+        raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
     let spent = costs.by_fund();
     // The 30 days before the month's end, each month part rounded on its own.
     let mut cost_30: BTreeMap<String, i64> = BTreeMap::new();
@@ -838,7 +733,7 @@ pub async fn keep<C: ConnectionTrait + TransactionTrait>(db: C, config: std::syn
             Err(e) => tracing::warn!(error = %e, "storing the month books failed"),
         }
         tokio::select! {
-            _ = WAKE.notified() => {
+            _ = super::stale::WAKE.notified() => {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
             _ = tokio::time::sleep(KEEPER_INTERVAL) => {}
@@ -847,61 +742,5 @@ pub async fn keep<C: ConnectionTrait + TransactionTrait>(db: C, config: std::syn
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(s: &str) -> DateTime<Utc> {
-        crate::calendar::parse_rfc3339(s).unwrap()
-    }
-
-    fn months(v: &[&str]) -> BTreeSet<Month> {
-        v.iter().map(|m| Month::parse(m).unwrap()).collect()
-    }
-
-    #[test]
-    fn a_change_reopens_its_months_and_a_short_month_after() {
-        let now = at("2026-12-01T10:00:00Z");
-        let s = |a: &str, b: &str| Span::new(at(a).timestamp(), at(b).timestamp());
-        assert_eq!(
-            touched_months(s("2026-03-31T23:00:00Z", "2026-04-01T01:00:00Z"), now),
-            months(&["2026-03", "2026-04"])
-        );
-        // January's change reaches February's last 30 days.
-        assert_eq!(
-            touched_months(s("2026-01-10T00:00:00Z", "2026-01-10T01:00:00Z"), now),
-            months(&["2026-01", "2026-02"])
-        );
-        // An instant.
-        assert_eq!(
-            touched_months(s("2026-05-10T00:00:00Z", "2026-05-10T00:00:00Z"), now),
-            months(&["2026-05"])
-        );
-        // The open month leaves no mark until its last day.
-        assert!(touched_months(s("2026-12-01T00:00:00Z", "2026-12-01T09:00:00Z"), now).is_empty());
-        let late = at("2026-12-31T12:00:00Z");
-        assert_eq!(
-            touched_months(s("2026-12-01T00:00:00Z", "2026-12-01T09:00:00Z"), late),
-            months(&["2026-12"])
-        );
-    }
-
-    #[test]
-    fn the_fingerprint_follows_the_figures_only() {
-        let base = r#"ledger_start = "2026-01-01"
-[[funds]]
-slug = "general"
-name = "General"
-default = true
-[[machines]]
-name = "b1"
-slots = 2
-monthly = "100"
-"#;
-        let c = Config::parse(base, "t").unwrap();
-        let renamed =
-            Config::parse(&base.replace("name = \"General\"", "name = \"Other\""), "t").unwrap();
-        let repriced = Config::parse(&base.replace("\"100\"", "\"101\""), "t").unwrap();
-        assert_eq!(fingerprint(&c), fingerprint(&renamed));
-        assert_ne!(fingerprint(&c), fingerprint(&repriced));
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

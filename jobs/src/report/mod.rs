@@ -10,6 +10,7 @@
 //! - [`csv`]: the month's CSV; [`table`]: the CLI's costs table.
 pub mod chart;
 pub mod csv;
+pub mod format;
 pub mod table;
 pub mod view;
 

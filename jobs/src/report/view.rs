@@ -4,6 +4,7 @@
 //! gate events happen here, once. No arithmetic on figures happens here either: every amount is
 //! one of [`super::month_report`]'s, formatted.
 use super::chart::{chart, ChartView};
+pub use super::format::{money, month_label, Money, MONTH_NAMES};
 use super::{FundingPage, GateEvent, HistoryMonth, MachineCost, MonthReport, Sponsor};
 use crate::books::attribution::Line;
 use crate::books::costs::UnpricedLine;
@@ -13,56 +14,14 @@ use crate::books::plans::{FundPlans, PlanChange, PlanFigures};
 use crate::calendar::{rfc3339, Month};
 use crate::config::Config;
 use crate::gate::{Control, Current, PoolGate, State};
-use crate::money::{format_cents, group_thousands, hours};
+use crate::money::{group_thousands, hours};
 use chrono::{DateTime, Utc};
-use std::fmt;
 
 /// This month's sponsors listed on the funding page (the month's report lists them all).
 pub const FRONT_SPONSORS: usize = 100;
 
-pub const MONTH_NAMES: [&str; 12] = [
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-];
-
 /// Who made an admin change, wherever the public sees it: token names are never shown.
 pub const AN_ADMIN: &str = "an admin";
-
-/// An amount: exact cents (for `data-value`) and its text ("1,500.00"); displays as its text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Money {
-    pub cents: i64,
-    pub text: String,
-}
-
-impl fmt::Display for Money {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-/// 123456 -> "1,234.56".
-pub fn money(cents: i64) -> Money {
-    Money {
-        cents,
-        text: group_thousands(&format_cents(cents)),
-    }
-}
-
-/// "October 2026".
-pub fn month_label(m: Month) -> String {
-    format!("{} {}", MONTH_NAMES[(m.month - 1) as usize], m.year)
-}
 
 /// "2026-10-20 10:00 UTC".
 pub fn time_text(t: DateTime<Utc>) -> String {
@@ -678,171 +637,5 @@ pub fn reports_view(config: &Config, history: &[HistoryMonth], at: DateTime<Utc>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn amounts_are_grouped_by_thousands() {
-        assert_eq!(money(0).text, "0.00");
-        assert_eq!(money(123_456).text, "1,234.56");
-        assert_eq!(money(-100_000_000).text, "-1,000,000.00");
-        assert_eq!(money(99_999).text, "999.99");
-        assert_eq!(money(123_456).to_string(), "1,234.56");
-        assert_eq!(hours(5400), "1.5");
-        assert_eq!(hours(3_600_000), "1,000.0");
-    }
-
-    #[test]
-    fn only_web_profile_links_become_links() {
-        assert_eq!(
-            person("a", Some("https://opencollective.com/a"))
-                .url
-                .as_deref(),
-            Some("https://opencollective.com/a")
-        );
-        assert!(person("b", Some("javascript:alert(1)")).url.is_none());
-        assert!(person("c", Some(" data:text/html,x")).url.is_none());
-        // The scheme's case does not matter (RFC 3986: schemes are case-insensitive) ...
-        assert_eq!(
-            web_link("HTTPS://example.org/x"),
-            Some("HTTPS://example.org/x")
-        );
-        assert_eq!(web_link("Http://example.org"), Some("Http://example.org"));
-        // ... but nothing else is a web address.
-        for bad in [
-            "JavaScript:alert(1)",
-            " https://example.org",
-            "https:/example.org",
-            "ftp://example.org",
-            "//example.org",
-            "http",
-            "",
-            "ünïcode://x",
-        ] {
-            assert_eq!(web_link(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn utilization_is_formatted_from_the_exact_permille() {
-        assert_eq!(utilization_text(Some(500)), "50.0 %");
-        assert_eq!(utilization_text(Some(734)), "73.4 %");
-        assert_eq!(utilization_text(Some(1250)), "125.0 %");
-        assert_eq!(utilization_text(Some(0)), "0.0 %");
-        assert_eq!(utilization_text(None), "–");
-    }
-
-    fn event(kind: &str, from: Option<&str>, to: Option<&str>) -> GateEvent {
-        GateEvent {
-            at: "2026-10-20T10:00:00Z".into(),
-            pool: "cuda".into(),
-            kind: kind.into(),
-            from_state: from.map(Into::into),
-            to_state: to.map(Into::into),
-            until: None,
-            reason: "r".into(),
-        }
-    }
-
-    #[test]
-    fn gate_events_have_one_wording_and_no_admin_names() {
-        assert_eq!(
-            event_what(&event("state", None, Some("open"))),
-            "new → open"
-        );
-        assert_eq!(
-            event_what(&event("state", Some("open"), Some("closed"))),
-            "open → closed"
-        );
-        assert_eq!(
-            event_what(&event("pause", None, None)),
-            "paused by an admin"
-        );
-        assert_eq!(
-            event_what(&event("lift", None, None)),
-            "pause or override lifted"
-        );
-        let mut o = event("override", None, None);
-        assert_eq!(event_what(&o), "allowed by an admin override");
-        o.until = Some("2026-10-21T08:30:00Z".into());
-        assert_eq!(
-            event_what(&o),
-            "allowed by an admin override until 2026-10-21 08:30 UTC"
-        );
-        let v = event_view(&event("pause", None, None));
-        assert_eq!(
-            (v.day.as_str(), v.at_text.as_str()),
-            ("2026-10-20", "2026-10-20 10:00 UTC")
-        );
-    }
-
-    #[test]
-    fn admin_names_leave_gate_reasons() {
-        let reason = "cuda spent 0.00 EUR this month (no budget); projected 0.00; \
-                      paused by ops: driver upgrade by ops; \
-                      allowed by ops-lead's override until 2026-10-21T00:00:00Z: release";
-        assert_eq!(
-            admin_free(reason, &["ops", "ops-lead"]),
-            "cuda spent 0.00 EUR this month (no budget); projected 0.00; \
-             paused by an admin: driver upgrade by ops; \
-             allowed by an admin's override until 2026-10-21T00:00:00Z: release"
-        );
-        assert_eq!(
-            admin_free("the budget is spent", &["ops"]),
-            "the budget is spent"
-        );
-        assert_eq!(
-            admin_free::<&str>("paused by ops: x", &[]),
-            "paused by ops: x"
-        );
-    }
-
-    #[test]
-    fn plans_read_the_same_everywhere() {
-        assert_eq!(cover_text(100, true), "funded");
-        assert_eq!(cover_text(55, false), "55 % covered");
-        assert_eq!(cover_text(0, false), "0 % covered");
-        assert_eq!(adopted_runway_text(0), "none: the balance is used up");
-        assert_eq!(adopted_runway_text(1), "1 day");
-        assert_eq!(adopted_runway_text(1234), "1,234 days");
-        let change = |before, after, became, lost| PlanChange {
-            fund: "cuda".into(),
-            slug: "gpu".into(),
-            name: "GPU".into(),
-            url: Some("javascript:alert(1)".into()),
-            monthly_cents: 18_000,
-            before_percent: before,
-            after_percent: after,
-            became_funded: became,
-            no_longer_funded: lost,
-        };
-        assert_eq!(
-            plan_change_text(&change(40, 100, true, false)),
-            "became funded (40 % → 100 %)"
-        );
-        assert_eq!(
-            plan_change_text(&change(0, 12, false, false)),
-            "up 12 points (0 % → 12 %)"
-        );
-        assert_eq!(
-            plan_change_text(&change(13, 12, false, false)),
-            "down 1 point (13 % → 12 %)"
-        );
-        assert_eq!(
-            plan_change_text(&change(100, 80, false, true)),
-            "down 20 points, no longer funded (100 % → 80 %)"
-        );
-        assert!(plan_change_view(&change(0, 1, false, false)).url.is_none());
-    }
-
-    #[test]
-    fn runway_reads_the_same_everywhere() {
-        assert_eq!(runway_text(Some(0)), "none: the balance is used up");
-        assert_eq!(runway_text(Some(1)), "1 day at the last 30 days’ spending");
-        assert_eq!(
-            runway_text(Some(1234)),
-            "1,234 days at the last 30 days’ spending"
-        );
-        assert_eq!(runway_text(None), "no spending in the last 30 days");
-    }
-}
+#[path = "view_tests.rs"]
+mod tests;

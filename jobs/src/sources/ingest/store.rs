@@ -12,7 +12,7 @@
 //!
 //! Either way every `project:jobset` of a chunk that wrote something is remembered, and the
 //! months the written steps overlap, before and after the change, are marked stale for the
-//! stored books ([`crate::books::store::mark_spans`]) in the same transaction.
+//! stored books ([`crate::books::stale::mark_spans`]) in the same transaction.
 //!
 //! A [`Batch`] is a chunk made ready for its statement. The ingest builds it on the parsing
 //! thread, so the writer only sends it and the database is not kept waiting between statements.
@@ -126,7 +126,7 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
         }
         Upsert::Compared(records, now) => upsert_compared(db, records, now).await?,
     };
-    crate::books::store::mark_spans(db, spans, batch.now).await?;
+    crate::books::stale::mark_spans(db, spans, batch.now).await?;
     if let (Some(jobsets), true) = (batch.jobsets, counts.inserted + counts.updated > 0) {
         db.execute(&jobsets).await?;
     }

@@ -1,0 +1,353 @@
+//! The CLI's longer commands, apart from its argument parsing ([`crate::cli`]): the syncs, a
+//! file's ingest, the gate asked from a script, and `serve` with its scheduler.
+use crate::startup::{Application, ServeOptions};
+use crate::telemetry;
+use anyhow::Context;
+use buildfund_jobs::config::{describe_database, Secrets};
+use buildfund_jobs::scheduler::Scheduler;
+use buildfund_jobs::sources::hydra_pull;
+use buildfund_jobs::sources::ingest::{self, Format, IngestError};
+use buildfund_jobs::sources::opencollective;
+use buildfund_jobs::{db, Config};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// How long running jobs may take to finish after SIGTERM.
+const JOB_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub async fn open_database(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    let conn = db::connect(config).await?;
+    db::prepare(&conn, config).await?;
+    Ok(conn)
+}
+
+/// `buildfund sync hydra`: one progress line per stored page on stderr, the summary on stdout.
+pub async fn sync_hydra(config: &Config) -> anyhow::Result<()> {
+    if config.hydra.is_none() {
+        anyhow::bail!(
+            "the configuration ({}) has no [hydra] table, so there is no Hydra database to pull from; add [hydra] with database_url_env",
+            config.source
+        );
+    }
+    let conn = open_database(config).await?;
+    let started = std::time::Instant::now();
+    let secrets = Secrets::from_env(config);
+    let report = hydra_pull::pull(&conn, config, &secrets, |p| {
+        eprintln!(
+            "page {}: {} steps ({} inserted, {} updated, {} unchanged{}), up to {}",
+            p.page,
+            p.rows,
+            p.inserted,
+            p.updated,
+            p.unchanged,
+            if p.skipped > 0 {
+                format!(", {} skipped", p.skipped)
+            } else {
+                String::new()
+            },
+            show_time(p.last_stop)
+        );
+    })
+    .await?;
+    println!(
+        "hydra: {} steps in {} page(s) in {:.1} s: {} inserted, {} updated, {} unchanged, {} skipped; read from {}, cursor {} -> {}",
+        report.rows,
+        report.pages,
+        started.elapsed().as_secs_f64(),
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.skipped,
+        show_time(report.read_from),
+        report.cursor_before.map_or("none".to_string(), show_time),
+        report.cursor_after.map_or("none".to_string(), show_time),
+    );
+    for why in &report.skips {
+        println!("  skipped {why}");
+    }
+    for (machine, n) in &report.unpriced_machines {
+        println!("  unpriced machine {machine:?}: {n} steps (not in the configuration)");
+    }
+    Ok(())
+}
+
+/// `buildfund sync opencollective`: one progress line per stored page on stderr, the summary
+/// on stdout.
+pub async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
+    if config.opencollective.is_none() {
+        anyhow::bail!(
+            "the configuration ({}) has no [opencollective] table, so there is no collective to sync; add [opencollective] with collective",
+            config.source
+        );
+    }
+    let conn = open_database(config).await?;
+    let started = std::time::Instant::now();
+    let mut options = opencollective::SyncOptions::default();
+    // Tests and small deployments may ask for smaller pages.
+    if let Some(n) = std::env::var("BUILDFUND_OPENCOLLECTIVE_PAGE_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.page_size = n;
+    }
+    if let Some(ms) = std::env::var("BUILDFUND_OPENCOLLECTIVE_BACKOFF_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        options.backoff = std::time::Duration::from_millis(ms);
+    }
+    let records = std::sync::atomic::AtomicU64::new(0);
+    let secrets = Secrets::from_env(config);
+    let report = opencollective::sync(&conn, config, &secrets, options, |p| {
+        let done = records.fetch_add(p.records, std::sync::atomic::Ordering::Relaxed) + p.records;
+        eprintln!(
+            "page {}: {} transactions ({} of {} read; {} inserted, {} updated, {} unchanged, {} not donations)",
+            p.page,
+            p.records,
+            done,
+            p.total.map_or("?".to_string(), |t| t.to_string()),
+            p.stored.inserted,
+            p.stored.updated,
+            p.stored.unchanged,
+            p.skipped
+        );
+    })
+    .await?;
+    println!(
+        "opencollective {}: {} transactions in {} page(s) in {:.1} s: {} inserted, {} updated, {} unchanged, {} not donations; {} active recurring contributions; {} retries; read from {}, cursor {} -> {}",
+        report.collective,
+        report.records,
+        report.pages,
+        started.elapsed().as_secs_f64(),
+        report.stored.inserted,
+        report.stored.updated,
+        report.stored.unchanged,
+        report.skipped,
+        report.recurring,
+        report.retries,
+        report.read_from,
+        report.cursor_before.as_deref().unwrap_or("none"),
+        report.cursor_after.as_deref().unwrap_or("none"),
+    );
+    Ok(())
+}
+
+/// Unix seconds as RFC 3339 UTC.
+fn show_time(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+pub async fn ingest_file(
+    conn: &sea_orm::DatabaseConnection,
+    config: Arc<Config>,
+    file: &str,
+    format: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let format = match format {
+        Some("json") => Format::Json,
+        Some("csv") => Format::Csv,
+        Some(_) => Format::Ndjson,
+        None => Format::from_path(file),
+    };
+    let reader: Box<dyn std::io::Read + Send> = if file == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?)
+    };
+    let tty = std::io::stderr().is_terminal();
+    let name = file.to_string();
+    let progress = Box::new(move |p: ingest::Progress| {
+        let file = &name;
+        if tty {
+            eprint!(
+                "\r{file}: {} records read, {} problems…",
+                p.records, p.errors
+            );
+        } else {
+            eprintln!("{file}: {} records read, {} problems", p.records, p.errors);
+        }
+    });
+    let started = std::time::Instant::now();
+    let result = ingest::ingest(conn, config, format, reader, Some(progress)).await;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    match result {
+        Ok(r) => {
+            println!(
+                "{file}: {} records in {:.1} s: {} inserted, {} updated, {} unchanged",
+                r.records,
+                started.elapsed().as_secs_f64(),
+                r.inserted,
+                r.updated,
+                r.unchanged
+            );
+            for (machine, n) in &r.unpriced_machines {
+                println!("  unpriced machine {machine:?}: {n} records (not in the configuration)");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(IngestError::Invalid { errors, count }) => {
+            eprintln!("{file}: {count} problem(s); nothing was stored:");
+            for e in &errors {
+                let field = if e.field.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", e.field)
+                };
+                eprintln!("  line {}{field}: {}", e.line, e.message);
+            }
+            if (errors.len() as u64) < count {
+                eprintln!("  … and {} more", count - errors.len() as u64);
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(anyhow::anyhow!("{file}: {e}")),
+    }
+}
+
+/// `buildfund gate`: one question to a running server; never needs the configuration.
+pub async fn gate(
+    jobset: &str,
+    json: bool,
+    server: &str,
+    timeout: f64,
+    on_error: Option<&str>,
+) -> ExitCode {
+    let undecided = |why: String| {
+        eprintln!("buildfund gate: {jobset}: could not decide: {why}");
+        match on_error {
+            Some("allow") => {
+                eprintln!("buildfund gate: allowing (--on-error allow)");
+                ExitCode::SUCCESS
+            }
+            Some("deny") => {
+                eprintln!("buildfund gate: refusing (--on-error deny)");
+                ExitCode::from(1)
+            }
+            _ => ExitCode::from(2),
+        }
+    };
+    let Some((project, name)) = jobset
+        .split_once(':')
+        .filter(|(p, j)| !p.is_empty() && !j.is_empty())
+    else {
+        eprintln!("buildfund gate: {jobset:?} is not PROJECT:JOBSET");
+        return ExitCode::from(2);
+    };
+    if !(timeout > 0.0 && timeout.is_finite()) {
+        eprintln!("buildfund gate: --timeout {timeout} is not a positive number of seconds");
+        return ExitCode::from(2);
+    }
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs_f64(timeout))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return undecided(format!("cannot make an HTTP client: {e}")),
+    };
+    let seg = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let url = format!(
+        "{}/api/v1/gate/{}/{}",
+        server.trim_end_matches('/'),
+        seg(project),
+        seg(name)
+    );
+    let res = match client.get(&url).send().await {
+        Ok(r) => r,
+        Err(e) => return undecided(format!("{url}: {e}")),
+    };
+    let status = res.status();
+    let body: serde_json::Value = match res.json().await {
+        Ok(b) => b,
+        Err(e) => return undecided(format!("{url} answered {status} without JSON: {e}")),
+    };
+    let Some(allow) = body
+        .get("allow")
+        .and_then(|v| v.as_bool())
+        .filter(|_| status.is_success())
+    else {
+        let msg = body
+            .get("error")
+            .and_then(|v| v.as_str())
+            .unwrap_or("no decision");
+        return undecided(format!("{url} answered {status}: {msg}"));
+    };
+    if json {
+        println!("{body}");
+    } else {
+        let reason = body.get("reason").and_then(|v| v.as_str()).unwrap_or("");
+        let state = body.get("state").and_then(|v| v.as_str()).unwrap_or("?");
+        println!(
+            "{} ({state}): {reason}",
+            if allow { "allowed" } else { "refused" }
+        );
+    }
+    if body.get("stale").and_then(|v| v.as_bool()) == Some(true) {
+        eprintln!(
+            "buildfund gate: the answer is stale (the server's database is unreachable; figures as of {})",
+            body.get("as_of").and_then(|v| v.as_str()).unwrap_or("?")
+        );
+    }
+    if allow {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    telemetry::init();
+    let config = Arc::new(config);
+    // Every secret the configuration names, read once; serve does not start without those it
+    // needs (rather than, say, sending unsigned webhooks).
+    let secrets = Arc::new(Secrets::from_env(&config));
+    let missing = secrets.unavailable_for_serve(&config);
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+        anyhow::bail!("{}: cannot serve: {}", config.source, list.join("; "));
+    }
+    let conn = open_database(&config).await?;
+    let app = Application::build(
+        config.clone(),
+        secrets.clone(),
+        conn.clone(),
+        ServeOptions::default(),
+    )
+    .context("cannot start the HTTP server")?;
+    let scheduler = Scheduler::new(conn.clone(), config.clone(), app.jobs().clone());
+    tracing::info!(
+        listen = %config.server.listen,
+        port = app.port(),
+        database = %describe_database(&config.database.url),
+        config = %config.source,
+        instance = %scheduler.instance(),
+        "buildfund serving"
+    );
+    let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
+    let jobs = tokio::spawn(scheduler.run(stopped, JOB_GRACE));
+    // Stores the books of closed months (README, "Stored books").
+    tokio::spawn(buildfund_jobs::books::store::keep(
+        conn.clone(),
+        config.clone(),
+    ));
+    // The server stops on SIGTERM or Ctrl-C, after requests in flight finish.
+    let served = app.run_until_stopped().await;
+    let _ = stop_jobs.send(true);
+    let _ = jobs.await;
+    served.context("the HTTP server failed")?;
+    tracing::info!("buildfund stopped");
+    Ok(())
+}

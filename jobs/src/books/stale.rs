@@ -1,0 +1,111 @@
+//! Stale marks: a write of build steps or donations marks, in its own transaction, every
+//! month whose stored books it touches (`book_stale`, a generation per month), so
+//! [`super::store`] recomputes exactly those months and the sums after them.
+use crate::calendar::{from_unix, Month, Span};
+use buildfund_entity::book_stale;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
+use std::collections::BTreeSet;
+use std::sync::LazyLock;
+
+/// Writes to months ending later than this after the write's clock cannot meet a stored month
+/// (months are stored once over), so they leave no mark; the margin covers clock skew between
+/// instances and transactions that stay open across a month's end.
+const MARK_MARGIN_SECONDS: i64 = 86_400;
+
+/// The months whose stored books a change of data over `span` reopens: the months it overlaps,
+/// and a following month shorter than 30 days (its "cost of the last 30 days" reaches back).
+/// Months ending more than a day after `now` are left out (none of them can be stored yet).
+pub fn touched_months(span: Span, now: DateTime<Utc>) -> BTreeSet<Month> {
+    let mut out = BTreeSet::new();
+    let limit = now.timestamp().saturating_add(MARK_MARGIN_SECONDS);
+    // A step before 1970 or after 9999 cannot be stored (ingest validation); clamp anyway.
+    let lowest = Month::parse("1970-01").expect("valid").span().start;
+    let start = std::cmp::max(span.start, lowest);
+    let end = std::cmp::min(span.end, limit);
+    if end <= start {
+        // An instant (a donation) or an empty span: the month it falls in.
+        if span.start >= lowest && span.start < limit {
+            let m = Month::of(from_unix(span.start));
+            insert_with_follower(&mut out, m, limit);
+        }
+        return out;
+    }
+    let mut m = Month::of(from_unix(start));
+    while m.start().timestamp() < end {
+        insert_with_follower(&mut out, m, limit);
+        m = m.next();
+    }
+    out
+}
+
+fn insert_with_follower(out: &mut BTreeSet<Month>, m: Month, limit: i64) {
+    if m.next().start().timestamp() <= limit {
+        out.insert(m);
+    }
+    let next = m.next();
+    if next.span().len() < 30 * 86_400 && next.next().start().timestamp() <= limit {
+        out.insert(next);
+    }
+}
+
+/// Marks the months the changed build-step spans touch, in the caller's transaction.
+pub async fn mark_spans(
+    db: &impl ConnectionTrait,
+    spans: impl IntoIterator<Item = Span>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let mut months = BTreeSet::new();
+    for s in spans {
+        months.extend(touched_months(s, now));
+    }
+    mark_months(db, &months, now).await
+}
+
+/// Marks the months of the changed donation dates, in the caller's transaction.
+pub async fn mark_instants(
+    db: &impl ConnectionTrait,
+    instants: impl IntoIterator<Item = DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let spans = instants
+        .into_iter()
+        .map(|t| Span::new(t.timestamp(), t.timestamp()));
+    mark_spans(db, spans, now).await
+}
+
+/// Bumps the generation of each month (ascending, so concurrent writers lock rows in one
+/// order).
+pub async fn mark_months(
+    db: &impl ConnectionTrait,
+    months: &BTreeSet<Month>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    if months.is_empty() {
+        return Ok(());
+    }
+    use book_stale::Column as S;
+    let mut insert = Query::insert()
+        .into_table(book_stale::Entity)
+        .columns([S::Month, S::Generation, S::MarkedAt])
+        .on_conflict(
+            OnConflict::column(S::Month)
+                .value(
+                    S::Generation,
+                    Expr::col((book_stale::Entity, S::Generation)).add(1),
+                )
+                .update_column(S::MarkedAt)
+                .to_owned(),
+        )
+        .to_owned();
+    for m in months {
+        insert.values_panic([Expr::val(m.to_string()), Expr::val(1i64), Expr::val(now)]);
+    }
+    db.execute(&insert).await?;
+    WAKE.notify_one();
+    Ok(())
+}
+
+/// Woken by local writes, so the keeper recomputes soon after.
+pub(super) static WAKE: LazyLock<tokio::sync::Notify> = LazyLock::new(tokio::sync::Notify::new);
