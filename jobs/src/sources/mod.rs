@@ -5,3 +5,4 @@ pub mod cursors;
 pub mod hydra_pull;
 pub mod ingest;
 pub mod opencollective;
+pub mod opencollective_client;

@@ -1,5 +1,7 @@
 //! Tests of `opencollective`.
 use super::*;
+use crate::sources::opencollective_client::retry_after;
+use std::time::Duration;
 
 #[test]
 fn contributors_are_shown_as_opencollective_shows_them() {
