@@ -3,46 +3,17 @@
 //!
 //! The evaluation instant (`at`, default now) plays the part of cost-model.md's "now": every
 //! window is clipped to `[ledger_start, at)`.
-use crate::books::attribution::{active_span, machine_lines, Line};
+use crate::books::attribution::Line;
+pub use crate::books::ledger::{
+    busy_query, busy_seconds, clip, window_lines, UnpricedLine, WindowCosts,
+};
 use crate::books::store;
 use crate::calendar::{split_months, Month, Span};
-use crate::config::{Config, Machine};
-use buildfund_entity::build_steps;
+use crate::config::Config;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
-use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
-
-/// Steps on a machine that is not configured: kept, shown, never priced.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct UnpricedLine {
-    pub machine: String,
-    pub jobset: String,
-    pub busy_seconds: i64,
-}
-
-/// Every line of a window: priced lines, rounded per (machine, month part), and unpriced ones.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct WindowCosts {
-    pub lines: Vec<Line>,
-    pub unpriced: Vec<UnpricedLine>,
-}
-
-impl WindowCosts {
-    pub fn total_cents(&self) -> i64 {
-        self.lines.iter().map(|l| l.cost_cents).sum()
-    }
-
-    /// Cost per fund.
-    pub fn by_fund(&self) -> BTreeMap<String, i64> {
-        let mut out = BTreeMap::new();
-        for l in &self.lines {
-            *out.entry(l.fund.clone()).or_insert(0) += l.cost_cents;
-        }
-        out
-    }
-}
+use std::collections::BTreeMap;
 
 /// The month's cost report as `GET /api/v1/costs` and `buildfund costs --json` give it.
 #[derive(Clone, Debug, Serialize)]
@@ -69,123 +40,6 @@ pub async fn costs_report(
         total_cents: c.total_cents(),
         lines: c.lines,
         unpriced: c.unpriced,
-    })
-}
-
-/// `span` clipped to `[ledger_start, at)`; `None` when nothing is left.
-pub fn clip(config: &Config, span: Span, at: DateTime<Utc>) -> Option<Span> {
-    span.intersect(Span::new(config.ledger_start.timestamp(), at.timestamp()))
-}
-
-/// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
-/// `span`, each step clipped to it; restricted to `machines` when given.
-pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
-    use build_steps::Column as C;
-    let clipped_stop = CaseStatement::new()
-        .case(Expr::col(C::StopTs).lt(span.end), Expr::col(C::StopTs))
-        .finally(Expr::val(span.end));
-    let clipped_start = CaseStatement::new()
-        .case(Expr::col(C::StartTs).gt(span.start), Expr::col(C::StartTs))
-        .finally(Expr::val(span.start));
-    let busy = Func::cast_as(
-        Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
-        Alias::new("BIGINT"),
-    );
-    let mut q = Query::select();
-    q.columns([C::Machine, C::Project, C::Jobset])
-        .expr_as(busy, Alias::new("busy"))
-        .from(build_steps::Entity)
-        .and_where(Expr::col(C::StartTs).lt(span.end))
-        .and_where(Expr::col(C::StopTs).gt(span.start))
-        .group_by_columns([C::Machine, C::Project, C::Jobset]);
-    if let Some(names) = machines {
-        q.and_where(Expr::col(C::Machine).is_in(names.iter().copied()));
-    }
-    q
-}
-
-/// Runs [`busy_query`]: `(machine as stored, "project:jobset", busy seconds)`.
-pub async fn busy_seconds(
-    db: &impl ConnectionTrait,
-    span: Span,
-    machines: Option<&[&str]>,
-) -> Result<Vec<(String, String, i64)>, DbErr> {
-    let rows = db.query_all(&busy_query(span, machines)).await?;
-    rows.into_iter()
-        .map(|row| {
-            let project: String = row.try_get("", "project")?;
-            let jobset: String = row.try_get("", "jobset")?;
-            Ok((
-                row.try_get("", "machine")?,
-                format!("{project}:{jobset}"),
-                row.try_get("", "busy")?,
-            ))
-        })
-        .collect()
-}
-
-/// Lines of every machine in `window`, which must lie inside one calendar month and already be
-/// clipped to `[ledger_start, at)`. One grouped query covers every machine active through the
-/// whole window (the usual case); a machine that starts or stops inside it gets a query of its
-/// own over its active part.
-pub async fn window_lines(
-    db: &impl ConnectionTrait,
-    config: &Config,
-    window: Span,
-) -> Result<WindowCosts, DbErr> {
-    let by_name = config.machine_by_name();
-    // Active part of each machine; machines sharing the whole window share the main query.
-    let mut partial: Vec<(&Machine, Span)> = Vec::new();
-    for m in &config.machines {
-        match active_span(m, window) {
-            Some(a) if a == window => {}
-            Some(a) => partial.push((m, a)),
-            None => {}
-        }
-    }
-    let mut busy: HashMap<&str, BTreeMap<String, i64>> = HashMap::new();
-    let mut unpriced: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for (machine, jobset, seconds) in busy_seconds(db, window, None).await? {
-        match by_name.get(machine.as_str()) {
-            Some(m) if active_span(m, window) == Some(window) => {
-                *busy
-                    .entry(m.name.as_str())
-                    .or_default()
-                    .entry(jobset)
-                    .or_insert(0) += seconds;
-            }
-            Some(_) => {} // counted by its own query below, over its active part only
-            None => *unpriced.entry((machine, jobset)).or_insert(0) += seconds,
-        }
-    }
-    for (m, active) in &partial {
-        let mut names: Vec<&str> = vec![m.name.as_str()];
-        names.extend(m.aliases.iter().map(String::as_str));
-        let entry = busy.entry(m.name.as_str()).or_default();
-        for (_, jobset, seconds) in busy_seconds(db, *active, Some(&names)).await? {
-            *entry.entry(jobset).or_insert(0) += seconds;
-        }
-    }
-    let mut lines = Vec::new();
-    let empty = BTreeMap::new();
-    for m in &config.machines {
-        lines.extend(machine_lines(
-            config,
-            m,
-            window,
-            busy.get(m.name.as_str()).unwrap_or(&empty),
-        ));
-    }
-    Ok(WindowCosts {
-        lines,
-        unpriced: unpriced
-            .into_iter()
-            .map(|((machine, jobset), busy_seconds)| UnpricedLine {
-                machine,
-                jobset,
-                busy_seconds,
-            })
-            .collect(),
     })
 }
 

@@ -2,54 +2,15 @@
 //! went out (cost lines), balance, burn and runway (cost-model.md, "Donations" and "Balance,
 //! burn, runway").
 use crate::books::costs::{clip, month_costs, window_costs, WindowCosts};
+use crate::books::ledger::ts;
+pub use crate::books::ledger::{add_cents, raised_from_data, route, Raised};
 use crate::books::store;
 use crate::calendar::{split_months, Month, Span};
-use crate::config::{Config, Fund};
-use buildfund_entity::donations;
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use sea_orm::sea_query::{Alias, Expr, Func, Query};
-use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
+use crate::config::Config;
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The fund a donation goes to: the first fund listing its tier, else the first listing its
-/// receiving account, else the default fund.
-pub fn route<'a>(config: &'a Config, account: &str, tier: Option<&str>) -> &'a Fund {
-    tier.and_then(|t| config.funds.iter().find(|f| f.tiers.iter().any(|x| x == t)))
-        .or_else(|| {
-            config
-                .funds
-                .iter()
-                .find(|f| f.accounts.iter().any(|a| a == account))
-        })
-        .unwrap_or_else(|| config.default_fund())
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Raised {
-    pub gross_cents: i64,
-    pub fees_cents: i64,
-    pub net_cents: i64,
-}
-
-impl Raised {
-    /// The field-wise sum, checked.
-    pub fn checked_add(self, o: Raised) -> Result<Raised, DbErr> {
-        Ok(Raised {
-            gross_cents: add_cents(self.gross_cents, o.gross_cents)?,
-            fees_cents: add_cents(self.fees_cents, o.fees_cents)?,
-            net_cents: add_cents(self.net_cents, o.net_cents)?,
-        })
-    }
-}
-
-/// `a + b` in cents, checked: sums of money never wrap. Records are bounded at the door
-/// ([`crate::books::donations::MAX_RECORD_CENTS`]), so this fails only on figures that cannot
-/// come from the books (millions of records at the bound).
-pub fn add_cents(a: i64, b: i64) -> Result<i64, DbErr> {
-    a.checked_add(b)
-        .ok_or_else(|| DbErr::Custom(format!("a money sum overflows: {a} + {b} cents")))
-}
 
 /// Sums of the donation records dated in `[from, to)`, per fund: from the store when the
 /// interval is a whole month's books window held fresh there, else from the records.
@@ -75,47 +36,6 @@ pub async fn raised_by_fund(
         }
     }
     raised_from_data(db, config, from, to).await
-}
-
-fn ts(s: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(s, 0).single().expect("valid instant")
-}
-
-/// Sums of the donation records dated in `[from, to)`, per fund, from the records.
-pub async fn raised_from_data(
-    db: &impl ConnectionTrait,
-    config: &Config,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<BTreeMap<String, Raised>, DbErr> {
-    use donations::Column as D;
-    let sum = |c: D| Func::cast_as(Func::sum(Expr::col(c)), Alias::new("BIGINT"));
-    let q = Query::select()
-        .columns([D::AccountSlug, D::TierSlug])
-        .expr_as(sum(D::GrossCents), Alias::new("gross"))
-        .expr_as(sum(D::FeesCents), Alias::new("fees"))
-        .expr_as(sum(D::NetCents), Alias::new("net"))
-        .from(donations::Entity)
-        .and_where(Expr::col(D::OccurredAt).gte(from))
-        .and_where(Expr::col(D::OccurredAt).lt(to))
-        .group_by_columns([D::AccountSlug, D::TierSlug])
-        .to_owned();
-    let mut out: BTreeMap<String, Raised> = BTreeMap::new();
-    if from >= to {
-        return Ok(out);
-    }
-    for row in db.query_all(&q).await? {
-        let account: String = row.try_get("", "account_slug")?;
-        let tier: Option<String> = row.try_get("", "tier_slug")?;
-        let fund = route(config, &account, tier.as_deref());
-        let sum = out.entry(fund.slug.clone()).or_default();
-        *sum = sum.checked_add(Raised {
-            gross_cents: row.try_get("", "gross")?,
-            fees_cents: row.try_get("", "fees")?,
-            net_cents: row.try_get("", "net")?,
-        })?;
-    }
-    Ok(out)
 }
 
 /// One fund's figures for a month, as `GET /api/v1/funds` shows them.

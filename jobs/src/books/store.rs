@@ -24,8 +24,7 @@
 //! month's lines and funds by its row id and retries when the row went away meanwhile, so it
 //! never sees half of a month.
 use crate::books::attribution::Line;
-use crate::books::costs::{window_lines, UnpricedLine, WindowCosts};
-use crate::books::funds::{raised_from_data, Raised};
+use crate::books::ledger::{raised_from_data, window_lines, Raised, UnpricedLine, WindowCosts};
 use crate::calendar::{from_unix, split_months, Month, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
 use buildfund_entity::{book_locks, book_month_funds, book_month_lines, book_months, book_stale};

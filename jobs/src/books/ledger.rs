@@ -1,0 +1,240 @@
+//! The figures straight from the data, below the store: busy seconds and the cost lines of a
+//! window from the build steps, and the donations raised per fund from the records. The store
+//! ([`super::store`]) computes closed months with these; [`super::costs`] and [`super::funds`]
+//! read through the store and use these for the open month.
+use crate::books::attribution::{active_span, machine_lines, Line};
+use crate::calendar::Span;
+use crate::config::{Config, Fund, Machine};
+use buildfund_entity::{build_steps, donations};
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// Steps on a machine that is not configured: kept, shown, never priced.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UnpricedLine {
+    pub machine: String,
+    pub jobset: String,
+    pub busy_seconds: i64,
+}
+
+/// Every line of a window: priced lines, rounded per (machine, month part), and unpriced ones.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WindowCosts {
+    pub lines: Vec<Line>,
+    pub unpriced: Vec<UnpricedLine>,
+}
+
+impl WindowCosts {
+    pub fn total_cents(&self) -> i64 {
+        self.lines.iter().map(|l| l.cost_cents).sum()
+    }
+
+    /// Cost per fund.
+    pub fn by_fund(&self) -> BTreeMap<String, i64> {
+        let mut out = BTreeMap::new();
+        for l in &self.lines {
+            *out.entry(l.fund.clone()).or_insert(0) += l.cost_cents;
+        }
+        out
+    }
+}
+
+/// `span` clipped to `[ledger_start, at)`; `None` when nothing is left.
+pub fn clip(config: &Config, span: Span, at: DateTime<Utc>) -> Option<Span> {
+    span.intersect(Span::new(config.ledger_start.timestamp(), at.timestamp()))
+}
+
+/// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
+/// `span`, each step clipped to it; restricted to `machines` when given.
+pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
+    use build_steps::Column as C;
+    let clipped_stop = CaseStatement::new()
+        .case(Expr::col(C::StopTs).lt(span.end), Expr::col(C::StopTs))
+        .finally(Expr::val(span.end));
+    let clipped_start = CaseStatement::new()
+        .case(Expr::col(C::StartTs).gt(span.start), Expr::col(C::StartTs))
+        .finally(Expr::val(span.start));
+    let busy = Func::cast_as(
+        Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
+        Alias::new("BIGINT"),
+    );
+    let mut q = Query::select();
+    q.columns([C::Machine, C::Project, C::Jobset])
+        .expr_as(busy, Alias::new("busy"))
+        .from(build_steps::Entity)
+        .and_where(Expr::col(C::StartTs).lt(span.end))
+        .and_where(Expr::col(C::StopTs).gt(span.start))
+        .group_by_columns([C::Machine, C::Project, C::Jobset]);
+    if let Some(names) = machines {
+        q.and_where(Expr::col(C::Machine).is_in(names.iter().copied()));
+    }
+    q
+}
+
+/// Runs [`busy_query`]: `(machine as stored, "project:jobset", busy seconds)`.
+pub async fn busy_seconds(
+    db: &impl ConnectionTrait,
+    span: Span,
+    machines: Option<&[&str]>,
+) -> Result<Vec<(String, String, i64)>, DbErr> {
+    let rows = db.query_all(&busy_query(span, machines)).await?;
+    rows.into_iter()
+        .map(|row| {
+            let project: String = row.try_get("", "project")?;
+            let jobset: String = row.try_get("", "jobset")?;
+            Ok((
+                row.try_get("", "machine")?,
+                format!("{project}:{jobset}"),
+                row.try_get("", "busy")?,
+            ))
+        })
+        .collect()
+}
+
+/// Lines of every machine in `window`, which must lie inside one calendar month and already be
+/// clipped to `[ledger_start, at)`. One grouped query covers every machine active through the
+/// whole window (the usual case); a machine that starts or stops inside it gets a query of its
+/// own over its active part.
+pub async fn window_lines(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    window: Span,
+) -> Result<WindowCosts, DbErr> {
+    let by_name = config.machine_by_name();
+    // Active part of each machine; machines sharing the whole window share the main query.
+    let mut partial: Vec<(&Machine, Span)> = Vec::new();
+    for m in &config.machines {
+        match active_span(m, window) {
+            Some(a) if a == window => {}
+            Some(a) => partial.push((m, a)),
+            None => {}
+        }
+    }
+    let mut busy: HashMap<&str, BTreeMap<String, i64>> = HashMap::new();
+    let mut unpriced: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (machine, jobset, seconds) in busy_seconds(db, window, None).await? {
+        match by_name.get(machine.as_str()) {
+            Some(m) if active_span(m, window) == Some(window) => {
+                *busy
+                    .entry(m.name.as_str())
+                    .or_default()
+                    .entry(jobset)
+                    .or_insert(0) += seconds;
+            }
+            Some(_) => {} // counted by its own query below, over its active part only
+            None => *unpriced.entry((machine, jobset)).or_insert(0) += seconds,
+        }
+    }
+    for (m, active) in &partial {
+        let mut names: Vec<&str> = vec![m.name.as_str()];
+        names.extend(m.aliases.iter().map(String::as_str));
+        let entry = busy.entry(m.name.as_str()).or_default();
+        for (_, jobset, seconds) in busy_seconds(db, *active, Some(&names)).await? {
+            *entry.entry(jobset).or_insert(0) += seconds;
+        }
+    }
+    let mut lines = Vec::new();
+    let empty = BTreeMap::new();
+    for m in &config.machines {
+        lines.extend(machine_lines(
+            config,
+            m,
+            window,
+            busy.get(m.name.as_str()).unwrap_or(&empty),
+        ));
+    }
+    Ok(WindowCosts {
+        lines,
+        unpriced: unpriced
+            .into_iter()
+            .map(|((machine, jobset), busy_seconds)| UnpricedLine {
+                machine,
+                jobset,
+                busy_seconds,
+            })
+            .collect(),
+    })
+}
+
+/// The fund a donation goes to: the first fund listing its tier, else the first listing its
+/// receiving account, else the default fund.
+pub fn route<'a>(config: &'a Config, account: &str, tier: Option<&str>) -> &'a Fund {
+    tier.and_then(|t| config.funds.iter().find(|f| f.tiers.iter().any(|x| x == t)))
+        .or_else(|| {
+            config
+                .funds
+                .iter()
+                .find(|f| f.accounts.iter().any(|a| a == account))
+        })
+        .unwrap_or_else(|| config.default_fund())
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Raised {
+    pub gross_cents: i64,
+    pub fees_cents: i64,
+    pub net_cents: i64,
+}
+
+impl Raised {
+    /// The field-wise sum, checked.
+    pub fn checked_add(self, o: Raised) -> Result<Raised, DbErr> {
+        Ok(Raised {
+            gross_cents: add_cents(self.gross_cents, o.gross_cents)?,
+            fees_cents: add_cents(self.fees_cents, o.fees_cents)?,
+            net_cents: add_cents(self.net_cents, o.net_cents)?,
+        })
+    }
+}
+
+/// `a + b` in cents, checked: sums of money never wrap. Records are bounded at the door
+/// ([`crate::books::donations::MAX_RECORD_CENTS`]), so this fails only on figures that cannot
+/// come from the books (millions of records at the bound).
+pub fn add_cents(a: i64, b: i64) -> Result<i64, DbErr> {
+    a.checked_add(b)
+        .ok_or_else(|| DbErr::Custom(format!("a money sum overflows: {a} + {b} cents")))
+}
+
+pub(super) fn ts(s: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(s, 0).single().expect("valid instant")
+}
+
+/// Sums of the donation records dated in `[from, to)`, per fund, from the records.
+pub async fn raised_from_data(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<BTreeMap<String, Raised>, DbErr> {
+    use donations::Column as D;
+    let sum = |c: D| Func::cast_as(Func::sum(Expr::col(c)), Alias::new("BIGINT"));
+    let q = Query::select()
+        .columns([D::AccountSlug, D::TierSlug])
+        .expr_as(sum(D::GrossCents), Alias::new("gross"))
+        .expr_as(sum(D::FeesCents), Alias::new("fees"))
+        .expr_as(sum(D::NetCents), Alias::new("net"))
+        .from(donations::Entity)
+        .and_where(Expr::col(D::OccurredAt).gte(from))
+        .and_where(Expr::col(D::OccurredAt).lt(to))
+        .group_by_columns([D::AccountSlug, D::TierSlug])
+        .to_owned();
+    let mut out: BTreeMap<String, Raised> = BTreeMap::new();
+    if from >= to {
+        return Ok(out);
+    }
+    for row in db.query_all(&q).await? {
+        let account: String = row.try_get("", "account_slug")?;
+        let tier: Option<String> = row.try_get("", "tier_slug")?;
+        let fund = route(config, &account, tier.as_deref());
+        let sum = out.entry(fund.slug.clone()).or_default();
+        *sum = sum.checked_add(Raised {
+            gross_cents: row.try_get("", "gross")?,
+            fees_cents: row.try_get("", "fees")?,
+            net_cents: row.try_get("", "net")?,
+        })?;
+    }
+    Ok(out)
+}
