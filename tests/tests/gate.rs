@@ -700,30 +700,7 @@ db_test!(
             .any(|r| r.1 == "/build/12/cancel"));
 
         // The declarative project's 403 is recorded and shown in the audit.
-        let mut kinds = Vec::new();
-        for _ in 0..50 {
-            let ev: Value = app
-                .get_with_token("/api/v1/gate/events?pool=cuda", &admin)
-                .await
-                .json()
-                .await
-                .unwrap();
-            kinds = ev["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| {
-                    (
-                        e["kind"].as_str().unwrap().to_string(),
-                        e["reason"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
-            if kinds.iter().any(|k| k.0 == "hydra_cancelled") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let kinds = cuda_events(&app, &admin, |k| k.iter().any(|k| k.0 == "hydra_cancelled")).await;
         assert!(
             kinds.iter().any(|k| k.0 == "hydra_refused"
                 && k.1.contains("decl:cuda-x")
