@@ -70,6 +70,15 @@ impl Price {
     pub fn as_decimal(&self) -> Decimal {
         self.0
     }
+
+    /// The price as shown: at least two decimals (`1.90`, `120.00`, `0.015`).
+    pub fn shown(&self) -> String {
+        let mut d = self.0;
+        if d.scale() < 2 {
+            d.rescale(2);
+        }
+        d.to_string()
+    }
 }
 
 impl fmt::Display for Price {

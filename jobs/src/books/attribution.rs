@@ -25,8 +25,12 @@
 //!   rounds each month part on its own, so one call per [`split_months`] part is required.
 //!   [`machine_cost_exact`] accepts any window (a monthly price is prorated per month part).
 //! - Nothing here clips to `ledger_start` or `now`: the caller does, as documented per function.
+//! - A machine's `[[machines.changes]]` split a window at their instants ([`machine_parts`]):
+//!   each part is attributed and rounded on its own with the [`Terms`] in force during it
+//!   ([`part_lines`]). [`machine_lines`] and [`machine_cost_exact`] take a window without a
+//!   change inside it (they panic otherwise).
 use crate::calendar::{month_of, seconds_in_month, split_months, Span};
-use crate::config::{Config, CostModel, IdlePolicy, Machine, OTHER_POOL};
+use crate::config::{Config, CostModel, IdlePolicy, Machine, Terms, OTHER_POOL};
 use crate::money::{add, add_fractions, gcd, mul, reduce, round_half_away_from_zero};
 use std::collections::BTreeMap;
 
@@ -108,19 +112,66 @@ pub fn active_span(machine: &Machine, window: Span) -> Option<Span> {
     window.intersect(active_interval(machine))
 }
 
+/// The parts of `window` (inside one calendar month) between the machine's change instants
+/// that fall strictly inside it, in time order, each with the terms in force during it. The
+/// parts cover the window; a window without a change inside is one part. Empty for an empty
+/// window.
+pub fn machine_parts(machine: &Machine, window: Span) -> Vec<(Span, Terms)> {
+    if window.is_empty() {
+        return Vec::new();
+    }
+    let mut parts = Vec::new();
+    let mut start = window.start;
+    for c in &machine.changes {
+        let at = c.from.timestamp();
+        if at > start && at < window.end {
+            parts.push((Span::new(start, at), machine.terms_at(start)));
+            start = at;
+        }
+    }
+    parts.push((Span::new(start, window.end), machine.terms_at(start)));
+    parts
+}
+
+/// The terms of a window without a change strictly inside it; panics otherwise.
+fn single_terms(machine: &Machine, window: Span, caller: &str) -> Terms {
+    let parts = machine_parts(machine, window);
+    assert!(
+        parts.len() <= 1,
+        "{caller}: the window [{}, {}) of machine {} holds a change; split it with \
+         machine_parts and attribute each part on its own",
+        window.start,
+        window.end,
+        machine.name
+    );
+    machine.terms_at(window.start)
+}
+
 /// Exact (unrounded) cost of the machine in the window as a fraction of cents (numerator,
 /// denominator), per "Machine cost of a window"; `busy_total` is the machine's total busy
-/// seconds in the active span (only used by metered).
+/// seconds in the active span (only used by metered). The window holds no change of the
+/// machine (panics otherwise; see [`part_cost_exact`]).
 ///
 /// The fraction is in lowest terms with a positive denominator; `(0, 1)` when the machine has
 /// no active part in the window. A monthly price over a window that crosses a month boundary
 /// is prorated per month part (each part over its own month's seconds).
 pub fn machine_cost_exact(machine: &Machine, window: Span, busy_total: i64) -> (i128, i128) {
-    let Some(active) = active_span(machine, window) else {
+    let terms = single_terms(machine, window, "machine_cost_exact");
+    part_cost_exact(machine, window, &terms, busy_total)
+}
+
+/// [`machine_cost_exact`] of one part of a window under the given terms.
+pub fn part_cost_exact(
+    machine: &Machine,
+    part: Span,
+    terms: &Terms,
+    busy_total: i64,
+) -> (i128, i128) {
+    let Some(active) = active_span(machine, part) else {
         return (0, 1);
     };
-    let (pn, pd) = machine.cost.price().cents_fraction();
-    match machine.cost {
+    let (pn, pd) = terms.cost.price().cents_fraction();
+    match terms.cost {
         CostModel::Monthly(_) => split_months(active)
             .into_iter()
             .map(|part| {
@@ -140,10 +191,10 @@ pub fn machine_cost_exact(machine: &Machine, window: Span, busy_total: i64) -> (
     }
 }
 
-/// Whether jobsets of this machine share its whole cost (no idle line while anything ran):
-/// the deployment's policy is proportional, or the machine is metered.
-pub fn is_proportional(config: &Config, machine: &Machine) -> bool {
-    config.idle == IdlePolicy::Proportional || matches!(machine.cost, CostModel::Metered(_))
+/// Whether jobsets of a machine under these terms share its whole cost (no idle line while
+/// anything ran): the deployment's policy is proportional, or the machine is metered.
+pub fn is_proportional(config: &Config, terms: &Terms) -> bool {
+    config.idle == IdlePolicy::Proportional || matches!(terms.cost, CostModel::Metered(_))
 }
 
 fn check_window(machine: &Machine, window: Span) {
@@ -160,12 +211,13 @@ fn check_window(machine: &Machine, window: Span) {
     }
 }
 
-/// The exact lines of one machine in one window before rounding (same inputs and rules as
-/// [`machine_lines`]).
+/// The exact lines of one machine in one part of a window before rounding, under the terms in
+/// force during it (same inputs and rules as [`part_lines`]).
 pub fn exact_shares(
     config: &Config,
     machine: &Machine,
     window: Span,
+    terms: &Terms,
     busy: &BTreeMap<String, i64>,
 ) -> ExactShares {
     check_window(machine, window);
@@ -190,10 +242,10 @@ pub fn exact_shares(
             )
         });
     }
-    let (n, d) = machine_cost_exact(machine, window, busy_total);
+    let (n, d) = part_cost_exact(machine, window, terms, busy_total);
     let busy_total = i128::from(busy_total);
-    let capacity = mul(i128::from(machine.slots), i128::from(active.len()));
-    let denominator = if is_proportional(config, machine) {
+    let capacity = mul(i128::from(terms.slots), i128::from(active.len()));
+    let denominator = if is_proportional(config, terms) {
         busy_total
     } else {
         capacity.max(busy_total)
@@ -293,14 +345,29 @@ pub fn round_lines(shares: &ExactShares) -> Vec<i128> {
 /// exists only when its exact amount is > 0. A machine with no active span in the window gives
 /// no lines.
 ///
-/// Panics when the window crosses a month boundary, or a busy value is negative.
+/// Panics when the window crosses a month boundary or holds a change of the machine (use
+/// [`machine_parts`] and [`part_lines`]), or a busy value is negative.
 pub fn machine_lines(
     config: &Config,
     machine: &Machine,
     window: Span,
     busy: &BTreeMap<String, i64>,
 ) -> Vec<Line> {
-    let shares = exact_shares(config, machine, window, busy);
+    let terms = single_terms(machine, window, "machine_lines");
+    part_lines(config, machine, window, &terms, busy)
+}
+
+/// [`machine_lines`] of one part of a window ([`machine_parts`]) under the terms in force
+/// during it: `busy` holds the busy seconds of the part's active span only, and the part is
+/// rounded on its own.
+pub fn part_lines(
+    config: &Config,
+    machine: &Machine,
+    part: Span,
+    terms: &Terms,
+    busy: &BTreeMap<String, i64>,
+) -> Vec<Line> {
+    let shares = exact_shares(config, machine, part, terms, busy);
     let cents = round_lines(&shares);
     let default_fund = &config.default_fund().slug;
     shares

@@ -598,10 +598,17 @@ fn busy_map(m: &Machine, span: Span, picks: &[(usize, u32, i64)]) -> BTreeMap<St
     b
 }
 
-fn check_lines(c: &Config, m: &Machine, window: Span, b: &BTreeMap<String, i64>) {
-    let lines = machine_lines(c, m, window, b);
+/// The invariants of one part's lines under `terms` (the machine's own without changes).
+pub(super) fn check_lines(
+    c: &Config,
+    m: &Machine,
+    window: Span,
+    terms: &Terms,
+    b: &BTreeMap<String, i64>,
+) {
+    let lines = part_lines(c, m, window, terms, b);
     let total_busy: i64 = b.values().sum();
-    let (n, d) = machine_cost_exact(m, window, total_busy);
+    let (n, d) = part_cost_exact(m, window, terms, total_busy);
     let sum: i64 = lines.iter().map(|l| l.cost_cents).sum();
     assert_eq!(
         i128::from(sum),
@@ -619,7 +626,7 @@ fn check_lines(c: &Config, m: &Machine, window: Span, b: &BTreeMap<String, i64>)
     }
     assert_eq!(jobsets.len(), b.values().filter(|&&v| v > 0).count());
     // Each line is its exact amount rounded down or up.
-    let exact = exact_shares(c, m, window, b);
+    let exact = exact_shares(c, m, window, terms, b);
     assert_eq!(exact.lines.len(), lines.len());
     for (e, l) in exact.lines.iter().zip(&lines) {
         let floor = e.numerator.div_euclid(exact.denominator);
@@ -630,8 +637,8 @@ fn check_lines(c: &Config, m: &Machine, window: Span, b: &BTreeMap<String, i64>)
     // Independently of exact_shares' common denominator: a jobset's exact amount is
     // cost * busy_j / (busy when proportional, else max(slots * |A|, busy)).
     if let Some(active) = active_span(m, window) {
-        let capacity = i128::from(m.slots) * i128::from(active.len());
-        let denom = if is_proportional(c, m) {
+        let capacity = i128::from(terms.slots) * i128::from(active.len());
+        let denom = if is_proportional(c, terms) {
             i128::from(total_busy)
         } else {
             capacity.max(i128::from(total_busy))
@@ -652,10 +659,10 @@ fn check_lines(c: &Config, m: &Machine, window: Span, b: &BTreeMap<String, i64>)
     } else {
         assert!(lines.is_empty());
     }
-    if is_proportional(c, m) && total_busy > 0 {
+    if is_proportional(c, terms) && total_busy > 0 {
         assert!(lines.iter().all(|l| !l.idle), "{lines:?}");
     }
-    if matches!(m.cost, CostModel::Metered(_)) {
+    if matches!(terms.cost, CostModel::Metered(_)) {
         assert!(lines.iter().all(|l| !l.idle), "{lines:?}");
     }
 }
@@ -674,10 +681,11 @@ proptest! {
         let m = &c.machines[0];
         let window = window_in(s.month(), x, y);
         let b = busy_map(m, window, &picks);
-        check_lines(&c, m, window, &b);
+        let terms = m.terms_at(window.start);
+        check_lines(&c, m, window, &terms, &b);
         // The whole month too.
         let b = busy_map(m, s.month(), &picks);
-        check_lines(&c, m, s.month(), &b);
+        check_lines(&c, m, s.month(), &terms, &b);
     }
 
     #[test]
@@ -744,7 +752,7 @@ proptest! {
         let b2: BTreeMap<String, i64> = permuted.into_iter().collect();
         let l1 = machine_lines(&c, m, window, &b1);
         let l2 = machine_lines(&c, m, window, &b2);
-        let e1 = exact_shares(&c, m, window, &b1);
+        let e1 = exact_shares(&c, m, window, &m.terms_at(window.start), &b1);
         let tied = |num: i128| {
             e1.lines
                 .iter()

@@ -2,9 +2,9 @@
 //! window from the build steps, and the donations raised per fund from the records. The store
 //! ([`super::store`]) computes closed months with these; [`super::costs`] and [`super::funds`]
 //! read through the store and use these for the open month.
-use crate::books::attribution::{active_span, machine_lines, Line};
+use crate::books::attribution::{active_span, machine_parts, part_lines, Line};
 use crate::calendar::Span;
-use crate::config::{Config, Fund, Machine};
+use crate::config::{Config, Fund, Machine, Terms};
 use buildfund_entity::{build_steps, donations};
 use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
@@ -94,69 +94,119 @@ pub async fn busy_seconds(
         .collect()
 }
 
+/// The rounded lines of one machine in one part of a window ([`machine_parts`]).
+#[derive(Clone, Debug)]
+pub struct PartLines<'a> {
+    pub machine: &'a Machine,
+    pub part: Span,
+    pub terms: Terms,
+    pub lines: Vec<Line>,
+}
+
 /// Lines of every machine in `window`, which must lie inside one calendar month and already be
-/// clipped to `[ledger_start, at)`. One grouped query covers every machine active through the
-/// whole window (the usual case); a machine that starts or stops inside it gets a query of its
-/// own over its active part.
+/// clipped to `[ledger_start, at)`: each machine's parts rounded on their own, then summed per
+/// (machine, jobset) and idle line, so a machine has one line per jobset (and one idle line)
+/// however many of its changes fall in the window.
 pub async fn window_lines(
     db: &impl ConnectionTrait,
     config: &Config,
     window: Span,
 ) -> Result<WindowCosts, DbErr> {
-    let by_name = config.machine_by_name();
-    // Active part of each machine; machines sharing the whole window share the main query.
-    let mut partial: Vec<(&Machine, Span)> = Vec::new();
-    for m in &config.machines {
-        match active_span(m, window) {
-            Some(a) if a == window => {}
-            Some(a) => partial.push((m, a)),
-            None => {}
+    let (parts, unpriced) = window_part_lines(db, config, window).await?;
+    let mut lines = Vec::new();
+    let mut i = 0;
+    while i < parts.len() {
+        let machine = parts[i].machine;
+        // Jobsets ascending, then the idle line: the order of one part's lines.
+        let mut merged: BTreeMap<(bool, &str), Line> = BTreeMap::new();
+        while i < parts.len() && std::ptr::eq(parts[i].machine, machine) {
+            for l in &parts[i].lines {
+                merged
+                    .entry((l.idle, l.key()))
+                    .and_modify(|m| {
+                        m.busy_seconds += l.busy_seconds;
+                        m.cost_cents += l.cost_cents;
+                    })
+                    .or_insert_with(|| l.clone());
+            }
+            i += 1;
         }
+        lines.extend(merged.into_values());
     }
+    Ok(WindowCosts { lines, unpriced })
+}
+
+/// The lines of every machine in `window` (as [`window_lines`]) part by part, machines in
+/// config order and each machine's parts in time order (a machine with no part active in the
+/// window has none), with the unpriced lines. One grouped query covers every machine active
+/// through the whole window under one set of terms (the usual case); a machine that starts,
+/// stops or changes inside it gets a query of its own per part over its active span.
+pub async fn window_part_lines<'a>(
+    db: &impl ConnectionTrait,
+    config: &'a Config,
+    window: Span,
+) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), DbErr> {
+    let by_name = config.machine_by_name();
+    let shared =
+        |m: &Machine| active_span(m, window) == Some(window) && machine_parts(m, window).len() == 1;
     let mut busy: HashMap<&str, BTreeMap<String, i64>> = HashMap::new();
     let mut unpriced: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (machine, jobset, seconds) in busy_seconds(db, window, None).await? {
         match by_name.get(machine.as_str()) {
-            Some(m) if active_span(m, window) == Some(window) => {
+            Some(m) if shared(m) => {
                 *busy
                     .entry(m.name.as_str())
                     .or_default()
                     .entry(jobset)
                     .or_insert(0) += seconds;
             }
-            Some(_) => {} // counted by its own query below, over its active part only
+            Some(_) => {} // counted by its own queries below, part by part
             None => *unpriced.entry((machine, jobset)).or_insert(0) += seconds,
         }
     }
-    for (m, active) in &partial {
-        let mut names: Vec<&str> = vec![m.name.as_str()];
-        names.extend(m.aliases.iter().map(String::as_str));
-        let entry = busy.entry(m.name.as_str()).or_default();
-        for (_, jobset, seconds) in busy_seconds(db, *active, Some(&names)).await? {
-            *entry.entry(jobset).or_insert(0) += seconds;
-        }
-    }
-    let mut lines = Vec::new();
+    let mut out = Vec::new();
     let empty = BTreeMap::new();
     for m in &config.machines {
-        lines.extend(machine_lines(
-            config,
-            m,
-            window,
-            busy.get(m.name.as_str()).unwrap_or(&empty),
-        ));
+        if shared(m) {
+            let terms = m.terms_at(window.start);
+            let b = busy.get(m.name.as_str()).unwrap_or(&empty);
+            let lines = part_lines(config, m, window, &terms, b);
+            out.push(PartLines {
+                machine: m,
+                part: window,
+                terms,
+                lines,
+            });
+            continue;
+        }
+        let mut names: Vec<&str> = vec![m.name.as_str()];
+        names.extend(m.aliases.iter().map(String::as_str));
+        for (part, terms) in machine_parts(m, window) {
+            let Some(active) = active_span(m, part) else {
+                continue;
+            };
+            let mut b: BTreeMap<String, i64> = BTreeMap::new();
+            for (_, jobset, seconds) in busy_seconds(db, active, Some(&names)).await? {
+                *b.entry(jobset).or_insert(0) += seconds;
+            }
+            let lines = part_lines(config, m, part, &terms, &b);
+            out.push(PartLines {
+                machine: m,
+                part,
+                terms,
+                lines,
+            });
+        }
     }
-    Ok(WindowCosts {
-        lines,
-        unpriced: unpriced
-            .into_iter()
-            .map(|((machine, jobset), busy_seconds)| UnpricedLine {
-                machine,
-                jobset,
-                busy_seconds,
-            })
-            .collect(),
-    })
+    let unpriced = unpriced
+        .into_iter()
+        .map(|((machine, jobset), busy_seconds)| UnpricedLine {
+            machine,
+            jobset,
+            busy_seconds,
+        })
+        .collect();
+    Ok((out, unpriced))
 }
 
 /// The fund a donation goes to: the first fund listing its tier, else the first listing its

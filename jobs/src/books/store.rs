@@ -45,7 +45,8 @@ pub const RULES_VERSION: u32 = 1;
 /// The fingerprint of everything the stored figures depend on: the rules version, the
 /// currency, `ledger_start`, the idle policy, the rates, every fund's slug, default flag,
 /// opening balance and routing, every pool's slug, fund and patterns in order, and every
-/// machine's name, aliases, slots, active interval, idle fund and cost model. Names, goals,
+/// machine's name, aliases, slots, active interval, idle fund, cost model and dated changes
+/// (instant, cost model, slots). Names, goals,
 /// reserves, budgets and everything outside the books do not enter it.
 pub fn fingerprint(config: &Config) -> String {
     use sha2::{Digest, Sha256};
@@ -89,6 +90,15 @@ pub fn fingerprint(config: &Config) -> String {
             m.cost.kind(),
             price
         );
+        for c in &m.changes {
+            let _ = writeln!(
+                s,
+                "change {} {:?} {:?}",
+                c.from.timestamp(),
+                c.cost.map(|c| format!("{} {}", c.kind(), c.price())),
+                c.slots
+            );
+        }
     }
     hex::encode(Sha256::digest(s.as_bytes()))
 }

@@ -1,4 +1,5 @@
-//! `[[machines]]`: names, aliases, slots, active interval, idle fund and one price.
+//! `[[machines]]`: names, aliases, slots, active interval, idle fund, one price, and the
+//! dated `[[machines.changes]]` of price and slots.
 use super::funds::Fund;
 use super::walker::{join, Walker};
 use crate::money::Price;
@@ -32,17 +33,55 @@ impl CostModel {
     }
 }
 
+/// The cost model and slots of a machine in force over some time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Terms {
+    pub cost: CostModel,
+    pub slots: u32,
+}
+
+/// One `[[machines.changes]]`: from `from` (00:00:00 UTC of its date) on, the new cost model
+/// and/or slots; what it does not name keeps its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MachineChange {
+    pub from: DateTime<Utc>,
+    pub cost: Option<CostModel>,
+    pub slots: Option<u32>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Machine {
     pub name: String,
     pub aliases: Vec<String>,
+    /// Slots before the first change (and always, without changes).
     pub slots: u32,
     pub active_from: Option<DateTime<Utc>>,
     pub active_until: Option<DateTime<Utc>>,
     /// The fund that pays this machine's idle cost (already defaulted to the default fund).
     pub idle_fund: String,
+    /// The cost model before the first change (and always, without changes).
     pub cost: CostModel,
+    /// Dated changes, `from` strictly increasing.
+    pub changes: Vec<MachineChange>,
 }
+
+impl Machine {
+    /// The terms in force at instant `t` (unix seconds): the machine's own, then every change
+    /// whose `from` is at or before `t`, in order.
+    pub fn terms_at(&self, t: i64) -> Terms {
+        let mut terms = Terms {
+            cost: self.cost,
+            slots: self.slots,
+        };
+        for c in self.changes.iter().take_while(|c| c.from.timestamp() <= t) {
+            terms.cost = c.cost.unwrap_or(terms.cost);
+            terms.slots = c.slots.unwrap_or(terms.slots);
+        }
+        terms
+    }
+}
+
+const MODELS: [&str; 3] = ["monthly", "hourly", "metered"];
 
 impl Walker {
     pub(super) fn machines(
@@ -69,6 +108,7 @@ impl Walker {
                     "monthly",
                     "hourly",
                     "metered",
+                    "changes",
                 ],
             );
             let name = self.required_string(m, &path, "name");
@@ -86,41 +126,24 @@ impl Walker {
             } else {
                 Some(default_fund.to_string())
             };
-            let models: Vec<&str> = ["monthly", "hourly", "metered"]
-                .into_iter()
-                .filter(|k| m.contains_key(*k))
-                .collect();
-            let cost = match models.as_slice() {
-                [kind] => {
-                    let kind = *kind;
-                    self.amount_text(m, &path, kind)
-                        .and_then(|text| match Price::parse(&text) {
-                            Ok(p) => Some(match kind {
-                                "monthly" => CostModel::Monthly(p),
-                                "hourly" => CostModel::Hourly(p),
-                                _ => CostModel::Metered(p),
-                            }),
-                            Err(e) => {
-                                self.problem(join(&path, kind), e);
-                                None
-                            }
-                        })
-                }
+            let cost = match self.cost_models(m, &path).as_slice() {
+                [(_, one)] => *one,
                 [] => {
                     self.problem(&path, "needs a price: one of monthly, hourly or metered");
                     None
                 }
-                _ => {
+                many => {
                     self.problem(
                         &path,
                         format!(
                             "has {} prices; give exactly one of monthly, hourly or metered",
-                            models.join(" and ")
+                            kinds(many)
                         ),
                     );
                     None
                 }
             };
+            let changes = self.changes(m, &path);
             let Some(name) = name else { continue };
             let mut claims = vec![(name.clone(), join(&path, "name"))];
             claims.extend(
@@ -147,8 +170,102 @@ impl Walker {
                 active_until,
                 idle_fund,
                 cost,
+                changes,
             });
         }
         machines
     }
+
+    /// The cost models `t` names, in the order monthly, hourly, metered: `(key, parsed)` with
+    /// `None` for a price that did not parse (already reported).
+    fn cost_models(&mut self, t: &Table, path: &str) -> Vec<(&'static str, Option<CostModel>)> {
+        let mut out = Vec::new();
+        for kind in MODELS.into_iter().filter(|k| t.contains_key(*k)) {
+            let model =
+                self.amount_text(t, path, kind)
+                    .and_then(|text| match Price::parse(&text) {
+                        Ok(p) => Some(match kind {
+                            "monthly" => CostModel::Monthly(p),
+                            "hourly" => CostModel::Hourly(p),
+                            _ => CostModel::Metered(p),
+                        }),
+                        Err(e) => {
+                            self.problem(join(path, kind), e);
+                            None
+                        }
+                    });
+            out.push((kind, model));
+        }
+        out
+    }
+
+    /// `[[machines.changes]]` of the machine at `path`: `from` a date, strictly increasing;
+    /// at least one of monthly/hourly/metered/slots and at most one cost model each.
+    fn changes(&mut self, m: &Table, path: &str) -> Vec<MachineChange> {
+        let mut out: Vec<MachineChange> = Vec::new();
+        // The previous change's `from`, valid or not, to check the order against.
+        let mut previous: Option<DateTime<Utc>> = None;
+        for (j, c) in self
+            .nested_tables(m, path, "changes")
+            .into_iter()
+            .enumerate()
+        {
+            let at = format!("{path}.changes[{j}]");
+            self.unknown_keys(c, &at, &["from", "monthly", "hourly", "metered", "slots"]);
+            let from = if c.contains_key("from") {
+                self.date(c, &at, "from")
+            } else {
+                self.problem(join(&at, "from"), "missing");
+                None
+            };
+            if let (Some(from), Some(before)) = (from, previous) {
+                if from <= before {
+                    self.problem(
+                        join(&at, "from"),
+                        format!(
+                            "{} is not after the previous change's from ({})",
+                            from.date_naive(),
+                            before.date_naive()
+                        ),
+                    );
+                }
+            }
+            previous = from.or(previous);
+            let slots = self.integer(c, &at, "slots", 1, 100_000).map(|s| s as u32);
+            let models = self.cost_models(c, &at);
+            let cost = match models.as_slice() {
+                [] if !c.contains_key("slots") => {
+                    self.problem(
+                        &at,
+                        "changes nothing: give one of monthly, hourly or metered, or slots",
+                    );
+                    None
+                }
+                [] => None,
+                [(_, model)] => *model,
+                many => {
+                    self.problem(
+                        &at,
+                        format!(
+                            "has {} prices; give at most one of monthly, hourly or metered",
+                            kinds(many)
+                        ),
+                    );
+                    None
+                }
+            };
+            if let Some(from) = from {
+                out.push(MachineChange { from, cost, slots });
+            }
+        }
+        out
+    }
+}
+
+fn kinds(models: &[(&str, Option<CostModel>)]) -> String {
+    models
+        .iter()
+        .map(|(k, _)| *k)
+        .collect::<Vec<_>>()
+        .join(" and ")
 }

@@ -36,7 +36,7 @@ pub use gate::{GateConfig, Webhook};
 pub use hydra::{
     HydraConfig, DEFAULT_HYDRA_OVERLAP_SECONDS, DEFAULT_HYDRA_SOURCE, MAX_HYDRA_OVERLAP_SECONDS,
 };
-pub use machines::{CostModel, Machine};
+pub use machines::{CostModel, Machine, MachineChange, Terms};
 pub use opencollective::{
     OpenCollectiveConfig, DEFAULT_OPENCOLLECTIVE_OVERLAP_SECONDS,
     DEFAULT_OPENCOLLECTIVE_TIMEOUT_SECONDS, MAX_OPENCOLLECTIVE_OVERLAP_SECONDS,

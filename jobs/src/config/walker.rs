@@ -3,7 +3,7 @@
 //! blocks built on these readers.
 use crate::calendar::parse_instant;
 use crate::money::parse_cents;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use std::fmt;
 use toml::{Table, Value};
 
@@ -225,6 +225,18 @@ impl Walker {
     }
 
     pub(super) fn array_of_tables<'a>(&mut self, t: &'a Table, key: &str) -> Vec<&'a Table> {
+        self.nested_tables(t, "", key)
+    }
+
+    /// `[[key]]` inside the table at `path` (`[[machines.changes]]`), or at the top when
+    /// `path` is empty.
+    pub(super) fn nested_tables<'a>(
+        &mut self,
+        t: &'a Table,
+        path: &str,
+        key: &str,
+    ) -> Vec<&'a Table> {
+        let at = join(path, key);
         match t.get(key) {
             None => Vec::new(),
             Some(Value::Array(items)) => items
@@ -234,7 +246,7 @@ impl Walker {
                     Value::Table(inner) => Some(inner),
                     other => {
                         self.problem(
-                            format!("{key}[{i}]"),
+                            format!("{at}[{i}]"),
                             format!("must be a table, not {}", type_name(other)),
                         );
                         None
@@ -243,13 +255,43 @@ impl Walker {
                 .collect(),
             Some(other) => {
                 self.problem(
-                    key,
+                    &at,
                     format!(
-                        "must be an array of tables ([[{key}]]), not {}",
+                        "must be an array of tables ([[{at}]]), not {}",
                         type_name(other)
                     ),
                 );
                 Vec::new()
+            }
+        }
+    }
+
+    /// A date alone (`2026-10-15`, quoted or as a TOML date), as its 00:00:00 UTC.
+    pub(super) fn date(&mut self, t: &Table, path: &str, key: &str) -> Option<DateTime<Utc>> {
+        let text = match t.get(key)? {
+            Value::String(s) => s.clone(),
+            Value::Datetime(d) => d.to_string(),
+            other => {
+                self.problem(
+                    join(path, key),
+                    format!(
+                        "must be a date such as 2026-10-15, not {}",
+                        type_name(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        match NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+            Ok(d) if d.format("%Y-%m-%d").to_string() == text => {
+                d.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+            }
+            _ => {
+                self.problem(
+                    join(path, key),
+                    format!("{text:?} is not a date (YYYY-MM-DD)"),
+                );
+                None
             }
         }
     }

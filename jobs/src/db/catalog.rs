@@ -1,6 +1,6 @@
 //! A copy of the configured funds, pools and machines in the database, refreshed at every
 //! start, so the database alone tells what the books were computed with.
-use crate::config::{Config, CostModel};
+use crate::config::Config;
 use buildfund_entity::{funds, machines, pools};
 use chrono::Utc;
 use sea_orm::{ConnectionTrait, EntityTrait, Set, TransactionSession, TransactionTrait};
@@ -37,18 +37,21 @@ pub async fn store(db: &impl TransactionTrait, config: &Config) -> Result<(), se
             updated_at: Set(now),
         });
     insert_all(&txn, pool_rows.collect()).await?;
-    let machine_rows = config.machines.iter().map(|m| machines::ActiveModel {
-        name: Set(m.name.clone()),
-        aliases: Set(serde_json::to_string(&m.aliases).unwrap_or_default()),
-        slots: Set(m.slots as i32),
-        cost_model: Set(m.cost.kind().to_string()),
-        price: Set(match m.cost {
-            CostModel::Monthly(p) | CostModel::Hourly(p) | CostModel::Metered(p) => p.to_string(),
-        }),
-        active_from: Set(m.active_from),
-        active_until: Set(m.active_until),
-        idle_fund: Set(Some(m.idle_fund.clone())),
-        updated_at: Set(now),
+    // A machine's row holds the terms in force now; its dated changes are in the config (and
+    // its fingerprint) only.
+    let machine_rows = config.machines.iter().map(|m| {
+        let terms = m.terms_at(now.timestamp());
+        machines::ActiveModel {
+            name: Set(m.name.clone()),
+            aliases: Set(serde_json::to_string(&m.aliases).unwrap_or_default()),
+            slots: Set(terms.slots as i32),
+            cost_model: Set(terms.cost.kind().to_string()),
+            price: Set(terms.cost.price().to_string()),
+            active_from: Set(m.active_from),
+            active_until: Set(m.active_until),
+            idle_fund: Set(Some(m.idle_fund.clone())),
+            updated_at: Set(now),
+        }
     });
     insert_all(&txn, machine_rows.collect()).await?;
     txn.commit().await

@@ -11,12 +11,14 @@
 pub mod chart;
 pub mod csv;
 pub mod format;
+mod machines;
 pub mod table;
 pub mod view;
 
 pub use self::csv::{month_csv, text_cell, CSV_COLUMNS};
+pub use self::machines::{machine_costs, ChangeShown, MachineCost, TermsShown};
 
-use crate::books::attribution::{active_span, Line};
+use crate::books::attribution::Line;
 use crate::books::costs::{clip, month_costs, UnpricedLine};
 use crate::books::donations::{public, PublicDonation, ANONYMOUS};
 use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
@@ -41,23 +43,6 @@ pub struct PoolCost {
     pub busy_seconds: i64,
     pub cost_cents: i64,
     pub budget_cents: Option<i64>,
-}
-
-/// One machine's cost in the month, with its use of the capacity it had.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct MachineCost {
-    pub machine: String,
-    pub busy_seconds: i64,
-    /// `slots * |active part of the window|`, the window being the month clipped to
-    /// `[ledger_start, as_of)`.
-    pub capacity_seconds: i64,
-    /// Every line of the machine, idle included.
-    pub cost_cents: i64,
-    pub idle_cents: i64,
-    /// `busy / capacity` in tenths of a percent, exact and rounded down (may exceed 1000 when
-    /// the machine ran more steps than slots); `None` with no capacity. Shown by
-    /// [`view::utilization_text`].
-    pub utilization_permille: Option<i64>,
 }
 
 /// A contributor of the month (or of all time), by net amount: a name and a profile link,
@@ -263,46 +248,6 @@ pub fn pool_costs(config: &Config, lines: &[Line]) -> Vec<PoolCost> {
     }
     let mut out: Vec<PoolCost> = by_pool.into_values().collect();
     out.sort_by(|a, b| b.cost_cents.cmp(&a.cost_cents).then(a.pool.cmp(&b.pool)));
-    out
-}
-
-/// Every configured machine with an active part in the month (to `at`), by name.
-pub fn machine_costs(
-    config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
-    lines: &[Line],
-) -> Vec<MachineCost> {
-    let window = clip(config, month.span(), at);
-    let mut out = Vec::new();
-    for m in &config.machines {
-        let active = window
-            .and_then(|w| active_span(m, w))
-            .map_or(0, |a| a.len());
-        let mine = lines.iter().filter(|l| l.machine == m.name);
-        let (mut busy, mut cost, mut idle) = (0i64, 0i64, 0i64);
-        for l in mine {
-            busy += l.busy_seconds;
-            cost += l.cost_cents;
-            if l.idle {
-                idle += l.cost_cents;
-            }
-        }
-        if active == 0 && busy == 0 && cost == 0 {
-            continue;
-        }
-        let capacity = active * i64::from(m.slots);
-        out.push(MachineCost {
-            machine: m.name.clone(),
-            busy_seconds: busy,
-            capacity_seconds: capacity,
-            cost_cents: cost,
-            idle_cents: idle,
-            utilization_permille: (capacity > 0)
-                .then(|| (i128::from(busy) * 1000 / i128::from(capacity)) as i64),
-        });
-    }
-    out.sort_by(|a, b| a.machine.cmp(&b.machine));
     out
 }
 

@@ -1,9 +1,10 @@
 //! The readable month table of `buildfund costs`: cost grouped by fund, pool, jobset and
-//! machine, then each machine's busy hours, capacity, utilization and cost. The machine figures
+//! machine, then each machine's price in force, slots, busy hours, capacity, utilization and
+//! cost, and the machines' changes dated in the month. The machine figures
 //! are the report's ([`super::machine_costs`], the same as the pages' and the email's) and the
 //! utilization is the view model's text of its exact permille; only the column layout is here.
 use super::machine_costs;
-use super::view::{plans_views, utilization_text};
+use super::view::{change_text, plans_views, price_text, utilization_text};
 use crate::books::attribution::Line;
 use crate::books::costs::CostsReport;
 use crate::books::plans::PlansReport;
@@ -66,22 +67,31 @@ pub fn render(config: &Config, report: &CostsReport, month: Month, at: DateTime<
     }
     let _ = writeln!(
         out,
-        "\n{:<16} {:<8} {:>5} {:>12} {:>12} {:>8} {:>12}",
-        "machine", "model", "slots", "busy", "capacity", "util", "cost"
+        "\n{:<16} {:<18} {:>5} {:>12} {:>12} {:>8} {:>12}",
+        "machine", "price", "slots", "busy", "capacity", "util", "cost"
     );
-    for m in machine_costs(config, month, at, &report.lines) {
-        let configured = config.machines.iter().find(|c| c.name == m.machine);
+    let machines = machine_costs(config, month, at, &report.lines);
+    for m in &machines {
         let _ = writeln!(
             out,
-            "{:<16} {:<8} {:>5} {:>12} {:>12} {:>8} {:>12}",
+            "{:<16} {:<18} {:>5} {:>12} {:>12} {:>8} {:>12}",
             m.machine,
-            configured.map_or("", |c| c.cost.kind()),
-            configured.map_or(0, |c| c.slots),
+            price_text(&m.terms),
+            m.terms.slots,
             hours(m.busy_seconds),
             hours(m.capacity_seconds),
             utilization_text(m.utilization_permille),
             format_cents(m.cost_cents)
         );
+    }
+    let changed: Vec<_> = machines.iter().filter(|m| !m.changes.is_empty()).collect();
+    if !changed.is_empty() {
+        let _ = writeln!(out, "\nmachine changes in the month:");
+        for m in changed {
+            for c in &m.changes {
+                let _ = writeln!(out, "  {:<16} {}", m.machine, change_text(c));
+            }
+        }
     }
     if !report.unpriced.is_empty() {
         let _ = writeln!(out, "\nunpriced (machines not in the configuration):");

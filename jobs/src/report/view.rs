@@ -5,7 +5,10 @@
 //! one of [`super::month_report`]'s, formatted.
 use super::chart::{chart, ChartView};
 pub use super::format::{money, month_label, Money, MONTH_NAMES};
-use super::{FundingPage, GateEvent, HistoryMonth, MachineCost, MonthReport, Sponsor};
+use super::{
+    ChangeShown, FundingPage, GateEvent, HistoryMonth, MachineCost, MonthReport, Sponsor,
+    TermsShown,
+};
 use crate::books::attribution::Line;
 use crate::books::costs::UnpricedLine;
 use crate::books::donations::PublicDonation;
@@ -203,6 +206,11 @@ pub struct MachineView {
     pub utilization: String,
     pub cost: Money,
     pub idle: Money,
+    /// The price in force at the report's instant: "monthly 120.00".
+    pub price: String,
+    pub slots: u32,
+    /// Its changes in the month, worded by [`change_text`].
+    pub changes: Vec<String>,
 }
 
 pub fn machine_view(m: &MachineCost) -> MachineView {
@@ -213,7 +221,33 @@ pub fn machine_view(m: &MachineCost) -> MachineView {
         utilization: utilization_text(m.utilization_permille),
         cost: money(m.cost_cents),
         idle: money(m.idle_cents),
+        price: price_text(&m.terms),
+        slots: m.terms.slots,
+        changes: m.changes.iter().map(change_text).collect(),
     }
+}
+
+/// "hourly 1.90": a cost model and its price.
+pub fn price_text(t: &TermsShown) -> String {
+    format!("{} {}", t.model, t.price)
+}
+
+/// A machine change as every presentation words it: "hourly 1.90 → metered 2.40 from
+/// 2026-10-15", "4 → 8 slots from 2026-10-15", both joined by a comma, or "monthly 120.00
+/// unchanged from 2026-10-15" for a change that restates its terms.
+pub fn change_text(c: &ChangeShown) -> String {
+    let (a, b) = (&c.before, &c.after);
+    let mut what = Vec::new();
+    if (a.model, &a.price) != (b.model, &b.price) {
+        what.push(format!("{} → {}", price_text(a), price_text(b)));
+    }
+    if a.slots != b.slots {
+        what.push(format!("{} → {} slots", a.slots, b.slots));
+    }
+    if what.is_empty() {
+        what.push(format!("{} unchanged", price_text(b)));
+    }
+    format!("{} from {}", what.join(", "), c.from)
 }
 
 #[derive(Clone, Debug)]
