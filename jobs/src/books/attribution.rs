@@ -410,6 +410,27 @@ pub fn part_lines(
         .collect()
 }
 
+/// One machine's lines of a window from the lines of its parts ([`part_lines`], each rounded
+/// on its own): summed per jobset and for the idle line, so the machine has one line per
+/// jobset (jobsets ascending) and one idle line (last) in the window.
+pub fn merge_parts(parts: &[&[Line]]) -> Vec<Line> {
+    let mut merged: BTreeMap<(bool, &str), Line> = BTreeMap::new();
+    for l in parts.iter().flat_map(|p| p.iter()) {
+        merged
+            .entry((l.idle, l.key()))
+            .and_modify(|m| {
+                m.busy_seconds += l.busy_seconds;
+                m.cost_cents += l.cost_cents;
+            })
+            .or_insert_with(|| l.clone());
+    }
+    merged.into_values().collect()
+}
+
 #[cfg(test)]
 #[path = "attribution_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "changes_tests.rs"]
+mod changes_tests;

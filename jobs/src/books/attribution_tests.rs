@@ -458,7 +458,7 @@ metered = "999999999.999999"
 
 // ---- properties ----
 
-const NAMES: &[&str] = &[
+pub(super) const NAMES: &[&str] = &[
     "nixpkgs:cuda-12",
     "nixpkgs:trunk",
     "nixpkgs:tests",
@@ -480,7 +480,7 @@ struct Setup {
     month: u32,
 }
 
-fn price() -> impl Strategy<Value = String> {
+pub(super) fn price() -> impl Strategy<Value = String> {
     (
         prop_oneof![0u64..=1000, 0u64..=1_000_000_000],
         0usize..=6,
@@ -585,12 +585,16 @@ fn window_in(month: Span, x: u32, y: u32) -> Span {
 
 /// Busy seconds as thousandths of the capacity of `span` (plus a few odd seconds), 0 when
 /// the machine is not active there.
-fn busy_map(m: &Machine, span: Span, picks: &[(usize, u32, i64)]) -> BTreeMap<String, i64> {
+pub(super) fn busy_map(
+    m: &Machine,
+    span: Span,
+    picks: &[(usize, u32, i64)],
+) -> BTreeMap<String, i64> {
     let mut b = BTreeMap::new();
     let Some(a) = active_span(m, span) else {
         return b;
     };
-    let cap = i64::from(m.slots) * a.len();
+    let cap = i64::from(m.terms_at(span.start).slots) * a.len();
     for &(name, k, extra) in picks {
         let v = cap * i64::from(k) / 1000 + extra.min(cap);
         *b.entry(NAMES[name % NAMES.len()].to_string()).or_insert(0) += v;

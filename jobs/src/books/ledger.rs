@@ -2,7 +2,7 @@
 //! window from the build steps, and the donations raised per fund from the records. The store
 //! ([`super::store`]) computes closed months with these; [`super::costs`] and [`super::funds`]
 //! read through the store and use these for the open month.
-use crate::books::attribution::{active_span, machine_parts, part_lines, Line};
+use crate::books::attribution::{active_span, machine_parts, merge_parts, part_lines, Line};
 use crate::calendar::Span;
 use crate::config::{Config, Fund, Machine, Terms};
 use buildfund_entity::{build_steps, donations};
@@ -117,21 +117,12 @@ pub async fn window_lines(
     let mut i = 0;
     while i < parts.len() {
         let machine = parts[i].machine;
-        // Jobsets ascending, then the idle line: the order of one part's lines.
-        let mut merged: BTreeMap<(bool, &str), Line> = BTreeMap::new();
+        let mut mine = Vec::new();
         while i < parts.len() && std::ptr::eq(parts[i].machine, machine) {
-            for l in &parts[i].lines {
-                merged
-                    .entry((l.idle, l.key()))
-                    .and_modify(|m| {
-                        m.busy_seconds += l.busy_seconds;
-                        m.cost_cents += l.cost_cents;
-                    })
-                    .or_insert_with(|| l.clone());
-            }
+            mine.push(parts[i].lines.as_slice());
             i += 1;
         }
-        lines.extend(merged.into_values());
+        lines.extend(merge_parts(&mine));
     }
     Ok(WindowCosts { lines, unpriced })
 }
