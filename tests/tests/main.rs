@@ -11,6 +11,7 @@ mod hostile;
 mod hostile_input;
 mod hydra;
 mod ingest;
+mod machine_changes;
 mod opencollective_schema;
 mod outage;
 mod pages;

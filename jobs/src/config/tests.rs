@@ -274,3 +274,80 @@ fn hydra_table_defaults_and_bad_values() {
         "hydra.url: \"hydra.example.org\" is not an http(s) URL"
     );
 }
+
+#[test]
+fn machine_changes_are_checked_with_their_key_paths() {
+    let text = r#"ledger_start = "2026-01-01"
+[[machines]]
+name = "a"
+monthly = "100"
+[[machines.changes]]
+from = "2026-10-15"
+hourly = "1.90"
+slots = 4
+[[machines.changes]]
+from = "2026-10-01"
+monthly = "1"
+[[machines.changes]]
+from = "2026-11-01T12:00:00Z"
+[[machines.changes]]
+from = "2026-12-01"
+monthly = "1"
+metered = "2"
+[[machines]]
+name = "b"
+hourly = "1"
+[[machines.changes]]
+monthly = "12,50"
+slots = 0
+price = "3"
+[[machines.changes]]
+from = 2027-01-01
+"#;
+    let problems = Config::parse(text, "t").unwrap_err().problems;
+    assert_eq!(
+        problems,
+        vec![
+            "machines[0].changes[1].from: 2026-10-01 is not after the previous change's from (2026-10-15)",
+            "machines[0].changes[2].from: \"2026-11-01T12:00:00Z\" is not a date (YYYY-MM-DD)",
+            "machines[0].changes[2]: changes nothing: give one of monthly, hourly or metered, or slots",
+            "machines[0].changes[3]: has monthly and metered prices; give at most one of monthly, hourly or metered",
+            "machines[1].changes[0].price: unknown key (expected one of: from, monthly, hourly, metered, slots)",
+            "machines[1].changes[0].from: missing",
+            "machines[1].changes[0].slots: 0 is not between 1 and 100000",
+            "machines[1].changes[0].monthly: \"12,50\" is not a decimal amount",
+            "machines[1].changes[1]: changes nothing: give one of monthly, hourly or metered, or slots",
+        ]
+    );
+    // A good list: dates as strings or TOML dates, before the ledger starts too.
+    let good = r#"ledger_start = "2026-01-01"
+[[machines]]
+name = "a"
+monthly = "100"
+[[machines.changes]]
+from = 2025-06-01
+slots = 2
+[[machines.changes]]
+from = "2026-10-15"
+metered = "2.40"
+"#;
+    let c = Config::parse(good, "t").unwrap();
+    let m = &c.machines[0];
+    assert_eq!(m.changes.len(), 2);
+    assert_eq!(m.changes[1].from.to_rfc3339(), "2026-10-15T00:00:00+00:00");
+    assert_eq!(m.changes[1].slots, None);
+    assert_eq!(
+        m.terms_at(m.changes[1].from.timestamp()),
+        Terms {
+            cost: CostModel::Metered(Price::parse("2.40").unwrap()),
+            slots: 2
+        }
+    );
+    // Not an array of tables.
+    let flat =
+        "ledger_start = \"2026-01-01\"\n[[machines]]\nname = \"a\"\nmonthly = \"1\"\nchanges = 3\n";
+    assert_eq!(
+        Config::parse(flat, "t").unwrap_err().problems,
+        vec!["machines[0].changes: must be an array of tables ([[machines.changes]]), not an integer"]
+    );
+}

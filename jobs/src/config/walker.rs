@@ -254,10 +254,21 @@ impl Walker {
                 })
                 .collect(),
             Some(other) => {
+                // The TOML header names the tables without indexes: [[machines.changes]].
+                let mut header = String::new();
+                let mut depth = 0;
+                for ch in at.chars() {
+                    match ch {
+                        '[' => depth += 1,
+                        ']' => depth -= 1,
+                        _ if depth == 0 => header.push(ch),
+                        _ => {}
+                    }
+                }
                 self.problem(
                     &at,
                     format!(
-                        "must be an array of tables ([[{at}]]), not {}",
+                        "must be an array of tables ([[{header}]]), not {}",
                         type_name(other)
                     ),
                 );
