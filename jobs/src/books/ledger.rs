@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Steps on a machine that is not configured: kept, shown, never priced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -138,8 +138,14 @@ pub async fn window_part_lines<'a>(
     window: Span,
 ) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), DbErr> {
     let by_name = config.machine_by_name();
-    let shared =
-        |m: &Machine| active_span(m, window) == Some(window) && machine_parts(m, window).len() == 1;
+    // Machines active through the whole window under one set of terms, by name.
+    let whole: HashSet<&str> = config
+        .machines
+        .iter()
+        .filter(|m| active_span(m, window) == Some(window) && machine_parts(m, window).len() == 1)
+        .map(|m| m.name.as_str())
+        .collect();
+    let shared = |m: &Machine| whole.contains(m.name.as_str());
     let mut busy: HashMap<&str, BTreeMap<String, i64>> = HashMap::new();
     let mut unpriced: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (machine, jobset, seconds) in busy_seconds(db, window, None).await? {
