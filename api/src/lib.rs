@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub mod error;
+pub mod gauges;
 pub mod metrics;
 pub mod page_cache;
 pub mod rate_limit;

@@ -2,6 +2,7 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use prometheus::proto::MetricFamily;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use std::time::Instant;
 
@@ -51,9 +52,12 @@ impl Metrics {
         &self.registry
     }
 
-    pub fn render(&self) -> String {
+    /// The Prometheus text of the HTTP metrics followed by `more` (the farm's gauges).
+    pub fn render(&self, more: Vec<MetricFamily>) -> String {
+        let mut families = self.registry.gather();
+        families.extend(more);
         TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
+            .encode_to_string(&families)
             .unwrap_or_default()
     }
 
@@ -91,6 +95,16 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// The path a request is logged with: its route pattern when the path holds a secret (the
+/// webhook's `{token}`), else the path itself.
+pub fn logged_path<'a>(route: &'a str, path: &'a str) -> &'a str {
+    if route.contains("{token}") {
+        route
+    } else {
+        path
+    }
+}
+
 /// Middleware: times the request, counts it under its route pattern (not its raw path, so
 /// `/reports/2026-10` and `/reports/2026-11` are one series) and logs it.
 pub async fn track(
@@ -100,10 +114,10 @@ pub async fn track(
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let started = Instant::now();
     let method = method_label(req.method()).to_string();
-    let path = req.path().to_string();
     // The pattern of a matched route (a fixed set), else one fixed label: raw paths and
     // invented methods never become label values, so the series stay bounded.
     let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_string());
+    let path = logged_path(&route, req.path()).to_string();
     let res = next.call(req).await?;
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
@@ -117,4 +131,23 @@ pub async fn track(
         "request"
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_path_is_logged_as_its_pattern() {
+        let route = "/webhooks/opencollective/{token}";
+        assert_eq!(
+            logged_path(route, "/webhooks/opencollective/s3cret"),
+            route
+        );
+        assert_eq!(
+            logged_path("/reports/{month}", "/reports/2026-10"),
+            "/reports/2026-10"
+        );
+        assert_eq!(logged_path(UNMATCHED, "/random/1"), "/random/1");
+    }
 }

@@ -5,7 +5,8 @@ use crate::metrics::{self, Metrics};
 use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
-use crate::state::AppState;
+use crate::gauges::Gauges;
+use crate::state::{figures_changed, AppState};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -15,6 +16,7 @@ use buildfund_jobs::email::Mailer;
 use buildfund_jobs::gate::actions::Actions;
 use buildfund_jobs::gate::Gate;
 use buildfund_jobs::scheduler::{self, builtin_jobs, Registry};
+use buildfund_jobs::sources::opencollective_webhook::{Attempt, SyncTrigger, WebhookToken};
 use buildfund_jobs::Config;
 use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
@@ -52,6 +54,39 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
+/// The sync OpenCollective's webhook asks for: `opencollective_sync` run now, claimed and
+/// recorded like every run and under the job's lease, then, when it ran, the after-write policy
+/// (fresh pages and gate). A run that found the job running elsewhere is tried again.
+fn opencollective_trigger(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    jobs: Registry,
+    pages: Arc<PageCache>,
+    gate: Arc<Gate>,
+) -> SyncTrigger {
+    SyncTrigger::spawn(move || {
+        let (db, config, jobs) = (db.clone(), config.clone(), jobs.clone());
+        let (pages, gate) = (pages.clone(), gate.clone());
+        async move {
+            match scheduler::run_triggered(db.clone(), config, &jobs, "opencollective_sync").await
+            {
+                Ok(Some(run)) if scheduler::lease_was_held(&run) => Attempt::Busy,
+                Ok(Some(run)) => {
+                    if run.outcome == "ok" {
+                        let _ = figures_changed(&pages, &gate, &db).await;
+                    }
+                    Attempt::Done
+                }
+                Ok(None) => Attempt::Done,
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "the webhook's sync did not run");
+                    Attempt::Done
+                }
+            }
+        }
+    })
+}
+
 impl Application {
     pub fn build(
         config: Arc<Config>,
@@ -83,6 +118,17 @@ impl Application {
         let confirmations = mailer
             .clone()
             .map(|m| ConfirmationSender::spawn(db.clone(), config.clone(), secrets.clone(), m));
+        let pages = Arc::new(PageCache::new());
+        let opencollective_webhook = WebhookToken::from_secrets(&secrets)?.map(|token| {
+            let trigger = opencollective_trigger(
+                db.clone(),
+                config.clone(),
+                jobs.clone(),
+                pages.clone(),
+                gate.clone(),
+            );
+            (token, trigger)
+        });
         let state = web::Data::new(AppState {
             db,
             config: config.clone(),
@@ -90,11 +136,13 @@ impl Application {
             metrics: Metrics::new(),
             jobs: jobs.clone(),
             gate,
-            pages: Arc::new(PageCache::new()),
+            pages,
             mailer,
             confirmations,
             email_key: tokio::sync::OnceCell::new(),
             subscribe_limit: RateLimiter::new(5, Duration::from_secs(600)),
+            gauges: Gauges::new(),
+            opencollective_webhook,
         });
         let max_body = config.server.max_body_bytes;
         let metrics = state.metrics.clone();

@@ -1,4 +1,5 @@
 //! What every handler can reach, and the one policy every write follows.
+use crate::gauges::Gauges;
 use crate::metrics::Metrics;
 use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimiter;
@@ -7,6 +8,7 @@ use buildfund_jobs::email::outbox::ConfirmationSender;
 use buildfund_jobs::email::{EmailKey, Mailer};
 use buildfund_jobs::gate::Gate;
 use buildfund_jobs::scheduler::Registry;
+use buildfund_jobs::sources::opencollective_webhook::{SyncTrigger, WebhookToken};
 use buildfund_jobs::Config;
 use sea_orm::{DatabaseConnection, DbErr};
 use std::sync::Arc;
@@ -33,14 +35,29 @@ pub struct AppState {
     pub email_key: tokio::sync::OnceCell<EmailKey>,
     /// `POST /subscribe`: 5 requests per client address per 10 minutes.
     pub subscribe_limit: RateLimiter,
+    /// The farm's gauges of `/metrics` (their database figures, kept a few seconds).
+    pub gauges: Gauges,
+    /// `POST /webhooks/opencollective/{token}`: the token and the sync it triggers, when
+    /// `opencollective.webhook_token_env` is set.
+    pub opencollective_webhook: Option<(WebhookToken, SyncTrigger)>,
 }
 
 impl AppState {
     /// After a write that moves the figures (build steps, donations, a job's run, an admin's
-    /// control): the cached pages are outdated and the gate's snapshot is recomputed. A failed
-    /// refresh leaves the last snapshot, marked stale, and is returned for the caller to weigh.
+    /// control): see [`figures_changed`].
     pub async fn after_write(&self) -> Result<(), DbErr> {
-        self.pages.bump();
-        self.gate.refresh(&self.db).await.map(|_| ())
+        figures_changed(&self.pages, &self.gate, &self.db).await
     }
+}
+
+/// The one after-write policy: the cached pages are outdated and the gate's snapshot is
+/// recomputed. A failed refresh leaves the last snapshot, marked stale, and is returned for the
+/// caller to weigh.
+pub async fn figures_changed(
+    pages: &PageCache,
+    gate: &Gate,
+    db: &DatabaseConnection,
+) -> Result<(), DbErr> {
+    pages.bump();
+    gate.refresh(db).await.map(|_| ())
 }

@@ -21,7 +21,7 @@ use crate::gate::Gate;
 use crate::Config;
 use anyhow::Context;
 use buildfund_entity::{job_leases, job_runs};
-use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use futures_util::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
@@ -45,6 +45,18 @@ pub const PER_INSTANCE_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a lease lasts without renewal.
 pub const LEASE: ChronoDuration = ChronoDuration::seconds(120);
+
+/// How the error of a run skipped because the job was running (here or elsewhere) begins.
+pub const LEASE_HELD: &str = "the previous run is still going on";
+
+/// Whether `run` was skipped because another run of its job held the lease.
+pub fn lease_was_held(run: &job_runs::Model) -> bool {
+    run.outcome == "skipped"
+        && run
+            .error
+            .as_deref()
+            .is_some_and(|e| e.starts_with(LEASE_HELD))
+}
 
 /// What a job reports when it returns normally.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -427,10 +439,7 @@ impl Scheduler {
 
     async fn execute(&self, run_id: i64, job: &str, f: JobFn) {
         let outcome = match self.acquire_lease(job).await {
-            Ok(Some(holder)) => Err((
-                "skipped",
-                format!("the previous run is still going on {holder}"),
-            )),
+            Ok(Some(holder)) => Err(("skipped", format!("{LEASE_HELD} {holder}"))),
             Err(e) => Err(("failed", format!("cannot take the lease: {e:#}"))),
             Ok(None) => {
                 let renew = self.renew_lease_while(job);
@@ -550,16 +559,67 @@ pub async fn run_now(
     registry: &Registry,
     job: &str,
 ) -> anyhow::Result<Option<job_runs::Model>> {
+    let tick = DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("valid");
+    run_at(db, config, registry, job, tick).await
+}
+
+/// Runs `job` now for an outside hint (a webhook), as a tick at the current millisecond: never
+/// a scheduled tick's (whole seconds), so it is claimed apart from them, and under the same
+/// lease, so it never overlaps a run here or on another instance (it is then recorded as
+/// skipped, see [`lease_was_held`]).
+pub async fn run_triggered(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    registry: &Registry,
+    job: &str,
+) -> anyhow::Result<Option<job_runs::Model>> {
+    let mut tick = Utc::now().trunc_subsecs(3);
+    if tick.timestamp_subsec_millis() == 0 {
+        tick += ChronoDuration::milliseconds(1);
+    }
+    run_at(db, config, registry, job, tick).await
+}
+
+async fn run_at(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    registry: &Registry,
+    job: &str,
+    tick: DateTime<Utc>,
+) -> anyhow::Result<Option<job_runs::Model>> {
     let Some(f) = registry.get(job).cloned() else {
         return Ok(None);
     };
     let scheduler = Scheduler::new(db.clone(), config, registry.clone());
-    let tick = DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("valid");
     let id = scheduler
         .run_tick(job, tick, f)
         .await
-        .context("this second's run of the job was already claimed; try again")?;
+        .context("this instant's run of the job was already claimed; try again")?;
     Ok(job_runs::Entity::find_by_id(id).one(&db).await?)
+}
+
+/// When each of `jobs` last ended `ok` (jobs that never did are left out): one lookup per job
+/// through the index on `(job, outcome, finished_at)`, whatever the number of runs kept.
+pub async fn last_successes<'a>(
+    db: &impl ConnectionTrait,
+    jobs: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<(String, DateTime<Utc>)>, sea_orm::DbErr> {
+    use job_runs::Column as R;
+    let mut out = Vec::new();
+    for job in jobs {
+        let last = job_runs::Entity::find()
+            .filter(R::Job.eq(job))
+            .filter(R::Outcome.eq("ok"))
+            .filter(R::FinishedAt.is_not_null())
+            .order_by_desc(R::FinishedAt)
+            .limit(1)
+            .one(db)
+            .await?;
+        if let Some(t) = last.and_then(|r| r.finished_at) {
+            out.push((job.to_string(), t));
+        }
+    }
+    Ok(out)
 }
 
 /// Recent runs, newest first, optionally of one job.

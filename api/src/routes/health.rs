@@ -21,9 +21,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// The HTTP metrics and the farm's gauges (see [`crate::gauges`]).
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let gate = state.gate.current();
+    let farm = state.gauges.families(&gate, &state.db, &state.jobs).await;
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .body(state.metrics.render(farm))
 }

@@ -10,6 +10,7 @@ mod plans;
 mod subscribers;
 pub mod subscriptions;
 mod tokens;
+mod webhooks;
 
 use actix_web::web;
 
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(subscriptions::confirm)
         .service(subscriptions::unsubscribe_page)
         .service(subscriptions::unsubscribe)
+        .service(webhooks::opencollective)
         .service(
             web::scope("/api/v1")
                 .service(build_steps::ingest_build_steps)

@@ -16,6 +16,9 @@ pub struct OpenCollectiveConfig {
     pub website: String,
     /// The timeout of one API request, in seconds.
     pub timeout_seconds: i64,
+    /// The NAME of the environment variable holding the secret path segment of
+    /// `POST /webhooks/opencollective/{token}`; without it there is no webhook.
+    pub webhook_token_env: Option<String>,
 }
 
 pub const DEFAULT_OPENCOLLECTIVE_OVERLAP_SECONDS: i64 = 86_400;
@@ -37,6 +40,7 @@ impl Walker {
                 "overlap_seconds",
                 "website",
                 "timeout_seconds",
+                "webhook_token_env",
             ],
         );
         let endpoint = self
@@ -71,6 +75,7 @@ impl Walker {
         }
         let collective = self.required_string(o, path, "collective")?;
         let token_env = self.env_name(o, path, "token_env");
+        let webhook_token_env = self.env_name(o, path, "webhook_token_env");
         Some(OpenCollectiveConfig {
             endpoint,
             collective,
@@ -78,6 +83,7 @@ impl Walker {
             overlap_seconds,
             website: website.trim_end_matches('/').to_string(),
             timeout_seconds,
+            webhook_token_env,
         })
     }
 }

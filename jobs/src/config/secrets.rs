@@ -108,6 +108,8 @@ pub struct Secrets {
     pub hydra_password: Option<Secret>,
     /// `opencollective.token_env`: the personal token.
     pub opencollective_token: Option<Secret>,
+    /// `opencollective.webhook_token_env`: the secret path segment of the webhook URL.
+    pub opencollective_webhook_token: Option<Secret>,
     /// `smtp.password_env`: the password of `smtp.username`.
     pub smtp_password: Option<Secret>,
     /// `email.secret_env` (default `BUILDFUND_EMAIL_SECRET`): the link-signing key; when it is
@@ -139,6 +141,12 @@ impl Secrets {
                 .opencollective
                 .as_ref()
                 .and_then(|o| read("opencollective.token_env".into(), &o.token_env)),
+            opencollective_webhook_token: config.opencollective.as_ref().and_then(|o| {
+                read(
+                    "opencollective.webhook_token_env".into(),
+                    &o.webhook_token_env,
+                )
+            }),
             smtp_password: config
                 .smtp
                 .as_ref()
@@ -154,7 +162,8 @@ impl Secrets {
 
     /// The configured secrets `serve` needs: every webhook's, Hydra's password when the gate
     /// acts on Hydra, the Hydra database URL and the OpenCollective token when their jobs are
-    /// scheduled, the SMTP password. The link-signing key is not among them: without it a
+    /// scheduled (the token also when the webhook may start syncs), the webhook's token, the
+    /// SMTP password. The link-signing key is not among them: without it a
     /// generated key kept in the database signs the links.
     pub fn needed_by_serve(&self, config: &Config) -> Vec<&Secret> {
         let mut needed: Vec<&Secret> = self.webhooks.iter().flatten().collect();
@@ -165,9 +174,12 @@ impl Secrets {
         if config.schedule.contains_key("hydra_pull") {
             needed.extend(&self.hydra_database_url);
         }
-        if config.schedule.contains_key("opencollective_sync") {
+        if config.schedule.contains_key("opencollective_sync")
+            || self.opencollective_webhook_token.is_some()
+        {
             needed.extend(&self.opencollective_token);
         }
+        needed.extend(&self.opencollective_webhook_token);
         needed.extend(&self.smtp_password);
         needed
     }
@@ -194,6 +206,7 @@ impl Secrets {
             .chain(&self.hydra_database_url)
             .chain(&self.hydra_password)
             .chain(&self.opencollective_token)
+            .chain(&self.opencollective_webhook_token)
             .chain(&self.smtp_password)
             .chain(std::iter::once(&self.email_key))
             .filter_map(|s| s.value().err())

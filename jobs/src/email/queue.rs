@@ -72,3 +72,14 @@ pub fn message_id(row: &email_outbox::Model, domain: &str) -> String {
         format!("<report.{}.{}@{}>", row.month, row.id, domain)
     }
 }
+
+/// Messages not yet in a final state (`pending`, `retry`, `sending`), of both kinds: one
+/// `COUNT` through the index on `(status, next_attempt_at)`.
+pub async fn pending_count(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let n = email_outbox::Entity::find()
+        .filter(email_outbox::Column::Status.is_in([PENDING, RETRY, SENDING]))
+        .count(db)
+        .await?;
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+}

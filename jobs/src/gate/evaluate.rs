@@ -5,7 +5,7 @@ use crate::books::funds::standing;
 use crate::calendar::{rfc3339, Month};
 use crate::config::{Config, OTHER_POOL};
 use crate::gate::controls::controls_at;
-use crate::gate::states::{Control, PoolGate, Snapshot, State};
+use crate::gate::states::{Control, FundStanding, PoolGate, Snapshot, State};
 use crate::money::format_cents;
 use crate::money::round_half_away_from_zero;
 use chrono::{DateTime, Utc};
@@ -177,7 +177,22 @@ pub async fn evaluate(
             },
         );
     }
-    Ok(Snapshot { at: t, pools: out })
+    let funds = config
+        .funds
+        .iter()
+        .map(|f| {
+            let standing = FundStanding {
+                balance_cents: standing.balance.get(&f.slug).copied().unwrap_or(0),
+                runway_days: standing.runway_days(&f.slug),
+            };
+            (f.slug.clone(), standing)
+        })
+        .collect();
+    Ok(Snapshot {
+        at: t,
+        pools: out,
+        funds,
+    })
 }
 
 /// "gpu-tests spent 57.33 of 60.00 EUR this month; projected 91.14", then the causes.

@@ -19,4 +19,4 @@ pub mod webhooks;
 pub use controls::{controls_at, events, lift, override_until, pause, record_note, GateError};
 pub use evaluate::{causes, evaluate, pool_slug, projected_cents, Figures, MIN_ELAPSED_SECONDS};
 pub use snapshot::{Change, ChangeSink, Current, Gate};
-pub use states::{Control, Decision, PoolGate, Snapshot, State};
+pub use states::{Control, Decision, FundStanding, PoolGate, Snapshot, State};

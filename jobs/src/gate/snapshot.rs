@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::gate::evaluate::evaluate;
 use crate::gate::states::{PoolGate, Snapshot, State};
 use buildfund_entity::gate_events;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set,
@@ -121,7 +121,9 @@ impl Gate {
             *last = Some(recorded_states(db).await?);
         }
         let states = last.as_mut().expect("loaded");
-        let snapshot = evaluate(db, &self.config, Utc::now()).await?;
+        // Whole seconds, as `as_of` shows it, so `?at=<as_of>` reproduces every figure.
+        let now = Utc::now().trunc_subsecs(0);
+        let snapshot = evaluate(db, &self.config, now).await?;
         let mut changes = Vec::new();
         for (slug, g) in &snapshot.pools {
             let before = states.get(slug).copied();

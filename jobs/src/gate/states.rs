@@ -76,11 +76,21 @@ pub struct PoolGate {
     pub as_of: String,
 }
 
-/// Every pool's gate at one instant (the implicit pool `other` included).
+/// A fund's standing at the snapshot's instant: `balance_cents` and `runway_days` as
+/// `GET /api/v1/funds` gives them for that instant (none: no spending in the last 30 days).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FundStanding {
+    pub balance_cents: i64,
+    pub runway_days: Option<i64>,
+}
+
+/// Every pool's gate at one instant (the implicit pool `other` included), with every
+/// configured fund's standing it was decided from (the farm's gauges read both).
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub at: DateTime<Utc>,
     pub pools: BTreeMap<String, PoolGate>,
+    pub funds: BTreeMap<String, FundStanding>,
 }
 
 /// The answer of `GET /api/v1/gate/{project}/{jobset}`.

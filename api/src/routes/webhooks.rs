@@ -1,0 +1,45 @@
+//! `POST /webhooks/opencollective/{token}`: OpenCollective's webhook, a hint that the ledger
+//! changed. The payload is unsigned, so it is read (at most
+//! [`MAX_BODY_BYTES`](buildfund_jobs::sources::opencollective_webhook::MAX_BODY_BYTES)) and
+//! dropped; a call with the right token only asks for an incremental sync
+//! ([`buildfund_jobs::sources::opencollective_webhook`]) and is answered 202 at once. Any other
+//! token, or no webhook configured, is answered like a path that does not exist, with no work.
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use buildfund_jobs::sources::opencollective_webhook::MAX_BODY_BYTES;
+use futures_util::StreamExt;
+use serde_json::json;
+
+#[post("/webhooks/opencollective/{token}")]
+pub async fn opencollective(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    token: web::Path<String>,
+    mut payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let trigger = match &state.opencollective_webhook {
+        Some((expected, trigger)) if expected.matches(&token) => trigger,
+        // The same answer as an unknown path, which it is to anyone without the token.
+        _ => {
+            return Err(ApiError::not_found(format!(
+                "no route for {} /webhooks/opencollective/…",
+                req.method()
+            )))
+        }
+    };
+    let mut read = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+        read += chunk.len();
+        if read > MAX_BODY_BYTES {
+            return Err(ApiError::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a webhook body is at most {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+    }
+    trigger.request();
+    Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "sync": "scheduled"})))
+}

@@ -1,0 +1,217 @@
+//! OpenCollective's webhooks, taken as a hint and nothing more. OpenCollective signs nothing:
+//! anyone who knows the URL can post anything to it, so a payload is never read as data. An
+//! accepted call (`POST /webhooks/opencollective/{token}`, the token being the secret value
+//! of `opencollective.webhook_token_env`) only asks for an incremental sync soon, the same
+//! sync `opencollective_sync` runs, which reads the ledger through the API.
+//!
+//! - [`WebhookToken`]: the URL's secret path segment, compared in constant time.
+//! - [`SyncTrigger`]: one worker task per instance and a "waiting" flag (a
+//!   [`tokio::sync::Notify`] holds at most one permit): however many calls arrive, at most one
+//!   sync runs and one waits, and a call never waits for a sync. Across instances the sync
+//!   runs under the job's lease (see [`crate::scheduler::run_triggered`]); a run that finds the
+//!   lease taken elsewhere is tried again every [`BUSY_RETRY`], because the run in progress may
+//!   have read the ledger before the donation the call announced.
+use crate::config::Secrets;
+use futures_util::FutureExt;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+
+/// The shortest token accepted (`openssl rand -hex 32` gives 64 characters).
+pub const MIN_TOKEN_BYTES: usize = 32;
+/// The longest token accepted.
+pub const MAX_TOKEN_BYTES: usize = 256;
+/// The largest webhook body read (and dropped): OpenCollective's payloads are a few KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long a triggered sync that found the job running elsewhere waits before trying again.
+pub const BUSY_RETRY: Duration = Duration::from_secs(5);
+/// How many times it tries again: two minutes in all, the lease's lifetime without renewal.
+pub const BUSY_RETRIES: u32 = 24;
+
+/// The webhook URL's secret path segment (only its SHA-256 is kept; never logged or shown).
+#[derive(Clone)]
+pub struct WebhookToken {
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for WebhookToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookToken(..)")
+    }
+}
+
+impl WebhookToken {
+    /// The token in the variable `opencollective.webhook_token_env` names; `Ok(None)` when
+    /// the key is not set (no webhook), an error naming the variable when its value is missing
+    /// or unfit for a URL path segment.
+    pub fn from_secrets(secrets: &Secrets) -> anyhow::Result<Option<WebhookToken>> {
+        let Some(secret) = &secrets.opencollective_webhook_token else {
+            return Ok(None);
+        };
+        let value = secret.value()?.expose_secret();
+        let var = &secret.var;
+        if !(MIN_TOKEN_BYTES..=MAX_TOKEN_BYTES).contains(&value.len()) {
+            anyhow::bail!(
+                "the environment variable {var} (opencollective.webhook_token_env) must hold {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} bytes; use a long random value, e.g. `openssl rand -hex 32`"
+            );
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+        {
+            anyhow::bail!(
+                "the environment variable {var} (opencollective.webhook_token_env) may hold only letters, digits, '-', '_', '.' and '~' (it is a segment of the webhook's URL)"
+            );
+        }
+        Ok(Some(WebhookToken {
+            digest: Sha256::digest(value.as_bytes()).into(),
+        }))
+    }
+
+    /// Whether `given` is the token. The SHA-256 digests are compared in constant time, so the
+    /// time taken tells nothing of the token, its content or its length.
+    pub fn matches(&self, given: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+        bool::from(digest.ct_eq(&self.digest))
+    }
+}
+
+/// What one run of the triggered work says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// It ran (or failed, and said so where it records its runs): nothing to try again.
+    Done,
+    /// The job was running elsewhere: try again after [`BUSY_RETRY`].
+    Busy,
+}
+
+/// The coalescing trigger (see the module doc). Cloning gives another handle on the same
+/// worker.
+#[derive(Clone)]
+pub struct SyncTrigger {
+    waiting: Arc<Notify>,
+}
+
+impl SyncTrigger {
+    /// Starts the worker (on the current tokio runtime) that calls `run` for requests.
+    pub fn spawn<F, Fut>(run: F) -> SyncTrigger
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Attempt> + Send + 'static,
+    {
+        SyncTrigger::spawn_with(run, BUSY_RETRY)
+    }
+
+    fn spawn_with<F, Fut>(run: F, busy_retry: Duration) -> SyncTrigger
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Attempt> + Send + 'static,
+    {
+        let waiting = Arc::new(Notify::new());
+        let woken = waiting.clone();
+        tokio::spawn(async move {
+            loop {
+                // The permit of a request made while a run goes on is kept: one run follows.
+                woken.notified().await;
+                for attempt in 0..=BUSY_RETRIES {
+                    let outcome = std::panic::AssertUnwindSafe(run()).catch_unwind().await;
+                    match outcome {
+                        Ok(Attempt::Busy) if attempt < BUSY_RETRIES => {
+                            tokio::time::sleep(busy_retry).await
+                        }
+                        Ok(_) => break,
+                        Err(_) => {
+                            tracing::error!("a triggered sync panicked; the next request runs it again");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        SyncTrigger { waiting }
+    }
+
+    /// Asks for a run soon and returns at once. Requests made before the next run starts are
+    /// one request.
+    pub fn request(&self) {
+        self.waiting.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn counting(delay: Duration, busy_first: u32) -> (Arc<AtomicU32>, SyncTrigger) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let trigger = SyncTrigger::spawn_with(
+            move || {
+                let c = c.clone();
+                async move {
+                    let n = c.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(delay).await;
+                    if n < busy_first {
+                        Attempt::Busy
+                    } else {
+                        Attempt::Done
+                    }
+                }
+            },
+            Duration::from_millis(10),
+        );
+        (calls, trigger)
+    }
+
+    #[tokio::test]
+    async fn a_burst_runs_once_now_and_once_after() {
+        let (calls, trigger) = counting(Duration::from_millis(200), 0);
+        trigger.request();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..49 {
+            trigger.request();
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "one running, one waiting");
+        // Idle again: a later request runs again.
+        trigger.request();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn requests_before_the_worker_wakes_are_one() {
+        let (calls, trigger) = counting(Duration::from_millis(100), 0);
+        for _ in 0..50 {
+            trigger.request();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let n = calls.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&n), "{n} runs");
+    }
+
+    #[tokio::test]
+    async fn a_busy_run_is_tried_again_until_it_runs() {
+        let (calls, trigger) = counting(Duration::ZERO, 2);
+        trigger.request();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "busy, busy, done");
+    }
+
+    #[test]
+    fn the_token_is_checked_whole() {
+        let token = WebhookToken {
+            digest: Sha256::digest(b"0123456789abcdef0123456789abcdef").into(),
+        };
+        assert!(token.matches("0123456789abcdef0123456789abcdef"));
+        assert!(!token.matches("0123456789abcdef0123456789abcde"));
+        assert!(!token.matches("0123456789abcdef0123456789abcdef0"));
+        assert!(!token.matches(""));
+        assert!(!format!("{token:?}").contains("0123"));
+    }
+}
