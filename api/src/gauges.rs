@@ -143,7 +143,9 @@ impl Gauges {
         let outbox_help = "Email outbox messages not sent yet (pending, retry, sending)";
         if let Some(snapshot) = &gate.snapshot {
             for (fund, s) in &snapshot.funds {
-                balance.with_label_values(&[fund]).set(s.balance_cents as f64);
+                balance
+                    .with_label_values(&[fund])
+                    .set(s.balance_cents as f64);
                 let days = s.runway_days.map_or(f64::INFINITY, |d| d as f64);
                 runway.with_label_values(&[fund]).set(days);
             }

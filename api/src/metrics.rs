@@ -140,10 +140,7 @@ mod tests {
     #[test]
     fn a_secret_path_is_logged_as_its_pattern() {
         let route = "/webhooks/opencollective/{token}";
-        assert_eq!(
-            logged_path(route, "/webhooks/opencollective/s3cret"),
-            route
-        );
+        assert_eq!(logged_path(route, "/webhooks/opencollective/s3cret"), route);
         assert_eq!(
             logged_path("/reports/{month}", "/reports/2026-10"),
             "/reports/2026-10"

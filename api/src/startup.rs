@@ -1,11 +1,11 @@
 //! Building and running the HTTP server. `Application::build` binds its own listener, so port 0
 //! works in tests, and returns before serving so callers can read the port.
 use crate::error::{json_error, ApiError};
+use crate::gauges::Gauges;
 use crate::metrics::{self, Metrics};
 use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
-use crate::gauges::Gauges;
 use crate::state::{figures_changed, AppState};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
@@ -68,8 +68,7 @@ fn opencollective_trigger(
         let (db, config, jobs) = (db.clone(), config.clone(), jobs.clone());
         let (pages, gate) = (pages.clone(), gate.clone());
         async move {
-            match scheduler::run_triggered(db.clone(), config, &jobs, "opencollective_sync").await
-            {
+            match scheduler::run_triggered(db.clone(), config, &jobs, "opencollective_sync").await {
                 Ok(Some(run)) if scheduler::lease_was_held(&run) => Attempt::Busy,
                 Ok(Some(run)) => {
                     if run.outcome == "ok" {

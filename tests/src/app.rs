@@ -495,6 +495,27 @@ impl TestApp {
         res.json().await.expect("a JSON answer")
     }
 
+    /// `GET /metrics`, checked to be a 200: every sample.
+    pub async fn get_metrics(&self) -> Vec<crate::prometheus::Sample> {
+        let res = self.get("/metrics").await;
+        assert_eq!(res.status(), 200, "GET /metrics");
+        crate::prometheus::parse(&res.text().await.expect("a text answer"))
+    }
+
+    /// `POST /webhooks/opencollective/{token}` with a JSON `body` as OpenCollective sends it.
+    pub async fn post_opencollective_webhook(
+        &self,
+        token: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/webhooks/opencollective/{token}")))
+            .json(body)
+            .send()
+            .await
+            .expect("POST webhook")
+    }
+
     /// `POST /api/v1/jobs/{job}/run` with an admin token: the run's record as JSON.
     pub async fn run_job(&self, job: &str, admin: &str) -> serde_json::Value {
         let res = self

@@ -13,6 +13,7 @@ use std::sync::Arc;
 mod app;
 pub mod database;
 pub mod opencollective;
+pub mod prometheus;
 pub mod proxy;
 pub mod recorder;
 pub mod smtp;

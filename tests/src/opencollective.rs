@@ -1,6 +1,7 @@
 //! A stand-in of OpenCollective's GraphQL API v2 over real HTTP: canned transactions and
 //! recurring orders served page by page, with faults on demand (an error page, a 500, a 429, a
-//! slow answer, a cut-off body), recording what it saw.
+//! slow answer, a cut-off body), recording what it saw; and the shapes of the API's accounts
+//! and transactions ([`account`], [`tx`]) to can them with.
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +13,10 @@ pub const COLLECTIVE: &str = "nixfund";
 pub const TOKEN_ENV: &str = "BUILDFUND_TEST_OC_TOKEN";
 /// The personal token the tests put in `TOKEN_ENV`.
 pub const TOKEN: &str = "test-personal-token";
+/// The environment variable `[opencollective] webhook_token_env` names.
+pub const WEBHOOK_TOKEN_ENV: &str = "BUILDFUND_TEST_OC_WEBHOOK_TOKEN";
+/// The webhook token in `WEBHOOK_TOKEN_ENV` (64 hex digits, as `openssl rand -hex 32` gives).
+pub const WEBHOOK_TOKEN: &str = "5f1c0a9e7b3d42c8a6e0f9b1d2c3e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b";
 
 /// What the stand-in does, and what it saw.
 #[derive(Default)]
@@ -30,6 +35,8 @@ pub struct Behaviour {
     pub malformed_at_offset: Option<i64>,
     /// The newest `createdAt` of any transaction served in a good answer.
     pub served_until: Option<String>,
+    /// Syncs seen: requests for the first page (offset 0) of `DonationTransactions`.
+    pub syncs: u64,
     pub requests: u64,
     pub tokens: Vec<Option<String>>,
 }
@@ -70,6 +77,9 @@ async fn graphql(
     assert!(limit <= 1000, "the API's maximum page size is 1000");
     match body["operationName"].as_str().unwrap() {
         "DonationTransactions" => {
+            if offset == 0 {
+                s.syncs += 1;
+            }
             assert!(body["query"]
                 .as_str()
                 .unwrap()
@@ -139,7 +149,11 @@ async fn graphql(
 }
 
 impl OpenCollective {
+    /// Starts the stand-in and puts [`TOKEN`] and [`WEBHOOK_TOKEN`] in the environment
+    /// variables its [`config`](OpenCollective::config) names.
     pub async fn start(behaviour: Behaviour) -> OpenCollective {
+        std::env::set_var(TOKEN_ENV, TOKEN);
+        std::env::set_var(WEBHOOK_TOKEN_ENV, WEBHOOK_TOKEN);
         let state = Arc::new(Mutex::new(behaviour));
         let data = web::Data::new(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -176,7 +190,7 @@ impl OpenCollective {
     /// The `[opencollective]` table pointing at this stand-in.
     pub fn config(&self) -> String {
         format!(
-            "\n[opencollective]\nendpoint = \"{}\"\ncollective = \"{COLLECTIVE}\"\ntoken_env = \"{TOKEN_ENV}\"\noverlap_seconds = 86400\n",
+            "\n[opencollective]\nendpoint = \"{}\"\ncollective = \"{COLLECTIVE}\"\ntoken_env = \"{TOKEN_ENV}\"\nwebhook_token_env = \"{WEBHOOK_TOKEN_ENV}\"\noverlap_seconds = 86400\n",
             self.url
         )
     }
@@ -184,4 +198,68 @@ impl OpenCollective {
     pub async fn stop(&self) {
         self.handle.stop(false).await;
     }
+}
+
+pub fn account(typename: &str, slug: &str, name: &str, incognito: bool) -> Value {
+    let kind = match typename {
+        "Individual" => "INDIVIDUAL",
+        "Organization" => "ORGANIZATION",
+        "Project" => "PROJECT",
+        _ => "COLLECTIVE",
+    };
+    let mut a = json!({"__typename": typename, "slug": slug, "name": name, "type": kind,
+                       "isIncognito": incognito});
+    if typename == "Project" || typename == "Event" {
+        a["parent"] = json!({"__typename": "Collective", "slug": COLLECTIVE});
+    }
+    a
+}
+
+pub fn collective() -> Value {
+    account("Collective", COLLECTIVE, "Nix Fund", false)
+}
+
+pub fn amount(cents: i64, currency: &str) -> Value {
+    json!({"valueInCents": cents as f64, "currency": currency})
+}
+
+/// A transaction as the API returns it. `host` = (gross, host fee, processor fee, currency) in
+/// host currency, fees negative as the API gives them.
+#[allow(clippy::too_many_arguments)]
+pub fn tx(
+    id: &str,
+    at: &str,
+    credit: bool,
+    kind: &str,
+    ours: Value,
+    other: Value,
+    original: (i64, &str),
+    host: (i64, Option<i64>, Option<i64>, &str),
+    tier: Option<&str>,
+    refund_of: Option<&str>,
+) -> Value {
+    let (from, to) = if credit {
+        (other, ours.clone())
+    } else {
+        (ours.clone(), other)
+    };
+    json!({
+        "__typename": if credit { "Credit" } else { "Debit" },
+        "id": id,
+        "kind": kind,
+        "type": if credit { "CREDIT" } else { "DEBIT" },
+        "description": format!("transaction {id}"),
+        "createdAt": at,
+        "isRefund": refund_of.is_some(),
+        "refundTransaction": refund_of.map(|r| json!({"__typename": "Credit", "id": r})),
+        "amount": amount(original.0, original.1),
+        "amountInHostCurrency": amount(host.0, host.3),
+        "platformFee": amount(0, host.3),
+        "hostFee": host.1.map(|c| amount(c, host.3)),
+        "paymentProcessorFee": host.2.map(|c| amount(c, host.3)),
+        "account": {"__typename": ours["__typename"], "slug": ours["slug"]},
+        "fromAccount": from,
+        "toAccount": to,
+        "order": tier.map(|t| json!({"id": format!("order-{id}"), "tier": {"slug": t}})),
+    })
 }

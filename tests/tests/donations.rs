@@ -4,7 +4,9 @@
 //! `/api/v1/donations`; and manual donations through `POST /api/v1/donations`.
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::sources::opencollective::{self, SyncOptions};
-use buildfund_tests::opencollective::{Behaviour, COLLECTIVE, TOKEN, TOKEN_ENV};
+use buildfund_tests::opencollective::{
+    account, amount, collective, tx, Behaviour, COLLECTIVE, TOKEN, TOKEN_ENV,
+};
 use buildfund_tests::{db_test, TestApp, TestAppBuilder};
 use sea_orm::EntityTrait;
 use serde_json::{json, Value};
@@ -36,72 +38,8 @@ fn with_opencollective(behaviour: Behaviour) -> TestAppBuilder {
     TestApp::builder(BOOKS).opencollective(behaviour)
 }
 
-fn account(typename: &str, slug: &str, name: &str, incognito: bool) -> Value {
-    let kind = match typename {
-        "Individual" => "INDIVIDUAL",
-        "Organization" => "ORGANIZATION",
-        "Project" => "PROJECT",
-        _ => "COLLECTIVE",
-    };
-    let mut a = json!({"__typename": typename, "slug": slug, "name": name, "type": kind,
-                       "isIncognito": incognito});
-    if typename == "Project" || typename == "Event" {
-        a["parent"] = json!({"__typename": "Collective", "slug": COLLECTIVE});
-    }
-    a
-}
-
-fn collective() -> Value {
-    account("Collective", COLLECTIVE, "Nix Fund", false)
-}
-
 fn project() -> Value {
     account("Project", "cuda-project", "CUDA", false)
-}
-
-fn amount(cents: i64, currency: &str) -> Value {
-    json!({"valueInCents": cents as f64, "currency": currency})
-}
-
-/// A transaction as the API returns it. `host` = (gross, host fee, processor fee, currency) in
-/// host currency, fees negative as the API gives them.
-#[allow(clippy::too_many_arguments)]
-fn tx(
-    id: &str,
-    at: &str,
-    credit: bool,
-    kind: &str,
-    ours: Value,
-    other: Value,
-    original: (i64, &str),
-    host: (i64, Option<i64>, Option<i64>, &str),
-    tier: Option<&str>,
-    refund_of: Option<&str>,
-) -> Value {
-    let (from, to) = if credit {
-        (other, ours.clone())
-    } else {
-        (ours.clone(), other)
-    };
-    json!({
-        "__typename": if credit { "Credit" } else { "Debit" },
-        "id": id,
-        "kind": kind,
-        "type": if credit { "CREDIT" } else { "DEBIT" },
-        "description": format!("transaction {id}"),
-        "createdAt": at,
-        "isRefund": refund_of.is_some(),
-        "refundTransaction": refund_of.map(|r| json!({"__typename": "Credit", "id": r})),
-        "amount": amount(original.0, original.1),
-        "amountInHostCurrency": amount(host.0, host.3),
-        "platformFee": amount(0, host.3),
-        "hostFee": host.1.map(|c| amount(c, host.3)),
-        "paymentProcessorFee": host.2.map(|c| amount(c, host.3)),
-        "account": {"__typename": ours["__typename"], "slug": ours["slug"]},
-        "fromAccount": from,
-        "toAccount": to,
-        "order": tier.map(|t| json!({"id": format!("order-{id}"), "tier": {"slug": t}})),
-    })
 }
 
 /// The canned ledger (created times in UTC, oldest first). Expected figures, worked by hand

@@ -121,9 +121,14 @@ impl Gate {
             *last = Some(recorded_states(db).await?);
         }
         let states = last.as_mut().expect("loaded");
-        // Whole seconds, as `as_of` shows it, so `?at=<as_of>` reproduces every figure.
-        let now = Utc::now().trunc_subsecs(0);
-        let snapshot = evaluate(db, &self.config, now).await?;
+        // The next whole second (`as_of` shows whole seconds), so `?at=<as_of>` reproduces
+        // every figure and nothing written before now (a pause a moment ago) is left out.
+        let now = Utc::now();
+        let t = match now.timestamp_subsec_nanos() {
+            0 => now,
+            _ => now.trunc_subsecs(0) + chrono::Duration::seconds(1),
+        };
+        let snapshot = evaluate(db, &self.config, t).await?;
         let mut changes = Vec::new();
         for (slug, g) in &snapshot.pools {
             let before = states.get(slug).copied();

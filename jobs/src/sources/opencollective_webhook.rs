@@ -125,7 +125,9 @@ impl SyncTrigger {
                         }
                         Ok(_) => break,
                         Err(_) => {
-                            tracing::error!("a triggered sync panicked; the next request runs it again");
+                            tracing::error!(
+                                "a triggered sync panicked; the next request runs it again"
+                            );
                             break;
                         }
                     }
