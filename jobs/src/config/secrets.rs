@@ -254,6 +254,27 @@ mod tests {
     }
 
     #[test]
+    fn the_webhook_needs_its_token_and_the_api_token_unscheduled() {
+        let c = config(
+            "[opencollective]\ncollective = \"c\"\ntoken_env = \"BF_UNIT_SECRETS_UNSET_OC\"\n\
+             webhook_token_env = \"BF_UNIT_SECRETS_UNSET_WH\"\n[schedule]\nopencollective_sync = \"\"\n",
+        );
+        let s = Secrets::from_env(&c);
+        let missing: Vec<String> = s
+            .unavailable_for_serve(&c)
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(
+            missing,
+            vec![
+                "opencollective.token_env",
+                "opencollective.webhook_token_env"
+            ]
+        );
+    }
+
+    #[test]
     fn serve_needs_the_secrets_of_what_it_runs() {
         let c = config(
             "[gate]\n[[gate.webhooks]]\nurl = \"https://a.example\"\nsecret_env = \"BF_UNIT_SECRETS_UNSET_HOOK\"\n\

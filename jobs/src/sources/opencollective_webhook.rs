@@ -206,6 +206,35 @@ mod tests {
     }
 
     #[test]
+    fn an_unfit_token_is_refused_naming_its_variable_not_its_value() {
+        let secrets = |var: &str, value: &str| {
+            std::env::set_var(var, value);
+            let c = crate::Config::parse(
+                &format!(
+                    "ledger_start = \"2026-01-01\"\n[opencollective]\ncollective = \"c\"\nwebhook_token_env = \"{var}\"\n"
+                ),
+                "t",
+            )
+            .unwrap();
+            Secrets::from_env(&c)
+        };
+        let short = secrets("BF_UNIT_WEBHOOK_SHORT", "tooshort");
+        let e = WebhookToken::from_secrets(&short).unwrap_err().to_string();
+        assert!(
+            e.contains("BF_UNIT_WEBHOOK_SHORT") && !e.contains("tooshort"),
+            "{e}"
+        );
+        let slashed = secrets("BF_UNIT_WEBHOOK_SLASH", &format!("{}/x", "a".repeat(40)));
+        let e = WebhookToken::from_secrets(&slashed)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("letters, digits"), "{e}");
+        let good = secrets("BF_UNIT_WEBHOOK_GOOD", &"ab01".repeat(16));
+        let token = WebhookToken::from_secrets(&good).unwrap().unwrap();
+        assert!(token.matches(&"ab01".repeat(16)));
+    }
+
+    #[test]
     fn the_token_is_checked_whole() {
         let token = WebhookToken {
             digest: Sha256::digest(b"0123456789abcdef0123456789abcdef").into(),
