@@ -6,7 +6,7 @@ use crate::config::Config;
 use crate::gate::evaluate::evaluate;
 use crate::gate::states::{PoolGate, Snapshot, State};
 use buildfund_entity::gate_events;
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     Set,
@@ -121,14 +121,7 @@ impl Gate {
             *last = Some(recorded_states(db).await?);
         }
         let states = last.as_mut().expect("loaded");
-        // The next whole second (`as_of` shows whole seconds), so `?at=<as_of>` reproduces
-        // every figure and nothing written before now (a pause a moment ago) is left out.
-        let now = Utc::now();
-        let t = match now.timestamp_subsec_nanos() {
-            0 => now,
-            _ => now.trunc_subsecs(0) + chrono::Duration::seconds(1),
-        };
-        let snapshot = evaluate(db, &self.config, t).await?;
+        let snapshot = evaluate(db, &self.config, Utc::now()).await?;
         let mut changes = Vec::new();
         for (slug, g) in &snapshot.pools {
             let before = states.get(slug).copied();
