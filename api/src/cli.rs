@@ -549,6 +549,17 @@ async fn books(
                     );
                 }
             }
+            let days = &status.days;
+            println!(
+                "{} days since the first step{}: {} stored, {} stale or missing",
+                days.days,
+                days.first
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default(),
+                days.stored,
+                days.todo_count
+            );
             if status.other_fingerprints > 0 {
                 println!(
                     "{} months stored under other configurations",
@@ -576,8 +587,8 @@ async fn books(
                 eprintln!();
             }
             println!(
-                "{} months stored, {} already stored by another instance",
-                done.stored, done.skipped
+                "{} months stored, {} already stored by another instance, {} days stored",
+                done.stored, done.skipped, done.days
             );
         }
     }

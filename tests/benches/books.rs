@@ -11,9 +11,10 @@
 //! month being the current one up to now; 100 donations a month. The long ledger and the
 //! one-month ledger are two configurations over the same database (the second has
 //! `ledger_start` at this month's start), measured in the same run. It also times the stored
-//! books' rebuild, one read of the open month without the store (every month from the data,
-//! as before the store), and the process CPU of a simulated idle minute of `serve` (one gate
-//! refresh and one keeper pass).
+//! books' rebuild (days and months), one read of the open month without the store (every month
+//! from the data, as before the store), and the CPU a real `buildfund serve` (release binary)
+//! on the long ledger's database uses over a real idle minute (utime + stime of
+//! `/proc/PID/stat`, after a warm-up; `BENCH_IDLE_SECONDS` changes the minute).
 use buildfund_jobs::books::costs::month_costs;
 use buildfund_jobs::books::donations::{self, Contributor, DonationRecord};
 use buildfund_jobs::books::funds::funds_month;
@@ -79,9 +80,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// User + system CPU seconds of this process so far.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// User + system CPU seconds of process `pid` (`self` for this one) so far.
+fn cpu_seconds(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit_once(')')
         .map(|(_, r)| r.split_whitespace().collect())
@@ -199,6 +200,9 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     fill(&conn, first, months, steps, now).await?;
+    // The steps went in with plain SQL, around the ingest: the longest step's bound is set
+    // from them, as `buildfund books rebuild` does.
+    buildfund_jobs::books::steps::recount_longest_step(&conn).await?;
     conn.execute_unprepared("ANALYZE").await?;
     println!(
         "{} on {}: {months} months x {steps} steps ({first} to {current}), filled in {:.1} s",
@@ -206,6 +210,36 @@ async fn main() -> anyhow::Result<()> {
         std::env::consts::ARCH,
         started.elapsed().as_secs_f64()
     );
+
+    // How each database runs the query of an edge day's steps.
+    let edge = buildfund_jobs::books::steps::busy_query(
+        buildfund_jobs::calendar::Span::new(now.timestamp() - 6 * 3600, now.timestamp()),
+        None,
+    );
+    let (explain, sql, column) = if sqlite {
+        (
+            "EXPLAIN QUERY PLAN ",
+            edge.to_string(sea_orm::sea_query::SqliteQueryBuilder),
+            3,
+        )
+    } else {
+        (
+            "EXPLAIN ",
+            edge.to_string(sea_orm::sea_query::PostgresQueryBuilder),
+            0,
+        )
+    };
+    let backend = conn.get_database_backend();
+    println!("plan of the steps of an edge (the last 6 hours):");
+    for row in conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            backend,
+            format!("{explain}{sql}"),
+        ))
+        .await?
+    {
+        println!("    {}", row.try_get_by_index::<String>(column)?);
+    }
 
     let (conn, long, short) = (&conn, &long, &short);
     let t = Instant::now();
@@ -215,10 +249,12 @@ async fn main() -> anyhow::Result<()> {
     let done = store::ensure(conn, long, now, |_, _, _| {}).await?;
     let rebuild = t.elapsed();
     println!(
-        "rebuild of the stored books: {} months in {:.1} s",
+        "rebuild of the stored books: {} days and {} months in {:.1} s",
+        done.days,
         done.stored,
         rebuild.as_secs_f64()
     );
+    conn.execute_unprepared("ANALYZE").await?;
     let (new, _) = funds_month(conn, long, current, now).await?;
     assert_eq!(old, new, "the store changes no figure");
 
@@ -273,18 +309,44 @@ async fn main() -> anyhow::Result<()> {
         ms(without_store)
     );
 
-    // An idle minute of serve: one gate refresh and one keeper pass with nothing to do
-    // (the keeper looks every 15 s: four status reads).
-    let cpu = cpu_seconds();
+    // A real idle minute of a real `serve` on this database: the release binary, its keeper,
+    // gate refresh and scheduler running, no request.
+    let idle_seconds = env("BENCH_IDLE_SECONDS", 60) as u64;
+    let config_path = dir.path().join("serve.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "{}[database]\nurl = \"{url}\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+            config_text(first)
+        ),
+    )?;
+    let mut child = std::process::Command::new(buildfund_tests::buildfund_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config_path)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id().to_string();
+    // Warm-up: start, migrations, the keeper's first pass and the first gate refresh.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let cpu = cpu_seconds(&pid);
     let t = Instant::now();
-    gate::evaluate(conn, long, Utc::now()).await?;
-    for _ in 0..4 {
-        store::ensure(conn, long, Utc::now(), |_, _, _| {}).await?;
-    }
+    tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
+    let used = cpu_seconds(&pid) - cpu;
+    let wall = t.elapsed();
+    let alive = child.try_wait()?.is_none();
+    let _ = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(&pid)
+        .status();
+    child.wait()?;
     println!(
-        "idle minute of serve (simulated): {:.2} CPU-s in this process, {:.0} ms wall",
-        cpu_seconds() - cpu,
-        ms(t.elapsed())
+        "idle serve (pid {pid}, {}): {used:.2} CPU-s over {:.0} s of wall time = {:.2} CPU-s a minute",
+        if alive { "running" } else { "EXITED EARLY" },
+        wall.as_secs_f64(),
+        used * 60.0 / wall.as_secs_f64()
     );
 
     conn.clone().close().await?;

@@ -1,7 +1,8 @@
-//! Stored month books: every figure read with the store equals the figure computed from the
-//! data without it, and late data (a step ingested into a stored month, a correction moving a
-//! step, a manual donation dated in one) reopens exactly the months it touches, the balances
-//! after them following.
+//! Stored month books and stored days: every figure read with the store (months and days,
+//! months alone, days alone) equals the figure computed from the data without it, and late
+//! data (a step ingested into a stored month, a correction moving a step, a manual donation
+//! dated in one) reopens exactly the months and days it touches, the balances after them
+//! following.
 use buildfund_entity::{book_month_funds, book_month_lines, book_months};
 use buildfund_jobs::books::donations::{self, Contributor, DonationRecord};
 use buildfund_jobs::books::store::{self, MonthState};
@@ -10,7 +11,7 @@ use buildfund_jobs::calendar::{parse_rfc3339, Month};
 use buildfund_jobs::{gate, report};
 use buildfund_tests::{db_test, TestApp};
 use chrono::{DateTime, Utc};
-use sea_orm::{EntityTrait, PaginatorTrait};
+use sea_orm::{ConnectionTrait, EntityTrait, PaginatorTrait};
 use serde_json::{json, Value};
 
 const CONFIG: &str = r#"
@@ -322,6 +323,44 @@ async fn clear(app: &TestApp) {
         .unwrap();
 }
 
+/// The days (through November) whose busy seconds are not stored fresh.
+async fn reopened_days(app: &TestApp) -> Vec<String> {
+    let status = store::books_status(&app.db, &app.config, Utc::now())
+        .await
+        .unwrap();
+    status
+        .days
+        .todo
+        .into_iter()
+        .filter(|d| d.as_str() < "2026-12-01")
+        .collect()
+}
+
+/// Forgets every stored day, so reads take their busy seconds from the steps again.
+async fn clear_days(app: &TestApp) {
+    for table in ["book_day_busy", "book_days"] {
+        app.db
+            .execute_unprepared(&format!("DELETE FROM {table}"))
+            .await
+            .unwrap();
+    }
+}
+
+/// Every figure, read with months and days stored, with the days alone (months forgotten) and
+/// with nothing stored, is the same; the store is left with months and days stored again.
+async fn check_every_way(app: &TestApp) -> Vec<String> {
+    ensure(app).await;
+    assert!(reopened(app).await.is_empty());
+    assert!(reopened_days(app).await.is_empty());
+    let stored = figures(app).await;
+    clear(app).await;
+    assert_same(&figures(app).await, &stored);
+    clear_days(app).await;
+    assert_same(&figures(app).await, &stored);
+    ensure(app).await;
+    stored
+}
+
 db_test!(
     every_figure_is_the_same_with_the_store,
     CONFIG,
@@ -343,8 +382,41 @@ db_test!(
         }
         let with = figures(&app).await;
         assert_same(&with, &without);
-        // Storing again finds nothing to do; the same months stay.
-        assert_eq!(ensure(&app).await.stored, 0);
+        // Every day from the first step's (2026-01-13) to the last that is over is stored, and
+        // the figures read from the days alone, or the months alone, are the same.
+        let status = store::books_status(&app.db, &app.config, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(status.days.first.as_deref(), Some("2026-01-13"));
+        assert!(status.days.days >= 322, "{:?}", status.days);
+        assert_eq!(status.days.stored, status.days.days, "{:?}", status.days);
+        assert!(reopened_days(&app).await.is_empty());
+        clear(&app).await;
+        assert_same(&figures(&app).await, &without);
+        // The reads really sum the stored days: a stored day changed behind the marks'
+        // back changes a figure.
+        app.db
+            .execute_unprepared(
+                "UPDATE book_day_busy SET busy_seconds = busy_seconds + 3600 \
+                 WHERE day = 1773964800 AND machine = 'build03'",
+            )
+            .await
+            .unwrap();
+        assert_ne!(
+            figures(&app).await,
+            without,
+            "2026-03-20 is read from the store"
+        );
+        clear_days(&app).await;
+        ensure(&app).await;
+        clear_days(&app).await;
+        assert_same(&figures(&app).await, &without);
+        let done = ensure(&app).await;
+        assert_eq!(done.stored, 0, "the months are stored");
+        assert_eq!(done.days, status.days.days, "every day is stored again");
+        // Storing again finds nothing to do; the same months and days stay.
+        let again = ensure(&app).await;
+        assert_eq!((again.stored, again.days), (0, 0));
         let rows = book_months::Entity::find().count(&app.db).await.unwrap();
         assert_eq!(
             rows,
@@ -387,17 +459,41 @@ db_test!(
         )
         .await;
         assert_eq!(reopened(&app).await, ["2026-05"]);
-        // Until it is stored again, reads compute May (and what follows it) from the data, and
-        // agree with a read that has no store at all.
+        assert_eq!(reopened_days(&app).await, ["2026-05-12"]);
+        // Until it is stored again, reads compute May (and what follows it) from the data and
+        // the stored days around the stale one, and agree with a read that has no store.
         let reading = figures(&app).await;
         assert_ne!(reading, before, "the late step changes figures");
-        assert_eq!(ensure(&app).await.stored, 1, "only May is recomputed");
+        // With the months forgotten, every window reads the stored days and May 12 from the
+        // steps.
+        clear(&app).await;
+        assert_same(&figures(&app).await, &reading);
+        let done = ensure(&app).await;
+        assert_eq!(done.days, 1, "only May 12 is recomputed");
         assert!(reopened(&app).await.is_empty());
         let stored = figures(&app).await;
         assert_same(&stored, &reading);
+        assert_same(&check_every_way(&app).await, &stored);
+
+        // A step across midnight ingested late reopens both its days.
+        let night = t("2026-06-30T23:00:00Z").timestamp();
+        ingest(
+            &app,
+            &[step(
+                9003,
+                "gpu01",
+                ("nixpkgs", "cuda-tests"),
+                night,
+                night + 7200,
+            )],
+        )
+        .await;
+        assert_eq!(reopened(&app).await, ["2026-06", "2026-07"]);
+        assert_eq!(reopened_days(&app).await, ["2026-06-30", "2026-07-01"]);
+        let reading = figures(&app).await;
         clear(&app).await;
-        assert_same(&figures(&app).await, &stored);
-        ensure(&app).await;
+        assert_same(&figures(&app).await, &reading);
+        assert_same(&check_every_way(&app).await, &reading);
 
         // A correction that moves a step from March to August reopens both.
         let march = t("2026-03-20T10:00:00Z").timestamp();
@@ -426,11 +522,13 @@ db_test!(
         )
         .await;
         assert_eq!(reopened(&app).await, ["2026-03", "2026-08"]);
-        assert_eq!(ensure(&app).await.stored, 2);
+        assert_eq!(reopened_days(&app).await, ["2026-03-20", "2026-08-03"]);
+        let reading = figures(&app).await;
+        let done = ensure(&app).await;
+        assert_eq!((done.stored, done.days), (2, 2));
         let stored = figures(&app).await;
-        clear(&app).await;
-        assert_same(&figures(&app).await, &stored);
-        ensure(&app).await;
+        assert_same(&stored, &reading);
+        assert_same(&check_every_way(&app).await, &stored);
 
         // A manual donation dated in January reopens January, and February, whose last 30 days
         // reach back into January; every balance after it moves.
@@ -458,6 +556,10 @@ db_test!(
             .unwrap();
         assert_eq!(res.status(), 201);
         assert_eq!(reopened(&app).await, ["2026-01", "2026-02"]);
+        assert!(
+            reopened_days(&app).await.is_empty(),
+            "a donation has no busy seconds"
+        );
         assert_eq!(ensure(&app).await.stored, 2);
         let (f, _) = funds::funds_month(
             &app.db,

@@ -1,7 +1,7 @@
 //! Funds: what came in (donations, routed by tier, then account, then the default fund), what
 //! went out (cost lines), balance, burn and runway (cost-model.md, "Donations" and "Balance,
 //! burn, runway").
-use crate::books::costs::{clip, month_costs, window_costs, WindowCosts};
+use crate::books::costs::{clip, window_costs, WindowCosts};
 use crate::books::ledger::ts;
 pub use crate::books::ledger::{add_cents, raised_from_data, route, Raised};
 use crate::books::store;
@@ -88,9 +88,21 @@ pub async fn standing(
     config: &Config,
     t: DateTime<Utc>,
 ) -> Result<Standing, DbErr> {
+    standing_with(db, config, t, None).await
+}
+
+/// [`standing`], given the lines of one window the caller has already computed (usually `t`'s
+/// month up to `t`), so that no window is computed twice in one read.
+pub async fn standing_with(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    t: DateTime<Utc>,
+    known: Option<(Span, &WindowCosts)>,
+) -> Result<Standing, DbErr> {
     let mut net: BTreeMap<String, i64> = BTreeMap::new();
     let mut cost: BTreeMap<String, i64> = BTreeMap::new();
     let mut cost_30_days = BTreeMap::new();
+    let known_by_fund = |part: Span| known.filter(|(w, _)| *w == part).map(|(_, c)| c.by_fund());
     if t > config.ledger_start {
         let month = Month::of(t);
         for (fund, (n, c)) in store::to_date_before(db, config, month).await? {
@@ -100,16 +112,19 @@ pub async fn standing(
         let tail_window = clip(config, month.span(), t);
         let mut tail = None;
         if let Some(w) = tail_window {
-            let costs = window_costs(db, config, w).await?;
+            let by_fund = match known_by_fund(w) {
+                Some(b) => b,
+                None => window_costs(db, config, w).await?.by_fund(),
+            };
             for (fund, r) in raised_from_data(db, config, ts(w.start), ts(w.end)).await? {
                 let sum = net.entry(fund).or_insert(0);
                 *sum = add_cents(*sum, r.net_cents)?;
             }
-            for (fund, c) in costs.by_fund() {
-                let sum = cost.entry(fund).or_insert(0);
-                *sum = add_cents(*sum, c)?;
+            for (fund, c) in &by_fund {
+                let sum = cost.entry(fund.clone()).or_insert(0);
+                *sum = add_cents(*sum, *c)?;
             }
-            tail = Some((w, costs));
+            tail = Some((w, by_fund));
         }
         // At a month's start the last 30 days are those stored with the month before.
         let stored_30 = match tail_window {
@@ -130,8 +145,9 @@ pub async fn standing(
                     .map(split_months)
                     .unwrap_or_default()
                 {
-                    let by_fund = match &tail {
-                        Some((w, costs)) if *w == part => costs.by_fund(),
+                    let by_fund = match (&tail, known_by_fund(part)) {
+                        (Some((w, b)), _) if *w == part => b.clone(),
+                        (_, Some(b)) => b,
                         _ => window_costs(db, config, part).await?.by_fund(),
                     };
                     for (fund, cents) in by_fund {
@@ -188,15 +204,20 @@ pub async fn funds_month(
             return Ok((funds, m.costs));
         }
     }
-    let costs = month_costs(db, config, month, at).await?;
+    let window = clip(config, month.span(), at);
+    let costs = match window {
+        Some(w) => window_costs(db, config, w).await?,
+        None => WindowCosts::default(),
+    };
     let spent = costs.by_fund();
-    let raised = match clip(config, month.span(), at) {
+    let raised = match window {
         Some(w) => raised_by_fund(db, config, ts(w.start), ts(w.end)).await?,
         None => BTreeMap::new(),
     };
-    // Balance and runway as of the end of the month or `at`, whichever is earlier.
+    // Balance and runway as of the end of the month or `at`, whichever is earlier, reusing
+    // the month's lines.
     let end = std::cmp::min(month.next().start(), at);
-    let standing = standing(db, config, end).await?;
+    let standing = standing_with(db, config, end, window.map(|w| (w, &costs))).await?;
     let funds = config
         .funds
         .iter()

@@ -3,11 +3,13 @@
 //! ([`super::store`]) computes closed months with these; [`super::costs`] and [`super::funds`]
 //! read through the store and use these for the open month.
 use crate::books::attribution::{active_span, machine_parts, merge_parts, part_lines, Line};
+use crate::books::days;
+pub use crate::books::steps::busy_query;
 use crate::calendar::Span;
 use crate::config::{Config, Fund, Machine, Terms};
-use buildfund_entity::{build_steps, donations};
+use buildfund_entity::donations;
 use chrono::{DateTime, TimeZone, Utc};
-use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,51 +49,24 @@ pub fn clip(config: &Config, span: Span, at: DateTime<Utc>) -> Option<Span> {
     span.intersect(Span::new(config.ledger_start.timestamp(), at.timestamp()))
 }
 
-/// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
-/// `span`, each step clipped to it; restricted to `machines` when given.
-pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
-    use build_steps::Column as C;
-    let clipped_stop = CaseStatement::new()
-        .case(Expr::col(C::StopTs).lt(span.end), Expr::col(C::StopTs))
-        .finally(Expr::val(span.end));
-    let clipped_start = CaseStatement::new()
-        .case(Expr::col(C::StartTs).gt(span.start), Expr::col(C::StartTs))
-        .finally(Expr::val(span.start));
-    let busy = Func::cast_as(
-        Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
-        Alias::new("BIGINT"),
-    );
-    let mut q = Query::select();
-    q.columns([C::Machine, C::Project, C::Jobset])
-        .expr_as(busy, Alias::new("busy"))
-        .from(build_steps::Entity)
-        .and_where(Expr::col(C::StartTs).lt(span.end))
-        .and_where(Expr::col(C::StopTs).gt(span.start))
-        .group_by_columns([C::Machine, C::Project, C::Jobset]);
-    if let Some(names) = machines {
-        q.and_where(Expr::col(C::Machine).is_in(names.iter().copied()));
-    }
-    q
-}
-
-/// Runs [`busy_query`]: `(machine as stored, "project:jobset", busy seconds)`.
+/// Busy seconds per (machine as stored, "project:jobset") of the steps overlapping `span`,
+/// each step clipped to it, restricted to `machines` when given: the stored days inside the
+/// span ([`super::days`]) and the rest from the steps ([`busy_query`]).
 pub async fn busy_seconds(
     db: &impl ConnectionTrait,
     span: Span,
     machines: Option<&[&str]>,
 ) -> Result<Vec<(String, String, i64)>, DbErr> {
-    let rows = db.query_all(&busy_query(span, machines)).await?;
-    rows.into_iter()
-        .map(|row| {
-            let project: String = row.try_get("", "project")?;
-            let jobset: String = row.try_get("", "jobset")?;
-            Ok((
-                row.try_get("", "machine")?,
-                format!("{project}:{jobset}"),
-                row.try_get("", "busy")?,
-            ))
-        })
-        .collect()
+    let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (machine, project, jobset, seconds) in days::busy(db, span, machines).await? {
+        *sums
+            .entry((machine, format!("{project}:{jobset}")))
+            .or_insert(0) += seconds;
+    }
+    Ok(sums
+        .into_iter()
+        .map(|((machine, jobset), seconds)| (machine, jobset, seconds))
+        .collect())
 }
 
 /// The rounded lines of one machine in one part of a window ([`machine_parts`]).

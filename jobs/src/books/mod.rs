@@ -2,12 +2,15 @@
 //! rules as plain functions over exact rationals; [`costs`] runs them over the stored build
 //! steps; [`funds`] adds the donations ([`donations`]) and gives balance, burn and runway;
 //! [`plans`] what more money would build and how much of it recent income covers.
-//! [`store`] keeps the books of closed months, so a read computes only the open month.
+//! [`store`] keeps the books of closed months and [`days`] the busy seconds of whole days, so
+//! a read computes only the edges of its windows from the steps ([`steps`]).
 pub mod attribution;
 pub mod costs;
+pub mod days;
 pub mod donations;
 pub mod funds;
 pub mod ledger;
 pub mod plans;
 pub mod stale;
+pub mod steps;
 pub mod store;

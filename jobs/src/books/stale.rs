@@ -1,6 +1,9 @@
 //! Stale marks: a write of build steps or donations marks, in its own transaction, every
 //! month whose stored books it touches (`book_stale`, a generation per month), so
-//! [`super::store`] recomputes exactly those months and the sums after them.
+//! [`super::store`] recomputes exactly those months and the sums after them; a write of build
+//! steps also marks every day it touches (`book_days`), so [`super::days`] recomputes exactly
+//! those days.
+use crate::books::days::{day_of, BookDays, DAY};
 use crate::calendar::{from_unix, Month, Span};
 use buildfund_entity::book_stale;
 use chrono::{DateTime, Utc};
@@ -50,29 +53,73 @@ fn insert_with_follower(out: &mut BTreeSet<Month>, m: Month, limit: i64) {
     }
 }
 
-/// Marks the months the changed build-step spans touch, in the caller's transaction.
+/// The days (their 00:00 UTC) whose stored busy seconds a change of steps over `span` reopens:
+/// the days it overlaps, leaving out those ending more than a day after `now` (none of them
+/// can be stored yet). An empty span has no busy seconds and touches no day.
+pub fn touched_days(span: Span, now: DateTime<Utc>) -> impl Iterator<Item = i64> {
+    let limit = now.timestamp().saturating_add(MARK_MARGIN_SECONDS);
+    let first = day_of(span.start);
+    (0..)
+        .map(move |k| first + k * DAY)
+        .take_while(move |d| !span.is_empty() && *d < span.end && d + DAY <= limit)
+}
+
+/// Marks the months and days the changed build-step spans touch, in the caller's transaction.
 pub async fn mark_spans(
     db: &impl ConnectionTrait,
     spans: impl IntoIterator<Item = Span>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let mut months = BTreeSet::new();
+    let mut days = BTreeSet::new();
     for s in spans {
         months.extend(touched_months(s, now));
+        days.extend(touched_days(s, now));
     }
-    mark_months(db, &months, now).await
+    mark_months(db, &months, now).await?;
+    mark_days(db, &days).await
 }
 
-/// Marks the months of the changed donation dates, in the caller's transaction.
+/// Marks the months of the changed donation dates, in the caller's transaction (donations
+/// have no busy seconds: no day is touched).
 pub async fn mark_instants(
     db: &impl ConnectionTrait,
     instants: impl IntoIterator<Item = DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let spans = instants
-        .into_iter()
-        .map(|t| Span::new(t.timestamp(), t.timestamp()));
-    mark_spans(db, spans, now).await
+    let mut months = BTreeSet::new();
+    for t in instants {
+        months.extend(touched_months(Span::new(t.timestamp(), t.timestamp()), now));
+    }
+    mark_months(db, &months, now).await
+}
+
+/// Bumps the generation of each day (ascending, after the months, so concurrent writers lock
+/// rows in one order).
+async fn mark_days(db: &impl ConnectionTrait, days: &BTreeSet<i64>) -> Result<(), DbErr> {
+    let days: Vec<i64> = days.iter().copied().collect();
+    for chunk in days.chunks(1000) {
+        let mut insert = Query::insert()
+            .into_table(BookDays::Table)
+            .columns([BookDays::Day, BookDays::Generation])
+            .on_conflict(
+                OnConflict::column(BookDays::Day)
+                    .value(
+                        BookDays::Generation,
+                        Expr::col((BookDays::Table, BookDays::Generation)).add(1),
+                    )
+                    .to_owned(),
+            )
+            .to_owned();
+        for d in chunk {
+            insert.values_panic([Expr::val(*d), Expr::val(1i64)]);
+        }
+        db.execute(&insert).await?;
+    }
+    if !days.is_empty() {
+        WAKE.notify_one();
+    }
+    Ok(())
 }
 
 /// Bumps the generation of each month (ascending, so concurrent writers lock rows in one

@@ -27,7 +27,7 @@ use crate::books::attribution::Line;
 use crate::books::ledger::{raised_from_data, window_lines, Raised, UnpricedLine, WindowCosts};
 use crate::calendar::{from_unix, split_months, Month, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
-use buildfund_entity::{book_locks, book_month_funds, book_month_lines, book_months, book_stale};
+use buildfund_entity::{book_month_funds, book_month_lines, book_months, book_stale};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
@@ -385,6 +385,8 @@ pub struct Ensured {
     pub stored: u64,
     /// Months another instance had stored meanwhile.
     pub skipped: u64,
+    /// Days of busy seconds computed and stored ([`super::days`]).
+    pub days: u64,
 }
 
 /// Computes and stores every month over at `now` that is missing or stale under this config,
@@ -399,7 +401,8 @@ pub async fn ensure<C: ConnectionTrait + TransactionTrait>(
 }
 
 /// Recomputes and stores every month over at `now` from `from` (default: the ledger's first),
-/// whatever is stored, then everything [`ensure`] would.
+/// and every day from its first, whatever is stored, then everything [`ensure`] would; first
+/// it recounts the longest step's bound from the steps ([`super::steps::recount_longest_step`]).
 pub async fn rebuild<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     config: &Config,
@@ -407,6 +410,7 @@ pub async fn rebuild<C: ConnectionTrait + TransactionTrait>(
     from: Option<Month>,
     progress: impl FnMut(Month, usize, usize),
 ) -> Result<Ensured, DbErr> {
+    super::steps::recount_longest_step(db).await?;
     run(
         db,
         config,
@@ -425,12 +429,15 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     mut progress: impl FnMut(Month, usize, usize),
 ) -> Result<Ensured, DbErr> {
     let mut done = Ensured::default();
+    let _guard = ENSURING.lock().await;
+    // The days first: the months are then summed from them.
+    let force_days = force_from.map(|m| m.span().start);
+    done.days = super::days::ensure_days(db, now, force_days).await?;
     let first = first_month(config);
     let last = last_closed(now);
     if last < first {
         return Ok(done);
     }
-    let _guard = ENSURING.lock().await;
     let fp = fingerprint(config);
     let st = status(db, &fp, last).await?;
     let mut todo = Vec::new();
@@ -497,7 +504,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
     }
 
     let txn = crate::db::begin_write(db).await?;
-    take_lock(&txn).await?;
+    crate::db::take_lock(&txn, "books").await?;
     use book_months::Column as B;
     let existing = book_months::Entity::find()
         .filter(B::Fingerprint.eq(fp))
@@ -664,23 +671,6 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
     Ok(true)
 }
 
-/// Takes the `books` lock row for the rest of the transaction.
-async fn take_lock(db: &impl ConnectionTrait) -> Result<(), DbErr> {
-    use book_locks::Column as L;
-    let q = Query::insert()
-        .into_table(book_locks::Entity)
-        .columns([L::Name, L::TakenAt])
-        .values_panic([Expr::val("books"), Expr::val(Utc::now())])
-        .on_conflict(
-            OnConflict::column(L::Name)
-                .update_column(L::TakenAt)
-                .to_owned(),
-        )
-        .to_owned();
-    db.execute(&q).await?;
-    Ok(())
-}
-
 // ---- status and the keeper ----------------------------------------------------------------
 
 /// `buildfund books status`.
@@ -690,6 +680,8 @@ pub struct BooksStatus {
     pub months: Vec<(Month, MonthState)>,
     /// Months stored under other fingerprints (older configs), kept until deleted.
     pub other_fingerprints: u64,
+    /// The stored days of busy seconds.
+    pub days: super::days::DaysStatus,
 }
 
 pub async fn books_status(
@@ -724,6 +716,7 @@ pub async fn books_status(
         fingerprint: fp,
         months,
         other_fingerprints,
+        days: super::days::days_status(db, now).await?,
     })
 }
 
@@ -737,7 +730,9 @@ pub const KEEPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 pub async fn keep<C: ConnectionTrait + TransactionTrait>(db: C, config: std::sync::Arc<Config>) {
     loop {
         match ensure(&db, &config, Utc::now(), |_, _, _| {}).await {
-            Ok(e) if e.stored > 0 => tracing::info!(stored = e.stored, "month books stored"),
+            Ok(e) if e.stored > 0 || e.days > 0 => {
+                tracing::info!(stored = e.stored, days = e.days, "month books stored")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "storing the month books failed"),
         }

@@ -130,6 +130,25 @@ pub async fn begin_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, 
     .await
 }
 
+/// Takes the lock row `name` of `book_locks` for the rest of the caller's transaction: one
+/// holder at a time across instances (on SQLite the write lock does it already).
+pub async fn take_lock(db: &impl ConnectionTrait, name: &str) -> Result<(), sea_orm::DbErr> {
+    use buildfund_entity::book_locks::{Column as L, Entity};
+    use sea_orm::sea_query::{Expr, OnConflict, Query};
+    let q = Query::insert()
+        .into_table(Entity)
+        .columns([L::Name, L::TakenAt])
+        .values_panic([Expr::val(name), Expr::val(chrono::Utc::now())])
+        .on_conflict(
+            OnConflict::column(L::Name)
+                .update_column(L::TakenAt)
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&q).await?;
+    Ok(())
+}
+
 /// Whether an error means the database cannot be reached (down, restarting, connections cut),
 /// as opposed to a problem with a statement: the caller should answer 503 and try again later.
 pub fn is_unavailable(e: &sea_orm::DbErr) -> bool {

@@ -1,7 +1,7 @@
 //! Every pool's gate exactly at an instant: the month's spending, its projection, the fund's
 //! balance against its reserve, and the admin controls in force (cost-model.md, "Gate").
-use crate::books::costs::month_costs;
-use crate::books::funds::standing;
+use crate::books::costs::{clip, window_costs, WindowCosts};
+use crate::books::funds::standing_with;
 use crate::calendar::{rfc3339, Month};
 use crate::config::{Config, OTHER_POOL};
 use crate::gate::controls::controls_at;
@@ -92,14 +92,19 @@ pub async fn evaluate(
     let span = month.span();
     let seconds_in_month = span.end - span.start;
     let elapsed = t.timestamp() - span.start;
-    let costs = month_costs(db, config, month, t).await?;
+    // The month to date, computed once: for the pools' spending and for the funds' standing.
+    let window = clip(config, span, t);
+    let costs = match window {
+        Some(w) => window_costs(db, config, w).await?,
+        None => WindowCosts::default(),
+    };
     let mut spent: HashMap<&str, i64> = HashMap::new();
     for line in &costs.lines {
         if let Some(pool) = &line.pool {
             *spent.entry(pool.as_str()).or_insert(0) += line.cost_cents;
         }
     }
-    let standing = standing(db, config, t).await?;
+    let standing = standing_with(db, config, t, window.map(|w| (w, &costs))).await?;
     let controls = controls_at(db, t).await?;
     let default_fund = config.default_fund();
     let mut pools: Vec<(&str, &str, Option<i64>, Decimal)> = config

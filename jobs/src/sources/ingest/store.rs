@@ -10,9 +10,11 @@
 //! - Elsewhere (SQLite) the chunk is first compared with what a `SELECT` finds under its keys,
 //!   then new and changed records go in with one multi-row `INSERT … ON CONFLICT DO UPDATE`.
 //!
-//! Either way every `project:jobset` of a chunk that wrote something is remembered, and the
-//! months the written steps overlap, before and after the change, are marked stale for the
-//! stored books ([`crate::books::stale::mark_spans`]) in the same transaction.
+//! Either way every `project:jobset` of a chunk that wrote something is remembered, the
+//! months and days the written steps overlap, before and after the change, are marked stale
+//! for the stored books ([`crate::books::stale::mark_spans`]), and the longest step's bound
+//! is raised when a written step is longer ([`crate::books::steps::raise_longest_step`]), all
+//! in the same transaction.
 //!
 //! A [`Batch`] is a chunk made ready for its statement. The ingest builds it on the parsing
 //! thread, so the writer only sends it and the database is not kept waiting between statements.
@@ -108,7 +110,7 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
     if batch.is_empty() {
         return Ok(Counts::default());
     }
-    let (counts, spans) = match batch.upsert {
+    let (counts, spans, longest) = match batch.upsert {
         Upsert::Postgres(statement) => {
             let row = db
                 .query_one_raw(statement)
@@ -116,16 +118,20 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
                 .ok_or_else(|| DbErr::Custom("the build-step upsert returned no counts".into()))?;
             let inserted = row.try_get::<i64>("", "inserted")? as u64;
             let updated = row.try_get::<i64>("", "updated")? as u64;
-            let months: Option<String> = row.try_get("", "months")?;
+            let days: Option<String> = row.try_get("", "days")?;
+            let longest: Option<i64> = row.try_get("", "longest")?;
             let counts = Counts {
                 inserted,
                 updated,
                 unchanged: batch.len as u64 - inserted - updated,
             };
-            (counts, month_ranges(months.as_deref().unwrap_or("")))
+            (counts, day_ranges(days.as_deref().unwrap_or("")), longest)
         }
         Upsert::Compared(records, now) => upsert_compared(db, records, now).await?,
     };
+    if let Some(seconds) = longest {
+        crate::books::steps::raise_longest_step(db, seconds).await?;
+    }
     crate::books::stale::mark_spans(db, spans, batch.now).await?;
     if let (Some(jobsets), true) = (batch.jobsets, counts.inserted + counts.updated > 0) {
         db.execute(&jobsets).await?;
@@ -139,8 +145,9 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
 /// row by row, without first materialising the rows as `FROM UNNEST(…)` would.
 ///
 /// `old` holds the stored span of each sent step whose span changes, `up` returns the span of
-/// every row written; `months` lists, for each, its first and last month (`YYYY-MM-01/YYYY-MM-01`,
-/// distinct, comma-separated) for the stale marks of the stored books.
+/// every row written; `days` lists, for each, its first and last day (days since 1970,
+/// `first/last`, distinct, comma-separated; steps are after 2000) for the stale marks of the
+/// stored books, and `longest` is the longest step written.
 const POSTGRES_UPSERT: &str = r#"
 WITH old AS (
     SELECT b.start_ts, b.stop_ts
@@ -174,20 +181,19 @@ WITH old AS (
 SELECT (SELECT count(*) FROM up WHERE inserted) AS inserted,
        (SELECT count(*) FROM up WHERE NOT inserted) AS updated,
        (SELECT string_agg(DISTINCT
-            date_trunc('month', to_timestamp(start_ts) AT TIME ZONE 'UTC')::date::text || '/' ||
-            date_trunc('month', to_timestamp(greatest(stop_ts - 1, start_ts)) AT TIME ZONE 'UTC')::date::text,
-            ',') FROM spans) AS months"#;
+            (start_ts / 86400)::text || '/' || (greatest(stop_ts - 1, start_ts) / 86400)::text,
+            ',') FROM spans) AS days,
+       (SELECT max(stop_ts - start_ts) FROM up) AS longest"#;
 
-/// The spans of the `months` column of [`POSTGRES_UPSERT`]: from the first month's start to
-/// the last month's end.
-fn month_ranges(text: &str) -> Vec<crate::calendar::Span> {
-    use crate::calendar::Month;
-    let month = |s: &str| s.get(..7).and_then(|m| Month::parse(m).ok());
+/// The spans of the `days` column of [`POSTGRES_UPSERT`]: from the first day's start to the
+/// last day's end.
+fn day_ranges(text: &str) -> Vec<crate::calendar::Span> {
+    const DAY: i64 = crate::books::days::DAY;
     text.split(',')
         .filter_map(|pair| {
             let (a, b) = pair.split_once('/')?;
-            let (a, b) = (month(a)?, month(b)?);
-            Some(crate::calendar::Span::new(a.span().start, b.span().end))
+            let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
+            Some(crate::calendar::Span::new(a * DAY, (b + 1) * DAY))
         })
         .collect()
 }
@@ -310,7 +316,7 @@ async fn upsert_compared(
     db: &impl ConnectionTrait,
     records: Vec<StepRecord>,
     now: DateTime<Utc>,
-) -> Result<(Counts, Vec<crate::calendar::Span>), DbErr> {
+) -> Result<(Counts, Vec<crate::calendar::Span>, Option<i64>), DbErr> {
     use crate::calendar::Span;
     use build_steps::Column as C;
     // What is stored under these keys now.
@@ -401,6 +407,7 @@ async fn upsert_compared(
         .to_owned();
     let mut writes = 0;
     let mut spans = Vec::new();
+    let mut longest: Option<i64> = None;
     for r in records {
         match existing.remove(&(r.source.clone(), r.build, r.step)) {
             Some(stored) if stored == stored_form(&r) => {
@@ -414,6 +421,7 @@ async fn upsert_compared(
             None => counts.inserted += 1,
         }
         spans.push(Span::new(r.start, r.stop));
+        longest = std::cmp::max(longest, Some(r.stop - r.start));
         writes += 1;
         let values: [Value; 13] = [
             r.source.into(),
@@ -435,7 +443,7 @@ async fn upsert_compared(
     if writes > 0 {
         db.execute(&insert).await?;
     }
-    Ok((counts, spans))
+    Ok((counts, spans, longest))
 }
 
 /// Remembers every `project:jobset` of a chunk.

@@ -1,0 +1,155 @@
+//! Busy seconds straight from the build steps, bounded by the window rather than by history.
+//!
+//! A step overlapping a window `[s, e)` started before `e` and stopped after `s`; alone, the
+//! condition `start_ts < e` reads every step that started before the window's end, so the
+//! query grew with the ledger. The longest step ever written (`book_bounds`,
+//! [`LONGEST_STEP`]) bounds it from below as well: such a step started at or after
+//! `s - longest`, and the `start_ts` index reads only the window and that margin. The bound is
+//! read inside the same statement, so it is never older than the steps it bounds.
+use crate::calendar::Span;
+use buildfund_entity::build_steps;
+use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, OnConflict, Query, SelectStatement};
+use sea_orm::{ConnectionTrait, DbErr, DeriveIden, ExprTrait};
+
+/// The name of the longest step's bound in `book_bounds`.
+pub const LONGEST_STEP: &str = "longest_step_seconds";
+
+#[derive(DeriveIden)]
+enum BookBounds {
+    Table,
+    Name,
+    Value,
+}
+
+/// `(SELECT value FROM book_bounds WHERE name = 'longest_step_seconds')`, or a bound wider
+/// than any step when the row is missing.
+fn longest_step() -> Expr {
+    let select = Query::select()
+        .column(BookBounds::Value)
+        .from(BookBounds::Table)
+        .and_where(Expr::col(BookBounds::Name).eq(LONGEST_STEP))
+        .to_owned();
+    Func::coalesce([
+        Expr::SubQuery(None, Box::new(select.into())),
+        Expr::val(i64::MAX / 4),
+    ])
+    .into()
+}
+
+/// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
+/// `span`, each step clipped to it; restricted to `machines` when given.
+pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
+    use build_steps::Column as C;
+    let clipped_stop = CaseStatement::new()
+        .case(Expr::col(C::StopTs).lt(span.end), Expr::col(C::StopTs))
+        .finally(Expr::val(span.end));
+    let clipped_start = CaseStatement::new()
+        .case(Expr::col(C::StartTs).gt(span.start), Expr::col(C::StartTs))
+        .finally(Expr::val(span.start));
+    let busy = Func::cast_as(
+        Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
+        Alias::new("BIGINT"),
+    );
+    let mut q = Query::select();
+    q.columns([C::Machine, C::Project, C::Jobset])
+        .expr_as(busy, Alias::new("busy"))
+        .from(build_steps::Entity)
+        .and_where(Expr::col(C::StartTs).gte(Expr::val(span.start).sub(longest_step())))
+        .and_where(Expr::col(C::StartTs).lt(span.end))
+        .and_where(Expr::col(C::StopTs).gt(span.start))
+        .group_by_columns([C::Machine, C::Project, C::Jobset]);
+    if let Some(names) = machines {
+        q.and_where(Expr::col(C::Machine).is_in(names.iter().copied()));
+    }
+    q
+}
+
+/// One row of busy seconds: machine as stored, project, jobset, seconds.
+pub type BusyRow = (String, String, String, i64);
+
+/// Runs [`busy_query`].
+pub async fn steps_busy(
+    db: &impl ConnectionTrait,
+    span: Span,
+    machines: Option<&[&str]>,
+) -> Result<Vec<BusyRow>, DbErr> {
+    if span.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db.query_all(&busy_query(span, machines)).await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "machine")?,
+                row.try_get("", "project")?,
+                row.try_get("", "jobset")?,
+                row.try_get("", "busy")?,
+            ))
+        })
+        .collect()
+}
+
+/// Raises the longest step's bound to `seconds` when it is lower, in the caller's
+/// transaction (the ingest's). A plain conditional update: a write of steps no longer than the
+/// bound (nearly every one) changes and locks nothing.
+pub async fn raise_longest_step(db: &impl ConnectionTrait, seconds: i64) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(BookBounds::Table)
+        .value(BookBounds::Value, seconds)
+        .and_where(Expr::col(BookBounds::Name).eq(LONGEST_STEP))
+        .and_where(Expr::col(BookBounds::Value).lt(seconds))
+        .to_owned();
+    db.execute(&update).await?;
+    Ok(())
+}
+
+/// Sets the longest step's bound to the longest step stored (steps written around the ingest,
+/// e.g. by a restore or a bulk load, are covered again). `buildfund books rebuild` runs it.
+pub async fn recount_longest_step(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    use build_steps::Column as C;
+    let longest = Query::select()
+        .expr(Func::coalesce([
+            Func::max(Expr::col(C::StopTs).sub(Expr::col(C::StartTs))).into(),
+            Expr::val(0i64),
+        ]))
+        .from(build_steps::Entity)
+        .to_owned();
+    let seconds: i64 = match db.query_one(&longest).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    };
+    let upsert = Query::insert()
+        .into_table(BookBounds::Table)
+        .columns([BookBounds::Name, BookBounds::Value])
+        .values_panic([Expr::val(LONGEST_STEP), Expr::val(seconds)])
+        .on_conflict(
+            OnConflict::column(BookBounds::Name)
+                .update_column(BookBounds::Value)
+                .to_owned(),
+        )
+        .to_owned();
+    db.execute(&upsert).await?;
+    Ok(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busy_query_is_bounded_by_the_window_on_both_backends() {
+        use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+        let q = busy_query(Span::new(100, 200), None);
+        for sql in [
+            q.to_string(PostgresQueryBuilder),
+            q.to_string(SqliteQueryBuilder),
+        ] {
+            assert!(sql.contains("GROUP BY"), "{sql}");
+            assert!(sql.contains("CAST(SUM("), "{sql}");
+            assert!(
+                sql.contains(r#""start_ts" >= 100 - COALESCE((SELECT "value" FROM "book_bounds""#),
+                "{sql}"
+            );
+        }
+    }
+}
