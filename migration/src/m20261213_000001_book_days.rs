@@ -1,13 +1,16 @@
 //! Stored days of busy seconds (README, "Stored books"): for every whole day that is over, the
-//! busy seconds of the build steps per (machine as stored, project, jobset), each step clipped
-//! to the day, so a read of any window sums stored days and computes only its edge days from
-//! the steps. Busy seconds are additive; cents are not, so nothing priced is stored per day.
+//! busy seconds of the build steps per (machine as stored, project, jobset) from the start of
+//! the day's month to the end of the day, each step clipped, and the number of step pieces
+//! (a step counted once per day it overlaps), so the whole days of any window inside a month
+//! are the difference of two stored days and only its edge days are computed from the steps.
+//! Busy seconds are additive; cents are not, so nothing priced is stored per day.
 //!
 //! - `book_days`: one row per day (`day`, unix seconds of its 00:00 UTC): `generation`, which
 //!   a write of steps overlapping the day bumps in its own transaction, and `stored`, the
 //!   generation its busy rows were computed from (`NULL` while none are stored). A day is fresh
 //!   while `stored >= generation`.
-//! - `book_day_busy`: the busy rows of the stored days.
+//! - `book_day_busy`: the busy rows of the stored days (`busy_seconds`, `steps`: month to the
+//!   end of `day`).
 //! - `book_bounds`: named monotonic figures; `longest_step_seconds` is the longest step ever
 //!   written (raised in the ingest's transaction, never lowered), so a query of the steps
 //!   overlapping a window can bound `start_ts` from below by the window's start minus it and
@@ -42,6 +45,7 @@ impl MigrationTrait for Migration {
                     .col(string("project"))
                     .col(string("jobset"))
                     .col(big_integer("busy_seconds"))
+                    .col(big_integer("steps"))
                     .primary_key(
                         Index::create()
                             .col("day")

@@ -336,6 +336,20 @@ async fn reopened_days(app: &TestApp) -> Vec<String> {
         .collect()
 }
 
+/// The days of the inclusive ranges, as `books status` names them.
+fn days(ranges: &[(&str, &str)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (from, to) in ranges {
+        let mut d = chrono::NaiveDate::parse_from_str(from, "%Y-%m-%d").unwrap();
+        let to = chrono::NaiveDate::parse_from_str(to, "%Y-%m-%d").unwrap();
+        while d <= to {
+            out.push(d.to_string());
+            d = d.succ_opt().unwrap();
+        }
+    }
+    out
+}
+
 /// Forgets every stored day, so reads take their busy seconds from the steps again.
 async fn clear_days(app: &TestApp) {
     for table in ["book_day_busy", "book_days"] {
@@ -382,13 +396,13 @@ db_test!(
         }
         let with = figures(&app).await;
         assert_same(&with, &without);
-        // Every day from the first step's (2026-01-13) to the last that is over is stored, and
+        // Every day from the first step's month (2026-01) to the last that is over is stored, and
         // the figures read from the days alone, or the months alone, are the same.
         let status = store::books_status(&app.db, &app.config, Utc::now())
             .await
             .unwrap();
-        assert_eq!(status.days.first.as_deref(), Some("2026-01-13"));
-        assert!(status.days.days >= 322, "{:?}", status.days);
+        assert_eq!(status.days.first.as_deref(), Some("2026-01-01"));
+        assert!(status.days.days >= 334, "{:?}", status.days);
         assert_eq!(status.days.stored, status.days.days, "{:?}", status.days);
         assert!(reopened_days(&app).await.is_empty());
         clear(&app).await;
@@ -398,7 +412,7 @@ db_test!(
         app.db
             .execute_unprepared(
                 "UPDATE book_day_busy SET busy_seconds = busy_seconds + 3600 \
-                 WHERE day = 1773964800 AND machine = 'build03'",
+                 WHERE day = 1774915200 AND machine = 'build03'",
             )
             .await
             .unwrap();
@@ -459,7 +473,10 @@ db_test!(
         )
         .await;
         assert_eq!(reopened(&app).await, ["2026-05"]);
-        assert_eq!(reopened_days(&app).await, ["2026-05-12"]);
+        assert_eq!(
+            reopened_days(&app).await,
+            days(&[("2026-05-12", "2026-05-31")])
+        );
         // Until it is stored again, reads compute May (and what follows it) from the data and
         // the stored days around the stale one, and agree with a read that has no store.
         let reading = figures(&app).await;
@@ -469,7 +486,10 @@ db_test!(
         clear(&app).await;
         assert_same(&figures(&app).await, &reading);
         let done = ensure(&app).await;
-        assert_eq!(done.days, 1, "only May 12 is recomputed");
+        assert_eq!(
+            done.days, 20,
+            "only May 12 and the days after it in May are recomputed"
+        );
         assert!(reopened(&app).await.is_empty());
         let stored = figures(&app).await;
         assert_same(&stored, &reading);
@@ -489,7 +509,10 @@ db_test!(
         )
         .await;
         assert_eq!(reopened(&app).await, ["2026-06", "2026-07"]);
-        assert_eq!(reopened_days(&app).await, ["2026-06-30", "2026-07-01"]);
+        assert_eq!(
+            reopened_days(&app).await,
+            days(&[("2026-06-30", "2026-07-31")])
+        );
         let reading = figures(&app).await;
         clear(&app).await;
         assert_same(&figures(&app).await, &reading);
@@ -522,10 +545,13 @@ db_test!(
         )
         .await;
         assert_eq!(reopened(&app).await, ["2026-03", "2026-08"]);
-        assert_eq!(reopened_days(&app).await, ["2026-03-20", "2026-08-03"]);
+        assert_eq!(
+            reopened_days(&app).await,
+            days(&[("2026-03-20", "2026-03-31"), ("2026-08-03", "2026-08-31")])
+        );
         let reading = figures(&app).await;
         let done = ensure(&app).await;
-        assert_eq!((done.stored, done.days), (2, 2));
+        assert_eq!((done.stored, done.days), (2, 12 + 29));
         let stored = figures(&app).await;
         assert_same(&stored, &reading);
         assert_same(&check_every_way(&app).await, &stored);

@@ -1,16 +1,21 @@
-//! Stored days (README, "Stored books"): the busy seconds of every whole day that is over, per
-//! (machine as stored, project, jobset), each step clipped to the day. Busy seconds are
-//! additive, so the busy seconds of any window are the sum of its whole days' stored rows and
-//! of its edge days (and of days not stored fresh) computed from the steps: a read costs
-//! O(days), not O(steps). Cents are not additive: lines are still rounded once per (machine,
-//! window part) from the summed busy seconds ([`super::ledger::window_lines`]). The rows do not
-//! depend on the config (machines as stored, unpriced ones included), so they hold under any.
+//! Stored days (README, "Stored books"): for every whole day that is over, the busy seconds
+//! per (machine as stored, project, jobset) from the start of its month to the end of the day,
+//! each step clipped, with the number of step pieces (a step counts once in each day it
+//! overlaps). Busy seconds are additive, so the whole days `[a, b)` of a window inside a month
+//! are the stored day before `b` minus the stored day before `a`, and only the window's edge
+//! days (and days not stored fresh) are computed from the steps: a read costs two stored days
+//! and two partial days, whatever the window's length or the ledger's. Cents are not additive:
+//! lines are still rounded once per (machine, window part) from the summed busy seconds
+//! ([`super::ledger::window_lines`]). The rows do not depend on the config (machines as stored,
+//! unpriced ones included), so they hold under any.
 //!
 //! Staleness, as for months: a write of steps bumps, in its own transaction, the generation of
-//! every day its old and new spans overlap ([`super::stale::mark_spans`]); a day stored from an
-//! older generation is stale and read from the steps until [`ensure_days`] stores it again.
+//! every day its old and new spans overlap and of the days after them in their months, whose
+//! sums hold them ([`super::stale::mark_spans`]); a day stored from an older generation is
+//! stale, and reads take its part from the steps until [`ensure_days`] stores it again. A day
+//! is stored only from the fresh day before it (or at its month's start).
 use crate::books::steps::{steps_busy, BusyRow};
-use crate::calendar::Span;
+use crate::calendar::{month_of, Span};
 use buildfund_entity::build_steps;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, OnConflict, Query};
@@ -31,7 +36,7 @@ pub(super) enum BookDays {
     ComputedAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(Clone, Copy, DeriveIden)]
 enum BookDayBusy {
     Table,
     Day,
@@ -39,6 +44,7 @@ enum BookDayBusy {
     Project,
     Jobset,
     BusySeconds,
+    Steps,
 }
 
 /// 00:00 UTC of the day of `t`.
@@ -54,7 +60,7 @@ pub fn whole_days(span: Span) -> Option<Span> {
     (first < last).then(|| Span::new(first, last))
 }
 
-/// The days of `days` (whole days) stored fresh, ascending.
+/// The days of `days` stored fresh, ascending.
 async fn fresh_days(db: &impl ConnectionTrait, days: Span) -> Result<Vec<i64>, DbErr> {
     let q = Query::select()
         .column(BookDays::Day)
@@ -71,28 +77,31 @@ async fn fresh_days(db: &impl ConnectionTrait, days: Span) -> Result<Vec<i64>, D
         .collect()
 }
 
-/// The summed stored rows of the days in `days`.
-async fn stored_busy(
+/// The rows of stored day `last` minus those of stored day `before` (when given): the busy
+/// seconds of the days after `before` through `last`. Keys without a step piece there are left
+/// out.
+async fn stored_difference(
     db: &impl ConnectionTrait,
-    days: Span,
+    last: i64,
+    before: Option<i64>,
     machines: Option<&[&str]>,
 ) -> Result<Vec<BusyRow>, DbErr> {
+    let signed = |c: BookDayBusy| {
+        let case = sea_orm::sea_query::CaseStatement::new()
+            .case(Expr::col(BookDayBusy::Day).eq(last), Expr::col(c))
+            .finally(Expr::val(0i64).sub(Expr::col(c)));
+        Func::cast_as(Func::sum(Expr::expr(case)), Alias::new("BIGINT"))
+    };
     let mut q = Query::select();
     q.columns([
         BookDayBusy::Machine,
         BookDayBusy::Project,
         BookDayBusy::Jobset,
     ])
-    .expr_as(
-        Func::cast_as(
-            Func::sum(Expr::col(BookDayBusy::BusySeconds)),
-            Alias::new("BIGINT"),
-        ),
-        Alias::new("busy"),
-    )
+    .expr_as(signed(BookDayBusy::BusySeconds), Alias::new("busy"))
+    .expr_as(signed(BookDayBusy::Steps), Alias::new("steps"))
     .from(BookDayBusy::Table)
-    .and_where(Expr::col(BookDayBusy::Day).gte(days.start))
-    .and_where(Expr::col(BookDayBusy::Day).lt(days.end))
+    .and_where(Expr::col(BookDayBusy::Day).is_in([last, before.unwrap_or(last)]))
     .group_by_columns([
         BookDayBusy::Machine,
         BookDayBusy::Project,
@@ -101,71 +110,62 @@ async fn stored_busy(
     if let Some(names) = machines {
         q.and_where(Expr::col(BookDayBusy::Machine).is_in(names.iter().copied()));
     }
-    db.query_all(&q)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok((
+    let mut out = Vec::new();
+    for row in db.query_all(&q).await? {
+        let steps: i64 = row.try_get("", "steps")?;
+        if steps > 0 {
+            out.push((
                 row.try_get("", "machine")?,
                 row.try_get("", "project")?,
                 row.try_get("", "jobset")?,
                 row.try_get("", "busy")?,
-            ))
-        })
-        .collect()
+                steps,
+            ));
+        }
+    }
+    Ok(out)
 }
 
-/// The parts of `span` and where each is read from (`true`: stored days): runs of fresh
-/// stored days, and between them (the edge days, days not stored fresh) spans of steps.
-fn plan(span: Span, days: Option<Span>, fresh: &[i64]) -> Vec<(bool, Span)> {
-    let mut parts: Vec<(bool, Span)> = Vec::new();
-    let mut push = |stored: bool, part: Span| {
-        if part.is_empty() {
-            return;
-        }
-        match parts.last_mut() {
-            Some((s, last)) if *s == stored && last.end == part.start => last.end = part.end,
-            _ => parts.push((stored, part)),
-        }
-    };
-    let Some(days) = days else {
-        push(false, span);
-        return parts;
-    };
-    push(false, Span::new(span.start, days.start));
-    let mut at = days.start;
-    for &d in fresh {
-        push(false, Span::new(at, d));
-        push(true, Span::new(d, d + DAY));
-        at = d + DAY;
+/// How a span inside one month is read: `Some((before, last))` when the whole days after
+/// stored day `before` (none: from the month's start) through stored day `last` come from the
+/// store, with the parts of the span before and after them from the steps.
+fn plan(span: Span, month_start: i64, fresh: &[i64]) -> Option<(Option<i64>, i64)> {
+    let days = whole_days(span)?;
+    let before = (days.start > month_start).then(|| days.start - DAY);
+    if before.is_some_and(|b| fresh.binary_search(&b).is_err()) {
+        return None;
     }
-    push(false, Span::new(at, days.end));
-    push(false, Span::new(days.end, span.end));
-    parts
+    let last = fresh
+        .iter()
+        .rev()
+        .find(|d| **d >= days.start && **d < days.end)?;
+    Some((before, *last))
 }
 
 /// Busy seconds of `span` per (machine as stored, project, jobset), each step clipped to it,
-/// restricted to `machines` when given: the fresh stored days inside it, the rest from the
-/// steps. The same figures as [`steps_busy`] over the whole span.
+/// with the number of steps, restricted to `machines` when given: per month part, the whole
+/// days from two stored days and the rest from the steps. The same busy seconds as
+/// [`steps_busy`] over the whole span (a key may come once per part).
 pub async fn busy(
     db: &impl ConnectionTrait,
     span: Span,
     machines: Option<&[&str]>,
 ) -> Result<Vec<BusyRow>, DbErr> {
-    if span.is_empty() {
-        return Ok(Vec::new());
-    }
-    let days = whole_days(span);
-    let fresh = match days {
-        Some(d) => fresh_days(db, d).await?,
-        None => Vec::new(),
-    };
     let mut out = Vec::new();
-    for (stored, part) in plan(span, days, &fresh) {
-        if stored {
-            out.extend(stored_busy(db, part, machines).await?);
-        } else {
-            out.extend(steps_busy(db, part, machines).await?);
+    for part in crate::calendar::split_months(span) {
+        let month = month_of(part.start);
+        let fresh = match whole_days(part) {
+            Some(d) => fresh_days(db, Span::new(d.start - DAY, d.end)).await?,
+            None => Vec::new(),
+        };
+        match plan(part, month.start, &fresh) {
+            Some((before, last)) => {
+                let from = before.map_or(month.start, |b| b + DAY);
+                out.extend(steps_busy(db, Span::new(part.start, from), machines).await?);
+                out.extend(stored_difference(db, last, before, machines).await?);
+                out.extend(steps_busy(db, Span::new(last + DAY, part.end), machines).await?);
+            }
+            None => out.extend(steps_busy(db, part, machines).await?),
         }
     }
     Ok(out)
@@ -190,7 +190,7 @@ async fn day_row(db: &impl ConnectionTrait, day: i64) -> Result<Option<(i64, Opt
 /// Where the stored days stand at `now`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DaysStatus {
-    /// The first day with a step, if any.
+    /// The first day of the first step's month, if any.
     pub first: Option<String>,
     /// Whole days from it to the last that is over.
     pub days: u64,
@@ -200,8 +200,8 @@ pub struct DaysStatus {
     pub todo_count: u64,
 }
 
-/// The days that are over at `now` from the first step's day, and which of them are missing
-/// or stale. Stale days before the first step (its steps moved later) count too.
+/// The days that are over at `now` from the start of the first step's month, and which of
+/// them are missing or stale. Stale days before the first step (its steps moved later) count too.
 async fn todo_days(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -216,7 +216,8 @@ async fn todo_days(
         Some(row) => row.try_get_by_index(0)?,
         None => None,
     };
-    let first = first.map(day_of);
+    // From the start of the first step's month: a day is stored from the day before it.
+    let first = first.map(|t| month_of(t).start);
     let q = Query::select()
         .columns([BookDays::Day, BookDays::Generation, BookDays::Stored])
         .from(BookDays::Table)
@@ -289,6 +290,8 @@ pub async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
             d += DAY;
         }
     }
+    todo.sort_unstable();
+    todo.dedup();
     let mut stored = 0;
     for day in todo {
         let force = force_from.is_some_and(|f| day >= f);
@@ -299,8 +302,38 @@ pub async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     Ok(stored)
 }
 
-/// Computes one day from the steps and stores it; `false` when it was stored from its
-/// generation meanwhile (by another instance).
+/// The stored rows of one day.
+async fn day_rows(db: &impl ConnectionTrait, day: i64) -> Result<Vec<BusyRow>, DbErr> {
+    let q = Query::select()
+        .columns([
+            BookDayBusy::Machine,
+            BookDayBusy::Project,
+            BookDayBusy::Jobset,
+            BookDayBusy::BusySeconds,
+            BookDayBusy::Steps,
+        ])
+        .from(BookDayBusy::Table)
+        .and_where(Expr::col(BookDayBusy::Day).eq(day))
+        .to_owned();
+    db.query_all(&q)
+        .await?
+        .into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get("", "machine")?,
+                row.try_get("", "project")?,
+                row.try_get("", "jobset")?,
+                row.try_get("", "busy_seconds")?,
+                row.try_get("", "steps")?,
+            ))
+        })
+        .collect()
+}
+
+/// Computes one day (the stored day before it plus its own steps) and stores it; `false` when
+/// it was stored from its generation meanwhile (by another instance), or when the day before
+/// it is not stored fresh (it comes first in [`ensure_days`]' order; a write that reopened it
+/// meanwhile reopened this day too).
 async fn store_day<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     day: i64,
@@ -309,7 +342,6 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
     // The generation first, then the data: a write committed in between leaves the day stale
     // rather than wrongly fresh.
     let generation = day_row(db, day).await?.map_or(0, |(g, _)| g);
-    let rows = steps_busy(db, Span::new(day, day + DAY), None).await?;
     let txn = crate::db::begin_write(db).await?;
     crate::db::take_lock(&txn, "books").await?;
     if let Some((_, Some(stored))) = day_row(&txn, day).await? {
@@ -318,11 +350,31 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
             return Ok(false);
         }
     }
+    let mut sums: BTreeMap<(String, String, String), (i64, i64)> = BTreeMap::new();
+    if day > month_of(day).start {
+        let before = day - DAY;
+        match day_row(&txn, before).await? {
+            Some((g, Some(s))) if s >= g => {}
+            _ => {
+                txn.rollback().await?;
+                return Ok(false);
+            }
+        }
+        for (m, p, j, busy, steps) in day_rows(&txn, before).await? {
+            sums.insert((m, p, j), (busy, steps));
+        }
+    }
+    for (m, p, j, busy, steps) in steps_busy(&txn, Span::new(day, day + DAY), None).await? {
+        let sum = sums.entry((m, p, j)).or_insert((0, 0));
+        sum.0 += busy;
+        sum.1 += steps;
+    }
     let delete = Query::delete()
         .from_table(BookDayBusy::Table)
         .and_where(Expr::col(BookDayBusy::Day).eq(day))
         .to_owned();
     txn.execute(&delete).await?;
+    let rows: Vec<_> = sums.into_iter().collect();
     for chunk in rows.chunks(1000) {
         let mut insert = Query::insert()
             .into_table(BookDayBusy::Table)
@@ -332,15 +384,17 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
                 BookDayBusy::Project,
                 BookDayBusy::Jobset,
                 BookDayBusy::BusySeconds,
+                BookDayBusy::Steps,
             ])
             .to_owned();
-        for (machine, project, jobset, seconds) in chunk {
+        for ((machine, project, jobset), (seconds, steps)) in chunk {
             insert.values_panic([
                 Expr::val(day),
                 Expr::val(machine.as_str()),
                 Expr::val(project.as_str()),
                 Expr::val(jobset.as_str()),
                 Expr::val(*seconds),
+                Expr::val(*steps),
             ]);
         }
         txn.execute(&insert).await?;
@@ -375,32 +429,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_span_is_read_as_edges_stored_runs_and_gaps() {
+    fn a_span_is_read_as_two_stored_days_and_two_edges() {
         let d = |k: i64| k * DAY;
-        // Whole days 1..4 of [0.5, 4.5); days 1 and 2 stored, 3 not.
+        let m = 0; // the month starts at day 0
+                   // [0.5, 4.5): whole days 1..4, read as day 3 minus day 0 when both are fresh.
         let span = Span::new(d(0) + 100, d(4) + 100);
         assert_eq!(whole_days(span), Some(Span::new(d(1), d(4))));
-        let parts = plan(span, whole_days(span), &[d(1), d(2)]);
         assert_eq!(
-            parts,
-            vec![
-                (false, Span::new(d(0) + 100, d(1))),
-                (true, Span::new(d(1), d(3))),
-                (false, Span::new(d(3), d(4) + 100)),
-            ]
+            plan(span, m, &[d(0), d(1), d(2), d(3)]),
+            Some((Some(d(0)), d(3)))
         );
-        // Nothing stored: one span of steps; less than a day: no whole day.
-        assert_eq!(plan(span, whole_days(span), &[]), vec![(false, span)]);
+        // The last fresh day bounds what is stored; the rest is read from the steps.
+        assert_eq!(plan(span, m, &[d(0), d(1)]), Some((Some(d(0)), d(1))));
+        // Without the day before the whole days, everything from the steps.
+        assert_eq!(plan(span, m, &[d(1), d(2), d(3)]), None);
+        // From the month's start nothing is subtracted.
+        let from_start = Span::new(d(0), d(2) + 5);
+        assert_eq!(plan(from_start, m, &[d(0), d(1)]), Some((None, d(1))));
+        // Less than a whole day: the steps.
         assert_eq!(whole_days(Span::new(d(2) + 1, d(3) - 1)), None);
+        assert_eq!(plan(Span::new(d(2) + 1, d(3) - 1), m, &[d(2)]), None);
         assert_eq!(
             whole_days(Span::new(d(2), d(3))),
             Some(Span::new(d(2), d(3)))
-        );
-        // Every day stored and aligned edges: stored days only.
-        let aligned = Span::new(d(1), d(3));
-        assert_eq!(
-            plan(aligned, whole_days(aligned), &[d(1), d(2)]),
-            vec![(true, aligned)]
         );
     }
 }

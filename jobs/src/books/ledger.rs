@@ -58,7 +58,7 @@ pub async fn busy_seconds(
     machines: Option<&[&str]>,
 ) -> Result<Vec<(String, String, i64)>, DbErr> {
     let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for (machine, project, jobset, seconds) in days::busy(db, span, machines).await? {
+    for (machine, project, jobset, seconds, _) in days::busy(db, span, machines).await? {
         *sums
             .entry((machine, format!("{project}:{jobset}")))
             .or_insert(0) += seconds;

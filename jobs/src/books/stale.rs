@@ -54,14 +54,20 @@ fn insert_with_follower(out: &mut BTreeSet<Month>, m: Month, limit: i64) {
 }
 
 /// The days (their 00:00 UTC) whose stored busy seconds a change of steps over `span` reopens:
-/// the days it overlaps, leaving out those ending more than a day after `now` (none of them
-/// can be stored yet). An empty span has no busy seconds and touches no day.
+/// the days it overlaps and the rest of the last one's month (a stored day holds its month up
+/// to it), leaving out those ending more than a day after `now` (none of them can be stored
+/// yet). An empty span has no busy seconds and touches no day.
 pub fn touched_days(span: Span, now: DateTime<Utc>) -> impl Iterator<Item = i64> {
     let limit = now.timestamp().saturating_add(MARK_MARGIN_SECONDS);
     let first = day_of(span.start);
+    let end = if span.is_empty() {
+        first
+    } else {
+        crate::calendar::month_of(span.end - 1).end
+    };
     (0..)
         .map(move |k| first + k * DAY)
-        .take_while(move |d| !span.is_empty() && *d < span.end && d + DAY <= limit)
+        .take_while(move |d| *d < end && d + DAY <= limit)
 }
 
 /// Marks the months and days the changed build-step spans touch, in the caller's transaction.

@@ -37,7 +37,7 @@ fn longest_step() -> Expr {
 }
 
 /// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
-/// `span`, each step clipped to it; restricted to `machines` when given.
+/// `span`, each step clipped to it, and how many steps; restricted to `machines` when given.
 pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
     use build_steps::Column as C;
     let clipped_stop = CaseStatement::new()
@@ -53,6 +53,10 @@ pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
     let mut q = Query::select();
     q.columns([C::Machine, C::Project, C::Jobset])
         .expr_as(busy, Alias::new("busy"))
+        .expr_as(
+            Func::cast_as(Func::count(Expr::col(C::StartTs)), Alias::new("BIGINT")),
+            Alias::new("steps"),
+        )
         .from(build_steps::Entity)
         .and_where(Expr::col(C::StartTs).gte(Expr::val(span.start).sub(longest_step())))
         .and_where(Expr::col(C::StartTs).lt(span.end))
@@ -64,8 +68,9 @@ pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
     q
 }
 
-/// One row of busy seconds: machine as stored, project, jobset, seconds.
-pub type BusyRow = (String, String, String, i64);
+/// One row of busy seconds: machine as stored, project, jobset, seconds, and the number of
+/// steps (pieces of steps, for sums of days) they come from.
+pub type BusyRow = (String, String, String, i64, i64);
 
 /// Runs [`busy_query`].
 pub async fn steps_busy(
@@ -84,6 +89,7 @@ pub async fn steps_busy(
                 row.try_get("", "project")?,
                 row.try_get("", "jobset")?,
                 row.try_get("", "busy")?,
+                row.try_get("", "steps")?,
             ))
         })
         .collect()
