@@ -1,0 +1,286 @@
+#!/usr/bin/env python3
+"""An independent check of every cost figure, to the cent.
+
+For each generated case (cases.py) this writes the configuration, starts the real
+`buildfund serve` on an SQLite file in a temporary directory, creates an ingest token, posts
+the build steps and compares `GET /api/v1/costs`, `GET /api/v1/costs/jobs` (when the service
+has it) and `GET /api/v1/funds` for every month with the figures of model.py, which follows
+cost-model.md alone. Every difference is printed with its case seed; the exit status is 1
+when there is one.
+
+    python3 tests/oracle/oracle.py --cases 40 --seed 1 --bin target/debug/buildfund
+    python3 tests/oracle/oracle.py --case-seed 100007 --bin target/debug/buildfund --keep
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cases  # noqa: E402
+from model import Model  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None, headers=None):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+class Server:
+    """One `buildfund serve` on a fresh SQLite file, for one case."""
+
+    def __init__(self, binary, case, keep, database=None):
+        self.dir = tempfile.mkdtemp(prefix=f"oracle-{case['seed']}-")
+        self.keep = keep
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        db = database or f"sqlite://{self.dir}/buildfund.sqlite?mode=rwc"
+        self.config = os.path.join(self.dir, "buildfund.toml")
+        with open(self.config, "w") as f:
+            f.write(cases.toml(case, db, f"127.0.0.1:{port}"))
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "BUILDFUND_CONFIG")}
+        env.setdefault("RUST_LOG", "warn")
+        self.env = env
+        self.binary = binary
+        self.log = open(os.path.join(self.dir, "serve.log"), "wb")
+        self.proc = subprocess.Popen(
+            [binary, "--config", self.config, "serve"],
+            cwd=self.dir, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"buildfund serve exited {self.proc.returncode}: {self.logs()}")
+            try:
+                if http("GET", self.base + "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError(f"buildfund serve not ready in 60 s: {self.logs()}")
+            time.sleep(0.05)
+        out = subprocess.run(
+            [binary, "--config", self.config, "token", "create", "--scope", "ingest"],
+            cwd=self.dir, env=env, capture_output=True, text=True, check=True,
+        )
+        self.token = next(w for w in out.stdout.split() if w.startswith("bf_"))
+
+    def logs(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "serve.log"), "rb") as f:
+            return f.read().decode(errors="replace")[-2000:]
+
+    def post_steps(self, steps):
+        body = "".join(json.dumps(s) + "\n" for s in steps).encode()
+        status, out = http("POST", self.base + "/api/v1/build-steps", body, {
+            "Authorization": f"Bearer {self.token}", "Content-Type": "application/x-ndjson"})
+        if status != 200:
+            raise RuntimeError(f"ingest answered {status}: {out[:2000]!r}")
+
+    def get(self, path):
+        status, out = http("GET", self.base + path)
+        return status, (json.loads(out) if out else None)
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        if not self.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def compare_costs(model, month, got, diff):
+    want = model.costs(month)
+    seen = {}
+    for line in got["lines"]:
+        key = (line["machine"], None if line.get("idle") else line["jobset"])
+        if key in seen:
+            diff(f"{month} line {key}: listed twice")
+        seen[key] = line
+    for key in sorted(set(want) | set(seen), key=lambda k: (k[0], k[1] or "~idle")):
+        w, g = want.get(key), seen.get(key)
+        name = f"{month} line {key[0]} {key[1] or '~idle'}"
+        if g is None:
+            # a line of no cents and no busy time need not be listed
+            if w["cents"] or w["busy"]:
+                diff(f"{name}: missing (expected {w['cents']} cents, {w['busy']} s)")
+            continue
+        if w is None:
+            if g["cost_cents"] or g["busy_seconds"]:
+                diff(f"{name}: unexpected line ({g['cost_cents']} cents, {g['busy_seconds']} s)")
+            continue
+        for field, wv, gv in (
+            ("cost_cents", w["cents"], g["cost_cents"]),
+            ("busy_seconds", w["busy"], g["busy_seconds"]),
+            ("pool", w["pool"], g.get("pool")),
+            ("fund", w["fund"], g.get("fund")),
+        ):
+            if wv != gv:
+                diff(f"{name}: {field} expected {wv!r}, got {gv!r}")
+    total = sum(w["cents"] for w in want.values())
+    if got["total_cents"] != total:
+        diff(f"{month} total_cents expected {total}, got {got['total_cents']}")
+    pools_w, pools_g = {}, {}
+    for key, w in want.items():
+        if key[1] is not None:
+            pools_w[w["pool"]] = pools_w.get(w["pool"], 0) + w["cents"]
+    for line in got["lines"]:
+        if not line.get("idle"):
+            pools_g[line.get("pool")] = pools_g.get(line.get("pool"), 0) + line["cost_cents"]
+    for p in sorted(set(pools_w) | set(pools_g), key=str):
+        if pools_w.get(p, 0) != pools_g.get(p, 0):
+            diff(f"{month} pool {p} total expected {pools_w.get(p, 0)}, got {pools_g.get(p, 0)}")
+    unpriced_w = model.unpriced_busy(month)
+    unpriced_g = {}
+    for u in got.get("unpriced") or []:
+        if not u["busy_seconds"]:
+            continue  # a step of no length on an unknown machine: listed, no busy time
+        unpriced_g[u["machine"]] = unpriced_g.get(u["machine"], 0) + u["busy_seconds"]
+    if unpriced_w != unpriced_g:
+        diff(f"{month} unpriced busy seconds expected {unpriced_w}, got {unpriced_g}")
+
+
+def compare_jobs(model, month, got, diff):
+    want = model.jobs(month)
+    seen = {}
+    for j in got["jobs"]:
+        seen[(j["jobset"], j["job"])] = j
+    for key in sorted(set(want) | set(seen)):
+        w, g = want.get(key), seen.get(key)
+        name = f"{month} job {key[0]} {key[1]}"
+        if g is None:
+            diff(f"{name}: missing (expected {w['cents']} cents, {w['busy']} s)")
+            continue
+        if w is None:
+            diff(f"{name}: unexpected ({g['cost_cents']} cents, {g['busy_seconds']} s)")
+            continue
+        for field, wv, gv in (
+            ("cost_cents", w["cents"], g["cost_cents"]),
+            ("busy_seconds", w["busy"], g["busy_seconds"]),
+            ("steps", w["steps"], g["steps"]),
+            ("pool", w["pool"], g.get("pool")),
+            ("fund", w["fund"], g.get("fund")),
+        ):
+            if wv != gv:
+                diff(f"{name}: {field} expected {wv!r}, got {gv!r}")
+    total = sum(w["cents"] for w in want.values())
+    if got["total_cents"] != total:
+        diff(f"{month} jobs total_cents expected {total}, got {got['total_cents']}")
+    order = [(-j["cost_cents"], j["jobset"], j["job"]) for j in got["jobs"]]
+    if order != sorted(order):
+        diff(f"{month} jobs are not ordered by cost_cents descending, jobset, job")
+
+
+def compare_funds(model, month, got, diff):
+    want = model.funds(month)
+    seen = {f["slug"]: f for f in got["funds"]}
+    for slug, w in want.items():
+        g = seen.get(slug)
+        if g is None:
+            diff(f"{month} fund {slug}: missing")
+            continue
+        for field, wv, gv in (
+            ("spent_cents", w["spent"], g["spent_cents"]),
+            ("balance_cents", w["balance"], g["balance_cents"]),
+            ("runway_days", w["runway"], g["runway_days"]),
+        ):
+            if wv != gv:
+                diff(f"{month} fund {slug}: {field} expected {wv!r}, got {gv!r}")
+
+
+def run_case(binary, seed, keep, out, database=None):
+    case = cases.case(seed, int(time.time()))
+    model = Model(case)
+    diffs = []
+
+    def diff(msg):
+        diffs.append(msg)
+        out(f"seed {seed}: {msg}")
+
+    server = Server(binary, case, keep, database)
+    jobs_route = None
+    try:
+        for batch in case["batches"]:
+            server.post_steps(batch)
+        for month in cases.MONTHS:
+            status, got = server.get(f"/api/v1/costs?month={month}")
+            if status != 200:
+                diff(f"{month} costs answered {status}: {got}")
+            else:
+                compare_costs(model, month, got, diff)
+            status, got = server.get(f"/api/v1/costs/jobs?month={month}&limit=10000")
+            jobs_route = status != 404
+            if status == 200:
+                compare_jobs(model, month, got, diff)
+            elif status != 404:
+                diff(f"{month} costs/jobs answered {status}: {got}")
+            status, got = server.get(f"/api/v1/funds?month={month}")
+            if status != 200:
+                diff(f"{month} funds answered {status}: {got}")
+            else:
+                compare_funds(model, month, got, diff)
+    finally:
+        server.close()
+    if keep:
+        with open(os.path.join(server.dir, "case.json"), "w") as f:
+            json.dump(case, f, indent=1)
+        out(f"seed {seed}: kept in {server.dir}")
+    return diffs, jobs_route
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bin", required=True, help="the buildfund binary")
+    ap.add_argument("--cases", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--case-seed", type=int, action="append", help="run only these case seeds")
+    ap.add_argument("--keep", action="store_true", help="keep each case's directory")
+    ap.add_argument("--databases", help="a file of empty database URLs, one a line, one per "
+                    "case (default: a fresh SQLite file per case)")
+    args = ap.parse_args()
+    binary = os.path.abspath(args.bin)
+    seeds = args.case_seed or [args.seed * 100000 + i for i in range(args.cases)]
+    databases = [None] * len(seeds)
+    if args.databases:
+        with open(args.databases) as f:
+            databases = [u.strip() for u in f if u.strip()]
+        if len(databases) < len(seeds):
+            sys.exit(f"{args.databases}: {len(databases)} databases for {len(seeds)} cases")
+    failed, total, no_jobs = 0, 0, 0
+    started = time.time()
+    for seed, database in zip(seeds, databases):
+        diffs, jobs_route = run_case(binary, seed, args.keep, print, database)
+        failed += bool(diffs)
+        total += len(diffs)
+        no_jobs += not jobs_route
+    took = time.time() - started
+    note = f"; GET /api/v1/costs/jobs absent in {no_jobs} cases" if no_jobs else ""
+    print(f"{len(seeds)} cases in {took:.1f} s: {failed} with differences ({total} in all){note}")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
