@@ -24,6 +24,8 @@ def price(rng):
 
 
 def _price(rng):
+    if rng.random() < 0.15:  # a cent an hour: half-hour steps cost exactly half a cent
+        return rng.choice(["0.01", "0.03", "0.05", "0.010000"])
     whole = rng.choice([0, 1, 2, 3, 7, 19, 120, 997])
     style = rng.random()
     if style < 0.3:
@@ -68,6 +70,8 @@ def machine(rng, i, funds):
     last = ts("2026-08-15")
     for _ in range(rng.choice([0, 0, 1, 1, 2, 3])):
         d = date_in(rng, "2026-09", "2026-11")
+        if rng.random() < 0.2:  # on a month's first day: no split inside a month
+            d = rng.choice(["2026-09-01", "2026-10-01", "2026-11-01", "2026-12-01"])
         if ts(d) <= last:
             continue
         last = ts(d)
@@ -103,6 +107,8 @@ def step_times(rng, marks):
     dur = rng.choice(
         [rng.randrange(1, 600), rng.randrange(600, 7200), rng.randrange(3600, 3 * DAY), 3600, 1800]
     )
+    if rng.random() < 0.03:  # up to the longest step the ingest takes: 31 days
+        dur = rng.randrange(3 * DAY, 31 * DAY + 1)
     if rng.random() < 0.45:
         t = rng.choice(marks)
         start = t - rng.randrange(1, max(2, dur))
@@ -198,6 +204,11 @@ def case(seed, now):
         r["machine"] = rng.choice(names)
         resend.append(r)
     c["batches"] = [steps, resend] if resend else [steps]
+    # instants to evaluate a month to date at: anywhere, and just around a mark
+    lo, _ = month_bounds(MONTHS[0])
+    _, hi = month_bounds(MONTHS[-1])
+    mark = rng.choice([t for t in marks if lo < t < hi] or [lo + DAY])
+    c["at"] = [rng.randrange(lo + 1, hi), mark + rng.choice([0, 1, -1, 3599, 86400])]
     return c
 
 

@@ -23,11 +23,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cases  # noqa: E402
-from model import Model  # noqa: E402
+from model import Model, month_of  # noqa: E402
 
 
 def free_port():
@@ -211,8 +213,45 @@ def compare_funds(model, month, got, diff):
                 diff(f"{month} fund {slug}: {field} expected {wv!r}, got {gv!r}")
 
 
-def run_case(binary, seed, keep, out, database=None):
+def labelled(diff, month, label):
+    """Differences named by `label` (the month and the instant) instead of the month."""
+    return lambda msg: diff(label + msg[len(month):] if msg.startswith(month) else msg)
+
+
+def check_month(server, model, month, at, diff):
+    """Compares the month's costs, jobs and funds (to date `at`, or whole); -> whether the
+    service has GET /api/v1/costs/jobs."""
+    q = f"month={month}"
+    if at is not None:
+        instant = datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        q += f"&at={instant}"
+        label = f"{month}@{instant}"
+    else:
+        label = month
+    diff = labelled(diff, month, label)
+    status, got = server.get(f"/api/v1/costs?{q}")
+    if status != 200:
+        diff(f"{month} costs answered {status}: {got}")
+    else:
+        compare_costs(model, month, got, diff)
+    jobs_status, got = server.get(f"/api/v1/costs/jobs?{q}&limit=10000")
+    if jobs_status == 200:
+        compare_jobs(model, month, got, diff)
+    elif jobs_status != 404:
+        diff(f"{month} costs/jobs answered {jobs_status}: {got}")
+    status, got = server.get(f"/api/v1/funds?{q}")
+    if status != 200:
+        diff(f"{month} funds answered {status}: {got}")
+    else:
+        compare_funds(model, month, got, diff)
+    return jobs_status != 404
+
+
+def run_case(binary, seed, keep, out, database=None, changes=True):
     case = cases.case(seed, int(time.time()))
+    if not changes:
+        for m in case["machines"]:
+            m.pop("changes", None)
     model = Model(case)
     diffs = []
 
@@ -220,28 +259,22 @@ def run_case(binary, seed, keep, out, database=None):
         diffs.append(msg)
         out(f"seed {seed}: {msg}")
 
-    server = Server(binary, case, keep, database)
+    try:
+        server = Server(binary, case, keep, database)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        diff(f"the case could not run: {e}")
+        return diffs, None
     jobs_route = None
     try:
         for batch in case["batches"]:
             server.post_steps(batch)
-        for month in cases.MONTHS:
-            status, got = server.get(f"/api/v1/costs?month={month}")
-            if status != 200:
-                diff(f"{month} costs answered {status}: {got}")
-            else:
-                compare_costs(model, month, got, diff)
-            status, got = server.get(f"/api/v1/costs/jobs?month={month}&limit=10000")
-            jobs_route = status != 404
-            if status == 200:
-                compare_jobs(model, month, got, diff)
-            elif status != 404:
-                diff(f"{month} costs/jobs answered {status}: {got}")
-            status, got = server.get(f"/api/v1/funds?month={month}")
-            if status != 200:
-                diff(f"{month} funds answered {status}: {got}")
-            else:
-                compare_funds(model, month, got, diff)
+        queries = [(month, None) for month in cases.MONTHS]
+        queries += [(month_of(at), at) for at in case["at"]]
+        for month, at in queries:
+            jobs_route = check_month(server, Model(dict(case, now=at)) if at else model,
+                                     month, at, diff)
+    except (RuntimeError, OSError) as e:
+        diff(f"the case could not run: {e}")
     finally:
         server.close()
     if keep:
@@ -260,6 +293,9 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep each case's directory")
     ap.add_argument("--databases", help="a file of empty database URLs, one a line, one per "
                     "case (default: a fresh SQLite file per case)")
+    ap.add_argument("--no-changes", action="store_true",
+                    help="drop every [[machines.changes]] (for a build that predates them)")
+    ap.add_argument("--jobs", type=int, default=2, help="cases run side by side (default 2)")
     args = ap.parse_args()
     binary = os.path.abspath(args.bin)
     seeds = args.case_seed or [args.seed * 100000 + i for i in range(args.cases)]
@@ -271,8 +307,19 @@ def main():
             sys.exit(f"{args.databases}: {len(databases)} databases for {len(seeds)} cases")
     failed, total, no_jobs = 0, 0, 0
     started = time.time()
-    for seed, database in zip(seeds, databases):
-        diffs, jobs_route = run_case(binary, seed, args.keep, print, database)
+
+    def one(seed_database):
+        lines = []
+        seed, database = seed_database
+        diffs, jobs_route = run_case(
+            binary, seed, args.keep, lines.append, database, not args.no_changes)
+        return lines, diffs, jobs_route
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = pool.map(one, zip(seeds, databases))
+    for lines, diffs, jobs_route in results:
+        for line in lines:
+            print(line)
         failed += bool(diffs)
         total += len(diffs)
         no_jobs += not jobs_route
