@@ -2,8 +2,8 @@
 //! lines, the cost per job and the funds' spending, balance and runway from cost-model.md
 //! alone (exact fractions, Python's standard library) over generated adversarial cases, and
 //! checks the real `buildfund serve` to the cent, a fresh database per case.
-use buildfund_tests::{buildfund_bin, create_postgres_database, drop_postgres_database};
 use buildfund_tests::postgres_enabled;
+use buildfund_tests::{buildfund_bin, create_postgres_database, drop_postgres_database};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -68,7 +68,11 @@ async fn figures_match_the_cost_model_on_postgres() {
     }
     let mut urls = Vec::with_capacity(CASES);
     for _ in 0..CASES {
-        urls.push(create_postgres_database().await.expect("create a test database"));
+        urls.push(
+            create_postgres_database()
+                .await
+                .expect("create a test database"),
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("databases");
