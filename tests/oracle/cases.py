@@ -148,7 +148,8 @@ def case(seed, now):
         "seed": seed,
         "now": now,
         "ledger_start": rng.choice(
-            ["2026-01-01", "2026-01-01", "2026-09-01", "2026-09-13", "2026-10-20"]
+            ["2026-01-01", "2026-01-01", "2026-09-01", "2026-09-13", "2026-10-20",
+             "2026-09-13T12:00:30Z"]
         ),
         "idle": rng.choice(["separate", "proportional"]),
         "funds": funds,
@@ -195,6 +196,17 @@ def case(seed, now):
             if k % 2:
                 s["job"] = rng.choice(JOBS)
             steps.append(s)
+    # a machine whose month totals are exact halves of a cent: rounding away from zero
+    if rng.random() < 0.5:
+        c["machines"].append({"name": "half", "kind": "metered", "price": "0.01", "slots": 1,
+                              "active_from": "2026-10-01",
+                              "active_until": rng.choice(["2026-10-02", "2026-11-01"])})
+        for k in range(rng.choice([1, 3, 5])):
+            build += 1
+            p, j = rng.choice(jobsets)
+            start = ts("2026-10-01") + rng.choice([0, 7200 * k])
+            steps.append({"build": build, "step": 1, "project": p, "jobset": j,
+                          "machine": "half", "start": start, "stop": start + 1800})
     rng.shuffle(steps)
     # a second batch resends some keys with other content
     resend = []

@@ -12,9 +12,13 @@ DAY = 86400
 
 
 def ts(date_or_instant):
-    """A date `YYYY-MM-DD` (00:00:00 UTC) or unix seconds -> unix seconds."""
+    """A date `YYYY-MM-DD` (00:00:00 UTC), an instant `YYYY-MM-DDTHH:MM:SSZ` or unix
+    seconds -> unix seconds."""
     if isinstance(date_or_instant, int):
         return date_or_instant
+    if "T" in date_or_instant:
+        d = datetime.strptime(date_or_instant, "%Y-%m-%dT%H:%M:%SZ")
+        return int(d.replace(tzinfo=timezone.utc).timestamp())
     d = datetime.strptime(date_or_instant, "%Y-%m-%d").replace(tzinfo=timezone.utc)
     return int(d.timestamp())
 
