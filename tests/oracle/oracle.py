@@ -196,6 +196,31 @@ def compare_jobs(model, month, got, diff):
         diff(f"{month} jobs are not ordered by cost_cents descending, jobset, job")
 
 
+def check_job_filters(server, model, month, q, full, diff):
+    """`limit` cuts the list, never the total; `pool` and `jobset` keep what matches."""
+    status, got = server.get(f"/api/v1/costs/jobs?{q}&limit=3")
+    if status != 200 or got["jobs"] != full["jobs"][:3] or got["total_cents"] != full["total_cents"]:
+        diff(f"{month} jobs limit=3: not the first 3 jobs with the whole total ({status})")
+    want = model.jobs(month)
+    pools = sorted({j["pool"] for j in want.values()})
+    jobsets = sorted({k[0] for k in want})
+    for name, value, keep in (
+        ("pool", pools[0] if pools else "other", lambda k, j: j["pool"] == value),
+        ("jobset", jobsets[-1] if jobsets else "nixpkgs:a", lambda k, j: k[0] == value),
+    ):
+        status, got = server.get(f"/api/v1/costs/jobs?{q}&limit=10000&{name}={value}")
+        kept = [(j["jobset"], j["job"], j["cost_cents"]) for j in full["jobs"]
+                if keep((j["jobset"], j["job"]), j)]
+        total = sum(j["cents"] for k, j in want.items() if keep(k, j))
+        if status != 200:
+            diff(f"{month} jobs {name}={value} answered {status}: {got}")
+        elif [(j["jobset"], j["job"], j["cost_cents"]) for j in got["jobs"]] != kept:
+            diff(f"{month} jobs {name}={value}: not the matching jobs of the whole list")
+        elif got["total_cents"] != total:
+            diff(f"{month} jobs {name}={value} total_cents expected {total}, got "
+                 f"{got['total_cents']}")
+
+
 def compare_funds(model, month, got, diff):
     want = model.funds(month)
     seen = {f["slug"]: f for f in got["funds"]}
@@ -237,6 +262,7 @@ def check_month(server, model, month, at, diff):
     jobs_status, got = server.get(f"/api/v1/costs/jobs?{q}&limit=10000")
     if jobs_status == 200:
         compare_jobs(model, month, got, diff)
+        check_job_filters(server, model, month, q, got, diff)
     elif jobs_status != 404:
         diff(f"{month} costs/jobs answered {jobs_status}: {got}")
     status, got = server.get(f"/api/v1/funds?{q}")
