@@ -14,6 +14,7 @@ mod hydra;
 mod ingest;
 mod machine_changes;
 mod opencollective_schema;
+mod oracle;
 mod outage;
 mod pages;
 mod plans;
