@@ -19,10 +19,10 @@
 //! [`PER_INSTANCE_MAX_WAIT`] apart (also when their schedule is disabled), neither claimed nor
 //! recorded.
 use crate::config::Secrets;
+use crate::db::leases;
 use crate::gate::{panic_message, Gate};
 use crate::Config;
 use anyhow::Context;
-use crate::db::leases;
 use buildfund_entity::job_runs;
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use futures_util::FutureExt;
@@ -508,7 +508,6 @@ impl Scheduler {
             tracing::warn!(job, run = run_id, error = %e, "cannot record the end of the run");
         }
     }
-
 }
 
 /// Runs `job` now (an admin's request), as a tick at the current second.

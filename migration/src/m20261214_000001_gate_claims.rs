@@ -50,12 +50,7 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table("hydra_jobset_holds")
-                    .add_column(
-                        ColumnDef::new("status")
-                            .string()
-                            .not_null()
-                            .default("held"),
-                    )
+                    .add_column(ColumnDef::new("status").string().not_null().default("held"))
                     .to_owned(),
             )
             .await?;
@@ -95,10 +90,7 @@ impl MigrationTrait for Migration {
         manager
             .drop_table(Table::drop().table("gate_deliveries").to_owned())
             .await?;
-        for (table, column) in [
-            ("hydra_jobset_holds", "status"),
-            ("job_leases", "token"),
-        ] {
+        for (table, column) in [("hydra_jobset_holds", "status"), ("job_leases", "token")] {
             manager
                 .alter_table(Table::alter().table(table).drop_column(column).to_owned())
                 .await?;

@@ -96,30 +96,50 @@ impl Round<'_> {
     }
 
     /// Holds every jobset of the closed `pool` not held yet, retries the PUTs left `holding`,
-    /// and cancels the queued builds of the jobsets it disabled.
+    /// and cancels the queued builds of the jobsets it held.
     pub async fn hold_pool(&self, pool: &str) -> anyhow::Result<()> {
         let db = &self.hydra.db;
         let holds = hydra_jobset_holds::Entity::find().all(db).await?;
-        let mut disabled = Vec::new();
-        for h in holds.iter().filter(|h| h.pool == pool && h.status == HOLDING) {
+        // The jobsets held in this round, refused ones too: their queued builds are cancelled.
+        let mut held = Vec::new();
+        for h in holds
+            .iter()
+            .filter(|h| h.pool == pool && h.status == HOLDING)
+        {
             let url = self.hydra.url(&["jobset", &h.project, &h.jobset], None)?;
             let body = self.hydra.get_jobset(&url, &self.cookie).await?;
-            if self.disable(pool, h.id, &h.project, &h.jobset, h.previous_enabled, &url, body).await? {
-                disabled.push((h.project.clone(), h.jobset.clone()));
-            }
+            self.disable(
+                pool,
+                h.id,
+                &h.project,
+                &h.jobset,
+                h.previous_enabled,
+                &url,
+                body,
+            )
+            .await?;
+            held.push((h.project.clone(), h.jobset.clone()));
         }
         let (jobsets, listing_error) = self.jobsets_of(pool).await?;
         for (project, jobset) in &jobsets {
-            if holds.iter().any(|h| &h.project == project && &h.jobset == jobset) {
+            if holds
+                .iter()
+                .any(|h| &h.project == project && &h.jobset == jobset)
+            {
                 continue;
             }
             let url = match self.hydra.url(&["jobset", project, jobset], None) {
                 Ok(url) => url,
                 Err(refused) => {
-                    if self.claim(pool, project, jobset, 1, REFUSED).await?.is_some() {
+                    if self
+                        .claim(pool, project, jobset, 1, REFUSED)
+                        .await?
+                        .is_some()
+                    {
                         self.note(pool, "hydra_refused", &format!(
                             "not sent to Hydra: the jobset {project:?}:{jobset:?} cannot be named in a URL ({refused}); nothing was requested for it"
                         )).await?;
+                        held.push((project.clone(), jobset.clone()));
                     }
                     continue;
                 }
@@ -131,16 +151,20 @@ impl Round<'_> {
                 continue; // held by another instance meanwhile
             };
             if previous == 0 {
-                self.note(pool, "hydra_disabled", &format!(
-                    "disabled {project}:{jobset} on Hydra (enabled was 0)"
-                )).await?;
-                disabled.push((project.clone(), jobset.clone()));
-            } else if self.disable(pool, id, project, jobset, previous as i32, &url, body).await? {
-                disabled.push((project.clone(), jobset.clone()));
+                self.note(
+                    pool,
+                    "hydra_disabled",
+                    &format!("disabled {project}:{jobset} on Hydra (enabled was 0)"),
+                )
+                .await?;
+            } else {
+                self.disable(pool, id, project, jobset, previous as i32, &url, body)
+                    .await?;
             }
+            held.push((project.clone(), jobset.clone()));
         }
-        if !disabled.is_empty() {
-            self.hydra.cancel_queued(pool, &disabled, &self.cookie).await?;
+        if !held.is_empty() {
+            self.hydra.cancel_queued(pool, &held, &self.cookie).await?;
         }
         match listing_error {
             Some(e) => Err(e),
@@ -218,9 +242,12 @@ impl Round<'_> {
             return Ok(false);
         }
         self.set_status(id, HELD).await?;
-        self.note(pool, "hydra_disabled", &format!(
-            "disabled {project}:{jobset} on Hydra (enabled was {previous})"
-        )).await?;
+        self.note(
+            pool,
+            "hydra_disabled",
+            &format!("disabled {project}:{jobset} on Hydra (enabled was {previous})"),
+        )
+        .await?;
         Ok(true)
     }
 
@@ -240,7 +267,11 @@ impl Round<'_> {
                 let url = self.hydra.url(&["jobset", &h.project, &h.jobset], None)?;
                 let body = self.hydra.get_jobset(&url, &self.cookie).await?;
                 let enabled = i64::from(h.previous_enabled);
-                if !self.hydra.put_enabled(&url, body, enabled, &self.cookie).await? {
+                if !self
+                    .hydra
+                    .put_enabled(&url, body, enabled, &self.cookie)
+                    .await?
+                {
                     anyhow::bail!(
                         "Hydra refused (403) to restore {}:{} to enabled={}",
                         h.project,
@@ -249,12 +280,19 @@ impl Round<'_> {
                     );
                 }
             }
-            hydra_jobset_holds::Entity::delete_by_id(h.id).exec(db).await?;
+            hydra_jobset_holds::Entity::delete_by_id(h.id)
+                .exec(db)
+                .await?;
             if restore {
-                self.note(pool, "hydra_restored", &format!(
-                    "restored {}:{} on Hydra to enabled={}",
-                    h.project, h.jobset, h.previous_enabled
-                )).await?;
+                self.note(
+                    pool,
+                    "hydra_restored",
+                    &format!(
+                        "restored {}:{} on Hydra to enabled={}",
+                        h.project, h.jobset, h.previous_enabled
+                    ),
+                )
+                .await?;
             }
         }
         Ok(())

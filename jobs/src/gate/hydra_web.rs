@@ -219,14 +219,21 @@ impl HydraWeb {
             return Ok(Vec::new());
         }
         if !res.status().is_success() {
-            anyhow::bail!("GET /api/jobsets?project={project} answered {}", res.status());
+            anyhow::bail!(
+                "GET /api/jobsets?project={project} answered {}",
+                res.status()
+            );
         }
         let Value::Array(list) = res.json::<Value>().await? else {
             anyhow::bail!("GET /api/jobsets?project={project} did not answer a JSON array");
         };
         Ok(list
             .iter()
-            .filter(|j| j.get("project").and_then(Value::as_str).is_none_or(|p| p == project))
+            .filter(|j| {
+                j.get("project")
+                    .and_then(Value::as_str)
+                    .is_none_or(|p| p == project)
+            })
             .filter_map(|j| j.get("name").and_then(Value::as_str))
             .filter(|n| !n.is_empty() && n.len() <= 255)
             .take(MAX_LISTED_JOBSETS)

@@ -136,7 +136,10 @@ async fn deliver(
                     .header("X-Buildfund-Delivery", d.event_id.to_string())
                     .body(d.body.clone());
                 if let Some(s) = &secret {
-                    req = req.header(SIGNATURE_HEADER, signature(s.expose_secret(), d.body.as_bytes()));
+                    req = req.header(
+                        SIGNATURE_HEADER,
+                        signature(s.expose_secret(), d.body.as_bytes()),
+                    );
                 }
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
