@@ -560,6 +560,8 @@ db_test!(
     |app| async move {
         let seen = app.webhooks().seen();
         let admin = app.token("admin").await;
+        // The first refresh records the pool open; the pause then closes it.
+        cuda_events(&app, &admin, |k| k.iter().any(|k| k.0 == "state")).await;
         let (s, _) = app
             .pause("cuda", &admin, json!({"reason": "maintenance"}))
             .await;
