@@ -18,6 +18,9 @@ pub struct Model {
     pub until: Option<DateTimeUtc>,
     #[sea_orm(column_type = "Text")]
     pub details: Option<String>,
+    /// A state change's claim, `<pool>#<previous state event id>` (unique); none otherwise.
+    #[serde(skip_serializing)]
+    pub claim: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,8 @@ pub struct Model {
     pub jobset: String,
     pub previous_enabled: i32,
     pub held_at: DateTimeUtc,
+    /// `holding` (written before the PUT), `held` or `refused`.
+    pub status: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

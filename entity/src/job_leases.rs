@@ -10,6 +10,8 @@ pub struct Model {
     pub holder: String,
     pub acquired_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
+    /// The fencing token: one more on each acquisition.
+    pub token: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

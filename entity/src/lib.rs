@@ -12,6 +12,7 @@ pub mod build_steps;
 pub mod donations;
 pub mod email_outbox;
 pub mod funds;
+pub mod gate_deliveries;
 pub mod gate_events;
 pub mod hydra_jobset_holds;
 pub mod job_leases;
@@ -36,6 +37,7 @@ pub mod prelude {
     pub use super::donations::Entity as Donations;
     pub use super::email_outbox::Entity as EmailOutbox;
     pub use super::funds::Entity as Funds;
+    pub use super::gate_deliveries::Entity as GateDeliveries;
     pub use super::gate_events::Entity as GateEvents;
     pub use super::hydra_jobset_holds::Entity as HydraJobsetHolds;
     pub use super::job_leases::Entity as JobLeases;

@@ -4,8 +4,10 @@
 //! - **Claim.** An instance that reaches a tick inserts `(job, scheduled_for)` into `job_runs`;
 //!   the unique index lets exactly one insert succeed, and only that instance runs the tick.
 //! - **Lease.** While a job runs, its row in `job_leases` names the holder until `expires_at`
-//!   (renewed while it runs). A tick that finds the job still running elsewhere is recorded as
-//!   skipped instead of overlapping; a crashed holder's lease simply expires.
+//!   (renewed while it runs, [`crate::db::leases`]). A tick that finds the job still running
+//!   elsewhere is recorded as skipped instead of overlapping; a crashed holder's lease simply
+//!   expires. Each acquisition takes a new fencing token; a renewal that finds the lease gone
+//!   (expired and taken by another instance) stops the run, recorded as `failed`.
 //! - **Catch-up.** At start, a job whose latest due tick has no run (every instance was down)
 //!   runs once for that tick, not once per missed tick.
 //!
@@ -17,10 +19,11 @@
 //! [`PER_INSTANCE_MAX_WAIT`] apart (also when their schedule is disabled), neither claimed nor
 //! recorded.
 use crate::config::Secrets;
-use crate::gate::Gate;
+use crate::db::leases;
+use crate::gate::{panic_message, Gate};
 use crate::Config;
 use anyhow::Context;
-use buildfund_entity::{job_leases, job_runs};
+use buildfund_entity::job_runs;
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use futures_util::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -221,8 +224,19 @@ pub fn spawn_per_instance(db: DatabaseConnection, config: Arc<Config>, registry:
         let (name, f, db, config) = (name.clone(), f.clone(), db.clone(), config.clone());
         tokio::spawn(async move {
             loop {
-                if let Err(e) = f(db.clone(), config.clone()).await {
-                    tracing::debug!(job = %name, error = %format!("{e:#}"), "per-instance job failed");
+                // A panic is caught here too, so the loop goes on (the gate also catches its
+                // own and marks its snapshot stale).
+                match std::panic::AssertUnwindSafe(f(db.clone(), config.clone()))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(job = %name, error = %format!("{e:#}"), "per-instance job failed")
+                    }
+                    Err(panic) => {
+                        tracing::error!(job = %name, panic = %panic_message(panic.as_ref()), "per-instance job panicked")
+                    }
                 }
                 let now = Utc::now();
                 let wait = config
@@ -243,21 +257,24 @@ pub struct Scheduler {
     config: Arc<Config>,
     registry: Registry,
     instance: String,
+    lease: ChronoDuration,
 }
 
 impl Scheduler {
     pub fn new(db: DatabaseConnection, config: Arc<Config>, registry: Registry) -> Scheduler {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
         Scheduler {
             db,
             config,
             registry,
-            instance: format!(
-                "{host}:{}:{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ),
+            instance: leases::instance_id(),
+            lease: LEASE,
         }
+    }
+
+    /// The same scheduler with leases of `lease` instead of [`LEASE`] (renewed every third).
+    pub fn with_lease(mut self, lease: ChronoDuration) -> Scheduler {
+        self.lease = lease;
+        self
     }
 
     pub fn instance(&self) -> &str {
@@ -438,30 +455,35 @@ impl Scheduler {
     }
 
     async fn execute(&self, run_id: i64, job: &str, f: JobFn) {
-        let outcome = match self.acquire_lease(job).await {
-            Ok(Some(holder)) => Err(("skipped", format!("{LEASE_HELD} {holder}"))),
+        let outcome = match leases::acquire(&self.db, job, &self.instance, self.lease).await {
+            Ok(Err(holder)) => Err((
+                "skipped",
+                format!("{LEASE_HELD} {holder}"),
+            )),
             Err(e) => Err(("failed", format!("cannot take the lease: {e:#}"))),
-            Ok(None) => {
-                let renew = self.renew_lease_while(job);
+            Ok(Ok(lease)) => {
                 let work = std::panic::AssertUnwindSafe(f(self.db.clone(), self.config.clone()))
                     .catch_unwind();
+                // A lost lease (another instance took it over) stops the work where it is.
                 let result = tokio::select! {
-                    r = work => r,
-                    _ = renew => unreachable!("renewal loops until the job ends"),
+                    r = work => Some(r),
+                    _ = lease.keep(&self.db) => None,
                 };
-                self.release_lease(job).await;
+                if let Err(e) = lease.release(&self.db).await {
+                    tracing::warn!(job, error = %e, "cannot release the lease; it will expire");
+                }
                 match result {
-                    Ok(Ok(Outcome::Done(summary))) => Ok(summary),
-                    Ok(Ok(Outcome::Skipped(why))) => Err(("skipped", why)),
-                    Ok(Err(e)) => Err(("failed", format!("{e:#}"))),
-                    Err(panic) => {
-                        let msg = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_else(|| "unknown panic".into());
-                        Err(("panicked", msg))
-                    }
+                    None => Err((
+                        "failed",
+                        format!(
+                            "the lease (token {}) was lost to another instance; the run was stopped",
+                            lease.token
+                        ),
+                    )),
+                    Some(Ok(Ok(Outcome::Done(summary)))) => Ok(summary),
+                    Some(Ok(Ok(Outcome::Skipped(why)))) => Err(("skipped", why)),
+                    Some(Ok(Err(e))) => Err(("failed", format!("{e:#}"))),
+                    Some(Err(panic)) => Err(("panicked", panic_message(panic.as_ref()))),
                 }
             }
         };
@@ -484,70 +506,6 @@ impl Scheduler {
             .to_owned();
         if let Err(e) = self.db.execute(&update).await {
             tracing::warn!(job, run = run_id, error = %e, "cannot record the end of the run");
-        }
-    }
-
-    /// Takes the job's lease; `Some(holder)` when a live lease exists (this instance's own
-    /// included: a job never overlaps itself).
-    async fn acquire_lease(&self, job: &str) -> anyhow::Result<Option<String>> {
-        use job_leases::Column as L;
-        let now = Utc::now();
-        let insert = Query::insert()
-            .into_table(job_leases::Entity)
-            .columns([L::Job, L::Holder, L::AcquiredAt, L::ExpiresAt])
-            .values_panic([
-                Expr::val(job),
-                Expr::val(self.instance.as_str()),
-                Expr::val(now),
-                Expr::val(now + LEASE),
-            ])
-            .on_conflict(OnConflict::column(L::Job).do_nothing().to_owned())
-            .to_owned();
-        if self.db.execute(&insert).await?.rows_affected() == 1 {
-            return Ok(None);
-        }
-        let take = Query::update()
-            .table(job_leases::Entity)
-            .value(L::Holder, self.instance.as_str())
-            .value(L::AcquiredAt, now)
-            .value(L::ExpiresAt, now + LEASE)
-            .and_where(Expr::col(L::Job).eq(job))
-            .and_where(Expr::col(L::ExpiresAt).lt(now))
-            .to_owned();
-        if self.db.execute(&take).await?.rows_affected() == 1 {
-            return Ok(None);
-        }
-        let holder = job_leases::Entity::find_by_id(job.to_string())
-            .one(&self.db)
-            .await?
-            .map(|l| l.holder)
-            .unwrap_or_else(|| "another instance".into());
-        Ok(Some(holder))
-    }
-
-    async fn renew_lease_while(&self, job: &str) {
-        loop {
-            tokio::time::sleep((LEASE / 3).to_std().expect("positive")).await;
-            let renew = Query::update()
-                .table(job_leases::Entity)
-                .value(job_leases::Column::ExpiresAt, Utc::now() + LEASE)
-                .and_where(Expr::col(job_leases::Column::Job).eq(job))
-                .and_where(Expr::col(job_leases::Column::Holder).eq(self.instance.as_str()))
-                .to_owned();
-            if let Err(e) = self.db.execute(&renew).await {
-                tracing::warn!(job, error = %e, "cannot renew the lease");
-            }
-        }
-    }
-
-    async fn release_lease(&self, job: &str) {
-        let release = Query::delete()
-            .from_table(job_leases::Entity)
-            .and_where(Expr::col(job_leases::Column::Job).eq(job))
-            .and_where(Expr::col(job_leases::Column::Holder).eq(self.instance.as_str()))
-            .to_owned();
-        if let Err(e) = self.db.execute(&release).await {
-            tracing::warn!(job, error = %e, "cannot release the lease; it will expire");
         }
     }
 }

@@ -8,6 +8,7 @@ mod m20261205_000001_create_app_secrets;
 mod m20261206_000001_add_email_outbox_kind;
 mod m20261210_000001_create_book_months;
 mod m20261213_000001_book_days;
+mod m20261214_000001_gate_claims;
 mod m20261216_000001_webhook_syncs;
 
 pub struct Migrator;
@@ -21,8 +22,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_create_app_secrets::Migration),
             Box::new(m20261206_000001_add_email_outbox_kind::Migration),
             Box::new(m20261210_000001_create_book_months::Migration),
-            Box::new(m20261216_000001_webhook_syncs::Migration),
             Box::new(m20261213_000001_book_days::Migration),
+            Box::new(m20261214_000001_gate_claims::Migration),
+            Box::new(m20261216_000001_webhook_syncs::Migration),
         ]
     }
 }

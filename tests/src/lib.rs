@@ -16,6 +16,7 @@ pub mod opencollective;
 pub mod prometheus;
 pub mod proxy;
 pub mod recorder;
+pub mod replicas;
 pub mod smtp;
 
 pub use app::{buildfund_bin, run_cli, TestApp, TestAppBuilder, HYDRA_PASSWORD_ENV};

@@ -7,6 +7,7 @@ mod donations;
 mod email;
 mod foundation;
 mod gate;
+mod gate_claims;
 mod gauges;
 mod hostile;
 mod hostile_input;

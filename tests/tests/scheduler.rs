@@ -6,48 +6,14 @@ use buildfund_tests::{buildfund_bin, db_test, TestApp};
 use chrono::{Duration, Timelike, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 fn every_second_config() -> String {
     format!(
         "{}[schedule]\nhydra_pull = \"* * * * * *\"\nopencollective_sync = \"\"\ngate_refresh = \"\"\n\
-         outbox_drain = \"\"\nmonthly_report = \"\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+         outbox_drain = \"\"\nmonthly_report = \"\"\n",
         buildfund_tests::MINIMAL_CONFIG
     )
-}
-
-fn start_instances(app: &TestApp, config: &str, n: usize) -> Vec<Child> {
-    let path = app.dir.path().join("instances.toml");
-    std::fs::write(&path, config).unwrap();
-    (0..n)
-        .map(|i| {
-            Command::new(buildfund_bin())
-                .arg("serve")
-                .env("DATABASE_URL", &app.db_url)
-                .env("BUILDFUND_CONFIG", &path)
-                .env("HOSTNAME", format!("instance{i}"))
-                .env("BUILDFUND_LOG_FORMAT", "json")
-                .current_dir(app.dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start buildfund serve")
-        })
-        .collect()
-}
-
-fn stop(children: Vec<Child>) {
-    for c in &children {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-    }
-    for mut c in children {
-        let status = c.wait().unwrap();
-        assert!(status.success(), "serve exits cleanly on SIGTERM: {status}");
-    }
 }
 
 async fn runs(app: &TestApp, job: &str) -> Vec<job_runs::Model> {
@@ -63,9 +29,9 @@ db_test!(
     three_instances_run_each_tick_exactly_once,
     |app| async move {
         let _ = buildfund_bin();
-        let children = start_instances(&app, &every_second_config(), 3);
+        let children = app.start_replicas(&every_second_config(), 3);
         tokio::time::sleep(std::time::Duration::from_secs(12)).await;
-        stop(children);
+        children.stop();
 
         let runs = runs(&app, "hydra_pull").await;
         assert!(
@@ -128,9 +94,9 @@ db_test!(a_missed_tick_is_caught_up_once_at_start, |app| async move {
         "hydra_pull = \"* * * * * *\"",
         "hydra_pull = \"0 0 * * * *\"",
     );
-    let children = start_instances(&app, &config, 2);
+    let children = app.start_replicas(&config, 2);
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-    stop(children);
+    children.stop();
     let runs = runs(&app, "hydra_pull").await;
     let ticks: Vec<_> = runs.iter().map(|r| r.scheduled_for).collect();
     assert_eq!(

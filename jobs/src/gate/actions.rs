@@ -1,20 +1,28 @@
-//! What the gate does outside on a state change: [`webhooks`] to `[[gate.webhooks]]`, and on
-//! Hydra ([`crate::gate::hydra_web`]; `[hydra] url`, `act_on_gate`) disabling the closed pool's jobsets,
-//! cancelling their queued builds, and restoring them when the pool opens again.
+//! What the gate does outside, after every refresh and from the states recorded in the
+//! database: [`webhooks`] to `[[gate.webhooks]]` (each state change's deliveries, claimed once
+//! across instances), and on Hydra ([`crate::gate::hydra_web`]; `[hydra] url`, `act_on_gate`)
+//! the holds of [`crate::gate::holds`]: a closed pool's jobsets disabled and their queued builds
+//! cancelled, restored when the pool opens again, by the one instance holding the
+//! [`HYDRA_LEASE`].
 //!
 //! Failures are retried (webhooks: with backoff; Hydra: on every gate refresh until done) and
 //! each is recorded in `gate_events` (kinds `webhook_failed`, `hydra_failed`, `hydra_refused`),
 //! so `GET /api/v1/gate/events` shows them. Both go through [`crate::http`]'s clients, which
 //! follow no redirect to another origin.
 use crate::config::{Config, Secrets};
+use crate::db::leases::{self, instance_id};
+use crate::gate::holds::{Round, HYDRA_LEASE};
 use crate::gate::hydra_web::HydraWeb;
-use crate::gate::webhooks;
-use crate::gate::{record_note, Change, ChangeSink, Snapshot, State};
+use crate::gate::{record_note, webhooks, ChangeSink, State};
 use crate::http;
-use sea_orm::DatabaseConnection;
-use std::collections::BTreeMap;
+use buildfund_entity::hydra_jobset_holds;
+use sea_orm::{DatabaseConnection, EntityTrait};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How long the Hydra lease lasts without renewal (renewed every third of it).
+pub const HYDRA_LEASE_SECONDS: i64 = 120;
 
 /// The gate's outgoing actions, registered on [`crate::gate::Gate`] as a [`ChangeSink`].
 pub struct Actions {
@@ -22,8 +30,10 @@ pub struct Actions {
     secrets: Arc<Secrets>,
     db: DatabaseConnection,
     client: reqwest::Client,
-    /// Hydra work not yet done: pool -> whether its jobsets should be held (disabled).
-    hydra_pending: Arc<tokio::sync::Mutex<BTreeMap<String, bool>>>,
+    /// This instance, as it holds leases and claims deliveries.
+    holder: String,
+    /// Held while this instance runs a Hydra round (one at a time).
+    hydra_running: Arc<tokio::sync::Mutex<()>>,
     /// The last Hydra error per pool, so a failure that repeats each minute is recorded once.
     hydra_last_error: Arc<Mutex<BTreeMap<String, String>>>,
 }
@@ -38,7 +48,8 @@ impl Actions {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("an HTTP client with default TLS"),
-            hydra_pending: Default::default(),
+            holder: instance_id(),
+            hydra_running: Default::default(),
             hydra_last_error: Default::default(),
         }
     }
@@ -50,13 +61,11 @@ impl Actions {
             .is_some_and(|h| h.act_on_gate && h.url.is_some())
     }
 
-    /// Runs the pending Hydra work in the background (one run at a time).
-    fn run_hydra(&self) {
-        if !self.hydra_enabled() {
-            return;
-        }
-        let pending = self.hydra_pending.clone();
+    /// Runs a Hydra round in the background, unless one runs here or the lease is elsewhere.
+    fn run_hydra(&self, states: HashMap<String, State>) {
+        let running = self.hydra_running.clone();
         let last_error = self.hydra_last_error.clone();
+        let holder = self.holder.clone();
         let hydra = HydraWeb {
             config: self.config.clone(),
             secrets: self.secrets.clone(),
@@ -64,73 +73,137 @@ impl Actions {
             client: self.client.clone(),
         };
         tokio::spawn(async move {
-            let Ok(mut pending) = pending.try_lock() else {
-                return; // a run is under way; the next refresh retries
+            let Ok(_running) = running.try_lock() else {
+                return; // a round is under way; the next refresh starts another
             };
-            let work: Vec<(String, bool)> = pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            for (pool, hold) in work {
-                let result = if hold {
-                    hydra.hold_pool(&pool).await
-                } else {
-                    hydra.release_pool(&pool).await
-                };
-                match result {
-                    Ok(()) => {
-                        pending.remove(&pool);
-                        last_error.lock().expect("lock").remove(&pool);
-                    }
-                    Err(e) => {
-                        let msg = format!("{e:#}");
-                        tracing::warn!(%pool, error = %msg, "acting on Hydra failed; retried at the next refresh");
-                        let repeat = last_error
-                            .lock()
-                            .expect("lock")
-                            .insert(pool.clone(), msg.clone())
-                            == Some(msg.clone());
-                        if !repeat {
-                            let _ = record_note(
-                                &hydra.db,
-                                &pool,
-                                "hydra_failed",
-                                &format!(
-                                    "{} the Hydra jobsets failed (retried each refresh): {msg}",
-                                    if hold { "disabling" } else { "restoring" }
-                                ),
-                                None,
-                            )
-                            .await;
-                        }
-                    }
+            let duration = chrono::Duration::seconds(HYDRA_LEASE_SECONDS);
+            let lease = match leases::acquire(&hydra.db, HYDRA_LEASE, &holder, duration).await {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(_)) => return, // another instance acts on Hydra now
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the Hydra lease; retried at the next refresh");
+                    return;
                 }
+            };
+            tokio::select! {
+                _ = round(&hydra, &lease, &states, &last_error) => {}
+                _ = lease.keep(&hydra.db) => {}
+            }
+            if let Err(e) = lease.release(&hydra.db).await {
+                tracing::warn!(error = %e, "cannot release the Hydra lease; it will expire");
             }
         });
     }
 }
 
-impl ChangeSink for Actions {
-    fn changed(&self, changes: &[Change], _snapshot: &Snapshot) {
-        for c in changes {
-            webhooks::send(&self.config, &self.secrets, &self.client, &self.db, c);
-            if self.hydra_enabled() {
-                let hold = c.to == State::Closed;
-                let was = c.from == Some(State::Closed);
-                // The first state ever recorded for a pool only acts when it is closed.
-                if hold != was && (c.from.is_some() || hold) {
-                    if let Ok(mut p) = self.hydra_pending.try_lock() {
-                        p.insert(c.pool.clone(), hold);
-                    } else {
-                        let pending = self.hydra_pending.clone();
-                        let pool = c.pool.clone();
-                        tokio::spawn(async move {
-                            pending.lock().await.insert(pool, hold);
-                        });
-                    }
-                }
-            }
+/// One round: releases the holds of pools that are not closed, then holds the closed pools'
+/// jobsets. Each pool's failure is logged and recorded (once while it repeats).
+async fn round(
+    hydra: &HydraWeb,
+    lease: &leases::Lease,
+    states: &HashMap<String, State>,
+    last_error: &Mutex<BTreeMap<String, String>>,
+) {
+    let closed: BTreeSet<&str> = states
+        .iter()
+        .filter(|(_, s)| **s == State::Closed)
+        .map(|(p, _)| p.as_str())
+        .collect();
+    let held: BTreeSet<String> = match hydra_jobset_holds::Entity::find().all(&hydra.db).await {
+        Ok(rows) => rows.into_iter().map(|h| h.pool).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the Hydra holds; retried at the next refresh");
+            return;
         }
+    };
+    let release: Vec<&str> = held
+        .iter()
+        .map(String::as_str)
+        .filter(|p| !closed.contains(p))
+        .collect();
+    if closed.is_empty() && release.is_empty() {
+        return;
     }
+    let cookie = match hydra.session().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let e = Err(e);
+            for pool in release.iter().chain(&closed) {
+                report(hydra, last_error, pool, closed.contains(pool), &e).await;
+            }
+            None
+        }
+    };
+    let Some(cookie) = cookie else { return };
+    let work = Round {
+        hydra,
+        lease,
+        cookie,
+    };
+    for pool in release {
+        let result = work.release_pool(pool).await;
+        report(hydra, last_error, pool, false, &result).await;
+    }
+    for pool in closed {
+        let result = work.hold_pool(pool).await;
+        report(hydra, last_error, pool, true, &result).await;
+    }
+}
 
-    fn tick(&self, _snapshot: &Snapshot) {
-        self.run_hydra();
+/// Logs and records a pool's failure, once while the same error repeats.
+async fn report(
+    hydra: &HydraWeb,
+    last_error: &Mutex<BTreeMap<String, String>>,
+    pool: &str,
+    hold: bool,
+    result: &anyhow::Result<()>,
+) {
+    let Err(e) = result else {
+        last_error.lock().expect("lock").remove(pool);
+        return;
+    };
+    let msg = format!("{e:#}");
+    tracing::warn!(%pool, error = %msg, "acting on Hydra failed; retried at the next refresh");
+    let repeat = last_error
+        .lock()
+        .expect("lock")
+        .insert(pool.to_string(), msg.clone())
+        == Some(msg.clone());
+    if !repeat {
+        let _ = record_note(
+            &hydra.db,
+            pool,
+            "hydra_failed",
+            &format!(
+                "{} the Hydra jobsets failed (retried each refresh): {msg}",
+                if hold { "disabling" } else { "restoring" }
+            ),
+            None,
+        )
+        .await;
+    }
+}
+
+impl ChangeSink for Actions {
+    fn tick(&self, states: &HashMap<String, State>) {
+        if !self.config.gate.webhooks.is_empty() {
+            let (config, secrets, client, db, holder) = (
+                self.config.clone(),
+                self.secrets.clone(),
+                self.client.clone(),
+                self.db.clone(),
+                self.holder.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) =
+                    webhooks::deliver_pending(&config, &secrets, &client, &db, &holder).await
+                {
+                    tracing::warn!(error = %e, "cannot claim webhook deliveries; retried at the next refresh");
+                }
+            });
+        }
+        if self.hydra_enabled() {
+            self.run_hydra(states.clone());
+        }
     }
 }

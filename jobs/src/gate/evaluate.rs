@@ -200,7 +200,8 @@ pub async fn evaluate(
     })
 }
 
-/// "gpu-tests spent 57.33 of 60.00 EUR this month; projected 91.14", then the causes.
+/// "gpu-tests spent 57.33 of 60.00 EUR this month; projected 91.14", then the causes. Public:
+/// an admin's pause or override reads "an admin" (the audit keeps who it was).
 fn reason(
     pool: &str,
     currency: &str,
@@ -226,15 +227,14 @@ fn reason(
         s.push_str("; ");
         match (c.as_str(), paused) {
             ("paused by an admin", Some(p)) => {
-                s.push_str(&format!("paused by {}: {}", p.actor, p.reason))
+                s.push_str(&format!("paused by an admin: {}", p.reason))
             }
             _ => s.push_str(c),
         }
     }
     if let Some(o) = override_ {
         s.push_str(&format!(
-            "; allowed by {}'s override until {}: {}",
-            o.actor,
+            "; allowed by an admin's override until {}: {}",
             o.until.as_deref().unwrap_or("?"),
             o.reason
         ));

@@ -9,12 +9,10 @@
 //! `.` or `..`, or that would not come back unchanged, is refused: recorded as `hydra_refused`,
 //! with nothing sent.
 use crate::config::{Config, Secrets};
-use crate::gate::{pool_slug, record_note};
-use buildfund_entity::{hydra_jobset_holds, jobsets};
-use chrono::Utc;
+use crate::gate::record_note;
 use percent_encoding::percent_decode_str;
 use reqwest::Url;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use std::sync::Arc;
@@ -69,6 +67,9 @@ pub fn outbound_url(base: &str, segments: &[&str], query: Option<&str>) -> Resul
     Ok(again)
 }
 
+/// The most jobsets read from one project's listing.
+pub const MAX_LISTED_JOBSETS: usize = 10_000;
+
 /// Hydra's web API, as buildfund uses it for one pool at a time.
 pub struct HydraWeb {
     pub(crate) config: Arc<Config>,
@@ -87,12 +88,12 @@ impl HydraWeb {
     }
 
     /// `base` + `segments`, each one encoded path segment (see [`outbound_url`]).
-    fn url(&self, segments: &[&str], query: Option<&str>) -> Result<Url, Refused> {
+    pub(crate) fn url(&self, segments: &[&str], query: Option<&str>) -> Result<Url, Refused> {
         outbound_url(self.base(), segments, query)
     }
 
     /// Logs in when `[hydra] user` is set; returns the Cookie header to send.
-    async fn session(&self) -> anyhow::Result<Option<String>> {
+    pub(crate) async fn session(&self) -> anyhow::Result<Option<String>> {
         let Some(h) = &self.config.hydra else {
             return Ok(None);
         };
@@ -143,18 +144,7 @@ impl HydraWeb {
         r
     }
 
-    /// The pool's jobsets as buildfund knows them (from the build steps seen).
-    async fn jobsets_of(&self, pool: &str) -> anyhow::Result<Vec<(String, String)>> {
-        Ok(jobsets::Entity::find()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .filter(|j| pool_slug(&self.config, &format!("{}:{}", j.project, j.name)) == pool)
-            .map(|j| (j.project, j.name))
-            .collect())
-    }
-
-    async fn get_jobset(
+    pub(crate) async fn get_jobset(
         &self,
         url: &Url,
         cookie: &Option<String>,
@@ -174,7 +164,7 @@ impl HydraWeb {
 
     /// PUTs the jobset back whole with `enabled` set. `Ok(false)` when Hydra refuses with 403
     /// (a declarative project).
-    async fn put_enabled(
+    pub(crate) async fn put_enabled(
         &self,
         url: &Url,
         mut body: serde_json::Map<String, Value>,
@@ -208,76 +198,52 @@ impl HydraWeb {
         Ok(true)
     }
 
-    /// Disables the pool's jobsets (recording the previous `enabled` of each) and cancels
-    /// their queued builds.
-    pub async fn hold_pool(&self, pool: &str) -> anyhow::Result<()> {
-        let cookie = self.session().await?;
-        let jobsets = self.jobsets_of(pool).await?;
-        for (project, jobset) in &jobsets {
-            let held = hydra_jobset_holds::Entity::find()
-                .filter(hydra_jobset_holds::Column::Project.eq(project.as_str()))
-                .filter(hydra_jobset_holds::Column::Jobset.eq(jobset.as_str()))
-                .one(&self.db)
-                .await?;
-            if held.is_some() {
-                continue;
-            }
-            let url = match self.url(&["jobset", project, jobset], None) {
-                Ok(url) => url,
-                Err(refused) => {
-                    record_note(
-                        &self.db,
-                        pool,
-                        "hydra_refused",
-                        &format!(
-                            "not sent to Hydra: the jobset {project:?}:{jobset:?} cannot be named in a URL ({refused}); nothing was requested for it"
-                        ),
-                        None,
-                    )
-                    .await?;
-                    continue;
-                }
-            };
-            let body = self.get_jobset(&url, &cookie).await?;
-            let previous = body.get("enabled").and_then(Value::as_i64).unwrap_or(1);
-            if previous != 0 && !self.put_enabled(&url, body, 0, &cookie).await? {
-                record_note(
-                    &self.db,
-                    pool,
-                    "hydra_refused",
-                    &format!(
-                        "Hydra refused to disable {project}:{jobset} (403: a declarative project; change its spec file instead)"
-                    ),
-                    None,
-                )
-                .await?;
-                continue;
-            }
-            hydra_jobset_holds::ActiveModel {
-                pool: Set(pool.to_string()),
-                project: Set(project.clone()),
-                jobset: Set(jobset.clone()),
-                previous_enabled: Set(previous as i32),
-                held_at: Set(Utc::now()),
-                ..Default::default()
-            }
-            .insert(&self.db)
+    /// The names of `project`'s jobsets on Hydra (`GET /api/jobsets?project=`, its
+    /// `JobsetOverview`: an array of objects with `name` and `project`); none when Hydra
+    /// answers 404 (no such project). At most [`MAX_LISTED_JOBSETS`] are read.
+    pub(crate) async fn list_jobsets(
+        &self,
+        project: &str,
+        cookie: &Option<String>,
+    ) -> anyhow::Result<Vec<String>> {
+        let query = format!(
+            "project={}",
+            percent_encoding::utf8_percent_encode(project, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let url = self.url(&["api", "jobsets"], Some(&query))?;
+        let res = self
+            .request(reqwest::Method::GET, url, cookie)
+            .send()
             .await?;
-            record_note(
-                &self.db,
-                pool,
-                "hydra_disabled",
-                &format!("disabled {project}:{jobset} on Hydra (enabled was {previous})"),
-                None,
-            )
-            .await?;
+        if res.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(Vec::new());
         }
-        self.cancel_queued(pool, &jobsets, &cookie).await
+        if !res.status().is_success() {
+            anyhow::bail!(
+                "GET /api/jobsets?project={project} answered {}",
+                res.status()
+            );
+        }
+        let Value::Array(list) = res.json::<Value>().await? else {
+            anyhow::bail!("GET /api/jobsets?project={project} did not answer a JSON array");
+        };
+        Ok(list
+            .iter()
+            .filter(|j| {
+                j.get("project")
+                    .and_then(Value::as_str)
+                    .is_none_or(|p| p == project)
+            })
+            .filter_map(|j| j.get("name").and_then(Value::as_str))
+            .filter(|n| !n.is_empty() && n.len() <= 255)
+            .take(MAX_LISTED_JOBSETS)
+            .map(str::to_string)
+            .collect())
     }
 
     /// Cancels the unfinished builds of the pool's jobsets (`GET /api/queue`, then
     /// `POST /build/{id}/cancel`).
-    async fn cancel_queued(
+    pub(crate) async fn cancel_queued(
         &self,
         pool: &str,
         jobsets: &[(String, String)],
@@ -329,51 +295,6 @@ impl HydraWeb {
                 "hydra_cancelled",
                 &format!("cancelled {} queued build(s) on Hydra", cancelled.len()),
                 Some(cancelled.join(",")),
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Puts each held jobset of the pool back to its previous `enabled`.
-    pub async fn release_pool(&self, pool: &str) -> anyhow::Result<()> {
-        let holds = hydra_jobset_holds::Entity::find()
-            .filter(hydra_jobset_holds::Column::Pool.eq(pool))
-            .all(&self.db)
-            .await?;
-        if holds.is_empty() {
-            return Ok(());
-        }
-        let cookie = self.session().await?;
-        for h in holds {
-            if h.previous_enabled != 0 {
-                // Only a jobset whose URL was built is ever held; this one is checked again.
-                let url = self.url(&["jobset", &h.project, &h.jobset], None)?;
-                let body = self.get_jobset(&url, &cookie).await?;
-                if !self
-                    .put_enabled(&url, body, h.previous_enabled as i64, &cookie)
-                    .await?
-                {
-                    anyhow::bail!(
-                        "Hydra refused (403) to restore {}:{} to enabled={}",
-                        h.project,
-                        h.jobset,
-                        h.previous_enabled
-                    );
-                }
-            }
-            hydra_jobset_holds::Entity::delete_by_id(h.id)
-                .exec(&self.db)
-                .await?;
-            record_note(
-                &self.db,
-                pool,
-                "hydra_restored",
-                &format!(
-                    "restored {}:{} on Hydra to enabled={}",
-                    h.project, h.jobset, h.previous_enabled
-                ),
-                None,
             )
             .await?;
         }

@@ -6,11 +6,13 @@
 //! - [`snapshot`]: the in-memory [`Gate`] the hot path reads,
 //!   refreshed after writes and on `schedule.gate_refresh`, which records state changes and
 //!   hands each to its [`ChangeSink`]s;
-//! - [`actions`]: what a change does outside, through [`webhooks`] (signed POSTs) and
-//!   [`hydra_web`] (Hydra's web API).
+//! - [`actions`]: what the recorded states do outside, through [`webhooks`] (signed POSTs,
+//!   claimed once across instances) and [`holds`] on [`hydra_web`] (Hydra's web API), under a
+//!   lease.
 pub mod actions;
 pub mod controls;
 pub mod evaluate;
+pub mod holds;
 pub mod hydra_web;
 pub mod snapshot;
 pub mod states;
@@ -18,5 +20,5 @@ pub mod webhooks;
 
 pub use controls::{controls_at, events, lift, override_until, pause, record_note, GateError};
 pub use evaluate::{causes, evaluate, pool_slug, projected_cents, Figures, MIN_ELAPSED_SECONDS};
-pub use snapshot::{Change, ChangeSink, Current, Gate};
+pub use snapshot::{panic_message, recorded_states, Change, ChangeSink, Current, Gate};
 pub use states::{Control, Decision, FundStanding, PoolGate, Snapshot, State};

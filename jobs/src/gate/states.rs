@@ -32,11 +32,11 @@ impl std::fmt::Display for State {
     }
 }
 
-/// An active admin pause or override.
+/// An active admin pause or override, as the public sees it: without the admin's name, which
+/// only the audit (`GET /api/v1/gate/events`, a scheduler or admin token) shows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Control {
     pub id: i64,
-    pub actor: String,
     pub reason: String,
     pub since: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,7 +47,6 @@ impl From<&pool_controls::Model> for Control {
     fn from(m: &pool_controls::Model) -> Self {
         Control {
             id: m.id,
-            actor: m.actor.clone(),
             reason: m.reason.clone(),
             since: rfc3339(m.created_at),
             until: m.expires_at.map(rfc3339),

@@ -1,14 +1,22 @@
 //! Signed webhooks (README, "Webhooks"): every gate state change is POSTed as JSON to each
 //! `[[gate.webhooks]]` URL with `X-Buildfund-Event`, `X-Buildfund-Delivery` (the event id, the
-//! same on retries) and `X-Buildfund-Signature: sha256=<hex HMAC-SHA256 of the body>` keyed by
-//! the secret in the variable `secret_env` names. A failed delivery is retried
-//! [`WEBHOOK_ATTEMPTS`] times in all with a doubling delay.
+//! same on retries and from every instance) and `X-Buildfund-Signature: sha256=<hex
+//! HMAC-SHA256 of the body>` keyed by the secret in the variable `secret_env` names. Each is a
+//! `gate_deliveries` row written with the change; an instance claims it with a lease and sends
+//! it, retried [`WEBHOOK_ATTEMPTS`] times in all with a doubling delay.
 use crate::config::{redact_url, Config, Secrets};
-use crate::gate::{record_note, Change};
+use crate::gate::record_note;
+use buildfund_entity::gate_deliveries;
+use chrono::Utc;
 use hmac::{Hmac, Mac};
-use sea_orm::DatabaseConnection;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
@@ -32,56 +40,117 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     )
 }
 
-/// Delivers `change` to every `[[gate.webhooks]]` URL in the background, each with its own
-/// retries; after the last failed attempt a `webhook_failed` event is recorded.
-pub fn send(
+/// How long an instance holds a delivery it claimed: longer than all its attempts take
+/// ([`WEBHOOK_ATTEMPTS`] of at most 10 s each, with 7.5 s of delays between them).
+pub const DELIVERY_LEASE_SECONDS: i64 = 120;
+
+/// Claims each webhook delivery that is due (not delivered, not failed, not leased by a live
+/// claim) and sends it in the background with its retries. A delivery's body was fixed when
+/// its change was recorded and its `X-Buildfund-Delivery` is the change's event id, so a
+/// delivery resent after a crash (its lease expired) is the same request from any instance.
+/// After the last failed attempt it is `failed` and a `webhook_failed` event is recorded.
+pub async fn deliver_pending(
+    config: &Arc<Config>,
+    secrets: &Arc<Secrets>,
+    client: &reqwest::Client,
+    db: &DatabaseConnection,
+    holder: &str,
+) -> Result<(), DbErr> {
+    use gate_deliveries::Column as D;
+    let now = Utc::now();
+    let free = || {
+        Condition::all()
+            .add(D::DeliveredAt.is_null())
+            .add(D::FailedAt.is_null())
+            .add(
+                Condition::any()
+                    .add(D::LeaseUntil.is_null())
+                    .add(D::LeaseUntil.lt(now)),
+            )
+    };
+    let due = gate_deliveries::Entity::find()
+        .filter(free())
+        .order_by_asc(D::Id)
+        .limit(100)
+        .all(db)
+        .await?;
+    for d in due {
+        let claimed = gate_deliveries::Entity::update_many()
+            .col_expr(
+                D::LeaseUntil,
+                Expr::value(now + chrono::Duration::seconds(DELIVERY_LEASE_SECONDS)),
+            )
+            .col_expr(D::Holder, Expr::value(holder.to_string()))
+            .filter(D::Id.eq(d.id))
+            .filter(free())
+            .exec(db)
+            .await?
+            .rows_affected
+            == 1;
+        if claimed {
+            let (config, secrets, client, db) =
+                (config.clone(), secrets.clone(), client.clone(), db.clone());
+            tokio::spawn(async move {
+                if let Err(e) = deliver(&config, &secrets, &client, &db, d).await {
+                    tracing::warn!(error = %e, "cannot record a webhook delivery; its lease will expire and it is sent again");
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Sends one claimed delivery with its retries and records the outcome.
+async fn deliver(
     config: &Config,
     secrets: &Secrets,
     client: &reqwest::Client,
     db: &DatabaseConnection,
-    change: &Change,
-) {
-    let body = match serde_json::to_vec(change) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot encode a gate change");
-            return;
-        }
-    };
-    for (i, hook) in config.gate.webhooks.iter().enumerate() {
-        let url = hook.url.clone();
-        let shown = redact_url(&url);
-        // A configured secret that is missing sends nothing rather than an unsigned body.
-        let secret: Option<SecretString> = match secrets.webhook(i).map(|s| s.value()) {
-            None => None,
-            Some(Ok(s)) => Some(s.clone()),
-            Some(Err(e)) => {
-                tracing::error!(url = %shown, error = %e, "webhook not sent");
-                continue;
-            }
+    d: gate_deliveries::Model,
+) -> Result<(), DbErr> {
+    use gate_deliveries::Column as D;
+    let shown = redact_url(&d.url);
+    let hook = usize::try_from(d.hook).ok();
+    // A configured secret that is missing sends nothing rather than an unsigned body.
+    let secret: Result<Option<SecretString>, String> =
+        match hook.and_then(|i| config.gate.webhooks.get(i).map(|h| (i, h))) {
+            Some((i, h)) if h.url == d.url => match secrets.webhook(i).map(|s| s.value()) {
+                None => Ok(None),
+                Some(Ok(s)) => Ok(Some(s.clone())),
+                Some(Err(e)) => Err(e.to_string()),
+            },
+            _ => Err("the webhook is no longer configured".into()),
         };
-        let body = body.clone();
-        let client = client.clone();
-        let db = db.clone();
-        let pool = change.pool.clone();
-        let id = change.id;
-        tokio::spawn(async move {
+    let mut attempts = d.attempts;
+    let mut last_error = String::new();
+    match secret {
+        Err(e) => last_error = e,
+        Ok(secret) => {
             let mut delay = WEBHOOK_FIRST_DELAY;
-            let mut last_error = String::new();
             for attempt in 1..=WEBHOOK_ATTEMPTS {
+                attempts += 1;
                 let mut req = client
-                    .post(&url)
+                    .post(&d.url)
                     .header("content-type", "application/json")
                     .header("X-Buildfund-Event", "gate.state_changed")
-                    .header("X-Buildfund-Delivery", id.to_string())
-                    .body(body.clone());
+                    .header("X-Buildfund-Delivery", d.event_id.to_string())
+                    .body(d.body.clone());
                 if let Some(s) = &secret {
-                    req = req.header(SIGNATURE_HEADER, signature(s.expose_secret(), &body));
+                    req = req.header(
+                        SIGNATURE_HEADER,
+                        signature(s.expose_secret(), d.body.as_bytes()),
+                    );
                 }
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
-                        tracing::info!(url = %shown, attempt, event = id, "webhook delivered");
-                        return;
+                        tracing::info!(url = %shown, attempt, event = d.event_id, "webhook delivered");
+                        gate_deliveries::Entity::update_many()
+                            .col_expr(D::DeliveredAt, Expr::value(Utc::now()))
+                            .col_expr(D::Attempts, Expr::value(attempts))
+                            .filter(D::Id.eq(d.id))
+                            .exec(db)
+                            .await?;
+                        return Ok(());
                     }
                     Ok(r) => last_error = format!("answered {}", r.status()),
                     Err(e) => last_error = e.without_url().to_string(),
@@ -92,18 +161,31 @@ pub fn send(
                     delay *= 2;
                 }
             }
-            let _ = record_note(
-                &db,
-                &pool,
-                "webhook_failed",
-                &format!(
-                    "webhook {shown} failed {WEBHOOK_ATTEMPTS} times for event {id}: {last_error}"
-                ),
-                None,
-            )
-            .await;
-        });
+        }
     }
+    tracing::error!(url = %shown, event = d.event_id, error = %last_error, "webhook not delivered");
+    gate_deliveries::Entity::update_many()
+        .col_expr(D::FailedAt, Expr::value(Utc::now()))
+        .col_expr(D::Attempts, Expr::value(attempts))
+        .col_expr(D::LastError, Expr::value(last_error.clone()))
+        .filter(D::Id.eq(d.id))
+        .exec(db)
+        .await?;
+    let pool = serde_json::from_str::<serde_json::Value>(&d.body)
+        .ok()
+        .and_then(|b| b["pool"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    record_note(
+        db,
+        &pool,
+        "webhook_failed",
+        &format!(
+            "webhook {shown} failed {WEBHOOK_ATTEMPTS} times for event {}: {last_error}",
+            d.event_id
+        ),
+        None,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::books::funds::FundMonth;
 use crate::books::plans::{FundPlans, PlanChange, PlanFigures};
 use crate::calendar::{rfc3339, Month};
 use crate::config::Config;
-use crate::gate::{Control, Current, PoolGate, State};
+use crate::gate::{Current, State};
 use crate::money::{group_thousands, hours};
 use chrono::{DateTime, Utc};
 
@@ -79,7 +79,8 @@ fn sponsors(list: &[Sponsor]) -> Vec<Person> {
         .collect()
 }
 
-/// `reason` (a gate decision's, as `gate::evaluate` words it) without the names of `actors`:
+/// `reason` (a stored gate event's, as `gate::evaluate` worded it before it said "an admin"
+/// itself) without the names of `actors`:
 /// "paused by alice: …" and "allowed by alice's override …" become "paused by an admin: …" and
 /// "allowed by an admin's override …". Only those phrases are rewritten, so an admin's own
 /// words stay as written.
@@ -100,16 +101,6 @@ pub fn admin_free<S: AsRef<str>>(reason: &str, actors: &[S]) -> String {
             );
     }
     out
-}
-
-/// A pool's gate decision as the public sees it: its reason without admin names.
-pub fn public_reason(g: &PoolGate) -> String {
-    let actors: Vec<&str> = [&g.paused, &g.override_]
-        .into_iter()
-        .flatten()
-        .map(|c: &Control| c.actor.as_str())
-        .collect();
-    admin_free(&g.reason, &actors)
 }
 
 /// What a public gate event did, in one wording for every presentation.
@@ -348,7 +339,7 @@ pub struct GateView {
     pub state: &'static str,
     /// Closed, but allowed by an admin override.
     pub overridden: bool,
-    /// Without admin names ([`public_reason`]).
+    /// Without admin names (the gate words an admin's control as "an admin").
     pub reason: String,
 }
 
@@ -367,7 +358,7 @@ fn gate_views(gate: &Current) -> (Vec<GateView>, Option<String>) {
             pool: g.pool.clone(),
             state: g.state.as_str(),
             overridden: g.state == State::Closed && g.allow,
-            reason: public_reason(g),
+            reason: g.reason.clone(),
         })
         .collect();
     let note = gate.stale.then(|| {
