@@ -8,6 +8,7 @@ mod m20261205_000001_create_app_secrets;
 mod m20261206_000001_add_email_outbox_kind;
 mod m20261210_000001_create_book_months;
 mod m20261216_000001_webhook_syncs;
+mod m20261212_000001_create_book_month_jobs;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_add_email_outbox_kind::Migration),
             Box::new(m20261210_000001_create_book_months::Migration),
             Box::new(m20261216_000001_webhook_syncs::Migration),
+            Box::new(m20261212_000001_create_book_month_jobs::Migration),
         ]
     }
 }
