@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod costs;
 pub mod donations;
 pub mod funds;
+pub mod job_costs;
 pub mod jobs;
 pub mod ledger;
 pub mod plans;
