@@ -7,10 +7,12 @@ use buildfund_entity::book_month_jobs;
 use buildfund_jobs::books::jobs::window_jobs;
 use buildfund_jobs::books::store;
 use buildfund_jobs::calendar::Month;
+use buildfund_jobs::report::packages::package_of;
 use buildfund_tests::{db_test, TestApp};
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 const CONFIG: &str = r#"
 currency = "EUR"
@@ -226,6 +228,28 @@ fn october() -> Vec<Value> {
     ]
 }
 
+/// The packages a page shows for `month` as of `as_of`, worked out from `/api/v1/costs/jobs`:
+/// jobs grouped per (pool, job without its system suffix), the ten most expensive (cost
+/// descending, then package, then pool), as `package.POOL.PACKAGE.cost` → cents.
+pub async fn expected_packages(app: &TestApp, month: Month, as_of: &str) -> BTreeMap<String, i64> {
+    let all = jobs(app, &format!("month={month}&at={as_of}&limit=10000")).await;
+    let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for j in all["jobs"].as_array().unwrap() {
+        let package = package_of(j["job"].as_str().unwrap()).to_string();
+        *by.entry((j["pool"].as_str().unwrap().into(), package))
+            .or_default() += j["cost_cents"].as_i64().unwrap();
+    }
+    let mut rows: Vec<((String, String), i64)> = by.into_iter().collect();
+    rows.sort_by(|a, b| {
+        b.1.cmp(&a.1)
+            .then_with(|| (&a.0 .1, &a.0 .0).cmp(&(&b.0 .1, &b.0 .0)))
+    });
+    rows.into_iter()
+        .take(10)
+        .map(|((pool, package), c)| (format!("package.{pool}.{package}.cost"), c))
+        .collect()
+}
+
 async fn jobs(app: &TestApp, query: &str) -> Value {
     let res = app.get(&format!("/api/v1/costs/jobs?{query}")).await;
     assert_eq!(res.status(), 200, "{query}");
@@ -235,13 +259,13 @@ async fn jobs(app: &TestApp, query: &str) -> Value {
 /// The jobs of every jobset line sum to the line, per jobset over the month.
 async fn assert_jobs_sum_to_lines(app: &TestApp, month: &str, body: &Value) {
     let costs = app.get_costs(month, None).await;
-    let mut lines = std::collections::BTreeMap::<String, i64>::new();
+    let mut lines = BTreeMap::<String, i64>::new();
     for l in costs["lines"].as_array().unwrap() {
         if let Some(j) = l["jobset"].as_str() {
             *lines.entry(j.into()).or_default() += l["cost_cents"].as_i64().unwrap();
         }
     }
-    let mut by_jobset = std::collections::BTreeMap::<String, i64>::new();
+    let mut by_jobset = BTreeMap::<String, i64>::new();
     for j in body["jobs"].as_array().unwrap() {
         *by_jobset
             .entry(j["jobset"].as_str().unwrap().into())
@@ -476,3 +500,91 @@ db_test!(the_costs_command_lists_jobs, CONFIG, |app| async move {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--pool: no pool \"gpu\""));
 });
+
+db_test!(
+    the_report_shows_what_the_money_built,
+    CONFIG.replace("monthly_budget = \"800.00\"", "monthly_budget = \"5.00\""),
+    |app| async move {
+        seed(&app).await;
+        // torch in the cuda pool: 222 + 20 (cuda, both systems) + 600 (cuda-gpu-tests) cents
+        // for 52,200 s; 842 of the month's 69,080 cents is 1.218… %. The pool spent 12.44
+        // against a budget of 5.00.
+        let out_dir = app.dir.path().join("preview");
+        app.cli_ok(&[
+            "report",
+            "preview",
+            "--month",
+            "2026-10",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        let text = std::fs::read_to_string(out_dir.join("report-2026-10.txt")).unwrap();
+        assert!(text.contains("WHAT THE MONEY BUILT"), "{text}");
+        assert!(
+            text.contains(
+                "- python3Packages.torch (cuda, over budget): 8.42 for 14.5 busy hours, 1.2 % of \
+                 the spending (python3Packages.torch.aarch64-linux, python3Packages.torch.x86_64-linux)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("- hello (other): 1.01 for 5.0 busy hours, 0.1 % of the spending"),
+            "{text}"
+        );
+        let html = std::fs::read_to_string(out_dir.join("report-2026-10.html")).unwrap();
+        assert!(
+            html.contains("What the money built") && html.contains("(over budget)"),
+            "{html}"
+        );
+
+        let page = app.get("/reports/2026-10").await.text().await.unwrap();
+        assert!(page.contains("What the money built"), "{page}");
+        assert!(
+            page.contains(
+                "data-figure=\"package.cuda.python3Packages.torch.cost\" data-value=\"842\""
+            ),
+            "{page}"
+        );
+        assert_eq!(
+            page.matches("(over budget)").count(),
+            5,
+            "every cuda package is marked"
+        );
+
+        // The CSV: a row per job, as the API lists them, summing to the jobset lines.
+        let csv_text = app.get("/reports/2026-10.csv").await.text().await.unwrap();
+        let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        let rows: Vec<BTreeMap<String, String>> = reader
+            .records()
+            .map(|r| {
+                header
+                    .iter()
+                    .cloned()
+                    .zip(r.unwrap().iter().map(String::from))
+                    .collect()
+            })
+            .collect();
+        let job_rows: Vec<Value> = rows
+            .iter()
+            .filter(|r| r["record"] == "job")
+            .map(|r| {
+                job(
+                    &r["jobset"],
+                    &r["job"],
+                    &r["pool"],
+                    r["busy_seconds"].parse().unwrap(),
+                    r["steps"].parse().unwrap(),
+                    r["amount_cents"].parse().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(job_rows, october());
+        let lines: i64 = rows
+            .iter()
+            .filter(|r| r["record"] == "cost" && r["idle"] == "false")
+            .map(|r| r["amount_cents"].parse::<i64>().unwrap())
+            .sum();
+        assert_eq!(lines, 1345);
+    }
+);

@@ -22,16 +22,16 @@ pub use self::machines::{machine_costs, ChangeShown, MachineCost, TermsShown};
 use crate::books::attribution::Line;
 use crate::books::costs::{clip, month_costs, UnpricedLine};
 use crate::books::donations::{public, PublicDonation, ANONYMOUS};
+use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
 use crate::books::job_costs::{month_job_list, JobsFilter};
 use crate::books::jobs::JobCost;
-use packages::PackageCost;
-use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
 use crate::books::plans::{plan_changes, plans_at, FundPlans, PlanChange};
 use crate::calendar::rfc3339;
 use crate::calendar::Month;
 use crate::config::Config;
 use buildfund_entity::{donations, gate_events, pool_controls};
 use chrono::{DateTime, Utc};
+use packages::PackageCost;
 use sea_orm::sea_query::{Alias, Expr, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,

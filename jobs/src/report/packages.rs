@@ -103,8 +103,14 @@ mod tests {
     #[test]
     fn the_system_suffix_is_a_last_segment_arch_os() {
         for (job, package) in [
-            ("python3Packages.torch.x86_64-linux", "python3Packages.torch"),
-            ("python3Packages.torch.aarch64-linux", "python3Packages.torch"),
+            (
+                "python3Packages.torch.x86_64-linux",
+                "python3Packages.torch",
+            ),
+            (
+                "python3Packages.torch.aarch64-linux",
+                "python3Packages.torch",
+            ),
             ("blender.x86_64-darwin", "blender"),
             ("hello.armv7l-linux", "hello"),
             ("hello.powerpc64le-linux", "hello"),
@@ -134,11 +140,11 @@ mod tests {
         };
         let p = packages(
             &[
-            j("nixpkgs:cuda", "torch.x86_64-linux", "cuda", 10, 300),
-            j("nixpkgs:cuda-tests", "torch.x86_64-linux", "cuda", 5, 50),
-            j("nixpkgs:cuda", "torch.aarch64-linux", "cuda", 10, 100),
-            j("nixpkgs:trunk", "torch.x86_64-linux", "other", 1, 450),
-            j("nixpkgs:trunk", "hello", "other", 1, 450),
+                j("nixpkgs:cuda", "torch.x86_64-linux", "cuda", 10, 300),
+                j("nixpkgs:cuda-tests", "torch.x86_64-linux", "cuda", 5, 50),
+                j("nixpkgs:cuda", "torch.aarch64-linux", "cuda", 10, 100),
+                j("nixpkgs:trunk", "torch.x86_64-linux", "other", 1, 450),
+                j("nixpkgs:trunk", "hello", "other", 1, 450),
             ],
             1800,
             &["other"],
@@ -168,6 +174,9 @@ mod tests {
         assert_eq!(p[1].share_permille, Some(250));
         let marked: Vec<bool> = p.iter().map(|p| p.pool_over_budget).collect();
         assert_eq!(marked, [true, false, true]);
-        assert_eq!(packages(&[j("a:b", "x", "cuda", 1, 0)], 0, &[])[0].share_permille, None);
+        assert_eq!(
+            packages(&[j("a:b", "x", "cuda", 1, 0)], 0, &[])[0].share_permille,
+            None
+        );
     }
 }
