@@ -2,6 +2,7 @@
 //!
 //! Once a month is over, its books do not change unless data dated in it does: its cost lines
 //! (per machine, jobset, pool and fund, rounded per machine and month as cost-model.md says),
+//! its cost per (jobset, job) ([`super::jobs`], in `book_month_jobs`),
 //! the donation sums per fund, and each fund's figures at the month's end (the sums from
 //! `ledger_start`, the balance, and the cost of the 30 days before the end). They are stored
 //! once, keyed by the [`fingerprint`] of everything in the config they depend on, and every
