@@ -588,3 +588,67 @@ db_test!(
         assert_eq!(lines, 1345);
     }
 );
+
+const CHANGED: &str = r#"
+currency = "EUR"
+ledger_start = "2026-09-01"
+
+[[funds]]
+slug = "general"
+name = "General fund"
+default = true
+
+[[machines]]
+name = "m1"
+slots = 1
+hourly = "1.00"
+
+[[machines.changes]]
+from = "2026-10-16"
+hourly = "2.00"
+"#;
+
+db_test!(
+    a_price_change_splits_each_part_and_counts_a_step_once,
+    CHANGED,
+    |app| async move {
+        app.ingest_steps(&[
+            // One hour on each side of the change: one step, two parts.
+            step(
+                1,
+                "m1",
+                "trunk",
+                Some("a"),
+                "2026-10-15T23:00:00Z",
+                "2026-10-16T01:00:00Z",
+            ),
+            step(
+                2,
+                "m1",
+                "trunk",
+                Some("b"),
+                "2026-10-16T02:00:00Z",
+                "2026-10-16T03:00:00Z",
+            ),
+        ])
+        .await;
+        // [Oct 1, Oct 16): 1.00/h × 360 h = 360.00 over 1,296,000 slot-seconds; trunk 3,600 s
+        // → 100 cents, all a's. [Oct 16, Nov 1): 2.00/h × 384 h = 768.00 over 1,382,400;
+        // trunk 7,200 s → 400 cents, 200 each. a: 300 cents, 7,200 s, one step.
+        let body = jobs(&app, "month=2026-10").await;
+        assert_eq!(
+            body["jobs"],
+            json!([
+                job("nixpkgs:trunk", "a", "other", 7200, 1, 300),
+                job("nixpkgs:trunk", "b", "other", 3600, 1, 200)
+            ])
+        );
+        assert_jobs_sum_to_lines(&app, "2026-10", &body).await;
+        // Stored with the month, the same.
+        store::ensure(&app.db, &app.config, Utc::now(), |_, _, _| {})
+            .await
+            .unwrap();
+        let stored = jobs(&app, "month=2026-10").await;
+        assert_eq!(stored["jobs"], body["jobs"]);
+    }
+);

@@ -11,15 +11,16 @@
 //! Decisions where the contract is silent:
 //! - A step without a job, and a step whose job is literally `~unnamed`, count under the job
 //!   [`UNNAMED_JOB`].
-//! - A step counts once in a month's `steps` however many parts of the month it spans: each
-//!   (machine, part) query counts only the steps whose first busy second in the month falls in
-//!   that part. Steps of no length (`start = stop`) have no busy time and are not counted.
+//! - A step counts once in a month's `steps` however many parts of the month it spans (a
+//!   machine's price change inside it): each (machine, part) query counts only the steps whose
+//!   first busy second in the window falls in that part. Steps of no length (`start = stop`) have no busy time and are not counted.
 //! - Steps on machines that are not configured are not jobs of the books (they cost nothing
 //!   and have no line to split); `/api/v1/costs` lists them as unpriced.
-use crate::books::attribution::Line;
-use crate::books::attribution::{active_span, machine_lines, round_lines, ExactLine, ExactShares};
+use crate::books::attribution::{
+    active_span, machine_parts, part_lines, round_lines, ExactLine, ExactShares, Line,
+};
 use crate::calendar::Span;
-use crate::config::{Config, Machine, OTHER_POOL};
+use crate::config::{Config, OTHER_POOL};
 use crate::money::mul;
 use buildfund_entity::{book_month_jobs, build_steps};
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
@@ -206,15 +207,11 @@ pub async fn part_job_busy(
     Ok(out)
 }
 
-/// The window parts of a machine in `window` (inside one month, clipped to `[ledger_start,
-/// at)`), each attributed and rounded on its own: its active part.
-pub fn machine_parts(machine: &Machine, window: Span) -> Vec<Span> {
-    active_span(machine, window).into_iter().collect()
-}
-
 /// Every (jobset, job) of `window` (inside one month, clipped to `[ledger_start, at)`) from
-/// the build steps: per machine and window part, one grouped query, its lines and their
-/// split; summed per (jobset, job). Ordered by jobset, then job.
+/// the build steps: per machine and window part ([`machine_parts`]: split at the machine's
+/// changes, each under its terms), one grouped query over the part's active span, the part's
+/// lines ([`part_lines`], rounded on their own) and their split; summed per (jobset, job).
+/// Ordered by jobset, then job.
 pub async fn window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
@@ -224,13 +221,20 @@ pub async fn window_jobs(
     for m in &config.machines {
         let mut names: Vec<&str> = vec![m.name.as_str()];
         names.extend(m.aliases.iter().map(String::as_str));
-        for (i, part) in machine_parts(m, window).into_iter().enumerate() {
-            let busy = part_job_busy(db, part, &names, (i > 0).then_some(part.start)).await?;
+        // A step is counted in the part where its first busy second in the window falls.
+        let mut first = true;
+        for (part, terms) in machine_parts(m, window) {
+            let Some(active) = active_span(m, part) else {
+                continue;
+            };
+            let count_from = (!first).then_some(active.start);
+            first = false;
+            let busy = part_job_busy(db, active, &names, count_from).await?;
             let mut jobsets: BTreeMap<String, i64> = BTreeMap::new();
             for ((jobset, _), b) in &busy {
                 *jobsets.entry(jobset.clone()).or_insert(0) += b.busy_seconds;
             }
-            let lines = machine_lines(config, m, part, &jobsets);
+            let lines = part_lines(config, m, part, &terms, &jobsets);
             add_jobs(&mut out, part_jobs(&lines, &busy));
         }
     }

@@ -5,11 +5,11 @@
 //! one of [`super::month_report`]'s, formatted.
 use super::chart::{chart, ChartView};
 pub use super::format::{money, month_label, Money, MONTH_NAMES};
+use super::packages::{PackageCost, TOP_PACKAGES};
 use super::{
     ChangeShown, FundingPage, GateEvent, HistoryMonth, MachineCost, MonthReport, Sponsor,
     TermsShown,
 };
-use super::packages::{PackageCost, TOP_PACKAGES};
 use crate::books::attribution::Line;
 use crate::books::costs::UnpricedLine;
 use crate::books::donations::PublicDonation;
