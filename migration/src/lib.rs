@@ -7,8 +7,8 @@ mod m20261201_000001_create_hydra_jobset_holds;
 mod m20261205_000001_create_app_secrets;
 mod m20261206_000001_add_email_outbox_kind;
 mod m20261210_000001_create_book_months;
-mod m20261216_000001_webhook_syncs;
 mod m20261212_000001_create_book_month_jobs;
+mod m20261216_000001_webhook_syncs;
 
 pub struct Migrator;
 
