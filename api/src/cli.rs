@@ -3,7 +3,7 @@
 use crate::commands::{gate, ingest_file, open_database, serve, sync_hydra, sync_opencollective};
 use anyhow::Context;
 use buildfund_jobs::api_tokens::{self as tokens, Scope};
-use buildfund_jobs::books::{costs, plans};
+use buildfund_jobs::books::{costs, job_costs, plans};
 use buildfund_jobs::calendar::Month;
 use buildfund_jobs::config::{describe_database, Secrets};
 use buildfund_jobs::email;
@@ -49,9 +49,22 @@ enum Command {
         /// Evaluate as of this RFC 3339 instant (default: now).
         #[arg(long)]
         at: Option<String>,
-        /// Print the JSON of GET /api/v1/costs instead of a table.
+        /// Print the JSON of GET /api/v1/costs (with --jobs: /api/v1/costs/jobs) instead of a
+        /// table.
         #[arg(long)]
         json: bool,
+        /// The month's cost per job instead of its lines.
+        #[arg(long)]
+        jobs: bool,
+        /// With --jobs: only the jobs of this jobset, PROJECT:JOBSET.
+        #[arg(long, requires = "jobs")]
+        jobset: Option<String>,
+        /// With --jobs: only the jobs of this pool.
+        #[arg(long, requires = "jobs")]
+        pool: Option<String>,
+        /// With --jobs: list at most this many jobs (default 100, at most 10000).
+        #[arg(long, requires = "jobs")]
+        limit: Option<String>,
     },
     /// What more money would build: each fund's plans, how much of each its recent income
     /// covers, and the runway if adopted.
@@ -296,7 +309,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let conn = open_database(&config).await?;
             return ingest_file(&conn, config, file, format.as_deref()).await;
         }
-        Command::Costs { month, at, json } => {
+        Command::Costs {
+            month,
+            at,
+            json,
+            jobs,
+            jobset,
+            pool,
+            limit,
+        } => {
             let config = load_config(&cli)?;
             let at = match at {
                 Some(s) => buildfund_jobs::calendar::parse_rfc3339(s)
@@ -308,6 +329,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => Month::of(at),
             };
             let conn = open_database(&config).await?;
+            if *jobs {
+                let filter = crate::routes::books::jobs_filter(
+                    &config,
+                    jobset.as_deref(),
+                    pool.as_deref(),
+                    limit.as_deref(),
+                )
+                .map_err(|e| anyhow::anyhow!("--{e}"))?;
+                let report = job_costs::month_jobs(&conn, &config, month, at, &filter).await?;
+                if *json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", buildfund_jobs::report::table::render_jobs(&report));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let report = costs::costs_report(&conn, &config, month, at).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -5,6 +5,7 @@ pub mod api_tokens;
 pub mod app_secrets;
 pub mod book_locks;
 pub mod book_month_funds;
+pub mod book_month_jobs;
 pub mod book_month_lines;
 pub mod book_months;
 pub mod book_stale;
@@ -30,6 +31,7 @@ pub mod prelude {
     pub use super::app_secrets::Entity as AppSecrets;
     pub use super::book_locks::Entity as BookLocks;
     pub use super::book_month_funds::Entity as BookMonthFunds;
+    pub use super::book_month_jobs::Entity as BookMonthJobs;
     pub use super::book_month_lines::Entity as BookMonthLines;
     pub use super::book_months::Entity as BookMonths;
     pub use super::book_stale::Entity as BookStale;

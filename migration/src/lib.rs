@@ -7,6 +7,7 @@ mod m20261201_000001_create_hydra_jobset_holds;
 mod m20261205_000001_create_app_secrets;
 mod m20261206_000001_add_email_outbox_kind;
 mod m20261210_000001_create_book_months;
+mod m20261212_000001_create_book_month_jobs;
 mod m20261213_000001_book_days;
 mod m20261214_000001_gate_claims;
 mod m20261216_000001_webhook_syncs;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000001_create_app_secrets::Migration),
             Box::new(m20261206_000001_add_email_outbox_kind::Migration),
             Box::new(m20261210_000001_create_book_months::Migration),
+            Box::new(m20261212_000001_create_book_month_jobs::Migration),
             Box::new(m20261213_000001_book_days::Migration),
             Box::new(m20261214_000001_gate_claims::Migration),
             Box::new(m20261216_000001_webhook_syncs::Migration),

@@ -3,7 +3,7 @@
 //! data (a step ingested into a stored month, a correction moving a step, a manual donation
 //! dated in one) reopens exactly the months and days it touches, the balances after them
 //! following.
-use buildfund_entity::{book_month_funds, book_month_lines, book_months};
+use buildfund_entity::{book_month_funds, book_month_jobs, book_month_lines, book_months};
 use buildfund_jobs::books::donations::{self, Contributor, DonationRecord};
 use buildfund_jobs::books::store::{self, MonthState};
 use buildfund_jobs::books::{costs, funds};
@@ -88,6 +88,7 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn step(build: i64, machine: &str, jobset: (&str, &str), start: i64, stop: i64) -> Value {
     json!({"build": build, "step": 1, "project": jobset.0, "jobset": jobset.1,
+           "job": format!("pkg{}.x86_64-linux", build % 7),
            "machine": machine, "start": start, "stop": stop})
 }
 
@@ -192,6 +193,7 @@ async fn figures(app: &TestApp) -> Vec<String> {
         for path in [
             format!("/api/v1/funds?month={month}"),
             format!("/api/v1/costs?month={month}"),
+            format!("/api/v1/costs/jobs?month={month}&limit=10000"),
         ] {
             let mut body: Value = app.get(&path).await.json().await.unwrap();
             body.as_object_mut().unwrap().remove("as_of");
@@ -314,6 +316,10 @@ async fn clear(app: &TestApp) {
         .await
         .unwrap();
     book_month_funds::Entity::delete_many()
+        .exec(&app.db)
+        .await
+        .unwrap();
+    book_month_jobs::Entity::delete_many()
         .exec(&app.db)
         .await
         .unwrap();

@@ -3,6 +3,7 @@
 //! `AREA::NAME::postgres`, e.g. `cargo test -p buildfund-tests --test main gate::`.
 mod books;
 mod books_store;
+mod cost_jobs;
 mod donations;
 mod email;
 mod foundation;

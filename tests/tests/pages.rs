@@ -116,8 +116,15 @@ async fn seed(app: &TestApp) {
     let steps: Vec<Value> = steps
         .iter()
         .map(|(build, jobset, machine, start, stop)| {
+            let job = ["python3Packages.torch.x86_64-linux", "hello.x86_64-linux"]
+                [usize::from(*jobset == "trunk")];
+            let job = if *build == 5 {
+                "python3Packages.torch.aarch64-linux"
+            } else {
+                job
+            };
             json!({"build": build, "step": 1, "project": "nixpkgs", "jobset": jobset,
-                   "machine": machine, "start": start, "stop": stop})
+                   "job": job, "machine": machine, "start": start, "stop": stop})
         })
         .collect();
     app.ingest_steps(&steps).await;
@@ -418,6 +425,21 @@ async fn check_against_api(app: &TestApp, html: &str, month: Month, with_lines: 
     checked
 }
 
+/// Checks the page's packages (`package.POOL.PACKAGE.cost`) against `/api/v1/costs/jobs` at
+/// the page's own `as_of` ([`crate::cost_jobs::expected_packages`]).
+async fn check_packages(app: &TestApp, html: &str, month: Month) {
+    let figs = figures(html);
+    let as_of = attr(&figs["as_of"].tag, "datetime").expect("as_of datetime");
+    let shown: BTreeMap<String, i64> = figs
+        .keys()
+        .filter(|k| k.starts_with("package."))
+        .map(|k| (k.clone(), cents(&figs, k)))
+        .collect();
+    let expected = crate::cost_jobs::expected_packages(app, month, &as_of).await;
+    assert!(!expected.is_empty(), "the seeded month built packages");
+    assert_eq!(shown, expected, "the page's packages are the jobs' figures");
+}
+
 /// Checks the funding page's plans section against `/api/v1/plans` at the page's own `as_of`:
 /// every fund with plans, each plan's monthly cost, cover, funded mark and runway if adopted;
 /// returns how many figures.
@@ -704,7 +726,22 @@ db_test!(
             .map(|r| r["amount_cents"].parse::<i64>().unwrap())
             .sum();
         assert_eq!(net, donations["net_cents"].as_i64().unwrap());
-        assert_eq!(rows.len(), cost_rows.len() + donation_rows.len());
+        // A row per job, summing to the jobset lines.
+        let job_rows: Vec<_> = rows.iter().filter(|r| r["record"] == "job").collect();
+        let jobs: i64 = job_rows
+            .iter()
+            .map(|r| r["amount_cents"].parse::<i64>().unwrap())
+            .sum();
+        let jobset_lines: i64 = cost_rows
+            .iter()
+            .filter(|r| r["idle"] == "false")
+            .map(|r| r["amount_cents"].parse::<i64>().unwrap())
+            .sum();
+        assert_eq!((job_rows.len(), jobs), (3, jobset_lines));
+        assert_eq!(
+            rows.len(),
+            cost_rows.len() + job_rows.len() + donation_rows.len()
+        );
 
         // This month: outside names are data here (quoted by the CSV writer, never altered),
         // anonymous contributors stay anonymous.
@@ -883,6 +920,9 @@ db_test!(
         // The figures the browser shows are the API's, to the cent.
         let n = check_against_api(&app, &dom, this_month(), false).await;
         assert!(n >= 15, "{n} figures checked");
+        // What the money built, as the browser shows it: the jobs' figures, by package.
+        assert!(dom.contains("What the money built"), "{dom}");
+        check_packages(&app, &dom, this_month()).await;
         // The plans section as the browser shows it: the API's figures.
         assert!(dom.contains("What more money would build"), "{dom}");
         let n = check_plans_against_api(&app, &dom).await;
@@ -904,6 +944,8 @@ db_test!(
         let dom = String::from_utf8(out.stdout).unwrap();
         check_against_api(&app, &dom, this_month(), true).await;
         assert!(dom.contains(SCRIPT_DONOR_ESCAPED) && !dom.contains("<script"));
+        assert!(dom.contains("What the money built"), "{dom}");
+        check_packages(&app, &dom, this_month()).await;
 
         let dir = artifacts_dir();
         let backend = format!("{:?}", app.backend).to_lowercase();

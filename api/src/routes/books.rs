@@ -1,10 +1,14 @@
-//! Public figures: `GET /api/v1/costs` and `GET /api/v1/funds` (interfaces.md).
+//! Public figures: `GET /api/v1/costs`, `GET /api/v1/costs/jobs` and `GET /api/v1/funds`
+//! (interfaces.md).
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{get, web, HttpResponse};
 use buildfund_jobs::books::costs::costs_report;
 use buildfund_jobs::books::funds::funds_month;
+use buildfund_jobs::books::job_costs::{month_jobs, JobsFilter, DEFAULT_LIMIT, MAX_LIMIT};
 use buildfund_jobs::calendar::{parse_rfc3339, rfc3339, Month};
+use buildfund_jobs::config::{Config, OTHER_POOL};
+use buildfund_jobs::sources::ingest::record::{is_jobset_name, is_project_name};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -61,6 +65,99 @@ pub async fn get_costs(
 ) -> Result<HttpResponse, ApiError> {
     let (month, at) = month_and_instant(&query)?;
     Ok(HttpResponse::Ok().json(costs_report(&state.db, &state.config, month, at).await?))
+}
+
+#[derive(Deserialize)]
+pub struct JobsQuery {
+    pub month: Option<String>,
+    pub at: Option<String>,
+    pub jobset: Option<String>,
+    pub pool: Option<String>,
+    pub limit: Option<String>,
+}
+
+fn unprocessable(message: String) -> ApiError {
+    ApiError::client(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+/// The filters of `GET /api/v1/costs/jobs` and `buildfund costs --jobs`, each checked (the
+/// message names the parameter): `jobset` a `PROJECT:JOBSET` in Hydra's names, `pool` a
+/// configured pool (or `other`), `limit` from 1 to [`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]).
+pub fn jobs_filter(
+    config: &Config,
+    jobset: Option<&str>,
+    pool: Option<&str>,
+    limit: Option<&str>,
+) -> Result<JobsFilter, String> {
+    let shown = |s: &str| s.chars().take(100).collect::<String>();
+    let jobset = match jobset {
+        None => None,
+        Some(j) => match j.split_once(':') {
+            Some((p, s)) if is_project_name(p) && is_jobset_name(s) && j.len() <= 511 => {
+                Some(j.to_string())
+            }
+            _ => {
+                return Err(format!(
+                    "jobset: {:?} is not PROJECT:JOBSET in Hydra's names",
+                    shown(j)
+                ))
+            }
+        },
+    };
+    let pool = match pool {
+        None => None,
+        Some(p) if p == OTHER_POOL || config.pool(p).is_some() => Some(p.to_string()),
+        Some(p) => {
+            let mut known: Vec<&str> = config.pools.iter().map(|p| p.slug.as_str()).collect();
+            known.push(OTHER_POOL);
+            return Err(format!(
+                "pool: no pool {:?} (pools: {})",
+                shown(p),
+                known.join(", ")
+            ));
+        }
+    };
+    let limit = match limit {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "limit: {:?} is not a whole number from 1 to {MAX_LIMIT}",
+                    shown(l)
+                ))
+            }
+        },
+    };
+    Ok(JobsFilter {
+        jobset,
+        pool,
+        limit: Some(limit),
+    })
+}
+
+#[get("/costs/jobs")]
+pub async fn get_cost_jobs(
+    state: web::Data<AppState>,
+    query: web::Query<JobsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (month, at) = month_and_instant(&MonthQuery {
+        month: query.month.clone(),
+        at: query.at.clone(),
+    })
+    .map_err(|e| match e {
+        // Every bad parameter of this route is a 422 naming it.
+        ApiError::Client { message, .. } => unprocessable(message),
+        e => e,
+    })?;
+    let filter = jobs_filter(
+        &state.config,
+        query.jobset.as_deref(),
+        query.pool.as_deref(),
+        query.limit.as_deref(),
+    )
+    .map_err(unprocessable)?;
+    Ok(HttpResponse::Ok().json(month_jobs(&state.db, &state.config, month, at, &filter).await?))
 }
 
 #[get("/funds")]

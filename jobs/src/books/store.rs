@@ -2,6 +2,7 @@
 //!
 //! Once a month is over, its books do not change unless data dated in it does: its cost lines
 //! (per machine, jobset, pool and fund, rounded per machine and month as cost-model.md says),
+//! its cost per (jobset, job) ([`super::jobs`], in `book_month_jobs`),
 //! the donation sums per fund, and each fund's figures at the month's end (the sums from
 //! `ledger_start`, the balance, and the cost of the 30 days before the end). They are stored
 //! once, keyed by the [`fingerprint`] of everything in the config they depend on, and every
@@ -40,7 +41,7 @@ use std::sync::LazyLock;
 
 /// Bumped whenever the rules that turn data into figures change, so books stored by an older
 /// release are recomputed rather than trusted.
-pub const RULES_VERSION: u32 = 1;
+pub const RULES_VERSION: u32 = 2;
 
 /// The fingerprint of everything the stored figures depend on: the rules version, the
 /// currency, `ledger_start`, the idle policy, the rates, every fund's slug, default flag,
@@ -154,6 +155,8 @@ pub struct FundBook {
 /// A stored month.
 #[derive(Clone, Debug, Default)]
 pub struct StoredMonth {
+    /// Its `book_months` row (the jobs of the month are stored under it).
+    pub id: i64,
     pub costs: WindowCosts,
     pub funds: BTreeMap<String, FundBook>,
 }
@@ -311,7 +314,11 @@ pub async fn stored_month(
         // Funds are read last: a row replaced meanwhile leaves none, and the read is retried.
         let funds = load_funds(db, own.id).await?;
         if !funds.is_empty() {
-            return Ok(Some(StoredMonth { costs, funds }));
+            return Ok(Some(StoredMonth {
+                id: own.id,
+                costs,
+                funds,
+            }));
         }
     }
     Ok(None)
@@ -485,6 +492,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
         .await?
         .map_or(0, |s| s.generation);
     let costs = window_lines(db, config, window).await?;
+    let jobs = super::jobs::window_jobs(db, config, window).await?;
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
     let spent = costs.by_fund();
@@ -528,6 +536,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
             .filter(book_month_funds::Column::BookMonthId.eq(e.id))
             .exec(&txn)
             .await?;
+        super::jobs::delete_rows(&txn, e.id).await?;
         book_months::Entity::delete_by_id(e.id).exec(&txn).await?;
     }
     // The sums to the end of the month before, read under the lock.
@@ -612,6 +621,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
             .exec_without_returning(&txn)
             .await?;
     }
+    super::jobs::insert_rows(&txn, id, &jobs).await?;
     let mut funds = Vec::new();
     let mut deltas: Vec<(String, i64, i64)> = Vec::new();
     for f in &config.funds {

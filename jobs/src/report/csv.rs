@@ -1,5 +1,5 @@
-//! The month's CSV (`GET /reports/YYYY-MM.csv`): every cost line and every donation record of
-//! the month, one row each, from the same [`MonthReport`] as the pages and the email. Amounts
+//! The month's CSV (`GET /reports/YYYY-MM.csv`): every cost line, every job's cost and every
+//! donation record of the month, one row each, from the same [`MonthReport`] as the pages and the email. Amounts
 //! are cents and plain decimals (`1234.56`, as the API gives them); outside text is defused.
 use super::MonthReport;
 use crate::books::donations::PublicDonation;
@@ -34,6 +34,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "currency",
     "original_amount",
     "original_currency",
+    "job",
+    "steps",
 ];
 
 /// Text from outside (names, jobsets, machines, links) as a CSV cell that a spreadsheet will
@@ -46,9 +48,11 @@ pub fn text_cell(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Every cost line of the report (`record` = `cost`, `amount` = its cost) then every donation
-/// record of the month (`record` = `donation`, `amount` = its net), one row each, with a header
-/// row of [`CSV_COLUMNS`]. Amounts are cents and decimals of the ledger currency.
+/// Every cost line of the report (`record` = `cost`, `amount` = its cost), then every
+/// (jobset, job) of the month (`record` = `job`, as `/api/v1/costs/jobs` lists them, `amount`
+/// = its cost; the jobs of a jobset sum to its cost lines), then every donation record of the
+/// month (`record` = `donation`, `amount` = its net), one row each, with a header row of
+/// [`CSV_COLUMNS`]. Amounts are cents and decimals of the ledger currency.
 pub fn month_csv(
     report: &MonthReport,
     donations: &[PublicDonation],
@@ -86,6 +90,40 @@ pub fn month_csv(
             &report.currency,
             "",
             "",
+            "",
+            "",
+        ])?;
+    }
+    for j in &report.jobs {
+        w.write_record([
+            "job",
+            &month,
+            &as_of,
+            "",
+            &j.fund,
+            &j.pool,
+            &text_cell(&j.jobset),
+            "",
+            "false",
+            &j.busy_seconds.to_string(),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            &j.cost_cents.to_string(),
+            &money(j.cost_cents),
+            &report.currency,
+            "",
+            "",
+            &text_cell(&j.job),
+            &j.steps.to_string(),
         ])?;
     }
     for d in donations {
@@ -121,6 +159,8 @@ pub fn month_csv(
             // A decimal number as stored (a refund's starts with `-`): never prefixed.
             &d.original_amount,
             &text_cell(&d.original_currency),
+            "",
+            "",
         ])?;
     }
     w.into_inner().map_err(|e| e.into_error().into())

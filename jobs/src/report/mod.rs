@@ -12,6 +12,7 @@ pub mod chart;
 pub mod csv;
 pub mod format;
 mod machines;
+pub mod packages;
 pub mod table;
 pub mod view;
 
@@ -22,12 +23,15 @@ use crate::books::attribution::Line;
 use crate::books::costs::{clip, month_costs, UnpricedLine};
 use crate::books::donations::{public, PublicDonation, ANONYMOUS};
 use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
+use crate::books::job_costs::{month_job_list, JobsFilter};
+use crate::books::jobs::JobCost;
 use crate::books::plans::{plan_changes, plans_at, FundPlans, PlanChange};
 use crate::calendar::rfc3339;
 use crate::calendar::Month;
 use crate::config::Config;
 use buildfund_entity::{donations, gate_events, pool_controls};
 use chrono::{DateTime, Utc};
+use packages::PackageCost;
 use sea_orm::sea_query::{Alias, Expr, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -111,6 +115,10 @@ pub struct MonthReport {
     /// The plans whose cover moved in the month: `covered_percent` as of `as_of` against the
     /// same at the month's start (the end of the month before), in config order.
     pub plan_changes: Vec<PlanChange>,
+    /// Exactly `GET /api/v1/costs/jobs?month=…&at=…`'s jobs, all of them, in its order.
+    pub jobs: Vec<JobCost>,
+    /// The month's packages ([`packages::packages`]), most expensive first.
+    pub packages: Vec<PackageCost>,
 }
 
 /// The report of `month` as of `at`.
@@ -131,6 +139,13 @@ pub async fn month_report(
         })?;
     }
     let pools = pool_costs(config, &costs.lines);
+    let jobs = month_job_list(db, config, month, at, &JobsFilter::default()).await?;
+    let over_budget: Vec<&str> = pools
+        .iter()
+        .filter(|p| p.budget_cents.is_some_and(|b| p.cost_cents > b))
+        .map(|p| p.pool.as_str())
+        .collect();
+    let packages = packages::packages(&jobs, costs.total_cents(), &over_budget);
     let machines = machine_costs(config, month, at, &costs.lines);
     let (from, to) = month_bounds(config, month, at);
     let sponsors = sponsors(db, from, to, None).await?;
@@ -183,6 +198,8 @@ pub async fn month_report(
         gate_events,
         plans,
         plan_changes,
+        jobs,
+        packages,
     })
 }
 

@@ -7,6 +7,7 @@ use super::machine_costs;
 use super::view::{change_text, plans_views, price_text, utilization_text};
 use crate::books::attribution::Line;
 use crate::books::costs::CostsReport;
+use crate::books::job_costs::JobsReport;
 use crate::books::plans::PlansReport;
 use crate::calendar::Month;
 use crate::config::Config;
@@ -147,6 +148,46 @@ fund {}: income {} a month (last 90 days / 3), burn {} (last 30 days)",
                 p.runway_text
             );
         }
+    }
+    out
+}
+
+/// The readable table of `buildfund costs --jobs`: the month's most expensive jobs with their
+/// jobset, pool, busy hours, steps and cost, then how many matched and their total.
+pub fn render_jobs(report: &JobsReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Cost per job of {} as of {} ({}); {} jobs, total {}",
+        report.month,
+        report.as_of,
+        report.currency,
+        report.matched,
+        format_cents(report.total_cents)
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<44} {:<24} {:<12} {:>12} {:>7} {:>12}",
+        "job", "jobset", "pool", "busy", "steps", "cost"
+    );
+    for j in &report.jobs {
+        let _ = writeln!(
+            out,
+            "{:<44} {:<24} {:<12} {:>12} {:>7} {:>12}",
+            j.job,
+            j.jobset,
+            j.pool,
+            hours(j.busy_seconds),
+            j.steps,
+            format_cents(j.cost_cents)
+        );
+    }
+    if report.jobs.len() < report.matched {
+        let _ = writeln!(
+            out,
+            "… and {} more (--limit)",
+            report.matched - report.jobs.len()
+        );
     }
     out
 }

@@ -5,6 +5,7 @@
 //! one of [`super::month_report`]'s, formatted.
 use super::chart::{chart, ChartView};
 pub use super::format::{money, month_label, Money, MONTH_NAMES};
+use super::packages::{PackageCost, TOP_PACKAGES};
 use super::{
     ChangeShown, FundingPage, GateEvent, HistoryMonth, MachineCost, MonthReport, Sponsor,
     TermsShown,
@@ -39,7 +40,8 @@ fn instant_text(at: &str) -> String {
 }
 
 /// A machine's use of its capacity, from [`MachineCost::utilization_permille`] (tenths of a
-/// percent, exact): "73.4 %", or "–" without capacity.
+/// percent, exact): "73.4 %", or "–" without capacity. A package's share of the month's
+/// spending reads the same.
 pub fn utilization_text(permille: Option<i64>) -> String {
     match permille {
         Some(p) => format!("{}.{} %", p / 10, p % 10),
@@ -281,6 +283,33 @@ fn line_view(l: &Line) -> LineView {
     }
 }
 
+/// One package of "What the money built" ([`super::packages`]).
+#[derive(Clone, Debug)]
+pub struct PackageView {
+    pub package: String,
+    pub pool: String,
+    /// Its pool spent more than its budget this month.
+    pub over_budget: bool,
+    /// Its jobs, "python3Packages.torch.aarch64-linux, python3Packages.torch.x86_64-linux".
+    pub jobs: String,
+    pub busy_hours: String,
+    pub cost: Money,
+    /// Its share of the month's spending, "12.3 %".
+    pub share: String,
+}
+
+fn package_view(p: &PackageCost) -> PackageView {
+    PackageView {
+        package: p.package.clone(),
+        pool: p.pool.clone(),
+        over_budget: p.pool_over_budget,
+        jobs: p.jobs.join(", "),
+        busy_hours: hours(p.busy_seconds),
+        cost: money(p.cost_cents),
+        share: utilization_text(p.share_permille),
+    }
+}
+
 /// A public gate event ([`super::PUBLIC_GATE_EVENTS`]), worded by [`event_what`].
 #[derive(Clone, Debug)]
 pub struct EventView {
@@ -517,6 +546,10 @@ pub struct Figures {
     pub pools: Vec<PoolView>,
     pub machines: Vec<MachineView>,
     pub unpriced: Vec<UnpricedView>,
+    /// The month's [`TOP_PACKAGES`] most expensive packages.
+    pub packages: Vec<PackageView>,
+    /// How many more packages the month's jobs hold (in the CSV and `/api/v1/costs/jobs`).
+    pub packages_more: usize,
 }
 
 pub fn figures(r: &MonthReport) -> Figures {
@@ -547,6 +580,13 @@ pub fn figures(r: &MonthReport) -> Figures {
             .collect(),
         machines: r.machines.iter().map(machine_view).collect(),
         unpriced: r.unpriced.iter().map(unpriced_view).collect(),
+        packages: r
+            .packages
+            .iter()
+            .take(TOP_PACKAGES)
+            .map(package_view)
+            .collect(),
+        packages_more: r.packages.len().saturating_sub(TOP_PACKAGES),
     }
 }
 

@@ -1,0 +1,107 @@
+//! The month's cost per job as `GET /api/v1/costs/jobs` and `buildfund costs --jobs` give it:
+//! a closed month's jobs from the store when it holds them fresh, the open month (or a month
+//! up to `at`) from the build steps ([`super::jobs::window_jobs`]).
+use crate::books::jobs::{load_rows, window_jobs, JobCost};
+use crate::books::ledger::clip;
+use crate::books::store::{book_window, stored_month};
+use crate::calendar::{rfc3339, Month};
+use crate::config::Config;
+use buildfund_entity::book_months;
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use serde::Serialize;
+
+/// The most jobs one answer lists.
+pub const MAX_LIMIT: usize = 10_000;
+/// The jobs an answer lists when the caller names no limit.
+pub const DEFAULT_LIMIT: usize = 100;
+
+/// Which jobs to list: of one jobset (`project:jobset`), of one pool, at most `limit`
+/// (`None`: all).
+#[derive(Clone, Debug, Default)]
+pub struct JobsFilter {
+    pub jobset: Option<String>,
+    pub pool: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The answer of `GET /api/v1/costs/jobs`.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobsReport {
+    pub month: String,
+    pub currency: String,
+    pub as_of: String,
+    /// The sum over every matching job, whatever the limit.
+    pub total_cents: i64,
+    /// How many jobs match (the list may be cut by the limit).
+    pub matched: usize,
+    pub jobs: Vec<JobCost>,
+}
+
+/// Every (jobset, job) of the month as of `at` matching `filter`'s jobset and pool, by cost
+/// descending, then jobset and job ascending (all of them, whatever the limit).
+pub async fn month_job_list(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    at: DateTime<Utc>,
+    filter: &JobsFilter,
+) -> Result<Vec<JobCost>, DbErr> {
+    let Some(window) = clip(config, month.span(), at) else {
+        return Ok(Vec::new());
+    };
+    let (jobset, pool) = (filter.jobset.as_deref(), filter.pool.as_deref());
+    let mut jobs = None;
+    if book_window(config, month) == Some(window) {
+        if let Some(m) = stored_month(db, config, month, false, false).await? {
+            let rows = load_rows(db, m.id, jobset, pool).await?;
+            // Replaced meanwhile (its jobs went with it): compute instead.
+            if book_months::Entity::find_by_id(m.id)
+                .one(db)
+                .await?
+                .is_some()
+            {
+                jobs = Some(rows);
+            }
+        }
+    }
+    let mut jobs = match jobs {
+        Some(j) => j,
+        None => window_jobs(db, config, window)
+            .await?
+            .into_values()
+            .filter(|j| jobset.is_none_or(|s| j.jobset == s) && pool.is_none_or(|p| j.pool == p))
+            .collect(),
+    };
+    jobs.sort_by(|a, b| {
+        b.cost_cents
+            .cmp(&a.cost_cents)
+            .then_with(|| a.jobset.cmp(&b.jobset))
+            .then_with(|| a.job.cmp(&b.job))
+    });
+    Ok(jobs)
+}
+
+/// [`month_job_list`] with its total, cut to the filter's limit.
+pub async fn month_jobs(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    at: DateTime<Utc>,
+    filter: &JobsFilter,
+) -> Result<JobsReport, DbErr> {
+    let mut jobs = month_job_list(db, config, month, at, filter).await?;
+    let total_cents = jobs.iter().map(|j| j.cost_cents).sum();
+    let matched = jobs.len();
+    if let Some(limit) = filter.limit {
+        jobs.truncate(limit);
+    }
+    Ok(JobsReport {
+        month: month.to_string(),
+        currency: config.currency.clone(),
+        as_of: rfc3339(at),
+        total_cents,
+        matched,
+        jobs,
+    })
+}

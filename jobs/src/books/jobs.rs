@@ -1,0 +1,315 @@
+//! Cost per job (cost-model.md, "Cost per job"): within each (machine, window part), the
+//! rounded line of a jobset is split among the jobs of its steps there in proportion to their
+//! busy seconds, with the same largest-remainder rule as the lines
+//! ([`round_lines`](crate::books::attribution::round_lines)), ties by ascending job name.
+//!
+//! The database part is one grouped query per (machine, window part) by (project, jobset,
+//! job), with the busy seconds and the steps of each group; the jobset lines of that part are
+//! computed from the same rows (a jobset's busy seconds are the sum of its jobs'), so the
+//! lines split here are exactly the lines `/api/v1/costs` shows.
+//!
+//! Decisions where the contract is silent:
+//! - A step without a job, and a step whose job is literally `~unnamed`, count under the job
+//!   [`UNNAMED_JOB`].
+//! - A step counts once in a month's `steps` however many parts of the month it spans (a
+//!   machine's price change inside it): each (machine, part) query counts only the steps whose
+//!   first busy second in the window falls in that part. Steps of no length (`start = stop`) have no busy time and are not counted.
+//! - Steps on machines that are not configured are not jobs of the books (they cost nothing
+//!   and have no line to split); `/api/v1/costs` lists them as unpriced.
+use crate::books::attribution::{
+    active_span, machine_parts, part_lines, round_lines, ExactLine, ExactShares, Line,
+};
+use crate::calendar::Span;
+use crate::config::{Config, OTHER_POOL};
+use crate::money::mul;
+use buildfund_entity::{book_month_jobs, build_steps};
+use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, Set};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The job of steps that name none.
+pub const UNNAMED_JOB: &str = "~unnamed";
+
+/// Busy seconds and step count of one (jobset, job) in one (machine, window part).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobBusy {
+    pub busy_seconds: i64,
+    pub steps: i64,
+}
+
+/// `("project:jobset", job)`.
+pub type JobKey = (String, String);
+
+/// One (jobset, job) with its cost: of one part, or summed over a month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JobCost {
+    /// `project:jobset`.
+    pub jobset: String,
+    pub job: String,
+    pub pool: String,
+    pub fund: String,
+    pub busy_seconds: i64,
+    pub steps: i64,
+    pub cost_cents: i64,
+}
+
+/// Splits one line of `cents` among its jobs by their busy seconds: job k's exact share is
+/// `cents * busy_k / busy`, floored, and the remaining cents go one each to the largest
+/// fractional remainders, ties by ascending job name. The shares sum exactly to `cents`.
+/// Jobs with 0 busy seconds get 0; with no busy seconds at all, the line has no jobs to split
+/// among (an empty map).
+pub fn split_line(cents: i64, busy: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+    assert!(cents >= 0, "split_line: a line of {cents} cents");
+    let total: i128 = busy
+        .iter()
+        .map(|(job, &s)| {
+            assert!(
+                s >= 0,
+                "split_line: busy seconds of {job} are negative ({s})"
+            );
+            i128::from(s)
+        })
+        .sum();
+    if total == 0 {
+        return BTreeMap::new();
+    }
+    let shares = ExactShares {
+        denominator: total,
+        lines: busy
+            .iter()
+            .map(|(job, &s)| ExactLine {
+                key: job.clone(),
+                busy_seconds: s,
+                numerator: mul(i128::from(cents), i128::from(s)),
+            })
+            .collect(),
+    };
+    shares
+        .lines
+        .iter()
+        .zip(round_lines(&shares))
+        .map(|(l, c)| {
+            let c = i64::try_from(c).expect("a share is at most its line");
+            (l.key.clone(), c)
+        })
+        .collect()
+}
+
+/// The jobs of one (machine, window part): each jobset line of `lines` (the part's rounded
+/// lines; the idle line has no jobs) split by [`split_line`] among that jobset's jobs in
+/// `busy`. Ordered by jobset, then job.
+pub fn part_jobs(lines: &[Line], busy: &BTreeMap<JobKey, JobBusy>) -> Vec<JobCost> {
+    let mut out = Vec::new();
+    for line in lines.iter().filter(|l| !l.idle) {
+        let jobset = line
+            .jobset
+            .as_deref()
+            .expect("a jobset line names its jobset");
+        let jobs: Vec<(&String, &JobBusy)> = busy
+            .range((jobset.to_string(), String::new())..)
+            .take_while(|((j, _), _)| j == jobset)
+            .map(|((_, job), b)| (job, b))
+            .collect();
+        let seconds: BTreeMap<String, i64> = jobs
+            .iter()
+            .map(|(job, b)| ((*job).clone(), b.busy_seconds))
+            .collect();
+        let cents = split_line(line.cost_cents, &seconds);
+        for (job, b) in jobs {
+            out.push(JobCost {
+                jobset: jobset.to_string(),
+                job: job.clone(),
+                pool: line.pool.clone().unwrap_or_else(|| OTHER_POOL.to_string()),
+                fund: line.fund.clone(),
+                busy_seconds: b.busy_seconds,
+                steps: b.steps,
+                cost_cents: cents.get(job).copied().unwrap_or(0),
+            });
+        }
+    }
+    out
+}
+
+/// Sums jobs of several parts per (jobset, job).
+pub fn add_jobs(into: &mut BTreeMap<JobKey, JobCost>, jobs: impl IntoIterator<Item = JobCost>) {
+    for j in jobs {
+        match into.get_mut(&(j.jobset.clone(), j.job.clone())) {
+            Some(t) => {
+                t.busy_seconds += j.busy_seconds;
+                t.steps += j.steps;
+                t.cost_cents += j.cost_cents;
+            }
+            None => {
+                into.insert((j.jobset.clone(), j.job.clone()), j);
+            }
+        }
+    }
+}
+
+/// The grouped query of one (machine, window part): busy seconds (each step clipped to
+/// `part`) and steps per (project, jobset, job) of the steps of `names` (the machine's name
+/// and aliases) overlapping `part`. Steps count only when they start at or after
+/// `count_from` (the part where a step's first busy second falls counts it; `None` counts all).
+pub fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> SelectStatement {
+    use build_steps::Column as C;
+    let clipped_stop = CaseStatement::new()
+        .case(Expr::col(C::StopTs).lt(part.end), Expr::col(C::StopTs))
+        .finally(Expr::val(part.end));
+    let clipped_start = CaseStatement::new()
+        .case(Expr::col(C::StartTs).gt(part.start), Expr::col(C::StartTs))
+        .finally(Expr::val(part.start));
+    let busy = Func::cast_as(
+        Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
+        Alias::new("BIGINT"),
+    );
+    let counted = CaseStatement::new()
+        .case(
+            Expr::col(C::StartTs).gte(count_from.unwrap_or(i64::MIN)),
+            Expr::val(1i64),
+        )
+        .finally(Expr::val(0i64));
+    let steps = Func::cast_as(Func::sum(Expr::expr(counted)), Alias::new("BIGINT"));
+    Query::select()
+        .columns([C::Project, C::Jobset, C::Job])
+        .expr_as(busy, Alias::new("busy"))
+        .expr_as(steps, Alias::new("steps"))
+        .from(build_steps::Entity)
+        .and_where(Expr::col(C::Machine).is_in(names.iter().copied()))
+        .and_where(Expr::col(C::StopTs).gt(part.start))
+        .and_where(Expr::col(C::StartTs).lt(part.end))
+        .and_where(Expr::col(C::StopTs).gt(Expr::col(C::StartTs)))
+        .group_by_columns([C::Project, C::Jobset, C::Job])
+        .to_owned()
+}
+
+/// Runs [`jobs_query`]: busy seconds and steps per (`project:jobset`, job).
+pub async fn part_job_busy(
+    db: &impl ConnectionTrait,
+    part: Span,
+    names: &[&str],
+    count_from: Option<i64>,
+) -> Result<BTreeMap<JobKey, JobBusy>, DbErr> {
+    let mut out: BTreeMap<JobKey, JobBusy> = BTreeMap::new();
+    for row in db.query_all(&jobs_query(part, names, count_from)).await? {
+        let project: String = row.try_get("", "project")?;
+        let jobset: String = row.try_get("", "jobset")?;
+        let job: Option<String> = row.try_get("", "job")?;
+        let b = out
+            .entry((
+                format!("{project}:{jobset}"),
+                job.unwrap_or_else(|| UNNAMED_JOB.to_string()),
+            ))
+            .or_default();
+        b.busy_seconds += row.try_get::<i64>("", "busy")?;
+        b.steps += row.try_get::<i64>("", "steps")?;
+    }
+    Ok(out)
+}
+
+/// Every (jobset, job) of `window` (inside one month, clipped to `[ledger_start, at)`) from
+/// the build steps: per machine and window part ([`machine_parts`]: split at the machine's
+/// changes, each under its terms), one grouped query over the part's active span, the part's
+/// lines ([`part_lines`], rounded on their own) and their split; summed per (jobset, job).
+/// Ordered by jobset, then job.
+pub async fn window_jobs(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    window: Span,
+) -> Result<BTreeMap<JobKey, JobCost>, DbErr> {
+    let mut out = BTreeMap::new();
+    for m in &config.machines {
+        let mut names: Vec<&str> = vec![m.name.as_str()];
+        names.extend(m.aliases.iter().map(String::as_str));
+        // A step is counted in the part where its first busy second in the window falls.
+        let mut first = true;
+        for (part, terms) in machine_parts(m, window) {
+            let Some(active) = active_span(m, part) else {
+                continue;
+            };
+            let count_from = (!first).then_some(active.start);
+            first = false;
+            let busy = part_job_busy(db, active, &names, count_from).await?;
+            let mut jobsets: BTreeMap<String, i64> = BTreeMap::new();
+            for ((jobset, _), b) in &busy {
+                *jobsets.entry(jobset.clone()).or_insert(0) += b.busy_seconds;
+            }
+            let lines = part_lines(config, m, part, &terms, &jobsets);
+            add_jobs(&mut out, part_jobs(&lines, &busy));
+        }
+    }
+    Ok(out)
+}
+
+// ---- stored with a closed month (`book_month_jobs`) ---------------------------------------
+
+/// Stores a month's jobs under its `book_months` row (inside the transaction storing it).
+pub async fn insert_rows(
+    db: &impl ConnectionTrait,
+    book_month_id: i64,
+    jobs: &BTreeMap<JobKey, JobCost>,
+) -> Result<(), DbErr> {
+    let rows: Vec<book_month_jobs::ActiveModel> = jobs
+        .values()
+        .map(|j| book_month_jobs::ActiveModel {
+            book_month_id: Set(book_month_id),
+            jobset: Set(j.jobset.clone()),
+            job: Set(j.job.clone()),
+            pool: Set(j.pool.clone()),
+            fund: Set(j.fund.clone()),
+            busy_seconds: Set(j.busy_seconds),
+            steps: Set(j.steps),
+            cost_cents: Set(j.cost_cents),
+            ..Default::default()
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        book_month_jobs::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Deletes the jobs stored under a `book_months` row.
+pub async fn delete_rows(db: &impl ConnectionTrait, book_month_id: i64) -> Result<(), DbErr> {
+    book_month_jobs::Entity::delete_many()
+        .filter(book_month_jobs::Column::BookMonthId.eq(book_month_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The jobs stored under a `book_months` row, restricted to a jobset or a pool when given.
+pub async fn load_rows(
+    db: &impl ConnectionTrait,
+    book_month_id: i64,
+    jobset: Option<&str>,
+    pool: Option<&str>,
+) -> Result<Vec<JobCost>, DbErr> {
+    use book_month_jobs::Column as J;
+    let mut q = book_month_jobs::Entity::find().filter(J::BookMonthId.eq(book_month_id));
+    if let Some(j) = jobset {
+        q = q.filter(J::Jobset.eq(j));
+    }
+    if let Some(p) = pool {
+        q = q.filter(J::Pool.eq(p));
+    }
+    Ok(q.all(db)
+        .await?
+        .into_iter()
+        .map(|r| JobCost {
+            jobset: r.jobset,
+            job: r.job,
+            pool: r.pool,
+            fund: r.fund,
+            busy_seconds: r.busy_seconds,
+            steps: r.steps,
+            cost_cents: r.cost_cents,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+#[path = "jobs_tests.rs"]
+mod tests;

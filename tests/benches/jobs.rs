@@ -1,0 +1,193 @@
+//! Cost per job of one month: `month_job_list` (one grouped query per machine and window part,
+//! the lines and their split per job) side by side, in the same run, with the single grouped
+//! SQL query that sums the month's busy seconds and steps per (machine, jobset, job), and the
+//! peak memory of this process during each. PostgreSQL:
+//!
+//!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!         cargo bench -p buildfund-tests --bench jobs
+//!
+//! `BENCH_STEPS` (default 1,000,000) steps in last month over 50 machines (monthly, hourly and
+//! metered), 200 jobsets and `BENCH_JOBS` (default 50,000) distinct jobs, a job belonging to
+//! one jobset; steps of 1 minute to 2 hours, some crossing into this month.
+use buildfund_entity::build_steps;
+use buildfund_jobs::books::job_costs::{month_job_list, JobsFilter};
+use buildfund_jobs::books::jobs::UNNAMED_JOB;
+use buildfund_jobs::calendar::Month;
+use buildfund_jobs::{db, Config};
+use buildfund_tests::database::BenchDatabase;
+use chrono::Utc;
+use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query};
+use sea_orm::{ConnectionTrait, ExprTrait};
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+const MACHINES: usize = 50;
+const JOBSETS: i64 = 200;
+const RUNS: usize = 5;
+
+fn config_text(ledger_start: Month) -> String {
+    let mut s = format!(
+        "ledger_start = \"{ledger_start}-01\"\n\
+         [[funds]]\nslug = \"general\"\ndefault = true\n\
+         [[funds]]\nslug = \"cuda\"\n\
+         [[pools]]\nslug = \"cuda\"\nfund = \"cuda\"\njobsets = [\"nixpkgs:cuda*\"]\n"
+    );
+    for m in 0..MACHINES {
+        let price = match m % 3 {
+            0 => "monthly = \"120.00\"",
+            1 => "hourly = \"0.35\"",
+            _ => "metered = \"2.40\"",
+        };
+        let _ = write!(
+            s,
+            "[[machines]]\nname = \"build{m}\"\nslots = {}\n{price}\n",
+            1 + m % 8
+        );
+    }
+    s
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// This process's peak resident memory since the last [`reset_peak`], in MiB.
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Resets the peak resident memory to the current one (Linux `clear_refs` 5).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let Some(bench) = BenchDatabase::create().await? else {
+        eprintln!("set BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres to run this benchmark");
+        return Ok(());
+    };
+    let env = |k: &str, d: i64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let steps = env("BENCH_STEPS", 1_000_000);
+    let jobs = env("BENCH_JOBS", 50_000);
+    let now = Utc::now();
+    let month = Month::of(now).prev();
+    let mut config = Config::parse(&config_text(month), "bench")?;
+    config.database.url = bench.url.clone();
+    let conn = db::connect(&config).await?;
+    db::prepare(&conn, &config).await?;
+
+    let span = month.span();
+    let (start, len) = (span.start, span.len());
+    let started = Instant::now();
+    // Job k belongs to jobset k % 200 (a fifth of them cuda-…); its name is a package and a
+    // system. A step runs 1 minute to 2 hours; the last ones cross into this month.
+    conn.execute_unprepared(&format!(
+        "INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
+                                  start_ts, stop_ts, status, ingested_at, updated_at)
+         SELECT 'bench', g / 4, g % 4, 'nixpkgs',
+                (CASE (g % {jobs}) % 5 WHEN 0 THEN 'cuda-' WHEN 1 THEN 'staging-' WHEN 2 THEN 'trunk-'
+                            WHEN 3 THEN 'tests-' ELSE 'docs-' END) || (((g % {jobs}) % {JOBSETS}) / 5),
+                'pkg' || (g % {jobs}) || '.x86_64-linux', 'x86_64-linux', 'build' || ((g / 7) % {MACHINES}),
+                {start} + (g * 7919) % {len}, {start} + (g * 7919) % {len} + 60 + (g * 31) % 7200,
+                0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP
+         FROM generate_series(1::bigint, {steps}::bigint) AS g"
+    ))
+    .await?;
+    conn.execute_unprepared("ANALYZE").await?;
+    println!(
+        "PostgreSQL on {}: {steps} steps in {month}, {MACHINES} machines, {JOBSETS} jobsets, \
+         {jobs} jobs, filled in {:.1} s",
+        std::env::consts::ARCH,
+        started.elapsed().as_secs_f64()
+    );
+
+    // The single grouped query of the month: busy seconds and steps per (machine, project,
+    // jobset, job), every row fetched.
+    use build_steps::Column as C;
+    let clipped_stop = CaseStatement::new()
+        .case(Expr::col(C::StopTs).lt(span.end), Expr::col(C::StopTs))
+        .finally(Expr::val(span.end));
+    let clipped_start = CaseStatement::new()
+        .case(Expr::col(C::StartTs).gt(span.start), Expr::col(C::StartTs))
+        .finally(Expr::val(span.start));
+    let single = Query::select()
+        .columns([C::Machine, C::Project, C::Jobset, C::Job])
+        .expr_as(
+            Func::cast_as(
+                Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
+                Alias::new("BIGINT"),
+            ),
+            Alias::new("busy"),
+        )
+        .expr_as(
+            Func::cast_as(Func::count(Expr::col(C::Id)), Alias::new("BIGINT")),
+            Alias::new("steps"),
+        )
+        .from(build_steps::Entity)
+        .and_where(Expr::col(C::StartTs).lt(span.end))
+        .and_where(Expr::col(C::StopTs).gt(span.start))
+        .group_by_columns([C::Machine, C::Project, C::Jobset, C::Job])
+        .to_owned();
+
+    let at = month.next().start();
+    let filter = JobsFilter::default();
+    let (mut q_times, mut j_times) = (Vec::new(), Vec::new());
+    let (mut q_peak, mut j_peak) = (0f64, 0f64);
+    let (mut rows, mut listed, mut total) = (0, 0, 0i64);
+    for _ in 0..RUNS {
+        reset_peak();
+        let t = Instant::now();
+        let r = conn.query_all(&single).await?;
+        q_times.push(t.elapsed());
+        rows = r.len();
+        drop(r);
+        q_peak = q_peak.max(peak_mib());
+
+        reset_peak();
+        let t = Instant::now();
+        let list = month_job_list(&conn, &config, month, at, &filter).await?;
+        j_times.push(t.elapsed());
+        j_peak = j_peak.max(peak_mib());
+        listed = list.len();
+        total = list.iter().map(|j| j.cost_cents).sum();
+        assert!(list
+            .iter()
+            .all(|j| j.job != UNNAMED_JOB && j.cost_cents >= 0));
+        drop(list);
+    }
+    let (q, j) = (median(q_times), median(j_times));
+    println!("| {month}, median of {RUNS} | time | peak memory of the process |");
+    println!("| --- | --- | --- |");
+    println!(
+        "| the single grouped query ({rows} rows fetched) | {:.0} ms | {:.0} MiB |",
+        ms(q),
+        q_peak
+    );
+    println!(
+        "| month_job_list ({listed} jobs, {} cents) | {:.0} ms | {:.0} MiB |",
+        total,
+        ms(j),
+        j_peak
+    );
+    println!("| ratio | {:.2}x | |", j.as_secs_f64() / q.as_secs_f64());
+
+    conn.close().await?;
+    bench.drop().await?;
+    Ok(())
+}
