@@ -2,8 +2,9 @@
 //!
 //! - `book_month_jobs`: one row per (jobset, job) of a stored month (`book_month_id` of
 //!   `book_months`), with its pool, fund, busy seconds, distinct steps and cents.
-//! - `ix_build_steps_machine_stop` on `build_steps (machine, stop_ts)`: the cost per job runs
-//!   one grouped query per (machine, window part), which reads only that machine's steps.
+//! - `ix_build_steps_machine_start` on `build_steps (machine, start_ts)`: the cost per job runs
+//!   one grouped query per (machine, window part), which reads only that machine's steps that
+//!   start in the part or within the longest step before it (`book_bounds`).
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
@@ -41,10 +42,10 @@ impl MigrationTrait for Migration {
         manager
             .create_index(
                 Index::create()
-                    .name("ix_build_steps_machine_stop")
+                    .name("ix_build_steps_machine_start")
                     .table("build_steps")
                     .col("machine")
-                    .col("stop_ts")
+                    .col("start_ts")
                     .to_owned(),
             )
             .await
@@ -54,7 +55,7 @@ impl MigrationTrait for Migration {
         manager
             .drop_index(
                 Index::drop()
-                    .name("ix_build_steps_machine_stop")
+                    .name("ix_build_steps_machine_start")
                     .table("build_steps")
                     .to_owned(),
             )

@@ -23,7 +23,7 @@ enum BookBounds {
 
 /// `(SELECT value FROM book_bounds WHERE name = 'longest_step_seconds')`, or a bound wider
 /// than any step when the row is missing.
-fn longest_step() -> Expr {
+pub(crate) fn longest_step() -> Expr {
     let select = Query::select()
         .column(BookBounds::Value)
         .from(BookBounds::Table)
