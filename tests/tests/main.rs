@@ -5,6 +5,7 @@ mod books;
 mod books_store;
 mod donations;
 mod email;
+mod focus;
 mod foundation;
 mod gate;
 mod gauges;

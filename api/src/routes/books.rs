@@ -1,10 +1,12 @@
-//! Public figures: `GET /api/v1/costs` and `GET /api/v1/funds` (interfaces.md).
+//! Public figures: `GET /api/v1/costs`, its FOCUS 1.0 export `GET /api/v1/costs/focus` and
+//! `GET /api/v1/funds` (interfaces.md).
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{get, web, HttpResponse};
 use buildfund_jobs::books::costs::costs_report;
 use buildfund_jobs::books::funds::funds_month;
 use buildfund_jobs::calendar::{parse_rfc3339, rfc3339, Month};
+use buildfund_jobs::report::focus::month_focus_csv;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -61,6 +63,24 @@ pub async fn get_costs(
 ) -> Result<HttpResponse, ApiError> {
     let (month, at) = month_and_instant(&query)?;
     Ok(HttpResponse::Ok().json(costs_report(&state.db, &state.config, month, at).await?))
+}
+
+/// The month's cost lines as a FOCUS 1.0 dataset (README, "FOCUS export"): CSV, one row per
+/// line of `/costs` for the same `month` and `at`, checked the same way.
+#[get("/costs/focus")]
+pub async fn get_costs_focus(
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (month, at) = month_and_instant(&query)?;
+    let body = month_focus_csv(&state.db, &state.config, month, at).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"buildfund-focus-{month}.csv\""),
+        ))
+        .body(body))
 }
 
 #[get("/funds")]

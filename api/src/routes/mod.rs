@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v1")
                 .service(build_steps::ingest_build_steps)
                 .service(books::get_costs)
+                .service(books::get_costs_focus)
                 .service(books::get_funds)
                 .service(plans::get_plans)
                 .service(jobs::list_runs)
