@@ -137,7 +137,8 @@ pub fn focus_csv(
                 "Recurring",
             ),
         };
-        let tags = json!({"pool": l.pool, "fund": l.fund, "jobset": l.jobset}).to_string();
+        // In key order, so the text is the same whether or not serde_json keeps insertion order.
+        let tags = json!({"fund": l.fund, "jobset": l.jobset, "pool": l.pool}).to_string();
         let sku_price = format!(
             "{month}/{}/{}",
             l.machine,
