@@ -61,79 +61,30 @@ fn t(s: &str) -> i64 {
     DateTime::parse_from_rfc3339(s).unwrap().timestamp()
 }
 
-fn step(build: i64, jobset: &str, machine: &str, start: &str, stop: &str) -> Value {
-    json!({"build": build, "step": 1, "project": "nixpkgs", "jobset": jobset,
-           "machine": machine, "start": t(start), "stop": t(stop)})
-}
+/// The build steps: (build, jobset of project nixpkgs, machine, start, stop).
+#[rustfmt::skip]
+const STEPS: &[(i64, &str, &str, &str, &str)] = &[
+    (1, "cuda", "build03", "2026-10-05T00:00:00Z", "2026-10-05T10:00:00Z"),
+    (2, "rocm", "build03", "2026-10-06T00:00:00Z", "2026-10-06T07:30:00Z"),
+    (3, "trunk", "build03", "2026-10-07T00:00:00Z", "2026-10-07T03:20:00Z"),
+    (4, "cuda-tests", "gpu01", "2026-10-08T00:00:00Z", "2026-10-08T05:00:00Z"),
+    (5, "rocm", "meter01", "2026-10-09T00:00:00Z", "2026-10-09T01:10:00Z"),
+    // An unconfigured machine: unpriced, so in no cost line and no FOCUS row.
+    (6, "cuda", "jetson-1", "2026-10-10T00:00:00Z", "2026-10-10T01:00:00Z"),
+    (7, "cuda", "build03", "2026-11-03T00:00:00Z", "2026-11-03T08:00:00Z"),
+    (8, "rocm", "gpu01", "2026-11-04T00:00:00Z", "2026-11-04T02:00:00Z"),
+    (9, "trunk", "meter01", "2026-11-20T00:00:00Z", "2026-11-20T01:00:00Z"),
+];
 
 async fn seed(app: &TestApp) {
-    app.ingest_steps(&[
-        step(
-            1,
-            "cuda",
-            "build03",
-            "2026-10-05T00:00:00Z",
-            "2026-10-05T10:00:00Z",
-        ),
-        step(
-            2,
-            "rocm",
-            "build03",
-            "2026-10-06T00:00:00Z",
-            "2026-10-06T07:30:00Z",
-        ),
-        step(
-            3,
-            "trunk",
-            "build03",
-            "2026-10-07T00:00:00Z",
-            "2026-10-07T03:20:00Z",
-        ),
-        step(
-            4,
-            "cuda-tests",
-            "gpu01",
-            "2026-10-08T00:00:00Z",
-            "2026-10-08T05:00:00Z",
-        ),
-        step(
-            5,
-            "rocm",
-            "meter01",
-            "2026-10-09T00:00:00Z",
-            "2026-10-09T01:10:00Z",
-        ),
-        // An unconfigured machine: unpriced, so in no cost line and no FOCUS row.
-        step(
-            6,
-            "cuda",
-            "jetson-1",
-            "2026-10-10T00:00:00Z",
-            "2026-10-10T01:00:00Z",
-        ),
-        step(
-            7,
-            "cuda",
-            "build03",
-            "2026-11-03T00:00:00Z",
-            "2026-11-03T08:00:00Z",
-        ),
-        step(
-            8,
-            "rocm",
-            "gpu01",
-            "2026-11-04T00:00:00Z",
-            "2026-11-04T02:00:00Z",
-        ),
-        step(
-            9,
-            "trunk",
-            "meter01",
-            "2026-11-20T00:00:00Z",
-            "2026-11-20T01:00:00Z",
-        ),
-    ])
-    .await;
+    let steps: Vec<Value> = STEPS
+        .iter()
+        .map(|(build, jobset, machine, start, stop)| {
+            json!({"build": build, "step": 1, "project": "nixpkgs", "jobset": jobset,
+                   "machine": machine, "start": t(start), "stop": t(stop)})
+        })
+        .collect();
+    app.ingest_steps(&steps).await;
 }
 
 /// The CSV's rows as maps from column to cell, with its header.
@@ -230,17 +181,18 @@ db_test!(
     |app| async move {
         seed(&app).await;
 
-        // October, closed: idle lines of build03 and gpu01, none of the metered meter01; lines of
-        // all three funds.
+        // October, closed: idle lines of build03 and gpu01, none of the metered meter01; lines
+        // of all three funds.
         let (october, n) = export_matches_costs(&app, "2026-10", None).await;
         let (header, rows) = read_csv(&october);
         assert_eq!(header, buildfund_jobs::report::focus::FOCUS_COLUMNS);
         assert_eq!(n, 7, "5 jobset lines and 2 idle lines");
         let idle: Vec<_> = rows.iter().filter(|r| r["ServiceName"] == "idle").collect();
-        let idle_of: Vec<(&str, &str)> = idle
+        let mut idle_of: Vec<(&str, &str)> = idle
             .iter()
             .map(|r| (r["ResourceId"].as_str(), r["SubAccountId"].as_str()))
             .collect();
+        idle_of.sort();
         assert_eq!(idle_of, [("build03", "general"), ("gpu01", "cuda")]);
         let mut funds: Vec<&str> = rows.iter().map(|r| r["SubAccountId"].as_str()).collect();
         funds.sort();
