@@ -55,6 +55,16 @@ idle_fund = "cuda"
 [[machines]]
 name = "meter01"
 metered = "2.40"
+
+# A monthly machine whose rent rises in the middle of October.
+[[machines]]
+name = "build04"
+monthly = "200.00"
+idle_fund = "rocm"
+
+[[machines.changes]]
+from = "2026-10-16"
+monthly = "260.00"
 "#;
 
 fn t(s: &str) -> i64 {
@@ -74,6 +84,9 @@ const STEPS: &[(i64, &str, &str, &str, &str)] = &[
     (7, "cuda", "build03", "2026-11-03T00:00:00Z", "2026-11-03T08:00:00Z"),
     (8, "rocm", "gpu01", "2026-11-04T00:00:00Z", "2026-11-04T02:00:00Z"),
     (9, "trunk", "meter01", "2026-11-20T00:00:00Z", "2026-11-20T01:00:00Z"),
+    // build04 before and after its price change.
+    (10, "cuda", "build04", "2026-10-10T00:00:00Z", "2026-10-10T20:00:00Z"),
+    (11, "trunk", "build04", "2026-10-20T00:00:00Z", "2026-10-21T06:00:00Z"),
 ];
 
 async fn seed(app: &TestApp) {
@@ -181,19 +194,34 @@ db_test!(
     |app| async move {
         seed(&app).await;
 
-        // October, closed: idle lines of build03 and gpu01, none of the metered meter01; lines
-        // of all three funds.
+        // October, closed: idle lines of build03, build04 and gpu01, none of the metered
+        // meter01; lines of all three funds; build04's rent rises on the 16th.
         let (october, n) = export_matches_costs(&app, "2026-10", None).await;
         let (header, rows) = read_csv(&october);
         assert_eq!(header, buildfund_jobs::report::focus::FOCUS_COLUMNS);
-        assert_eq!(n, 7, "5 jobset lines and 2 idle lines");
+        assert_eq!(n, 10, "7 jobset lines and 3 idle lines");
         let idle: Vec<_> = rows.iter().filter(|r| r["ServiceName"] == "idle").collect();
         let mut idle_of: Vec<(&str, &str)> = idle
             .iter()
             .map(|r| (r["ResourceId"].as_str(), r["SubAccountId"].as_str()))
             .collect();
         idle_of.sort();
-        assert_eq!(idle_of, [("build03", "general"), ("gpu01", "cuda")]);
+        assert_eq!(
+            idle_of,
+            [
+                ("build03", "general"),
+                ("build04", "rocm"),
+                ("gpu01", "cuda")
+            ]
+        );
+        // build04: 200.00 × 15/31 days = 96.774… → 96.77, then 260.00 × 16/31 = 134.193… →
+        // 134.19, each part rounded on its own: 230.96 over its jobsets' rows and its idle row.
+        let build04: i64 = rows
+            .iter()
+            .filter(|r| r["ResourceId"] == "build04")
+            .map(|r| cents(&r["BilledCost"]))
+            .sum();
+        assert_eq!(build04, 23096);
         let mut funds: Vec<&str> = rows.iter().map(|r| r["SubAccountId"].as_str()).collect();
         funds.sort();
         funds.dedup();
@@ -230,8 +258,8 @@ db_test!(
         let at = "2026-11-15T00:00:00Z";
         let (november, n) = export_matches_costs(&app, "2026-11", Some(at)).await;
         assert_eq!(
-            n, 4,
-            "build03's cuda and idle, gpu01's rocm and idle; meter01 ran later"
+            n, 5,
+            "build03's cuda and idle, gpu01's rocm and idle, build04's idle; meter01 ran later"
         );
         for r in read_csv(&november).1 {
             assert_eq!(r["ChargePeriodStart"], "2026-11-01T00:00:00Z");
