@@ -285,19 +285,6 @@ db_test!(
     }
 );
 
-/// focus-validator 1.0.0's rules for FOCUS 1.0 name five columns differently from the
-/// specification: `InvoiceIssuer`, `Provider`, `Publisher` and `ResourceID` for the column IDs
-/// `InvoiceIssuerName`, `ProviderName`, `PublisherName` and `ResourceId`, and its
-/// `SkuPriceId_Nullable` rule reads FOCUS 0.5's `ChargeType` (1.0: `ChargeCategory`). The
-/// validator gets a copy with those four headers renamed and `ChargeType` = `ChargeCategory`
-/// added, so every one of its rules runs on the export's values.
-const VALIDATOR_NAMES: &[(&str, &str)] = &[
-    ("InvoiceIssuerName", "InvoiceIssuer"),
-    ("ProviderName", "Provider"),
-    ("PublisherName", "Publisher"),
-    ("ResourceId", "ResourceID"),
-];
-
 /// Runs focus-validator on `csv` (files under `stem`); fails the test on any failed or
 /// errored rule.
 fn validate(stem: &Path, csv: &[u8]) {
@@ -312,29 +299,9 @@ fn validate(stem: &Path, csv: &[u8]) {
         );
         return;
     };
-    let mut reader = csv::Reader::from_reader(csv);
-    let header: Vec<String> = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let category = header.iter().position(|c| c == "ChargeCategory").unwrap();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let renamed = header.iter().map(|c| {
-        VALIDATOR_NAMES
-            .iter()
-            .find(|(ours, _)| ours == c)
-            .map_or(c.as_str(), |(_, theirs)| theirs)
-    });
-    w.write_record(renamed.chain(["ChargeType"])).unwrap();
-    for rec in reader.records() {
-        let rec = rec.unwrap();
-        w.write_record(rec.iter().chain([&rec[category]])).unwrap();
-    }
     let data = stem.with_extension("validator.csv");
     let report = stem.with_extension("validator.xml");
-    std::fs::write(&data, w.into_inner().unwrap()).unwrap();
+    std::fs::write(&data, csv).unwrap();
     // It reads its list of currency codes from the relative path
     // focus_validator/utils/currency_codes.csv: it must run beside its package.
     let out = Command::new(&validator)

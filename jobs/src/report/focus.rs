@@ -18,7 +18,8 @@ use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 /// The FOCUS 1.0 columns of the export (every column the specification defines, in
-/// alphabetical order), then buildfund's own, `x_`-prefixed as the specification requires.
+/// alphabetical order), then buildfund's own, `x_`-prefixed as the specification requires, then
+/// [`VALIDATOR_ALIASES`].
 pub const FOCUS_COLUMNS: &[&str] = &[
     "AvailabilityZone",
     "BilledCost",
@@ -66,6 +67,25 @@ pub const FOCUS_COLUMNS: &[&str] = &[
     "x_Pool",
     "x_Fund",
     "x_BusySeconds",
+    "InvoiceIssuer",
+    "Provider",
+    "Publisher",
+    "ResourceID",
+    "ChargeType",
+];
+
+/// Columns the FinOps Foundation's `focus-validator` 1.0.0 requires under other names than
+/// the FOCUS 1.0 specification's (its 1.0 rule set checks `InvoiceIssuer`, `Provider`,
+/// `Publisher` and `ResourceID`, and its `SkuPriceId_Nullable` rule reads FOCUS 0.5's
+/// `ChargeType`): the export carries them too, as copies of `InvoiceIssuerName`,
+/// `ProviderName`, `PublisherName`, `ResourceId` and `ChargeCategory`, so that the validator
+/// passes on the export as it is and every FOCUS 1.0 column keeps its specified name.
+pub const VALIDATOR_ALIASES: &[(&str, &str)] = &[
+    ("InvoiceIssuer", "InvoiceIssuerName"),
+    ("Provider", "ProviderName"),
+    ("Publisher", "PublisherName"),
+    ("ResourceID", "ResourceId"),
+    ("ChargeType", "ChargeCategory"),
 ];
 
 /// `ProviderName`, `PublisherName` and `InvoiceIssuerName`: the books that allocate the
@@ -191,6 +211,11 @@ pub fn focus_csv(
             l.pool.as_deref().unwrap_or(""), // x_Pool
             &l.fund,                         // x_Fund
             &busy,                           // x_BusySeconds
+            FOCUS_PROVIDER,                  // InvoiceIssuer (= InvoiceIssuerName)
+            FOCUS_PROVIDER,                  // Provider (= ProviderName)
+            FOCUS_PROVIDER,                  // Publisher (= PublisherName)
+            &text_cell(&l.machine),          // ResourceID (= ResourceId)
+            "Usage",                         // ChargeType (= ChargeCategory)
         ])?;
     }
     w.into_inner().map_err(|e| e.into_error().into())
@@ -263,6 +288,11 @@ name = "CUDA builds"
         let rows = rows(&out);
         assert_eq!(rows.len(), 2);
         let (job, idle) = (&rows[0], &rows[1]);
+        for row in &rows {
+            for (alias, column) in VALIDATOR_ALIASES {
+                assert_eq!(row[*alias], row[*column], "{alias} copies {column}");
+            }
+        }
         for col in [
             "BilledCost",
             "EffectiveCost",
