@@ -66,6 +66,11 @@ enum Command {
         #[arg(long, requires = "jobs")]
         limit: Option<String>,
     },
+    /// Export the month's costs for other tools.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
     /// What more money would build: each fund's plans, how much of each its recent income
     /// covers, and the runway if adopted.
     Plans {
@@ -137,6 +142,23 @@ enum BooksCommand {
         /// The first month to recompute, YYYY-MM.
         #[arg(long)]
         from: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// The month's cost lines as a FOCUS 1.0 CSV (FinOps Open Cost and Usage Specification),
+    /// exactly what GET /api/v1/costs/focus answers.
+    Focus {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Evaluate as of this RFC 3339 instant (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Write the CSV to this file (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -220,6 +242,16 @@ enum TokenCommand {
 
 fn parse_month(s: &str) -> anyhow::Result<Month> {
     Month::parse(s).map_err(|e| anyhow::anyhow!("--month {e}"))
+}
+
+/// `--at`, an RFC 3339 instant; now without it.
+fn parse_at(s: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    match s {
+        Some(s) => {
+            buildfund_jobs::calendar::parse_rfc3339(s).map_err(|e| anyhow::anyhow!("--at: {e}"))
+        }
+        None => Ok(chrono::Utc::now()),
+    }
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
@@ -319,11 +351,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
         } => {
             let config = load_config(&cli)?;
-            let at = match at {
-                Some(s) => buildfund_jobs::calendar::parse_rfc3339(s)
-                    .map_err(|e| anyhow::anyhow!("--at: {e}"))?,
-                None => chrono::Utc::now(),
-            };
+            let at = parse_at(at.as_deref())?;
             let month = match month {
                 Some(m) => Month::parse(m).map_err(|e| anyhow::anyhow!("--month {e}"))?,
                 None => Month::of(at),
@@ -355,13 +383,28 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        Command::Export {
+            command: ExportCommand::Focus { month, at, out },
+        } => {
+            let config = load_config(&cli)?;
+            let month = parse_month(month)?;
+            let at = parse_at(at.as_deref())?;
+            let conn = open_database(&config).await?;
+            let csv =
+                buildfund_jobs::report::focus::month_focus_csv(&conn, &config, month, at).await?;
+            match out {
+                Some(path) => {
+                    std::fs::write(path, &csv)
+                        .with_context(|| format!("--out {}: cannot write it", path.display()))?;
+                    println!("{}", path.display());
+                }
+                None => std::io::Write::write_all(&mut std::io::stdout(), &csv)
+                    .context("cannot write to stdout")?,
+            }
+        }
         Command::Plans { at, json } => {
             let config = load_config(&cli)?;
-            let at = match at {
-                Some(s) => buildfund_jobs::calendar::parse_rfc3339(s)
-                    .map_err(|e| anyhow::anyhow!("--at: {e}"))?,
-                None => chrono::Utc::now(),
-            };
+            let at = parse_at(at.as_deref())?;
             let conn = open_database(&config).await?;
             let report = plans::plans_report(&conn, &config, at).await?;
             if *json {

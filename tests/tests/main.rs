@@ -6,6 +6,7 @@ mod books_store;
 mod cost_jobs;
 mod donations;
 mod email;
+mod focus;
 mod foundation;
 mod gate;
 mod gate_claims;

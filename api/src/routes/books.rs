@@ -1,5 +1,5 @@
-//! Public figures: `GET /api/v1/costs`, `GET /api/v1/costs/jobs` and `GET /api/v1/funds`
-//! (interfaces.md).
+//! Public figures: `GET /api/v1/costs`, its FOCUS 1.0 export `GET /api/v1/costs/focus`,
+//! `GET /api/v1/costs/jobs` and `GET /api/v1/funds` (interfaces.md).
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{get, web, HttpResponse};
@@ -9,6 +9,7 @@ use buildfund_jobs::books::job_costs::{month_jobs, JobsFilter, DEFAULT_LIMIT, MA
 use buildfund_jobs::calendar::{parse_rfc3339, rfc3339, Month};
 use buildfund_jobs::config::{Config, OTHER_POOL};
 use buildfund_jobs::sources::ingest::record::{is_jobset_name, is_project_name};
+use buildfund_jobs::report::focus::month_focus_csv;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -158,6 +159,24 @@ pub async fn get_cost_jobs(
     )
     .map_err(unprocessable)?;
     Ok(HttpResponse::Ok().json(month_jobs(&state.db, &state.config, month, at, &filter).await?))
+}
+
+/// The month's cost lines as a FOCUS 1.0 dataset (README, "FOCUS export"): CSV, one row per
+/// line of `/costs` for the same `month` and `at`, checked the same way.
+#[get("/costs/focus")]
+pub async fn get_costs_focus(
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (month, at) = month_and_instant(&query)?;
+    let body = month_focus_csv(&state.db, &state.config, month, at).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"buildfund-focus-{month}.csv\""),
+        ))
+        .body(body))
 }
 
 #[get("/funds")]

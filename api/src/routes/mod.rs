@@ -32,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(build_steps::ingest_build_steps)
                 .service(books::get_costs)
                 .service(books::get_cost_jobs)
+                .service(books::get_costs_focus)
                 .service(books::get_funds)
                 .service(plans::get_plans)
                 .service(jobs::list_runs)

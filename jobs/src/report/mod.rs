@@ -7,9 +7,11 @@
 //! - this module: the figures ([`month_report`], [`funding_page`], [`history`], …);
 //! - [`view`]: the view model every presentation reads (formatted amounts, filtered links,
 //!   worded gate events, no admin names), with [`chart`] for the funding page's chart;
-//! - [`csv`]: the month's CSV; [`table`]: the CLI's costs table.
+//! - [`csv`]: the month's CSV; [`focus`]: the month's costs as a FOCUS 1.0 dataset;
+//!   [`table`]: the CLI's costs table.
 pub mod chart;
 pub mod csv;
+pub mod focus;
 pub mod format;
 mod machines;
 pub mod packages;
