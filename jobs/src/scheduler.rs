@@ -456,10 +456,7 @@ impl Scheduler {
 
     async fn execute(&self, run_id: i64, job: &str, f: JobFn) {
         let outcome = match leases::acquire(&self.db, job, &self.instance, self.lease).await {
-            Ok(Err(holder)) => Err((
-                "skipped",
-                format!("{LEASE_HELD} {holder}"),
-            )),
+            Ok(Err(holder)) => Err(("skipped", format!("{LEASE_HELD} {holder}"))),
             Err(e) => Err(("failed", format!("cannot take the lease: {e:#}"))),
             Ok(Ok(lease)) => {
                 let work = std::panic::AssertUnwindSafe(f(self.db.clone(), self.config.clone()))
