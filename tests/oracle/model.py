@@ -1,4 +1,4 @@
-"""The cost model of ../../../shared/spec/cost-model.md, recomputed independently.
+"""The cost model of the accounting contract (spec/cost-model.md of the shared specification), recomputed independently.
 
 Written from the contract's text alone ("Machine cost of a window", "Busy time and
 attribution", "Cost per job", "Balance, burn, runway"): exact fractions, integer cents.
