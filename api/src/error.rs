@@ -51,6 +51,11 @@ impl ApiError {
         Self::client(StatusCode::BAD_REQUEST, message)
     }
 
+    /// 422: the request is well-formed but a value in it is refused (the message names it).
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::client(StatusCode::NOT_FOUND, message)
     }

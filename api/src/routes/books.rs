@@ -28,10 +28,10 @@ pub const CLOCK_SKEW_SECONDS: i64 = 60;
 pub fn not_in_future(at: DateTime<Utc>) -> Result<(), ApiError> {
     let limit = Utc::now() + chrono::Duration::seconds(CLOCK_SKEW_SECONDS);
     if at > limit {
-        return Err(ApiError::client(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("at: {} is later than now", rfc3339(at)),
-        ));
+        return Err(ApiError::unprocessable(format!(
+            "at: {} is later than now",
+            rfc3339(at)
+        )));
     }
     Ok(())
 }
@@ -51,10 +51,9 @@ pub fn month_and_instant(q: &MonthQuery) -> Result<(Month, DateTime<Utc>), ApiEr
     };
     let current = Month::of(Utc::now() + chrono::Duration::seconds(CLOCK_SKEW_SECONDS));
     if month > current {
-        return Err(ApiError::client(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            format!("month: {month} is after the current month {current}"),
-        ));
+        return Err(ApiError::unprocessable(format!(
+            "month: {month} is after the current month {current}"
+        )));
     }
     Ok((month, at))
 }
@@ -75,10 +74,6 @@ pub struct JobsQuery {
     pub jobset: Option<String>,
     pub pool: Option<String>,
     pub limit: Option<String>,
-}
-
-fn unprocessable(message: String) -> ApiError {
-    ApiError::client(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
 /// The filters of `GET /api/v1/costs/jobs` and `buildfund costs --jobs`, each checked (the
@@ -148,7 +143,7 @@ pub async fn get_cost_jobs(
     })
     .map_err(|e| match e {
         // Every bad parameter of this route is a 422 naming it.
-        ApiError::Client { message, .. } => unprocessable(message),
+        ApiError::Client { message, .. } => ApiError::unprocessable(message),
         e => e,
     })?;
     let filter = jobs_filter(
@@ -157,7 +152,7 @@ pub async fn get_cost_jobs(
         query.pool.as_deref(),
         query.limit.as_deref(),
     )
-    .map_err(unprocessable)?;
+    .map_err(ApiError::unprocessable)?;
     Ok(HttpResponse::Ok().json(month_jobs(&state.db, &state.config, month, at, &filter).await?))
 }
 
