@@ -1,20 +1,31 @@
-//! Reads over a long ledger with stored month books, against the same reads over a ledger
-//! that began this month (the "first month" of the issue): `funds_month` of the open month,
-//! `funds_month` of a closed month, the gate now and at instants in the past, and the open
-//! month's recompute. PostgreSQL or SQLite:
+//! Reads over long ledgers with stored month books, against the same reads over a ledger that
+//! began this month (the "first month" of the issue), several ledgers in one run:
 //!
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!         cargo bench -p buildfund-tests --bench books
-//!     BENCH_DATABASE_URL=sqlite cargo bench -p buildfund-tests --bench books
 //!
-//! `BENCH_MONTHS` (default 24) months of `BENCH_STEPS` (default 100,000) steps each, the last
-//! month being the current one up to now; 100 donations a month. The long ledger and the
-//! one-month ledger are two configurations over the same database (the second has
-//! `ledger_start` at this month's start), measured in the same run. It also times the stored
-//! books' rebuild (days and months), one read of the open month without the store (every month
-//! from the data, as before the store), and the CPU a real `buildfund serve` (release binary)
-//! on the long ledger's database uses over a real idle minute (utime + stime of
-//! `/proc/PID/stat`, after a warm-up; `BENCH_IDLE_SECONDS` changes the minute).
+//! `BENCH_LEDGERS` lists the ledgers, each `BACKEND:MONTHSxSTEPS` (steps a month), separated
+//! by commas; the default is the three of the targets:
+//! `postgres:24x100000,sqlite:24x20000,postgres:12x1000000`. PostgreSQL ledgers need
+//! `BENCH_DATABASE_URL` (a scratch database is created on that server and dropped after);
+//! SQLite ledgers use a file in a temporary directory. `BENCH_DATABASE_URL=sqlite` alone runs
+//! one SQLite ledger of `BENCH_MONTHS` (24) x `BENCH_STEPS` (20,000).
+//!
+//! Each ledger has that many months up to now, the last being the current one, and 100
+//! donations a month. `BENCH_OPEN=dense` (the default, the harder case) puts the open month's
+//! full count of steps in the days since it began; `BENCH_OPEN=rate` gives it steps at the
+//! monthly rate, only as many as the days so far hold. The long ledger and the one-month ledger
+//! are two configurations over the same database (the second has `ledger_start` at this month's
+//! start). Per ledger it times, through the functions the endpoints call: `funds_month` of the
+//! open month, of the last closed month and of the first, `gate::evaluate` now and at instants
+//! in the past (inside a month, at the last second of a month, just after a month began), the
+//! open month's recompute (`month_costs`), and once the open month without the store; then the
+//! rebuild of the stored books (days and months). Then a real `buildfund serve` (the release
+//! binary) on the long ledger's database: the CPU it uses over a real idle minute (utime +
+//! stime of `/proc/PID/stat` after a warm-up; `BENCH_IDLE_SECONDS` changes the minute), and
+//! anonymous HTTP reads of it (`GET /api/v1/funds?month=`, `GET /api/v1/gate/...?at=`)
+//! against `GET /healthz` in the same run. A summary table of every ledger against the
+//! targets ends the output.
 use buildfund_jobs::books::costs::month_costs;
 use buildfund_jobs::books::donations::{self, Contributor, DonationRecord};
 use buildfund_jobs::books::funds::funds_month;
@@ -102,13 +113,21 @@ async fn fill(
     months: usize,
     steps: i64,
     now: DateTime<Utc>,
+    dense: bool,
 ) -> anyhow::Result<()> {
     let mut month = first;
-    for k in 0..months as i64 {
+    let mut to = 0;
+    for _ in 0..months {
         let start = month.span().start;
+        let full = month.span().end - start;
         let len = (month.span().end.min(now.timestamp()) - start).max(1);
-        let from = k * steps + 1;
-        let to = (k + 1) * steps;
+        let from = to + 1;
+        // The open month: its whole count in the days so far (dense), or its share of them.
+        to += if dense || len == full {
+            steps
+        } else {
+            (steps * len / full).max(1)
+        };
         // Jobsets: 5 prefixes x 40; steps 1 minute to 2 hours, some crossing into the next
         // month.
         let select = format!(
@@ -161,20 +180,147 @@ async fn fill(
     Ok(())
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Ledger {
+    backend: Backend,
+    months: usize,
+    steps: i64,
+}
+
+impl std::fmt::Display for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.backend {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        };
+        write!(f, "{name} {} x {}", self.months, thousands(self.steps))
+    }
+}
+
+fn thousands(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn parse_ledgers(text: &str) -> anyhow::Result<Vec<Ledger>> {
+    text.split(',')
+        .map(|item| {
+            let item = item.trim();
+            let (backend, size) = item.split_once(':').ok_or_else(|| {
+                anyhow::anyhow!("BENCH_LEDGERS: {item:?} is not BACKEND:MONTHSxSTEPS")
+            })?;
+            let backend = match backend {
+                "sqlite" => Backend::Sqlite,
+                "postgres" => Backend::Postgres,
+                other => anyhow::bail!("BENCH_LEDGERS: {other:?} is not sqlite or postgres"),
+            };
+            let (months, steps) = size
+                .split_once('x')
+                .ok_or_else(|| anyhow::anyhow!("BENCH_LEDGERS: {size:?} is not MONTHSxSTEPS"))?;
+            Ok(Ledger {
+                backend,
+                months: months.parse::<usize>()?.max(2),
+                steps: steps.parse::<i64>()?.max(1),
+            })
+        })
+        .collect()
+}
+
+/// What one ledger measured, for the summary.
+struct Measured {
+    ledger: Ledger,
+    open_long: Duration,
+    open_short: Duration,
+    gate_max: Duration,
+    open_recompute: Duration,
+    http_funds: Duration,
+    http_gate_max: Duration,
+    http_healthz: Duration,
+    idle_cpu_per_minute: f64,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let Ok(admin_url) = std::env::var("BENCH_DATABASE_URL") else {
-        eprintln!("set BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres (or =sqlite) to run this benchmark");
-        return Ok(());
-    };
+    let admin_url = std::env::var("BENCH_DATABASE_URL").ok();
     let env = |k: &str, d: i64| {
         std::env::var(k)
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(d)
     };
-    let months = env("BENCH_MONTHS", 24).max(2) as usize;
-    let steps = env("BENCH_STEPS", 100_000);
+    let ledgers = match (std::env::var("BENCH_LEDGERS"), admin_url.as_deref()) {
+        (Ok(list), _) => parse_ledgers(&list)?,
+        (Err(_), Some("sqlite")) => vec![Ledger {
+            backend: Backend::Sqlite,
+            months: env("BENCH_MONTHS", 24).max(2) as usize,
+            steps: env("BENCH_STEPS", 20_000).max(1),
+        }],
+        (Err(_), _) => parse_ledgers("postgres:24x100000,sqlite:24x20000,postgres:12x1000000")?,
+    };
+    let admin_url = admin_url.filter(|u| u != "sqlite");
+    if admin_url.is_none() && ledgers.iter().any(|l| l.backend == Backend::Postgres) {
+        eprintln!("set BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres for the PostgreSQL ledgers (or BENCH_LEDGERS=sqlite:24x20000)");
+        return Ok(());
+    }
+    let dense = std::env::var("BENCH_OPEN").map_or(true, |v| v != "rate");
+    let idle_seconds = env("BENCH_IDLE_SECONDS", 60).max(1) as u64;
+    println!(
+        "books benchmark, {} ledger(s), {} cores, open month {}, started {}",
+        ledgers.len(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if dense {
+            "dense (its whole month of steps so far)"
+        } else {
+            "at the monthly rate"
+        },
+        Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let mut measured = Vec::new();
+    for ledger in ledgers {
+        measured.push(run(ledger, admin_url.as_deref(), dense, idle_seconds).await?);
+    }
+
+    println!("\n## Summary (release build; targets: funds of the open month within 1.5x of the one-month ledger's and under 100 ms on PostgreSQL, 200 ms on SQLite; the gate at any instant under the same; on 12 x 1,000,000 the open month's recompute under 400 ms; idle serve under 1 CPU-s a minute)\n");
+    println!("| ledger | funds, open month | 1-month ledger | ratio | gate, slowest instant | open month recompute | HTTP funds | HTTP gate, slowest | HTTP /healthz | idle serve, CPU-s a minute |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for m in &measured {
+        println!(
+            "| {} | {:.1} ms | {:.1} ms | {:.2}x | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} ms | {:.2} |",
+            m.ledger,
+            ms(m.open_long),
+            ms(m.open_short),
+            m.open_long.as_secs_f64() / m.open_short.as_secs_f64(),
+            ms(m.gate_max),
+            ms(m.open_recompute),
+            ms(m.http_funds),
+            ms(m.http_gate_max),
+            ms(m.http_healthz),
+            m.idle_cpu_per_minute
+        );
+    }
+    Ok(())
+}
+
+async fn run(
+    ledger: Ledger,
+    admin_url: Option<&str>,
+    dense: bool,
+    idle_seconds: u64,
+) -> anyhow::Result<Measured> {
+    let Ledger { months, steps, .. } = ledger;
     let now = Utc::now();
     let current = Month::of(now);
     let mut first = current;
@@ -182,14 +328,13 @@ async fn main() -> anyhow::Result<()> {
         first = first.prev();
     }
     let dir = tempfile::tempdir()?;
-    let sqlite = admin_url == "sqlite";
-    let url = if sqlite {
-        format!(
+    let sqlite = ledger.backend == Backend::Sqlite;
+    let url = match admin_url {
+        Some(admin) if !sqlite => database::create_database(admin, "bf_bench_books").await?,
+        _ => format!(
             "sqlite://{}?mode=rwc",
             dir.path().join("bench.sqlite").display()
-        )
-    } else {
-        database::create_database(&admin_url, "bf_bench_books").await?
+        ),
     };
     let mut long = Config::parse(&config_text(first), "bench")?;
     long.database.url = url.clone();
@@ -199,46 +344,54 @@ async fn main() -> anyhow::Result<()> {
     db::prepare(&conn, &long).await?;
 
     let started = Instant::now();
-    fill(&conn, first, months, steps, now).await?;
+    fill(&conn, first, months, steps, now, dense).await?;
     // The steps went in with plain SQL, around the ingest: the longest step's bound is set
     // from them, as `buildfund books rebuild` does.
     buildfund_jobs::books::steps::recount_longest_step(&conn).await?;
     conn.execute_unprepared("ANALYZE").await?;
     println!(
-        "{} on {}: {months} months x {steps} steps ({first} to {current}), filled in {:.1} s",
-        if sqlite { "SQLite" } else { "PostgreSQL" },
-        std::env::consts::ARCH,
+        "\n## {ledger} ({first} to {current}, now {}), filled in {:.1} s",
+        now.format("%Y-%m-%dT%H:%M:%SZ"),
         started.elapsed().as_secs_f64()
     );
 
-    // How each database runs the query of an edge day's steps.
-    let edge = buildfund_jobs::books::steps::busy_query(
-        buildfund_jobs::calendar::Span::new(now.timestamp() - 6 * 3600, now.timestamp()),
-        None,
-    );
-    let (explain, sql, column) = if sqlite {
-        (
-            "EXPLAIN QUERY PLAN ",
-            edge.to_string(sea_orm::sea_query::SqliteQueryBuilder),
-            3,
-        )
-    } else {
-        (
-            "EXPLAIN ",
-            edge.to_string(sea_orm::sea_query::PostgresQueryBuilder),
-            0,
-        )
-    };
+    // How each database runs the query of an edge's steps: today's, and the one of a window
+    // ending in the past (the plan must not read the steps after it).
     let backend = conn.get_database_backend();
-    println!("plan of the steps of an edge (the last 6 hours):");
-    for row in conn
-        .query_all_raw(sea_orm::Statement::from_string(
+    for (what, edge) in [
+        (
+            "today's edge",
+            buildfund_jobs::calendar::Span::new(
+                buildfund_jobs::books::days::day_of(now.timestamp()),
+                now.timestamp(),
+            ),
+        ),
+        (
+            "an edge a year ago",
+            buildfund_jobs::calendar::Span::new(
+                now.timestamp() - 365 * 86_400,
+                buildfund_jobs::books::days::day_of(now.timestamp() - 364 * 86_400),
+            ),
+        ),
+    ] {
+        let statement = backend.build(&buildfund_jobs::books::steps::busy_query(edge, None));
+        let explain = if sqlite {
+            "EXPLAIN QUERY PLAN "
+        } else {
+            "EXPLAIN "
+        };
+        let plan = sea_orm::Statement::from_sql_and_values(
             backend,
-            format!("{explain}{sql}"),
-        ))
-        .await?
-    {
-        println!("    {}", row.try_get_by_index::<String>(column)?);
+            format!("{explain}{}", statement.sql),
+            statement.values.map(|v| v.0).unwrap_or_default(),
+        );
+        println!("plan of the steps of {what}:");
+        for row in conn.query_all_raw(plan).await? {
+            println!(
+                "    {}",
+                row.try_get_by_index::<String>(if sqlite { 3 } else { 0 })?
+            );
+        }
     }
 
     let (conn, long, short) = (&conn, &long, &short);
@@ -269,15 +422,33 @@ async fn main() -> anyhow::Result<()> {
         time(|| async move { Ok(funds_month(conn, long, first, now).await?) }).await?;
     let gate_long = time(|| async move { Ok(gate::evaluate(conn, long, now).await?) }).await?;
     let gate_short = time(|| async move { Ok(gate::evaluate(conn, short, now).await?) }).await?;
-    let mid = first.next().next().start() + chrono::Duration::hours(12 * 24 + 7);
-    let gate_past = time(|| async move { Ok(gate::evaluate(conn, long, mid).await?) }).await?;
-    let end = closed.next().start() - chrono::Duration::hours(12);
-    let gate_end = time(|| async move { Ok(gate::evaluate(conn, long, end).await?) }).await?;
     let open_recompute =
         time(|| async move { Ok(month_costs(conn, long, current, now).await?) }).await?;
+    let middle = {
+        let mut m = first;
+        for _ in 0..months / 2 {
+            m = m.next();
+        }
+        m
+    };
+    let instants: Vec<DateTime<Utc>> = vec![
+        first.next().next().start() + chrono::Duration::hours(12 * 24 + 7),
+        middle.start() + chrono::Duration::hours(15 * 24),
+        closed.next().start() - chrono::Duration::hours(12),
+        closed.next().start() - chrono::Duration::seconds(1),
+        current.start() + chrono::Duration::hours(1),
+    ];
+    let mut gate_max = gate_long;
+    let mut gate_rows = Vec::new();
+    for at in &instants {
+        let at = *at;
+        let d = time(|| async move { Ok(gate::evaluate(conn, long, at).await?) }).await?;
+        gate_max = gate_max.max(d);
+        gate_rows.push((at, d));
+    }
 
     println!("| read (median of {RUNS}) | {months}-month ledger | 1-month ledger | ratio |");
-    println!("| --- | --- | --- | --- |");
+    println!("| --- | ---: | ---: | ---: |");
     println!(
         "| funds, open month {current} | {:.1} ms | {:.1} ms | {:.2}x |",
         ms(open_long),
@@ -298,10 +469,15 @@ async fn main() -> anyhow::Result<()> {
         "| funds, first month {first} | {:.1} ms | | |",
         ms(first_closed)
     );
-    println!("| gate at {mid} | {:.1} ms | | |", ms(gate_past));
-    println!("| gate at {end} | {:.1} ms | | |", ms(gate_end));
+    for (at, d) in &gate_rows {
+        println!(
+            "| gate at {} | {:.1} ms | | |",
+            at.format("%Y-%m-%dT%H:%M:%SZ"),
+            ms(*d)
+        );
+    }
     println!(
-        "| open month recompute (month_costs) | {:.1} ms | | |",
+        "| open month recompute (`month_costs`) | {:.1} ms | | |",
         ms(open_recompute)
     );
     println!(
@@ -309,14 +485,16 @@ async fn main() -> anyhow::Result<()> {
         ms(without_store)
     );
 
-    // A real idle minute of a real `serve` on this database: the release binary, its keeper,
-    // gate refresh and scheduler running, no request.
-    let idle_seconds = env("BENCH_IDLE_SECONDS", 60) as u64;
+    // A real `serve` on this database: the release binary, its keeper, gate refresh and
+    // scheduler running. First a real idle minute, then anonymous HTTP reads.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let config_path = dir.path().join("serve.toml");
     std::fs::write(
         &config_path,
         format!(
-            "{}[database]\nurl = \"{url}\"\n[server]\nlisten = \"127.0.0.1:0\"\n",
+            "{}[database]\nurl = \"{url}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n",
             config_text(first)
         ),
     )?;
@@ -329,29 +507,81 @@ async fn main() -> anyhow::Result<()> {
         .stderr(std::process::Stdio::null())
         .spawn()?;
     let pid = child.id().to_string();
-    // Warm-up: start, migrations, the keeper's first pass and the first gate refresh.
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let get = |path: String| {
+        let (client, base) = (client.clone(), base.clone());
+        async move {
+            let res = client.get(format!("{base}{path}")).send().await?;
+            anyhow::ensure!(res.status().is_success(), "{path}: {}", res.status());
+            Ok(res.bytes().await?)
+        }
+    };
+    let up = Instant::now();
+    while get("/healthz".into()).await.is_err() {
+        anyhow::ensure!(
+            up.elapsed() < Duration::from_secs(120),
+            "serve did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Warm-up: migrations, the keeper's first pass and the first gate refresh.
     tokio::time::sleep(Duration::from_secs(20)).await;
     let cpu = cpu_seconds(&pid);
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs(idle_seconds)).await;
     let used = cpu_seconds(&pid) - cpu;
     let wall = t.elapsed();
+    let idle_cpu_per_minute = used * 60.0 / wall.as_secs_f64();
+    println!(
+        "idle serve (pid {pid}): {used:.2} CPU-s over {:.0} s of wall time = {idle_cpu_per_minute:.2} CPU-s a minute",
+        wall.as_secs_f64(),
+    );
+    let http_healthz = time(|| get("/healthz".into())).await?;
+    let http_funds = time(|| get(format!("/api/v1/funds?month={current}"))).await?;
+    let http_funds_first = time(|| get(format!("/api/v1/funds?month={first}"))).await?;
+    println!("| HTTP, anonymous (median of {RUNS}) | time |");
+    println!("| --- | ---: |");
+    println!("| `GET /healthz` | {:.2} ms |", ms(http_healthz));
+    println!(
+        "| `GET /api/v1/funds?month={current}` | {:.1} ms |",
+        ms(http_funds)
+    );
+    println!(
+        "| `GET /api/v1/funds?month={first}` | {:.1} ms |",
+        ms(http_funds_first)
+    );
+    let mut http_gate_max = Duration::ZERO;
+    for at in instants.iter().copied().chain([now]) {
+        let path = format!(
+            "/api/v1/gate/nixpkgs/cuda-1?at={}",
+            at.format("%Y-%m-%dT%H:%M:%SZ")
+        );
+        let d = time(|| get(path.clone())).await?;
+        http_gate_max = http_gate_max.max(d);
+        println!("| `GET {path}` | {:.1} ms |", ms(d));
+    }
     let alive = child.try_wait()?.is_none();
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(&pid)
         .status();
     child.wait()?;
-    println!(
-        "idle serve (pid {pid}, {}): {used:.2} CPU-s over {:.0} s of wall time = {:.2} CPU-s a minute",
-        if alive { "running" } else { "EXITED EARLY" },
-        wall.as_secs_f64(),
-        used * 60.0 / wall.as_secs_f64()
-    );
+    anyhow::ensure!(alive, "serve exited early");
 
     conn.clone().close().await?;
-    if !sqlite {
-        database::drop_database(&admin_url, &url).await?;
+    if let (Some(admin), false) = (admin_url, sqlite) {
+        database::drop_database(admin, &url).await?;
     }
-    Ok(())
+    Ok(Measured {
+        ledger,
+        open_long,
+        open_short,
+        gate_max,
+        open_recompute,
+        http_funds,
+        http_gate_max,
+        http_healthz,
+        idle_cpu_per_minute,
+    })
 }

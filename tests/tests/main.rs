@@ -2,6 +2,7 @@
 //! (see `buildfund_tests`). Storage tests run as `AREA::NAME::sqlite` and
 //! `AREA::NAME::postgres`, e.g. `cargo test -p buildfund-tests --test main gate::`.
 mod books;
+mod books_history;
 mod books_store;
 mod cost_jobs;
 mod donations;

@@ -92,7 +92,7 @@ pub async fn month_costs(
 
 /// Cost per fund over `[ledger_start, t)`: the sum of each month's lines (each rounded per
 /// machine and month as the contract says): the stored sums to the end of the month before
-/// `t`'s, plus `t`'s month to `t`.
+/// `t`'s, plus `t`'s month to `t`; funds with no cost left out.
 pub async fn cost_to_date_by_fund(
     db: &impl ConnectionTrait,
     config: &Config,
@@ -109,6 +109,8 @@ pub async fn cost_to_date_by_fund(
     for (fund, cents) in month_costs(db, config, month, t).await?.by_fund() {
         *totals.entry(fund).or_insert(0) += cents;
     }
+    // Funds with no cost are left out, whether the sums came stored or from the data.
+    totals.retain(|_, cents| *cents != 0);
     Ok(totals)
 }
 

@@ -78,7 +78,7 @@ async fn fresh_days(db: &impl ConnectionTrait, days: Span) -> Result<Vec<i64>, D
 }
 
 /// The rows of stored day `last` minus those of stored day `before` (when given): the busy
-/// seconds of the days after `before` through `last`. Keys without a step piece there are left
+/// seconds of the days after `before` through `last`. Keys without busy time there are left
 /// out.
 async fn stored_difference(
     db: &impl ConnectionTrait,
@@ -112,14 +112,16 @@ async fn stored_difference(
     }
     let mut out = Vec::new();
     for row in db.query_all(&q).await? {
-        let steps: i64 = row.try_get("", "steps")?;
-        if steps > 0 {
+        let busy: i64 = row.try_get("", "busy")?;
+        // Only busy time counts: days stored before steps of no length were left out of the
+        // steps' query may hold rows of them with 0 seconds.
+        if busy > 0 {
             out.push((
                 row.try_get("", "machine")?,
                 row.try_get("", "project")?,
                 row.try_get("", "jobset")?,
-                row.try_get("", "busy")?,
-                steps,
+                busy,
+                row.try_get("", "steps")?,
             ));
         }
     }

@@ -176,15 +176,9 @@ pub fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> Select
         .expr_as(steps, Alias::new("steps"))
         .from(build_steps::Entity)
         .and_where(Expr::col(C::Machine).is_in(names.iter().copied()))
-        // Bounded by the part, not by history: a step overlapping it started at or after
-        // `part.start - longest step` (see `steps`), so the (machine, start_ts) index reads
-        // the part and that margin only.
-        .and_where(
-            Expr::col(C::StartTs).gte(Expr::val(part.start).sub(super::steps::longest_step())),
-        )
-        .and_where(Expr::col(C::StartTs).lt(part.end))
-        .and_where(Expr::col(C::StopTs).gt(part.start))
-        .and_where(Expr::col(C::StopTs).gt(Expr::col(C::StartTs)))
+        // Bounded by the part, not by history (see `steps::overlapping`): the (machine,
+        // start_ts) index reads the part and the longest step's margin only.
+        .cond_where(super::steps::overlapping(part))
         .group_by_columns([C::Project, C::Jobset, C::Job])
         .to_owned()
 }

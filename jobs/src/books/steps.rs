@@ -8,7 +8,9 @@
 //! read inside the same statement, so it is never older than the steps it bounds.
 use crate::calendar::Span;
 use buildfund_entity::build_steps;
-use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, OnConflict, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Alias, CaseStatement, Condition, Expr, Func, OnConflict, Query, SelectStatement,
+};
 use sea_orm::{ConnectionTrait, DbErr, DeriveIden, ExprTrait};
 
 /// The name of the longest step's bound in `book_bounds`.
@@ -36,6 +38,24 @@ pub(crate) fn longest_step() -> Expr {
     .into()
 }
 
+/// The rows of the steps overlapping `span`: started in `[span.start - longest step,
+/// span.end)`, stopped after `span.start`, and of some length (a step of no length has no busy
+/// time; counted, it would list a 0-second unpriced line in a window holding it but in none of
+/// the stored days around it, which do not overlap an instant at their midnight). The stop is written `+stop_ts`, which keeps
+/// SQLite's planner off the `stop_ts` index: with bound parameters it cannot tell the two
+/// ranges apart and took that one, which reads every step that stopped after the window's
+/// start, i.e. the whole ledger after a window in the past (PostgreSQL plans it on `start_ts`
+/// either way). Its `start_ts` range (with or without a leading `machine`) is bounded on both
+/// sides.
+pub(crate) fn overlapping(span: Span) -> Condition {
+    use build_steps::Column as C;
+    Condition::all()
+        .add(Expr::col(C::StartTs).gte(Expr::val(span.start).sub(longest_step())))
+        .add(Expr::col(C::StartTs).lt(span.end))
+        .add(Expr::cust(r#"+"stop_ts""#).gt(span.start))
+        .add(Expr::col(C::StopTs).gt(Expr::col(C::StartTs)))
+}
+
 /// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
 /// `span`, each step clipped to it, and how many steps; restricted to `machines` when given.
 pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
@@ -58,9 +78,7 @@ pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
             Alias::new("steps"),
         )
         .from(build_steps::Entity)
-        .and_where(Expr::col(C::StartTs).gte(Expr::val(span.start).sub(longest_step())))
-        .and_where(Expr::col(C::StartTs).lt(span.end))
-        .and_where(Expr::col(C::StopTs).gt(span.start))
+        .cond_where(overlapping(span))
         .group_by_columns([C::Machine, C::Project, C::Jobset]);
     if let Some(names) = machines {
         q.and_where(Expr::col(C::Machine).is_in(names.iter().copied()));
@@ -156,6 +174,9 @@ mod tests {
                 sql.contains(r#""start_ts" >= 100 - COALESCE((SELECT "value" FROM "book_bounds""#),
                 "{sql}"
             );
+            // Off the stop_ts index (SQLite's planner otherwise takes it).
+            assert!(sql.contains(r#"(+"stop_ts") > 100"#), "{sql}");
+            assert!(sql.contains(r#""stop_ts" > "start_ts""#), "{sql}");
         }
     }
 }

@@ -41,7 +41,7 @@ use std::sync::LazyLock;
 
 /// Bumped whenever the rules that turn data into figures change, so books stored by an older
 /// release are recomputed rather than trusted.
-pub const RULES_VERSION: u32 = 2;
+pub const RULES_VERSION: u32 = 3;
 
 /// The fingerprint of everything the stored figures depend on: the rules version, the
 /// currency, `ledger_start`, the idle policy, the rates, every fund's slug, default flag,
