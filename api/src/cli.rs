@@ -244,14 +244,21 @@ fn parse_month(s: &str) -> anyhow::Result<Month> {
     Month::parse(s).map_err(|e| anyhow::anyhow!("--month {e}"))
 }
 
-/// `--at`, an RFC 3339 instant; now without it.
+/// `--at`, an RFC 3339 instant no later than now (plus the HTTP API's minute of clock skew);
+/// now without it.
 fn parse_at(s: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    match s {
-        Some(s) => {
-            buildfund_jobs::calendar::parse_rfc3339(s).map_err(|e| anyhow::anyhow!("--at: {e}"))
-        }
-        None => Ok(chrono::Utc::now()),
-    }
+    let Some(s) = s else {
+        return Ok(chrono::Utc::now());
+    };
+    let at =
+        buildfund_jobs::calendar::parse_rfc3339(s).map_err(|e| anyhow::anyhow!("--at: {e}"))?;
+    let limit =
+        chrono::Utc::now() + chrono::Duration::seconds(crate::routes::books::CLOCK_SKEW_SECONDS);
+    anyhow::ensure!(
+        at <= limit,
+        "--at: {s} is later than now (the books of the future are not known)"
+    );
+    Ok(at)
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {

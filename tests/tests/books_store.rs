@@ -685,6 +685,19 @@ db_test!(instants_and_months_are_bounded, CONFIG, |app| async move {
         let body: Value = res.json().await.unwrap();
         assert!(body.to_string().contains("month"), "{body}");
     }
+    // The command line refuses the future alike.
+    for args in [
+        &["costs", "--at", "9999-12-31T23:59:59Z"][..],
+        &["plans", "--at", "9999-12-31T23:59:59Z"][..],
+    ] {
+        let out = app.cli(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--at: 9999-12-31T23:59:59Z is later than now"),
+            "{err}"
+        );
+    }
     // Half a minute ahead is clock skew, not the future.
     let soon = buildfund_jobs::calendar::rfc3339(Utc::now() + chrono::Duration::seconds(30));
     assert_eq!(
