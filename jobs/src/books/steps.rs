@@ -39,21 +39,24 @@ pub(crate) fn longest_step() -> Expr {
 }
 
 /// The rows of the steps overlapping `span`: started in `[span.start - longest step,
-/// span.end)`, stopped after `span.start`, and of some length (a step of no length has no busy
-/// time; counted, it would list a 0-second unpriced line in a window holding it but in none of
-/// the stored days around it, which do not overlap an instant at their midnight). The stop is written `+stop_ts`, which keeps
-/// SQLite's planner off the `stop_ts` index: with bound parameters it cannot tell the two
-/// ranges apart and took that one, which reads every step that stopped after the window's
-/// start, i.e. the whole ledger after a window in the past (PostgreSQL plans it on `start_ts`
-/// either way). Its `start_ts` range (with or without a leading `machine`) is bounded on both
-/// sides.
+/// span.end)`, stopped after `span.start`, and not of no length. A step of no length has no
+/// busy time; counted, it listed a 0-second unpriced line in a window read from the steps but
+/// not in one read from stored days, which do not overlap an instant at their midnight. (A
+/// step that stops before it starts is refused at the ingest; a corrupt row of that kind is
+/// still read, and the attribution refuses it loudly rather than the books hiding it.)
+///
+/// The stop is written `+stop_ts`, which keeps SQLite's planner off the `stop_ts` index: with
+/// bound parameters it cannot tell the two ranges apart and took that one, which reads every
+/// step that stopped after the window's start, i.e. the whole ledger after a window in the
+/// past (PostgreSQL plans on `start_ts` either way). The `start_ts` range (with or without a
+/// leading `machine`) is bounded on both sides.
 pub(crate) fn overlapping(span: Span) -> Condition {
     use build_steps::Column as C;
     Condition::all()
         .add(Expr::col(C::StartTs).gte(Expr::val(span.start).sub(longest_step())))
         .add(Expr::col(C::StartTs).lt(span.end))
         .add(Expr::cust(r#"+"stop_ts""#).gt(span.start))
-        .add(Expr::col(C::StopTs).gt(Expr::col(C::StartTs)))
+        .add(Expr::col(C::StopTs).ne(Expr::col(C::StartTs)))
 }
 
 /// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
@@ -176,7 +179,7 @@ mod tests {
             );
             // Off the stop_ts index (SQLite's planner otherwise takes it).
             assert!(sql.contains(r#"(+"stop_ts") > 100"#), "{sql}");
-            assert!(sql.contains(r#""stop_ts" > "start_ts""#), "{sql}");
+            assert!(sql.contains(r#""stop_ts" <> "start_ts""#), "{sql}");
         }
     }
 }
