@@ -13,7 +13,7 @@
 //! The seeds are 1 to `BOOKS_HISTORY_CASES` (default 6), run in order on one database; a
 //! failure names its seed and operation, and `BOOKS_HISTORY_CASES=<seed>` replays the same
 //! histories.
-use buildfund_jobs::books::donations::{self, Contributor, DonationRecord};
+use buildfund_jobs::books::donations::{self, DonationRecord};
 use buildfund_jobs::books::job_costs::{self, JobsFilter};
 use buildfund_jobs::books::store::{self, MonthState};
 use buildfund_jobs::books::{costs, funds};
@@ -211,23 +211,7 @@ fn random_donation(rng: &mut Rng, id: &str) -> DonationRecord {
         0 => -rng.range(100, 3_000),
         _ => rng.range(500, 50_000),
     };
-    let fees = gross / 20;
-    DonationRecord {
-        source: "manual".into(),
-        external_id: id.into(),
-        kind: if gross < 0 { "refund" } else { "contribution" }.into(),
-        occurred_at: from_unix(at),
-        account_slug: account.into(),
-        tier_slug: tier.map(Into::into),
-        contributor: Contributor::anonymous(),
-        gross_cents: gross,
-        fees_cents: fees,
-        net_cents: gross - fees,
-        original_amount: format!("{}.{:02}", gross / 100, (gross % 100).abs()),
-        original_currency: "EUR".into(),
-        refund_of: None,
-        description: None,
-    }
+    super::books_store::donation(id, from_unix(at), account, tier, gross)
 }
 
 /// Deletes the stored months matching `months` and the stored days matching `days` (SQL

@@ -108,7 +108,8 @@ async fn ingest(app: &TestApp, steps: &[Value]) -> Value {
     res.json().await.unwrap()
 }
 
-fn donation(
+/// A manual donation (a refund when `gross` is negative) with 5 % fees.
+pub(crate) fn donation(
     id: &str,
     at: DateTime<Utc>,
     account: &str,
