@@ -1,7 +1,7 @@
 //! API tokens: random secrets shown once, stored only as SHA-256 hashes, each with one scope.
 use buildfund_entity::api_tokens;
 use chrono::Utc;
-use rand::RngCore;
+use rand::Rng;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };

@@ -14,6 +14,7 @@
 //! - [`email`]: subscriptions, signed links, the outbox and SMTP;
 //! - [`scheduler`]: the cron jobs, claimed once across instances.
 pub mod api_tokens;
+pub mod backoff;
 pub mod books;
 pub mod calendar;
 pub mod config;

@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use buildfund_jobs::sources::ingest::{self, ChannelReader, Format, IngestError, TooLargeError};
+use buildfund_jobs::sources::ingest::{self, Format, IngestError, TooLargeError};
 use futures_util::StreamExt;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,7 +91,7 @@ pub async fn ingest_build_steps(
         &state.db,
         state.config.clone(),
         format,
-        ChannelReader::new(rx),
+        ingest::channel_reader(rx),
         None,
     );
     let ((), result) = tokio::join!(feed, work);

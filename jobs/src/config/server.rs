@@ -21,50 +21,23 @@ pub struct ServerConfig {
     pub body_idle_timeout_seconds: u64,
 }
 
-/// An IP network `address/prefix` (a bare address is a /32 or /128).
+/// An IP network `address/prefix` (a bare address is a /32 or /128), parsed by `ipnet`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IpNet {
-    pub addr: std::net::IpAddr,
-    pub prefix: u8,
-}
+pub struct IpNet(pub ipnet::IpNet);
 
 impl IpNet {
     pub fn parse(s: &str) -> Option<IpNet> {
-        let (a, p) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
+        let s = s.trim();
+        let net = match s.parse::<ipnet::IpNet>() {
+            Ok(net) => net,
+            Err(_) => s.parse::<std::net::IpAddr>().ok()?.into(),
         };
-        let addr: std::net::IpAddr = a.trim().parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            None => max,
-            Some(p) => p.trim().parse::<u8>().ok().filter(|n| *n <= max)?,
-        };
-        Some(IpNet { addr, prefix })
+        Some(IpNet(net))
     }
 
     /// Whether `ip` is in this network (an IPv4-mapped IPv6 address counts as its IPv4 one).
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {
-        use std::net::IpAddr::{V4, V6};
-        let ip = match ip {
-            V6(v6) => v6.to_ipv4_mapped().map(V4).unwrap_or(V6(v6)),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (V4(net), V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (V6(net), V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
     }
 }
 

@@ -4,7 +4,7 @@
 //! subscriber's id and address and the expiry, so a token works for one address only and no
 //! token can be made without the key. Tokens are checked in constant time.
 use super::EmailKey;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// How long a confirmation link works.
@@ -51,7 +51,7 @@ fn mac(
     email: &str,
     expires: Option<i64>,
 ) -> Hmac<Sha256> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.bytes()).expect("HMAC takes any key");
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key.bytes()).expect("HMAC takes any key");
     let expires = expires.map_or(String::new(), |e| e.to_string());
     m.update(format!("buildfund/{}\n{id}\n{email}\n{expires}", purpose.tag()).as_bytes());
     m

@@ -33,8 +33,7 @@ pub fn backoff(attempts: i32) -> Duration {
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_millis)
         .unwrap_or(FIRST_BACKOFF);
-    let factor = 1u32 << (attempts.clamp(1, 20) - 1) as u32;
-    first.saturating_mul(factor).min(MAX_BACKOFF)
+    crate::backoff::Backoff::new(first, MAX_BACKOFF).delay(attempts.clamp(1, 20) as u32)
 }
 
 /// Queues the confirmation email of `subscriber` (pending), requested at `now`, inside the

@@ -8,7 +8,7 @@ use crate::config::{redact_url, Config, Secrets};
 use crate::gate::record_note;
 use buildfund_entity::gate_deliveries;
 use chrono::Utc;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
@@ -126,7 +126,7 @@ async fn deliver(
     match secret {
         Err(e) => last_error = e,
         Ok(secret) => {
-            let mut delay = WEBHOOK_FIRST_DELAY;
+            let backoff = crate::backoff::Backoff::new(WEBHOOK_FIRST_DELAY, Duration::MAX);
             for attempt in 1..=WEBHOOK_ATTEMPTS {
                 attempts += 1;
                 let mut req = client
@@ -157,8 +157,7 @@ async fn deliver(
                 }
                 tracing::warn!(url = %shown, attempt, error = %last_error, "webhook delivery failed");
                 if attempt < WEBHOOK_ATTEMPTS {
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    tokio::time::sleep(backoff.delay(attempt)).await;
                 }
             }
         }

@@ -144,11 +144,7 @@ impl Client {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.options
-            .backoff
-            .saturating_mul(factor)
-            .min(self.options.max_backoff)
+        crate::backoff::Backoff::new(self.options.backoff, self.options.max_backoff).delay(attempt)
     }
 
     pub fn retries(&self) -> u64 {

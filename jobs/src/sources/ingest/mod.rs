@@ -25,6 +25,8 @@ use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 /// At most this many errors are listed; the count covers all of them.
 pub const MAX_LISTED_ERRORS: usize = 1000;
@@ -83,35 +85,13 @@ impl std::fmt::Display for TooLargeError {
 
 impl std::error::Error for TooLargeError {}
 
-/// A blocking `Read` over chunks sent from async code (an HTTP body).
-pub struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
-    current: Bytes,
-}
+/// A blocking `Read` over chunks sent from async code (an HTTP body): `tokio_util`'s bridge
+/// over a reader of the channel's chunks. An error sent on the channel is the read's error.
+pub type ChannelReader = SyncIoBridge<StreamReader<ReceiverStream<std::io::Result<Bytes>>, Bytes>>;
 
-impl ChannelReader {
-    pub fn new(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> Self {
-        ChannelReader {
-            rx,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
-    }
+/// The [`ChannelReader`] of `rx`; made on the runtime, read off it (in a blocking task).
+pub fn channel_reader(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> ChannelReader {
+    SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)))
 }
 
 /// Ingests everything `reader` yields, in one transaction.
