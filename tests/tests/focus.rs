@@ -3,8 +3,9 @@
 //! `focus-validator` (PyPI `focus-validator==1.0.0` with `multimethod<2`) on the export,
 //! failing on any rule that fails or errors.
 //!
-//! The validator is found on PATH; under `CI` its absence is a failure, elsewhere the
-//! validation is skipped with a message (`scripts/test` installs it).
+//! The validator is `FOCUS_VALIDATOR`, else the project's virtual environment `.venv`, else
+//! PATH; under `CI` its absence is a failure, elsewhere the validation is skipped with a message
+//! (`scripts/test` installs it in `.venv` from `tests/requirements.txt`).
 use buildfund_jobs::money::parse_cents;
 use buildfund_tests::{db_test, TestApp};
 use chrono::DateTime;
@@ -288,14 +289,14 @@ db_test!(
 /// Runs focus-validator on `csv` (files under `stem`); fails the test on any failed or
 /// errored rule.
 fn validate(stem: &Path, csv: &[u8]) {
-    let Some(validator) = on_path("focus-validator") else {
+    let Some(validator) = find_validator() else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "focus-validator is not on PATH: pip install 'focus-validator==1.0.0' 'multimethod<2'"
+            "focus-validator not found (FOCUS_VALIDATOR, .venv, PATH): scripts/test installs it in .venv"
         );
         eprintln!(
-            "focus-validator is not on PATH: FOCUS validation skipped \
-             (pip install 'focus-validator==1.0.0' 'multimethod<2')"
+            "focus-validator not found (FOCUS_VALIDATOR, .venv, PATH): FOCUS validation skipped \
+             (scripts/test installs it in the project's .venv)"
         );
         return;
     };
@@ -352,6 +353,19 @@ fn validate(stem: &Path, csv: &[u8]) {
         attr("tests"),
         data.display()
     );
+}
+
+/// The validator: `FOCUS_VALIDATOR` (set by `scripts/test`), else the one `scripts/test`
+/// installed in the project's virtual environment `.venv`, else one on `PATH`.
+fn find_validator() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("FOCUS_VALIDATOR") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/focus-validator");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    on_path("focus-validator")
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
