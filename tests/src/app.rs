@@ -636,6 +636,15 @@ pub fn buildfund_bin() -> PathBuf {
             .to_path_buf();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
+        // Cargo gives the test process its package's variables (CARGO_MANIFEST_DIR,
+        // CARGO_PKG_NAME…). Build scripts that read them (ring's) would find them changed
+        // from the outer build and rebuild, and everything above them with them (rustls,
+        // sqlx, sea-orm): this build runs in the environment the outer one had.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(set_by_cargo_for_the_test) {
+                cmd.env_remove(name);
+            }
+        }
         cmd.args([
             "build",
             "--quiet",
@@ -652,6 +661,23 @@ pub fn buildfund_bin() -> PathBuf {
         profile_dir.join("buildfund")
     })
     .clone()
+}
+
+/// Whether cargo sets variable `name` for the process of a test it runs (not a setting of the
+/// user's such as `CARGO_HOME` or `CARGO_TARGET_DIR`).
+fn set_by_cargo_for_the_test(name: &str) -> bool {
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+        || matches!(
+            name,
+            "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "CARGO_RUSTC_CURRENT_DIR" | "OUT_DIR"
+        )
 }
 
 /// Runs `buildfund ARGS` in `cwd` with extra environment, without inheriting a
