@@ -69,7 +69,7 @@ impl From<ApiError> for PageError {
                 message,
             ),
             ApiError::Internal(e) => {
-                tracing::error!(error.cause_chain = ?e, error.message = %e, "page failed");
+                tracing::error!(error.chain = %format_args!("{e:#}"), "page failed");
                 PageError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
