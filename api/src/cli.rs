@@ -471,7 +471,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let month = parse_month(month)?;
                     let conn = open_database(&config).await?;
                     let rendered =
-                        email::outbox::preview(&conn, &config, month, chrono::Utc::now()).await?;
+                        email::outbox::preview(&conn, &config, month, clock.now()).await?;
                     std::fs::create_dir_all(out)
                         .with_context(|| format!("--out {}: cannot create it", out.display()))?;
                     for (ext, body) in [("txt", &rendered.text), ("html", &rendered.html)] {
@@ -521,12 +521,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Books { command } => {
             let config = load_config(&cli)?;
             let conn = open_database(&config).await?;
-            books(&conn, &config, command).await?;
+            books(&conn, &config, command, &clock).await?;
         }
         Command::Subscribers { command } => {
             let config = load_config(&cli)?;
             let conn = open_database(&config).await?;
-            let now = chrono::Utc::now();
+            let now = clock.now();
             match command {
                 SubscribersCommand::List => {
                     for s in email::subscriptions::list(&conn).await? {
@@ -607,9 +607,10 @@ async fn books(
     conn: &sea_orm::DatabaseConnection,
     config: &Config,
     command: &BooksCommand,
+    clock: &Clock,
 ) -> anyhow::Result<()> {
     use buildfund_jobs::books::store::{self, MonthState};
-    let now = chrono::Utc::now();
+    let now = clock.now();
     match command {
         BooksCommand::Status { json } => {
             let status = store::books_status(conn, config, now).await?;

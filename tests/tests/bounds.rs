@@ -5,8 +5,9 @@
 //! malformed values and must refuse each at once, naming the field; the command line refuses the
 //! same values naming its flag.
 use buildfund_api::routes::{Bounded, PUBLIC_FIGURES};
-use buildfund_jobs::calendar::Month;
-use buildfund_tests::db_test;
+use buildfund_jobs::calendar::{parse_rfc3339, Month};
+use buildfund_jobs::clock::Clock;
+use buildfund_tests::{db_test, TestApp};
 use chrono::Utc;
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -176,3 +177,29 @@ fn the_list_names_each_route_once() {
     assert_eq!(paths.len(), PUBLIC_FIGURES.len());
     assert!(PUBLIC_FIGURES.iter().all(|r| !r.params.is_empty()));
 }
+
+db_test!(
+    the_bounds_follow_the_servers_clock,
+    TestApp::builder(CONFIG).clock(Clock::manual(
+        parse_rfc3339("2026-03-15T12:00:00Z").unwrap()
+    )),
+    |app| async move {
+        // The server's clock, not the calendar's, says what the future is.
+        let status = |url: &'static str| {
+            let app = app.clone();
+            async move { app.get(url).await.status().as_u16() }
+        };
+        assert_eq!(status("/api/v1/plans?at=2026-03-15T12:01:00Z").await, 200);
+        assert_eq!(status("/api/v1/plans?at=2026-03-15T12:01:01Z").await, 422);
+        assert_eq!(status("/api/v1/costs?month=2026-03").await, 200);
+        assert_eq!(status("/api/v1/costs?month=2026-04").await, 422);
+        let costs: Value = app.get("/api/v1/costs").await.json().await.unwrap();
+        assert_eq!(
+            (costs["month"].as_str(), costs["as_of"].as_str()),
+            (Some("2026-03"), Some("2026-03-15T12:00:00Z"))
+        );
+        app.clock.advance(chrono::Duration::days(17));
+        assert_eq!(status("/api/v1/costs?month=2026-04").await, 200);
+        assert_eq!(status("/api/v1/plans?at=2026-04-01T12:00:00Z").await, 200);
+    }
+);

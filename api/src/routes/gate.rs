@@ -117,7 +117,7 @@ async fn control(
         &state.config,
         auth.token.name.as_str(),
         body.reason.as_str(),
-        Utc::now(),
+        state.clock.now(),
     );
     let done = match action {
         Action::Pause => gate::pause(db, config, pool, actor, reason, now).await,
