@@ -177,15 +177,18 @@ mod tests {
         let admin = ["RunsQuery", "EventsQuery"];
         let mut offenders = Vec::new();
         for (path, source) in &files {
-            for attr in ["#[get(", "#[route("] {
-                for part in source.split(attr).skip(1) {
-                    let is_get =
-                        attr == "#[get(" || part.split(']').next().unwrap().contains("\"GET\"");
-                    let signature = part.split(") ->").next().unwrap_or(part);
-                    for name in structs.iter().filter(|s| !admin.contains(&s.as_str())) {
-                        if is_get && signature.contains(&format!("Query<{name}>")) {
-                            offenders.push(format!("{path}: {}", part.lines().next().unwrap()));
-                        }
+            for attr in source.split("#[").skip(1) {
+                let attr = attr.trim_start_matches("actix_web::");
+                let is_get = attr.starts_with("get(")
+                    || (attr.starts_with("route(")
+                        && attr.split(']').next().unwrap_or("").contains("\"GET\""));
+                if !is_get {
+                    continue;
+                }
+                let signature = attr.split(") ->").next().unwrap_or(attr);
+                for name in structs.iter().filter(|s| !admin.contains(&s.as_str())) {
+                    if signature.contains(&format!("Query<{name}>")) {
+                        offenders.push(format!("{path}: {}", attr.lines().next().unwrap()));
                     }
                 }
             }
