@@ -1,12 +1,15 @@
 //! Bearer-token authentication as an extractor: `Authed<Admin>` in a handler's arguments means
 //! "a valid, unrevoked token whose scope grants admin". No token or an unknown one is 401, a
-//! token of the wrong scope is 403, both as JSON errors.
+//! token of the wrong scope is 403, both as JSON errors. An authenticated token's name is
+//! recorded as the request span's `caller`.
 use crate::error::ApiError;
 use crate::state::AppState;
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 use buildfund_jobs::api_tokens::{self as tokens, Scope, TokenInfo};
 use futures_util::future::LocalBoxFuture;
 use std::marker::PhantomData;
+use tracing::Span;
+use tracing_actix_web::RootSpan;
 
 pub trait RequiredScope {
     const SCOPE: Scope;
@@ -52,12 +55,17 @@ impl<S: RequiredScope + 'static> FromRequest for Authed<S> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let secret = bearer(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        // The request's root span (see `telemetry::BuildfundRootSpan`) names the caller.
+        let root_span = req.extensions().get::<RootSpan>().map(|s| Span::clone(s));
         Box::pin(async move {
             let secret = secret?;
             let state = state.ok_or_else(|| anyhow::anyhow!("application state missing"))?;
             let token = tokens::verify(&state.db, &secret)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("invalid or revoked token"))?;
+            if let Some(span) = root_span {
+                span.record("caller", token.name.as_str());
+            }
             if !token.scope.grants(S::SCOPE) {
                 return Err(ApiError::forbidden(format!(
                     "token {:?} has scope {}; this needs scope {}",

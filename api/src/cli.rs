@@ -4,7 +4,9 @@ use crate::commands::{gate, ingest_file, open_database, serve, sync_hydra, sync_
 use anyhow::Context;
 use buildfund_jobs::api_tokens::{self as tokens, Scope};
 use buildfund_jobs::books::{costs, job_costs, plans};
+use buildfund_jobs::bounds::At;
 use buildfund_jobs::calendar::Month;
+use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::{describe_database, Secrets};
 use buildfund_jobs::email;
 use buildfund_jobs::Config;
@@ -244,21 +246,15 @@ fn parse_month(s: &str) -> anyhow::Result<Month> {
     Month::parse(s).map_err(|e| anyhow::anyhow!("--month {e}"))
 }
 
-/// `--at`, an RFC 3339 instant no later than now (plus the HTTP API's minute of clock skew);
-/// now without it.
-fn parse_at(s: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
-    let Some(s) = s else {
-        return Ok(chrono::Utc::now());
-    };
-    let at =
-        buildfund_jobs::calendar::parse_rfc3339(s).map_err(|e| anyhow::anyhow!("--at: {e}"))?;
-    let limit =
-        chrono::Utc::now() + chrono::Duration::seconds(crate::routes::books::CLOCK_SKEW_SECONDS);
-    anyhow::ensure!(
-        at <= limit,
-        "--at: {s} is later than now (the books of the future are not known)"
-    );
-    Ok(at)
+/// `--month` of the books: [`Month::parse_until`], no month after the current one.
+fn parse_books_month(s: &str, clock: &Clock) -> anyhow::Result<Month> {
+    Month::parse_until(s, clock.now()).map_err(|e| anyhow::anyhow!("--month {e}"))
+}
+
+/// `--at`, the domain's bounded [`At`]: an RFC 3339 instant from 1970 to now (plus the HTTP
+/// API's minute of clock skew); now without it.
+fn parse_at(s: Option<&str>, clock: &Clock) -> anyhow::Result<At> {
+    At::parse_or_now(s, clock.now()).map_err(|e| anyhow::anyhow!("--at: {e}"))
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
@@ -292,6 +288,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // What "now" is for every command (the instants they are asked about are bounded by it).
+    let clock = Clock::system();
     match &cli.command {
         Command::CheckConfig => {
             return Ok(match Config::load(cli.config.as_deref()) {
@@ -358,10 +356,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
         } => {
             let config = load_config(&cli)?;
-            let at = parse_at(at.as_deref())?;
+            let at = parse_at(at.as_deref(), &clock)?;
             let month = match month {
-                Some(m) => Month::parse(m).map_err(|e| anyhow::anyhow!("--month {e}"))?,
-                None => Month::of(at),
+                Some(m) => parse_books_month(m, &clock)?,
+                None => at.month(),
             };
             let conn = open_database(&config).await?;
             if *jobs {
@@ -386,7 +384,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print!(
                     "{}",
-                    buildfund_jobs::report::table::render(&config, &report, month, at)
+                    buildfund_jobs::report::table::render(&config, &report, month, at.instant())
                 );
             }
         }
@@ -394,8 +392,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: ExportCommand::Focus { month, at, out },
         } => {
             let config = load_config(&cli)?;
-            let month = parse_month(month)?;
-            let at = parse_at(at.as_deref())?;
+            let month = parse_books_month(month, &clock)?;
+            let at = parse_at(at.as_deref(), &clock)?;
             let conn = open_database(&config).await?;
             let csv =
                 buildfund_jobs::report::focus::month_focus_csv(&conn, &config, month, at).await?;
@@ -411,7 +409,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Plans { at, json } => {
             let config = load_config(&cli)?;
-            let at = parse_at(at.as_deref())?;
+            let at = parse_at(at.as_deref(), &clock)?;
             let conn = open_database(&config).await?;
             let report = plans::plans_report(&conn, &config, at).await?;
             if *json {
@@ -473,7 +471,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let month = parse_month(month)?;
                     let conn = open_database(&config).await?;
                     let rendered =
-                        email::outbox::preview(&conn, &config, month, chrono::Utc::now()).await?;
+                        email::outbox::preview(&conn, &config, month, clock.now()).await?;
                     std::fs::create_dir_all(out)
                         .with_context(|| format!("--out {}: cannot create it", out.display()))?;
                     for (ext, body) in [("txt", &rendered.text), ("html", &rendered.html)] {
@@ -523,12 +521,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Books { command } => {
             let config = load_config(&cli)?;
             let conn = open_database(&config).await?;
-            books(&conn, &config, command).await?;
+            books(&conn, &config, command, &clock).await?;
         }
         Command::Subscribers { command } => {
             let config = load_config(&cli)?;
             let conn = open_database(&config).await?;
-            let now = chrono::Utc::now();
+            let now = clock.now();
             match command {
                 SubscribersCommand::List => {
                     for s in email::subscriptions::list(&conn).await? {
@@ -609,9 +607,10 @@ async fn books(
     conn: &sea_orm::DatabaseConnection,
     config: &Config,
     command: &BooksCommand,
+    clock: &Clock,
 ) -> anyhow::Result<()> {
     use buildfund_jobs::books::store::{self, MonthState};
-    let now = chrono::Utc::now();
+    let now = clock.now();
     match command {
         BooksCommand::Status { json } => {
             let status = store::books_status(conn, config, now).await?;

@@ -3,6 +3,7 @@
 //! answered with a generic message, never with internals.
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use buildfund_jobs::bounds::Refused;
 use serde_json::{json, Value};
 use std::fmt;
 
@@ -69,6 +70,31 @@ impl ApiError {
     }
 }
 
+/// A caller's `at`, `month` or `limit` refused by the domain's bounds: 400 when the text is not
+/// a value of its kind (interfaces.md: "400 malformed"), 422 when it is one out of bounds; the
+/// message and `details` name the field.
+impl From<Refused> for ApiError {
+    fn from(e: Refused) -> Self {
+        let status = if e.is_malformed() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        ApiError::refused(status, &e)
+    }
+}
+
+impl ApiError {
+    /// A refused field, as `{"error": "FIELD: problem", "details": [{"field", "message"}]}`.
+    pub fn refused(status: StatusCode, e: &Refused) -> Self {
+        ApiError::with_details(
+            status,
+            e.to_string(),
+            vec![json!({"field": e.field(), "message": e.problem()})],
+        )
+    }
+}
+
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         match e.downcast_ref::<sea_orm::DbErr>() {
@@ -132,7 +158,8 @@ impl ResponseError for ApiError {
                 json!({"error": message, "details": details})
             }
             ApiError::Internal(e) => {
-                tracing::error!(error.cause_chain = ?e, error.message = %e, "request failed");
+                // One line, in the request's span (route, request id): the error and its causes.
+                tracing::error!(error.chain = %format_args!("{e:#}"), "request failed");
                 json!({"error": "internal error; the cause is in the server log", "details": []})
             }
             ApiError::Unavailable(m) => {

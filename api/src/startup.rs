@@ -7,9 +7,11 @@ use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
 use crate::state::{figures_changed, AppState};
+use crate::telemetry::{self, BuildfundRootSpan};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::outbox::ConfirmationSender;
 use buildfund_jobs::email::Mailer;
@@ -22,6 +24,7 @@ use sea_orm::DatabaseConnection;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing_actix_web::TracingLogger;
 
 pub struct Application {
     port: u16,
@@ -87,11 +90,23 @@ fn opencollective_trigger(
 }
 
 impl Application {
+    /// [`Application::build_with_clock`] on the system clock.
     pub fn build(
         config: Arc<Config>,
         secrets: Arc<Secrets>,
         db: DatabaseConnection,
         options: ServeOptions,
+    ) -> anyhow::Result<Application> {
+        Self::build_with_clock(config, secrets, db, options, Clock::system())
+    }
+
+    /// The server, its handlers reading "now" from `clock`.
+    pub fn build_with_clock(
+        config: Arc<Config>,
+        secrets: Arc<Secrets>,
+        db: DatabaseConnection,
+        options: ServeOptions,
+        clock: Clock,
     ) -> anyhow::Result<Application> {
         let listener = TcpListener::bind(&config.server.listen).map_err(|e| {
             anyhow::anyhow!(
@@ -130,6 +145,7 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             db,
+            clock,
             config: config.clone(),
             secrets: secrets.clone(),
             metrics: Metrics::new(),
@@ -161,6 +177,9 @@ impl Application {
                 .wrap(from_fn(move |req, next| {
                     metrics::track(metrics.clone(), req, next)
                 }))
+                // The logger is the outer layer: its request id exists when the header is set.
+                .wrap_fn(telemetry::request_id_header)
+                .wrap(TracingLogger::<BuildfundRootSpan>::new())
                 .configure(routes::configure)
                 .default_service(web::to(no_route))
         })

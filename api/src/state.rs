@@ -3,6 +3,7 @@ use crate::gauges::Gauges;
 use crate::metrics::Metrics;
 use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimiter;
+use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::outbox::ConfirmationSender;
 use buildfund_jobs::email::{EmailKey, Mailer};
@@ -16,6 +17,8 @@ use std::sync::Arc;
 /// What every handler can reach.
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// What "now" is for the handlers (the system clock; a manual one in tests).
+    pub clock: Clock,
     pub config: Arc<Config>,
     /// The environment's secrets, read once at start.
     pub secrets: Arc<Secrets>,

@@ -90,24 +90,62 @@ pub fn split_months(span: Span) -> Vec<Span> {
     parts
 }
 
-/// A calendar month `YYYY-MM`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// The first year a [`Month`] can be in (the calendar begins at the Unix epoch).
+pub const FIRST_YEAR: i32 = 1970;
+/// The last year a [`Month`] can be in (four digits).
+pub const LAST_YEAR: i32 = 9999;
+
+/// A calendar month `YYYY-MM`, from 1970-01 to 9999-12 when it comes from outside: its fields
+/// are private, so [`Month::parse`] (text from a caller) and [`Month::of`] (an instant) are the
+/// ways in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {
-    pub year: i32,
-    pub month: u32,
+    year: i32,
+    month: u32,
+}
+
+/// Why a caller's month was refused; the caller puts the field's name before it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MonthError {
+    /// Not `YYYY-MM`.
+    #[error("{0:?} is not a month (YYYY-MM)")]
+    Malformed(String),
+    /// `YYYY-MM`, but outside 1970-01..=9999-12.
+    #[error("{0:?} is out of the calendar's range ({FIRST_YEAR}-01 to {LAST_YEAR}-12)")]
+    OutOfRange(String),
+    /// After the month of now (plus the callers' clock skew): its books are not known.
+    #[error("{month} is after the current month {current}")]
+    AfterCurrent { month: Month, current: Month },
+}
+
+impl MonthError {
+    /// The text was not a month at all (as opposed to a month out of bounds).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, MonthError::Malformed(_))
+    }
+}
+
+/// At most this much of a caller's text is quoted back in an error.
+pub(crate) fn quoted(text: &str) -> String {
+    text.chars().take(40).collect()
 }
 
 impl Month {
-    pub fn parse(s: &str) -> Result<Month, String> {
-        let bad = || format!("{s:?} is not a month (YYYY-MM)");
+    /// `YYYY-MM`, 1970-01 to 9999-12.
+    pub fn parse(s: &str) -> Result<Month, MonthError> {
+        let bad = || MonthError::Malformed(quoted(s));
         let (y, m) = s.split_once('-').ok_or_else(bad)?;
-        if y.len() != 4 || m.len() != 2 {
+        if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         let year: i32 = y.parse().map_err(|_| bad())?;
         let month: u32 = m.parse().map_err(|_| bad())?;
-        if !(1..=12).contains(&month) || !(1970..=9999).contains(&year) {
+        if !(1..=12).contains(&month) {
             return Err(bad());
+        }
+        if !(FIRST_YEAR..=LAST_YEAR).contains(&year) {
+            return Err(MonthError::OutOfRange(quoted(s)));
         }
         Ok(Month { year, month })
     }
@@ -117,6 +155,16 @@ impl Month {
             year: t.year(),
             month: t.month(),
         }
+    }
+
+    /// The year (four digits).
+    pub fn year(&self) -> i32 {
+        self.year
+    }
+
+    /// The month of the year, 1 to 12.
+    pub fn number(&self) -> u32 {
+        self.month
     }
 
     pub fn span(&self) -> Span {

@@ -2,8 +2,9 @@
 //! serves these over HTTP and the command line.
 //!
 //! The floor plan, from the ground up (a module only uses those on its own floor or below):
-//! - ground floor: [`calendar`] (months, spans, RFC 3339), [`money`] (cents, prices, exact
-//!   fractions) and [`http`] (outbound clients that keep to one origin);
+//! - ground floor: [`clock`] (the one reader of the system time), [`calendar`] (months, spans,
+//!   RFC 3339), [`bounds`] (a caller's `at`, `month` and `limit`, checked once), [`money`]
+//!   (cents, prices, exact fractions) and [`http`] (outbound clients that keep to one origin);
 //! - [`config`] (the TOML file, validated with key paths) and [`db`] (connections, migrations,
 //!   the catalog of configured machines, pools and funds);
 //! - [`api_tokens`]: the API's bearer tokens;
@@ -16,7 +17,9 @@
 pub mod api_tokens;
 pub mod backoff;
 pub mod books;
+pub mod bounds;
 pub mod calendar;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod email;

@@ -37,6 +37,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 /// Scheduled work every instance does for itself rather than once for all: `gate_refresh`
 /// rebuilds the instance's own in-memory gate snapshot.
@@ -222,12 +223,16 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
 pub fn spawn_per_instance(db: DatabaseConnection, config: Arc<Config>, registry: &Registry) {
     for (name, f) in &registry.per_instance {
         let (name, f, db, config) = (name.clone(), f.clone(), db.clone(), config.clone());
-        tokio::spawn(async move {
-            loop {
+        let job_loop = async move {
+            // Each run has its span: `job` and `run_id`, this instance's count of the job's
+            // runs (per-instance runs are not recorded in `job_runs`).
+            for run_id in 1u64.. {
+                let span = tracing::info_span!("job", job = %name, run_id);
                 // A panic is caught here too, so the loop goes on (the gate also catches its
                 // own and marks its snapshot stale).
                 match std::panic::AssertUnwindSafe(f(db.clone(), config.clone()))
                     .catch_unwind()
+                    .instrument(span)
                     .await
                 {
                     Ok(Ok(_)) => {}
@@ -248,7 +253,8 @@ pub fn spawn_per_instance(db: DatabaseConnection, config: Arc<Config>, registry:
                     .min(PER_INSTANCE_MAX_WAIT);
                 tokio::time::sleep(wait.max(Duration::from_millis(100))).await;
             }
-        });
+        };
+        tokio::spawn(job_loop.in_current_span());
     }
 }
 
@@ -299,7 +305,12 @@ impl Scheduler {
     }
 
     /// Runs until `shutdown` turns true, then waits up to `grace` for running jobs.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
+    pub async fn run(self, shutdown: watch::Receiver<bool>, grace: Duration) {
+        let span = tracing::info_span!("scheduler", instance = %self.instance);
+        self.run_in_span(shutdown, grace).instrument(span).await
+    }
+
+    async fn run_in_span(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         let jobs = self.scheduled();
         let this = Arc::new(self);
         let mut running = tokio::task::JoinSet::new();
@@ -311,7 +322,9 @@ impl Scheduler {
                 Ok(Some(tick)) => {
                     tracing::info!(job = %name, tick = %tick, "catching up a missed run");
                     let (this, name, f) = (this.clone(), name.clone(), f.clone());
-                    running.spawn(async move { this.run_tick(&name, tick, f).await });
+                    running.spawn(
+                        async move { this.run_tick(&name, tick, f).await }.in_current_span(),
+                    );
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -353,7 +366,8 @@ impl Scheduler {
                     .unwrap_or(tick);
                 last.insert(name.clone(), latest);
                 let (this, name, f) = (this.clone(), name.clone(), f.clone());
-                running.spawn(async move { this.run_tick(&name, latest, f).await });
+                running
+                    .spawn(async move { this.run_tick(&name, latest, f).await }.in_current_span());
             }
         }
         if !running.is_empty() {
@@ -398,9 +412,16 @@ impl Scheduler {
     }
 
     /// Claims `tick` of `job` and, if this instance won it, runs the job and records the end.
+    /// Its log lines are in the span `job` (`job`, `tick`, and `run_id`: the `job_runs` row).
     pub async fn run_tick(&self, job: &str, tick: DateTime<Utc>, f: JobFn) -> Option<i64> {
+        let span = tracing::info_span!("job", job, tick = %tick, run_id = tracing::field::Empty);
+        self.claim_and_execute(job, tick, f).instrument(span).await
+    }
+
+    async fn claim_and_execute(&self, job: &str, tick: DateTime<Utc>, f: JobFn) -> Option<i64> {
         match self.claim(job, tick).await {
             Ok(Some(id)) => {
+                tracing::Span::current().record("run_id", id);
                 self.execute(id, job, f).await;
                 Some(id)
             }

@@ -73,10 +73,7 @@ async fn main() -> anyhow::Result<()> {
     let conn = db::connect(&config).await?;
     db::prepare(&conn, &config).await?;
 
-    let month = Month {
-        year: 2026,
-        month: 10,
-    };
+    let month = Month::parse("2026-10")?;
     let span = month.span();
     let started = Instant::now();
     // Steps spread over the month: 50 machines, 200 jobsets (a fifth of them in GPU pools),

@@ -7,6 +7,7 @@ use crate::recorder::{Recorder, Respond};
 use crate::smtp::SmtpServer;
 use crate::Backend;
 use buildfund_api::startup::{Application, ServeOptions};
+use buildfund_jobs::clock::Clock;
 use buildfund_jobs::{db, Config};
 use sea_orm::DatabaseConnection;
 use serde_json::Value;
@@ -31,6 +32,7 @@ pub struct TestAppBuilder {
     hydra: Option<Respond>,
     redirected: bool,
     proxy: bool,
+    clock: Option<Clock>,
 }
 
 impl From<&str> for TestAppBuilder {
@@ -91,6 +93,13 @@ impl TestAppBuilder {
     /// ([`TestApp::proxy`]) that can cut it off and bring it back.
     pub fn database_behind_proxy(mut self) -> Self {
         self.proxy = true;
+        self
+    }
+
+    /// The server reads "now" from `clock` (keep a clone to set or advance it) instead of the
+    /// system clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -193,7 +202,8 @@ impl TestAppBuilder {
                 }
             }
         };
-        let mut app = TestApp::spawn(backend, &config, db_url, dir).await;
+        let clock = self.clock.unwrap_or_else(Clock::system);
+        let mut app = TestApp::spawn(backend, &config, db_url, dir, clock).await;
         app.stand_ins = StandIns {
             smtp,
             opencollective,
@@ -227,6 +237,8 @@ pub struct TestApp {
     pub config_path: PathBuf,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The server's clock (the system's unless [`TestAppBuilder::clock`] gave one).
+    pub clock: Clock,
     handle: actix_web::dev::ServerHandle,
     stand_ins: StandIns,
 }
@@ -242,6 +254,7 @@ impl TestApp {
             hydra: None,
             redirected: false,
             proxy: false,
+            clock: None,
         }
     }
 
@@ -251,6 +264,7 @@ impl TestApp {
         config_text: &str,
         db_url: String,
         dir: tempfile::TempDir,
+        clock: Clock,
     ) -> TestApp {
         let config_path = dir.path().join("buildfund.toml");
         std::fs::write(&config_path, config_text).expect("write config");
@@ -266,8 +280,14 @@ impl TestApp {
             shutdown_timeout: Duration::from_secs(1),
         };
         let secrets = Arc::new(buildfund_jobs::config::Secrets::from_env(&config));
-        let app =
-            Application::build(config.clone(), secrets, conn.clone(), options).expect("build app");
+        let app = Application::build_with_clock(
+            config.clone(),
+            secrets,
+            conn.clone(),
+            options,
+            clock.clone(),
+        )
+        .expect("build app");
         let port = app.port();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
@@ -284,6 +304,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             dir,
+            clock,
             handle,
             stand_ins: StandIns::default(),
         }

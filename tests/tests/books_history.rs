@@ -17,6 +17,7 @@ use buildfund_jobs::books::donations::{self, DonationRecord};
 use buildfund_jobs::books::job_costs::{self, JobsFilter};
 use buildfund_jobs::books::store::{self, MonthState};
 use buildfund_jobs::books::{costs, funds};
+use buildfund_jobs::bounds::At;
 use buildfund_jobs::calendar::{from_unix, parse_rfc3339, rfc3339, Month, Span};
 use buildfund_jobs::{gate, Config};
 use buildfund_tests::{db_test, TestApp};
@@ -285,7 +286,9 @@ async fn figures_under(app: &TestApp, name: &str, cfg: &Config, plan: &Plan) -> 
     for (m, at) in whole.chain(plan.mids.iter().copied()) {
         let at_s = rfc3339(at);
         if at == far {
-            let c = costs::costs_report(db, cfg, m, far).await.unwrap();
+            let c = costs::costs_report(db, cfg, m, At::new(far, far).unwrap())
+                .await
+                .unwrap();
             out.push((format!("{name} costs {m}"), js(&c)));
         }
         let (f, _) = funds::funds_month(db, cfg, m, at).await.unwrap();

@@ -7,6 +7,7 @@ use buildfund_entity::{book_month_funds, book_month_jobs, book_month_lines, book
 use buildfund_jobs::books::donations::{self, Contributor, DonationRecord};
 use buildfund_jobs::books::store::{self, MonthState};
 use buildfund_jobs::books::{costs, funds};
+use buildfund_jobs::bounds::At;
 use buildfund_jobs::calendar::{parse_rfc3339, Month};
 use buildfund_jobs::{gate, report};
 use buildfund_tests::{db_test, TestApp};
@@ -175,7 +176,9 @@ async fn figures(app: &TestApp) -> Vec<String> {
     let mut out = Vec::new();
     let mut month = Month::parse("2026-01").unwrap();
     while month <= Month::parse("2026-11").unwrap() {
-        let c = costs::costs_report(db, config, month, far).await.unwrap();
+        let c = costs::costs_report(db, config, month, At::new(far, far).unwrap())
+            .await
+            .unwrap();
         out.push(format!(
             "costs {month} {}",
             serde_json::to_string(&c).unwrap()

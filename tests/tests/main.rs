@@ -4,6 +4,7 @@
 mod books;
 mod books_history;
 mod books_store;
+mod bounds;
 mod cost_jobs;
 mod donations;
 mod email;
@@ -23,4 +24,5 @@ mod outage;
 mod pages;
 mod plans;
 mod scheduler;
+mod telemetry;
 mod webhooks;

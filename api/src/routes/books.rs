@@ -2,11 +2,14 @@
 //! `GET /api/v1/costs/jobs` and `GET /api/v1/funds` (interfaces.md).
 use crate::error::ApiError;
 use crate::state::AppState;
-use actix_web::{get, web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
 use buildfund_jobs::books::costs::costs_report;
 use buildfund_jobs::books::funds::funds_month;
-use buildfund_jobs::books::job_costs::{month_jobs, JobsFilter, DEFAULT_LIMIT, MAX_LIMIT};
-use buildfund_jobs::calendar::{parse_rfc3339, rfc3339, Month};
+use buildfund_jobs::books::job_costs::{month_jobs, JobsFilter};
+use buildfund_jobs::bounds::{month_and_at, At, Limit, Refused};
+use buildfund_jobs::calendar::Month;
+use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::{Config, OTHER_POOL};
 use buildfund_jobs::report::focus::month_focus_csv;
 use buildfund_jobs::sources::ingest::record::{is_jobset_name, is_project_name};
@@ -20,50 +23,42 @@ pub struct MonthQuery {
     pub at: Option<String>,
 }
 
-/// How far ahead of the server's clock an `at` may be (clock skew between callers).
-pub const CLOCK_SKEW_SECONDS: i64 = 60;
+/// How far ahead of the server's clock an `at` may be: the domain's
+/// [`buildfund_jobs::bounds::CLOCK_SKEW_SECONDS`], named here as before.
+pub const CLOCK_SKEW_SECONDS: i64 = buildfund_jobs::bounds::CLOCK_SKEW_SECONDS;
 
-/// Refuses (422, naming `at`) an instant later than now plus [`CLOCK_SKEW_SECONDS`]: the
-/// books of the future are not known, and evaluating them would walk months that are not.
+/// The month and evaluation instant of a request, parsed into the domain's bounded types
+/// ([`month_and_at`]) on the server's clock: `at` defaults to now, `month` to the month of
+/// `at`; `at` may not be later than now (plus a minute) nor before 1970, `month` not after the
+/// current one (422, naming the field; 400 for text that is no month or instant at all).
+pub fn month_and_at_of(state: &AppState, q: &MonthQuery) -> Result<(Month, At), ApiError> {
+    Ok(month_and_at(
+        q.month.as_deref(),
+        q.at.as_deref(),
+        state.clock.now(),
+    )?)
+}
+
+/// [`month_and_at_of`] as it was called before the clock: the same bounds, on the system clock.
+/// A thin wrapper kept for existing callers; new routes take the state's clock.
+pub fn month_and_instant(q: &MonthQuery) -> Result<(Month, DateTime<Utc>), ApiError> {
+    let (month, at) = month_and_at(q.month.as_deref(), q.at.as_deref(), Clock::system().now())?;
+    Ok((month, at.instant()))
+}
+
+/// Refuses (422, naming `at`) an instant later than now plus [`CLOCK_SKEW_SECONDS`] or before
+/// 1970: a thin wrapper of the domain's [`At::new`] on the system clock, kept for existing
+/// callers.
 pub fn not_in_future(at: DateTime<Utc>) -> Result<(), ApiError> {
-    let limit = Utc::now() + chrono::Duration::seconds(CLOCK_SKEW_SECONDS);
-    if at > limit {
-        return Err(ApiError::unprocessable(format!(
-            "at: {} is later than now",
-            rfc3339(at)
-        )));
-    }
+    At::new(at, Clock::system().now()).map_err(Refused::from)?;
     Ok(())
 }
 
-/// The month and evaluation instant of a request: `at` defaults to now, `month` to the month
-/// of `at`. `at` may not be later than now (plus a minute), nor `month` after the current one
-/// (422, naming the field).
-pub fn month_and_instant(q: &MonthQuery) -> Result<(Month, DateTime<Utc>), ApiError> {
-    let at = match &q.at {
-        None => Utc::now(),
-        Some(s) => parse_rfc3339(s).map_err(|e| ApiError::bad_request(format!("at: {e}")))?,
-    };
-    not_in_future(at)?;
-    let month = match &q.month {
-        None => Month::of(at),
-        Some(s) => Month::parse(s).map_err(|e| ApiError::bad_request(format!("month: {e}")))?,
-    };
-    let current = Month::of(Utc::now() + chrono::Duration::seconds(CLOCK_SKEW_SECONDS));
-    if month > current {
-        return Err(ApiError::unprocessable(format!(
-            "month: {month} is after the current month {current}"
-        )));
-    }
-    Ok((month, at))
-}
-
-#[get("/costs")]
 pub async fn get_costs(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (month, at) = month_and_instant(&query)?;
+    let (month, at) = month_and_at_of(&state, &query)?;
     Ok(HttpResponse::Ok().json(costs_report(&state.db, &state.config, month, at).await?))
 }
 
@@ -78,7 +73,8 @@ pub struct JobsQuery {
 
 /// The filters of `GET /api/v1/costs/jobs` and `buildfund costs --jobs`, each checked (the
 /// message names the parameter): `jobset` a `PROJECT:JOBSET` in Hydra's names, `pool` a
-/// configured pool (or `other`), `limit` from 1 to [`MAX_LIMIT`] (default [`DEFAULT_LIMIT`]).
+/// configured pool (or `other`), `limit` from 1 to [`MAX_LIMIT`](buildfund_jobs::bounds::MAX_LIMIT) (default
+/// [`DEFAULT_LIMIT`](buildfund_jobs::bounds::DEFAULT_LIMIT)).
 pub fn jobs_filter(
     config: &Config,
     jobset: Option<&str>,
@@ -113,18 +109,7 @@ pub fn jobs_filter(
             ));
         }
     };
-    let limit = match limit {
-        None => DEFAULT_LIMIT,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(format!(
-                    "limit: {:?} is not a whole number from 1 to {MAX_LIMIT}",
-                    shown(l)
-                ))
-            }
-        },
-    };
+    let limit = Limit::parse_or_default(limit).map_err(|e| Refused::from(e).to_string())?;
     Ok(JobsFilter {
         jobset,
         pool,
@@ -132,20 +117,19 @@ pub fn jobs_filter(
     })
 }
 
-#[get("/costs/jobs")]
 pub async fn get_cost_jobs(
     state: web::Data<AppState>,
     query: web::Query<JobsQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (month, at) = month_and_instant(&MonthQuery {
-        month: query.month.clone(),
-        at: query.at.clone(),
-    })
-    .map_err(|e| match e {
-        // Every bad parameter of this route is a 422 naming it.
-        ApiError::Client { message, .. } => ApiError::unprocessable(message),
-        e => e,
-    })?;
+    // Every bad parameter of this route is a 422 naming it.
+    let (month, at) = month_and_at(
+        query.month.as_deref(),
+        query.at.as_deref(),
+        state.clock.now(),
+    )
+    .map_err(|e| ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, &e))?;
+    Limit::parse_or_default(query.limit.as_deref())
+        .map_err(|e| ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, &e.into()))?;
     let filter = jobs_filter(
         &state.config,
         query.jobset.as_deref(),
@@ -158,12 +142,11 @@ pub async fn get_cost_jobs(
 
 /// The month's cost lines as a FOCUS 1.0 dataset (README, "FOCUS export"): CSV, one row per
 /// line of `/costs` for the same `month` and `at`, checked the same way.
-#[get("/costs/focus")]
 pub async fn get_costs_focus(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (month, at) = month_and_instant(&query)?;
+    let (month, at) = month_and_at_of(&state, &query)?;
     let body = month_focus_csv(&state.db, &state.config, month, at).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
@@ -174,17 +157,16 @@ pub async fn get_costs_focus(
         .body(body))
 }
 
-#[get("/funds")]
 pub async fn get_funds(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (month, at) = month_and_instant(&query)?;
-    let (figures, _) = funds_month(&state.db, &state.config, month, at).await?;
+    let (month, at) = month_and_at_of(&state, &query)?;
+    let (figures, _) = funds_month(&state.db, &state.config, month, at.instant()).await?;
     Ok(HttpResponse::Ok().json(json!({
         "month": month.to_string(),
         "currency": state.config.currency,
-        "as_of": rfc3339(at),
+        "as_of": at.to_string(),
         "funds": figures,
     })))
 }

@@ -3,20 +3,19 @@
 //! with an idempotency key).
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
-use crate::routes::books::{month_and_instant, MonthQuery};
+use crate::routes::books::{month_and_at_of, MonthQuery};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use buildfund_jobs::books::donations::{self, ManualDonation, ManualOutcome};
 use buildfund_jobs::books::funds::add_cents;
 use serde_json::json;
 
-#[get("/donations")]
 pub async fn list(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (month, _) = month_and_instant(&query)?;
+    let (month, _) = month_and_at_of(&state, &query)?;
     let rows = donations::month_records(&state.db, month).await?;
     let items: Vec<_> = rows
         .iter()

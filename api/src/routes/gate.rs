@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
+use buildfund_jobs::bounds::{At, Refused};
 use buildfund_jobs::gate::{self, pool_slug, Decision, GateError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -22,7 +23,6 @@ fn instant(s: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
 
 /// Without `at`: from the in-memory snapshot (no database access, `stale` when the last
 /// refresh failed). With `at`: evaluated exactly at that instant.
-#[get("/gate/{project}/{jobset}")]
 pub async fn get_gate(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -32,9 +32,8 @@ pub async fn get_gate(
     let key = format!("{project}:{jobset}");
     let pool = pool_slug(&state.config, &key);
     if let Some(at) = &query.at {
-        let at = instant(at, "at")?;
-        crate::routes::books::not_in_future(at)?;
-        let snapshot = gate::evaluate(&state.db, &state.config, at).await?;
+        let at = At::parse(at, state.clock.now()).map_err(Refused::from)?;
+        let snapshot = gate::evaluate(&state.db, &state.config, at.instant()).await?;
         let g = snapshot.pools.get(pool).expect("every pool is evaluated");
         return Ok(HttpResponse::Ok().json(Decision {
             jobset: key,
@@ -118,7 +117,7 @@ async fn control(
         &state.config,
         auth.token.name.as_str(),
         body.reason.as_str(),
-        Utc::now(),
+        state.clock.now(),
     );
     let done = match action {
         Action::Pause => gate::pause(db, config, pool, actor, reason, now).await,

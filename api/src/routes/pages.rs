@@ -24,7 +24,7 @@ use buildfund_jobs::report::{
     MonthReport,
 };
 use buildfund_jobs::Config;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ impl From<ApiError> for PageError {
                 message,
             ),
             ApiError::Internal(e) => {
-                tracing::error!(error.cause_chain = ?e, error.message = %e, "page failed");
+                tracing::error!(error.chain = %format_args!("{e:#}"), "page failed");
                 PageError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
@@ -147,9 +147,10 @@ impl ResponseError for PageError {
     }
 }
 
-/// Now, in whole seconds (the figures' `as_of` is then exactly what `?at=` can ask for).
-fn now() -> DateTime<Utc> {
-    DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now is a valid instant")
+/// Now on the server's clock, in whole seconds (the figures' `as_of` is then exactly what
+/// `?at=` can ask for).
+fn now(state: &AppState) -> DateTime<Utc> {
+    state.clock.now().trunc_subsecs(0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -240,7 +241,7 @@ pub async fn index(
         // The pool states are refreshed first, so that their reasons quote the same books as
         // the figures beside them (on failure the last snapshot is shown, marked stale).
         let _ = state.gate.refresh(&state.db).await;
-        let at = now();
+        let at = now(&state);
         let data =
             funding_page(&state.db, &state.config, at, TOP_SPONSORS, RECENT_DONATIONS).await?;
         let body = index_page(&data, &state.gate.current()).render()?;
@@ -256,7 +257,7 @@ pub async fn reports(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     cached(&state, &req, "/reports", || async {
-        let at = now();
+        let at = now(&state);
         let start = report::first_report_month(&state.db, &state.config, at).await?;
         let months: Vec<Month> = report_months(&state.config, at)
             .into_iter()
@@ -293,7 +294,7 @@ pub async fn month(
             format!("{e}: a report’s address is /reports/YYYY-MM, such as /reports/2026-10."),
         )
     })?;
-    let months = report_months(&state.config, now());
+    let months = report_months(&state.config, now(&state));
     if !months.contains(&month) {
         let message = match (months.last(), months.first()) {
             (Some(first), Some(last)) => {
@@ -309,7 +310,7 @@ pub async fn month(
     }
     let key = format!("/reports/{name}");
     cached(&state, &req, &key, || async {
-        let at = now();
+        let at = now(&state);
         let r = month_report(&state.db, &state.config, month, at).await?;
         let donations = month_donations(&state.db, &state.config, month, at).await?;
         if csv {

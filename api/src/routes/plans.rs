@@ -1,10 +1,9 @@
 //! What more money would build: `GET /api/v1/plans[?at=RFC3339]` (interfaces.md).
 use crate::error::ApiError;
 use crate::state::AppState;
-use actix_web::{get, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use buildfund_jobs::books::plans::plans_report;
-use buildfund_jobs::calendar::parse_rfc3339;
-use chrono::Utc;
+use buildfund_jobs::bounds::{At, Refused};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -13,15 +12,11 @@ pub struct AtQuery {
 }
 
 /// Every fund (config order) with its recent income and burn and its plans in order: cover,
-/// funded, runway if adopted, as of `at` (default now).
-#[get("/plans")]
+/// funded, runway if adopted, as of `at` (default now; bounded like every `at`).
 pub async fn get_plans(
     state: web::Data<AppState>,
     query: web::Query<AtQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let at = match &query.at {
-        None => Utc::now(),
-        Some(s) => parse_rfc3339(s).map_err(|e| ApiError::bad_request(format!("at: {e}")))?,
-    };
+    let at = At::parse_or_now(query.at.as_deref(), state.clock.now()).map_err(Refused::from)?;
     Ok(HttpResponse::Ok().json(plans_report(&state.db, &state.config, at).await?))
 }

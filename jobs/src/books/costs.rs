@@ -30,8 +30,9 @@ pub async fn costs_report(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
-    at: DateTime<Utc>,
+    at: crate::bounds::At,
 ) -> Result<CostsReport, DbErr> {
+    let at = at.instant();
     let c = month_costs(db, config, month, at).await?;
     Ok(CostsReport {
         month: month.to_string(),
@@ -122,25 +123,21 @@ mod tests {
     fn months_parse_strictly() {
         assert_eq!(
             Month::parse("2026-10"),
-            Ok(Month {
-                year: 2026,
-                month: 10
-            })
+            Ok(Month::of(
+                crate::calendar::parse_rfc3339("2026-10-15T00:00:00Z").unwrap()
+            ))
+        );
+        assert_eq!(
+            Month::parse("2026-10").map(|m| (m.year(), m.number())),
+            Ok((2026, 10))
         );
         assert_eq!(Month::parse("2026-10").unwrap().to_string(), "2026-10");
         for bad in ["2026-13", "2026-1", "26-10", "2026/10", "", "2026-00"] {
             assert!(Month::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            Month {
-                year: 2026,
-                month: 12
-            }
-            .next(),
-            Month {
-                year: 2027,
-                month: 1
-            }
+            Month::parse("2026-12").unwrap().next(),
+            Month::parse("2027-01").unwrap()
         );
     }
 }

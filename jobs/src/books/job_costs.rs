@@ -11,10 +11,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
 use serde::Serialize;
 
-/// The most jobs one answer lists.
-pub const MAX_LIMIT: usize = 10_000;
-/// The jobs an answer lists when the caller names no limit.
-pub const DEFAULT_LIMIT: usize = 100;
+use crate::bounds::{At, Limit};
+pub use crate::bounds::{DEFAULT_LIMIT, MAX_LIMIT};
 
 /// Which jobs to list: of one jobset (`project:jobset`), of one pool, at most `limit`
 /// (`None`: all).
@@ -22,7 +20,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub struct JobsFilter {
     pub jobset: Option<String>,
     pub pool: Option<String>,
-    pub limit: Option<usize>,
+    pub limit: Option<Limit>,
 }
 
 /// The answer of `GET /api/v1/costs/jobs`.
@@ -87,14 +85,15 @@ pub async fn month_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
-    at: DateTime<Utc>,
+    at: At,
     filter: &JobsFilter,
 ) -> Result<JobsReport, DbErr> {
+    let at = at.instant();
     let mut jobs = month_job_list(db, config, month, at, filter).await?;
     let total_cents = jobs.iter().map(|j| j.cost_cents).sum();
     let matched = jobs.len();
     if let Some(limit) = filter.limit {
-        jobs.truncate(limit);
+        jobs.truncate(limit.get());
     }
     Ok(JobsReport {
         month: month.to_string(),

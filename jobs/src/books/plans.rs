@@ -151,8 +151,9 @@ pub async fn plans_at(
 pub async fn plans_report(
     db: &impl ConnectionTrait,
     config: &Config,
-    t: DateTime<Utc>,
+    t: crate::bounds::At,
 ) -> Result<PlansReport, DbErr> {
+    let t = t.instant();
     Ok(PlansReport {
         currency: config.currency.clone(),
         as_of: rfc3339(t),

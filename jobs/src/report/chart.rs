@@ -70,8 +70,8 @@ pub fn chart(history: &[HistoryMonth]) -> ChartView {
             ));
             BarView {
                 month: h.month.to_string(),
-                short: MONTH_NAMES[(h.month.month - 1) as usize][..3].to_string(),
-                year: (i == 0 || h.month.month == 1).then_some(h.month.year),
+                short: MONTH_NAMES[(h.month.number() - 1) as usize][..3].to_string(),
+                year: (i == 0 || h.month.number() == 1).then_some(h.month.year()),
                 label,
                 raised: money(h.raised_cents),
                 spent: money(h.spent_cents),

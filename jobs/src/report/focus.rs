@@ -102,8 +102,9 @@ pub async fn month_focus_csv(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
-    at: DateTime<Utc>,
+    at: crate::bounds::At,
 ) -> anyhow::Result<Vec<u8>> {
+    let at = at.instant();
     let costs = month_costs(db, config, month, at).await?;
     Ok(focus_csv(config, month, at, &costs.lines)?)
 }

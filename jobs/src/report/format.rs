@@ -42,5 +42,5 @@ pub fn money(cents: i64) -> Money {
 
 /// "October 2026".
 pub fn month_label(m: Month) -> String {
-    format!("{} {}", MONTH_NAMES[(m.month - 1) as usize], m.year)
+    format!("{} {}", MONTH_NAMES[(m.number() - 1) as usize], m.year())
 }

@@ -125,7 +125,9 @@ pub async fn pull(
     pull_with_page_size(db, config, secrets, PAGE_SIZE, progress).await
 }
 
-/// [`pull`] with another page size (tests use small pages to cross page boundaries).
+/// [`pull`] with another page size (tests use small pages to cross page boundaries). Its log
+/// lines are in the span `sync` (`source = "hydra"`).
+#[tracing::instrument(name = "sync", skip_all, fields(source = "hydra", page_size))]
 pub async fn pull_with_page_size(
     db: &DatabaseConnection,
     config: &Config,

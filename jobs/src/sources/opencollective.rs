@@ -306,7 +306,9 @@ fn opencollective(config: &Config) -> anyhow::Result<&OpenCollectiveConfig> {
 }
 
 /// One sync now: new transactions since the cursor (with the overlap), then the active
-/// recurring contributions. `progress` is called after each stored page.
+/// recurring contributions. `progress` is called after each stored page. Its log lines are in
+/// the span `sync` (`source = "opencollective"`).
+#[tracing::instrument(name = "sync", skip_all, fields(source = "opencollective"))]
 pub async fn sync(
     db: &DatabaseConnection,
     config: &Config,
