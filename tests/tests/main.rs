@@ -7,6 +7,7 @@ mod books_store;
 mod cost_jobs;
 mod donations;
 mod email;
+mod expenses;
 mod focus;
 mod foundation;
 mod gate;

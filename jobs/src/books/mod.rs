@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod costs;
 pub mod days;
 pub mod donations;
+pub mod expenses;
 pub mod funds;
 pub mod job_costs;
 pub mod jobs;
