@@ -14,6 +14,7 @@ pub mod funds;
 pub mod job_costs;
 pub mod jobs;
 pub mod ledger;
+pub mod opencollective_check;
 pub mod plans;
 pub mod stale;
 pub mod steps;
