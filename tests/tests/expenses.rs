@@ -828,3 +828,160 @@ db_test!(
         assert_eq!(app.opencollective().state().syncs, 1);
     }
 );
+
+/// Books for manual expenses only (no OpenCollective).
+const MANUAL_BOOKS: &str = "currency = \"EUR\"\nledger_start = \"2026-09-01\"\n[[funds]]\nslug = \"general\"\ndefault = true\n";
+
+db_test!(
+    manual_expenses_are_validated_and_idempotent,
+    MANUAL_BOOKS,
+    |app| async move {
+        let admin = app.token("admin").await;
+        let ingest = app.token("ingest").await;
+        let body = serde_json::json!({
+            "idempotency_key": "bank-2026-11-03", "paid_at": "2026-11-03T10:00:00Z",
+            "incurred_at": "2026-11-01", "payee": "Hetzner Online GmbH",
+            "tags": ["Hetzner", "build01"], "description": "Invoice R0013 (October)",
+            "amount_cents": 16490, "fees_cents": 35,
+            "original_amount": "164.90", "original_currency": "EUR"});
+        let anonymous = reqwest::Client::new()
+            .post(app.url("/api/v1/expenses"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous.status(), 401);
+        let (status, _) = app
+            .post_json("/api/v1/expenses", &ingest, body.clone())
+            .await;
+        assert_eq!(status, 403);
+        assert!(expenses::find(&app.db, "manual", "bank-2026-11-03")
+            .await
+            .unwrap()
+            .is_none());
+
+        let (status, created) = app
+            .post_json("/api/v1/expenses", &admin, body.clone())
+            .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(
+            created,
+            serde_json::json!({
+                "source": "manual", "id": "bank-2026-11-03", "kind": "manual",
+                "paid_at": "2026-11-03T10:00:00Z", "incurred_at": "2026-11-01T00:00:00Z",
+                "account": "manual", "payee": "Hetzner Online GmbH",
+                "tags": ["Hetzner", "build01"], "description": "Invoice R0013 (October)",
+                "amount_cents": 16490, "fees_cents": 35, "total_cents": 16525,
+                "original_amount": "164.90", "original_currency": "EUR"})
+        );
+        // Stored, and November's books reopened in the same write.
+        let (stored, _) = expenses::find(&app.db, "manual", "bank-2026-11-03")
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored.total_cents(), 16525);
+        assert!(marks(&app).await.iter().any(|(m, _)| m == "2026-11"));
+
+        // The same key and content (the date written as an instant): a replay, same answer.
+        let mut resend = body.clone();
+        resend["incurred_at"] = serde_json::json!("2026-11-01T00:00:00+00:00");
+        let (status, replayed) = app.post_json("/api/v1/expenses", &admin, resend).await;
+        assert_eq!((status, &replayed), (200, &created));
+        // The same key with other content: a conflict, nothing changed.
+        let mut other = body.clone();
+        other["amount_cents"] = serde_json::json!(16491);
+        let (status, conflict) = app.post_json("/api/v1/expenses", &admin, other).await;
+        assert_eq!(status, 409, "{conflict}");
+        assert!(conflict["error"]
+            .as_str()
+            .unwrap()
+            .contains("bank-2026-11-03"));
+        assert_eq!(
+            expenses::find(&app.db, "manual", "bank-2026-11-03")
+                .await
+                .unwrap()
+                .unwrap()
+                .0,
+            stored
+        );
+
+        // Every invalid field is named.
+        let bad = serde_json::json!({
+            "idempotency_key": "x", "paid_at": "2126-01-01T00:00:00Z", "incurred_at": "soon",
+            "tags": vec!["t"; 33], "amount_cents": -5, "fees_cents": -1,
+            "original_amount": "abc", "original_currency": "euro"});
+        let (status, err) = app.post_json("/api/v1/expenses", &admin, bad).await;
+        assert_eq!(status, 422, "{err}");
+        let fields: Vec<&str> = err["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "paid_at",
+                "incurred_at",
+                "tags",
+                "amount_cents",
+                "fees_cents",
+                "original_amount",
+                "original_currency"
+            ]
+        );
+        // An unknown field is refused, not ignored.
+        let mut unknown = body.clone();
+        unknown["idempotency_key"] = serde_json::json!("k2");
+        unknown["amount"] = serde_json::json!(5);
+        let (status, err) = app.post_json("/api/v1/expenses", &admin, unknown).await;
+        assert!(status == 400 || status == 422, "{status} {err}");
+        assert!(expenses::find(&app.db, "manual", "k2")
+            .await
+            .unwrap()
+            .is_none());
+    }
+);
+
+db_test!(
+    concurrent_manual_expenses_with_one_key_store_one,
+    MANUAL_BOOKS,
+    |app| async move {
+        let admin = app.token("admin").await;
+        let body = |amount: i64| {
+            serde_json::json!({"idempotency_key": "race", "paid_at": "2026-10-03T10:00:00Z",
+                               "incurred_at": "2026-10-01", "amount_cents": amount})
+        };
+        let posts: Vec<_> = (0..8)
+            .map(|i| {
+                let app = app.clone();
+                let admin = admin.clone();
+                tokio::spawn(async move {
+                    app.post_json("/api/v1/expenses", &admin, body(1000 + i % 2))
+                        .await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for p in posts {
+            answers.push(p.await.unwrap());
+        }
+        let created: Vec<&(u16, Value)> = answers.iter().filter(|(s, _)| *s == 201).collect();
+        assert_eq!(created.len(), 1, "{answers:?}");
+        let winner = created[0].1["amount_cents"].as_i64().unwrap();
+        for (status, answer) in &answers {
+            match *status {
+                201 => {}
+                200 => assert_eq!(answer["amount_cents"].as_i64(), Some(winner)),
+                409 => {}
+                other => panic!("{other}: {answer}"),
+            }
+        }
+        // Every loser with the winner's content replayed, every other conflicted.
+        let (stored, _) = expenses::find(&app.db, "manual", "race")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.amount_cents, winner);
+    }
+);

@@ -5,6 +5,7 @@ mod donations;
 mod gate;
 mod health;
 mod jobs;
+mod manual_expenses;
 pub mod pages;
 mod plans;
 mod subscribers;
@@ -39,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(jobs::run_now)
                 .service(donations::list)
                 .service(donations::create)
+                .service(manual_expenses::create)
                 .service(gate::events)
                 .service(gate::get_gate)
                 .service(gate::pause)

@@ -384,15 +384,35 @@ pub async fn find(
     }
 }
 
-/// Stores one record with its request hash (manual expenses), in a transaction of its own.
-pub async fn upsert_with_hash<C: ConnectionTrait + TransactionTrait>(
+/// Inserts one record with its request hash (manual expenses) unless its key is stored
+/// already (then nothing is written: a concurrent request with the same key never overwrites
+/// the first), marking its month stale in the same transaction. Whether it was inserted.
+pub async fn insert_new_with_hash<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     record: &ExpenseRecord,
     hash: &str,
     now: DateTime<Utc>,
-) -> Result<Stored, ExpenseError> {
+) -> Result<bool, ExpenseError> {
+    if let Some(why) = record.out_of_bounds() {
+        return Err(ExpenseError::Refused {
+            source_name: record.source.clone(),
+            external_id: record.external_id.clone(),
+            why,
+        });
+    }
+    use expenses::Column as E;
     let txn = crate::db::begin_write(db).await?;
-    let stored = write(&txn, &[(record, Some(hash))], now).await?;
+    let inserted = expenses::Entity::insert(active(record, Some(hash), now))
+        .on_conflict(
+            OnConflict::columns([E::Source, E::ExternalId])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    if inserted == 1 {
+        crate::books::stale::mark_instants(&txn, [record.paid_at], now).await?;
+    }
     txn.commit().await?;
-    Ok(stored)
+    Ok(inserted == 1)
 }
