@@ -442,10 +442,52 @@ fn expense_record(
             None
         },
     };
-    match record.out_of_bounds() {
+    match record
+        .out_of_bounds()
+        .or_else(|| text_out_of_bounds(&record))
+    {
         Some(why) => Err(format!("transaction {}: {why}", n.id)),
         None => Ok(Some(record)),
     }
+}
+
+/// The most tags an OpenCollective expense record may carry, and the longest tag, payee and
+/// description (in characters): far above what OpenCollective's own forms allow, so only a
+/// broken or hostile answer meets them, and it stops the sync naming the transaction rather
+/// than filling the database.
+pub const MAX_EXPENSE_TAGS: usize = 100;
+pub const MAX_EXPENSE_TEXT: usize = 255;
+pub const MAX_EXPENSE_DESCRIPTION: usize = 10_000;
+
+fn text_out_of_bounds(r: &ExpenseRecord) -> Option<String> {
+    let long = |s: &str, max: usize| s.chars().count() > max;
+    if r.tags.len() > MAX_EXPENSE_TAGS {
+        return Some(format!(
+            "{} tags: at most {MAX_EXPENSE_TAGS} are taken",
+            r.tags.len()
+        ));
+    }
+    if let Some(t) = r.tags.iter().find(|t| long(t, MAX_EXPENSE_TEXT)) {
+        return Some(format!(
+            "a tag of {} characters: at most {MAX_EXPENSE_TEXT}",
+            t.chars().count()
+        ));
+    }
+    if r.payee
+        .as_deref()
+        .is_some_and(|p| long(p, MAX_EXPENSE_TEXT))
+    {
+        return Some(format!("a payee name over {MAX_EXPENSE_TEXT} characters"));
+    }
+    if r.description
+        .as_deref()
+        .is_some_and(|d| long(d, MAX_EXPENSE_DESCRIPTION))
+    {
+        return Some(format!(
+            "a description over {MAX_EXPENSE_DESCRIPTION} characters"
+        ));
+    }
+    None
 }
 
 async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<DateTime>> {
