@@ -666,10 +666,11 @@ async fn check(
         )
         .await
         .context("the OpenCollective check could not read the collective's balance (the sync itself was stored)")?;
-    let balance = |b: &collective_balance::CollectiveBalanceAccountStatsBalanceAt| {
+    // The balance as OpenCollective gives it; a balance without a currency cannot be compared.
+    let balance = |value: Option<f64>, currency: Option<String>, what: &str| {
         Ok::<_, anyhow::Error>(OcBalance {
-            cents: cents(b.value_in_cents, "the balance").map_err(anyhow::Error::msg)?,
-            currency: currency_code(&b.currency).unwrap_or_default(),
+            cents: cents(value, what).map_err(anyhow::Error::msg)?,
+            currency: currency.unwrap_or_else(|| "no currency".into()),
         })
     };
     let check = match data.account.and_then(|a| a.stats) {
@@ -683,13 +684,13 @@ async fn check(
             ),
         ),
         Some(stats) => {
-            let at = balance(&stats.balance_at)?;
-            let start = stats.balance_at_start;
-            let at_start = OcBalance {
-                cents: cents(start.value_in_cents, "the balance at ledger_start")
-                    .map_err(anyhow::Error::msg)?,
-                currency: currency_code(&start.currency).unwrap_or_default(),
-            };
+            let (b, s) = (stats.balance_at, stats.balance_at_start);
+            let at = balance(b.value_in_cents, currency_code(&b.currency), "the balance")?;
+            let at_start = balance(
+                s.value_in_cents,
+                currency_code(&s.currency),
+                "the balance at ledger_start",
+            )?;
             let ledger =
                 opencollective_check::ledger_cents(db, config.ledger_start, through).await?;
             opencollective_check::evaluate(
