@@ -614,8 +614,13 @@ async fn books(
     match command {
         BooksCommand::Status { json } => {
             let status = store::books_status(conn, config, now).await?;
+            let check = buildfund_jobs::books::opencollective_check::latest_check(conn).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&status)?);
+                let mut value = serde_json::to_value(&status)?;
+                if let Some(map) = value.as_object_mut() {
+                    map.insert("opencollective_check".into(), serde_json::to_value(&check)?);
+                }
+                println!("{}", serde_json::to_string_pretty(&value)?);
                 return Ok(());
             }
             let count = |s: MonthState| status.months.iter().filter(|(_, x)| *x == s).count();
@@ -651,6 +656,13 @@ async fn books(
                     "{} months stored under other configurations",
                     status.other_fingerprints
                 );
+            }
+            match &check {
+                Some(c) => println!("{}", crate::commands::check_line(c, &config.currency)),
+                None if config.opencollective.is_some() => {
+                    println!("opencollective check: never (no sync yet)")
+                }
+                None => {}
             }
         }
         BooksCommand::Rebuild { from } => {

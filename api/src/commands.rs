@@ -81,6 +81,8 @@ pub async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
             config.source
         );
     }
+    // The sync's warnings (retries, the check's drift) go to stderr like the server's log.
+    telemetry::init();
     let conn = open_database(config).await?;
     let started = std::time::Instant::now();
     let mut options = opencollective::SyncOptions::default();
@@ -99,10 +101,11 @@ pub async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
     }
     let records = std::sync::atomic::AtomicU64::new(0);
     let secrets = Secrets::from_env(config);
-    let report = opencollective::sync(&conn, config, &secrets, options, |p| {
+    let now = chrono::Utc::now();
+    let report = opencollective::sync(&conn, config, &secrets, options, now, |p| {
         let done = records.fetch_add(p.records, std::sync::atomic::Ordering::Relaxed) + p.records;
         eprintln!(
-            "page {}: {} transactions ({} of {} read; {} inserted, {} updated, {} unchanged, {} not donations)",
+            "page {}: {} transactions ({} of {} read; {} inserted, {} updated, {} unchanged donations; {} inserted, {} updated, {} unchanged expenses; {} neither)",
             p.page,
             p.records,
             done,
@@ -110,12 +113,15 @@ pub async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
             p.stored.inserted,
             p.stored.updated,
             p.stored.unchanged,
+            p.expenses.inserted,
+            p.expenses.updated,
+            p.expenses.unchanged,
             p.skipped
         );
     })
     .await?;
     println!(
-        "opencollective {}: {} transactions in {} page(s) in {:.1} s: {} inserted, {} updated, {} unchanged, {} not donations; {} active recurring contributions; {} retries; read from {}, cursor {} -> {}",
+        "opencollective {}: {} transactions in {} page(s) in {:.1} s: {} inserted, {} updated, {} unchanged donations; {} inserted, {} updated, {} unchanged expenses; {} neither; {} active recurring contributions; {} retries; read from {}, cursor {} -> {}",
         report.collective,
         report.records,
         report.pages,
@@ -123,6 +129,9 @@ pub async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
         report.stored.inserted,
         report.stored.updated,
         report.stored.unchanged,
+        report.expenses.inserted,
+        report.expenses.updated,
+        report.expenses.unchanged,
         report.skipped,
         report.recurring,
         report.retries,
@@ -130,7 +139,40 @@ pub async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
         report.cursor_before.as_deref().unwrap_or("none"),
         report.cursor_after.as_deref().unwrap_or("none"),
     );
+    if let Some(c) = &report.check {
+        println!("{}", check_line(c, &config.currency));
+    }
     Ok(())
+}
+
+/// The OpenCollective check in one line, as `sync opencollective` and `books status` show it.
+pub fn check_line(
+    c: &buildfund_jobs::books::opencollective_check::Check,
+    currency: &str,
+) -> String {
+    use buildfund_jobs::books::opencollective_check::CheckStatus;
+    let through = c.through.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let at = c
+        .checked_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match c.status {
+        CheckStatus::Ok => format!(
+            "opencollective check: ok (checked {at}, through {through}): OpenCollective's balance moved by {} {currency}, as the ledger",
+            buildfund_jobs::money::format_cents(c.ledger_cents.unwrap_or(0))
+        ),
+        CheckStatus::Drift => format!(
+            "opencollective check: DRIFT of {} {currency} (checked {at}, through {through}): OpenCollective's balance moved by {} {currency}, the ledger by {} {currency}; a transaction is missed or miscounted",
+            buildfund_jobs::money::format_cents(c.drift_cents.unwrap_or(0)),
+            buildfund_jobs::money::format_cents(
+                c.balance_oc_cents.unwrap_or(0) - c.balance_oc_start_cents.unwrap_or(0)
+            ),
+            buildfund_jobs::money::format_cents(c.ledger_cents.unwrap_or(0))
+        ),
+        CheckStatus::Skipped => format!(
+            "opencollective check: skipped (checked {at}, through {through}): {}",
+            c.reason.as_deref().unwrap_or("no reason given")
+        ),
+    }
 }
 
 /// Unix seconds as RFC 3339 UTC.

@@ -1,12 +1,14 @@
 //! The farm's gauges in `/metrics`, the figures the API gives, for alerting: the funds' balance
 //! and runway, the pools' spending, budget and state, the age of the gate's snapshot, each
-//! job's last success and the outbox's pending messages.
+//! job's last success, the outbox's pending messages and the latest OpenCollective check.
 //!
 //! `/metrics` is anonymous, so a scrape does no work that grows with the data: the funds' and
 //! pools' figures come from the gate's in-memory snapshot (computed on each refresh, never per
-//! scrape), and the database is asked one indexed lookup per job and one `COUNT`, at most once
+//! scrape), and the database is asked one indexed lookup per job, one `COUNT` and one indexed
+//! lookup of the latest OpenCollective check, at most once
 //! every [`DB_FIGURES_MAX_AGE`] per instance however often it is scraped. Labels are bounded by
 //! the configuration (funds, pools) and the code (jobs, states).
+use buildfund_jobs::books::opencollective_check::{self, Check, CheckStatus};
 use buildfund_jobs::email::queue;
 use buildfund_jobs::gate::{Current, State};
 use buildfund_jobs::scheduler::{self, Registry};
@@ -28,6 +30,8 @@ struct DbFigures {
     last_success: Vec<(String, f64)>,
     /// None when the database did not answer.
     outbox_pending: Option<i64>,
+    /// The latest OpenCollective check (None: none yet, or the database did not answer).
+    check: Option<Check>,
 }
 
 /// The gauges' source of database figures, shared by the instance's workers.
@@ -89,9 +93,17 @@ impl Gauges {
                 None
             }
         };
+        let check = match opencollective_check::latest_check(db).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: cannot read the latest OpenCollective check");
+                None
+            }
+        };
         let figures = DbFigures {
             last_success,
             outbox_pending,
+            check,
         };
         *cache = Some((Instant::now(), figures.clone()));
         figures
@@ -168,6 +180,36 @@ impl Gauges {
         }
         if let Some(n) = db_figures.outbox_pending {
             f.single(outbox, outbox_help).set(n as f64);
+        }
+        if let Some(c) = &db_figures.check {
+            let label = [c.collective.as_str()];
+            f.gauge(
+                "buildfund_opencollective_check_timestamp_seconds",
+                "Unix time of the latest OpenCollective check (after each sync)",
+                &["collective"],
+            )
+            .with_label_values(&label)
+            .set(c.checked_at.timestamp_micros() as f64 / 1e6);
+            let status = f.gauge(
+                "buildfund_opencollective_check_status",
+                "1 for the latest OpenCollective check's status (ok, drift, skipped), 0 for the others",
+                &["collective", "status"],
+            );
+            for s in [CheckStatus::Ok, CheckStatus::Drift, CheckStatus::Skipped] {
+                let v = if c.status == s { 1.0 } else { 0.0 };
+                status
+                    .with_label_values(&[&c.collective, s.as_str()])
+                    .set(v);
+            }
+            if let Some(drift) = c.drift_cents {
+                f.gauge(
+                    "buildfund_opencollective_drift_cents",
+                    "OpenCollective's balance change minus the ledger's, in cents, at the latest check (0: they agree; no series when skipped)",
+                    &["collective"],
+                )
+                .with_label_values(&label)
+                .set(drift as f64);
+            }
         }
         f.registry.gather()
     }

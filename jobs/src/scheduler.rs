@@ -166,12 +166,26 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
                 ));
             }
             let options = crate::sources::opencollective::SyncOptions::default();
+            // The instant the sync reads up to: the job's clock is the wall clock.
+            let now = chrono::Utc::now();
             let report =
-                crate::sources::opencollective::sync(&db, &config, &secrets, options, |_| {})
+                crate::sources::opencollective::sync(&db, &config, &secrets, options, now, |_| {})
                     .await?;
+            let check = report.check.as_ref().map_or("no check".to_string(), |c| {
+                match c.drift_cents {
+                    Some(d) => format!("check {} (drift {d} cents)", c.status.as_str()),
+                    None => format!("check {}", c.status.as_str()),
+                }
+            });
             Ok(Outcome::Done(format!(
-                "{} pages, {} records ({} skipped), {} recurring, {} retries",
-                report.pages, report.records, report.skipped, report.recurring, report.retries
+                "{} pages, {} records ({} donations and {} expenses inserted, {} skipped), {} recurring, {} retries; {check}",
+                report.pages,
+                report.records,
+                report.stored.inserted,
+                report.expenses.inserted,
+                report.skipped,
+                report.recurring,
+                report.retries
             )))
         }
     });

@@ -11,6 +11,7 @@ mod m20261212_000001_create_book_month_jobs;
 mod m20261213_000001_book_days;
 mod m20261214_000001_gate_claims;
 mod m20261216_000001_webhook_syncs;
+mod m20261218_000001_create_expenses;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261213_000001_book_days::Migration),
             Box::new(m20261214_000001_gate_claims::Migration),
             Box::new(m20261216_000001_webhook_syncs::Migration),
+            Box::new(m20261218_000001_create_expenses::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
-//! The OpenCollective sync of 100,000 transactions, served by a local stand-in of the GraphQL
-//! API over real HTTP on 127.0.0.1, into PostgreSQL: wall time, and the process's peak memory
-//! (VmHWM, which includes the stand-in's canned pages).
+//! The OpenCollective sync of 100,000 transactions, of which 20,000 are paid expenses (every
+//! fifth), served by a local stand-in of the GraphQL API over real HTTP on 127.0.0.1, into
+//! PostgreSQL: wall time, and the process's peak memory (VmHWM, which includes the stand-in's
+//! canned pages).
 //!
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!         cargo bench -p buildfund-tests --bench opencollective
@@ -9,7 +10,8 @@
 //! (everything unchanged inside the overlap is re-read: here only the last day), prints the
 //! figures and drops the database. `BENCH_TRANSACTIONS` changes the number of transactions.
 //! The stand-in serializes every transaction once before the sync and answers a page by copying
-//! its bytes (in one write), so the figures are the sync's own.
+//! its bytes (in one write), so the figures are the sync's own. It answers the OpenCollective
+//! check's balance query from the canned lines' sum, so each sync ends with a check (drift 0).
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::sources::opencollective::{self, SyncOptions};
 use buildfund_jobs::{db, Config};
@@ -19,10 +21,19 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-fn transaction(i: usize) -> Value {
+/// The instant the syncs read up to: after every canned transaction.
+fn sync_now() -> chrono::DateTime<chrono::Utc> {
+    "2026-12-01T00:00:00Z".parse().unwrap()
+}
+
+/// Transaction `i` and what it moves OpenCollective's balance by (net, host currency EUR).
+fn transaction(i: usize) -> (Value, i64) {
     // One every 20 seconds from 2026-09-01: 100,000 span about 23 days.
     let at = chrono::DateTime::parse_from_rfc3339("2026-09-01T00:00:00Z").unwrap()
         + chrono::Duration::seconds(20 * i as i64);
+    if i % 5 == 4 {
+        return expense(i, at);
+    }
     let gross = 500 + (i as i64 % 97) * 100;
     let project = i.is_multiple_of(5);
     let ours = if project {
@@ -33,7 +44,7 @@ fn transaction(i: usize) -> Value {
         json!({"__typename": "Collective", "slug": "nixfund", "name": "Nix fund",
                "type": "COLLECTIVE", "isIncognito": false})
     };
-    json!({
+    let t = json!({
         "__typename": "Credit", "id": format!("00000000-0000-4000-8000-{i:012}"),
         "kind": "CONTRIBUTION", "type": "CREDIT", "description": "Monthly contribution",
         "createdAt": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -49,7 +60,35 @@ fn transaction(i: usize) -> Value {
                         "isIncognito": i.is_multiple_of(50)},
         "toAccount": ours,
         "order": {"id": format!("order-{}", i % 5000), "tier": if i.is_multiple_of(3) { json!({"slug": "gpu-sponsor"}) } else { Value::Null }},
-    })
+    });
+    (t, gross - gross / 20 - (25 + gross * 29 / 1000))
+}
+
+/// A paid expense (an EXPENSE DEBIT with its linked expense) of the collective.
+fn expense(i: usize, at: chrono::DateTime<chrono::FixedOffset>) -> (Value, i64) {
+    let amount = 1000 + (i as i64 % 50) * 100;
+    let fee = (i as i64 % 7) * 10;
+    let ours = json!({"__typename": "Collective", "slug": "nixfund", "name": "Nix fund",
+                      "type": "COLLECTIVE", "isIncognito": false});
+    let payee = json!({"__typename": "Organization", "slug": format!("vendor-{}", i % 40),
+                       "name": format!("Vendor {}", i % 40), "type": "ORGANIZATION",
+                       "isIncognito": false});
+    let t = json!({
+        "__typename": "Debit", "id": format!("00000000-0000-4000-9000-{i:012}"),
+        "kind": "EXPENSE", "type": "DEBIT", "description": "Expense",
+        "createdAt": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "isRefund": false, "refundTransaction": null,
+        "amount": {"valueInCents": -amount as f64, "currency": "EUR"},
+        "amountInHostCurrency": {"valueInCents": -amount as f64, "currency": "EUR"},
+        "platformFee": {"valueInCents": 0.0, "currency": "EUR"},
+        "hostFee": null,
+        "paymentProcessorFee": {"valueInCents": -fee as f64, "currency": "EUR"},
+        "account": ours, "fromAccount": ours, "toAccount": payee, "order": null,
+        "expense": {"id": format!("ex-{i}"), "type": "INVOICE", "description": format!("Invoice {i}"),
+                    "incurredAt": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "tags": ["hosting", format!("build{:02}", i % 12)], "payee": payee},
+    });
+    (t, -amount - fee)
 }
 
 /// The canned transactions: each one's `createdAt` and its JSON text, serialized once, so the
@@ -58,6 +97,8 @@ fn transaction(i: usize) -> Value {
 struct Canned {
     at: Vec<chrono::DateTime<chrono::FixedOffset>>,
     json: Vec<String>,
+    /// What all of them move the balance by.
+    net: i64,
 }
 
 /// A minimal HTTP/1.1 server answering the two sync queries from `txs` (sorted by createdAt).
@@ -92,10 +133,16 @@ async fn serve(listener: tokio::net::TcpListener, txs: Arc<Canned>) {
                 let req: Value = serde_json::from_slice(&body).unwrap();
                 let v = &req["variables"];
                 let (offset, limit) = (
-                    v["offset"].as_u64().unwrap() as usize,
-                    v["limit"].as_u64().unwrap() as usize,
+                    v["offset"].as_u64().unwrap_or(0) as usize,
+                    v["limit"].as_u64().unwrap_or(0) as usize,
                 );
-                let out = if req["operationName"] == "DonationTransactions" {
+                let out = if req["operationName"] == "CollectiveBalance" {
+                    // Before ledger_start: nothing; after the canned lines: all of them.
+                    format!(
+                        r#"{{"data":{{"account":{{"__typename":"Collective","slug":"nixfund","stats":{{"balanceAt":{{"valueInCents":{},"currency":"EUR"}},"balanceAtStart":{{"valueInCents":0,"currency":"EUR"}}}}}}}}}}"#,
+                        txs.net
+                    )
+                } else if req["operationName"] == "DonationTransactions" {
                     let from = v["dateFrom"].as_str().unwrap().to_string();
                     let from = chrono::DateTime::parse_from_rfc3339(&from).unwrap();
                     let start = txs.at.partition_point(|t| *t < from);
@@ -147,8 +194,9 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let all: Vec<Value> = (0..n).map(transaction).collect();
+    let (all, nets): (Vec<Value>, Vec<i64>) = (0..n).map(transaction).unzip();
     let txs = Arc::new(Canned {
+        net: nets.iter().sum(),
         at: all
             .iter()
             .map(|t| {
@@ -178,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
         &config,
         &Secrets::from_env(&config),
         SyncOptions::default(),
+        sync_now(),
         |_| {},
     )
     .await?;
@@ -188,14 +237,21 @@ async fn main() -> anyhow::Result<()> {
         &config,
         &Secrets::from_env(&config),
         SyncOptions::default(),
+        sync_now(),
         |_| {},
     )
     .await?;
     let t2 = started.elapsed();
+    let check = |r: &opencollective::SyncReport| {
+        r.check.as_ref().map_or("none".to_string(), |c| {
+            format!("{} (drift {:?})", c.status.as_str(), c.drift_cents)
+        })
+    };
     println!(
-        "opencollective sync of {n} transactions into PostgreSQL: first {:.2} s ({} pages, {} inserted, {:.0} transactions/s), \
-         second {:.2} s ({} re-read, {} unchanged); peak memory {:.0} MiB (before the sync {:.0} MiB, canned pages included)",
-        t1.as_secs_f64(), first.pages, first.stored.inserted, n as f64 / t1.as_secs_f64(), t2.as_secs_f64(), second.records, second.stored.unchanged,
+        "opencollective sync of {n} transactions into PostgreSQL: first {:.2} s ({} pages, {} donations and {} expenses inserted, {:.0} transactions/s, check {}), \
+         second {:.2} s ({} re-read, {} + {} unchanged, check {}); peak memory {:.0} MiB (before the sync {:.0} MiB, canned pages included)",
+        t1.as_secs_f64(), first.pages, first.stored.inserted, first.expenses.inserted, n as f64 / t1.as_secs_f64(), check(&first),
+        t2.as_secs_f64(), second.records, second.stored.unchanged, second.expenses.unchanged, check(&second),
         peak_memory_mib(), before
     );
     conn.close().await?;

@@ -1,7 +1,9 @@
 //! A stand-in of OpenCollective's GraphQL API v2 over real HTTP: canned transactions and
 //! recurring orders served page by page, with faults on demand (an error page, a 500, a 429, a
-//! slow answer, a cut-off body), recording what it saw; and the shapes of the API's accounts
-//! and transactions ([`account`], [`tx`]) to can them with.
+//! slow answer, a cut-off body), recording what it saw; the collective's balance
+//! (`account { stats { balance(dateTo:, includeChildren: true) } }`) computed from every
+//! transaction it holds, listed or hidden; and the shapes of the API's accounts, transactions
+//! and expenses ([`account`], [`tx`], [`expense_tx`]) to can them with.
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +24,17 @@ pub const WEBHOOK_TOKEN: &str = "5f1c0a9e7b3d42c8a6e0f9b1d2c3e4f5a6b7c8d9e0f1a2b
 #[derive(Default)]
 pub struct Behaviour {
     pub transactions: Vec<Value>,
+    /// Transactions left out of the listing but counted in the balance (a missed line).
+    pub hidden: Vec<Value>,
     pub orders: Vec<Value>,
+    /// The collective's balance before its first transaction, in `balance_currency` cents.
+    pub opening_balance_cents: i64,
+    /// The currency of the collective (and of its balance); default EUR. Host amounts in
+    /// another currency are converted at 0.90 a unit (the tests' `[rates] USD`), each rounded
+    /// half away from zero.
+    pub balance_currency: Option<String>,
+    /// `(dateTo, ledgerStart)` of every balance request.
+    pub balance_requests: Vec<(String, String)>,
     /// Answer the request for this offset with a GraphQL error (HTTP 200), every time.
     pub error_at_offset: Option<i64>,
     /// Answer the next request for this offset with HTTP 500, once.
@@ -72,8 +84,8 @@ async fn graphql(
         .map(|v| v.to_str().unwrap().to_string());
     s.tokens.push(token);
     let vars = &body["variables"];
-    let offset = vars["offset"].as_i64().unwrap();
-    let limit = vars["limit"].as_i64().unwrap();
+    let offset = vars["offset"].as_i64().unwrap_or(0);
+    let limit = vars["limit"].as_i64().unwrap_or(0);
     assert!(limit <= 1000, "the API's maximum page size is 1000");
     match body["operationName"].as_str().unwrap() {
         "DonationTransactions" => {
@@ -132,6 +144,23 @@ async fn graphql(
                 s.served_until = newest;
             }
             HttpResponse::Ok().json(answer)
+        }
+        "CollectiveBalance" => {
+            assert!(body["query"]
+                .as_str()
+                .unwrap()
+                .contains("includeChildren: true"));
+            assert_eq!(vars["slug"], COLLECTIVE);
+            let to = vars["dateTo"].as_str().unwrap().to_string();
+            let start = vars["ledgerStart"].as_str().unwrap().to_string();
+            s.balance_requests.push((to.clone(), start.clone()));
+            let currency = s.balance_currency.clone().unwrap_or_else(|| "EUR".into());
+            let at = balance_before(&s, &to, &currency);
+            let at_start = balance_before(&s, &start, &currency);
+            HttpResponse::Ok().json(json!({"data": {"account": {
+                "__typename": "Collective", "slug": COLLECTIVE,
+                "stats": {"balanceAt": amount(at, &currency),
+                          "balanceAtStart": amount(at_start, &currency)}}}}))
         }
         "ActiveRecurringOrders" => {
             let page: Vec<&Value> = s
@@ -262,4 +291,82 @@ pub fn tx(
         "toAccount": to,
         "order": tier.map(|t| json!({"id": format!("order-{id}"), "tier": {"slug": t}})),
     })
+}
+
+/// The collective's (and its projects') balance before `date_to`: the opening balance plus the
+/// net in host currency (amount plus the negative fee fields) of every transaction held, listed
+/// or hidden, on the collective or a project, converted into `currency` when the host currency
+/// differs (0.90 a unit, half away from zero).
+fn balance_before(s: &Behaviour, date_to: &str, currency: &str) -> i64 {
+    let to = chrono::DateTime::parse_from_rfc3339(date_to).unwrap();
+    let cents = |v: &Value| v["valueInCents"].as_f64().unwrap_or(0.0).round() as i64;
+    let mut total = s.opening_balance_cents;
+    for t in s.transactions.iter().chain(s.hidden.iter()) {
+        let at = chrono::DateTime::parse_from_rfc3339(t["createdAt"].as_str().unwrap()).unwrap();
+        let ours = t["account"]["slug"] == COLLECTIVE
+            || matches!(
+                t["account"]["__typename"].as_str(),
+                Some("Project" | "Event")
+            );
+        if at >= to || !ours {
+            continue;
+        }
+        let host = &t["amountInHostCurrency"];
+        let mut net = cents(host);
+        for fee in ["platformFee", "hostFee", "paymentProcessorFee"] {
+            if !t[fee].is_null() {
+                net += cents(&t[fee]);
+            }
+        }
+        if host["currency"].as_str() != Some(currency) {
+            let converted = (net as f64 * 0.90).abs().round() * (net as f64).signum();
+            net = converted as i64;
+        }
+        total += net;
+    }
+    total
+}
+
+/// A linked expense as the API returns it (`payee` an account, see [`account`]).
+pub fn expense(
+    id: &str,
+    tags: &[&str],
+    payee: Value,
+    incurred_at: &str,
+    description: &str,
+) -> Value {
+    json!({"id": id, "type": "INVOICE", "description": description, "incurredAt": incurred_at,
+           "tags": tags, "payee": payee})
+}
+
+/// An `EXPENSE` transaction: a payment (a DEBIT on `ours` to the expense's payee) or, with
+/// `reversal_of`, its reversal (a CREDIT back to `ours`, `isRefund`). `host` = (amount in host
+/// currency, processor fee, currency), signed as the API gives them (a payment and its fee
+/// negative); `original` the amount in the expense's currency, signed likewise.
+pub fn expense_tx(
+    id: &str,
+    at: &str,
+    ours: Value,
+    expense: Value,
+    original: (i64, &str),
+    host: (i64, Option<i64>, &str),
+    reversal_of: Option<&str>,
+) -> Value {
+    let payee = expense["payee"].clone();
+    let credit = reversal_of.is_some();
+    let mut t = tx(
+        id,
+        at,
+        credit,
+        "EXPENSE",
+        ours,
+        payee,
+        original,
+        (host.0, None, host.1, host.2),
+        None,
+        reversal_of,
+    );
+    t["expense"] = expense;
+    t["description"] = json!(format!("expense transaction {id}"));
+    t
 }

@@ -216,6 +216,11 @@ fn orders() -> Vec<Value> {
     ]
 }
 
+/// The instant the tests' syncs read up to (the clock they pass in).
+fn sync_now() -> chrono::DateTime<chrono::Utc> {
+    "2026-12-01T00:00:00Z".parse().unwrap()
+}
+
 fn options() -> SyncOptions {
     SyncOptions {
         page_size: 3,
@@ -256,6 +261,7 @@ async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
         &app.config,
         &Secrets::from_env(&app.config),
         options(),
+        sync_now(),
         |_| {},
     )
     .await
@@ -551,6 +557,7 @@ db_test!(
             &app.config,
             &Secrets::from_env(&app.config),
             fast.clone(),
+            sync_now(),
             |_| {},
         )
         .await
@@ -579,6 +586,7 @@ db_test!(
             &app.config,
             &Secrets::from_env(&app.config),
             fast.clone(),
+            sync_now(),
             |_| {},
         )
         .await
@@ -596,6 +604,7 @@ db_test!(
             &app.config,
             &Secrets::from_env(&app.config),
             fast.clone(),
+            sync_now(),
             |_| {},
         )
         .await
@@ -606,6 +615,7 @@ db_test!(
             &app.config,
             &Secrets::from_env(&app.config),
             fast,
+            sync_now(),
             |_| {},
         )
         .await

@@ -289,6 +289,9 @@ db_test!(every_gauge_equals_the_api, setup(), |app| async move {
                     "buildfund_gate_snapshot_age_seconds",
                     "buildfund_job_last_success_timestamp_seconds",
                     "buildfund_outbox_pending",
+                    "buildfund_opencollective_drift_cents",
+                    "buildfund_opencollective_check_status",
+                    "buildfund_opencollective_check_timestamp_seconds",
                 ]
                 .contains(name),
             "unexpected metric {name}"
@@ -337,6 +340,9 @@ db_test!(
             "buildfund_gate_snapshot_age_seconds",
             "buildfund_job_last_success_timestamp_seconds",
             "buildfund_outbox_pending",
+            "buildfund_opencollective_drift_cents",
+            "buildfund_opencollective_check_status",
+            "buildfund_opencollective_check_timestamp_seconds",
         ] {
             assert!(
                 in_dashboard.contains(gauge),
@@ -355,6 +361,8 @@ db_test!(
             "buildfund_pool_state",
             "buildfund_gate_snapshot_age_seconds",
             "buildfund_job_last_success_timestamp_seconds",
+            "buildfund_opencollective_drift_cents",
+            "buildfund_opencollective_check_status",
         ] {
             assert!(in_alerts.contains(gauge), "no alert on {gauge}");
         }

@@ -8,6 +8,7 @@ mod bounds;
 mod cost_jobs;
 mod donations;
 mod email;
+mod expenses;
 mod focus;
 mod foundation;
 mod gate;

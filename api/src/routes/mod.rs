@@ -5,6 +5,7 @@ mod donations;
 mod gate;
 mod health;
 mod jobs;
+mod manual_expenses;
 pub mod pages;
 mod plans;
 mod subscribers;
@@ -111,6 +112,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(jobs::list_runs)
                 .service(jobs::run_now)
                 .service(donations::create)
+                .service(manual_expenses::create)
                 .service(gate::events)
                 .service(gate::pause)
                 .service(gate::override_pool)

@@ -185,6 +185,22 @@ pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     records: &[DonationRecord],
 ) -> Result<Stored, DbErr> {
+    if records.is_empty() {
+        return Ok(Stored::default());
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let stored = upsert_in(&txn, records, Utc::now()).await?;
+    txn.commit().await?;
+    Ok(stored)
+}
+
+/// [`upsert`] in the caller's transaction (the OpenCollective sync stores a page's donations
+/// and expenses together), written at `now`.
+pub async fn upsert_in(
+    txn: &impl ConnectionTrait,
+    records: &[DonationRecord],
+    now: DateTime<Utc>,
+) -> Result<Stored, DbErr> {
     let mut stored = Stored::default();
     if records.is_empty() {
         return Ok(stored);
@@ -208,15 +224,13 @@ pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
             r.source, r.external_id
         )));
     }
-    let now = Utc::now();
-    let txn = crate::db::begin_write(db).await?;
     let mut by_source: HashMap<&str, Vec<&str>> = HashMap::new();
     for (s, id) in &order {
         by_source.entry(s).or_default().push(id);
     }
     let mut existing: HashMap<(String, String), donations::Model> = HashMap::new();
     for (source, ids) in by_source {
-        for m in stored_records(&txn, source, &ids).await? {
+        for m in stored_records(txn, source, &ids).await? {
             existing.insert((m.source.clone(), m.external_id.clone()), m);
         }
     }
@@ -265,11 +279,10 @@ pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
     for chunk in writes.chunks(1000) {
         donations::Entity::insert_many(chunk.to_vec())
             .on_conflict(on_conflict.clone())
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
     }
-    crate::books::stale::mark_instants(&txn, dates, now).await?;
-    txn.commit().await?;
+    crate::books::stale::mark_instants(txn, dates, now).await?;
     Ok(stored)
 }
 

@@ -1,56 +1,78 @@
-//! The OpenCollective sync: the collective's donation ledger (and its projects' and events') read
+//! The OpenCollective sync: the collective's ledger (and its projects' and events') read
 //! through the public GraphQL API v2 with typed `graphql_client` queries (`jobs/graphql/`),
-//! stored as donation records, plus the active recurring contributions.
+//! stored as donation and expense records, plus the active recurring contributions; then the
+//! OpenCollective check of its own balance against the ledger.
 //!
-//! **What counts** (README, "Donations"): transactions of kind `CONTRIBUTION` or `ADDED_FUNDS`.
-//! A CREDIT that is not a refund is money received by the collective or a child (`account`);
-//! a DEBIT that is a refund gives money back: it is stored as its own negative record, dated
-//! when refunded, with `refund_of` = the transaction it refunds. Other lines (a DEBIT the
-//! collective paid to someone else, a refund of such a payment) are not income and are skipped,
-//! and so are internal moves (the sender, or a refund's receiver, is the collective itself or one
-//! of its own projects or events).
+//! **What counts as a donation** (README, "Donations"): transactions of kind `CONTRIBUTION` or
+//! `ADDED_FUNDS`. A CREDIT that is not a refund is money received by the collective or a child
+//! (`account`); a DEBIT that is a refund gives money back: it is stored as its own negative
+//! record, dated when refunded, with `refund_of` = the transaction it refunds. Other lines (a
+//! DEBIT the collective paid to someone else, a refund of such a payment) are not income and
+//! are skipped, and so are internal moves (the sender, or a refund's receiver, is the collective
+//! itself or one of its own projects or events).
+//!
+//! **What counts as an expense** (README, "Expenses"): transactions of kind `EXPENSE`. A DEBIT
+//! that is not a refund is a paid expense of the collective or a child; a CREDIT that is a
+//! refund is its reversal, stored as its own record with negative amount and fees, dated when
+//! reversed, with `reversal_of` = the transaction it reverses. Both carry the linked expense's
+//! id, tags, payee, description and `incurredAt` (its UTC date). An expense whose payee is the
+//! collective itself or one of its own projects or events is an internal move and is skipped;
+//! `BALANCE_TRANSFER` lines are not read at all.
 //!
 //! **Money.** `gross` is `amountInHostCurrency`; `fees` is minus the sum of the transaction's own
 //! `platformFee`, `hostFee(fetchHostFee: true)` and `paymentProcessorFee(fetchPaymentProcessorFee:
 //! true)` (negative numbers in the host currency: the fetch flags read the separate fee
 //! transactions of the newer ledger, which are not read as lines of their own, so no fee counts
 //! twice); `net = gross - fees`. A refund's reversed host fee is positive, so its fees are
-//! negative and its net is minus what the collective really gave back. Host-currency cents are
-//! taken as they are when the host currency is the ledger currency, else converted with
-//! `[rates]`; a record whose host currency has no rate stops the sync with a message naming the
-//! transaction and the currency (nothing of its page is stored, the cursor does not move).
+//! negative and its net is minus what the collective really gave back. An expense's `amount` is
+//! minus `amountInHostCurrency` (a DEBIT is negative: a payment is stored positive) and its
+//! `fees` minus the same three fee fields (the payout and processor fees of paying it), so its
+//! total is what left the collective. Host-currency cents are taken as they are when the host
+//! currency is the ledger currency, else converted with `[rates]`; a record whose host currency
+//! has no rate stops the sync with a message naming the transaction and the currency (nothing
+//! of its page is stored, the cursor does not move).
 //!
 //! **Incremental.** Pages of [`PAGE_SIZE`] (the API's documented maximum), ordered by creation
 //! time ascending from `dateFrom` = the stored cursor minus `opencollective.overlap_seconds`
-//! (the first sync: `ledger_start`). Each page is upserted by transaction id in one transaction,
-//! and only then does the cursor — the latest `createdAt` stored — move forward in
-//! `sync_cursors` under `opencollective:<collective>`. Reruns re-read the overlap and find it
-//! unchanged; an interrupted sync resumes after its last stored page.
+//! (the first sync: `ledger_start`). Each page's donations and expenses are upserted by
+//! transaction id in one transaction, and only then does the cursor — the latest `createdAt`
+//! stored — move forward in `sync_cursors` under `opencollective:<collective>`. Reruns re-read
+//! the overlap and find it unchanged; an interrupted sync resumes after its last stored page.
+//!
+//! **The check.** After the pages and the recurring contributions, OpenCollective's balance of
+//! the collective with its children before the sync's start (`now`, the instant up to which it
+//! has read) and before `ledger_start` is compared with the ledger
+//! ([`crate::books::opencollective_check`]); the check is stored, logged (a warning naming the
+//! drift) and reported.
 //!
 //! **HTTP.** `POST` of `{"query","variables","operationName"}`, the token (when `token_env`
 //! names one) in the `Personal-Token` header, a per-request timeout, and up to
 //! [`SyncOptions::max_attempts`] tries: network errors, timeouts and 5xx answers are retried
 //! after an exponential backoff, a 429 after its `Retry-After` (else the backoff). Redirects
 //! are followed only within the endpoint's origin ([`crate::http`]), so the token never leaves
-//! it. Both queries are read by one [`Pager`] (`limit`/`offset` until a short page or the total).
+//! it. The ledger and the recurring contributions are read by one [`Pager`] (`limit`/`offset`
+//! until a short page or the total).
 use crate::books::donations::{
     self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored,
 };
+use crate::books::expenses::{self, ExpenseKind, ExpenseRecord};
+use crate::books::opencollective_check::{self, Check, CheckStatus, OcBalance};
 use crate::config::{Config, OpenCollectiveConfig, Secrets};
 use anyhow::Context;
 use buildfund_entity::recurring_contributions;
-use chrono::{SecondsFormat, Utc};
+use chrono::{SecondsFormat, TimeZone, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde::Serialize;
 use std::collections::HashSet;
 
 pub use super::opencollective_client::{
-    active_recurring_orders, donation_transactions, ActiveRecurringOrders, Client, DateTime,
-    DonationTransactions, Page, Paged, Pager, SyncOptions, PAGE_SIZE,
+    active_recurring_orders, collective_balance, donation_transactions, ActiveRecurringOrders,
+    Client, CollectiveBalance, DateTime, DonationTransactions, Page, Paged, Pager, SyncOptions,
+    PAGE_SIZE,
 };
 
-/// The source donation records of this sync are stored under.
+/// The source the donation and expense records of this sync are stored under.
 pub const SOURCE: &str = "opencollective";
 
 /// One stored page, as reported to the progress callback.
@@ -61,8 +83,11 @@ pub struct PageReport {
     pub records: u64,
     /// The total the API reports for this run's query.
     pub total: Option<i64>,
+    /// Donation records.
     pub stored: Stored,
-    /// Lines that are not donations (see the module doc).
+    /// Expense records.
+    pub expenses: Stored,
+    /// Lines that are neither donations nor expenses (see the module doc).
     pub skipped: u64,
 }
 
@@ -72,7 +97,10 @@ pub struct SyncReport {
     pub cursor_name: String,
     pub pages: u64,
     pub records: u64,
+    /// Donation records.
     pub stored: Stored,
+    /// Expense records.
+    pub expenses: Stored,
     pub skipped: u64,
     pub read_from: String,
     pub cursor_before: Option<String>,
@@ -81,6 +109,8 @@ pub struct SyncReport {
     pub recurring: u64,
     /// Requests retried (5xx, 429, network errors).
     pub retries: u64,
+    /// The OpenCollective check run after the sync.
+    pub check: Option<Check>,
 }
 
 /// The `sync_cursors` name of a collective's cursor.
@@ -158,43 +188,32 @@ fn to_side(a: &ToAccount) -> (String, Option<String>, bool, Option<String>) {
     (a.slug.clone(), a.name.clone(), a.is_incognito, parent)
 }
 
-/// The donation record of a transaction, `Ok(None)` for a line that is not a donation, or an
-/// error naming the transaction (a currency with no rate, a malformed amount).
-fn record(
-    config: &Config,
-    oc: &OpenCollectiveConfig,
-    n: &Node,
-) -> Result<Option<DonationRecord>, String> {
-    let kind = match n.kind {
-        Some(TransactionKind::CONTRIBUTION) => "contribution",
-        Some(TransactionKind::ADDED_FUNDS) => "added_funds",
-        _ => return Ok(None),
-    };
-    let refund = n.is_refund == Some(true);
-    let other = match (&n.type_, refund) {
-        (TransactionType::CREDIT, false) => n.from_account.as_ref().map(from_side),
-        (TransactionType::DEBIT, true) => n.to_account.as_ref().map(to_side),
-        _ => return Ok(None),
-    };
-    let Some(account) = n.account.as_ref().map(|a| a.slug.clone()) else {
-        return Err(format!("transaction {} has no account", n.id));
-    };
-    let collective = oc.collective.as_str();
-    let contributor = match &other {
-        // Money moved between the collective and its own projects or events is not income.
-        Some((slug, _, _, parent))
-            if slug == collective || parent.as_deref() == Some(collective) =>
-        {
-            return Ok(None)
+/// What a transaction of the ledger query is.
+#[derive(Debug)]
+enum Line {
+    Donation(DonationRecord),
+    Expense(ExpenseRecord),
+    /// Neither (see the module doc).
+    Skipped,
+}
+
+/// The transaction's line, or an error naming the transaction (a currency with no rate, a
+/// malformed amount).
+fn line(config: &Config, oc: &OpenCollectiveConfig, n: &Node) -> Result<Line, String> {
+    match n.kind {
+        Some(TransactionKind::CONTRIBUTION) | Some(TransactionKind::ADDED_FUNDS) => {
+            Ok(record(config, oc, n)?.map_or(Line::Skipped, Line::Donation))
         }
-        Some((slug, name, incognito, _)) => {
-            contributor(&oc.website, slug, name.as_deref(), *incognito)
+        Some(TransactionKind::EXPENSE) => {
+            Ok(expense_record(config, oc, n)?.map_or(Line::Skipped, Line::Expense))
         }
-        None => Contributor::anonymous(),
-    };
-    let at = n
-        .created_at
-        .ok_or_else(|| format!("transaction {} has no createdAt", n.id))?;
+        _ => Ok(Line::Skipped),
+    }
+}
+
+/// `(amountInHostCurrency, minus the sum of the fee fields, host currency)` of a transaction,
+/// in host-currency cents.
+fn host_money(n: &Node) -> Result<(i64, i64, String), String> {
     let what = |f: &str| format!("transaction {} {f}", n.id);
     let host = &n.amount_in_host_currency;
     let host_currency = currency_code(&host.currency)
@@ -238,13 +257,65 @@ fn record(
         }
         fees_host -= c;
     }
-    let convert = |c: i64| {
-        to_ledger_cents(config, c, &host_currency)
-            .map_err(|e| format!("transaction {} ({}): {e}", n.id, at.to_rfc3339()))
+    Ok((gross_host, fees_host, host_currency))
+}
+
+/// Host-currency cents of a transaction in ledger cents, or an error naming it.
+fn convert(
+    config: &Config,
+    n: &Node,
+    at: DateTime,
+    cents: i64,
+    currency: &str,
+) -> Result<i64, String> {
+    to_ledger_cents(config, cents, currency)
+        .map_err(|e| format!("transaction {} ({}): {e}", n.id, at.to_rfc3339()))
+}
+
+/// The donation record of a transaction, `Ok(None)` for a line that is not a donation, or an
+/// error naming the transaction (a currency with no rate, a malformed amount).
+fn record(
+    config: &Config,
+    oc: &OpenCollectiveConfig,
+    n: &Node,
+) -> Result<Option<DonationRecord>, String> {
+    let kind = match n.kind {
+        Some(TransactionKind::CONTRIBUTION) => "contribution",
+        Some(TransactionKind::ADDED_FUNDS) => "added_funds",
+        _ => return Ok(None),
     };
-    let gross = convert(gross_host)?;
-    let fees = convert(fees_host)?;
-    let original_cents = cents(n.amount.value_in_cents, &what("amount"))?;
+    let refund = n.is_refund == Some(true);
+    let other = match (&n.type_, refund) {
+        (TransactionType::CREDIT, false) => n.from_account.as_ref().map(from_side),
+        (TransactionType::DEBIT, true) => n.to_account.as_ref().map(to_side),
+        _ => return Ok(None),
+    };
+    let Some(account) = n.account.as_ref().map(|a| a.slug.clone()) else {
+        return Err(format!("transaction {} has no account", n.id));
+    };
+    let collective = oc.collective.as_str();
+    let contributor = match &other {
+        // Money moved between the collective and its own projects or events is not income.
+        Some((slug, _, _, parent))
+            if slug == collective || parent.as_deref() == Some(collective) =>
+        {
+            return Ok(None)
+        }
+        Some((slug, name, incognito, _)) => {
+            contributor(&oc.website, slug, name.as_deref(), *incognito)
+        }
+        None => Contributor::anonymous(),
+    };
+    let at = n
+        .created_at
+        .ok_or_else(|| format!("transaction {} has no createdAt", n.id))?;
+    let (gross_host, fees_host, host_currency) = host_money(n)?;
+    let gross = convert(config, n, at, gross_host, &host_currency)?;
+    let fees = convert(config, n, at, fees_host, &host_currency)?;
+    let original_cents = cents(
+        n.amount.value_in_cents,
+        &format!("transaction {} amount", n.id),
+    )?;
     let original_currency = currency_code(&n.amount.currency).unwrap_or(host_currency.clone());
     let record = DonationRecord {
         source: SOURCE.into(),
@@ -276,6 +347,149 @@ fn record(
     }
 }
 
+use donation_transactions::DonationTransactionsTransactionsNodesExpensePayeeOn as PayeeOn;
+
+/// The expense record of an `EXPENSE` transaction, `Ok(None)` for a line that is not a paid
+/// expense or its reversal (or is an internal move), or an error naming the transaction.
+fn expense_record(
+    config: &Config,
+    oc: &OpenCollectiveConfig,
+    n: &Node,
+) -> Result<Option<ExpenseRecord>, String> {
+    let refund = n.is_refund == Some(true);
+    // The payee's side of the transaction: the receiver of a payment, the sender of a reversal.
+    let other = match (&n.type_, refund) {
+        (TransactionType::DEBIT, false) => n.to_account.as_ref().map(to_side),
+        (TransactionType::CREDIT, true) => n.from_account.as_ref().map(from_side),
+        _ => return Ok(None),
+    };
+    let Some(account) = n.account.as_ref().map(|a| a.slug.clone()) else {
+        return Err(format!("transaction {} has no account", n.id));
+    };
+    let collective = oc.collective.as_str();
+    let ours = |slug: &str, parent: Option<&str>| slug == collective || parent == Some(collective);
+    let expense = n.expense.as_ref();
+    // Money paid to the collective itself or one of its own projects or events is an internal
+    // move, whichever side says so.
+    if let Some((slug, _, _, parent)) = &other {
+        if ours(slug, parent.as_deref()) {
+            return Ok(None);
+        }
+    }
+    if let Some(p) = expense.map(|e| &e.payee) {
+        let parent = match &p.on {
+            PayeeOn::Project(x) => x.parent.as_ref().map(|a| a.slug.clone()),
+            PayeeOn::Event(x) => x.parent.as_ref().map(|a| a.slug.clone()),
+            _ => None,
+        };
+        if ours(&p.slug, parent.as_deref()) {
+            return Ok(None);
+        }
+    }
+    let at = n
+        .created_at
+        .ok_or_else(|| format!("transaction {} has no createdAt", n.id))?;
+    let (gross_host, fees_host, host_currency) = host_money(n)?;
+    // A payment is a DEBIT (negative): stored positive; a reversal comes out negative.
+    let amount = convert(config, n, at, -gross_host, &host_currency)?;
+    let fees = convert(config, n, at, fees_host, &host_currency)?;
+    let original_cents = cents(
+        n.amount.value_in_cents,
+        &format!("transaction {} amount", n.id),
+    )?;
+    let original_currency = currency_code(&n.amount.currency).unwrap_or(host_currency.clone());
+    let payee = match expense {
+        Some(e) => e.payee.name.clone().or_else(|| Some(e.payee.slug.clone())),
+        None => other
+            .as_ref()
+            .map(|(slug, name, _, _)| name.clone().unwrap_or_else(|| slug.clone())),
+    };
+    // The invoice's date: the UTC date of `incurredAt` (without a linked expense, of the
+    // payment).
+    let incurred = expense.map_or(at, |e| e.incurred_at);
+    let incurred_at = Utc.from_utc_datetime(
+        &incurred
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight exists"),
+    );
+    let record = ExpenseRecord {
+        source: SOURCE.into(),
+        external_id: n.id.clone(),
+        kind: if refund {
+            ExpenseKind::Reversal
+        } else {
+            ExpenseKind::Expense
+        },
+        paid_at: at,
+        account_slug: account,
+        payee,
+        tags: expense
+            .map(|e| e.tags.iter().flatten().cloned().collect())
+            .unwrap_or_default(),
+        description: expense
+            .map(|e| e.description.clone())
+            .or_else(|| n.description.clone()),
+        incurred_at,
+        amount_cents: amount,
+        fees_cents: fees,
+        original_amount: cents_text(-original_cents),
+        original_currency,
+        expense_ref: expense.map(|e| e.id.clone()),
+        reversal_of: if refund {
+            n.refund_transaction.as_ref().map(|r| r.id.clone())
+        } else {
+            None
+        },
+    };
+    match record
+        .out_of_bounds()
+        .or_else(|| text_out_of_bounds(&record))
+    {
+        Some(why) => Err(format!("transaction {}: {why}", n.id)),
+        None => Ok(Some(record)),
+    }
+}
+
+/// The most tags an OpenCollective expense record may carry, and the longest tag, payee and
+/// description (in characters): far above what OpenCollective's own forms allow, so only a
+/// broken or hostile answer meets them, and it stops the sync naming the transaction rather
+/// than filling the database.
+pub const MAX_EXPENSE_TAGS: usize = 100;
+pub const MAX_EXPENSE_TEXT: usize = 255;
+pub const MAX_EXPENSE_DESCRIPTION: usize = 10_000;
+
+fn text_out_of_bounds(r: &ExpenseRecord) -> Option<String> {
+    let long = |s: &str, max: usize| s.chars().count() > max;
+    if r.tags.len() > MAX_EXPENSE_TAGS {
+        return Some(format!(
+            "{} tags: at most {MAX_EXPENSE_TAGS} are taken",
+            r.tags.len()
+        ));
+    }
+    if let Some(t) = r.tags.iter().find(|t| long(t, MAX_EXPENSE_TEXT)) {
+        return Some(format!(
+            "a tag of {} characters: at most {MAX_EXPENSE_TEXT}",
+            t.chars().count()
+        ));
+    }
+    if r.payee
+        .as_deref()
+        .is_some_and(|p| long(p, MAX_EXPENSE_TEXT))
+    {
+        return Some(format!("a payee name over {MAX_EXPENSE_TEXT} characters"));
+    }
+    if r.description
+        .as_deref()
+        .is_some_and(|d| long(d, MAX_EXPENSE_DESCRIPTION))
+    {
+        return Some(format!(
+            "a description over {MAX_EXPENSE_DESCRIPTION} characters"
+        ));
+    }
+    None
+}
+
 async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<DateTime>> {
     let Some(value) = crate::sources::cursors::read(db, name).await? else {
         return Ok(None);
@@ -305,15 +519,16 @@ fn opencollective(config: &Config) -> anyhow::Result<&OpenCollectiveConfig> {
     })
 }
 
-/// One sync now: new transactions since the cursor (with the overlap), then the active
-/// recurring contributions. `progress` is called after each stored page. Its log lines are in
-/// the span `sync` (`source = "opencollective"`).
+/// One sync at `now`: new transactions since the cursor (with the overlap), then the active
+/// recurring contributions, then the OpenCollective check up to `now`. `progress` is called
+/// after each stored page. Its log lines are in the span `sync` (`source = "opencollective"`).
 #[tracing::instrument(name = "sync", skip_all, fields(source = "opencollective"))]
 pub async fn sync(
     db: &DatabaseConnection,
     config: &Config,
     secrets: &Secrets,
     options: SyncOptions,
+    now: DateTime,
     progress: impl Fn(&PageReport),
 ) -> anyhow::Result<SyncReport> {
     let oc = opencollective(config)?;
@@ -364,21 +579,27 @@ pub async fn sync(
         };
         let count = nodes.len() as i64;
         let mut records = Vec::with_capacity(nodes.len());
+        let mut spent = Vec::new();
         let mut skipped = 0;
         let mut latest = None;
         for n in &nodes {
             latest = latest.max(n.created_at);
-            match record(config, oc, n) {
-                Ok(Some(r)) => records.push(r),
-                Ok(None) => skipped += 1,
+            match line(config, oc, n) {
+                Ok(Line::Donation(r)) => records.push(r),
+                Ok(Line::Expense(r)) => spent.push(r),
+                Ok(Line::Skipped) => skipped += 1,
                 Err(why) => anyhow::bail!(
                     "the OpenCollective sync refused page {page}, so nothing of it was stored: {why}"
                 ),
             }
         }
-        let stored = donations::upsert(db, &records).await.with_context(|| {
-            format!("storing page {page} of the OpenCollective transactions failed")
-        })?;
+        // The page's donations and expenses together, all or nothing.
+        let (stored, expenses_stored) =
+            store_page(db, &records, &spent, now)
+                .await
+                .with_context(|| {
+                    format!("storing page {page} of the OpenCollective transactions failed")
+                })?;
         // Only now that the page is committed may the cursor move, and only forward.
         if let Some(t) = latest {
             if cursor.is_none_or(|c| t > c) {
@@ -389,6 +610,7 @@ pub async fn sync(
         report.pages += 1;
         report.records += count as u64;
         report.stored += stored;
+        report.expenses += expenses_stored;
         report.skipped += skipped;
         report.cursor_after = cursor.map(show);
         progress(&PageReport {
@@ -396,12 +618,123 @@ pub async fn sync(
             records: count as u64,
             total,
             stored,
+            expenses: expenses_stored,
             skipped,
         });
     }
     report.recurring = sync_recurring(db, config, oc, &client, page_size).await?;
+    let check = check(db, config, oc, &client, now).await?;
+    report.check = Some(check);
     report.retries = client.retries();
     Ok(report)
+}
+
+/// Stores a page's donations and expenses in one transaction.
+async fn store_page(
+    db: &DatabaseConnection,
+    records: &[DonationRecord],
+    spent: &[ExpenseRecord],
+    now: DateTime,
+) -> anyhow::Result<(Stored, Stored)> {
+    if records.is_empty() && spent.is_empty() {
+        return Ok(Default::default());
+    }
+    let txn = crate::db::begin_write(db).await?;
+    let stored = donations::upsert_in(&txn, records, now).await?;
+    let spent = expenses::upsert_in(&txn, spent, now).await?;
+    txn.commit().await?;
+    Ok((stored, spent))
+}
+
+/// The OpenCollective check up to `now` (the sync read every transaction created before it),
+/// stored and logged: a warning naming the drift, never a correction.
+async fn check(
+    db: &DatabaseConnection,
+    config: &Config,
+    oc: &OpenCollectiveConfig,
+    client: &Client,
+    now: DateTime,
+) -> anyhow::Result<Check> {
+    let through = now;
+    let data = client
+        .query::<CollectiveBalance>(
+            collective_balance::Variables {
+                slug: oc.collective.clone(),
+                date_to: through,
+                ledger_start: config.ledger_start,
+            },
+            &format!("the balance of {}", oc.collective),
+        )
+        .await
+        .context("the OpenCollective check could not read the collective's balance (the sync itself was stored)")?;
+    // The balance as OpenCollective gives it; a balance without a currency cannot be compared.
+    let balance = |value: Option<f64>, currency: Option<String>, what: &str| {
+        Ok::<_, anyhow::Error>(OcBalance {
+            cents: cents(value, what).map_err(anyhow::Error::msg)?,
+            currency: currency.unwrap_or_else(|| "no currency".into()),
+        })
+    };
+    let check = match data.account.and_then(|a| a.stats) {
+        None => opencollective_check::skipped(
+            &oc.collective,
+            now,
+            through,
+            format!(
+                "OpenCollective shows no balance of the account {}",
+                oc.collective
+            ),
+        ),
+        Some(stats) => {
+            let (b, s) = (stats.balance_at, stats.balance_at_start);
+            let at = balance(b.value_in_cents, currency_code(&b.currency), "the balance")?;
+            let at_start = balance(
+                s.value_in_cents,
+                currency_code(&s.currency),
+                "the balance at ledger_start",
+            )?;
+            let ledger =
+                opencollective_check::ledger_cents(db, config.ledger_start, through).await?;
+            opencollective_check::evaluate(
+                &oc.collective,
+                &config.currency,
+                now,
+                through,
+                &at,
+                &at_start,
+                ledger,
+            )
+        }
+    };
+    opencollective_check::record(db, &check).await?;
+    let through_text = show(through);
+    match check.status {
+        CheckStatus::Ok => tracing::info!(
+            collective = %check.collective,
+            through = %through_text,
+            "OpenCollective check: the ledger matches OpenCollective's balance"
+        ),
+        CheckStatus::Drift => {
+            let drift = check.drift_cents.unwrap_or(0);
+            tracing::warn!(
+                collective = %check.collective,
+                through = %through_text,
+                drift_cents = drift,
+                balance_oc_cents = check.balance_oc_cents,
+                balance_oc_start_cents = check.balance_oc_start_cents,
+                ledger_cents = check.ledger_cents,
+                "OpenCollective check: drift of {} {} between OpenCollective's balance and the ledger (a transaction is missed or miscounted; nothing was corrected)",
+                crate::money::format_cents(drift),
+                config.currency
+            )
+        }
+        CheckStatus::Skipped => tracing::warn!(
+            collective = %check.collective,
+            through = %through_text,
+            reason = check.reason.as_deref().unwrap_or(""),
+            "OpenCollective check skipped"
+        ),
+    }
+    Ok(check)
 }
 
 /// Reads the active recurring contributions and stores them; stored ones that are no longer

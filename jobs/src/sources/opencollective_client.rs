@@ -1,4 +1,5 @@
-//! OpenCollective's GraphQL API as the sync reads it: the two typed queries, the client's
+//! OpenCollective's GraphQL API as the sync reads it: the typed queries (the ledger, the
+//! recurring orders, the collective's balance), the client's
 //! options, the HTTP client with its retries and the [`Pager`] that reads a query page by page.
 use crate::config::secrets::Missing;
 use crate::config::{OpenCollectiveConfig, Secrets};
@@ -28,6 +29,15 @@ pub struct DonationTransactions;
     variables_derives = "Debug, Clone"
 )]
 pub struct ActiveRecurringOrders;
+
+#[derive(GraphQLQuery)]
+#[graphql(
+    schema_path = "graphql/opencollective.schema.graphql",
+    query_path = "graphql/collective_balance.graphql",
+    response_derives = "Debug, Clone",
+    variables_derives = "Debug, Clone"
+)]
+pub struct CollectiveBalance;
 
 /// Transactions and orders asked for per request: the API's documented maximum.
 pub const PAGE_SIZE: i64 = 1000;

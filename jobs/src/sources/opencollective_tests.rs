@@ -40,3 +40,42 @@ fn retry_after_reads_seconds() {
     h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
     assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
 }
+
+#[test]
+fn an_expense_beyond_the_text_bounds_is_refused_by_what_is_too_long() {
+    let at = "2026-10-03T09:00:00Z"
+        .parse::<chrono::DateTime<Utc>>()
+        .unwrap();
+    let r = ExpenseRecord {
+        source: SOURCE.into(),
+        external_id: "e1".into(),
+        kind: ExpenseKind::Expense,
+        paid_at: at,
+        account_slug: "nixfund".into(),
+        payee: Some("Hetzner".into()),
+        tags: vec!["t".repeat(MAX_EXPENSE_TEXT); MAX_EXPENSE_TAGS],
+        description: Some("d".repeat(MAX_EXPENSE_DESCRIPTION)),
+        incurred_at: at,
+        amount_cents: 1,
+        fees_cents: 0,
+        original_amount: "0.01".into(),
+        original_currency: "EUR".into(),
+        expense_ref: None,
+        reversal_of: None,
+    };
+    assert_eq!(text_out_of_bounds(&r), None);
+    let mut many = r.clone();
+    many.tags.push("x".into());
+    assert!(text_out_of_bounds(&many).unwrap().contains("101 tags"));
+    let mut long = r.clone();
+    long.tags[3].push('x');
+    assert!(text_out_of_bounds(&long).unwrap().contains("a tag of 256"));
+    let mut payee = r.clone();
+    payee.payee = Some("p".repeat(MAX_EXPENSE_TEXT + 1));
+    assert!(text_out_of_bounds(&payee).unwrap().contains("payee"));
+    let mut description = r;
+    description.description.as_mut().unwrap().push('!');
+    assert!(text_out_of_bounds(&description)
+        .unwrap()
+        .contains("description"));
+}

@@ -1,0 +1,96 @@
+//! `POST /api/v1/expenses` (admin): a manual expense, paid outside OpenCollective, with an
+//! idempotency key: 201 when stored, 200 with the same answer for a replay, 409 when the key
+//! was used for another expense, 422 naming each invalid field
+//! ([`buildfund_jobs::books::expenses::manual`]). (`GET /api/v1/expenses`, the month's list,
+//! is the books' own route.)
+use crate::auth::{Admin, Authed};
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{post, web, HttpResponse};
+use buildfund_jobs::books::expenses::manual::{self, ManualExpense, ManualOutcome};
+use buildfund_jobs::books::expenses::{ExpenseError, ExpenseRecord};
+use serde::Serialize;
+use serde_json::json;
+
+/// A stored manual expense as the API answers it.
+#[derive(Serialize)]
+pub struct ExpenseAnswer {
+    pub source: String,
+    pub id: String,
+    pub kind: &'static str,
+    pub paid_at: String,
+    pub incurred_at: String,
+    pub account: String,
+    pub payee: Option<String>,
+    pub tags: Vec<String>,
+    pub description: Option<String>,
+    pub amount_cents: i64,
+    pub fees_cents: i64,
+    pub total_cents: i64,
+    pub original_amount: String,
+    pub original_currency: String,
+}
+
+impl From<&ExpenseRecord> for ExpenseAnswer {
+    fn from(r: &ExpenseRecord) -> Self {
+        ExpenseAnswer {
+            source: r.source.clone(),
+            id: r.external_id.clone(),
+            kind: r.kind.as_str(),
+            paid_at: buildfund_jobs::calendar::rfc3339(r.paid_at),
+            incurred_at: buildfund_jobs::calendar::rfc3339(r.incurred_at),
+            account: r.account_slug.clone(),
+            payee: r.payee.clone(),
+            tags: r.tags.clone(),
+            description: r.description.clone(),
+            amount_cents: r.amount_cents,
+            fees_cents: r.fees_cents,
+            total_cents: r.total_cents(),
+            original_amount: r.original_amount.clone(),
+            original_currency: r.original_currency.clone(),
+        }
+    }
+}
+
+fn internal(e: ExpenseError) -> ApiError {
+    match e {
+        ExpenseError::Db(e) => e.into(),
+        other => ApiError::Internal(anyhow::anyhow!(other)),
+    }
+}
+
+#[post("/expenses")]
+pub async fn create(
+    state: web::Data<AppState>,
+    auth: Authed<Admin>,
+    body: web::Json<ManualExpense>,
+) -> Result<HttpResponse, ApiError> {
+    let now = chrono::Utc::now();
+    let record = body.validate(&state.config, now).map_err(|errors| {
+        ApiError::with_details(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid expense",
+            errors.iter().map(|e| json!(e)).collect(),
+        )
+    })?;
+    match manual::store_manual(&state.db, &record, now)
+        .await
+        .map_err(internal)?
+    {
+        ManualOutcome::Created(r) => {
+            // The fund's costs moved (the gate weighs them); a failed refresh leaves it stale.
+            let _ = state.after_write().await;
+            tracing::info!(key = %r.external_id, by = %auth.token.name, "manual expense stored");
+            Ok(HttpResponse::Created().json(ExpenseAnswer::from(&r)))
+        }
+        ManualOutcome::Replayed(r) => Ok(HttpResponse::Ok().json(ExpenseAnswer::from(&r))),
+        ManualOutcome::Conflict(_) => Err(ApiError::client(
+            StatusCode::CONFLICT,
+            format!(
+                "idempotency_key {:?} was already used for a different expense",
+                record.external_id
+            ),
+        )),
+    }
+}
