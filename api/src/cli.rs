@@ -305,6 +305,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         c.schedule.len(),
                         describe_database(&c.database.url)
                     );
+                    for w in c.warnings() {
+                        eprintln!("warning: {w}");
+                    }
                     // The secrets may be absent where the file is checked: noted, not failed.
                     for (missing, needed) in Secrets::from_env(&c).unavailable(&c) {
                         if needed {
