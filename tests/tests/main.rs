@@ -23,5 +23,6 @@ mod oracle;
 mod outage;
 mod pages;
 mod plans;
+mod reconciliation;
 mod scheduler;
 mod webhooks;
