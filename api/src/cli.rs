@@ -68,6 +68,29 @@ enum Command {
         #[arg(long, requires = "jobs")]
         limit: Option<String>,
     },
+    /// The month's reconciliation: every machine's modeled cost against the invoices paying
+    /// for the month, the other expenses by fund, and cash (GET /api/v1/reconciliation).
+    Reconcile {
+        /// The month, YYYY-MM (default: this month).
+        #[arg(long)]
+        month: Option<String>,
+        /// Evaluate as of this RFC 3339 instant (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// Print the JSON of GET /api/v1/reconciliation instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every expense record paid in the month, with the machine and month an invoice pays for
+    /// or the fund of an other expense (GET /api/v1/expenses).
+    Expenses {
+        /// The month, YYYY-MM (default: this month).
+        #[arg(long)]
+        month: Option<String>,
+        /// Print the JSON of GET /api/v1/expenses instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Export the month's costs for other tools.
     Export {
         #[command(subcommand)]
@@ -303,6 +326,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         c.schedule.len(),
                         describe_database(&c.database.url)
                     );
+                    for w in c.warnings() {
+                        eprintln!("warning: {w}");
+                    }
                     // The secrets may be absent where the file is checked: noted, not failed.
                     for (missing, needed) in Secrets::from_env(&c).unavailable(&c) {
                         if needed {
@@ -345,6 +371,41 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = Arc::new(load_config(&cli)?);
             let conn = open_database(&config).await?;
             return ingest_file(&conn, config, file, format.as_deref()).await;
+        }
+        Command::Reconcile { month, at, json } => {
+            let config = load_config(&cli)?;
+            let at = parse_at(at.as_deref())?;
+            let month = match month {
+                Some(m) => Month::parse(m).map_err(|e| anyhow::anyhow!("--month {e}"))?,
+                None => Month::of(at),
+            };
+            let conn = open_database(&config).await?;
+            let r =
+                buildfund_jobs::books::reconciliation::reconciliation(&conn, &config, month, at)
+                    .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!(
+                    "{}",
+                    buildfund_jobs::report::table::render_reconciliation(&r)
+                );
+            }
+        }
+        Command::Expenses { month, json } => {
+            let config = load_config(&cli)?;
+            let month = match month {
+                Some(m) => Month::parse(m).map_err(|e| anyhow::anyhow!("--month {e}"))?,
+                None => Month::of(chrono::Utc::now()),
+            };
+            let conn = open_database(&config).await?;
+            let e = buildfund_jobs::books::reconciliation::expenses_of_month(&conn, &config, month)
+                .await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", buildfund_jobs::report::table::render_expenses(&e));
+            }
         }
         Command::Costs {
             month,

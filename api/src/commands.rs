@@ -361,6 +361,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
         anyhow::bail!("{}: cannot serve: {}", config.source, list.join("; "));
     }
+    for w in config.warnings() {
+        tracing::warn!(source = %config.source, "{w}");
+    }
     let conn = open_database(&config).await?;
     let app = Application::build(
         config.clone(),

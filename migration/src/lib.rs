@@ -12,6 +12,7 @@ mod m20261213_000001_book_days;
 mod m20261214_000001_gate_claims;
 mod m20261216_000001_webhook_syncs;
 mod m20261218_000001_create_expenses;
+mod m20261220_000001_expenses_incurred_index;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261214_000001_gate_claims::Migration),
             Box::new(m20261216_000001_webhook_syncs::Migration),
             Box::new(m20261218_000001_create_expenses::Migration),
+            Box::new(m20261220_000001_expenses_incurred_index::Migration),
         ]
     }
 }

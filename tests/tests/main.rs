@@ -24,6 +24,7 @@ mod oracle;
 mod outage;
 mod pages;
 mod plans;
+mod reconciliation;
 mod scheduler;
 mod telemetry;
 mod webhooks;

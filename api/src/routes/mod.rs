@@ -8,6 +8,7 @@ mod jobs;
 mod manual_expenses;
 pub mod pages;
 mod plans;
+mod reconciliation;
 mod subscribers;
 pub mod subscriptions;
 mod tokens;
@@ -113,6 +114,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(jobs::run_now)
                 .service(donations::create)
                 .service(manual_expenses::create)
+                .service(reconciliation::get_expenses)
+                .service(reconciliation::get_reconciliation)
                 .service(gate::events)
                 .service(gate::pause)
                 .service(gate::override_pool)

@@ -2,6 +2,7 @@
 //! went out (cost lines), balance, burn and runway (cost-model.md, "Donations" and "Balance,
 //! burn, runway").
 use crate::books::costs::{clip, window_costs, WindowCosts};
+use crate::books::invoices::expense_costs;
 use crate::books::ledger::ts;
 pub use crate::books::ledger::{add_cents, raised_from_data, route, Raised};
 use crate::books::store;
@@ -47,6 +48,8 @@ pub struct FundMonth {
     pub fees_cents: i64,
     pub net_cents: i64,
     pub spent_cents: i64,
+    /// The fund's expense costs in the month (other expenses' totals, invoices' fees).
+    pub expenses_cents: i64,
     pub balance_cents: i64,
     pub goal_cents: Option<i64>,
     pub runway_days: Option<i64>,
@@ -158,6 +161,18 @@ pub async fn standing_with(
             }
         }
     }
+    // Expense costs (cost-model.md, "Expenses"): summed from the records on every read.
+    if t > config.ledger_start {
+        for (fund, c) in expense_costs(db, config, config.ledger_start, t).await? {
+            let sum = cost.entry(fund).or_insert(0);
+            *sum = add_cents(*sum, c)?;
+        }
+        let from = std::cmp::max(t - Duration::days(30), config.ledger_start);
+        for (fund, c) in expense_costs(db, config, from, t).await? {
+            let sum = cost_30_days.entry(fund).or_insert(0);
+            *sum = add_cents(*sum, c)?;
+        }
+    }
     let mut balance = BTreeMap::new();
     for f in &config.funds {
         let raised = net.get(&f.slug).copied().unwrap_or(0);
@@ -181,13 +196,28 @@ pub async fn funds_month(
     month: Month,
     at: DateTime<Utc>,
 ) -> Result<(Vec<FundMonth>, WindowCosts), DbErr> {
+    let window = clip(config, month.span(), at);
+    let expenses = match window {
+        Some(w) => expense_costs(db, config, ts(w.start), ts(w.end)).await?,
+        None => BTreeMap::new(),
+    };
+    let expenses_of = |f: &str| expenses.get(f).copied().unwrap_or(0);
     if at >= month.next().start() {
         if let Some(m) = store::stored_month(db, config, month, true, true).await? {
+            // The stored figures hold the machine cost; the expense costs to the month's end
+            // and over its last 30 days are added here.
+            let end = month.next().start();
+            let to_date = expense_costs(db, config, config.ledger_start, end).await?;
+            let from_30 = std::cmp::max(end - Duration::days(30), config.ledger_start);
+            let last_30 = expense_costs(db, config, from_30, end).await?;
             let funds = config
                 .funds
                 .iter()
                 .map(|f| {
                     let b = m.funds.get(&f.slug).copied().unwrap_or_default();
+                    let balance_cents =
+                        b.balance_cents - to_date.get(&f.slug).copied().unwrap_or(0);
+                    let cost_30 = b.cost_30_days_cents + last_30.get(&f.slug).copied().unwrap_or(0);
                     FundMonth {
                         slug: f.slug.clone(),
                         name: f.name.clone(),
@@ -195,16 +225,16 @@ pub async fn funds_month(
                         fees_cents: b.raised.fees_cents,
                         net_cents: b.raised.net_cents,
                         spent_cents: b.spent_cents,
-                        balance_cents: b.balance_cents,
+                        expenses_cents: expenses_of(&f.slug),
+                        balance_cents,
                         goal_cents: f.monthly_goal_cents,
-                        runway_days: runway_days(b.balance_cents, b.cost_30_days_cents),
+                        runway_days: runway_days(balance_cents, cost_30),
                     }
                 })
                 .collect();
             return Ok((funds, m.costs));
         }
     }
-    let window = clip(config, month.span(), at);
     let costs = match window {
         Some(w) => window_costs(db, config, w).await?,
         None => WindowCosts::default(),
@@ -230,6 +260,7 @@ pub async fn funds_month(
                 fees_cents: r.fees_cents,
                 net_cents: r.net_cents,
                 spent_cents: spent.get(&f.slug).copied().unwrap_or(0),
+                expenses_cents: expenses_of(&f.slug),
                 balance_cents: standing.balance.get(&f.slug).copied().unwrap_or(0),
                 goal_cents: f.monthly_goal_cents,
                 runway_days: standing.runway_days(&f.slug),

@@ -40,6 +40,29 @@ pub struct Terms {
     pub slots: u32,
 }
 
+/// Which month a machine's invoice pays for (`billing` on `[[machines]]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Billing {
+    /// The month before the month of the invoice's `incurred_at` (the default).
+    #[default]
+    Arrears,
+    /// The month of the invoice's `incurred_at`.
+    Advance,
+    /// Never invoiced to this ledger (donated, or paid elsewhere).
+    None,
+}
+
+impl Billing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Billing::Arrears => "arrears",
+            Billing::Advance => "advance",
+            Billing::None => "none",
+        }
+    }
+}
+
 /// One `[[machines.changes]]`: from `from` (00:00:00 UTC of its date) on, the new cost model
 /// and/or slots; what it does not name keeps its value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +86,11 @@ pub struct Machine {
     pub cost: CostModel,
     /// Dated changes, `from` strictly increasing.
     pub changes: Vec<MachineChange>,
+    /// Tags that make an expense this machine's invoice (compared case-insensitively).
+    pub invoice_tags: Vec<String>,
+    pub billing: Billing,
+    /// How far billed may be from modeled and still match, in cents; `None`: 1 % of modeled.
+    pub billing_tolerance_cents: Option<i64>,
 }
 
 impl Machine {
@@ -109,6 +137,9 @@ impl Walker {
                     "hourly",
                     "metered",
                     "changes",
+                    "invoice_tags",
+                    "billing",
+                    "billing_tolerance",
                 ],
             );
             let name = self.required_string(m, &path, "name");
@@ -144,6 +175,20 @@ impl Walker {
                 }
             };
             let changes = self.changes(m, &path);
+            let invoice_tags = self.string_list(m, &path, "invoice_tags");
+            let billing = match self.string(m, &path, "billing").as_deref() {
+                None | Some("arrears") => Some(Billing::Arrears),
+                Some("advance") => Some(Billing::Advance),
+                Some("none") => Some(Billing::None),
+                Some(other) => {
+                    self.problem(
+                        join(&path, "billing"),
+                        format!("{other:?} is not one of \"arrears\", \"advance\", \"none\""),
+                    );
+                    None
+                }
+            };
+            let billing_tolerance_cents = self.cents(m, &path, "billing_tolerance", false);
             let Some(name) = name else { continue };
             let mut claims = vec![(name.clone(), join(&path, "name"))];
             claims.extend(
@@ -159,7 +204,7 @@ impl Walker {
                     names.insert(claimed, at);
                 }
             }
-            let (Some(cost), Some(idle_fund)) = (cost, idle_fund) else {
+            let (Some(cost), Some(idle_fund), Some(billing)) = (cost, idle_fund, billing) else {
                 continue;
             };
             machines.push(Machine {
@@ -171,6 +216,9 @@ impl Walker {
                 idle_fund,
                 cost,
                 changes,
+                invoice_tags,
+                billing,
+                billing_tolerance_cents,
             });
         }
         machines
@@ -268,4 +316,29 @@ fn kinds(models: &[(&str, Option<CostModel>)]) -> String {
         .map(|(k, _)| *k)
         .collect::<Vec<_>>()
         .join(" and ")
+}
+
+/// Warnings about `machines` that do not stop the config from loading: an invoice tag two
+/// machines claim (compared case-insensitively); the first in config order takes its invoices.
+pub fn tag_warnings(machines: &[Machine]) -> Vec<String> {
+    let mut seen: HashMap<String, &str> = HashMap::new();
+    let mut out = Vec::new();
+    for (i, m) in machines.iter().enumerate() {
+        for (j, tag) in m.invoice_tags.iter().enumerate() {
+            let key = tag.to_lowercase();
+            match seen.get(&key) {
+                Some(first) if *first != m.name => out.push(format!(
+                    "machines[{i}].invoice_tags[{j}]: {tag:?} is also an invoice tag of machine \
+                     {first:?}; expenses tagged with it are invoices of {first:?} (the first in \
+                     config order), never of {:?}",
+                    m.name
+                )),
+                Some(_) => {}
+                None => {
+                    seen.insert(key, m.name.as_str());
+                }
+            }
+        }
+    }
+    out
 }

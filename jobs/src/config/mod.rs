@@ -36,7 +36,7 @@ pub use gate::{GateConfig, Webhook};
 pub use hydra::{
     HydraConfig, DEFAULT_HYDRA_OVERLAP_SECONDS, DEFAULT_HYDRA_SOURCE, MAX_HYDRA_OVERLAP_SECONDS,
 };
-pub use machines::{CostModel, Machine, MachineChange, Terms};
+pub use machines::{tag_warnings, Billing, CostModel, Machine, MachineChange, Terms};
 pub use opencollective::{
     OpenCollectiveConfig, DEFAULT_OPENCOLLECTIVE_OVERLAP_SECONDS,
     DEFAULT_OPENCOLLECTIVE_TIMEOUT_SECONDS, MAX_OPENCOLLECTIVE_OVERLAP_SECONDS,
@@ -116,6 +116,12 @@ impl fmt::Display for ConfigErrors {
 impl std::error::Error for ConfigErrors {}
 
 impl Config {
+    /// What is allowed but probably a mistake, each prefixed by its key path (`check-config`
+    /// prints them; `serve` logs them): an invoice tag claimed by two machines.
+    pub fn warnings(&self) -> Vec<String> {
+        tag_warnings(&self.machines)
+    }
+
     /// Loads the configuration the way every subcommand does: the named file if any (it must
     /// exist), else `./buildfund.toml` when present, else built-in defaults; then
     /// `DATABASE_URL` from the environment overrides the database URL.

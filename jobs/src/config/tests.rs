@@ -351,3 +351,66 @@ metered = "2.40"
         vec!["machines[0].changes: must be an array of tables ([[machines.changes]]), not an integer"]
     );
 }
+
+#[test]
+fn invoice_keys_are_validated_with_their_key_paths() {
+    let good = GOOD.replace(
+        "slots = 4\n",
+        "slots = 4\ninvoice_tags = [\"build03\", \"Hetzner\"]\nbilling = \"advance\"\nbilling_tolerance = \"2.50\"\n",
+    );
+    let c = Config::parse(&good, "t").unwrap();
+    let m = &c.machines[0];
+    assert_eq!(m.invoice_tags, vec!["build03", "Hetzner"]);
+    assert_eq!(m.billing, Billing::Advance);
+    assert_eq!(m.billing_tolerance_cents, Some(250));
+    // Defaults: arrears, 1 % of modeled, no tags.
+    let j = &c.machines[1];
+    assert_eq!(
+        (j.billing, j.billing_tolerance_cents, j.invoice_tags.len()),
+        (Billing::Arrears, None, 0)
+    );
+    assert!(c.warnings().is_empty());
+
+    let bad = GOOD
+        .replace(
+            "slots = 4\n",
+            "slots = 4\ninvoice_tags = [\"\", 3]\nbilling = \"monthly\"\nbilling_tolerance = \"-1\"\n",
+        )
+        .replace(
+            "hourly = \"0.35\"\n",
+            "hourly = \"0.35\"\nbilling_tolerance = \"0.001\"\n",
+        );
+    let err = Config::parse(&bad, "t").unwrap_err();
+    assert_eq!(
+        err.problems,
+        vec![
+            "machines[0].invoice_tags[0]: must not be empty".to_string(),
+            "machines[0].invoice_tags[1]: must be a string, not an integer".to_string(),
+            "machines[0].billing: \"monthly\" is not one of \"arrears\", \"advance\", \"none\""
+                .to_string(),
+            "machines[0].billing_tolerance: \"-1\" must not be negative".to_string(),
+            "machines[1].billing_tolerance: \"0.001\" has fractions of a cent".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn a_tag_claimed_by_two_machines_is_a_warning_naming_both() {
+    let text = GOOD
+        .replace("slots = 4\n", "slots = 4\ninvoice_tags = [\"hetzner\"]\n")
+        .replace(
+            "hourly = \"0.35\"\n",
+            "hourly = \"0.35\"\ninvoice_tags = [\"jetson\", \"HETZNER\"]\n",
+        );
+    let c = Config::parse(&text, "t").unwrap();
+    let w = c.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with("machines[1].invoice_tags[1]: \"HETZNER\""),
+        "{w:?}"
+    );
+    assert!(
+        w[0].contains("\"build03\"") && w[0].contains("\"jetson01\""),
+        "{w:?}"
+    );
+}

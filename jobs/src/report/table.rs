@@ -9,6 +9,7 @@ use crate::books::attribution::Line;
 use crate::books::costs::CostsReport;
 use crate::books::job_costs::JobsReport;
 use crate::books::plans::PlansReport;
+use crate::books::reconciliation::{ExpensesMonth, Reconciliation};
 use crate::calendar::Month;
 use crate::config::Config;
 use crate::money::format_cents;
@@ -187,6 +188,104 @@ pub fn render_jobs(report: &JobsReport) -> String {
             out,
             "… and {} more (--limit)",
             report.matched - report.jobs.len()
+        );
+    }
+    out
+}
+
+/// `buildfund reconcile`: one line per machine, the other expenses by fund, cash and the
+/// latest OpenCollective check.
+pub fn render_reconciliation(r: &Reconciliation) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Reconciliation of {} as of {} ({}): modeled {}, billed {}, difference {}",
+        r.month,
+        r.as_of,
+        r.currency,
+        format_cents(r.modeled_cents),
+        format_cents(r.billed_cents),
+        format_cents(r.difference_cents)
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:<8} {:>12} {:>12} {:>12} {:>10} {:<10} invoices",
+        "machine", "billing", "modeled", "billed", "difference", "tolerance", "status"
+    );
+    for m in &r.machines {
+        let _ = writeln!(
+            out,
+            "{:<20} {:<8} {:>12} {:>12} {:>12} {:>10} {:<10} {}",
+            m.machine,
+            m.billing.as_str(),
+            format_cents(m.modeled_cents),
+            format_cents(m.billed_cents),
+            format_cents(m.difference_cents),
+            format_cents(m.tolerance_cents),
+            m.status.as_str(),
+            m.invoices.join(", ")
+        );
+    }
+    if r.machines.is_empty() {
+        let _ = writeln!(out, "(no machine with a modeled cost or an invoice)");
+    }
+    let _ = writeln!(out, "\nOther expenses paid in {}:", r.month);
+    for o in &r.other_expenses {
+        let _ = writeln!(out, "  {:<20} {:>12}", o.fund, format_cents(o.total_cents));
+    }
+    if r.other_expenses.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    let _ = writeln!(out, "\nCash: {}", format_cents(r.cash_cents));
+    let oc = &r.opencollective;
+    let _ = write!(out, "OpenCollective check: {}", oc.status);
+    if let Some(at) = &oc.checked_at {
+        let _ = write!(out, " at {at}");
+    }
+    if let Some(d) = oc.drift_cents {
+        let _ = write!(out, ", drift {}", format_cents(d));
+    }
+    if let Some(why) = &oc.reason {
+        let _ = write!(out, " ({why})");
+    }
+    let _ = writeln!(out);
+    out
+}
+
+/// `buildfund expenses`: every expense record of the month and the sums.
+pub fn render_expenses(e: &ExpensesMonth) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Expenses paid in {} ({}): {} records, amount {}, fees {}, total {}",
+        e.month,
+        e.currency,
+        e.expenses.len(),
+        format_cents(e.amount_cents),
+        format_cents(e.fees_cents),
+        format_cents(e.total_cents)
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<20} {:<24} {:<20} {:>12} {:>10} {:<24} payee",
+        "paid", "id", "account", "amount", "fees", "counts as"
+    );
+    for x in &e.expenses {
+        let counts = match (&x.machine, &x.pays_for, &x.fund) {
+            (Some(m), Some(p), _) => format!("invoice {m} {p}"),
+            (_, _, Some(f)) => format!("other, fund {f}"),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<20} {:<24} {:<20} {:>12} {:>10} {:<24} {}",
+            x.paid_at,
+            x.id,
+            x.account,
+            format_cents(x.amount_cents),
+            format_cents(x.fees_cents),
+            counts,
+            x.payee.as_deref().unwrap_or("")
         );
     }
     out

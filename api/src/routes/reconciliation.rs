@@ -1,0 +1,39 @@
+//! `GET /api/v1/reconciliation` and `GET /api/v1/expenses` (public, interfaces.md): the month's
+//! machines against their invoices, the other expenses and cash; and every expense record of
+//! the month, classified. `month` and `at` are checked as `/api/v1/costs` checks them.
+use crate::error::ApiError;
+use crate::routes::books::{month_and_instant, MonthQuery};
+use crate::state::AppState;
+use actix_web::{get, web, HttpResponse};
+use buildfund_jobs::books::reconciliation::{
+    expenses_of_month, reconciliation, ReconciliationError,
+};
+
+impl From<ReconciliationError> for ApiError {
+    fn from(e: ReconciliationError) -> Self {
+        match e {
+            ReconciliationError::Db(db) => db.into(),
+            other => ApiError::Internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
+#[get("/reconciliation")]
+pub async fn get_reconciliation(
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (month, at) = month_and_instant(&query)?;
+    let r = reconciliation(&state.db, &state.config, month, at).await?;
+    Ok(HttpResponse::Ok().json(r))
+}
+
+#[get("/expenses")]
+pub async fn get_expenses(
+    state: web::Data<AppState>,
+    query: web::Query<MonthQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (month, _) = month_and_instant(&query)?;
+    let e = expenses_of_month(&state.db, &state.config, month).await?;
+    Ok(HttpResponse::Ok().json(e))
+}
