@@ -374,15 +374,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Reconcile { month, at, json } => {
             let config = load_config(&cli)?;
-            let at = parse_at(at.as_deref())?;
+            let at = parse_at(at.as_deref(), &clock)?;
             let month = match month {
-                Some(m) => Month::parse(m).map_err(|e| anyhow::anyhow!("--month {e}"))?,
-                None => Month::of(at),
+                Some(m) => parse_books_month(m, &clock)?,
+                None => at.month(),
             };
             let conn = open_database(&config).await?;
-            let r =
-                buildfund_jobs::books::reconciliation::reconciliation(&conn, &config, month, at)
-                    .await?;
+            let r = buildfund_jobs::books::reconciliation::reconciliation(
+                &conn,
+                &config,
+                month,
+                at.instant(),
+            )
+            .await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -395,8 +399,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Expenses { month, json } => {
             let config = load_config(&cli)?;
             let month = match month {
-                Some(m) => Month::parse(m).map_err(|e| anyhow::anyhow!("--month {e}"))?,
-                None => Month::of(chrono::Utc::now()),
+                Some(m) => parse_books_month(m, &clock)?,
+                None => Month::of(clock.now()),
             };
             let conn = open_database(&config).await?;
             let e = buildfund_jobs::books::reconciliation::expenses_of_month(&conn, &config, month)

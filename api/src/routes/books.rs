@@ -9,11 +9,10 @@ use buildfund_jobs::books::funds::funds_month;
 use buildfund_jobs::books::job_costs::{month_jobs, JobsFilter};
 use buildfund_jobs::bounds::{month_and_at, At, Limit, Refused};
 use buildfund_jobs::calendar::Month;
-use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::{Config, OTHER_POOL};
 use buildfund_jobs::report::focus::month_focus_csv;
 use buildfund_jobs::sources::ingest::record::{is_jobset_name, is_project_name};
-use chrono::{DateTime, Utc};
+
 use serde::Deserialize;
 use serde_json::json;
 
@@ -22,10 +21,6 @@ pub struct MonthQuery {
     pub month: Option<String>,
     pub at: Option<String>,
 }
-
-/// How far ahead of the server's clock an `at` may be: the domain's
-/// [`buildfund_jobs::bounds::CLOCK_SKEW_SECONDS`], named here as before.
-pub const CLOCK_SKEW_SECONDS: i64 = buildfund_jobs::bounds::CLOCK_SKEW_SECONDS;
 
 /// The month and evaluation instant of a request, parsed into the domain's bounded types
 /// ([`month_and_at`]) on the server's clock: `at` defaults to now, `month` to the month of
@@ -37,21 +32,6 @@ pub fn month_and_at_of(state: &AppState, q: &MonthQuery) -> Result<(Month, At), 
         q.at.as_deref(),
         state.clock.now(),
     )?)
-}
-
-/// [`month_and_at_of`] as it was called before the clock: the same bounds, on the system clock.
-/// A thin wrapper kept for existing callers; new routes take the state's clock.
-pub fn month_and_instant(q: &MonthQuery) -> Result<(Month, DateTime<Utc>), ApiError> {
-    let (month, at) = month_and_at(q.month.as_deref(), q.at.as_deref(), Clock::system().now())?;
-    Ok((month, at.instant()))
-}
-
-/// Refuses (422, naming `at`) an instant later than now plus [`CLOCK_SKEW_SECONDS`] or before
-/// 1970: a thin wrapper of the domain's [`At::new`] on the system clock, kept for existing
-/// callers.
-pub fn not_in_future(at: DateTime<Utc>) -> Result<(), ApiError> {
-    At::new(at, Clock::system().now()).map_err(Refused::from)?;
-    Ok(())
 }
 
 pub async fn get_costs(

@@ -87,6 +87,16 @@ pub const PUBLIC_FIGURES: &[FigureRoute] = &[
         params: &[Bounded::At],
         register: |c, p| get(c, p, gate::get_gate),
     },
+    FigureRoute {
+        path: "/api/v1/reconciliation",
+        params: &[Bounded::Month, Bounded::At],
+        register: |c, p| get(c, p, reconciliation::get_reconciliation),
+    },
+    FigureRoute {
+        path: "/api/v1/expenses",
+        params: &[Bounded::Month, Bounded::At],
+        register: |c, p| get(c, p, reconciliation::get_expenses),
+    },
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -114,8 +124,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(jobs::run_now)
                 .service(donations::create)
                 .service(manual_expenses::create)
-                .service(reconciliation::get_expenses)
-                .service(reconciliation::get_reconciliation)
                 .service(gate::events)
                 .service(gate::pause)
                 .service(gate::override_pool)

@@ -2,9 +2,9 @@
 //! machines against their invoices, the other expenses and cash; and every expense record of
 //! the month, classified. `month` and `at` are checked as `/api/v1/costs` checks them.
 use crate::error::ApiError;
-use crate::routes::books::{month_and_instant, MonthQuery};
+use crate::routes::books::{month_and_at_of, MonthQuery};
 use crate::state::AppState;
-use actix_web::{get, web, HttpResponse};
+use actix_web::{web, HttpResponse};
 use buildfund_jobs::books::reconciliation::{
     expenses_of_month, reconciliation, ReconciliationError,
 };
@@ -18,22 +18,23 @@ impl From<ReconciliationError> for ApiError {
     }
 }
 
-#[get("/reconciliation")]
+/// Registered from [`super::PUBLIC_FIGURES`].
 pub async fn get_reconciliation(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (month, at) = month_and_instant(&query)?;
-    let r = reconciliation(&state.db, &state.config, month, at).await?;
+    let (month, at) = month_and_at_of(&state, &query)?;
+    let r = reconciliation(&state.db, &state.config, month, at.instant()).await?;
     Ok(HttpResponse::Ok().json(r))
 }
 
-#[get("/expenses")]
+/// Registered from [`super::PUBLIC_FIGURES`] (a `POST` of the path goes on to
+/// `manual_expenses`).
 pub async fn get_expenses(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (month, _) = month_and_instant(&query)?;
+    let (month, _) = month_and_at_of(&state, &query)?;
     let e = expenses_of_month(&state.db, &state.config, month).await?;
     Ok(HttpResponse::Ok().json(e))
 }
