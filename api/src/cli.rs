@@ -526,7 +526,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli)?;
             match command {
                 SyncCommand::Hydra => sync_hydra(&config).await?,
-                SyncCommand::Opencollective => sync_opencollective(&config).await?,
+                SyncCommand::Opencollective => sync_opencollective(&config, &clock).await?,
             }
         }
         Command::Report { command } => {

@@ -74,7 +74,10 @@ pub async fn sync_hydra(config: &Config) -> anyhow::Result<()> {
 
 /// `buildfund sync opencollective`: one progress line per stored page on stderr, the summary
 /// on stdout.
-pub async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
+pub async fn sync_opencollective(
+    config: &Config,
+    clock: &buildfund_jobs::clock::Clock,
+) -> anyhow::Result<()> {
     if config.opencollective.is_none() {
         anyhow::bail!(
             "the configuration ({}) has no [opencollective] table, so there is no collective to sync; add [opencollective] with collective",
@@ -101,7 +104,7 @@ pub async fn sync_opencollective(config: &Config) -> anyhow::Result<()> {
     }
     let records = std::sync::atomic::AtomicU64::new(0);
     let secrets = Secrets::from_env(config);
-    let now = chrono::Utc::now();
+    let now = clock.now();
     let report = opencollective::sync(&conn, config, &secrets, options, now, |p| {
         let done = records.fetch_add(p.records, std::sync::atomic::Ordering::Relaxed) + p.records;
         eprintln!(

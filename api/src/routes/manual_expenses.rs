@@ -66,7 +66,7 @@ pub async fn create(
     auth: Authed<Admin>,
     body: web::Json<ManualExpense>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = chrono::Utc::now();
+    let now = state.clock.now();
     let record = body.validate(&state.config, now).map_err(|errors| {
         ApiError::with_details(
             StatusCode::UNPROCESSABLE_ENTITY,
