@@ -617,6 +617,10 @@ fn expense_view(e: &ExpenseLine) -> ExpenseView {
 pub struct ReconciliationView {
     pub month: String,
     pub month_label: String,
+    /// The instant the invoices are counted to (RFC 3339): the report's request instant, which
+    /// for a past month is after its end (an invoice in arrears is paid the month after).
+    pub as_of: String,
+    pub as_of_text: String,
     pub modeled: Money,
     pub billed: Money,
     pub difference: Money,
@@ -632,6 +636,8 @@ pub fn reconciliation_view(r: &Reconciliation, e: &ExpensesMonth) -> Reconciliat
     ReconciliationView {
         month: r.month.clone(),
         month_label: month.map(month_label).unwrap_or_else(|| r.month.clone()),
+        as_of: r.as_of.clone(),
+        as_of_text: instant_text(&r.as_of),
         modeled: money(r.modeled_cents),
         billed: money(r.billed_cents),
         difference: money(r.difference_cents),
