@@ -28,6 +28,7 @@
 //! targets ends the output.
 use buildfund_jobs::books::costs::month_costs;
 use buildfund_jobs::books::donations::{self, Contributor, DonationRecord};
+use buildfund_jobs::books::expenses::{self, ExpenseKind, ExpenseRecord};
 use buildfund_jobs::books::funds::funds_month;
 use buildfund_jobs::books::store;
 use buildfund_jobs::calendar::{rfc3339, Month};
@@ -62,7 +63,7 @@ fn config_text(ledger_start: Month) -> String {
         };
         let _ = write!(
             s,
-            "[[machines]]\nname = \"build{m}\"\nslots = {}\n{price}\n",
+            "[[machines]]\nname = \"build{m}\"\nslots = {}\n{price}\ninvoice_tags = [\"build{m}\"]\n",
             1 + m % 8
         );
     }
@@ -176,6 +177,39 @@ async fn fill(
             });
         }
         donations::upsert(conn, &records).await?;
+        // Expenses: an invoice of every machine (paying for the month before) and 20 other
+        // expenses a month, some reversed.
+        let mut out = Vec::new();
+        for i in 0..(MACHINES as i64 + 20) {
+            let paid = DateTime::from_timestamp(start + (i * 6007) % len, 0).expect("instant");
+            let amount = 1000 + i * 53;
+            let tags = match i < MACHINES as i64 {
+                true => vec![format!("BUILD{i}")],
+                false => vec!["domain".to_string()],
+            };
+            out.push(ExpenseRecord {
+                source: "bench".into(),
+                external_id: format!("{month}-x{i}"),
+                kind: if i % 7 == 6 {
+                    ExpenseKind::Reversal
+                } else {
+                    ExpenseKind::Expense
+                },
+                paid_at: paid,
+                account_slug: if i % 3 == 0 { "nix-cuda" } else { "nixos" }.into(),
+                payee: None,
+                tags,
+                description: None,
+                incurred_at: DateTime::from_timestamp(start, 0).expect("instant"),
+                amount_cents: if i % 7 == 6 { -amount } else { amount },
+                fees_cents: 0,
+                original_amount: format!("{amount}"),
+                original_currency: "EUR".into(),
+                expense_ref: None,
+                reversal_of: None,
+            });
+        }
+        expenses::upsert(conn, &out, now).await?;
         month = month.next();
     }
     Ok(())
@@ -532,6 +566,14 @@ async fn run(
     println!(
         "| `GET /api/v1/funds?month={first}` | {:.1} ms |",
         ms(http_funds_first)
+    );
+    // A closed month's reconciliation (target: under 50 ms, from stored figures).
+    let closed = current.prev();
+    let http_reconciliation =
+        time(|| get(format!("/api/v1/reconciliation?month={closed}"))).await?;
+    println!(
+        "| `GET /api/v1/reconciliation?month={closed}` | {:.1} ms |",
+        ms(http_reconciliation)
     );
     let mut http_gate_max = Duration::ZERO;
     for at in instants.iter().copied().chain([now]) {

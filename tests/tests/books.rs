@@ -221,14 +221,14 @@ db_test!(
         assert_eq!(
             fund("cuda"),
             json!({"slug": "cuda", "name": "CUDA builds", "gross_cents": 14000, "fees_cents": 700,
-               "net_cents": 13300, "spent_cents": 822, "balance_cents": 22457,
+               "net_cents": 13300, "spent_cents": 822, "expenses_cents": 0, "balance_cents": 22457,
                "goal_cents": 150000, "runway_days": 841})
         );
         // general: 500.00 + 30.00 + 19.00 - (299.79 + 297.78) = -48.57; runway 0.
         assert_eq!(
             fund("general"),
             json!({"slug": "general", "name": "General fund", "gross_cents": 2000, "fees_cents": 100,
-               "net_cents": 1900, "spent_cents": 29778, "balance_cents": -4857,
+               "net_cents": 1900, "spent_cents": 29778, "expenses_cents": 0, "balance_cents": -4857,
                "goal_cents": null, "runway_days": 0})
         );
         // The funds' spending is the costs' lines, to the cent.

@@ -4,7 +4,9 @@
 //! now and then under the server's configuration and under a second one that differs in what
 //! the fingerprint holds, and parts of it forgotten, so that at every read some months and
 //! days are stored fresh, some stale, some missing, of two fingerprints at once. Twice a seed,
-//! every figure (each month's costs, funds and jobs, and at random instants the standing, the
+//! Expenses (invoices of machines by tag in any letter case, other expenses, reversals of
+//! earlier ones and late invoices into stored months) are written too. Twice a seed,
+//! every figure (each month's costs, funds, jobs and reconciliation, and at random instants the standing, the
 //! cost to date, the gate and the lines since January, under both configurations, and a few
 //! HTTP answers of the server) read with whatever is stored then equals the same figure
 //! computed with nothing stored, on both databases. The server's keeper may store months
@@ -14,7 +16,9 @@
 //! failure names its seed and operation, and `BOOKS_HISTORY_CASES=<seed>` replays the same
 //! histories.
 use buildfund_jobs::books::donations::{self, DonationRecord};
+use buildfund_jobs::books::expenses::{self, ExpenseKind, ExpenseRecord};
 use buildfund_jobs::books::job_costs::{self, JobsFilter};
+use buildfund_jobs::books::reconciliation;
 use buildfund_jobs::books::store::{self, MonthState};
 use buildfund_jobs::books::{costs, funds};
 use buildfund_jobs::calendar::{from_unix, parse_rfc3339, rfc3339, Month, Span};
@@ -66,11 +70,15 @@ name = "build03"
 aliases = ["build03.example.org"]
 slots = 2
 monthly = "300.00"
+invoice_tags = ["build03", "hetzner"]
 
 [[machines]]
 name = "hourly01"
 hourly = "0.37"
 idle_fund = "infra"
+billing = "advance"
+billing_tolerance = "1.00"
+invoice_tags = ["hourly01", "Hetzner"]
 [[machines.changes]]
 from = "2026-05-17"
 hourly = "0.52"
@@ -89,6 +97,8 @@ monthly = "99.99"
 active_from = 2026-03-10
 active_until = 2026-09-20T12:00:00Z
 idle_fund = "cuda"
+billing = "none"
+invoice_tags = ["late"]
 "#;
 
 /// What the second configuration changes (two of these per seed): each enters the fingerprint.
@@ -167,6 +177,7 @@ struct History {
     seed: u64,
     steps: Vec<Value>,
     donations: Vec<String>,
+    expenses: Vec<ExpenseRecord>,
     builds: i64,
     log: Vec<String>,
 }
@@ -212,6 +223,46 @@ fn random_donation(rng: &mut Rng, id: &str) -> DonationRecord {
         _ => rng.range(500, 50_000),
     };
     super::books_store::donation(id, from_unix(at), account, tier, gross)
+}
+
+/// Expense tags: machines' invoice tags in other letter case, a tag two machines claim, the
+/// tag of a machine billed "none", and others.
+const TAGS: &[&str] = &[
+    "build03", "BUILD03", "HOURLY01", "hetzner", "late", "domain", "ci",
+];
+
+/// An expense paid at a random instant (or inside `month` for a late one), incurred up to 40
+/// days before.
+fn random_expense(rng: &mut Rng, id: &str, month: Option<Month>) -> ExpenseRecord {
+    let (lo, hi) = match month {
+        Some(m) => (m.span().start, m.span().end),
+        None => (ts("2025-12-20T00:00:00Z"), ts("2026-11-30T23:00:00Z")),
+    };
+    let paid = rng.range(lo, hi);
+    let incurred = paid - rng.range(0, 40) * DAY;
+    let incurred = incurred - incurred.rem_euclid(DAY);
+    let tags: Vec<String> = (0..rng.below(3))
+        .map(|_| rng.pick(TAGS).to_string())
+        .collect();
+    let (account, _) = *rng.pick(ACCOUNTS);
+    let amount = rng.range(100, 40_000);
+    ExpenseRecord {
+        source: "opencollective".into(),
+        external_id: id.into(),
+        kind: ExpenseKind::Expense,
+        paid_at: from_unix(paid),
+        account_slug: account.into(),
+        payee: Some("payee".into()),
+        tags,
+        description: None,
+        incurred_at: from_unix(incurred),
+        amount_cents: amount,
+        fees_cents: rng.range(0, 300),
+        original_amount: format!("{amount}"),
+        original_currency: "EUR".into(),
+        expense_ref: Some(format!("e-{id}")),
+        reversal_of: None,
+    }
 }
 
 /// Deletes the stored months matching `months` and the stored days matching `days` (SQL
@@ -290,6 +341,10 @@ async fn figures_under(app: &TestApp, name: &str, cfg: &Config, plan: &Plan) -> 
         }
         let (f, _) = funds::funds_month(db, cfg, m, at).await.unwrap();
         out.push((format!("{name} funds {m} at {at_s}"), js(&f)));
+        let r = reconciliation::reconciliation(db, cfg, m, at)
+            .await
+            .unwrap();
+        out.push((format!("{name} reconciliation {m} at {at_s}"), js(&r)));
         let filter = JobsFilter::default();
         let j = job_costs::month_job_list(db, cfg, m, at, &filter)
             .await
@@ -306,6 +361,8 @@ async fn figures_under(app: &TestApp, name: &str, cfg: &Config, plan: &Plan) -> 
             format!("{name} cost to date {at_s}"),
             format!("{to_date:?}"),
         ));
+        let cash = reconciliation::cash(db, cfg, at).await.unwrap();
+        out.push((format!("{name} cash {at_s}"), cash.to_string()));
         let g = gate::evaluate(db, cfg, at).await.unwrap();
         out.push((format!("{name} gate {at_s}"), js(&g.pools)));
         let span = Span::new(ts("2026-01-01T00:00:00Z"), at.timestamp());
@@ -321,6 +378,7 @@ async fn http_figures(app: &TestApp, plan: &Plan) -> Figures {
     for (m, _) in &plan.mids[..2] {
         paths.push(format!("/api/v1/funds?month={m}"));
         paths.push(format!("/api/v1/costs?month={m}"));
+        paths.push(format!("/api/v1/reconciliation?month={m}"));
     }
     for at in &plan.instants[..2] {
         paths.push(format!("/api/v1/gate/nixpkgs/cuda?at={}", rfc3339(*at)));
@@ -392,7 +450,7 @@ async fn check(app: &TestApp, b: &Config, rng: &mut Rng, h: &mut History) {
 
 /// One operation of the history, chosen at random; returns what it did.
 async fn operate(app: &TestApp, b: &Config, rng: &mut Rng, h: &mut History) -> String {
-    let choice = if h.steps.is_empty() { 0 } else { rng.below(10) };
+    let choice = if h.steps.is_empty() { 0 } else { rng.below(12) };
     match choice {
         0 | 1 => {
             let n = rng.range(15, 45);
@@ -477,6 +535,46 @@ async fn operate(app: &TestApp, b: &Config, rng: &mut Rng, h: &mut History) -> S
         }
         7 => format!("ensure A: {:?}", ensure(app, &app.config).await),
         8 => format!("ensure B: {:?}", ensure(app, b).await),
+        9 | 10 => {
+            // New expenses (one of them, at times, late: paid into a stored month), and at
+            // times the reversal of an earlier one, paid later, with its tags and incurred_at.
+            let mut records = Vec::new();
+            for i in 0..rng.range(1, 4) {
+                let id = format!("s{}-x{}", h.seed, h.expenses.len() + records.len());
+                let late = match i == 0 && rng.below(2) == 0 {
+                    true => Some(month(1 + rng.below(10))),
+                    false => None,
+                };
+                records.push(random_expense(rng, &id, late));
+            }
+            let reversed = match h.expenses.is_empty() || rng.below(2) == 0 {
+                true => None,
+                false => {
+                    let original = rng.pick(&h.expenses).clone();
+                    let paid = original.paid_at.timestamp()
+                        + rng
+                            .range(1, 40 * DAY)
+                            .min(ts("2026-11-30T23:00:00Z") - original.paid_at.timestamp())
+                            .max(1);
+                    records.push(ExpenseRecord {
+                        external_id: format!("{}-rev", original.external_id),
+                        kind: ExpenseKind::Reversal,
+                        paid_at: from_unix(paid),
+                        amount_cents: -original.amount_cents,
+                        fees_cents: -original.fees_cents,
+                        reversal_of: Some(original.external_id.clone()),
+                        ..original.clone()
+                    });
+                    Some(original.external_id)
+                }
+            };
+            expenses::upsert(&app.db, &records, Utc::now())
+                .await
+                .unwrap();
+            let n = records.len();
+            h.expenses.extend(records);
+            format!("{n} expenses (a reversal of {reversed:?})")
+        }
         _ => {
             let m = month(1 + rng.below(11));
             let from = ts("2026-01-01T00:00:00Z") + rng.range(0, 334) * DAY;
@@ -535,10 +633,11 @@ db_test!(
                 }
             }
             println!(
-                "books_history {:?} seed {seed}: {} steps, {} donations, {:.1} s",
+                "books_history {:?} seed {seed}: {} steps, {} donations, {} expenses, {:.1} s",
                 app.backend,
                 h.steps.len(),
                 h.donations.len(),
+                h.expenses.len(),
                 began.elapsed().as_secs_f64()
             );
         }

@@ -6,6 +6,11 @@
 use buildfund_entity::donations;
 use buildfund_jobs::books::expenses::{self, ExpenseKind, ExpenseRecord};
 use buildfund_jobs::books::store;
+use buildfund_jobs::config::Secrets;
+use buildfund_jobs::sources::opencollective::{self, SyncOptions};
+use buildfund_tests::opencollective::{
+    account, collective, expense, expense_tx, tx, Behaviour, TOKEN, TOKEN_ENV,
+};
 use buildfund_tests::{db_test, TestApp};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, Set};
@@ -526,5 +531,174 @@ db_test!(
         assert_eq!(r["cash_cents"], 400000);
         assert_eq!(r["other_expenses"], json!([]));
         assert_eq!(machine(&r, "build01")["status"], "unbilled");
+    }
+);
+
+/// The books of the OpenCollective stand-in's ledger (`[opencollective]` is added by the
+/// builder): build01's invoices are tagged `build01`.
+const OC_BOOKS: &str = r#"
+currency = "EUR"
+ledger_start = "2026-09-01"
+
+[rates]
+USD = "0.90"
+
+[[funds]]
+slug = "general"
+default = true
+
+[[funds]]
+slug = "cuda"
+accounts = ["cuda-project"]
+
+[[machines]]
+name = "build01"
+monthly = "165.00"
+invoice_tags = ["build01"]
+"#;
+
+/// A donation, build01's September invoice (tag in other letter case, paid 3 October, fee
+/// 1.20), a CI service in USD (host USD 20.00 + 1.00 at 0.90: 18.00 + 0.90), and the
+/// invoice's reversal on 20 October (the fee is not returned).
+fn oc_ledger() -> Vec<Value> {
+    let hetzner = account(
+        "Organization",
+        "hetzner-online",
+        "Hetzner Online GmbH",
+        false,
+    );
+    let invoice = expense(
+        "ex-1",
+        &["Hetzner", "BUILD01"],
+        hetzner,
+        "2026-10-01T00:00:00.000Z",
+        "Hetzner invoice (September)",
+    );
+    vec![
+        tx(
+            "d1",
+            "2026-09-10T10:00:00.000Z",
+            true,
+            "CONTRIBUTION",
+            collective(),
+            account("Individual", "alice", "Alice", false),
+            (50000, "EUR"),
+            (50000, Some(-2500), Some(-300), "EUR"),
+            None,
+            None,
+        ),
+        expense_tx(
+            "e1",
+            "2026-10-03T09:00:00.000Z",
+            collective(),
+            invoice.clone(),
+            (-16490, "EUR"),
+            (-16490, Some(-120), "EUR"),
+            None,
+        ),
+        expense_tx(
+            "e3",
+            "2026-10-07T08:00:00.000Z",
+            collective(),
+            expense(
+                "ex-3",
+                &["ci"],
+                account("Organization", "ci-corp", "CI Corp", false),
+                "2026-10-06T00:00:00.000Z",
+                "CI minutes",
+            ),
+            (-2000, "USD"),
+            (-2000, Some(-100), "USD"),
+            None,
+        ),
+        expense_tx(
+            "r1",
+            "2026-10-20T14:00:00.000Z",
+            collective(),
+            invoice,
+            (16490, "EUR"),
+            (16490, None, "EUR"),
+            Some("e1"),
+        ),
+    ]
+}
+
+db_test!(
+    a_sync_from_the_stand_in_gives_the_worked_figures,
+    TestApp::builder(OC_BOOKS).opencollective(Behaviour {
+        transactions: oc_ledger(),
+        opening_balance_cents: 100_000,
+        ..Behaviour::default()
+    }),
+    |app| async move {
+        std::env::set_var(TOKEN_ENV, TOKEN);
+        let report = opencollective::sync(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            SyncOptions::default(),
+            t("2026-12-01T00:00:00Z"),
+            |_| {},
+        )
+        .await
+        .expect("sync");
+        assert_eq!(report.expenses.inserted, 3);
+        // September as of 10 October: the invoice of 1 October (arrears) pays for it, 10 under
+        // the model (165.00 a month), within 1 %.
+        let s = get(
+            &app,
+            "/api/v1/reconciliation?month=2026-09&at=2026-10-10T00:00:00Z",
+        )
+        .await;
+        let b = machine(&s, "build01");
+        assert_eq!(
+            (
+                &b["modeled_cents"],
+                &b["billed_cents"],
+                &b["difference_cents"],
+                &b["tolerance_cents"],
+                &b["status"]
+            ),
+            (
+                &json!(16500),
+                &json!(16490),
+                &json!(-10),
+                &json!(165),
+                &json!("matched")
+            ),
+            "{s}"
+        );
+        assert_eq!(b["invoices"], json!(["e1"]));
+        // Since the reversal of 20 October: unbilled.
+        let s = get(&app, "/api/v1/reconciliation?month=2026-09").await;
+        let b = machine(&s, "build01");
+        assert_eq!(
+            (&b["billed_cents"], &b["status"]),
+            (&json!(0), &json!("unbilled")),
+            "{s}"
+        );
+        assert_eq!(b["invoices"], json!(["e1", "r1"]));
+        // October: build01 not invoiced yet; the USD CI service is general's other expense.
+        let o = get(&app, "/api/v1/reconciliation?month=2026-10").await;
+        assert_eq!(machine(&o, "build01")["status"], "unbilled");
+        assert_eq!(
+            o["other_expenses"],
+            json!([{"fund": "general", "total_cents": 1890}])
+        );
+        // Cash at 1 November: net donations 47200 less what left (16610 + 1890 - 16490); the
+        // same as OpenCollective's balance moved, so the check shows no drift.
+        assert_eq!(o["cash_cents"], 47200 - (16610 + 1890 - 16490), "{o}");
+        assert_eq!(o["opencollective"]["status"], "ok", "{o}");
+        assert_eq!(o["opencollective"]["drift_cents"], 0, "{o}");
+        // general's expense costs in October: the invoice's fee (build01's idle fund) and the
+        // CI service's total.
+        let f = get(&app, "/api/v1/funds?month=2026-10").await;
+        let g = fund(&f, "general");
+        assert_eq!(g["expenses_cents"], 120 + 1890, "{f}");
+        assert_eq!(g["balance_cents"], 47200 - 16500 * 2 - (120 + 1890), "{f}");
+        let e = get(&app, "/api/v1/expenses?month=2026-10").await;
+        assert_eq!(e["total_cents"], 16610 + 1890 - 16490, "{e}");
+        assert_eq!(e["expenses"][1]["fund"], "general", "{e}");
+        assert_eq!(e["expenses"][1]["original_currency"], "USD", "{e}");
     }
 );

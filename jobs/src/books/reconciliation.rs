@@ -321,6 +321,9 @@ pub struct ExpenseLine {
     pub amount_cents: i64,
     pub fees_cents: i64,
     pub total_cents: i64,
+    /// The amount as the source gave it, in its currency.
+    pub original_amount: String,
+    pub original_currency: String,
     pub machine: Option<String>,
     pub pays_for: Option<String>,
     pub fund: Option<String>,
@@ -361,6 +364,8 @@ pub fn expenses_month(config: &Config, month: Month, records: &[ExpenseRecord]) 
                 amount_cents: e.amount_cents,
                 fees_cents: e.fees_cents,
                 total_cents: e.total_cents(),
+                original_amount: e.original_amount.clone(),
+                original_currency: e.original_currency.clone(),
                 machine,
                 pays_for,
                 fund,

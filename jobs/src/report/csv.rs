@@ -52,7 +52,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 const BASE_COLUMNS: usize = 28;
 
 /// A cost, job or donation row with the reconciliation's and the expenses' columns empty.
-fn pad<'a>(row: [&'a str; BASE_COLUMNS]) -> impl Iterator<Item = &'a str> {
+fn pad(row: [&str; BASE_COLUMNS]) -> impl Iterator<Item = &str> {
     row.into_iter()
         .chain(std::iter::repeat_n("", CSV_COLUMNS.len() - BASE_COLUMNS))
 }
@@ -256,8 +256,9 @@ pub fn month_csv(
             &e.total_cents.to_string(),
             &money(e.total_cents),
             &report.currency,
-            "",
-            "",
+            // A decimal number as given (a reversal's starts with `-`): never prefixed.
+            &e.original_amount,
+            &text_cell(&e.original_currency),
             "",
             "",
             "",

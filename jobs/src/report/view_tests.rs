@@ -213,6 +213,8 @@ fn the_reconciliation_is_shown_as_the_domain_gives_it() {
         amount_cents: 1_200,
         fees_cents: 35,
         total_cents: 1_235,
+        original_amount: "12.00".into(),
+        original_currency: "EUR".into(),
         machine: machine.map(Into::into),
         pays_for: machine.map(|_| "2026-09".into()),
         fund: fund.map(Into::into),
