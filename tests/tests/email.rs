@@ -41,6 +41,7 @@ monthly_budget = "800.00"
 name = "build03"
 slots = 2
 monthly = "300.00"
+invoice_tags = ["hosting-build03"]
 
 [[machines]]
 name = "gpu01"
@@ -160,6 +161,20 @@ db_test!(
     |app| async move {
         let smtp = app.smtp();
         seed_books(&app).await;
+        // build03's October invoice (arrears: dated November), 1.00 over the model; a domain
+        // fee of the general fund in October, its payee hostile.
+        let admin = app.token("admin").await;
+        for body in [
+            json!({"idempotency_key": "inv-oct", "paid_at": "2026-11-03T10:00:00Z",
+                   "incurred_at": "2026-11-02", "payee": "Hosting GmbH",
+                   "tags": ["hosting-build03"], "amount_cents": 30_100, "fees_cents": 50}),
+            json!({"idempotency_key": "dns-oct", "paid_at": "2026-10-10T10:00:00Z",
+                   "incurred_at": "2026-10-10", "payee": "<script>alert(5)</script>",
+                   "tags": ["domain"], "description": "Domain fee", "amount_cents": 1_200}),
+        ] {
+            let (status, answer) = app.post_json("/api/v1/expenses", &admin, body).await;
+            assert_eq!(status, 201, "{answer}");
+        }
         for (kind, reason) in [
             ("pause", "fan replacement on gpu01"),
             (
@@ -206,6 +221,14 @@ db_test!(
             .await
             .unwrap();
         let lines = costs["lines"].as_array().unwrap();
+        let recon: Value = app
+            .get("/api/v1/reconciliation?month=2026-10")
+            .await
+            .json()
+            .await
+            .unwrap();
+        let machines = recon["machines"].as_array().unwrap();
+        assert_eq!(machines.len(), 2, "{recon}");
         let rows = email_outbox::Entity::find().all(&app.db).await.unwrap();
         for m in &messages {
             let p = parse(m);
@@ -285,6 +308,60 @@ db_test!(
                     p.text
                 );
             }
+            // Cash beside the books' balance, and each machine's invoices against the model,
+            // as /api/v1/reconciliation gives them.
+            let c = |v: &Value| cents(v.as_i64().unwrap());
+            assert!(
+                p.text
+                    .contains(&format!("Cash:    {} EUR", c(&recon["cash_cents"]))),
+                "{}",
+                p.text
+            );
+            assert!(p.text.contains("not invoiced yet"), "{}", p.text);
+            for m in machines {
+                let status = match m["status"].as_str().unwrap() {
+                    "not_billed" => "not billed",
+                    "open" => "month not over",
+                    s => s,
+                };
+                let expected = format!(
+                    "- {}: modeled {}, billed {}, difference {}: {status}",
+                    m["machine"].as_str().unwrap(),
+                    c(&m["modeled_cents"]),
+                    c(&m["billed_cents"]),
+                    c(&m["difference_cents"])
+                );
+                assert!(
+                    p.text.contains(&expected),
+                    "missing {expected:?} in\n{}",
+                    p.text
+                );
+                for k in ["modeled_cents", "billed_cents", "difference_cents"] {
+                    assert!(
+                        p.html.contains(&format!(">{}<", c(&m[k]))),
+                        "HTML lacks {k}"
+                    );
+                }
+            }
+            let statuses: Vec<&str> = machines
+                .iter()
+                .map(|m| m["status"].as_str().unwrap())
+                .collect();
+            assert_eq!(statuses, ["matched", "unbilled"], "{recon}");
+            // The other expenses by fund and listed, the payee as text.
+            let other = &recon["other_expenses"][0];
+            assert_eq!(other["fund"], "general");
+            assert!(
+                p.text
+                    .contains(&format!("- general: {}", c(&other["total_cents"]))),
+                "{}",
+                p.text
+            );
+            assert!(p.text.contains("to <script>alert(5)</script>: Domain fee"));
+            assert!(
+                p.html.contains("&#60;script&#62;alert(5)&#60;/script&#62;")
+                    || p.html.contains("&lt;script&gt;alert(5)&lt;/script&gt;")
+            );
             // Thanks, with the donor's name escaped in HTML (and plain in the text part).
             // Names and links only, as on the public page (anyone may subscribe): no amounts.
             assert!(

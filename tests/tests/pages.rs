@@ -40,6 +40,7 @@ monthly_budget = "800.00"
 name = "build03"
 slots = 2
 monthly = "30.00"
+invoice_tags = ["hosting-build03"]
 
 [[machines]]
 name = "gpu01"
@@ -209,6 +210,187 @@ async fn seed(app: &TestApp) {
             .await
             .unwrap();
     }
+}
+
+/// A payee and a description from outside, as hostile as they come.
+const SCRIPT_PAYEE: &str = "<script>alert(4)</script>";
+const SCRIPT_PAYEE_SERVED: &str = "&#60;script&#62;alert(4)&#60;/script&#62;";
+const SCRIPT_PAYEE_ESCAPED: &str = "&lt;script&gt;alert(4)&lt;/script&gt;";
+const FORMULA_DESCRIPTION: &str = "=1+2 domain fee";
+
+/// Expenses through `POST /api/v1/expenses` (admin): build03's invoice for last month (arrears,
+/// so dated this month), a domain fee of the general fund last month with a hostile payee and
+/// description, and a CI bill of the cuda fund this month. gpu01 gets no invoice.
+async fn seed_expenses(app: &TestApp) {
+    let admin = app.token("admin").await;
+    let now = Utc::now() - Duration::seconds(5);
+    let cur = this_month().start();
+    let prev = this_month().prev().start();
+    let room = (now - cur).num_seconds().max(0);
+    let this = cur + Duration::seconds(room / 4);
+    let bodies = [
+        json!({"idempotency_key": "inv-build03", "paid_at": this.to_rfc3339(),
+               "incurred_at": cur.format("%Y-%m-%d").to_string(), "payee": "Hosting GmbH",
+               "tags": ["Hosting-Build03"], "description": "Invoice for build03",
+               "amount_cents": 3000, "fees_cents": 40}),
+        json!({"idempotency_key": "dns-1", "paid_at": (prev + Duration::days(5)).to_rfc3339(),
+               "incurred_at": (prev + Duration::days(5)).format("%Y-%m-%d").to_string(),
+               "payee": SCRIPT_PAYEE, "tags": ["domain"], "description": FORMULA_DESCRIPTION,
+               "amount_cents": 1200, "fees_cents": 35}),
+        json!({"idempotency_key": "ci-1", "paid_at": this.to_rfc3339(),
+               "incurred_at": cur.format("%Y-%m-%d").to_string(), "account": "nix-cuda",
+               "payee": SCRIPT_PAYEE, "tags": ["ci"], "description": "CI minutes",
+               "amount_cents": 500}),
+    ];
+    for body in bodies {
+        let (status, answer) = app.post_json("/api/v1/expenses", &admin, body).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+}
+
+/// Checks cash, the books' balance and the month's reconciliation on a page against
+/// `/api/v1/reconciliation`, `/api/v1/expenses` and `/api/v1/funds` at the page's own `as_of`:
+/// on a report page (`report`) every machine's modeled, billed, difference, tolerance and
+/// status, the other expenses by fund and listed; on the funding page last month's counts.
+/// Returns how many figures.
+async fn check_recon_against_api(app: &TestApp, html: &str, month: Month, report: bool) -> usize {
+    let figs = figures(html);
+    let as_of = attr(&figs["as_of"].tag, "datetime").expect("as_of datetime");
+    let get = |path: String| async move {
+        let res = app.get(&path).await;
+        assert_eq!(res.status(), 200, "GET {path}");
+        res.json::<Value>().await.unwrap()
+    };
+    let recon = get(format!("/api/v1/reconciliation?month={month}&at={as_of}")).await;
+    let funds = get(format!("/api/v1/funds?month={month}&at={as_of}")).await;
+    let balance: i64 = funds["funds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["balance_cents"].as_i64().unwrap())
+        .sum();
+    assert_eq!(cents(&figs, "books.balance"), balance, "the books' balance");
+    assert_eq!(
+        cents(&figs, "cash"),
+        recon["cash_cents"].as_i64().unwrap(),
+        "cash on the page vs /api/v1/reconciliation"
+    );
+    assert!(
+        html.contains("not invoiced yet"),
+        "why cash and the books differ"
+    );
+    let mut checked = 2;
+    if !report {
+        let last = month.prev();
+        let recon = get(format!("/api/v1/reconciliation?month={last}&at={as_of}")).await;
+        for status in ["matched", "over", "under", "unbilled"] {
+            let n = recon["machines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["status"] == status)
+                .count();
+            let f = &figs[&format!("recon.last.{status}")];
+            assert_eq!(
+                (f.value.as_str(), f.text.as_str()),
+                (n.to_string().as_str(), n.to_string().as_str()),
+                "machines {status} last month"
+            );
+            checked += 1;
+        }
+        for field in ["modeled", "billed"] {
+            assert_eq!(
+                cents(&figs, &format!("recon.last.{field}")),
+                recon[format!("{field}_cents")].as_i64().unwrap(),
+                "last month {field}"
+            );
+            checked += 1;
+        }
+        assert!(html.contains(&format!("href=\"/reports/{last}#recon-h\"")));
+        return checked;
+    }
+    // The invoices are counted to the request's instant (a past month's arrears invoices are
+    // paid after its end), which the section states.
+    let recon_at = attr(&figs["recon.as_of"].tag, "datetime").expect("recon.as_of datetime");
+    assert!(recon_at >= as_of, "{recon_at} before {as_of}");
+    let recon = get(format!(
+        "/api/v1/reconciliation?month={month}&at={recon_at}"
+    ))
+    .await;
+    for field in ["modeled", "billed", "difference"] {
+        assert_eq!(
+            cents(&figs, &format!("recon.{field}")),
+            recon[format!("{field}_cents")].as_i64().unwrap(),
+            "{field} of {month}"
+        );
+        checked += 1;
+    }
+    let machines = recon["machines"].as_array().unwrap();
+    let shown: BTreeSet<&str> = figs
+        .keys()
+        .filter_map(|k| k.strip_prefix("recon.machine.")?.split('.').next())
+        .collect();
+    let api: BTreeSet<&str> = machines
+        .iter()
+        .map(|m| m["machine"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, api, "every machine of the reconciliation, no other");
+    for m in machines {
+        let name = m["machine"].as_str().unwrap();
+        for field in ["modeled", "billed", "difference", "tolerance"] {
+            assert_eq!(
+                cents(&figs, &format!("recon.machine.{name}.{field}")),
+                m[format!("{field}_cents")].as_i64().unwrap(),
+                "machine {name} {field}"
+            );
+            checked += 1;
+        }
+        let status = m["status"].as_str().unwrap();
+        assert!(
+            html.contains(&format!(
+                "data-recon-machine=\"{name}\" data-status=\"{status}\""
+            )),
+            "machine {name} is {status}"
+        );
+    }
+    let others = recon["other_expenses"].as_array().unwrap();
+    assert_eq!(
+        figs.keys()
+            .filter(|k| k.starts_with("recon.other."))
+            .count(),
+        others.len()
+    );
+    for o in others {
+        let fund = o["fund"].as_str().unwrap();
+        assert_eq!(
+            cents(&figs, &format!("recon.other.{fund}")),
+            o["total_cents"].as_i64().unwrap(),
+            "other expenses of {fund}"
+        );
+        checked += 1;
+    }
+    let listed = get(format!("/api/v1/expenses?month={month}")).await;
+    let listed: Vec<&Value> = listed["expenses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["fund"].is_string())
+        .collect();
+    assert_eq!(
+        figs.keys().filter(|k| k.starts_with("expense.")).count(),
+        listed.len(),
+        "every other expense of the month, no other"
+    );
+    for e in listed {
+        let id = e["id"].as_str().unwrap();
+        assert_eq!(
+            cents(&figs, &format!("expense.{id}.total")),
+            e["total_cents"].as_i64().unwrap(),
+            "expense {id}"
+        );
+        checked += 1;
+    }
+    checked
 }
 
 /// A manual donation record as the seed stores them (a negative one refunds `p1`).
@@ -545,10 +727,14 @@ db_test!(
     CONFIG,
     |app| async move {
         seed(&app).await;
+        seed_expenses(&app).await;
         let cur = this_month();
         let html = page(&app, "/").await;
         let n = check_against_api(&app, &html, cur, false).await;
         assert!(n >= 15, "{n} figures checked");
+        // Cash beside the books' balance, and last month's invoices against the model.
+        let n = check_recon_against_api(&app, &html, cur, false).await;
+        assert!(n >= 8, "{n} reconciliation figures checked");
         // The plans section, as served (no JavaScript): the API's figures too.
         let n = check_plans_against_api(&app, &html).await;
         assert!(n >= 16, "{n} plan figures checked");
@@ -620,6 +806,15 @@ db_test!(
         let n = check_against_api(&app, &html, prev, true).await;
         assert!(n >= 15, "{n} figures checked");
         assert!(html.contains("Grace Hopper"));
+        // Its invoices against the model: build03 invoiced, gpu01 not; the domain fee listed,
+        // its payee shown as text.
+        let n = check_recon_against_api(&app, &html, prev, true).await;
+        assert!(n >= 14, "{n} reconciliation figures checked");
+        assert!(html.contains("data-recon-machine=\"build03\""));
+        assert!(html.contains("data-recon-machine=\"gpu01\" data-status=\"unbilled\""));
+        assert!(html.contains("data-expense=\"dns-1\""));
+        assert!(html.contains(SCRIPT_PAYEE_SERVED) && html.contains(FORMULA_DESCRIPTION));
+        assert!(!html.contains("<script"));
         let figs = figures(&html);
         assert_eq!(
             attr(&figs["as_of"].tag, "datetime").unwrap(),
@@ -629,6 +824,8 @@ db_test!(
         // This month's report, so far.
         let html = page(&app, &format!("/reports/{cur}")).await;
         check_against_api(&app, &html, cur, true).await;
+        check_recon_against_api(&app, &html, cur, true).await;
+        assert!(html.contains("data-expense=\"ci-1\""));
         assert!(html.contains("This month is not over"));
         assert_public_and_escaped(&html);
         assert!(
@@ -672,6 +869,7 @@ db_test!(
     CONFIG,
     |app| async move {
         seed(&app).await;
+        seed_expenses(&app).await;
         let prev = this_month().prev();
         let res = app.get(&format!("/reports/{prev}.csv")).await;
         assert_eq!(res.status(), 200);
@@ -738,9 +936,67 @@ db_test!(
             .map(|r| r["amount_cents"].parse::<i64>().unwrap())
             .sum();
         assert_eq!((job_rows.len(), jobs), (3, jobset_lines));
+        // A row per machine of the month's reconciliation, its figures the API's.
+        let recon: Value = app
+            .get(&format!("/api/v1/reconciliation?month={prev}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let recon_rows: Vec<_> = rows
+            .iter()
+            .filter(|r| r["record"] == "reconciliation")
+            .collect();
+        let machines = recon["machines"].as_array().unwrap();
+        assert_eq!(recon_rows.len(), machines.len());
+        assert!(machines.len() >= 2, "build03 and gpu01 ran last month");
+        for (r, m) in recon_rows.iter().zip(machines) {
+            assert_eq!(r["machine"], m["machine"].as_str().unwrap());
+            for field in ["modeled", "billed", "difference", "tolerance"] {
+                assert_eq!(
+                    r[&format!("{field}_cents")],
+                    m[format!("{field}_cents")].as_i64().unwrap().to_string(),
+                    "{field} of {}",
+                    r["machine"]
+                );
+            }
+            assert_eq!(r["status"], m["status"].as_str().unwrap());
+        }
+        // A row per expense record paid in the month, as /api/v1/expenses lists them; outside
+        // text defused.
+        let expenses: Value = app
+            .get(&format!("/api/v1/expenses?month={prev}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let expense_rows: Vec<_> = rows.iter().filter(|r| r["record"] == "expense").collect();
+        let listed = expenses["expenses"].as_array().unwrap();
+        assert_eq!(expense_rows.len(), listed.len());
+        assert!(!listed.is_empty(), "the domain fee was paid last month");
+        for (r, e) in expense_rows.iter().zip(listed) {
+            assert_eq!(r["id"], e["id"].as_str().unwrap());
+            assert_eq!(
+                r["amount_cents"],
+                e["total_cents"].as_i64().unwrap().to_string()
+            );
+            assert_eq!(
+                r["fees_cents"],
+                e["fees_cents"].as_i64().unwrap().to_string()
+            );
+            assert_eq!(r["fund"], e["fund"].as_str().unwrap_or(""));
+        }
+        let dns = expense_rows.iter().find(|r| r["id"] == "dns-1").unwrap();
+        assert_eq!(dns["payee"], SCRIPT_PAYEE);
+        assert_eq!(dns["description"], format!("'{FORMULA_DESCRIPTION}"));
+        assert_eq!(dns["amount"], "12.35");
         assert_eq!(
             rows.len(),
-            cost_rows.len() + job_rows.len() + donation_rows.len()
+            cost_rows.len()
+                + job_rows.len()
+                + donation_rows.len()
+                + recon_rows.len()
+                + expense_rows.len()
         );
 
         // This month: outside names are data here (quoted by the CSV writer, never altered),
@@ -913,6 +1169,7 @@ db_test!(
     CONFIG,
     |app| async move {
         seed(&app).await;
+        seed_expenses(&app).await;
         let url = app.url("/");
         let out = run_chromium(&["--dump-dom".into(), url.clone()]).await;
         let dom = String::from_utf8(out.stdout).unwrap();
@@ -920,6 +1177,9 @@ db_test!(
         // The figures the browser shows are the API's, to the cent.
         let n = check_against_api(&app, &dom, this_month(), false).await;
         assert!(n >= 15, "{n} figures checked");
+        // Cash and last month's reconciliation as the browser shows them: the API's.
+        let n = check_recon_against_api(&app, &dom, this_month(), false).await;
+        assert!(n >= 8, "{n} reconciliation figures checked");
         // What the money built, as the browser shows it: the jobs' figures, by package.
         assert!(dom.contains("What the money built"), "{dom}");
         check_packages(&app, &dom, this_month()).await;
@@ -943,9 +1203,25 @@ db_test!(
         let out = run_chromium(&["--dump-dom".into(), report_url.clone()]).await;
         let dom = String::from_utf8(out.stdout).unwrap();
         check_against_api(&app, &dom, this_month(), true).await;
+        check_recon_against_api(&app, &dom, this_month(), true).await;
         assert!(dom.contains(SCRIPT_DONOR_ESCAPED) && !dom.contains("<script"));
+        assert!(
+            dom.contains(SCRIPT_PAYEE_ESCAPED),
+            "the script payee's name is text"
+        );
         assert!(dom.contains("What the money built"), "{dom}");
         check_packages(&app, &dom, this_month()).await;
+
+        // Last month's report as the browser has it: its invoices against the model.
+        let out = run_chromium(&[
+            "--dump-dom".into(),
+            app.url(&format!("/reports/{}", this_month().prev())),
+        ])
+        .await;
+        let dom = String::from_utf8(out.stdout).unwrap();
+        let n = check_recon_against_api(&app, &dom, this_month().prev(), true).await;
+        assert!(n >= 14, "{n} reconciliation figures checked");
+        assert!(dom.contains(SCRIPT_PAYEE_ESCAPED) && !dom.contains("<script"));
 
         let dir = artifacts_dir();
         let backend = format!("{:?}", app.backend).to_lowercase();

@@ -94,6 +94,16 @@ impl From<sea_orm::DbErr> for PageError {
     }
 }
 
+impl From<buildfund_jobs::report::ReportError> for PageError {
+    fn from(e: buildfund_jobs::report::ReportError) -> Self {
+        use buildfund_jobs::report::ReportError;
+        match e {
+            ReportError::Db(db) => db.into(),
+            ReportError::Reconciliation(r) => ApiError::from(r).into(),
+        }
+    }
+}
+
 impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
         ApiError::Internal(anyhow::Error::new(e).context("rendering a page")).into()

@@ -36,7 +36,26 @@ pub const CSV_COLUMNS: &[&str] = &[
     "original_currency",
     "job",
     "steps",
+    "modeled_cents",
+    "billed_cents",
+    "difference_cents",
+    "tolerance_cents",
+    "status",
+    "payee",
+    "description",
+    "tags",
+    "pays_for",
 ];
+
+/// How many of [`CSV_COLUMNS`] the cost, job and donation rows use (the rest are the
+/// reconciliation's and the expenses').
+const BASE_COLUMNS: usize = 28;
+
+/// A cost, job or donation row with the reconciliation's and the expenses' columns empty.
+fn pad(row: [&str; BASE_COLUMNS]) -> impl Iterator<Item = &str> {
+    row.into_iter()
+        .chain(std::iter::repeat_n("", CSV_COLUMNS.len() - BASE_COLUMNS))
+}
 
 /// Text from outside (names, jobsets, machines, links) as a CSV cell that a spreadsheet will
 /// not run as a formula: a leading `=`, `+`, `-`, `@`, tab or carriage return gets a `'` in
@@ -51,8 +70,14 @@ pub fn text_cell(s: &str) -> std::borrow::Cow<'_, str> {
 /// Every cost line of the report (`record` = `cost`, `amount` = its cost), then every
 /// (jobset, job) of the month (`record` = `job`, as `/api/v1/costs/jobs` lists them, `amount`
 /// = its cost; the jobs of a jobset sum to its cost lines), then every donation record of the
-/// month (`record` = `donation`, `amount` = its net), one row each, with a header row of
-/// [`CSV_COLUMNS`]. Amounts are cents and decimals of the ledger currency.
+/// month (`record` = `donation`, `amount` = its net), then every machine of the month's
+/// reconciliation (`record` = `reconciliation`: `modeled_cents`, `billed_cents`,
+/// `difference_cents`, `tolerance_cents`, `status` as `/api/v1/reconciliation` gives them,
+/// `amount` = billed), then every expense record paid in the month (`record` = `expense`, as
+/// `/api/v1/expenses` lists them: `gross_cents` = paid to the payee, `fees_cents`, `amount` =
+/// their total; `machine` and `pays_for` for an invoice, `fund` for an other expense), one row
+/// each, with a header row of [`CSV_COLUMNS`]. Amounts are cents and decimals of the ledger
+/// currency.
 pub fn month_csv(
     report: &MonthReport,
     donations: &[PublicDonation],
@@ -63,7 +88,7 @@ pub fn month_csv(
     let as_of = rfc3339(report.as_of);
     let money = format_cents;
     for l in &report.lines {
-        w.write_record([
+        w.write_record(pad([
             "cost",
             &month,
             &as_of,
@@ -92,10 +117,10 @@ pub fn month_csv(
             "",
             "",
             "",
-        ])?;
+        ]))?;
     }
     for j in &report.jobs {
-        w.write_record([
+        w.write_record(pad([
             "job",
             &month,
             &as_of,
@@ -124,10 +149,10 @@ pub fn month_csv(
             "",
             &text_cell(&j.job),
             &j.steps.to_string(),
-        ])?;
+        ]))?;
     }
     for d in donations {
-        w.write_record([
+        w.write_record(pad([
             "donation",
             &month,
             &as_of,
@@ -161,6 +186,90 @@ pub fn month_csv(
             &text_cell(&d.original_currency),
             "",
             "",
+        ]))?;
+    }
+    let r = &report.reconciliation;
+    for m in &r.machines {
+        w.write_record([
+            "reconciliation",
+            &month,
+            &as_of,
+            "",
+            "",
+            "",
+            "",
+            &text_cell(&m.machine),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            &m.billed_cents.to_string(),
+            &money(m.billed_cents),
+            &report.currency,
+            "",
+            "",
+            "",
+            "",
+            &m.modeled_cents.to_string(),
+            &m.billed_cents.to_string(),
+            &m.difference_cents.to_string(),
+            &m.tolerance_cents.to_string(),
+            m.status.as_str(),
+            "",
+            "",
+            "",
+            &month,
+        ])?;
+    }
+    for e in &report.expenses.expenses {
+        w.write_record([
+            "expense",
+            &month,
+            &as_of,
+            &e.paid_at,
+            &text_cell(e.fund.as_deref().unwrap_or("")),
+            "",
+            "",
+            &text_cell(e.machine.as_deref().unwrap_or("")),
+            "",
+            "",
+            "",
+            "",
+            "",
+            &text_cell(&e.source),
+            &text_cell(&e.id),
+            &e.kind,
+            &text_cell(&e.account),
+            "",
+            "",
+            &e.amount_cents.to_string(),
+            &e.fees_cents.to_string(),
+            &e.total_cents.to_string(),
+            &money(e.total_cents),
+            &report.currency,
+            // A decimal number as given (a reversal's starts with `-`): never prefixed.
+            &e.original_amount,
+            &text_cell(&e.original_currency),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            &text_cell(e.payee.as_deref().unwrap_or("")),
+            &text_cell(e.description.as_deref().unwrap_or("")),
+            &text_cell(&e.tags.join(", ")),
+            e.pays_for.as_deref().unwrap_or(""),
         ])?;
     }
     w.into_inner().map_err(|e| e.into_error().into())

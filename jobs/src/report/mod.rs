@@ -28,6 +28,10 @@ use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
 use crate::books::job_costs::{month_job_list, JobsFilter};
 use crate::books::jobs::JobCost;
 use crate::books::plans::{plan_changes, plans_at, FundPlans, PlanChange};
+use crate::books::reconciliation::{
+    expenses_of_month, reconciliation, ExpensesMonth, MachineStatus, Reconciliation,
+    ReconciliationError,
+};
 use crate::calendar::rfc3339;
 use crate::calendar::Month;
 use crate::config::Config;
@@ -83,6 +87,47 @@ pub struct GateEvent {
     pub reason: String,
 }
 
+/// Why a report's figures could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Reconciliation(#[from] ReconciliationError),
+}
+
+/// How many machines of a reconciliation have each status (the funding page's summary of last
+/// month). Counted from [`Reconciliation::machines`], so the summary and the report agree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    pub matched: usize,
+    pub over: usize,
+    pub under: usize,
+    pub unbilled: usize,
+    /// Machines with `billing = "none"` (never invoiced).
+    pub not_billed: usize,
+    /// Machines of a month not over yet.
+    pub open: usize,
+}
+
+impl StatusCounts {
+    pub fn of(r: &Reconciliation) -> StatusCounts {
+        let mut c = StatusCounts::default();
+        for m in &r.machines {
+            let n = match m.status {
+                MachineStatus::Matched => &mut c.matched,
+                MachineStatus::Over => &mut c.over,
+                MachineStatus::Under => &mut c.under,
+                MachineStatus::Unbilled => &mut c.unbilled,
+                MachineStatus::NotBilled => &mut c.not_billed,
+                MachineStatus::Open => &mut c.open,
+            };
+            *n += 1;
+        }
+        c
+    }
+}
+
 /// Everything one month's report shows, as of an instant.
 #[derive(Clone, Debug, Serialize)]
 pub struct MonthReport {
@@ -121,6 +166,13 @@ pub struct MonthReport {
     pub jobs: Vec<JobCost>,
     /// The month's packages ([`packages::packages`]), most expensive first.
     pub packages: Vec<PackageCost>,
+    /// Exactly `GET /api/v1/reconciliation?month=…&at=…`: every machine's modeled cost
+    /// against the invoices paying for the month, the other expenses by fund, and cash at
+    /// `as_of` (the books' balance sits beside it in [`Self::funds`]).
+    pub reconciliation: Reconciliation,
+    /// Exactly `GET /api/v1/expenses?month=…`: every expense record paid in the month,
+    /// classified (invoices of a machine and other expenses of a fund).
+    pub expenses: ExpensesMonth,
 }
 
 /// The report of `month` as of `at`.
@@ -129,7 +181,7 @@ pub async fn month_report(
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
-) -> Result<MonthReport, DbErr> {
+) -> Result<MonthReport, ReportError> {
     let as_of = std::cmp::min(at, month.next().start());
     let (funds, costs) = funds_month(db, config, month, at).await?;
     let mut raised = Raised::default();
@@ -202,6 +254,8 @@ pub async fn month_report(
         plan_changes,
         jobs,
         packages,
+        reconciliation: reconciliation(db, config, month, at).await?,
+        expenses: expenses_of_month(db, config, month).await?,
     })
 }
 
@@ -489,6 +543,9 @@ pub struct FundingPage {
     pub history: Vec<HistoryMonth>,
     pub top_sponsors: Vec<Sponsor>,
     pub recent_donations: Vec<PublicDonation>,
+    /// Last month's reconciliation as of `at` (`GET /api/v1/reconciliation?month=…&at=…`),
+    /// none when the books began this month.
+    pub last_month: Option<Reconciliation>,
 }
 
 /// The funding page's figures as of `at` (this month is the month of `at`).
@@ -498,7 +555,7 @@ pub async fn funding_page(
     at: DateTime<Utc>,
     top: usize,
     recent: u64,
-) -> Result<FundingPage, DbErr> {
+) -> Result<FundingPage, ReportError> {
     let month = Month::of(at);
     let report = month_report(db, config, month, at).await?;
     let mut history = if month > Month::of(config.ledger_start) {
@@ -513,11 +570,17 @@ pub async fn funding_page(
     });
     let top_sponsors = top_sponsors(db, config, at, top).await?;
     let recent_donations = recent_donations(db, config, at, recent).await?;
+    let last_month = if month > Month::of(config.ledger_start) {
+        Some(reconciliation(db, config, month.prev(), at).await?)
+    } else {
+        None
+    };
     Ok(FundingPage {
         report,
         history,
         top_sponsors,
         recent_donations,
+        last_month,
     })
 }
 

@@ -8,13 +8,16 @@ pub use super::format::{money, month_label, Money, MONTH_NAMES};
 use super::packages::{PackageCost, TOP_PACKAGES};
 use super::{
     ChangeShown, FundingPage, GateEvent, HistoryMonth, MachineCost, MonthReport, Sponsor,
-    TermsShown,
+    StatusCounts, TermsShown,
 };
 use crate::books::attribution::Line;
 use crate::books::costs::UnpricedLine;
 use crate::books::donations::PublicDonation;
 use crate::books::funds::FundMonth;
 use crate::books::plans::{FundPlans, PlanChange, PlanFigures};
+use crate::books::reconciliation::{
+    ExpenseLine, ExpensesMonth, MachineReconciliation, MachineStatus, Reconciliation,
+};
 use crate::calendar::{rfc3339, Month};
 use crate::config::Config;
 use crate::gate::{Current, State};
@@ -521,6 +524,165 @@ fn plan_change_view(c: &PlanChange) -> PlanChangeView {
     }
 }
 
+/// Why cash and the books' balance differ, in one wording for every presentation.
+pub const CASH_NOTE: &str = "The books charge each machine its modeled cost by the second as it runs; cash counts only what has actually left through paid expenses (invoices, fees and other costs). They differ by the machine cost not invoiced yet and by how far the invoices differ from the model.";
+
+/// A reconciliation status as the public reads it.
+pub fn status_text(s: MachineStatus) -> &'static str {
+    match s {
+        MachineStatus::NotBilled => "not billed",
+        MachineStatus::Open => "month not over",
+        MachineStatus::Unbilled => "unbilled",
+        MachineStatus::Matched => "matched",
+        MachineStatus::Over => "over",
+        MachineStatus::Under => "under",
+    }
+}
+
+/// One machine's modeled cost against its invoices.
+#[derive(Clone, Debug)]
+pub struct ReconMachineView {
+    pub machine: String,
+    /// `arrears`, `advance` or `none`.
+    pub billing: &'static str,
+    pub modeled: Money,
+    pub billed: Money,
+    /// Billed minus modeled.
+    pub difference: Money,
+    pub tolerance: Money,
+    /// `matched`, `over`, … (the API's).
+    pub status: &'static str,
+    pub status_text: &'static str,
+    /// How many invoice records (reversals included) pay for the month.
+    pub invoices: usize,
+}
+
+fn recon_machine_view(m: &MachineReconciliation) -> ReconMachineView {
+    ReconMachineView {
+        machine: m.machine.clone(),
+        billing: m.billing.as_str(),
+        modeled: money(m.modeled_cents),
+        billed: money(m.billed_cents),
+        difference: money(m.difference_cents),
+        tolerance: money(m.tolerance_cents),
+        status: m.status.as_str(),
+        status_text: status_text(m.status),
+        invoices: m.invoices.len(),
+    }
+}
+
+/// A fund's other expenses in the month.
+#[derive(Clone, Debug)]
+pub struct OtherFundView {
+    pub fund: String,
+    pub total: Money,
+}
+
+/// One other expense (not an invoice of a machine) paid in the month. Payee, description and
+/// tags come from outside: templates escape them, the CSV defuses them.
+#[derive(Clone, Debug)]
+pub struct ExpenseView {
+    pub id: String,
+    pub at: String,
+    pub date: String,
+    pub fund: String,
+    pub reversal: bool,
+    pub payee: String,
+    pub description: String,
+    pub tags: String,
+    pub amount: Money,
+    pub fees: Money,
+    pub total: Money,
+}
+
+fn expense_view(e: &ExpenseLine) -> ExpenseView {
+    ExpenseView {
+        id: e.id.clone(),
+        at: e.paid_at.clone(),
+        date: e.paid_at.get(..10).unwrap_or(&e.paid_at).to_string(),
+        fund: e.fund.clone().unwrap_or_default(),
+        reversal: e.kind == "reversal",
+        payee: e.payee.clone().unwrap_or_default(),
+        description: e.description.clone().unwrap_or_default(),
+        tags: e.tags.join(", "),
+        amount: money(e.amount_cents),
+        fees: money(e.fees_cents),
+        total: money(e.total_cents),
+    }
+}
+
+/// A month's invoices against the model and its other expenses, as the report page, the CSV
+/// and the email show them.
+#[derive(Clone, Debug)]
+pub struct ReconciliationView {
+    pub month: String,
+    pub month_label: String,
+    /// The instant the invoices are counted to (RFC 3339): the report's request instant, which
+    /// for a past month is after its end (an invoice in arrears is paid the month after).
+    pub as_of: String,
+    pub as_of_text: String,
+    pub modeled: Money,
+    pub billed: Money,
+    pub difference: Money,
+    pub machines: Vec<ReconMachineView>,
+    /// Other expenses by fund, in config order.
+    pub other_by_fund: Vec<OtherFundView>,
+    /// Every other expense record paid in the month (invoices are in `machines`).
+    pub other_expenses: Vec<ExpenseView>,
+}
+
+pub fn reconciliation_view(r: &Reconciliation, e: &ExpensesMonth) -> ReconciliationView {
+    let month = Month::parse(&r.month).ok();
+    ReconciliationView {
+        month: r.month.clone(),
+        month_label: month.map(month_label).unwrap_or_else(|| r.month.clone()),
+        as_of: r.as_of.clone(),
+        as_of_text: instant_text(&r.as_of),
+        modeled: money(r.modeled_cents),
+        billed: money(r.billed_cents),
+        difference: money(r.difference_cents),
+        machines: r.machines.iter().map(recon_machine_view).collect(),
+        other_by_fund: r
+            .other_expenses
+            .iter()
+            .map(|o| OtherFundView {
+                fund: o.fund.clone(),
+                total: money(o.total_cents),
+            })
+            .collect(),
+        other_expenses: e
+            .expenses
+            .iter()
+            .filter(|x| x.fund.is_some())
+            .map(expense_view)
+            .collect(),
+    }
+}
+
+/// Last month's reconciliation as the funding page sums it up.
+#[derive(Clone, Debug)]
+pub struct LastMonthView {
+    pub month: String,
+    pub month_label: String,
+    pub counts: StatusCounts,
+    pub modeled: Money,
+    pub billed: Money,
+    pub difference: Money,
+}
+
+fn last_month_view(r: &Reconciliation) -> LastMonthView {
+    LastMonthView {
+        month: r.month.clone(),
+        month_label: Month::parse(&r.month)
+            .map(month_label)
+            .unwrap_or_else(|_| r.month.clone()),
+        counts: StatusCounts::of(r),
+        modeled: money(r.modeled_cents),
+        billed: money(r.billed_cents),
+        difference: money(r.difference_cents),
+    }
+}
+
 /// A month's figures as every presentation shows them.
 #[derive(Clone, Debug)]
 pub struct Figures {
@@ -543,6 +705,11 @@ pub struct Figures {
     pub idle: Money,
     /// The sum of the funds' balances.
     pub balance: Money,
+    /// Cash at `as_of`: opening balances plus net donations minus every expense paid
+    /// (the reconciliation's).
+    pub cash: Money,
+    /// [`CASH_NOTE`].
+    pub cash_note: &'static str,
     pub pools: Vec<PoolView>,
     pub machines: Vec<MachineView>,
     pub unpriced: Vec<UnpricedView>,
@@ -567,6 +734,8 @@ pub fn figures(r: &MonthReport) -> Figures {
         spent: money(r.spent_cents),
         idle: money(r.idle_cents),
         balance: money(r.funds.iter().map(|f| f.balance_cents).sum()),
+        cash: money(r.reconciliation.cash_cents),
+        cash_note: CASH_NOTE,
         pools: r
             .pools
             .iter()
@@ -605,6 +774,8 @@ pub struct FundingView {
     pub recent: Vec<DonationView>,
     /// The funds that have plans, each with its plans in order.
     pub plans: Vec<FundPlansView>,
+    /// Last month's reconciliation, summed up (none in the books' first month).
+    pub last_month: Option<LastMonthView>,
 }
 
 /// The funding page's view of `data` with the gate snapshot `gate`.
@@ -622,6 +793,7 @@ pub fn funding_view(data: &FundingPage, gate: &Current) -> FundingView {
         top_sponsors: sponsors(&data.top_sponsors),
         recent: data.recent_donations.iter().map(donation_view).collect(),
         plans: plans_views(&r.plans),
+        last_month: data.last_month.as_ref().map(last_month_view),
     }
 }
 
@@ -642,6 +814,8 @@ pub struct ReportView {
     pub has_plans: bool,
     /// The plans whose cover moved in the month.
     pub plan_changes: Vec<PlanChangeView>,
+    /// The month's invoices against the model and its other expenses.
+    pub recon: ReconciliationView,
 }
 
 /// The month's report view; `months` are those with a report (for the links to the
@@ -658,6 +832,7 @@ pub fn report_view(r: &MonthReport, donations: &[PublicDonation], months: &[Mont
         events: r.gate_events.iter().map(event_view).collect(),
         has_plans: r.plans.iter().any(|f| !f.plans.is_empty()),
         plan_changes: r.plan_changes.iter().map(plan_change_view).collect(),
+        recon: reconciliation_view(&r.reconciliation, &r.expenses),
     }
 }
 

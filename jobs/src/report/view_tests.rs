@@ -165,3 +165,85 @@ fn runway_reads_the_same_everywhere() {
     );
     assert_eq!(runway_text(None), "no spending in the last 30 days");
 }
+
+#[test]
+fn the_reconciliation_is_shown_as_the_domain_gives_it() {
+    use crate::books::reconciliation::{OcCheckSummary, OtherExpenses};
+    use crate::config::Billing;
+    let machine = |name: &str, status| MachineReconciliation {
+        machine: name.into(),
+        billing: Billing::Arrears,
+        modeled_cents: 31_000,
+        billed_cents: 31_500,
+        difference_cents: 500,
+        tolerance_cents: 310,
+        status,
+        invoices: vec!["inv".into()],
+    };
+    let r = Reconciliation {
+        month: "2026-10".into(),
+        currency: "EUR".into(),
+        as_of: "2026-11-06T00:00:00Z".into(),
+        modeled_cents: 93_000,
+        billed_cents: 94_500,
+        difference_cents: 1_500,
+        cash_cents: 123_456,
+        machines: vec![
+            machine("a", MachineStatus::Over),
+            machine("b", MachineStatus::Over),
+            machine("c", MachineStatus::Unbilled),
+            machine("d", MachineStatus::NotBilled),
+        ],
+        other_expenses: vec![OtherExpenses {
+            fund: "general".into(),
+            total_cents: 1_235,
+        }],
+        opencollective: OcCheckSummary::of(None),
+    };
+    let line = |id: &str, fund: Option<&str>, machine: Option<&str>| ExpenseLine {
+        source: "manual".into(),
+        id: id.into(),
+        kind: "manual".into(),
+        paid_at: "2026-10-10T10:00:00Z".into(),
+        incurred_at: "2026-10-10T00:00:00Z".into(),
+        account: "nixos".into(),
+        payee: Some("<b>x</b>".into()),
+        tags: vec!["domain".into(), "dns".into()],
+        description: None,
+        amount_cents: 1_200,
+        fees_cents: 35,
+        total_cents: 1_235,
+        original_amount: "12.00".into(),
+        original_currency: "EUR".into(),
+        machine: machine.map(Into::into),
+        pays_for: machine.map(|_| "2026-09".into()),
+        fund: fund.map(Into::into),
+    };
+    let e = ExpensesMonth {
+        month: "2026-10".into(),
+        currency: "EUR".into(),
+        amount_cents: 2_400,
+        fees_cents: 70,
+        total_cents: 2_470,
+        expenses: vec![
+            line("dns", Some("general"), None),
+            line("inv", None, Some("a")),
+        ],
+    };
+    let v = reconciliation_view(&r, &e);
+    assert_eq!(v.month_label, "October 2026");
+    assert_eq!(v.difference.text, "15.00");
+    assert_eq!(v.machines[2].status, "unbilled");
+    assert_eq!(v.machines[3].status_text, "not billed");
+    assert_eq!(v.other_by_fund[0].total.text, "12.35");
+    // Only the other expenses are listed: the invoice is in its machine's row.
+    let listed: Vec<&str> = v.other_expenses.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(listed, ["dns"]);
+    assert_eq!(v.other_expenses[0].tags, "domain, dns");
+    let last = last_month_view(&r);
+    assert_eq!(
+        (last.counts.matched, last.counts.over, last.counts.under),
+        (0, 2, 0)
+    );
+    assert_eq!((last.counts.unbilled, last.counts.not_billed), (1, 1));
+}
