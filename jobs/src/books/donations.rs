@@ -16,8 +16,8 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, Set,
+    TransactionSession, TransactionTrait,
 };
 use serde::Serialize;
 use std::collections::HashMap;
@@ -230,7 +230,7 @@ pub async fn upsert_in(
     }
     let mut existing: HashMap<(String, String), donations::Model> = HashMap::new();
     for (source, ids) in by_source {
-        for m in stored_records(txn, source, &ids).await? {
+        for m in crate::db::rows_by_source_keys::<donations::Entity>(txn, source, &ids).await? {
             existing.insert((m.source.clone(), m.external_id.clone()), m);
         }
     }
@@ -284,39 +284,6 @@ pub async fn upsert_in(
     }
     crate::books::stale::mark_instants(txn, dates, now).await?;
     Ok(stored)
-}
-
-/// The stored records of `source` with these ids: the ids go in as one JSON array joined to
-/// the key index, not as a list of parameters. PostgreSQL plans `external_id IN ($2, …)` over a
-/// table that has no statistics yet (a first sync fills it in minutes) as a scan of the whole
-/// source with the list as a filter, compared one by one: the first sync got slower with every
-/// page (822 records/s over 100,000). A join reads each id through the index, or at worst
-/// hashes the list once.
-async fn stored_records(
-    db: &impl ConnectionTrait,
-    source: &str,
-    ids: &[&str],
-) -> Result<Vec<donations::Model>, DbErr> {
-    let backend = db.get_database_backend();
-    let ids = serde_json::to_string(ids).map_err(|e| DbErr::Custom(e.to_string()))?;
-    let statement = match backend {
-        DbBackend::Postgres => Statement::from_sql_and_values(
-            backend,
-            "SELECT d.* FROM json_array_elements_text($1::json) AS k(external_id) \
-             JOIN donations d ON d.source = $2 AND d.external_id = k.external_id",
-            [ids.into(), source.into()],
-        ),
-        _ => Statement::from_sql_and_values(
-            backend,
-            "SELECT d.* FROM json_each(?) AS k \
-             JOIN donations d ON d.source = ? AND d.external_id = k.value",
-            [ids.into(), source.into()],
-        ),
-    };
-    donations::Entity::find()
-        .from_raw_sql(statement)
-        .all(db)
-        .await
 }
 
 /// A donation as `GET /api/v1/donations` shows it: what OpenCollective shows publicly, no more

@@ -15,8 +15,8 @@ use buildfund_entity::expenses;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, Set, Statement, TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder, Set,
+    TransactionSession, TransactionTrait,
 };
 use std::collections::HashMap;
 
@@ -263,7 +263,7 @@ async fn write(
     let mut existing: HashMap<(String, String), expenses::Model> = HashMap::new();
     for (source, ids) in by_source {
         for chunk in ids.chunks(500) {
-            for m in stored_records(txn, source, chunk).await? {
+            for m in crate::db::rows_by_source_keys::<expenses::Entity>(txn, source, chunk).await? {
                 existing.insert((m.source.clone(), m.external_id.clone()), m);
             }
         }
@@ -315,35 +315,6 @@ async fn write(
     }
     crate::books::stale::mark_instants(txn, dates, now).await?;
     Ok(stored)
-}
-
-/// The stored rows of `source` with these ids, the ids as one JSON array joined to the key
-/// index (see `books::donations` for why not an `IN` list).
-async fn stored_records(
-    db: &impl ConnectionTrait,
-    source: &str,
-    ids: &[&str],
-) -> Result<Vec<expenses::Model>, DbErr> {
-    let backend = db.get_database_backend();
-    let ids = serde_json::to_string(ids).map_err(|e| DbErr::Json(e.to_string()))?;
-    let statement = match backend {
-        DbBackend::Postgres => Statement::from_sql_and_values(
-            backend,
-            "SELECT e.* FROM json_array_elements_text($1::json) AS k(external_id) \
-             JOIN expenses e ON e.source = $2 AND e.external_id = k.external_id",
-            [ids.into(), source.into()],
-        ),
-        _ => Statement::from_sql_and_values(
-            backend,
-            "SELECT e.* FROM json_each(?) AS k \
-             JOIN expenses e ON e.source = ? AND e.external_id = k.value",
-            [ids.into(), source.into()],
-        ),
-    };
-    expenses::Entity::find()
-        .from_raw_sql(statement)
-        .all(db)
-        .await
 }
 
 /// The records paid in `[from, to)`, ordered by `paid_at`, source, external id.
