@@ -18,6 +18,20 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::book_months::Entity",
+        from = "Column::BookMonthId",
+        to = "super::book_months::Column::Id",
+        on_delete = "Cascade"
+    )]
+    BookMonth,
+}
+
+impl Related<super::book_months::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::BookMonth.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -14,6 +14,31 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::book_month_lines::Entity")]
+    BookMonthLines,
+    #[sea_orm(has_many = "super::book_month_funds::Entity")]
+    BookMonthFunds,
+    #[sea_orm(has_many = "super::book_month_jobs::Entity")]
+    BookMonthJobs,
+}
+
+impl Related<super::book_month_lines::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::BookMonthLines.def()
+    }
+}
+
+impl Related<super::book_month_funds::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::BookMonthFunds.def()
+    }
+}
+
+impl Related<super::book_month_jobs::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::BookMonthJobs.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

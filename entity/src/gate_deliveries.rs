@@ -25,6 +25,20 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::gate_events::Entity",
+        from = "Column::EventId",
+        to = "super::gate_events::Column::Id",
+        on_delete = "Cascade"
+    )]
+    GateEvent,
+}
+
+impl Related<super::gate_events::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::GateEvent.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

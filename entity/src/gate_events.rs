@@ -24,6 +24,15 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_many = "super::gate_deliveries::Entity")]
+    GateDeliveries,
+}
+
+impl Related<super::gate_deliveries::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::GateDeliveries.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

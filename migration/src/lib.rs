@@ -13,6 +13,7 @@ mod m20261214_000001_gate_claims;
 mod m20261216_000001_webhook_syncs;
 mod m20261218_000001_create_expenses;
 mod m20261220_000001_expenses_incurred_index;
+mod m20261222_000001_foreign_keys;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261216_000001_webhook_syncs::Migration),
             Box::new(m20261218_000001_create_expenses::Migration),
             Box::new(m20261220_000001_expenses_incurred_index::Migration),
+            Box::new(m20261222_000001_foreign_keys::Migration),
         ]
     }
 }
