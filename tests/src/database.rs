@@ -159,6 +159,58 @@ pub async fn drop_postgres_database(url: &str) {
     }
 }
 
+/// An empty database for a storage test that migrates it itself (to a chosen migration, say):
+/// an SQLite file in a temporary directory or a fresh PostgreSQL database, connected the way
+/// the server connects (`buildfund_jobs::db::connect`), with no migration applied.
+pub struct ScratchDatabase {
+    pub db: sea_orm::DatabaseConnection,
+    pub backend: crate::Backend,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl ScratchDatabase {
+    /// `None` when the PostgreSQL half is skipped knowingly (see [`postgres_enabled`]).
+    pub async fn create(backend: crate::Backend) -> Option<ScratchDatabase> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match backend {
+            crate::Backend::Sqlite => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("scratch.sqlite").display()
+            ),
+            crate::Backend::Postgres => {
+                if !postgres_enabled() {
+                    return None;
+                }
+                create_postgres_database()
+                    .await
+                    .expect("cannot create a PostgreSQL test database")
+            }
+        };
+        let mut config = buildfund_jobs::Config::parse(crate::MINIMAL_CONFIG, "scratch")
+            .expect("the minimal config is valid");
+        config.database.url = url.clone();
+        let db = buildfund_jobs::db::connect(&config)
+            .await
+            .expect("connect to the scratch database");
+        Some(ScratchDatabase {
+            db,
+            backend,
+            url,
+            _dir: dir,
+        })
+    }
+
+    /// Closes the connections and drops the PostgreSQL database (the SQLite file goes with
+    /// its directory).
+    pub async fn drop(self) {
+        let _ = self.db.close().await;
+        if self.backend == crate::Backend::Postgres {
+            drop_postgres_database(&self.url).await;
+        }
+    }
+}
+
 /// A benchmark's database: a scratch database on the `BENCH_DATABASE_URL` server (dropped by
 /// [`BenchDatabase::drop`]), or, without that variable, `None`.
 pub struct BenchDatabase {

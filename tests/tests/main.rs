@@ -26,5 +26,6 @@ mod pages;
 mod plans;
 mod reconciliation;
 mod scheduler;
+mod schema;
 mod telemetry;
 mod webhooks;
