@@ -1,7 +1,8 @@
 //! The schema's foreign keys (migration `m20261222_000001_foreign_keys`): deleting a parent
 //! deletes its children, a child without its parent is refused, and an upgrade from the schema
 //! before them keeps every row but the orphans, with the tables' columns and indexes as they
-//! were. Each test migrates a scratch database itself, on SQLite and on PostgreSQL.
+//! were; and every table has an entity that reads it. Each test migrates a scratch database
+//! itself, on SQLite and on PostgreSQL.
 use buildfund_entity::{
     book_day_busy, book_days, book_month_funds, book_month_jobs, book_month_lines, book_months,
     gate_deliveries, gate_events,
@@ -480,3 +481,73 @@ scratch_test!(
     an_upgrade_keeps_every_row_but_the_orphans,
     an_upgrade_keeps_every_row_but_the_orphans_body
 );
+
+/// Reads every row of `E` (none or some): the query names each of the entity's columns, so it
+/// fails when one is missing from the table. Returns the table's name.
+async fn read_all<E: EntityTrait>(db: &DatabaseConnection, entity: E) -> String {
+    let table = entity.table_name().to_string();
+    E::find()
+        .all(db)
+        .await
+        .unwrap_or_else(|e| panic!("the entity of {table} does not read its table: {e}"));
+    table
+}
+
+async fn every_table_has_an_entity_body(db: DatabaseConnection) {
+    use buildfund_entity::*;
+    Migrator::up(&db, None).await.unwrap();
+    add_family(&db, 1).await;
+    let mut entities = vec![
+        read_all(&db, api_tokens::Entity).await,
+        read_all(&db, app_secrets::Entity).await,
+        read_all(&db, book_bounds::Entity).await,
+        read_all(&db, book_day_busy::Entity).await,
+        read_all(&db, book_days::Entity).await,
+        read_all(&db, book_locks::Entity).await,
+        read_all(&db, book_month_funds::Entity).await,
+        read_all(&db, book_month_jobs::Entity).await,
+        read_all(&db, book_month_lines::Entity).await,
+        read_all(&db, book_months::Entity).await,
+        read_all(&db, book_stale::Entity).await,
+        read_all(&db, build_steps::Entity).await,
+        read_all(&db, donations::Entity).await,
+        read_all(&db, email_outbox::Entity).await,
+        read_all(&db, expenses::Entity).await,
+        read_all(&db, funds::Entity).await,
+        read_all(&db, gate_deliveries::Entity).await,
+        read_all(&db, gate_events::Entity).await,
+        read_all(&db, hydra_jobset_holds::Entity).await,
+        read_all(&db, job_leases::Entity).await,
+        read_all(&db, job_runs::Entity).await,
+        read_all(&db, jobsets::Entity).await,
+        read_all(&db, machines::Entity).await,
+        read_all(&db, opencollective_checks::Entity).await,
+        read_all(&db, pool_controls::Entity).await,
+        read_all(&db, pools::Entity).await,
+        read_all(&db, recurring_contributions::Entity).await,
+        read_all(&db, subscribers::Entity).await,
+        read_all(&db, sync_cursors::Entity).await,
+    ];
+    entities.sort();
+    let q = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
+        }
+        _ => {
+            "SELECT table_name FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
+        }
+    };
+    let tables: Vec<String> = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), q))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.try_get_by_index::<String>(0).unwrap())
+        .filter(|t| t != "seaql_migrations")
+        .collect();
+    assert_eq!(entities, tables, "one entity per table");
+}
+
+scratch_test!(every_table_has_an_entity, every_table_has_an_entity_body);
