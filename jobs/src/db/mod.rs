@@ -1,5 +1,6 @@
 //! Connecting to the database (embedded SQLite or PostgreSQL, one code path) and migrating it.
 pub mod catalog;
+pub mod copy;
 pub mod leases;
 
 use crate::config::{describe_database, Config};
