@@ -762,7 +762,7 @@ async fn copy_table(
             insert(target, table, columns, std::mem::take(&mut batch)).await?;
             batch.reserve(per_insert * width);
         }
-        if rows % PROGRESS_EVERY == 0 {
+        if rows.is_multiple_of(PROGRESS_EVERY) {
             progress(Progress::Rows {
                 table: table.to_string(),
                 done: rows,
