@@ -36,8 +36,10 @@ fn env(name: &str, default: i64) -> i64 {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (Some(target), Some(baseline)) = (BenchDatabase::create().await?, BenchDatabase::create().await?)
-    else {
+    let (Some(target), Some(baseline)) = (
+        BenchDatabase::create().await?,
+        BenchDatabase::create().await?,
+    ) else {
         eprintln!("set BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres");
         return Ok(());
     };

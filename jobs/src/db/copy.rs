@@ -24,6 +24,9 @@ use sea_orm::{
     DatabaseTransaction, DbErr, IsolationLevel, QueryResult, Statement, StreamTrait,
     TransactionTrait, Value,
 };
+// The SQL sent to PostgreSQL over sqlx is built from the names the databases' own catalogs list,
+// each quoted as an identifier (`quote`); every value travels as a parameter or as COPY data.
+use sea_orm::sqlx::AssertSqlSafe;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -37,6 +40,8 @@ const MIGRATION_TABLE: &str = "seaql_migrations";
 pub const MIGRATION_SEEDS: &[&str] = &["book_bounds"];
 /// Bound parameters per multi-row INSERT (PostgreSQL allows 65,535, SQLite 32,766).
 const PARAMETERS_PER_INSERT: usize = 30_000;
+/// Values per `COPY … FROM STDIN` statement (PostgreSQL targets).
+const COPY_CELLS_PER_SEND: usize = 1_000_000;
 /// Rows between two progress reports of one table.
 const PROGRESS_EVERY: u64 = 100_000;
 
@@ -89,6 +94,8 @@ pub enum CopyError {
         target_rows: u64,
         target_digest: String,
     },
+    #[error("writing the PostgreSQL target failed: {0}")]
+    Postgres(#[from] sea_orm::sqlx::Error),
     #[error("migrating the target failed: {0}")]
     Migrate(DbErr),
     #[error(transparent)]
@@ -245,23 +252,17 @@ pub async fn copy(
         rows: total,
     });
 
-    let writer = crate::db::begin_write(&target).await?;
-    if target.get_database_backend() == DatabaseBackend::Sqlite {
-        // Checked at commit, so a table may be written before the parents its rows name.
-        writer
-            .execute_unprepared("PRAGMA defer_foreign_keys = ON")
-            .await?;
-    }
+    let mut writer = Writer::begin(&target).await?;
     for table in MIGRATION_SEEDS {
         writer
-            .execute_unprepared(&format!("DELETE FROM {}", quote(table)))
+            .execute(&format!("DELETE FROM {}", quote(table)))
             .await?;
     }
     let mut copied = Vec::with_capacity(plan.len());
     for (table, columns, rows) in &plan {
         let t0 = Instant::now();
         let (n, digest) =
-            copy_table(&snapshot, &writer, table, columns, *rows, &mut progress).await?;
+            copy_table(&snapshot, &mut writer, table, columns, *rows, &mut progress).await?;
         progress(Progress::Table {
             table: table.clone(),
             rows: n,
@@ -274,11 +275,11 @@ pub async fn copy(
         });
     }
     snapshot.commit().await?;
-    reset_sequences(&writer, &to).await?;
+    writer.reset_sequences(&to).await?;
 
     progress(Progress::Comparing);
     for (copy, (table, columns, _)) in copied.iter().zip(&plan) {
-        let (rows, digest) = digest_table(&writer, table, columns).await?;
+        let (rows, digest) = writer.digest(table, columns).await?;
         if rows != copy.rows || digest != copy.digest {
             return Err(CopyError::Mismatch {
                 table: table.clone(),
@@ -687,6 +688,39 @@ impl Cell {
         })
     }
 
+    /// The value in PostgreSQL's `COPY` text format, appended to `out`.
+    fn copy_text(&self, kind: Kind, out: &mut String) -> Result<(), String> {
+        use std::fmt::Write;
+        match (self, kind) {
+            (Cell::Null, _) => out.push_str("\\N"),
+            (Cell::Int(v), Kind::Int64) => {
+                let _ = write!(out, "{v}");
+            }
+            (Cell::Int(v), Kind::Int32) => {
+                let v = i32::try_from(*v)
+                    .map_err(|_| format!("{v} is out of a 32-bit integer's range"))?;
+                let _ = write!(out, "{v}");
+            }
+            (Cell::Bool(v), Kind::Bool) => out.push(if *v { 't' } else { 'f' }),
+            (Cell::Text(v), Kind::Text) => {
+                for c in v.chars() {
+                    match c {
+                        '\\' => out.push_str("\\\\"),
+                        '\t' => out.push_str("\\t"),
+                        '\n' => out.push_str("\\n"),
+                        '\r' => out.push_str("\\r"),
+                        c => out.push(c),
+                    }
+                }
+            }
+            (Cell::Timestamp(t), Kind::Timestamp) => {
+                let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.6f+00"));
+            }
+            (cell, kind) => return Err(format!("{cell:?} cannot be written as {kind:?}")),
+        }
+        Ok(())
+    }
+
     /// The value's bytes in the digest: a tag, then the value in one canonical form.
     fn digest(&self, hash: &mut Sha256) {
         match self {
@@ -726,16 +760,15 @@ fn select(backend: DatabaseBackend, table: &str, columns: &Columns) -> Statement
 
 async fn copy_table(
     source: &DatabaseTransaction,
-    target: &DatabaseTransaction,
+    target: &mut Writer,
     table: &str,
     columns: &Columns,
     total: u64,
     progress: &mut impl FnMut(Progress),
 ) -> Result<(u64, String), CopyError> {
-    let width = columns.names.len().max(1);
-    let per_insert = (PARAMETERS_PER_INSERT / width).max(1);
+    let per_batch = target.rows_per_batch(columns.names.len());
     let mut hash = Sha256::new();
-    let mut batch: Vec<Value> = Vec::with_capacity(per_insert * width);
+    let mut batch: Vec<Cell> = Vec::with_capacity(per_batch * columns.names.len());
     let mut rows = 0u64;
     let mut stream = std::pin::pin!(
         source
@@ -747,20 +780,17 @@ async fn copy_table(
             .await?
     );
     while let Some(row) = stream.try_next().await? {
-        for (i, (&read, &write)) in columns.read.iter().zip(&columns.write).enumerate() {
+        for (i, &read) in columns.read.iter().enumerate() {
             let cell = Cell::read(&row, i, read)?;
             cell.digest(&mut hash);
-            batch.push(cell.value(write).map_err(|detail| CopyError::Value {
-                table: table.to_string(),
-                column: columns.names[i].clone(),
-                detail,
-            })?);
+            batch.push(cell);
         }
         hash.update(b"\n");
         rows += 1;
-        if batch.len() >= per_insert * width {
-            insert(target, table, columns, std::mem::take(&mut batch)).await?;
-            batch.reserve(per_insert * width);
+        if batch.len() >= per_batch * columns.names.len() {
+            target
+                .write(table, columns, std::mem::take(&mut batch))
+                .await?;
         }
         if rows.is_multiple_of(PROGRESS_EVERY) {
             progress(Progress::Rows {
@@ -771,91 +801,196 @@ async fn copy_table(
         }
     }
     if !batch.is_empty() {
-        insert(target, table, columns, batch).await?;
+        target.write(table, columns, batch).await?;
     }
     Ok((rows, hex::encode(hash.finalize())))
 }
 
-async fn insert(
-    target: &DatabaseTransaction,
-    table: &str,
-    columns: &Columns,
-    values: Vec<Value>,
-) -> Result<(), DbErr> {
-    let backend = ConnectionTrait::get_database_backend(target);
-    let width = columns.names.len();
-    let list: Vec<String> = columns.names.iter().map(|c| quote(c)).collect();
-    let mut sql = format!("INSERT INTO {} ({}) VALUES ", quote(table), list.join(", "));
-    for row in 0..values.len() / width {
-        if row > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for col in 0..width {
-            if col > 0 {
-                sql.push(',');
-            }
-            match backend {
-                DatabaseBackend::Postgres => {
-                    sql.push('$');
-                    sql.push_str(&(row * width + col + 1).to_string());
-                }
-                _ => sql.push('?'),
-            }
-        }
-        sql.push(')');
-    }
-    target
-        .execute_raw(Statement::from_sql_and_values(backend, sql, values))
-        .await?;
-    Ok(())
+/// The target's one write transaction: PostgreSQL's `COPY … FROM STDIN` over sqlx (the fast
+/// path, as `pg_restore` loads), SQLite's multi-row INSERTs through sea-orm.
+enum Writer {
+    Postgres(sea_orm::sqlx::Transaction<'static, sea_orm::sqlx::Postgres>),
+    Sqlite(DatabaseTransaction),
 }
 
-/// Reads `table` back in the copy's order and digests it as the copy did.
+impl Writer {
+    async fn begin(target: &DatabaseConnection) -> Result<Writer, CopyError> {
+        Ok(match target.get_database_backend() {
+            DatabaseBackend::Postgres => {
+                Writer::Postgres(target.get_postgres_connection_pool().begin().await?)
+            }
+            _ => Writer::Sqlite(crate::db::begin_write(target).await?),
+        })
+    }
+
+    fn rows_per_batch(&self, width: usize) -> usize {
+        match self {
+            Writer::Postgres(_) => (COPY_CELLS_PER_SEND / width.max(1)).max(1),
+            Writer::Sqlite(_) => (PARAMETERS_PER_INSERT / width.max(1)).max(1),
+        }
+    }
+
+    async fn execute(&mut self, sql: &str) -> Result<(), CopyError> {
+        match self {
+            Writer::Postgres(tx) => {
+                sea_orm::sqlx::query(AssertSqlSafe(sql.to_string()))
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Writer::Sqlite(tx) => {
+                tx.execute_unprepared(sql).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `cells` (whole rows of `columns`, one after the other) into `table`.
+    async fn write(
+        &mut self,
+        table: &str,
+        columns: &Columns,
+        cells: Vec<Cell>,
+    ) -> Result<(), CopyError> {
+        let width = columns.names.len();
+        let list: Vec<String> = columns.names.iter().map(|c| quote(c)).collect();
+        let refused = |i: usize, detail: String| CopyError::Value {
+            table: table.to_string(),
+            column: columns.names[i % width].clone(),
+            detail,
+        };
+        match self {
+            Writer::Postgres(tx) => {
+                let mut data = String::with_capacity(cells.len() * 12);
+                for (i, cell) in cells.iter().enumerate() {
+                    if i % width > 0 {
+                        data.push('\t');
+                    }
+                    cell.copy_text(columns.write[i % width], &mut data)
+                        .map_err(|d| refused(i, d))?;
+                    if i % width == width - 1 {
+                        data.push('\n');
+                    }
+                }
+                let mut copy = tx
+                    .copy_in_raw(&format!(
+                        "COPY {} ({}) FROM STDIN",
+                        quote(table),
+                        list.join(", ")
+                    ))
+                    .await?;
+                copy.send(data.as_bytes()).await?;
+                copy.finish().await?;
+            }
+            Writer::Sqlite(tx) => {
+                let mut values = Vec::with_capacity(cells.len());
+                for (i, cell) in cells.into_iter().enumerate() {
+                    values.push(
+                        cell.value(columns.write[i % width])
+                            .map_err(|d| refused(i, d))?,
+                    );
+                }
+                let row = format!("({})", vec!["?"; width].join(","));
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES {}",
+                    quote(table),
+                    list.join(", "),
+                    vec![row.as_str(); values.len() / width].join(",")
+                );
+                tx.execute_raw(Statement::from_sql_and_values(
+                    DatabaseBackend::Sqlite,
+                    sql,
+                    values,
+                ))
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `table` back, inside the transaction, and digests it as the copy did.
+    async fn digest(&mut self, table: &str, columns: &Columns) -> Result<(u64, String), CopyError> {
+        let mut hash = Sha256::new();
+        let mut rows = 0u64;
+        let mut add = |row: &QueryResult| -> Result<(), DbErr> {
+            for (i, &kind) in columns.write.iter().enumerate() {
+                Cell::read(row, i, kind)?.digest(&mut hash);
+            }
+            hash.update(b"\n");
+            rows += 1;
+            Ok(())
+        };
+        match self {
+            Writer::Postgres(tx) => {
+                let sql = select(DatabaseBackend::Postgres, table, columns).sql;
+                let mut stream = sea_orm::sqlx::query(AssertSqlSafe(sql)).fetch(&mut **tx);
+                while let Some(row) = stream.try_next().await? {
+                    add(&QueryResult::from(row))?;
+                }
+            }
+            Writer::Sqlite(tx) => {
+                let mut stream = std::pin::pin!(
+                    tx.stream_raw(select(DatabaseBackend::Sqlite, table, columns))
+                        .await?
+                );
+                while let Some(row) = stream.try_next().await? {
+                    add(&row)?;
+                }
+            }
+        }
+        Ok((rows, hex::encode(hash.finalize())))
+    }
+
+    /// PostgreSQL: a serial or identity column's sequence continues after the largest copied
+    /// value, so the next row the copy's `serve` inserts gets a fresh id. (SQLite's
+    /// AUTOINCREMENT follows the largest rowid by itself.)
+    async fn reset_sequences(&mut self, catalog: &Catalog) -> Result<(), CopyError> {
+        let Writer::Postgres(tx) = self else {
+            return Ok(());
+        };
+        for (table, columns) in &catalog.tables {
+            for c in columns.iter().filter(|c| c.serial) {
+                sea_orm::sqlx::query(AssertSqlSafe(format!(
+                    "SELECT setval(pg_get_serial_sequence($1, $2), \
+                     COALESCE((SELECT MAX({col}) FROM {tab}), 0) + 1, false)",
+                    col = quote(&c.name),
+                    tab = quote(table)
+                )))
+                .bind(quote(table))
+                .bind(&c.name)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(self) -> Result<(), CopyError> {
+        match self {
+            Writer::Postgres(tx) => tx.commit().await?,
+            Writer::Sqlite(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Reads `table` in the copy's order and digests it as the copy does.
 async fn digest_table(
     db: &(impl ConnectionTrait + StreamTrait),
     table: &str,
     columns: &Columns,
 ) -> Result<(u64, String), CopyError> {
     let backend = ConnectionTrait::get_database_backend(db);
-    let kinds: Vec<Kind> = columns.write.clone();
     let mut hash = Sha256::new();
     let mut rows = 0u64;
     let mut stream = std::pin::pin!(db.stream_raw(select(backend, table, columns)).await?);
     while let Some(row) = stream.try_next().await? {
-        for (i, &kind) in kinds.iter().enumerate() {
+        for (i, &kind) in columns.write.iter().enumerate() {
             Cell::read(&row, i, kind)?.digest(&mut hash);
         }
         hash.update(b"\n");
         rows += 1;
     }
     Ok((rows, hex::encode(hash.finalize())))
-}
-
-/// PostgreSQL: a serial column's sequence continues after the largest copied value, so the
-/// next row the copy's `serve` inserts gets a fresh id. (SQLite's AUTOINCREMENT follows the
-/// largest rowid by itself.)
-async fn reset_sequences(target: &DatabaseTransaction, catalog: &Catalog) -> Result<(), DbErr> {
-    if catalog.backend != DatabaseBackend::Postgres {
-        return Ok(());
-    }
-    for (table, columns) in &catalog.tables {
-        for c in columns.iter().filter(|c| c.serial) {
-            target
-                .execute_raw(Statement::from_sql_and_values(
-                    DatabaseBackend::Postgres,
-                    format!(
-                        "SELECT setval(pg_get_serial_sequence($1, $2), \
-                         COALESCE((SELECT MAX({col}) FROM {tab}), 0) + 1, false)",
-                        col = quote(&c.name),
-                        tab = quote(table)
-                    ),
-                    [quote(table).into(), c.name.clone().into()],
-                ))
-                .await?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -896,6 +1031,24 @@ mod tests {
         assert!(check_target_url("mysql://h/db").is_err());
         assert!(check_target_url("sqlite::memory:").is_err());
         assert!(check_target_url("sqlite:///no/such/dir/x.sqlite").is_err());
+    }
+
+    #[test]
+    fn copy_text_escapes_what_the_format_reserves() {
+        let mut out = String::new();
+        Cell::Text("a\tb\nc\\d\re é".into())
+            .copy_text(Kind::Text, &mut out)
+            .unwrap();
+        assert_eq!(out, "a\\tb\\nc\\\\d\\re é");
+        let mut out = String::new();
+        Cell::Null.copy_text(Kind::Text, &mut out).unwrap();
+        Cell::Bool(true).copy_text(Kind::Bool, &mut out).unwrap();
+        let t = DateTime::from_timestamp(1_790_000_000, 123_456_000).unwrap();
+        Cell::Timestamp(t)
+            .copy_text(Kind::Timestamp, &mut out)
+            .unwrap();
+        assert_eq!(out, "\\Nt2026-09-21 14:13:20.123456+00");
+        assert!(Cell::Int(1 << 40).copy_text(Kind::Int32, &mut out).is_err());
     }
 
     #[test]
