@@ -150,6 +150,30 @@ enum Command {
         #[command(subcommand)]
         command: BooksCommand,
     },
+    /// The database itself: copy it (to move to PostgreSQL, or as a backup).
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy everything the configured database holds into an empty database at URL (SQLite or
+    /// PostgreSQL, either way), from one consistent snapshot, in one transaction, and compare
+    /// every table's rows and digest on both sides. A copy to an SQLite file is a backup; a
+    /// copy back restores it.
+    Copy {
+        /// The target: `sqlite://PATH` (created when missing) or `postgres://…`; it must hold
+        /// no rows.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "BUILDFUND_COPY_TO",
+            hide_env_values = true
+        )]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -587,6 +611,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(&cli)?;
             let conn = open_database(&config).await?;
             books(&conn, &config, command, &clock).await?;
+        }
+        Command::Db {
+            command: DbCommand::Copy { to },
+        } => {
+            let config = load_config(&cli)?;
+            crate::commands::db_copy(&config, to).await?;
         }
         Command::Subscribers { command } => {
             let config = load_config(&cli)?;

@@ -83,7 +83,7 @@ pub async fn create(
         scope: Set(scope.as_str().to_string()),
         token_hash: Set(hash_token(&secret)),
         token_prefix: Set(secret[..TOKEN_PREFIX.len() + 6].to_string()),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::clock::Clock::system().now()),
         ..Default::default()
     }
     .insert(db)

@@ -2,7 +2,7 @@
 //! clock ([`Clock::system`]) is the one place that reads the system time; tests build a
 //! [`Clock::manual`] they set and advance, so an instant-dependent answer is tested at a chosen
 //! instant without waiting for the calendar.
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use std::sync::{Arc, Mutex};
 
 /// A cheap handle (clone it freely) on the system clock or on a manual one.
@@ -27,10 +27,11 @@ impl Clock {
         Clock(Source::Manual(Arc::new(Mutex::new(t))))
     }
 
-    /// Now.
+    /// Now, to the microsecond: PostgreSQL keeps microseconds, so an instant read here is
+    /// stored the same on both databases (and survives `buildfund db copy` unchanged).
     pub fn now(&self) -> DateTime<Utc> {
         match &self.0 {
-            Source::System => Utc::now(),
+            Source::System => Utc::now().trunc_subsecs(6),
             Source::Manual(t) => *t.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }

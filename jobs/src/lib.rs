@@ -3,7 +3,7 @@
 //!
 //! The floor plan, from the ground up (a module only uses those on its own floor or below):
 //! - ground floor: [`clock`] (the one reader of the system time), [`calendar`] (months, spans,
-//!   RFC 3339), [`bounds`] (a caller's `at`, `month` and `limit`, checked once), [`money`]
+//!   RFC 3339), [`pause_points`] (where the crash tests stop the process), [`bounds`] (a caller's `at`, `month` and `limit`, checked once), [`money`]
 //!   (cents, prices, exact fractions) and [`http`] (outbound clients that keep to one origin);
 //! - [`config`] (the TOML file, validated with key paths) and [`db`] (connections, migrations,
 //!   the catalog of configured machines, pools and funds);
@@ -26,6 +26,7 @@ pub mod email;
 pub mod gate;
 pub mod http;
 pub mod money;
+pub mod pause_points;
 pub mod report;
 pub mod scheduler;
 pub mod sources;

@@ -258,6 +258,18 @@ impl TestApp {
         }
     }
 
+    /// Another app on an existing database (a copy's target, say), with `config_text` and
+    /// `clock`, in a directory of its own.
+    pub async fn start_on(
+        backend: Backend,
+        config_text: &str,
+        db_url: &str,
+        clock: Clock,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestApp::spawn(backend, config_text, db_url.to_string(), dir, clock).await
+    }
+
     /// Starts the app on `db_url` with the given configuration file text.
     async fn spawn(
         backend: Backend,

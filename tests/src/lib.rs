@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 mod app;
+pub mod crash;
 pub mod database;
 pub mod opencollective;
 pub mod prometheus;

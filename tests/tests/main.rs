@@ -6,6 +6,8 @@ mod books_history;
 mod books_store;
 mod bounds;
 mod cost_jobs;
+mod crashes;
+mod db_copy;
 mod donations;
 mod email;
 mod expenses;

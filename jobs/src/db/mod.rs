@@ -1,5 +1,6 @@
 //! Connecting to the database (embedded SQLite or PostgreSQL, one code path) and migrating it.
 pub mod catalog;
+pub mod copy;
 pub mod leases;
 
 use crate::config::{describe_database, Config};
@@ -11,8 +12,9 @@ use sea_orm::{
 };
 use std::time::Duration;
 
-/// Opens a pool on the configured database. A SQLite file is created when missing and put in
-/// WAL mode so readers never wait for the writer.
+/// Opens a pool on the configured database. A SQLite file is created when missing; every
+/// SQLite connection is opened in WAL mode with full synchronous commits (see
+/// `sqlite_durability`).
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let url = &config.database.url;
     let mut options = ConnectOptions::new(url.clone());
@@ -25,6 +27,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .map_sqlx_sqlite_opts(|o| o.foreign_keys(true)); // on every pooled connection
     if config.is_sqlite() {
         ensure_sqlite_parent(url)?;
+        options.map_sqlx_sqlite_opts(sqlite_durability);
     }
     let db = Database::connect(options).await.with_context(|| {
         format!(
@@ -32,12 +35,25 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
             describe_database(url)
         )
     })?;
-    if db.get_database_backend() == DatabaseBackend::Sqlite {
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .await
-            .context("cannot switch the SQLite database to WAL mode")?;
-    }
     Ok(db)
+}
+
+/// What every SQLite connection is opened with (README, "Crashes and durability"):
+/// - `journal_mode = WAL`: readers never wait for the writer, and a transaction is committed
+///   when its frames are in the write-ahead log; a crash at any point leaves the database as of
+///   its last commit (an unfinished transaction is rolled back when the file is next opened);
+/// - `synchronous = FULL`: the log is flushed to disk at every commit, so a committed
+///   transaction survives a power loss or an operating system crash too (`NORMAL` would
+///   survive a process crash alone, and could lose the last commits to a power loss);
+/// - `foreign_keys = ON`: rows that belong to a parent go with it.
+fn sqlite_durability(
+    options: sea_orm::sqlx::sqlite::SqliteConnectOptions,
+) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {
+    use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+    options
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
 }
 
 fn ensure_sqlite_parent(url: &str) -> anyhow::Result<()> {

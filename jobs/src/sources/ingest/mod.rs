@@ -123,7 +123,10 @@ pub async fn ingest<R: Read + Send + 'static>(
             },
         };
         match written {
-            Ok(c) => counts += c,
+            Ok(c) => {
+                counts += c;
+                crate::pause_points::reached("ingest.batch_written").await;
+            }
             Err(e) => {
                 write_error = Some(e);
                 break;
@@ -158,6 +161,7 @@ pub async fn ingest<R: Read + Send + 'static>(
         });
     }
     if let Some(t) = txn {
+        crate::pause_points::reached("ingest.before_commit").await;
         t.commit().await?;
     }
     Ok(IngestReport {
