@@ -23,8 +23,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|o| o.foreign_keys(true)); // on every pooled connection
+        .sqlx_logging(false);
     if config.is_sqlite() {
         ensure_sqlite_parent(url)?;
         options.map_sqlx_sqlite_opts(sqlite_durability);
