@@ -164,7 +164,9 @@ async fn seed(app: &TestApp) {
         let gross = if i % 13 == 12 { -1500 } else { 1000 + i * 250 };
         records.push(donation(&format!("d{i}"), at, account, tier, gross));
     }
-    donations::upsert(&app.db, &records).await.unwrap();
+    donations::upsert(&app.db, &records, app.clock.now())
+        .await
+        .unwrap();
 }
 
 /// Every figure the books give, at instants around month ends, mid-month, at `ledger_start`

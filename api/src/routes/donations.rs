@@ -8,7 +8,8 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
 use buildfund_jobs::books::donations::{self, ManualDonation, ManualOutcome};
-use buildfund_jobs::books::funds::add_cents;
+use buildfund_jobs::books::BooksError;
+use buildfund_jobs::money::add_cents;
 use serde_json::json;
 
 pub async fn list(
@@ -25,6 +26,7 @@ pub async fn list(
         items
             .iter()
             .try_fold(0i64, |sum, d| add_cents(sum, field(d)))
+            .map_err(BooksError::from)
     };
     Ok(HttpResponse::Ok().json(json!({
         "month": month.to_string(),
@@ -49,7 +51,7 @@ pub async fn create(
             errors.iter().map(|e| json!(e)).collect(),
         )
     })?;
-    match donations::store_manual(&state.db, &record).await? {
+    match donations::store_manual(&state.db, &record, state.clock.now()).await? {
         ManualOutcome::Created(m) => {
             // The fund's balance moved (the gate weighs it); a failed refresh leaves it stale.
             let _ = state.after_write().await;

@@ -99,7 +99,7 @@ impl From<buildfund_jobs::report::ReportError> for PageError {
         use buildfund_jobs::report::ReportError;
         match e {
             ReportError::Db(db) => db.into(),
-            ReportError::Reconciliation(r) => ApiError::from(r).into(),
+            ReportError::Books(b) => ApiError::from(b).into(),
         }
     }
 }

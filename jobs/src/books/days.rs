@@ -297,7 +297,7 @@ pub async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     let mut stored = 0;
     for day in todo {
         let force = force_from.is_some_and(|f| day >= f);
-        if store_day(db, day, force).await? {
+        if store_day(db, day, force, now).await? {
             stored += 1;
         }
     }
@@ -340,6 +340,7 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     day: i64,
     force: bool,
+    now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     // The generation first, then the data: a write committed in between leaves the day stale
     // rather than wrongly fresh.
@@ -413,7 +414,7 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
             Expr::val(day),
             Expr::val(generation),
             Expr::val(generation),
-            Expr::val(Utc::now()),
+            Expr::val(now),
         ])
         .on_conflict(
             OnConflict::column(BookDays::Day)

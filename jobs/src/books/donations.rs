@@ -8,6 +8,7 @@
 //! `net = gross - fees` after rounding); a currency with no rate is refused with a message naming
 //! it, never guessed.
 use crate::books::funds::route;
+use crate::books::BooksError;
 use crate::calendar::Month;
 use crate::config::Config;
 use buildfund_entity::donations;
@@ -184,12 +185,13 @@ fn active(r: &DonationRecord, now: DateTime<Utc>) -> donations::ActiveModel {
 pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     records: &[DonationRecord],
-) -> Result<Stored, DbErr> {
+    now: DateTime<Utc>,
+) -> Result<Stored, BooksError> {
     if records.is_empty() {
         return Ok(Stored::default());
     }
     let txn = crate::db::begin_write(db).await?;
-    let stored = upsert_in(&txn, records, Utc::now()).await?;
+    let stored = upsert_in(&txn, records, now).await?;
     txn.commit().await?;
     Ok(stored)
 }
@@ -200,7 +202,7 @@ pub async fn upsert_in(
     txn: &impl ConnectionTrait,
     records: &[DonationRecord],
     now: DateTime<Utc>,
-) -> Result<Stored, DbErr> {
+) -> Result<Stored, BooksError> {
     let mut stored = Stored::default();
     if records.is_empty() {
         return Ok(stored);
@@ -219,10 +221,11 @@ pub async fn upsert_in(
         .iter()
         .find_map(|r| r.out_of_bounds().map(|why| (r, why)))
     {
-        return Err(DbErr::Custom(format!(
-            "donation {}/{} refused: {why}",
-            r.source, r.external_id
-        )));
+        return Err(BooksError::DonationRefused {
+            source_name: r.source.clone(),
+            external_id: r.external_id.clone(),
+            why,
+        });
     }
     let mut by_source: HashMap<&str, Vec<&str>> = HashMap::new();
     for (s, id) in &order {
@@ -569,7 +572,8 @@ pub enum ManualOutcome {
 pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     record: &DonationRecord,
-) -> Result<ManualOutcome, DbErr> {
+    now: DateTime<Utc>,
+) -> Result<ManualOutcome, BooksError> {
     let find = || {
         donations::Entity::find()
             .filter(donations::Column::Source.eq(record.source.as_str()))
@@ -582,7 +586,7 @@ pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
             ManualOutcome::Conflict(m)
         });
     }
-    let stored = upsert(db, std::slice::from_ref(record)).await?;
+    let stored = upsert(db, std::slice::from_ref(record), now).await?;
     let m = find()
         .one(db)
         .await?

@@ -18,6 +18,7 @@
 //! machine cost. They are therefore exact in every path (stored month, stored days, data)
 //! without any fingerprint of `invoice_tags`/`billing`.
 use crate::books::expenses::ExpenseRecord;
+use crate::books::BooksError;
 use crate::calendar::Month;
 use crate::config::{Billing, Config, Fund, Machine};
 use buildfund_entity::expenses;
@@ -118,7 +119,7 @@ pub async fn expense_costs(
     config: &Config,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<BTreeMap<String, i64>, DbErr> {
+) -> Result<BTreeMap<String, i64>, BooksError> {
     let mut out: BTreeMap<String, i64> = BTreeMap::new();
     if from >= to {
         return Ok(out);
@@ -157,7 +158,7 @@ pub async fn total_out(
     db: &impl ConnectionTrait,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<i64, DbErr> {
+) -> Result<i64, BooksError> {
     if from >= to {
         return Ok(0);
     }

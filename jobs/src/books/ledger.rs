@@ -5,12 +5,15 @@
 use crate::books::attribution::{active_span, machine_parts, merge_parts, part_lines, Line};
 use crate::books::days;
 pub use crate::books::steps::busy_query;
+use crate::books::BooksError;
 use crate::calendar::Span;
 use crate::config::{Config, Fund, Machine, Terms};
+pub use crate::money::add_cents;
+use crate::money::Overflow;
 use buildfund_entity::donations;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, Query};
-use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
+use sea_orm::{ConnectionTrait, ExprTrait};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -56,7 +59,7 @@ pub async fn busy_seconds(
     db: &impl ConnectionTrait,
     span: Span,
     machines: Option<&[&str]>,
-) -> Result<Vec<(String, String, i64)>, DbErr> {
+) -> Result<Vec<(String, String, i64)>, BooksError> {
     let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (machine, project, jobset, seconds, _) in days::busy(db, span, machines).await? {
         *sums
@@ -86,7 +89,7 @@ pub async fn window_lines(
     db: &impl ConnectionTrait,
     config: &Config,
     window: Span,
-) -> Result<WindowCosts, DbErr> {
+) -> Result<WindowCosts, BooksError> {
     let (parts, unpriced) = window_part_lines(db, config, window).await?;
     let mut lines = Vec::new();
     let mut i = 0;
@@ -111,7 +114,7 @@ pub async fn window_part_lines<'a>(
     db: &impl ConnectionTrait,
     config: &'a Config,
     window: Span,
-) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), DbErr> {
+) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), BooksError> {
     let by_name = config.machine_by_name();
     // Machines active through the whole window under one set of terms, by name.
     let whole: HashSet<&str> = config
@@ -142,7 +145,7 @@ pub async fn window_part_lines<'a>(
         if shared(m) {
             let terms = m.terms_at(window.start);
             let b = busy.get(m.name.as_str()).unwrap_or(&empty);
-            let lines = part_lines(config, m, window, &terms, b);
+            let lines = part_lines(config, m, window, &terms, b)?;
             out.push(PartLines {
                 machine: m,
                 part: window,
@@ -161,7 +164,7 @@ pub async fn window_part_lines<'a>(
             for (_, jobset, seconds) in busy_seconds(db, active, Some(&names)).await? {
                 *b.entry(jobset).or_insert(0) += seconds;
             }
-            let lines = part_lines(config, m, part, &terms, &b);
+            let lines = part_lines(config, m, part, &terms, &b)?;
             out.push(PartLines {
                 machine: m,
                 part,
@@ -203,7 +206,7 @@ pub struct Raised {
 
 impl Raised {
     /// The field-wise sum, checked.
-    pub fn checked_add(self, o: Raised) -> Result<Raised, DbErr> {
+    pub fn checked_add(self, o: Raised) -> Result<Raised, Overflow> {
         Ok(Raised {
             gross_cents: add_cents(self.gross_cents, o.gross_cents)?,
             fees_cents: add_cents(self.fees_cents, o.fees_cents)?,
@@ -212,16 +215,8 @@ impl Raised {
     }
 }
 
-/// `a + b` in cents, checked: sums of money never wrap. Records are bounded at the door
-/// ([`crate::books::donations::MAX_RECORD_CENTS`]), so this fails only on figures that cannot
-/// come from the books (millions of records at the bound).
-pub fn add_cents(a: i64, b: i64) -> Result<i64, DbErr> {
-    a.checked_add(b)
-        .ok_or_else(|| DbErr::Custom(format!("a money sum overflows: {a} + {b} cents")))
-}
-
 pub(super) fn ts(s: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(s, 0).single().expect("valid instant")
+    crate::calendar::from_unix(s)
 }
 
 /// Sums of the donation records dated in `[from, to)`, per fund, from the records.
@@ -230,7 +225,7 @@ pub async fn raised_from_data(
     config: &Config,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<BTreeMap<String, Raised>, DbErr> {
+) -> Result<BTreeMap<String, Raised>, BooksError> {
     use donations::Column as D;
     let sum = |c: D| Func::cast_as(Func::sum(Expr::col(c)), Alias::new("BIGINT"));
     let q = Query::select()

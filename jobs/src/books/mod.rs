@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod costs;
 pub mod days;
 pub mod donations;
+pub mod error;
 pub mod expenses;
 pub mod funds;
 pub mod invoices;
@@ -21,3 +22,5 @@ pub mod reconciliation;
 pub mod stale;
 pub mod steps;
 pub mod store;
+
+pub use error::BooksError;

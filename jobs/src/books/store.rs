@@ -26,6 +26,7 @@
 //! never sees half of a month.
 use crate::books::attribution::Line;
 use crate::books::ledger::{raised_from_data, window_lines, Raised, UnpricedLine, WindowCosts};
+use crate::books::BooksError;
 use crate::calendar::{from_unix, split_months, Month, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
 use buildfund_entity::{book_month_funds, book_month_lines, book_months, book_stale};
@@ -181,7 +182,7 @@ async fn status(
     db: &impl ConnectionTrait,
     fp: &str,
     through: Month,
-) -> Result<BTreeMap<Month, Status>, DbErr> {
+) -> Result<BTreeMap<Month, Status>, BooksError> {
     use book_months::Column as B;
     use book_stale::Column as S;
     let q = Query::select()
@@ -222,7 +223,7 @@ async fn status(
 async fn load_funds(
     db: &impl ConnectionTrait,
     id: i64,
-) -> Result<BTreeMap<String, FundBook>, DbErr> {
+) -> Result<BTreeMap<String, FundBook>, BooksError> {
     Ok(book_month_funds::Entity::find()
         .filter(book_month_funds::Column::BookMonthId.eq(id))
         .all(db)
@@ -248,7 +249,7 @@ async fn load_funds(
         .collect())
 }
 
-async fn load_costs(db: &impl ConnectionTrait, id: i64) -> Result<WindowCosts, DbErr> {
+async fn load_costs(db: &impl ConnectionTrait, id: i64) -> Result<WindowCosts, BooksError> {
     let rows = book_month_lines::Entity::find()
         .filter(book_month_lines::Column::BookMonthId.eq(id))
         .order_by_asc(book_month_lines::Column::Id)
@@ -277,17 +278,18 @@ async fn load_costs(db: &impl ConnectionTrait, id: i64) -> Result<WindowCosts, D
     Ok(costs)
 }
 
-/// The stored books of `month` when it is over, stored under this config and fresh; with
-/// `chain`, only when every month before it is fresh too (so its figures at the month's end
-/// hold). `lines: false` leaves the lines out. `None` means: compute from the data.
+/// The stored books of `month`, stored under this config and fresh; with `chain`, only when
+/// every month before it is fresh too (so its figures at the month's end hold). `lines: false`
+/// leaves the lines out. `None` means: compute from the data. The caller reads at an instant
+/// by which `month` is over (only such months are stored).
 pub async fn stored_month(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
     chain: bool,
     lines: bool,
-) -> Result<Option<StoredMonth>, DbErr> {
-    if !is_closed(config, month, Utc::now()) {
+) -> Result<Option<StoredMonth>, BooksError> {
+    if month < first_month(config) {
         return Ok(None);
     }
     let fp = fingerprint(config);
@@ -331,7 +333,7 @@ pub async fn to_date_before(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
-) -> Result<BTreeMap<String, (i64, i64)>, DbErr> {
+) -> Result<BTreeMap<String, (i64, i64)>, BooksError> {
     let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let first = first_month(config);
     if month <= first {
@@ -361,7 +363,7 @@ async fn month_figures(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
-) -> Result<(BTreeMap<String, Raised>, BTreeMap<String, i64>), DbErr> {
+) -> Result<(BTreeMap<String, Raised>, BTreeMap<String, i64>), BooksError> {
     if let Some(m) = stored_month(db, config, month, false, false).await? {
         let raised = m.funds.iter().map(|(f, b)| (f.clone(), b.raised)).collect();
         let spent = m
@@ -403,7 +405,7 @@ pub async fn ensure<C: ConnectionTrait + TransactionTrait>(
     config: &Config,
     now: DateTime<Utc>,
     progress: impl FnMut(Month, usize, usize),
-) -> Result<Ensured, DbErr> {
+) -> Result<Ensured, BooksError> {
     run(db, config, now, None, progress).await
 }
 
@@ -416,7 +418,7 @@ pub async fn rebuild<C: ConnectionTrait + TransactionTrait>(
     now: DateTime<Utc>,
     from: Option<Month>,
     progress: impl FnMut(Month, usize, usize),
-) -> Result<Ensured, DbErr> {
+) -> Result<Ensured, BooksError> {
     super::steps::recount_longest_step(db).await?;
     run(
         db,
@@ -434,7 +436,7 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     now: DateTime<Utc>,
     force_from: Option<Month>,
     mut progress: impl FnMut(Month, usize, usize),
-) -> Result<Ensured, DbErr> {
+) -> Result<Ensured, BooksError> {
     let mut done = Ensured::default();
     let _guard = ENSURING.lock().await;
     // The days first: the months are then summed from them.
@@ -463,7 +465,7 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     }
     let total = todo.len();
     for (i, (m, forced)) in todo.into_iter().enumerate() {
-        if store_month(db, config, &fp, m, forced).await? {
+        if store_month(db, config, &fp, m, forced, now).await? {
             done.stored += 1;
         } else {
             done.skipped += 1;
@@ -481,7 +483,8 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
     fp: &str,
     month: Month,
     force: bool,
-) -> Result<bool, DbErr> {
+    now: DateTime<Utc>,
+) -> Result<bool, BooksError> {
     let Some(window) = book_window(config, month) else {
         return Ok(false);
     };
@@ -565,7 +568,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
         fingerprint: Set(fp.to_string()),
         month: Set(month.to_string()),
         generation: Set(generation),
-        computed_at: Set(Utc::now()),
+        computed_at: Set(now),
         ..Default::default()
     };
     let inserted = book_months::Entity::insert(row)
@@ -698,7 +701,7 @@ pub async fn books_status(
     db: &impl ConnectionTrait,
     config: &Config,
     now: DateTime<Utc>,
-) -> Result<BooksStatus, DbErr> {
+) -> Result<BooksStatus, BooksError> {
     let fp = fingerprint(config);
     let first = first_month(config);
     let last = last_closed(now);
@@ -735,11 +738,15 @@ pub const KEEPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 
 /// The background keeper of `serve`: stores what is missing or stale at start (a new config
 /// recomputes here, while reads compute from the data), then after local writes (a second
-/// later) and every [`KEEPER_INTERVAL`] (writes of other instances). Runs as long as the
-/// runtime does.
-pub async fn keep<C: ConnectionTrait + TransactionTrait>(db: C, config: std::sync::Arc<Config>) {
+/// later) and every [`KEEPER_INTERVAL`] (writes of other instances), each time at `clock`'s
+/// now. Runs as long as the runtime does.
+pub async fn keep<C: ConnectionTrait + TransactionTrait>(
+    db: C,
+    config: std::sync::Arc<Config>,
+    clock: crate::clock::Clock,
+) {
     loop {
-        match ensure(&db, &config, Utc::now(), |_, _, _| {}).await {
+        match ensure(&db, &config, clock.now(), |_, _, _| {}).await {
             Ok(e) if e.stored > 0 || e.days > 0 => {
                 tracing::info!(stored = e.stored, days = e.days, "month books stored")
             }

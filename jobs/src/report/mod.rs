@@ -30,8 +30,8 @@ use crate::books::jobs::JobCost;
 use crate::books::plans::{plan_changes, plans_at, FundPlans, PlanChange};
 use crate::books::reconciliation::{
     expenses_of_month, reconciliation, ExpensesMonth, MachineStatus, Reconciliation,
-    ReconciliationError,
 };
+use crate::books::BooksError;
 use crate::calendar::rfc3339;
 use crate::calendar::Month;
 use crate::config::Config;
@@ -93,7 +93,7 @@ pub enum ReportError {
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error(transparent)]
-    Reconciliation(#[from] ReconciliationError),
+    Books(#[from] BooksError),
 }
 
 /// How many machines of a reconciliation have each status (the funding page's summary of last
@@ -186,11 +186,13 @@ pub async fn month_report(
     let (funds, costs) = funds_month(db, config, month, at).await?;
     let mut raised = Raised::default();
     for f in &funds {
-        raised = raised.checked_add(Raised {
-            gross_cents: f.gross_cents,
-            fees_cents: f.fees_cents,
-            net_cents: f.net_cents,
-        })?;
+        raised = raised
+            .checked_add(Raised {
+                gross_cents: f.gross_cents,
+                fees_cents: f.fees_cents,
+                net_cents: f.net_cents,
+            })
+            .map_err(BooksError::from)?;
     }
     let pools = pool_costs(config, &costs.lines);
     let jobs = month_job_list(db, config, month, at, &JobsFilter::default()).await?;
@@ -261,7 +263,7 @@ pub async fn month_report(
 
 /// Every name an admin change was made under (the tokens' names behind pauses, overrides and
 /// lifts), for [`view::admin_free`].
-async fn admin_actors(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
+async fn admin_actors(db: &impl ConnectionTrait) -> Result<Vec<String>, ReportError> {
     use pool_controls::Column as C;
     let made: Vec<String> = pool_controls::Entity::find()
         .select_only()
@@ -345,7 +347,7 @@ pub async fn sponsors(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     limit: Option<usize>,
-) -> Result<Vec<Sponsor>, DbErr> {
+) -> Result<Vec<Sponsor>, ReportError> {
     use donations::Column as D;
     if from >= to {
         return Ok(Vec::new());
@@ -416,7 +418,7 @@ pub async fn sponsors(
             e.url = sponsor.url;
             *e_latest = latest;
         }
-        e.net_cents = crate::books::funds::add_cents(e.net_cents, net)?;
+        e.net_cents = crate::money::add_cents(e.net_cents, net).map_err(BooksError::from)?;
         e.donations += n;
     }
     let mut out: Vec<Sponsor> = by_key
@@ -437,7 +439,7 @@ pub async fn top_sponsors(
     config: &Config,
     at: DateTime<Utc>,
     limit: usize,
-) -> Result<Vec<Sponsor>, DbErr> {
+) -> Result<Vec<Sponsor>, ReportError> {
     sponsors(db, config.ledger_start, at, Some(limit)).await
 }
 
@@ -447,7 +449,7 @@ pub async fn recent_donations(
     config: &Config,
     at: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<PublicDonation>, DbErr> {
+) -> Result<Vec<PublicDonation>, ReportError> {
     Ok(donations::Entity::find()
         .filter(donations::Column::OccurredAt.lt(at))
         .filter(donations::Column::OccurredAt.gte(config.ledger_start))
@@ -467,7 +469,7 @@ pub async fn month_donations(
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
-) -> Result<Vec<PublicDonation>, DbErr> {
+) -> Result<Vec<PublicDonation>, ReportError> {
     let (from, to) = month_bounds(config, month, at);
     if from >= to {
         return Ok(Vec::new());
@@ -501,7 +503,7 @@ pub async fn history(
     last: Month,
     count: usize,
     at: DateTime<Utc>,
-) -> Result<Vec<HistoryMonth>, DbErr> {
+) -> Result<Vec<HistoryMonth>, ReportError> {
     let first_month = Month::of(config.ledger_start);
     let mut months = vec![last];
     while months.len() < count {
@@ -609,7 +611,7 @@ pub async fn first_report_month(
     db: &impl ConnectionTrait,
     config: &Config,
     at: DateTime<Utc>,
-) -> Result<Month, DbErr> {
+) -> Result<Month, ReportError> {
     use buildfund_entity::build_steps;
     let mut first: Option<DateTime<Utc>> = config
         .machines
