@@ -25,6 +25,7 @@
 //! month's lines and funds by its row id and retries when the row went away meanwhile, so it
 //! never sees half of a month.
 use crate::books::attribution::Line;
+use crate::books::jobs::{JobCost, JobKey};
 use crate::books::ledger::{raised_from_data, window_lines, Raised, UnpricedLine, WindowCosts};
 use crate::books::BooksError;
 use crate::calendar::{from_unix, split_months, Month, Span};
@@ -475,6 +476,154 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     Ok(done)
 }
 
+/// What a closed month's books are computed from, read from the data: its lines, its jobs,
+/// its donation sums, and the cost per fund of the parts of its last 30 days that lie in the
+/// month before or in it (each month part rounded on its own).
+pub struct MonthFacts {
+    pub month: Month,
+    pub window: Span,
+    pub costs: WindowCosts,
+    pub jobs: BTreeMap<JobKey, JobCost>,
+    pub raised: BTreeMap<String, Raised>,
+    /// Per part of the last 30 days, in time order: its cost per fund, or `None` for the
+    /// month's own window (its cost is that of `costs`).
+    pub cost_30_parts: Vec<Option<BTreeMap<String, i64>>>,
+}
+
+/// A month's books as stored: its lines and jobs, and per fund (config order) its sums of the
+/// month; the figures to date are added from the month before when they are written.
+#[derive(Clone, Debug)]
+pub struct MonthBooks {
+    pub month: Month,
+    pub costs: WindowCosts,
+    pub jobs: BTreeMap<JobKey, JobCost>,
+    pub funds: Vec<(String, FundMonthSums)>,
+}
+
+/// One fund's sums of one month, before the sums to date are known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FundMonthSums {
+    pub raised: Raised,
+    pub spent_cents: i64,
+    pub opening_balance_cents: i64,
+    pub cost_30_days_cents: i64,
+}
+
+/// Reads what `month`'s books are computed from (`None` before `ledger_start`).
+async fn read_facts(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+) -> Result<Option<MonthFacts>, BooksError> {
+    let Some(window) = book_window(config, month) else {
+        return Ok(None);
+    };
+    let costs = window_lines(db, config, window).await?;
+    let jobs = super::jobs::window_jobs(db, config, window).await?;
+    let raised =
+        raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
+    let mut cost_30_parts = Vec::new();
+    for part in last_30_parts(config, window) {
+        cost_30_parts.push(if part == window {
+            None
+        } else {
+            Some(window_lines(db, config, part).await?.by_fund())
+        });
+    }
+    Ok(Some(MonthFacts {
+        month,
+        window,
+        costs,
+        jobs,
+        raised,
+        cost_30_parts,
+    }))
+}
+
+/// The 30 days before the end of `window` (a month's books window), from `ledger_start`, split
+/// at month boundaries.
+fn last_30_parts(config: &Config, window: Span) -> Vec<Span> {
+    Span::new(window.end - 30 * 86_400, window.end)
+        .intersect(Span::new(config.ledger_start.timestamp(), window.end))
+        .map(split_months)
+        .unwrap_or_default()
+}
+
+/// A month's books from its facts: no database, no clock.
+pub fn compute_month(config: &Config, facts: MonthFacts) -> Result<MonthBooks, BooksError> {
+    let spent = facts.costs.by_fund();
+    let mut cost_30: BTreeMap<String, i64> = BTreeMap::new();
+    for part in &facts.cost_30_parts {
+        for (fund, c) in part.as_ref().unwrap_or(&spent) {
+            let sum = cost_30.entry(fund.clone()).or_insert(0);
+            *sum = crate::money::add_cents(*sum, *c)?;
+        }
+    }
+    let funds = config
+        .funds
+        .iter()
+        .map(|f| {
+            (
+                f.slug.clone(),
+                FundMonthSums {
+                    raised: facts.raised.get(&f.slug).copied().unwrap_or_default(),
+                    spent_cents: spent.get(&f.slug).copied().unwrap_or(0),
+                    opening_balance_cents: f.opening_balance_cents,
+                    cost_30_days_cents: cost_30.get(&f.slug).copied().unwrap_or(0),
+                },
+            )
+        })
+        .collect();
+    Ok(MonthBooks {
+        month: facts.month,
+        costs: facts.costs,
+        jobs: facts.jobs,
+        funds,
+    })
+}
+
+/// Each fund's stored figures, given the sums `(net, spent)` to the end of the month before.
+pub fn fund_books(
+    books: &MonthBooks,
+    before: &BTreeMap<String, (i64, i64)>,
+) -> Vec<(String, FundBook)> {
+    books
+        .funds
+        .iter()
+        .map(|(fund, s)| {
+            let (net_before, spent_before) = before.get(fund).copied().unwrap_or((0, 0));
+            let net_to_date = net_before + s.raised.net_cents;
+            let spent_to_date = spent_before + s.spent_cents;
+            let book = FundBook {
+                raised: s.raised,
+                spent_cents: s.spent_cents,
+                net_to_date_cents: net_to_date,
+                spent_to_date_cents: spent_to_date,
+                balance_cents: s.opening_balance_cents + net_to_date - spent_to_date,
+                cost_30_days_cents: s.cost_30_days_cents,
+            };
+            (fund.clone(), book)
+        })
+        .collect()
+}
+
+/// How each fund's month sums `(net, spent)` moved against those stored before: the months
+/// after it carry them in their sums to date. Funds that did not move are left out.
+pub fn fund_deltas(
+    books: &MonthBooks,
+    old: &BTreeMap<String, (i64, i64)>,
+) -> Vec<(String, i64, i64)> {
+    books
+        .funds
+        .iter()
+        .filter_map(|(fund, s)| {
+            let (old_net, old_spent) = old.get(fund)?;
+            let (dn, ds) = (s.raised.net_cents - old_net, s.spent_cents - old_spent);
+            (dn != 0 || ds != 0).then(|| (fund.clone(), dn, ds))
+        })
+        .collect()
+}
+
 /// Computes one month from the data and stores it. `false` when an equally fresh result was
 /// stored meanwhile (by another instance).
 async fn store_month<C: ConnectionTrait + TransactionTrait>(
@@ -485,35 +634,34 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
     force: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, BooksError> {
-    let Some(window) = book_window(config, month) else {
-        return Ok(false);
-    };
     // The generation first, then the data: a write committed in between leaves the month
     // stale rather than wrongly fresh.
     let generation = book_stale::Entity::find_by_id(month.to_string())
         .one(db)
         .await?
         .map_or(0, |s| s.generation);
-    let costs = window_lines(db, config, window).await?;
-    let jobs = super::jobs::window_jobs(db, config, window).await?;
-    let raised =
-        raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
-    let spent = costs.by_fund();
-    // The 30 days before the month's end, each month part rounded on its own.
-    let mut cost_30: BTreeMap<String, i64> = BTreeMap::new();
-    let last_30 = Span::new(window.end - 30 * 86_400, window.end)
-        .intersect(Span::new(config.ledger_start.timestamp(), window.end));
-    for part in last_30.map(split_months).unwrap_or_default() {
-        let by_fund = if part == window {
-            spent.clone()
-        } else {
-            window_lines(db, config, part).await?.by_fund()
-        };
-        for (fund, c) in by_fund {
-            *cost_30.entry(fund).or_insert(0) += c;
-        }
-    }
+    let Some(facts) = read_facts(db, config, month).await? else {
+        return Ok(false);
+    };
+    let books = compute_month(config, facts)?;
+    let first = month <= first_month(config);
+    write_month(db, fp, generation, force, first, now, &books).await
+}
 
+/// Writes a month's books in one transaction under the `books` lock: replaces what is stored
+/// for it (unless it is as fresh and not forced), adds the sums to date of the month before
+/// (read under the lock; `first` for the ledger's first month) and corrects the months after
+/// by what moved. `false` when nothing was written.
+async fn write_month<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    fp: &str,
+    generation: i64,
+    force: bool,
+    first: bool,
+    now: DateTime<Utc>,
+    books: &MonthBooks,
+) -> Result<bool, BooksError> {
+    let month = books.month;
     let txn = crate::db::begin_write(db).await?;
     crate::db::take_lock(&txn, "books").await?;
     use book_months::Column as B;
@@ -544,7 +692,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
     }
     // The sums to the end of the month before, read under the lock.
     let mut before: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    if month > first_month(config) {
+    if !first {
         let prev = book_months::Entity::find()
             .filter(B::Fingerprint.eq(fp))
             .filter(B::Month.eq(month.prev().to_string()))
@@ -593,7 +741,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the month just stored".into()))?;
     let mut lines: Vec<book_month_lines::ActiveModel> = Vec::new();
-    for l in &costs.lines {
+    for l in &books.costs.lines {
         lines.push(book_month_lines::ActiveModel {
             book_month_id: Set(id),
             kind: Set(if l.idle { "idle" } else { "jobset" }.to_string()),
@@ -606,7 +754,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
             ..Default::default()
         });
     }
-    for u in &costs.unpriced {
+    for u in &books.costs.unpriced {
         lines.push(book_month_lines::ActiveModel {
             book_month_id: Set(id),
             kind: Set("unpriced".to_string()),
@@ -624,39 +772,28 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
             .exec_without_returning(&txn)
             .await?;
     }
-    super::jobs::insert_rows(&txn, id, &jobs).await?;
-    let mut funds = Vec::new();
-    let mut deltas: Vec<(String, i64, i64)> = Vec::new();
-    for f in &config.funds {
-        let r = raised.get(&f.slug).copied().unwrap_or_default();
-        let s = spent.get(&f.slug).copied().unwrap_or(0);
-        let (net_before, spent_before) = before.get(&f.slug).copied().unwrap_or((0, 0));
-        let net_to_date = net_before + r.net_cents;
-        let spent_to_date = spent_before + s;
-        funds.push(book_month_funds::ActiveModel {
+    super::jobs::insert_rows(&txn, id, &books.jobs).await?;
+    let funds: Vec<book_month_funds::ActiveModel> = fund_books(books, &before)
+        .into_iter()
+        .map(|(fund, f)| book_month_funds::ActiveModel {
             book_month_id: Set(id),
-            fund: Set(f.slug.clone()),
-            gross_cents: Set(r.gross_cents),
-            fees_cents: Set(r.fees_cents),
-            net_cents: Set(r.net_cents),
-            spent_cents: Set(s),
-            net_to_date_cents: Set(net_to_date),
-            spent_to_date_cents: Set(spent_to_date),
-            balance_cents: Set(f.opening_balance_cents + net_to_date - spent_to_date),
-            cost_30_days_cents: Set(cost_30.get(&f.slug).copied().unwrap_or(0)),
+            fund: Set(fund),
+            gross_cents: Set(f.raised.gross_cents),
+            fees_cents: Set(f.raised.fees_cents),
+            net_cents: Set(f.raised.net_cents),
+            spent_cents: Set(f.spent_cents),
+            net_to_date_cents: Set(f.net_to_date_cents),
+            spent_to_date_cents: Set(f.spent_to_date_cents),
+            balance_cents: Set(f.balance_cents),
+            cost_30_days_cents: Set(f.cost_30_days_cents),
             ..Default::default()
-        });
-        if let Some((old_net, old_spent)) = old.get(&f.slug) {
-            let (dn, ds) = (r.net_cents - old_net, s - old_spent);
-            if dn != 0 || ds != 0 {
-                deltas.push((f.slug.clone(), dn, ds));
-            }
-        }
-    }
+        })
+        .collect();
     book_month_funds::Entity::insert_many(funds)
         .exec_without_returning(&txn)
         .await?;
     // The months after it carry its figures in their sums: correct them by the difference.
+    let deltas = fund_deltas(books, &old);
     if !deltas.is_empty() {
         let later: Vec<i64> = book_months::Entity::find()
             .filter(B::Fingerprint.eq(fp))
