@@ -271,9 +271,10 @@ async fn figures(app: &TestApp) -> Vec<String> {
         .unwrap();
         out.push(format!("raised {raised:?}"));
     }
-    let history = report::history(db, config, Month::parse("2026-11").unwrap(), 12, far)
-        .await
-        .unwrap();
+    let history =
+        buildfund_jobs::books::history(db, config, Month::parse("2026-11").unwrap(), 12, far)
+            .await
+            .unwrap();
     out.push(format!(
         "history {}",
         serde_json::to_string(&history).unwrap()

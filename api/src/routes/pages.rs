@@ -275,7 +275,9 @@ pub async fn reports(
             .collect();
         let history = match months.first() {
             Some(&last) => {
-                report::history(&state.db, &state.config, last, months.len(), at).await?
+                buildfund_jobs::books::history(&state.db, &state.config, last, months.len(), at)
+                    .await
+                    .map_err(ApiError::from)?
             }
             None => Vec::new(),
         };

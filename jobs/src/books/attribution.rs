@@ -100,7 +100,7 @@ impl ExactShares {
 }
 
 /// The machine's provisioned interval `[active_from, active_until)`; a missing bound is open.
-pub fn active_interval(machine: &Machine) -> Span {
+pub(crate) fn active_interval(machine: &Machine) -> Span {
     Span {
         start: machine.active_from.map_or(i64::MIN, |t| t.timestamp()),
         end: machine.active_until.map_or(i64::MAX, |t| t.timestamp()),
@@ -167,7 +167,7 @@ pub fn machine_cost_exact(
 }
 
 /// [`machine_cost_exact`] of one part of a window under the given terms.
-pub fn part_cost_exact(
+pub(crate) fn part_cost_exact(
     machine: &Machine,
     part: Span,
     terms: &Terms,
@@ -198,7 +198,7 @@ pub fn part_cost_exact(
 
 /// Whether jobsets of a machine under these terms share its whole cost (no idle line while
 /// anything ran): the deployment's policy is proportional, or the machine is metered.
-pub fn is_proportional(config: &Config, terms: &Terms) -> bool {
+pub(crate) fn is_proportional(config: &Config, terms: &Terms) -> bool {
     config.idle == IdlePolicy::Proportional || matches!(terms.cost, CostModel::Metered(_))
 }
 
@@ -218,7 +218,7 @@ fn check_window(machine: &Machine, window: Span) {
 
 /// The exact lines of one machine in one part of a window before rounding, under the terms in
 /// force during it (same inputs and rules as [`part_lines`]).
-pub fn exact_shares(
+pub(crate) fn exact_shares(
     config: &Config,
     machine: &Machine,
     window: Span,
@@ -300,7 +300,7 @@ pub fn exact_shares(
 /// Rounds exact lines to whole cents that sum to the total rounded half away from zero: each
 /// line gets the floor of its amount, the remaining cents go one each to the largest
 /// fractional remainders, ties by ascending key. Returns cents in the order of `shares.lines`.
-pub fn round_lines(shares: &ExactShares) -> Result<Vec<i128>, Overflow> {
+pub(crate) fn round_lines(shares: &ExactShares) -> Result<Vec<i128>, Overflow> {
     let d = shares.denominator;
     let (total, _) = shares.total()?;
     let rounded = round_half_away_from_zero(total, d);
@@ -362,7 +362,7 @@ pub fn machine_lines(
 /// [`machine_lines`] of one part of a window ([`machine_parts`]) under the terms in force
 /// during it: `busy` holds the busy seconds of the part's active span only, and the part is
 /// rounded on its own.
-pub fn part_lines(
+pub(crate) fn part_lines(
     config: &Config,
     machine: &Machine,
     part: Span,
@@ -410,7 +410,7 @@ pub fn part_lines(
 /// One machine's lines of a window from the lines of its parts ([`part_lines`], each rounded
 /// on its own): summed per jobset and for the idle line, so the machine has one line per
 /// jobset (jobsets ascending) and one idle line (last) in the window.
-pub fn merge_parts(parts: &[&[Line]]) -> Vec<Line> {
+pub(crate) fn merge_parts(parts: &[&[Line]]) -> Vec<Line> {
     let mut merged: BTreeMap<(bool, &str), Line> = BTreeMap::new();
     for l in parts.iter().flat_map(|p| p.iter()) {
         merged

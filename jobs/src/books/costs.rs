@@ -4,9 +4,8 @@
 //! The evaluation instant (`at`, default now) plays the part of cost-model.md's "now": every
 //! window is clipped to `[ledger_start, at)`.
 use crate::books::attribution::Line;
-pub use crate::books::ledger::{
-    busy_query, busy_seconds, clip, window_lines, UnpricedLine, WindowCosts,
-};
+use crate::books::ledger::window_lines;
+pub use crate::books::ledger::{busy_query, busy_seconds, clip, UnpricedLine, WindowCosts};
 use crate::books::store;
 use crate::books::BooksError;
 use crate::calendar::{split_months, Month, Span};

@@ -54,7 +54,7 @@ pub fn day_of(t: i64) -> i64 {
 
 /// The whole days inside `span`: from its first midnight to its last. `None` when it holds
 /// no whole day.
-pub fn whole_days(span: Span) -> Option<Span> {
+pub(crate) fn whole_days(span: Span) -> Option<Span> {
     let first = day_of(span.start.saturating_add(DAY - 1));
     let last = day_of(span.end);
     (first < last).then(|| Span::new(first, last))
@@ -255,7 +255,7 @@ async fn todo_days(
 }
 
 /// `buildfund books status`: the stored days.
-pub async fn days_status(
+pub(crate) async fn days_status(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
 ) -> Result<DaysStatus, DbErr> {
@@ -277,7 +277,7 @@ pub async fn days_status(
 /// Computes and stores every day that is over at `now` and missing or stale, oldest first;
 /// with `force_from`, every day from it on too, whatever is stored. Returns how many days were
 /// stored.
-pub async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     now: DateTime<Utc>,
     force_from: Option<i64>,

@@ -22,13 +22,3 @@ pub enum BooksError {
         why: String,
     },
 }
-
-impl BooksError {
-    /// The input was refused (the caller's fault), as opposed to a fault of ours.
-    pub fn is_refused(&self) -> bool {
-        matches!(
-            self,
-            BooksError::DonationRefused { .. } | BooksError::Expense(ExpenseError::Refused { .. })
-        )
-    }
-}

@@ -3,8 +3,9 @@
 //! burn, runway").
 use crate::books::costs::{clip, window_costs, WindowCosts};
 use crate::books::invoices::expense_costs;
+use crate::books::ledger::raised_from_data;
 use crate::books::ledger::ts;
-pub use crate::books::ledger::{add_cents, raised_from_data, route, Raised};
+pub use crate::books::ledger::{add_cents, route, Raised};
 use crate::books::store;
 use crate::books::BooksError;
 use crate::calendar::{split_months, Month, Span};

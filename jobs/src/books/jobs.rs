@@ -60,7 +60,7 @@ pub struct JobCost {
 /// fractional remainders, ties by ascending job name. The shares sum exactly to `cents`.
 /// Jobs with 0 busy seconds get 0; with no busy seconds at all, the line has no jobs to split
 /// among (an empty map).
-pub fn split_line(
+pub(crate) fn split_line(
     cents: i64,
     busy: &BTreeMap<String, i64>,
 ) -> Result<BTreeMap<String, i64>, Overflow> {
@@ -101,7 +101,7 @@ pub fn split_line(
 /// The jobs of one (machine, window part): each jobset line of `lines` (the part's rounded
 /// lines; the idle line has no jobs) split by [`split_line`] among that jobset's jobs in
 /// `busy`. Ordered by jobset, then job.
-pub fn part_jobs(
+pub(crate) fn part_jobs(
     lines: &[Line],
     busy: &BTreeMap<JobKey, JobBusy>,
 ) -> Result<Vec<JobCost>, Overflow> {
@@ -137,7 +137,10 @@ pub fn part_jobs(
 }
 
 /// Sums jobs of several parts per (jobset, job).
-pub fn add_jobs(into: &mut BTreeMap<JobKey, JobCost>, jobs: impl IntoIterator<Item = JobCost>) {
+pub(crate) fn add_jobs(
+    into: &mut BTreeMap<JobKey, JobCost>,
+    jobs: impl IntoIterator<Item = JobCost>,
+) {
     for j in jobs {
         match into.get_mut(&(j.jobset.clone(), j.job.clone())) {
             Some(t) => {
@@ -156,7 +159,7 @@ pub fn add_jobs(into: &mut BTreeMap<JobKey, JobCost>, jobs: impl IntoIterator<It
 /// `part`) and steps per (project, jobset, job) of the steps of `names` (the machine's name
 /// and aliases) overlapping `part`. Steps count only when they start at or after
 /// `count_from` (the part where a step's first busy second falls counts it; `None` counts all).
-pub fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> SelectStatement {
+pub(crate) fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> SelectStatement {
     use build_steps::Column as C;
     let clipped_stop = CaseStatement::new()
         .case(Expr::col(C::StopTs).lt(part.end), Expr::col(C::StopTs))
@@ -189,7 +192,7 @@ pub fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> Select
 }
 
 /// Runs [`jobs_query`]: busy seconds and steps per (`project:jobset`, job).
-pub async fn part_job_busy(
+pub(crate) async fn part_job_busy(
     db: &impl ConnectionTrait,
     part: Span,
     names: &[&str],
@@ -249,7 +252,7 @@ pub async fn window_jobs(
 // ---- stored with a closed month (`book_month_jobs`) ---------------------------------------
 
 /// Stores a month's jobs under its `book_months` row (inside the transaction storing it).
-pub async fn insert_rows(
+pub(crate) async fn insert_rows(
     db: &impl ConnectionTrait,
     book_month_id: i64,
     jobs: &BTreeMap<JobKey, JobCost>,
@@ -277,7 +280,10 @@ pub async fn insert_rows(
 }
 
 /// Deletes the jobs stored under a `book_months` row.
-pub async fn delete_rows(db: &impl ConnectionTrait, book_month_id: i64) -> Result<(), BooksError> {
+pub(crate) async fn delete_rows(
+    db: &impl ConnectionTrait,
+    book_month_id: i64,
+) -> Result<(), BooksError> {
     book_month_jobs::Entity::delete_many()
         .filter(book_month_jobs::Column::BookMonthId.eq(book_month_id))
         .exec(db)
@@ -286,7 +292,7 @@ pub async fn delete_rows(db: &impl ConnectionTrait, book_month_id: i64) -> Resul
 }
 
 /// The jobs stored under a `book_months` row, restricted to a jobset or a pool when given.
-pub async fn load_rows(
+pub(crate) async fn load_rows(
     db: &impl ConnectionTrait,
     book_month_id: i64,
     jobset: Option<&str>,

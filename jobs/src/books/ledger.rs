@@ -38,7 +38,7 @@ impl WindowCosts {
     }
 
     /// Cost per fund.
-    pub fn by_fund(&self) -> BTreeMap<String, i64> {
+    pub(crate) fn by_fund(&self) -> BTreeMap<String, i64> {
         let mut out = BTreeMap::new();
         for l in &self.lines {
             *out.entry(l.fund.clone()).or_insert(0) += l.cost_cents;
@@ -85,7 +85,7 @@ pub struct PartLines<'a> {
 /// clipped to `[ledger_start, at)`: each machine's parts rounded on their own, then summed per
 /// (machine, jobset) and idle line, so a machine has one line per jobset (and one idle line)
 /// however many of its changes fall in the window.
-pub async fn window_lines(
+pub(crate) async fn window_lines(
     db: &impl ConnectionTrait,
     config: &Config,
     window: Span,
@@ -110,7 +110,7 @@ pub async fn window_lines(
 /// window has none), with the unpriced lines. One grouped query covers every machine active
 /// through the whole window under one set of terms (the usual case); a machine that starts,
 /// stops or changes inside it gets a query of its own per part over its active span.
-pub async fn window_part_lines<'a>(
+pub(crate) async fn window_part_lines<'a>(
     db: &impl ConnectionTrait,
     config: &'a Config,
     window: Span,
@@ -220,7 +220,7 @@ pub(super) fn ts(s: i64) -> DateTime<Utc> {
 }
 
 /// Sums of the donation records dated in `[from, to)`, per fund, from the records.
-pub async fn raised_from_data(
+pub(crate) async fn raised_from_data(
     db: &impl ConnectionTrait,
     config: &Config,
     from: DateTime<Utc>,

@@ -78,7 +78,7 @@ pub fn covered_percent(headroom_thirds: i128, monthly_cents: i64) -> i64 {
 /// `runway_if_adopted`: 0 when the balance is not positive, else
 /// `floor(balance / ((burn30 + added) / 30))`, computed exactly as
 /// `floor(30 * balance / (burn30 + added))`. `added > 0`, so the burn is never zero.
-pub fn runway_if_adopted(balance_cents: i64, burn30_cents: i64, added_cents: i64) -> i64 {
+pub(crate) fn runway_if_adopted(balance_cents: i64, burn30_cents: i64, added_cents: i64) -> i64 {
     if balance_cents <= 0 {
         return 0;
     }
@@ -88,7 +88,7 @@ pub fn runway_if_adopted(balance_cents: i64, burn30_cents: i64, added_cents: i64
 }
 
 /// A fund's plans (in order) over its figures.
-pub fn fund_plans<'a>(
+pub(crate) fn fund_plans<'a>(
     inputs: FundInputs,
     plans: impl IntoIterator<Item = &'a Plan>,
 ) -> Vec<PlanFigures> {
@@ -122,7 +122,7 @@ pub fn fund_plans<'a>(
 
 /// Every configured fund's plans at `t` (funds in config order; a fund without plans has an
 /// empty list).
-pub async fn plans_at(
+pub(crate) async fn plans_at(
     db: &impl ConnectionTrait,
     config: &Config,
     t: DateTime<Utc>,

@@ -125,7 +125,7 @@ pub struct Reconciliation {
 }
 
 /// 1 % of `|modeled|`, rounded half away from zero to the cent.
-pub fn default_tolerance(modeled_cents: i64) -> i64 {
+pub(crate) fn default_tolerance(modeled_cents: i64) -> i64 {
     round_half_away_from_zero(i128::from(modeled_cents).abs(), 100) as i64
 }
 
@@ -333,7 +333,11 @@ pub struct ExpensesMonth {
 }
 
 /// The listing of `records` (paid in `month`).
-pub fn expenses_month(config: &Config, month: Month, records: &[ExpenseRecord]) -> ExpensesMonth {
+pub(crate) fn expenses_month(
+    config: &Config,
+    month: Month,
+    records: &[ExpenseRecord],
+) -> ExpensesMonth {
     let expenses: Vec<ExpenseLine> = records
         .iter()
         .map(|e| {

@@ -107,7 +107,7 @@ pub fn fingerprint(config: &Config) -> String {
 }
 
 /// The ledger's first month.
-pub fn first_month(config: &Config) -> Month {
+pub(crate) fn first_month(config: &Config) -> Month {
     Month::of(config.ledger_start)
 }
 
@@ -119,13 +119,8 @@ pub fn book_window(config: &Config, month: Month) -> Option<Span> {
 }
 
 /// The last month that is over at `now` (the one before `now`'s month).
-pub fn last_closed(now: DateTime<Utc>) -> Month {
+pub(crate) fn last_closed(now: DateTime<Utc>) -> Month {
     Month::of(now).prev()
-}
-
-/// Whether `month` is over at `now` and inside the ledger, so that its books may be stored.
-pub fn is_closed(config: &Config, month: Month, now: DateTime<Utc>) -> bool {
-    month >= first_month(config) && month.next().start() <= now
 }
 
 fn months_from(first: Month, last: Month) -> Vec<Month> {
@@ -330,7 +325,7 @@ pub async fn stored_month(
 /// Net donations and cost per fund over `[ledger_start, start of month)`: from the stored
 /// figures of the month before when they hold, else month by month (each from the store when
 /// it is fresh, else from the data).
-pub async fn to_date_before(
+pub(crate) async fn to_date_before(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
@@ -550,7 +545,7 @@ fn last_30_parts(config: &Config, window: Span) -> Vec<Span> {
 }
 
 /// A month's books from its facts: no database, no clock.
-pub fn compute_month(config: &Config, facts: MonthFacts) -> Result<MonthBooks, BooksError> {
+pub(crate) fn compute_month(config: &Config, facts: MonthFacts) -> Result<MonthBooks, BooksError> {
     let spent = facts.costs.by_fund();
     let mut cost_30: BTreeMap<String, i64> = BTreeMap::new();
     for part in &facts.cost_30_parts {
@@ -583,7 +578,7 @@ pub fn compute_month(config: &Config, facts: MonthFacts) -> Result<MonthBooks, B
 }
 
 /// Each fund's stored figures, given the sums `(net, spent)` to the end of the month before.
-pub fn fund_books(
+pub(crate) fn fund_books(
     books: &MonthBooks,
     before: &BTreeMap<String, (i64, i64)>,
 ) -> Vec<(String, FundBook)> {
@@ -609,7 +604,7 @@ pub fn fund_books(
 
 /// How each fund's month sums `(net, spent)` moved against those stored before: the months
 /// after it carry them in their sums to date. Funds that did not move are left out.
-pub fn fund_deltas(
+pub(crate) fn fund_deltas(
     books: &MonthBooks,
     old: &BTreeMap<String, (i64, i64)>,
 ) -> Vec<(String, i64, i64)> {

@@ -22,16 +22,13 @@ pub use self::csv::{month_csv, text_cell, CSV_COLUMNS};
 pub use self::machines::{machine_costs, ChangeShown, MachineCost, TermsShown};
 
 use crate::books::attribution::Line;
-use crate::books::costs::{clip, month_costs, UnpricedLine};
+use crate::books::costs::{clip, UnpricedLine};
 use crate::books::donations::{public, PublicDonation, ANONYMOUS};
-use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
-use crate::books::job_costs::{month_job_list, JobsFilter};
+use crate::books::funds::{FundMonth, Raised};
 use crate::books::jobs::JobCost;
-use crate::books::plans::{plan_changes, plans_at, FundPlans, PlanChange};
-use crate::books::reconciliation::{
-    expenses_of_month, reconciliation, ExpensesMonth, MachineStatus, Reconciliation,
-};
-use crate::books::BooksError;
+use crate::books::plans::{FundPlans, PlanChange};
+use crate::books::reconciliation::{ExpensesMonth, MachineStatus, Reconciliation};
+use crate::books::{BooksError, FundingFigures, HistoryMonth, MonthFigures};
 use crate::calendar::rfc3339;
 use crate::calendar::Month;
 use crate::config::Config;
@@ -182,8 +179,30 @@ pub async fn month_report(
     month: Month,
     at: DateTime<Utc>,
 ) -> Result<MonthReport, ReportError> {
-    let as_of = std::cmp::min(at, month.next().start());
-    let (funds, costs) = funds_month(db, config, month, at).await?;
+    let books = crate::books::month_figures(db, config, month, at).await?;
+    month_report_of(db, config, month, at, books).await
+}
+
+/// The report of `month` as of `at` from the month's figures.
+async fn month_report_of(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    at: DateTime<Utc>,
+    books: MonthFigures,
+) -> Result<MonthReport, ReportError> {
+    let MonthFigures {
+        as_of,
+        complete,
+        start,
+        funds,
+        costs,
+        jobs,
+        plans,
+        plan_changes,
+        reconciliation,
+        expenses,
+    } = books;
     let mut raised = Raised::default();
     for f in &funds {
         raised = raised
@@ -195,7 +214,6 @@ pub async fn month_report(
             .map_err(BooksError::from)?;
     }
     let pools = pool_costs(config, &costs.lines);
-    let jobs = month_job_list(db, config, month, at, &JobsFilter::default()).await?;
     let over_budget: Vec<&str> = pools
         .iter()
         .filter(|p| p.budget_cents.is_some_and(|b| p.cost_cents > b))
@@ -208,7 +226,7 @@ pub async fn month_report(
     let actors = admin_actors(db).await?;
     let gate_events = gate_events::Entity::find()
         .filter(gate_events::Column::Kind.is_in(PUBLIC_GATE_EVENTS.iter().copied()))
-        .filter(gate_events::Column::At.gte(month.start()))
+        .filter(gate_events::Column::At.gte(start))
         .filter(gate_events::Column::At.lt(as_of))
         .order_by_asc(gate_events::Column::Id)
         .all(db)
@@ -224,19 +242,11 @@ pub async fn month_report(
             until: e.until.map(rfc3339),
         })
         .collect();
-    let (plans, plan_changes) = if config.plans.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        let now = plans_at(db, config, as_of).await?;
-        let before = plans_at(db, config, month.start()).await?;
-        let changes = plan_changes(&before, &now);
-        (now, changes)
-    };
     Ok(MonthReport {
         month,
         currency: config.currency.clone(),
         as_of,
-        complete: at >= month.next().start(),
+        complete,
         funds,
         raised,
         spent_cents: costs.total_cents(),
@@ -256,8 +266,8 @@ pub async fn month_report(
         plan_changes,
         jobs,
         packages,
-        reconciliation: reconciliation(db, config, month, at).await?,
-        expenses: expenses_of_month(db, config, month).await?,
+        reconciliation,
+        expenses,
     })
 }
 
@@ -486,56 +496,6 @@ pub async fn month_donations(
         .collect())
 }
 
-/// One month of the raised-vs-spent history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct HistoryMonth {
-    pub month: Month,
-    /// Net raised over every fund.
-    pub raised_cents: i64,
-    pub spent_cents: i64,
-}
-
-/// The `count` months ending with `last` (oldest first), each as of `at`; months before
-/// `ledger_start` are left out.
-pub async fn history(
-    db: &impl ConnectionTrait,
-    config: &Config,
-    last: Month,
-    count: usize,
-    at: DateTime<Utc>,
-) -> Result<Vec<HistoryMonth>, ReportError> {
-    let first_month = Month::of(config.ledger_start);
-    let mut months = vec![last];
-    while months.len() < count {
-        let prev = months.last().expect("one").prev();
-        if prev < first_month {
-            break;
-        }
-        months.push(prev);
-    }
-    months.reverse();
-    let mut out = Vec::with_capacity(months.len());
-    for m in months {
-        let spent = month_costs(db, config, m, at).await?.total_cents();
-        let (from, to) = month_bounds(config, m, at);
-        let raised = if from < to {
-            raised_by_fund(db, config, from, to)
-                .await?
-                .values()
-                .map(|r| r.net_cents)
-                .sum()
-        } else {
-            0
-        };
-        out.push(HistoryMonth {
-            month: m,
-            raised_cents: raised,
-            spent_cents: spent,
-        });
-    }
-    Ok(out)
-}
-
 /// What the public funding page shows: this month's report to `at`, the raised-vs-spent
 /// history of the last 12 months (this month last), the all-time top sponsors and the latest
 /// donations. This month's history entry is taken from its report, so the two always agree.
@@ -558,13 +518,13 @@ pub async fn funding_page(
     top: usize,
     recent: u64,
 ) -> Result<FundingPage, ReportError> {
-    let month = Month::of(at);
-    let report = month_report(db, config, month, at).await?;
-    let mut history = if month > Month::of(config.ledger_start) {
-        self::history(db, config, month.prev(), 11, at).await?
-    } else {
-        Vec::new()
-    };
+    let FundingFigures {
+        month,
+        figures,
+        mut history,
+        last_month,
+    } = crate::books::funding_figures(db, config, at).await?;
+    let report = month_report_of(db, config, month, at, figures).await?;
     history.push(HistoryMonth {
         month,
         raised_cents: report.raised.net_cents,
@@ -572,11 +532,6 @@ pub async fn funding_page(
     });
     let top_sponsors = top_sponsors(db, config, at, top).await?;
     let recent_donations = recent_donations(db, config, at, recent).await?;
-    let last_month = if month > Month::of(config.ledger_start) {
-        Some(reconciliation(db, config, month.prev(), at).await?)
-    } else {
-        None
-    };
     Ok(FundingPage {
         report,
         history,
