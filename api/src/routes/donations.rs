@@ -17,11 +17,7 @@ pub async fn list(
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (month, _) = month_and_at_of(&state, &query)?;
-    let rows = donations::month_records(&state.db, month).await?;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|m| donations::public(&state.config, m))
-        .collect();
+    let items = donations::month_records(&state.db, &state.config, month).await?;
     let total = |field: fn(&donations::PublicDonation) -> i64| {
         items
             .iter()
@@ -51,16 +47,14 @@ pub async fn create(
             errors.iter().map(|e| json!(e)).collect(),
         )
     })?;
-    match donations::store_manual(&state.db, &record, state.clock.now()).await? {
+    match donations::store_manual(&state.db, &state.config, &record, state.clock.now()).await? {
         ManualOutcome::Created(m) => {
             // The fund's balance moved (the gate weighs it); a failed refresh leaves it stale.
             let _ = state.after_write().await;
-            tracing::info!(key = %m.external_id, by = %auth.token.name, "manual donation stored");
-            Ok(HttpResponse::Created().json(donations::public(&state.config, &m)))
+            tracing::info!(key = %m.id, by = %auth.token.name, "manual donation stored");
+            Ok(HttpResponse::Created().json(m))
         }
-        ManualOutcome::Replayed(m) => {
-            Ok(HttpResponse::Ok().json(donations::public(&state.config, &m)))
-        }
+        ManualOutcome::Replayed(m) => Ok(HttpResponse::Ok().json(m)),
         ManualOutcome::Conflict(_) => Err(ApiError::client(
             StatusCode::CONFLICT,
             format!(

@@ -357,19 +357,23 @@ pub fn public(config: &Config, m: &donations::Model) -> PublicDonation {
     }
 }
 
-/// The records dated in `month`, oldest first.
+/// The records dated in `month`, oldest first, as the public API shows them.
 pub async fn month_records(
     db: &impl ConnectionTrait,
+    config: &Config,
     month: Month,
-) -> Result<Vec<donations::Model>, DbErr> {
+) -> Result<Vec<PublicDonation>, BooksError> {
     use donations::Column as D;
-    donations::Entity::find()
+    Ok(donations::Entity::find()
         .filter(Expr::col(D::OccurredAt).gte(month.start()))
         .filter(Expr::col(D::OccurredAt).lt(month.next().start()))
         .order_by_asc(D::OccurredAt)
         .order_by_asc(D::Id)
         .all(db)
-        .await
+        .await?
+        .iter()
+        .map(|m| public(config, m))
+        .collect())
 }
 
 /// One problem of a manual donation, by field.
@@ -561,16 +565,17 @@ impl ManualDonation {
 #[derive(Debug)]
 pub enum ManualOutcome {
     /// Stored now.
-    Created(donations::Model),
+    Created(PublicDonation),
     /// The same key was stored before with the same content: nothing changed.
-    Replayed(donations::Model),
+    Replayed(PublicDonation),
     /// The same key was stored before with other content: refused.
-    Conflict(donations::Model),
+    Conflict(PublicDonation),
 }
 
 /// Stores a validated manual donation under its idempotency key.
 pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
     db: &C,
+    config: &Config,
     record: &DonationRecord,
     now: DateTime<Utc>,
 ) -> Result<ManualOutcome, BooksError> {
@@ -581,9 +586,9 @@ pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
     };
     if let Some(m) = find().one(db).await? {
         return Ok(if same(&m, record) {
-            ManualOutcome::Replayed(m)
+            ManualOutcome::Replayed(public(config, &m))
         } else {
-            ManualOutcome::Conflict(m)
+            ManualOutcome::Conflict(public(config, &m))
         });
     }
     let stored = upsert(db, std::slice::from_ref(record), now).await?;
@@ -594,11 +599,11 @@ pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
     // Two concurrent requests with one key: the unique index lets one insert; the other finds
     // the row unchanged (a replay) or different (a conflict).
     Ok(if stored.inserted == 1 {
-        ManualOutcome::Created(m)
+        ManualOutcome::Created(public(config, &m))
     } else if same(&m, record) {
-        ManualOutcome::Replayed(m)
+        ManualOutcome::Replayed(public(config, &m))
     } else {
-        ManualOutcome::Conflict(m)
+        ManualOutcome::Conflict(public(config, &m))
     })
 }
 
