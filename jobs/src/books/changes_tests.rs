@@ -82,7 +82,7 @@ fn monthly(p: &str) -> CostModel {
 }
 
 /// The machine's lines of `window` with `busy[i]` the busy seconds of its i-th part, each
-/// part rounded on its own and the parts merged (what `window_lines` does with the data).
+/// part rounded on its own and the parts merged (what `lines_from_steps` does with the data).
 fn window_lines(
     c: &Config,
     m: &Machine,

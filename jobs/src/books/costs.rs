@@ -4,7 +4,7 @@
 //! The evaluation instant (`at`, default now) plays the part of cost-model.md's "now": every
 //! window is clipped to `[ledger_start, at)`.
 use crate::books::attribution::Line;
-use crate::books::ledger::window_lines;
+use crate::books::ledger::lines_from_steps;
 pub use crate::books::ledger::{busy_query, busy_seconds, clip, UnpricedLine, WindowCosts};
 use crate::books::store;
 use crate::books::BooksError;
@@ -57,7 +57,7 @@ pub async fn window_costs(
             return Ok(m.costs);
         }
     }
-    window_lines(db, config, window).await
+    lines_from_steps(db, config, window).await
 }
 
 /// Lines of any interval: split at month boundaries, clipped to `[ledger_start, at)`, each part

@@ -6,7 +6,7 @@
 //! days (and days not stored fresh) are computed from the steps: a read costs two stored days
 //! and two partial days, whatever the window's length or the ledger's. Cents are not additive:
 //! lines are still rounded once per (machine, window part) from the summed busy seconds
-//! ([`super::ledger::window_lines`]). The rows do not depend on the config (machines as stored,
+//! ([`super::ledger::lines_from_steps`]). The rows do not depend on the config (machines as stored,
 //! unpriced ones included), so they hold under any.
 //!
 //! Staleness, as for months: a write of steps bumps, in its own transaction, the generation of

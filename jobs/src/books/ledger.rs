@@ -85,12 +85,12 @@ pub struct PartLines<'a> {
 /// clipped to `[ledger_start, at)`: each machine's parts rounded on their own, then summed per
 /// (machine, jobset) and idle line, so a machine has one line per jobset (and one idle line)
 /// however many of its changes fall in the window.
-pub(crate) async fn window_lines(
+pub(crate) async fn lines_from_steps(
     db: &impl ConnectionTrait,
     config: &Config,
     window: Span,
 ) -> Result<WindowCosts, BooksError> {
-    let (parts, unpriced) = window_part_lines(db, config, window).await?;
+    let (parts, unpriced) = part_lines_from_steps(db, config, window).await?;
     let mut lines = Vec::new();
     let mut i = 0;
     while i < parts.len() {
@@ -105,12 +105,12 @@ pub(crate) async fn window_lines(
     Ok(WindowCosts { lines, unpriced })
 }
 
-/// The lines of every machine in `window` (as [`window_lines`]) part by part, machines in
+/// The lines of every machine in `window` (as [`lines_from_steps`]) part by part, machines in
 /// config order and each machine's parts in time order (a machine with no part active in the
 /// window has none), with the unpriced lines. One grouped query covers every machine active
 /// through the whole window under one set of terms (the usual case); a machine that starts,
 /// stops or changes inside it gets a query of its own per part over its active span.
-pub(crate) async fn window_part_lines<'a>(
+pub(crate) async fn part_lines_from_steps<'a>(
     db: &impl ConnectionTrait,
     config: &'a Config,
     window: Span,

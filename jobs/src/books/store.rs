@@ -26,7 +26,7 @@
 //! never sees half of a month.
 use crate::books::attribution::Line;
 use crate::books::jobs::{JobCost, JobKey};
-use crate::books::ledger::{raised_from_data, window_lines, Raised, UnpricedLine, WindowCosts};
+use crate::books::ledger::{lines_from_steps, raised_from_data, Raised, UnpricedLine, WindowCosts};
 use crate::books::BooksError;
 use crate::calendar::{from_unix, split_months, Month, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
@@ -374,7 +374,7 @@ async fn month_figures(
     };
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
-    let spent = window_lines(db, config, window).await?.by_fund();
+    let spent = lines_from_steps(db, config, window).await?.by_fund();
     Ok((raised, spent))
 }
 
@@ -513,7 +513,7 @@ async fn read_facts(
     let Some(window) = book_window(config, month) else {
         return Ok(None);
     };
-    let costs = window_lines(db, config, window).await?;
+    let costs = lines_from_steps(db, config, window).await?;
     let jobs = super::jobs::window_jobs(db, config, window).await?;
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
@@ -522,7 +522,7 @@ async fn read_facts(
         cost_30_parts.push(if part == window {
             None
         } else {
-            Some(window_lines(db, config, part).await?.by_fund())
+            Some(lines_from_steps(db, config, part).await?.by_fund())
         });
     }
     Ok(Some(MonthFacts {
