@@ -390,6 +390,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::spawn(buildfund_jobs::books::store::keep(
         conn.clone(),
         config.clone(),
+        buildfund_jobs::clock::Clock::system(),
     ));
     // The server stops on SIGTERM or Ctrl-C, after requests in flight finish.
     let served = app.run_until_stopped().await;

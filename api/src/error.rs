@@ -190,3 +190,22 @@ pub fn json_error(err: actix_web::Error) -> actix_web::Error {
     let status = err.as_response_error().status_code();
     ApiError::client(status, err.to_string()).into()
 }
+
+/// The books' errors: storage through the `DbErr` classification above, a refused input as a
+/// 422 naming it, an overflow of the exact arithmetic as a 500 (logged with its chain).
+impl From<buildfund_jobs::books::BooksError> for ApiError {
+    fn from(e: buildfund_jobs::books::BooksError) -> Self {
+        use buildfund_jobs::books::expenses::ExpenseError;
+        use buildfund_jobs::books::BooksError;
+        match e {
+            BooksError::Db(db) | BooksError::Expense(ExpenseError::Db(db)) => db.into(),
+            e @ (BooksError::DonationRefused { .. }
+            | BooksError::Expense(ExpenseError::Refused { .. })) => {
+                ApiError::unprocessable(e.to_string())
+            }
+            e @ (BooksError::Overflow(_) | BooksError::Expense(ExpenseError::Corrupt { .. })) => {
+                ApiError::Internal(anyhow::Error::new(e))
+            }
+        }
+    }
+}

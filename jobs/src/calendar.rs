@@ -19,9 +19,8 @@ impl Span {
     /// Length in seconds, `max(0, end - start)`.
     pub fn len(&self) -> i64 {
         if self.end > self.start {
-            self.end
-                .checked_sub(self.start)
-                .unwrap_or_else(|| panic!("span {self:?} is longer than i64 seconds"))
+            // A span longer than i64 seconds (only the open ends of an interval) saturates.
+            self.end.saturating_sub(self.start)
         } else {
             0
         }
@@ -41,19 +40,41 @@ impl Span {
     }
 }
 
-fn instant(year: i32, month: u32) -> i64 {
-    NaiveDate::from_ymd_opt(year, month, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .unwrap_or_else(|| panic!("month {year:04}-{month:02} is out of the supported range"))
-        .and_utc()
-        .timestamp()
+/// Days from 1970-01-01 to the first of `month` (1..=12) of `year`, proleptic Gregorian, for
+/// any year (Howard Hinnant's `days_from_civil`): total, no calendar library range to leave.
+fn days_from_civil(year: i64, month: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
-/// [start of month, start of next month) for year/month (UTC). Panics unless `month` is 1..=12.
-pub fn month_span(year: i32, month: u32) -> Span {
-    assert!(
-        (1..=12).contains(&month),
-        "month_span: month {month} is not between 1 and 12"
+/// The (year, month) of the day `days` after 1970-01-01 (Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
+/// The first instant of `month` of `year`, saturating at the ends of i64 seconds.
+fn instant(year: i64, month: i64) -> i64 {
+    days_from_civil(year, month).saturating_mul(86_400)
+}
+
+fn month_span_i64(year: i64, month: i64) -> Span {
+    // A month out of 1..=12 carries into the neighbouring years (0 is December before).
+    let (year, month) = (
+        year + (month - 1).div_euclid(12),
+        (month - 1).rem_euclid(12) + 1,
     );
     let (next_year, next_month) = if month == 12 {
         (year + 1, 1)
@@ -66,11 +87,17 @@ pub fn month_span(year: i32, month: u32) -> Span {
     }
 }
 
-/// The calendar month containing instant t, as a Span.
+/// [start of month, start of next month) for year/month (UTC). A month out of 1..=12 carries
+/// into the neighbouring years (month 13 is January of the next year).
+pub fn month_span(year: i32, month: u32) -> Span {
+    month_span_i64(i64::from(year), i64::from(month))
+}
+
+/// The calendar month containing instant t, as a Span (for every i64 instant: the far ends
+/// saturate).
 pub fn month_of(t: i64) -> Span {
-    let dt = DateTime::from_timestamp(t, 0)
-        .unwrap_or_else(|| panic!("month_of: {t} is out of the supported range"));
-    month_span(dt.year(), dt.month())
+    let (year, month) = civil_from_days(t.div_euclid(86_400));
+    month_span_i64(year, month)
 }
 
 /// `seconds_in_month(M)` of the month containing instant t.
@@ -172,11 +199,7 @@ impl Month {
     }
 
     pub fn start(&self) -> DateTime<Utc> {
-        NaiveDate::from_ymd_opt(self.year, self.month, 1)
-            .expect("valid month")
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc()
+        from_unix(self.span().start)
     }
 
     pub fn prev(&self) -> Month {
@@ -221,9 +244,14 @@ impl std::fmt::Display for Month {
     }
 }
 
-/// The instant `t` unix seconds (within the calendar's range, as every stored instant is).
+/// The instant `t` unix seconds; beyond the calendar's range (no stored instant is) it is held
+/// at the range's first or last instant.
 pub fn from_unix(t: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(t, 0).expect("an instant within the calendar's range")
+    DateTime::from_timestamp(t, 0).unwrap_or(if t < 0 {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        DateTime::<Utc>::MAX_UTC
+    })
 }
 
 /// An instant as RFC 3339 in UTC with whole seconds (`2026-10-31T12:00:00Z`), the form of every

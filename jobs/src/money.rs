@@ -128,62 +128,95 @@ pub fn hours(seconds: i64) -> String {
     )
 }
 
-// Exact fractions of cents in i128, for the attribution's single rounding.
+// Exact fractions of cents in i128, for the attribution's single rounding. Every operation is
+// checked: a result outside i128 (or a sum of cents outside i64) is an [`Overflow`], returned.
 
-fn overflow(what: &str) -> ! {
-    panic!(
-        "exact arithmetic: {what} overflows i128; the configured prices, slots and busy seconds \
-         are far beyond anything this ledger can represent"
-    )
+/// Exact arithmetic left its range: the configured prices, slots and busy seconds (or the sums
+/// of cents) are far beyond anything this ledger can represent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Overflow {
+    /// `a op b` does not fit in 128 bits.
+    #[error("exact arithmetic: {a} {op} {b} overflows i128")]
+    Exact { op: char, a: i128, b: i128 },
+    /// A sum of cents does not fit in 64 bits.
+    #[error("a money sum overflows: {a} + {b} cents")]
+    Cents { a: i64, b: i64 },
+    /// An exact amount of cents does not fit in 64 bits.
+    #[error("{0} cents do not fit in i64")]
+    Narrow(i128),
+    /// A fraction with a zero denominator.
+    #[error("exact arithmetic: {0} / 0")]
+    ZeroDenominator(i128),
 }
 
-pub fn mul(a: i128, b: i128) -> i128 {
-    a.checked_mul(b)
-        .unwrap_or_else(|| overflow(&format!("{a} * {b}")))
+pub fn mul(a: i128, b: i128) -> Result<i128, Overflow> {
+    a.checked_mul(b).ok_or(Overflow::Exact { op: '*', a, b })
 }
 
-pub fn add(a: i128, b: i128) -> i128 {
-    a.checked_add(b)
-        .unwrap_or_else(|| overflow(&format!("{a} + {b}")))
+pub fn add(a: i128, b: i128) -> Result<i128, Overflow> {
+    a.checked_add(b).ok_or(Overflow::Exact { op: '+', a, b })
 }
 
-pub fn gcd(a: i128, b: i128) -> i128 {
-    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
-    while b != 0 {
-        (a, b) = (b, a % b);
+/// `a + b` in cents, checked: sums of money never wrap.
+pub fn add_cents(a: i64, b: i64) -> Result<i64, Overflow> {
+    a.checked_add(b).ok_or(Overflow::Cents { a, b })
+}
+
+/// An exact amount of cents as `i64`.
+pub fn narrow(cents: i128) -> Result<i64, Overflow> {
+    i64::try_from(cents).map_err(|_| Overflow::Narrow(cents))
+}
+
+pub fn gcd(a: i128, b: i128) -> Result<i128, Overflow> {
+    let (mut x, mut y) = (a.unsigned_abs(), b.unsigned_abs());
+    while y != 0 {
+        (x, y) = (y, x % y);
     }
-    i128::try_from(a).unwrap_or_else(|_| overflow("gcd"))
+    i128::try_from(x).map_err(|_| Overflow::Exact { op: 'g', a, b })
 }
 
 /// `n / d` in lowest terms with a positive denominator (`0/1` for zero).
-pub fn reduce(n: i128, d: i128) -> (i128, i128) {
-    assert!(d != 0, "exact arithmetic: zero denominator");
-    if n == 0 {
-        return (0, 1);
+pub fn reduce(n: i128, d: i128) -> Result<(i128, i128), Overflow> {
+    if d == 0 {
+        return Err(Overflow::ZeroDenominator(n));
     }
-    let g = gcd(n, d);
+    if n == 0 {
+        return Ok((0, 1));
+    }
+    let g = gcd(n, d)?;
     let (n, d) = (n / g, d / g);
-    if d < 0 {
-        (-n, -d)
+    Ok(if d < 0 {
+        (
+            n.checked_neg().ok_or(Overflow::Exact {
+                op: '-',
+                a: 0,
+                b: n,
+            })?,
+            -d,
+        )
     } else {
         (n, d)
+    })
+}
+
+pub fn add_fractions(a: (i128, i128), b: (i128, i128)) -> Result<(i128, i128), Overflow> {
+    let g = gcd(a.1, b.1)?;
+    if g == 0 {
+        return Err(Overflow::ZeroDenominator(a.0));
     }
+    let n = add(mul(a.0, b.1 / g)?, mul(b.0, a.1 / g)?)?;
+    reduce(n, mul(a.1, b.1 / g)?)
 }
 
-pub fn add_fractions(a: (i128, i128), b: (i128, i128)) -> (i128, i128) {
-    let g = gcd(a.1, b.1);
-    let n = add(mul(a.0, b.1 / g), mul(b.0, a.1 / g));
-    reduce(n, mul(a.1, b.1 / g))
-}
-
-/// `num / den` rounded half away from zero to an integer (`den` must be > 0).
+/// `num / den` rounded half away from zero to an integer (`den` > 0; a `den` of 0 or less is
+/// taken as its magnitude, at least 1). Computed from the quotient and remainder, so it cannot
+/// overflow (a result beyond i128 saturates).
 pub fn round_half_away_from_zero(num: i128, den: i128) -> i128 {
-    assert!(
-        den > 0,
-        "round_half_away_from_zero: denominator must be positive"
-    );
-    let twice = mul(num.abs(), 2);
-    let q = add(twice, den) / mul(den, 2);
+    let den = den.unsigned_abs().max(1);
+    let abs = num.unsigned_abs();
+    let (q, r) = (abs / den, abs % den);
+    let q = if r >= den - r { q + 1 } else { q };
+    let q = i128::try_from(q).unwrap_or(i128::MAX);
     if num < 0 {
         -q
     } else {
@@ -233,5 +266,45 @@ mod tests {
             assert_eq!(parse_cents(&format_cents(c)), Ok(c));
         }
         assert_eq!(format_cents(-5), "-0.05");
+    }
+
+    #[test]
+    fn exact_arithmetic_returns_overflow_instead_of_panicking() {
+        assert_eq!(
+            mul(i128::MAX, 2),
+            Err(Overflow::Exact {
+                op: '*',
+                a: i128::MAX,
+                b: 2
+            })
+        );
+        assert!(add(i128::MAX, 1).is_err());
+        assert_eq!(
+            add_cents(i64::MAX, 1),
+            Err(Overflow::Cents { a: i64::MAX, b: 1 })
+        );
+        assert_eq!(
+            narrow(i128::from(i64::MAX) + 1).unwrap_err().to_string(),
+            "9223372036854775808 cents do not fit in i64"
+        );
+        assert!(reduce(1, 0).is_err());
+        assert_eq!(reduce(6, -4), Ok((-3, 2)));
+        assert_eq!(add_fractions((1, 2), (1, 3)), Ok((5, 6)));
+    }
+
+    #[test]
+    fn rounding_half_away_from_zero() {
+        for (n, d, r) in [
+            (5, 2, 3),
+            (-5, 2, -3),
+            (4, 3, 1),
+            (5, 3, 2),
+            (-4, 3, -1),
+            (0, 7, 0),
+            (7, 7, 1),
+        ] {
+            assert_eq!(round_half_away_from_zero(n, d), r, "{n}/{d}");
+        }
+        assert_eq!(round_half_away_from_zero(i128::MAX, 1), i128::MAX);
     }
 }

@@ -176,7 +176,7 @@ async fn fill(
                 description: None,
             });
         }
-        donations::upsert(conn, &records).await?;
+        donations::upsert(conn, &records, now).await?;
         // Expenses: an invoice of every machine (paying for the month before) and 20 other
         // expenses a month, some reversed.
         let mut out = Vec::new();

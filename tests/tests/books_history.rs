@@ -529,7 +529,9 @@ async fn operate(app: &TestApp, b: &Config, rng: &mut Rng, h: &mut History) -> S
                 let id = rng.pick(&h.donations).clone();
                 records.push(random_donation(rng, &id));
             }
-            donations::upsert(&app.db, &records).await.unwrap();
+            donations::upsert(&app.db, &records, app.clock.now())
+                .await
+                .unwrap();
             let refunds = records.iter().filter(|r| r.gross_cents < 0).count();
             format!(
                 "{} donations ({refunds} refunds, a correction: {corrected})",

@@ -164,7 +164,9 @@ async fn seed(app: &TestApp) {
         let gross = if i % 13 == 12 { -1500 } else { 1000 + i * 250 };
         records.push(donation(&format!("d{i}"), at, account, tier, gross));
     }
-    donations::upsert(&app.db, &records).await.unwrap();
+    donations::upsert(&app.db, &records, app.clock.now())
+        .await
+        .unwrap();
 }
 
 /// Every figure the books give, at instants around month ends, mid-month, at `ledger_start`
@@ -269,9 +271,10 @@ async fn figures(app: &TestApp) -> Vec<String> {
         .unwrap();
         out.push(format!("raised {raised:?}"));
     }
-    let history = report::history(db, config, Month::parse("2026-11").unwrap(), 12, far)
-        .await
-        .unwrap();
+    let history =
+        buildfund_jobs::books::history(db, config, Month::parse("2026-11").unwrap(), 12, far)
+            .await
+            .unwrap();
     out.push(format!(
         "history {}",
         serde_json::to_string(&history).unwrap()

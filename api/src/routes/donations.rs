@@ -8,7 +8,8 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
 use buildfund_jobs::books::donations::{self, ManualDonation, ManualOutcome};
-use buildfund_jobs::books::funds::add_cents;
+use buildfund_jobs::books::BooksError;
+use buildfund_jobs::money::add_cents;
 use serde_json::json;
 
 pub async fn list(
@@ -16,15 +17,12 @@ pub async fn list(
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (month, _) = month_and_at_of(&state, &query)?;
-    let rows = donations::month_records(&state.db, month).await?;
-    let items: Vec<_> = rows
-        .iter()
-        .map(|m| donations::public(&state.config, m))
-        .collect();
+    let items = donations::month_records(&state.db, &state.config, month).await?;
     let total = |field: fn(&donations::PublicDonation) -> i64| {
         items
             .iter()
             .try_fold(0i64, |sum, d| add_cents(sum, field(d)))
+            .map_err(BooksError::from)
     };
     Ok(HttpResponse::Ok().json(json!({
         "month": month.to_string(),
@@ -49,16 +47,14 @@ pub async fn create(
             errors.iter().map(|e| json!(e)).collect(),
         )
     })?;
-    match donations::store_manual(&state.db, &record).await? {
+    match donations::store_manual(&state.db, &state.config, &record, state.clock.now()).await? {
         ManualOutcome::Created(m) => {
             // The fund's balance moved (the gate weighs it); a failed refresh leaves it stale.
             let _ = state.after_write().await;
-            tracing::info!(key = %m.external_id, by = %auth.token.name, "manual donation stored");
-            Ok(HttpResponse::Created().json(donations::public(&state.config, &m)))
+            tracing::info!(key = %m.id, by = %auth.token.name, "manual donation stored");
+            Ok(HttpResponse::Created().json(m))
         }
-        ManualOutcome::Replayed(m) => {
-            Ok(HttpResponse::Ok().json(donations::public(&state.config, &m)))
-        }
+        ManualOutcome::Replayed(m) => Ok(HttpResponse::Ok().json(m)),
         ManualOutcome::Conflict(_) => Err(ApiError::client(
             StatusCode::CONFLICT,
             format!(

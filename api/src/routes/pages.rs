@@ -99,7 +99,7 @@ impl From<buildfund_jobs::report::ReportError> for PageError {
         use buildfund_jobs::report::ReportError;
         match e {
             ReportError::Db(db) => db.into(),
-            ReportError::Reconciliation(r) => ApiError::from(r).into(),
+            ReportError::Books(b) => ApiError::from(b).into(),
         }
     }
 }
@@ -275,7 +275,9 @@ pub async fn reports(
             .collect();
         let history = match months.first() {
             Some(&last) => {
-                report::history(&state.db, &state.config, last, months.len(), at).await?
+                buildfund_jobs::books::history(&state.db, &state.config, last, months.len(), at)
+                    .await
+                    .map_err(ApiError::from)?
             }
             None => Vec::new(),
         };

@@ -5,18 +5,7 @@ use crate::error::ApiError;
 use crate::routes::books::{month_and_at_of, MonthQuery};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
-use buildfund_jobs::books::reconciliation::{
-    expenses_of_month, reconciliation, ReconciliationError,
-};
-
-impl From<ReconciliationError> for ApiError {
-    fn from(e: ReconciliationError) -> Self {
-        match e {
-            ReconciliationError::Db(db) => db.into(),
-            other => ApiError::Internal(anyhow::Error::new(other)),
-        }
-    }
-}
+use buildfund_jobs::books::reconciliation::{expenses_of_month, reconciliation};
 
 /// Registered from [`super::PUBLIC_FIGURES`].
 pub async fn get_reconciliation(

@@ -21,7 +21,7 @@
 //! - Remaining cents go to the largest fractional remainders; ties are broken by plain
 //!   byte-wise ascending comparison of the line keys (`~idle` included), as the contract says.
 //!   Lines are *listed* jobsets ascending, then the idle line last.
-//! - [`machine_lines`] refuses (panics on) a window that crosses a month boundary: the contract
+//! - [`machine_lines`] refuses (asserts against) a window that crosses a month boundary: the contract
 //!   rounds each month part on its own, so one call per [`split_months`] part is required.
 //!   [`machine_cost_exact`] accepts any window (a monthly price is prorated per month part).
 //! - Nothing here clips to `ledger_start` or `now`: the caller does, as documented per function.
@@ -31,7 +31,9 @@
 //!   change inside it (they panic otherwise).
 use crate::calendar::{month_of, seconds_in_month, split_months, Span};
 use crate::config::{Config, CostModel, IdlePolicy, Machine, Terms, OTHER_POOL};
-use crate::money::{add, add_fractions, gcd, mul, reduce, round_half_away_from_zero};
+use crate::money::{
+    add, add_fractions, gcd, mul, narrow, reduce, round_half_away_from_zero, Overflow,
+};
 use std::collections::BTreeMap;
 
 /// The line key of a machine's idle line (sorts after every ASCII jobset key in ties).
@@ -88,17 +90,17 @@ pub struct ExactShares {
 
 impl ExactShares {
     /// The machine's exact cost, as `(numerator, denominator)` (not reduced).
-    pub fn total(&self) -> (i128, i128) {
+    pub fn total(&self) -> Result<(i128, i128), Overflow> {
         let n = self
             .lines
             .iter()
-            .fold(0i128, |acc, l| add(acc, l.numerator));
-        (n, self.denominator)
+            .try_fold(0i128, |acc, l| add(acc, l.numerator))?;
+        Ok((n, self.denominator))
     }
 }
 
 /// The machine's provisioned interval `[active_from, active_until)`; a missing bound is open.
-pub fn active_interval(machine: &Machine) -> Span {
+pub(crate) fn active_interval(machine: &Machine) -> Span {
     Span {
         start: machine.active_from.map_or(i64::MIN, |t| t.timestamp()),
         end: machine.active_until.map_or(i64::MAX, |t| t.timestamp()),
@@ -155,45 +157,48 @@ fn single_terms(machine: &Machine, window: Span, caller: &str) -> Terms {
 /// The fraction is in lowest terms with a positive denominator; `(0, 1)` when the machine has
 /// no active part in the window. A monthly price over a window that crosses a month boundary
 /// is prorated per month part (each part over its own month's seconds).
-pub fn machine_cost_exact(machine: &Machine, window: Span, busy_total: i64) -> (i128, i128) {
+pub fn machine_cost_exact(
+    machine: &Machine,
+    window: Span,
+    busy_total: i64,
+) -> Result<(i128, i128), Overflow> {
     let terms = single_terms(machine, window, "machine_cost_exact");
     part_cost_exact(machine, window, &terms, busy_total)
 }
 
 /// [`machine_cost_exact`] of one part of a window under the given terms.
-pub fn part_cost_exact(
+pub(crate) fn part_cost_exact(
     machine: &Machine,
     part: Span,
     terms: &Terms,
     busy_total: i64,
-) -> (i128, i128) {
+) -> Result<(i128, i128), Overflow> {
     let Some(active) = active_span(machine, part) else {
-        return (0, 1);
+        return Ok((0, 1));
     };
     let (pn, pd) = terms.cost.price().cents_fraction();
     match terms.cost {
         CostModel::Monthly(_) => split_months(active)
             .into_iter()
-            .map(|part| {
+            .try_fold((0, 1), |sum, part| {
                 let month = i128::from(seconds_in_month(part.start));
-                (mul(pn, i128::from(part.len())), mul(pd, month))
-            })
-            .fold((0, 1), add_fractions),
-        CostModel::Hourly(_) => reduce(mul(pn, i128::from(active.len())), mul(pd, HOUR)),
+                add_fractions(sum, (mul(pn, i128::from(part.len()))?, mul(pd, month)?))
+            }),
+        CostModel::Hourly(_) => reduce(mul(pn, i128::from(active.len()))?, mul(pd, HOUR)?),
         CostModel::Metered(_) => {
             assert!(
                 busy_total >= 0,
                 "machine_cost_exact: busy seconds of {} are negative ({busy_total})",
                 machine.name
             );
-            reduce(mul(pn, i128::from(busy_total)), mul(pd, HOUR))
+            reduce(mul(pn, i128::from(busy_total))?, mul(pd, HOUR)?)
         }
     }
 }
 
 /// Whether jobsets of a machine under these terms share its whole cost (no idle line while
 /// anything ran): the deployment's policy is proportional, or the machine is metered.
-pub fn is_proportional(config: &Config, terms: &Terms) -> bool {
+pub(crate) fn is_proportional(config: &Config, terms: &Terms) -> bool {
     config.idle == IdlePolicy::Proportional || matches!(terms.cost, CostModel::Metered(_))
 }
 
@@ -213,20 +218,20 @@ fn check_window(machine: &Machine, window: Span) {
 
 /// The exact lines of one machine in one part of a window before rounding, under the terms in
 /// force during it (same inputs and rules as [`part_lines`]).
-pub fn exact_shares(
+pub(crate) fn exact_shares(
     config: &Config,
     machine: &Machine,
     window: Span,
     terms: &Terms,
     busy: &BTreeMap<String, i64>,
-) -> ExactShares {
+) -> Result<ExactShares, Overflow> {
     check_window(machine, window);
     let none = ExactShares {
         denominator: 1,
         lines: Vec::new(),
     };
     let Some(active) = active_span(machine, window) else {
-        return none;
+        return Ok(none);
     };
     let mut busy_total: i64 = 0;
     for (jobset, &seconds) in busy {
@@ -235,16 +240,11 @@ pub fn exact_shares(
             "machine_lines: busy seconds of {jobset} on {} are negative ({seconds})",
             machine.name
         );
-        busy_total = busy_total.checked_add(seconds).unwrap_or_else(|| {
-            panic!(
-                "machine_lines: busy seconds on {} overflow i64",
-                machine.name
-            )
-        });
+        busy_total = crate::money::add_cents(busy_total, seconds)?;
     }
-    let (n, d) = part_cost_exact(machine, window, terms, busy_total);
+    let (n, d) = part_cost_exact(machine, window, terms, busy_total)?;
     let busy_total = i128::from(busy_total);
-    let capacity = mul(i128::from(terms.slots), i128::from(active.len()));
+    let capacity = mul(i128::from(terms.slots), i128::from(active.len()))?;
     let denominator = if is_proportional(config, terms) {
         busy_total
     } else {
@@ -253,20 +253,20 @@ pub fn exact_shares(
     if denominator == 0 {
         // Nothing ran (proportional, or metered): the whole cost, if any, is idle.
         if n == 0 {
-            return none;
+            return Ok(none);
         }
-        return ExactShares {
+        return Ok(ExactShares {
             denominator: d,
             lines: vec![ExactLine {
                 key: IDLE_KEY.to_string(),
                 busy_seconds: 0,
                 numerator: n,
             }],
-        };
+        });
     }
     // Line j is n * busy_j / (d * denominator); cancel what n and denominator share so the
     // common denominator stays small.
-    let g = gcd(n, denominator);
+    let g = gcd(n, denominator)?;
     let (n, reduced) = if n == 0 {
         (0, 1)
     } else {
@@ -275,13 +275,15 @@ pub fn exact_shares(
     let mut lines: Vec<ExactLine> = busy
         .iter()
         .filter(|(_, &seconds)| seconds > 0)
-        .map(|(jobset, &seconds)| ExactLine {
-            key: jobset.clone(),
-            busy_seconds: seconds,
-            numerator: mul(n, i128::from(seconds)),
+        .map(|(jobset, &seconds)| {
+            Ok(ExactLine {
+                key: jobset.clone(),
+                busy_seconds: seconds,
+                numerator: mul(n, i128::from(seconds))?,
+            })
         })
-        .collect();
-    let idle = mul(n, denominator - busy_total);
+        .collect::<Result<_, Overflow>>()?;
+    let idle = mul(n, denominator - busy_total)?;
     if idle > 0 {
         lines.push(ExactLine {
             key: IDLE_KEY.to_string(),
@@ -289,18 +291,18 @@ pub fn exact_shares(
             numerator: idle,
         });
     }
-    ExactShares {
-        denominator: mul(d, reduced),
+    Ok(ExactShares {
+        denominator: mul(d, reduced)?,
         lines,
-    }
+    })
 }
 
 /// Rounds exact lines to whole cents that sum to the total rounded half away from zero: each
 /// line gets the floor of its amount, the remaining cents go one each to the largest
 /// fractional remainders, ties by ascending key. Returns cents in the order of `shares.lines`.
-pub fn round_lines(shares: &ExactShares) -> Vec<i128> {
+pub(crate) fn round_lines(shares: &ExactShares) -> Result<Vec<i128>, Overflow> {
     let d = shares.denominator;
-    let (total, _) = shares.total();
+    let (total, _) = shares.total()?;
     let rounded = round_half_away_from_zero(total, d);
     let mut cents: Vec<i128> = shares
         .lines
@@ -312,7 +314,7 @@ pub fn round_lines(shares: &ExactShares) -> Vec<i128> {
         .iter()
         .map(|l| l.numerator.rem_euclid(d))
         .collect();
-    let floors = cents.iter().fold(0i128, |acc, &c| add(acc, c));
+    let floors = cents.iter().try_fold(0i128, |acc, &c| add(acc, c))?;
     let left = rounded - floors;
     // Sum of remainders / d is in [0, #lines), so 0 <= left <= #lines with a positive
     // remainder when every amount is >= 0 (always the case here).
@@ -330,7 +332,7 @@ pub fn round_lines(shares: &ExactShares) -> Vec<i128> {
     for &i in order.iter().take(left as usize) {
         cents[i] += 1;
     }
-    cents
+    Ok(cents)
 }
 
 /// All lines of one machine in one window. `busy` maps "project:jobset" -> busy seconds of that
@@ -352,7 +354,7 @@ pub fn machine_lines(
     machine: &Machine,
     window: Span,
     busy: &BTreeMap<String, i64>,
-) -> Vec<Line> {
+) -> Result<Vec<Line>, Overflow> {
     let terms = single_terms(machine, window, "machine_lines");
     part_lines(config, machine, window, &terms, busy)
 }
@@ -360,28 +362,23 @@ pub fn machine_lines(
 /// [`machine_lines`] of one part of a window ([`machine_parts`]) under the terms in force
 /// during it: `busy` holds the busy seconds of the part's active span only, and the part is
 /// rounded on its own.
-pub fn part_lines(
+pub(crate) fn part_lines(
     config: &Config,
     machine: &Machine,
     part: Span,
     terms: &Terms,
     busy: &BTreeMap<String, i64>,
-) -> Vec<Line> {
-    let shares = exact_shares(config, machine, part, terms, busy);
-    let cents = round_lines(&shares);
+) -> Result<Vec<Line>, Overflow> {
+    let shares = exact_shares(config, machine, part, terms, busy)?;
+    let cents = round_lines(&shares)?;
     let default_fund = &config.default_fund().slug;
     shares
         .lines
         .iter()
         .zip(cents)
         .map(|(exact, cents)| {
-            let cost_cents = i64::try_from(cents).unwrap_or_else(|_| {
-                panic!(
-                    "machine_lines: {cents} cents for {} on {} do not fit in i64",
-                    exact.key, machine.name
-                )
-            });
-            if exact.key == IDLE_KEY {
+            let cost_cents = narrow(cents)?;
+            Ok(if exact.key == IDLE_KEY {
                 Line {
                     machine: machine.name.clone(),
                     jobset: None,
@@ -405,7 +402,7 @@ pub fn part_lines(
                     busy_seconds: exact.busy_seconds,
                     cost_cents,
                 }
-            }
+            })
         })
         .collect()
 }
@@ -413,7 +410,7 @@ pub fn part_lines(
 /// One machine's lines of a window from the lines of its parts ([`part_lines`], each rounded
 /// on its own): summed per jobset and for the idle line, so the machine has one line per
 /// jobset (jobsets ascending) and one idle line (last) in the window.
-pub fn merge_parts(parts: &[&[Line]]) -> Vec<Line> {
+pub(crate) fn merge_parts(parts: &[&[Line]]) -> Vec<Line> {
     let mut merged: BTreeMap<(bool, &str), Line> = BTreeMap::new();
     for l in parts.iter().flat_map(|p| p.iter()) {
         merged

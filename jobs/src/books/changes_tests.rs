@@ -82,7 +82,7 @@ fn monthly(p: &str) -> CostModel {
 }
 
 /// The machine's lines of `window` with `busy[i]` the busy seconds of its i-th part, each
-/// part rounded on its own and the parts merged (what `window_lines` does with the data).
+/// part rounded on its own and the parts merged (what `lines_from_steps` does with the data).
 fn window_lines(
     c: &Config,
     m: &Machine,
@@ -94,7 +94,7 @@ fn window_lines(
     let lines: Vec<Vec<Line>> = parts
         .iter()
         .zip(busy)
-        .map(|((part, terms), b)| part_lines(c, m, *part, terms, b))
+        .map(|((part, terms), b)| part_lines(c, m, *part, terms, b).unwrap())
         .collect();
     let slices: Vec<&[Line]> = lines.iter().map(Vec::as_slice).collect();
     merge_parts(&slices)
@@ -144,7 +144,7 @@ fn terms_and_parts_follow_the_changes() {
     assert_eq!(machine_parts(tie, late), vec![(late, oct)]);
     assert!(machine_parts(tie, Span::new(5, 5)).is_empty());
     // The whole-window functions refuse a window with a change inside.
-    let r = std::panic::catch_unwind(|| machine_lines(&c, tie, october, &BTreeMap::new()));
+    let r = std::panic::catch_unwind(|| machine_lines(&c, tie, october, &BTreeMap::new()).unwrap());
     assert!(r.is_err());
 }
 
@@ -185,7 +185,7 @@ fn a_monthly_price_that_changes_mid_month() {
     assert_eq!(lines.iter().map(|l| l.cost_cents).sum::<i64>(), 13645);
     // Before the change the old price alone: the first 14 days cost 5419.
     let first = Span::new(month_span(2026, 10).start, at("2026-10-15"));
-    assert_eq!(machine_cost_exact(m, first, 0), (168_000, 31));
+    assert_eq!(machine_cost_exact(m, first, 0).unwrap(), (168_000, 31));
 }
 
 /// cloud02: 4 slots, hourly 1.90 until 2026-10-15, metered 2.40 from then (separate policy).
@@ -221,7 +221,9 @@ fn a_machine_that_goes_from_hourly_to_metered() {
     );
     // After the change nothing is idle, however little ran: an idle metered part costs 0.
     let (part, terms) = machine_parts(m, month_span(2026, 10))[1];
-    assert!(part_lines(&c, m, part, &terms, &BTreeMap::new()).is_empty());
+    assert!(part_lines(&c, m, part, &terms, &BTreeMap::new())
+        .unwrap()
+        .is_empty());
 }
 
 /// grow01: monthly 93.00, 2 slots until 2026-10-11, 4 slots from then.
@@ -386,7 +388,7 @@ proptest! {
         let mut exact = (0i128, 1i128);
         for ((part, terms), b) in parts.iter().zip(&busy) {
             check_lines(&c, m, *part, terms, b);
-            exact = add_fractions(exact, part_cost_exact(m, *part, terms, b.values().sum()));
+            exact = add_fractions(exact, part_cost_exact(m, *part, terms, b.values().sum()).unwrap()).unwrap();
         }
         let lines = window_lines(&c, m, month, &busy);
         let total = i128::from(lines.iter().map(|l| l.cost_cents).sum::<i64>());
@@ -407,7 +409,7 @@ proptest! {
                     *all.entry(k.clone()).or_insert(0) += v;
                 }
             }
-            let one = machine_lines(&c, &same, month, &all);
+            let one = machine_lines(&c, &same, month, &all).unwrap();
             let one_total = i128::from(one.iter().map(|l| l.cost_cents).sum::<i64>());
             prop_assert!((total - one_total).abs() <= n, "{one:?} {lines:?}");
             // Separate idle, busy within the capacity of every part, a price per slot-second:

@@ -4,14 +4,14 @@
 //! The evaluation instant (`at`, default now) plays the part of cost-model.md's "now": every
 //! window is clipped to `[ledger_start, at)`.
 use crate::books::attribution::Line;
-pub use crate::books::ledger::{
-    busy_query, busy_seconds, clip, window_lines, UnpricedLine, WindowCosts,
-};
+use crate::books::ledger::lines_from_steps;
+pub use crate::books::ledger::{busy_query, busy_seconds, clip, UnpricedLine, WindowCosts};
 use crate::books::store;
+use crate::books::BooksError;
 use crate::calendar::{split_months, Month, Span};
 use crate::config::Config;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -31,7 +31,7 @@ pub async fn costs_report(
     config: &Config,
     month: Month,
     at: crate::bounds::At,
-) -> Result<CostsReport, DbErr> {
+) -> Result<CostsReport, BooksError> {
     let at = at.instant();
     let c = month_costs(db, config, month, at).await?;
     Ok(CostsReport {
@@ -50,14 +50,14 @@ pub async fn window_costs(
     db: &impl ConnectionTrait,
     config: &Config,
     window: Span,
-) -> Result<WindowCosts, DbErr> {
+) -> Result<WindowCosts, BooksError> {
     let month = Month::of(DateTime::from_timestamp(window.start, 0).expect("valid instant"));
     if store::book_window(config, month) == Some(window) {
         if let Some(m) = store::stored_month(db, config, month, false, true).await? {
             return Ok(m.costs);
         }
     }
-    window_lines(db, config, window).await
+    lines_from_steps(db, config, window).await
 }
 
 /// Lines of any interval: split at month boundaries, clipped to `[ledger_start, at)`, each part
@@ -67,7 +67,7 @@ pub async fn span_lines(
     config: &Config,
     span: Span,
     at: DateTime<Utc>,
-) -> Result<Vec<WindowCosts>, DbErr> {
+) -> Result<Vec<WindowCosts>, BooksError> {
     let Some(clipped) = clip(config, span, at) else {
         return Ok(Vec::new());
     };
@@ -84,7 +84,7 @@ pub async fn month_costs(
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
-) -> Result<WindowCosts, DbErr> {
+) -> Result<WindowCosts, BooksError> {
     Ok(match clip(config, month.span(), at) {
         Some(window) => window_costs(db, config, window).await?,
         None => WindowCosts::default(),
@@ -98,7 +98,7 @@ pub async fn cost_to_date_by_fund(
     db: &impl ConnectionTrait,
     config: &Config,
     t: DateTime<Utc>,
-) -> Result<BTreeMap<String, i64>, DbErr> {
+) -> Result<BTreeMap<String, i64>, BooksError> {
     let mut totals = BTreeMap::new();
     if t <= config.ledger_start {
         return Ok(totals);

@@ -6,7 +6,7 @@
 //! days (and days not stored fresh) are computed from the steps: a read costs two stored days
 //! and two partial days, whatever the window's length or the ledger's. Cents are not additive:
 //! lines are still rounded once per (machine, window part) from the summed busy seconds
-//! ([`super::ledger::window_lines`]). The rows do not depend on the config (machines as stored,
+//! ([`super::ledger::lines_from_steps`]). The rows do not depend on the config (machines as stored,
 //! unpriced ones included), so they hold under any.
 //!
 //! Staleness, as for months: a write of steps bumps, in its own transaction, the generation of
@@ -54,7 +54,7 @@ pub fn day_of(t: i64) -> i64 {
 
 /// The whole days inside `span`: from its first midnight to its last. `None` when it holds
 /// no whole day.
-pub fn whole_days(span: Span) -> Option<Span> {
+pub(crate) fn whole_days(span: Span) -> Option<Span> {
     let first = day_of(span.start.saturating_add(DAY - 1));
     let last = day_of(span.end);
     (first < last).then(|| Span::new(first, last))
@@ -255,7 +255,7 @@ async fn todo_days(
 }
 
 /// `buildfund books status`: the stored days.
-pub async fn days_status(
+pub(crate) async fn days_status(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
 ) -> Result<DaysStatus, DbErr> {
@@ -277,7 +277,7 @@ pub async fn days_status(
 /// Computes and stores every day that is over at `now` and missing or stale, oldest first;
 /// with `force_from`, every day from it on too, whatever is stored. Returns how many days were
 /// stored.
-pub async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     now: DateTime<Utc>,
     force_from: Option<i64>,
@@ -297,7 +297,7 @@ pub async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     let mut stored = 0;
     for day in todo {
         let force = force_from.is_some_and(|f| day >= f);
-        if store_day(db, day, force).await? {
+        if store_day(db, day, force, now).await? {
             stored += 1;
         }
     }
@@ -340,6 +340,7 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     day: i64,
     force: bool,
+    now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     // The generation first, then the data: a write committed in between leaves the day stale
     // rather than wrongly fresh.
@@ -413,7 +414,7 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
             Expr::val(day),
             Expr::val(generation),
             Expr::val(generation),
-            Expr::val(Utc::now()),
+            Expr::val(now),
         ])
         .on_conflict(
             OnConflict::column(BookDays::Day)

@@ -8,6 +8,7 @@
 //! `net = gross - fees` after rounding); a currency with no rate is refused with a message naming
 //! it, never guessed.
 use crate::books::funds::route;
+use crate::books::BooksError;
 use crate::calendar::Month;
 use crate::config::Config;
 use buildfund_entity::donations;
@@ -184,12 +185,13 @@ fn active(r: &DonationRecord, now: DateTime<Utc>) -> donations::ActiveModel {
 pub async fn upsert<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     records: &[DonationRecord],
-) -> Result<Stored, DbErr> {
+    now: DateTime<Utc>,
+) -> Result<Stored, BooksError> {
     if records.is_empty() {
         return Ok(Stored::default());
     }
     let txn = crate::db::begin_write(db).await?;
-    let stored = upsert_in(&txn, records, Utc::now()).await?;
+    let stored = upsert_in(&txn, records, now).await?;
     txn.commit().await?;
     Ok(stored)
 }
@@ -200,7 +202,7 @@ pub async fn upsert_in(
     txn: &impl ConnectionTrait,
     records: &[DonationRecord],
     now: DateTime<Utc>,
-) -> Result<Stored, DbErr> {
+) -> Result<Stored, BooksError> {
     let mut stored = Stored::default();
     if records.is_empty() {
         return Ok(stored);
@@ -219,10 +221,11 @@ pub async fn upsert_in(
         .iter()
         .find_map(|r| r.out_of_bounds().map(|why| (r, why)))
     {
-        return Err(DbErr::Custom(format!(
-            "donation {}/{} refused: {why}",
-            r.source, r.external_id
-        )));
+        return Err(BooksError::DonationRefused {
+            source_name: r.source.clone(),
+            external_id: r.external_id.clone(),
+            why,
+        });
     }
     let mut by_source: HashMap<&str, Vec<&str>> = HashMap::new();
     for (s, id) in &order {
@@ -354,19 +357,23 @@ pub fn public(config: &Config, m: &donations::Model) -> PublicDonation {
     }
 }
 
-/// The records dated in `month`, oldest first.
+/// The records dated in `month`, oldest first, as the public API shows them.
 pub async fn month_records(
     db: &impl ConnectionTrait,
+    config: &Config,
     month: Month,
-) -> Result<Vec<donations::Model>, DbErr> {
+) -> Result<Vec<PublicDonation>, BooksError> {
     use donations::Column as D;
-    donations::Entity::find()
+    Ok(donations::Entity::find()
         .filter(Expr::col(D::OccurredAt).gte(month.start()))
         .filter(Expr::col(D::OccurredAt).lt(month.next().start()))
         .order_by_asc(D::OccurredAt)
         .order_by_asc(D::Id)
         .all(db)
-        .await
+        .await?
+        .iter()
+        .map(|m| public(config, m))
+        .collect())
 }
 
 /// One problem of a manual donation, by field.
@@ -558,18 +565,20 @@ impl ManualDonation {
 #[derive(Debug)]
 pub enum ManualOutcome {
     /// Stored now.
-    Created(donations::Model),
+    Created(PublicDonation),
     /// The same key was stored before with the same content: nothing changed.
-    Replayed(donations::Model),
+    Replayed(PublicDonation),
     /// The same key was stored before with other content: refused.
-    Conflict(donations::Model),
+    Conflict(PublicDonation),
 }
 
 /// Stores a validated manual donation under its idempotency key.
 pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
     db: &C,
+    config: &Config,
     record: &DonationRecord,
-) -> Result<ManualOutcome, DbErr> {
+    now: DateTime<Utc>,
+) -> Result<ManualOutcome, BooksError> {
     let find = || {
         donations::Entity::find()
             .filter(donations::Column::Source.eq(record.source.as_str()))
@@ -577,12 +586,12 @@ pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
     };
     if let Some(m) = find().one(db).await? {
         return Ok(if same(&m, record) {
-            ManualOutcome::Replayed(m)
+            ManualOutcome::Replayed(public(config, &m))
         } else {
-            ManualOutcome::Conflict(m)
+            ManualOutcome::Conflict(public(config, &m))
         });
     }
-    let stored = upsert(db, std::slice::from_ref(record)).await?;
+    let stored = upsert(db, std::slice::from_ref(record), now).await?;
     let m = find()
         .one(db)
         .await?
@@ -590,11 +599,11 @@ pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
     // Two concurrent requests with one key: the unique index lets one insert; the other finds
     // the row unchanged (a replay) or different (a conflict).
     Ok(if stored.inserted == 1 {
-        ManualOutcome::Created(m)
+        ManualOutcome::Created(public(config, &m))
     } else if same(&m, record) {
-        ManualOutcome::Replayed(m)
+        ManualOutcome::Replayed(public(config, &m))
     } else {
-        ManualOutcome::Conflict(m)
+        ManualOutcome::Conflict(public(config, &m))
     })
 }
 

@@ -124,12 +124,12 @@ pub enum ExpenseError {
 }
 
 /// The stored `tags` column: a JSON array of strings.
-pub fn tags_json(tags: &[String]) -> String {
+pub(crate) fn tags_json(tags: &[String]) -> String {
     serde_json::to_string(tags).unwrap_or_else(|_| "[]".into())
 }
 
 /// The domain record of a stored row.
-pub fn from_model(m: &expenses::Model) -> Result<ExpenseRecord, ExpenseError> {
+pub(crate) fn from_model(m: &expenses::Model) -> Result<ExpenseRecord, ExpenseError> {
     let corrupt = |why: String| ExpenseError::Corrupt {
         source_name: m.source.clone(),
         external_id: m.external_id.clone(),
@@ -358,7 +358,7 @@ pub async fn find(
 /// Inserts one record with its request hash (manual expenses) unless its key is stored
 /// already (then nothing is written: a concurrent request with the same key never overwrites
 /// the first), marking its month stale in the same transaction. Whether it was inserted.
-pub async fn insert_new_with_hash<C: ConnectionTrait + TransactionTrait>(
+pub(crate) async fn insert_new_with_hash<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     record: &ExpenseRecord,
     hash: &str,

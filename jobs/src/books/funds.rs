@@ -3,13 +3,15 @@
 //! burn, runway").
 use crate::books::costs::{clip, window_costs, WindowCosts};
 use crate::books::invoices::expense_costs;
+use crate::books::ledger::raised_from_data;
 use crate::books::ledger::ts;
-pub use crate::books::ledger::{add_cents, raised_from_data, route, Raised};
+pub use crate::books::ledger::{add_cents, route, Raised};
 use crate::books::store;
+use crate::books::BooksError;
 use crate::calendar::{split_months, Month, Span};
 use crate::config::Config;
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -20,7 +22,7 @@ pub async fn raised_by_fund(
     config: &Config,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<BTreeMap<String, Raised>, DbErr> {
+) -> Result<BTreeMap<String, Raised>, BooksError> {
     if from < to {
         let month = Month::of(from);
         let whole = store::book_window(config, month)
@@ -90,7 +92,7 @@ pub async fn standing(
     db: &impl ConnectionTrait,
     config: &Config,
     t: DateTime<Utc>,
-) -> Result<Standing, DbErr> {
+) -> Result<Standing, BooksError> {
     standing_with(db, config, t, None).await
 }
 
@@ -101,7 +103,7 @@ pub async fn standing_with(
     config: &Config,
     t: DateTime<Utc>,
     known: Option<(Span, &WindowCosts)>,
-) -> Result<Standing, DbErr> {
+) -> Result<Standing, BooksError> {
     let mut net: BTreeMap<String, i64> = BTreeMap::new();
     let mut cost: BTreeMap<String, i64> = BTreeMap::new();
     let mut cost_30_days = BTreeMap::new();
@@ -195,7 +197,7 @@ pub async fn funds_month(
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
-) -> Result<(Vec<FundMonth>, WindowCosts), DbErr> {
+) -> Result<(Vec<FundMonth>, WindowCosts), BooksError> {
     let window = clip(config, month.span(), at);
     let expenses = match window {
         Some(w) => expense_costs(db, config, ts(w.start), ts(w.end)).await?,

@@ -18,6 +18,7 @@
 //! machine cost. They are therefore exact in every path (stored month, stored days, data)
 //! without any fingerprint of `invoice_tags`/`billing`.
 use crate::books::expenses::ExpenseRecord;
+use crate::books::BooksError;
 use crate::calendar::Month;
 use crate::config::{Billing, Config, Fund, Machine};
 use buildfund_entity::expenses;
@@ -40,7 +41,7 @@ pub enum Class<'a> {
 
 /// The first machine in config order with one of `tags` among its `invoice_tags`
 /// (case-insensitively), whatever its billing.
-pub fn tagged_machine<'a>(config: &'a Config, tags: &[String]) -> Option<&'a Machine> {
+pub(crate) fn tagged_machine<'a>(config: &'a Config, tags: &[String]) -> Option<&'a Machine> {
     let tags: Vec<String> = tags.iter().map(|t| t.to_lowercase()).collect();
     config.machines.iter().find(|m| {
         m.invoice_tags
@@ -60,7 +61,7 @@ pub fn pays_for(billing: Billing, incurred_at: DateTime<Utc>) -> Option<Month> {
 
 /// The fund an other expense paid from `account` is a cost of: the first fund listing the
 /// account, else the default fund.
-pub fn expense_fund<'a>(config: &'a Config, account: &str) -> &'a Fund {
+pub(crate) fn expense_fund<'a>(config: &'a Config, account: &str) -> &'a Fund {
     config
         .funds
         .iter()
@@ -69,7 +70,7 @@ pub fn expense_fund<'a>(config: &'a Config, account: &str) -> &'a Fund {
 }
 
 /// What an expense with these tags, paid from `account`, incurred at `incurred_at`, is.
-pub fn classify_parts<'a>(
+pub(crate) fn classify_parts<'a>(
     config: &'a Config,
     account: &str,
     tags: &[String],
@@ -92,7 +93,7 @@ pub fn classify<'a>(config: &'a Config, e: &ExpenseRecord) -> Class<'a> {
 
 /// The fund an expense is a cost of and how much: `(idle fund, fees)` for an invoice,
 /// `(fund, total)` for an other expense.
-pub fn cost_of(class: Class<'_>, amount: i64, fees: i64) -> (&str, i64) {
+pub(crate) fn cost_of(class: Class<'_>, amount: i64, fees: i64) -> (&str, i64) {
     match class {
         Class::Invoice { machine, .. } => (machine.idle_fund.as_str(), fees),
         Class::Other { fund } => (fund.slug.as_str(), amount + fees),
@@ -113,12 +114,12 @@ pub fn costs_by_fund(config: &Config, records: &[ExpenseRecord]) -> BTreeMap<Str
 
 /// Expense costs per fund of the records paid in `[from, to)`, summed in the database per
 /// (paying account, tags); funds without any left out.
-pub async fn expense_costs(
+pub(crate) async fn expense_costs(
     db: &impl ConnectionTrait,
     config: &Config,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<BTreeMap<String, i64>, DbErr> {
+) -> Result<BTreeMap<String, i64>, BooksError> {
     let mut out: BTreeMap<String, i64> = BTreeMap::new();
     if from >= to {
         return Ok(out);
@@ -153,11 +154,11 @@ pub async fn expense_costs(
 
 /// `total` (amount + fees) of every expense record paid in `[from, to)`: what left the
 /// collective (cash).
-pub async fn total_out(
+pub(crate) async fn total_out(
     db: &impl ConnectionTrait,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<i64, DbErr> {
+) -> Result<i64, BooksError> {
     if from >= to {
         return Ok(0);
     }

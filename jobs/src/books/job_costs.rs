@@ -4,11 +4,12 @@
 use crate::books::jobs::{load_rows, window_jobs, JobCost};
 use crate::books::ledger::clip;
 use crate::books::store::{book_window, stored_month};
+use crate::books::BooksError;
 use crate::calendar::{rfc3339, Month};
 use crate::config::Config;
 use buildfund_entity::book_months;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::Serialize;
 
 use crate::bounds::{At, Limit};
@@ -44,7 +45,7 @@ pub async fn month_job_list(
     month: Month,
     at: DateTime<Utc>,
     filter: &JobsFilter,
-) -> Result<Vec<JobCost>, DbErr> {
+) -> Result<Vec<JobCost>, BooksError> {
     let Some(window) = clip(config, month.span(), at) else {
         return Ok(Vec::new());
     };
@@ -87,7 +88,7 @@ pub async fn month_jobs(
     month: Month,
     at: At,
     filter: &JobsFilter,
-) -> Result<JobsReport, DbErr> {
+) -> Result<JobsReport, BooksError> {
     let at = at.instant();
     let mut jobs = month_job_list(db, config, month, at, filter).await?;
     let total_cents = jobs.iter().map(|j| j.cost_cents).sum();

@@ -19,12 +19,13 @@
 use crate::books::attribution::{
     active_span, machine_parts, part_lines, round_lines, ExactLine, ExactShares, Line,
 };
+use crate::books::BooksError;
 use crate::calendar::Span;
 use crate::config::{Config, OTHER_POOL};
-use crate::money::mul;
+use crate::money::{narrow, Overflow};
 use buildfund_entity::{book_month_jobs, build_steps};
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -59,7 +60,10 @@ pub struct JobCost {
 /// fractional remainders, ties by ascending job name. The shares sum exactly to `cents`.
 /// Jobs with 0 busy seconds get 0; with no busy seconds at all, the line has no jobs to split
 /// among (an empty map).
-pub fn split_line(cents: i64, busy: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
+pub(crate) fn split_line(
+    cents: i64,
+    busy: &BTreeMap<String, i64>,
+) -> Result<BTreeMap<String, i64>, Overflow> {
     assert!(cents >= 0, "split_line: a line of {cents} cents");
     let total: i128 = busy
         .iter()
@@ -72,7 +76,7 @@ pub fn split_line(cents: i64, busy: &BTreeMap<String, i64>) -> BTreeMap<String, 
         })
         .sum();
     if total == 0 {
-        return BTreeMap::new();
+        return Ok(BTreeMap::new());
     }
     let shares = ExactShares {
         denominator: total,
@@ -81,25 +85,26 @@ pub fn split_line(cents: i64, busy: &BTreeMap<String, i64>) -> BTreeMap<String, 
             .map(|(job, &s)| ExactLine {
                 key: job.clone(),
                 busy_seconds: s,
-                numerator: mul(i128::from(cents), i128::from(s)),
+                // Two i64 factors: the product fits in i128.
+                numerator: i128::from(cents) * i128::from(s),
             })
             .collect(),
     };
     shares
         .lines
         .iter()
-        .zip(round_lines(&shares))
-        .map(|(l, c)| {
-            let c = i64::try_from(c).expect("a share is at most its line");
-            (l.key.clone(), c)
-        })
+        .zip(round_lines(&shares)?)
+        .map(|(l, c)| Ok((l.key.clone(), narrow(c)?)))
         .collect()
 }
 
 /// The jobs of one (machine, window part): each jobset line of `lines` (the part's rounded
 /// lines; the idle line has no jobs) split by [`split_line`] among that jobset's jobs in
 /// `busy`. Ordered by jobset, then job.
-pub fn part_jobs(lines: &[Line], busy: &BTreeMap<JobKey, JobBusy>) -> Vec<JobCost> {
+pub(crate) fn part_jobs(
+    lines: &[Line],
+    busy: &BTreeMap<JobKey, JobBusy>,
+) -> Result<Vec<JobCost>, Overflow> {
     let mut out = Vec::new();
     for line in lines.iter().filter(|l| !l.idle) {
         let jobset = line
@@ -115,7 +120,7 @@ pub fn part_jobs(lines: &[Line], busy: &BTreeMap<JobKey, JobBusy>) -> Vec<JobCos
             .iter()
             .map(|(job, b)| ((*job).clone(), b.busy_seconds))
             .collect();
-        let cents = split_line(line.cost_cents, &seconds);
+        let cents = split_line(line.cost_cents, &seconds)?;
         for (job, b) in jobs {
             out.push(JobCost {
                 jobset: jobset.to_string(),
@@ -128,11 +133,14 @@ pub fn part_jobs(lines: &[Line], busy: &BTreeMap<JobKey, JobBusy>) -> Vec<JobCos
             });
         }
     }
-    out
+    Ok(out)
 }
 
 /// Sums jobs of several parts per (jobset, job).
-pub fn add_jobs(into: &mut BTreeMap<JobKey, JobCost>, jobs: impl IntoIterator<Item = JobCost>) {
+pub(crate) fn add_jobs(
+    into: &mut BTreeMap<JobKey, JobCost>,
+    jobs: impl IntoIterator<Item = JobCost>,
+) {
     for j in jobs {
         match into.get_mut(&(j.jobset.clone(), j.job.clone())) {
             Some(t) => {
@@ -151,7 +159,7 @@ pub fn add_jobs(into: &mut BTreeMap<JobKey, JobCost>, jobs: impl IntoIterator<It
 /// `part`) and steps per (project, jobset, job) of the steps of `names` (the machine's name
 /// and aliases) overlapping `part`. Steps count only when they start at or after
 /// `count_from` (the part where a step's first busy second falls counts it; `None` counts all).
-pub fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> SelectStatement {
+pub(crate) fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> SelectStatement {
     use build_steps::Column as C;
     let clipped_stop = CaseStatement::new()
         .case(Expr::col(C::StopTs).lt(part.end), Expr::col(C::StopTs))
@@ -184,12 +192,12 @@ pub fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> Select
 }
 
 /// Runs [`jobs_query`]: busy seconds and steps per (`project:jobset`, job).
-pub async fn part_job_busy(
+pub(crate) async fn part_job_busy(
     db: &impl ConnectionTrait,
     part: Span,
     names: &[&str],
     count_from: Option<i64>,
-) -> Result<BTreeMap<JobKey, JobBusy>, DbErr> {
+) -> Result<BTreeMap<JobKey, JobBusy>, BooksError> {
     let mut out: BTreeMap<JobKey, JobBusy> = BTreeMap::new();
     for row in db.query_all(&jobs_query(part, names, count_from)).await? {
         let project: String = row.try_get("", "project")?;
@@ -216,7 +224,7 @@ pub async fn window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
     window: Span,
-) -> Result<BTreeMap<JobKey, JobCost>, DbErr> {
+) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
     let mut out = BTreeMap::new();
     for m in &config.machines {
         let mut names: Vec<&str> = vec![m.name.as_str()];
@@ -234,8 +242,8 @@ pub async fn window_jobs(
             for ((jobset, _), b) in &busy {
                 *jobsets.entry(jobset.clone()).or_insert(0) += b.busy_seconds;
             }
-            let lines = part_lines(config, m, part, &terms, &jobsets);
-            add_jobs(&mut out, part_jobs(&lines, &busy));
+            let lines = part_lines(config, m, part, &terms, &jobsets)?;
+            add_jobs(&mut out, part_jobs(&lines, &busy)?);
         }
     }
     Ok(out)
@@ -244,11 +252,11 @@ pub async fn window_jobs(
 // ---- stored with a closed month (`book_month_jobs`) ---------------------------------------
 
 /// Stores a month's jobs under its `book_months` row (inside the transaction storing it).
-pub async fn insert_rows(
+pub(crate) async fn insert_rows(
     db: &impl ConnectionTrait,
     book_month_id: i64,
     jobs: &BTreeMap<JobKey, JobCost>,
-) -> Result<(), DbErr> {
+) -> Result<(), BooksError> {
     let rows: Vec<book_month_jobs::ActiveModel> = jobs
         .values()
         .map(|j| book_month_jobs::ActiveModel {
@@ -272,7 +280,10 @@ pub async fn insert_rows(
 }
 
 /// Deletes the jobs stored under a `book_months` row.
-pub async fn delete_rows(db: &impl ConnectionTrait, book_month_id: i64) -> Result<(), DbErr> {
+pub(crate) async fn delete_rows(
+    db: &impl ConnectionTrait,
+    book_month_id: i64,
+) -> Result<(), BooksError> {
     book_month_jobs::Entity::delete_many()
         .filter(book_month_jobs::Column::BookMonthId.eq(book_month_id))
         .exec(db)
@@ -281,12 +292,12 @@ pub async fn delete_rows(db: &impl ConnectionTrait, book_month_id: i64) -> Resul
 }
 
 /// The jobs stored under a `book_months` row, restricted to a jobset or a pool when given.
-pub async fn load_rows(
+pub(crate) async fn load_rows(
     db: &impl ConnectionTrait,
     book_month_id: i64,
     jobset: Option<&str>,
     pool: Option<&str>,
-) -> Result<Vec<JobCost>, DbErr> {
+) -> Result<Vec<JobCost>, BooksError> {
     use book_month_jobs::Column as J;
     let mut q = book_month_jobs::Entity::find().filter(J::BookMonthId.eq(book_month_id));
     if let Some(j) = jobset {

@@ -5,12 +5,15 @@
 use crate::books::attribution::{active_span, machine_parts, merge_parts, part_lines, Line};
 use crate::books::days;
 pub use crate::books::steps::busy_query;
+use crate::books::BooksError;
 use crate::calendar::Span;
 use crate::config::{Config, Fund, Machine, Terms};
+pub use crate::money::add_cents;
+use crate::money::Overflow;
 use buildfund_entity::donations;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, Query};
-use sea_orm::{ConnectionTrait, DbErr, ExprTrait};
+use sea_orm::{ConnectionTrait, ExprTrait};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -35,7 +38,7 @@ impl WindowCosts {
     }
 
     /// Cost per fund.
-    pub fn by_fund(&self) -> BTreeMap<String, i64> {
+    pub(crate) fn by_fund(&self) -> BTreeMap<String, i64> {
         let mut out = BTreeMap::new();
         for l in &self.lines {
             *out.entry(l.fund.clone()).or_insert(0) += l.cost_cents;
@@ -56,7 +59,7 @@ pub async fn busy_seconds(
     db: &impl ConnectionTrait,
     span: Span,
     machines: Option<&[&str]>,
-) -> Result<Vec<(String, String, i64)>, DbErr> {
+) -> Result<Vec<(String, String, i64)>, BooksError> {
     let mut sums: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (machine, project, jobset, seconds, _) in days::busy(db, span, machines).await? {
         *sums
@@ -82,12 +85,12 @@ pub struct PartLines<'a> {
 /// clipped to `[ledger_start, at)`: each machine's parts rounded on their own, then summed per
 /// (machine, jobset) and idle line, so a machine has one line per jobset (and one idle line)
 /// however many of its changes fall in the window.
-pub async fn window_lines(
+pub(crate) async fn lines_from_steps(
     db: &impl ConnectionTrait,
     config: &Config,
     window: Span,
-) -> Result<WindowCosts, DbErr> {
-    let (parts, unpriced) = window_part_lines(db, config, window).await?;
+) -> Result<WindowCosts, BooksError> {
+    let (parts, unpriced) = part_lines_from_steps(db, config, window).await?;
     let mut lines = Vec::new();
     let mut i = 0;
     while i < parts.len() {
@@ -102,16 +105,16 @@ pub async fn window_lines(
     Ok(WindowCosts { lines, unpriced })
 }
 
-/// The lines of every machine in `window` (as [`window_lines`]) part by part, machines in
+/// The lines of every machine in `window` (as [`lines_from_steps`]) part by part, machines in
 /// config order and each machine's parts in time order (a machine with no part active in the
 /// window has none), with the unpriced lines. One grouped query covers every machine active
 /// through the whole window under one set of terms (the usual case); a machine that starts,
 /// stops or changes inside it gets a query of its own per part over its active span.
-pub async fn window_part_lines<'a>(
+pub(crate) async fn part_lines_from_steps<'a>(
     db: &impl ConnectionTrait,
     config: &'a Config,
     window: Span,
-) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), DbErr> {
+) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), BooksError> {
     let by_name = config.machine_by_name();
     // Machines active through the whole window under one set of terms, by name.
     let whole: HashSet<&str> = config
@@ -142,7 +145,7 @@ pub async fn window_part_lines<'a>(
         if shared(m) {
             let terms = m.terms_at(window.start);
             let b = busy.get(m.name.as_str()).unwrap_or(&empty);
-            let lines = part_lines(config, m, window, &terms, b);
+            let lines = part_lines(config, m, window, &terms, b)?;
             out.push(PartLines {
                 machine: m,
                 part: window,
@@ -161,7 +164,7 @@ pub async fn window_part_lines<'a>(
             for (_, jobset, seconds) in busy_seconds(db, active, Some(&names)).await? {
                 *b.entry(jobset).or_insert(0) += seconds;
             }
-            let lines = part_lines(config, m, part, &terms, &b);
+            let lines = part_lines(config, m, part, &terms, &b)?;
             out.push(PartLines {
                 machine: m,
                 part,
@@ -203,7 +206,7 @@ pub struct Raised {
 
 impl Raised {
     /// The field-wise sum, checked.
-    pub fn checked_add(self, o: Raised) -> Result<Raised, DbErr> {
+    pub fn checked_add(self, o: Raised) -> Result<Raised, Overflow> {
         Ok(Raised {
             gross_cents: add_cents(self.gross_cents, o.gross_cents)?,
             fees_cents: add_cents(self.fees_cents, o.fees_cents)?,
@@ -212,25 +215,17 @@ impl Raised {
     }
 }
 
-/// `a + b` in cents, checked: sums of money never wrap. Records are bounded at the door
-/// ([`crate::books::donations::MAX_RECORD_CENTS`]), so this fails only on figures that cannot
-/// come from the books (millions of records at the bound).
-pub fn add_cents(a: i64, b: i64) -> Result<i64, DbErr> {
-    a.checked_add(b)
-        .ok_or_else(|| DbErr::Custom(format!("a money sum overflows: {a} + {b} cents")))
-}
-
 pub(super) fn ts(s: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(s, 0).single().expect("valid instant")
+    crate::calendar::from_unix(s)
 }
 
 /// Sums of the donation records dated in `[from, to)`, per fund, from the records.
-pub async fn raised_from_data(
+pub(crate) async fn raised_from_data(
     db: &impl ConnectionTrait,
     config: &Config,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<BTreeMap<String, Raised>, DbErr> {
+) -> Result<BTreeMap<String, Raised>, BooksError> {
     use donations::Column as D;
     let sum = |c: D| Func::cast_as(Func::sum(Expr::col(c)), Alias::new("BIGINT"));
     let q = Query::select()

@@ -9,11 +9,12 @@
 //! `net / 3`, so the headroom in thirds of a cent is `net - 3 * burn30 - 3 * (monthly_1 + …)`
 //! and no figure is rounded before the floor the contract asks for.
 use crate::books::funds::{raised_by_fund, standing};
+use crate::books::BooksError;
 use crate::calendar::rfc3339;
 use crate::config::{Config, Plan};
-use crate::money::{mul, round_half_away_from_zero};
+use crate::money::round_half_away_from_zero;
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::ConnectionTrait;
 use serde::Serialize;
 
 /// The figures of one fund a plan computation needs, all exact.
@@ -62,42 +63,45 @@ pub struct PlansReport {
     pub funds: Vec<FundPlans>,
 }
 
+// The arithmetic below is on i64 amounts widened to i128 and multiplied by small constants
+// (3, 30, 100): it cannot leave i128.
+
 /// `floor(100 * min(1, max(0, headroom / monthly)))` with the headroom given in thirds of a
 /// cent: `floor(100 * headroom_thirds / (3 * monthly))`, clamped to 0..=100.
 pub fn covered_percent(headroom_thirds: i128, monthly_cents: i64) -> i64 {
     assert!(monthly_cents > 0, "a plan's monthly cost is positive");
-    let den = mul(3, i128::from(monthly_cents));
-    let pct = mul(100, headroom_thirds).div_euclid(den);
+    let den = 3 * i128::from(monthly_cents);
+    let pct = (100 * headroom_thirds).div_euclid(den);
     pct.clamp(0, 100) as i64
 }
 
 /// `runway_if_adopted`: 0 when the balance is not positive, else
 /// `floor(balance / ((burn30 + added) / 30))`, computed exactly as
 /// `floor(30 * balance / (burn30 + added))`. `added > 0`, so the burn is never zero.
-pub fn runway_if_adopted(balance_cents: i64, burn30_cents: i64, added_cents: i64) -> i64 {
+pub(crate) fn runway_if_adopted(balance_cents: i64, burn30_cents: i64, added_cents: i64) -> i64 {
     if balance_cents <= 0 {
         return 0;
     }
     let burn = i128::from(burn30_cents) + i128::from(added_cents);
     assert!(burn > 0, "a plan adds a positive cost");
-    mul(30, i128::from(balance_cents)).div_euclid(burn) as i64
+    (30 * i128::from(balance_cents)).div_euclid(burn) as i64
 }
 
 /// A fund's plans (in order) over its figures.
-pub fn fund_plans<'a>(
+pub(crate) fn fund_plans<'a>(
     inputs: FundInputs,
     plans: impl IntoIterator<Item = &'a Plan>,
 ) -> Vec<PlanFigures> {
     // headroom_0 = net/3 - burn30, in thirds of a cent.
     let mut headroom_thirds =
-        i128::from(inputs.net_90_days_cents) - mul(3, i128::from(inputs.burn30_cents));
+        i128::from(inputs.net_90_days_cents) - 3 * i128::from(inputs.burn30_cents);
     let mut added = 0i64;
     let mut out = Vec::new();
     for p in plans {
         let covered_percent = covered_percent(headroom_thirds, p.monthly_cents);
         // covered = 1 exactly when the headroom is at least the plan's cost.
-        let funded = headroom_thirds >= mul(3, i128::from(p.monthly_cents));
-        headroom_thirds -= mul(3, i128::from(p.monthly_cents));
+        let funded = headroom_thirds >= 3 * i128::from(p.monthly_cents);
+        headroom_thirds -= 3 * i128::from(p.monthly_cents);
         added += p.monthly_cents;
         out.push(PlanFigures {
             slug: p.slug.clone(),
@@ -118,11 +122,11 @@ pub fn fund_plans<'a>(
 
 /// Every configured fund's plans at `t` (funds in config order; a fund without plans has an
 /// empty list).
-pub async fn plans_at(
+pub(crate) async fn plans_at(
     db: &impl ConnectionTrait,
     config: &Config,
     t: DateTime<Utc>,
-) -> Result<Vec<FundPlans>, DbErr> {
+) -> Result<Vec<FundPlans>, BooksError> {
     let from = std::cmp::max(t - Duration::days(90), config.ledger_start);
     let net = raised_by_fund(db, config, from, t).await?;
     let standing = standing(db, config, t).await?;
@@ -152,7 +156,7 @@ pub async fn plans_report(
     db: &impl ConnectionTrait,
     config: &Config,
     t: crate::bounds::At,
-) -> Result<PlansReport, DbErr> {
+) -> Result<PlansReport, BooksError> {
     let t = t.instant();
     Ok(PlansReport {
         currency: config.currency.clone(),

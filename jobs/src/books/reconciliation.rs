@@ -10,10 +10,11 @@
 //! As of `at`, an invoice counts as paying for M when it is recorded with `paid_at` before
 //! `at` (a later record was not yet paid at `at`); the other expenses are those paid in
 //! `[start of M, min(end of M, at))`.
-use crate::books::expenses::{from_model, ExpenseError, ExpenseKind, ExpenseRecord};
+use crate::books::expenses::{from_model, ExpenseKind, ExpenseRecord};
 use crate::books::invoices::{classify, total_out, Class};
 use crate::books::ledger::{raised_from_data, ts};
 use crate::books::opencollective_check::{latest_check, Check, CheckStatus};
+use crate::books::BooksError;
 use crate::books::{costs, store};
 use crate::calendar::{rfc3339, Month};
 use crate::config::{Billing, Config};
@@ -21,7 +22,7 @@ use crate::money::round_half_away_from_zero;
 use buildfund_entity::expenses;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, ExprTrait, QueryFilter, QueryOrder};
+use sea_orm::{ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -124,7 +125,7 @@ pub struct Reconciliation {
 }
 
 /// 1 % of `|modeled|`, rounded half away from zero to the cent.
-pub fn default_tolerance(modeled_cents: i64) -> i64 {
+pub(crate) fn default_tolerance(modeled_cents: i64) -> i64 {
     round_half_away_from_zero(i128::from(modeled_cents).abs(), 100) as i64
 }
 
@@ -221,22 +222,13 @@ pub fn reconcile(
     }
 }
 
-/// Why a reconciliation or an expense listing could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconciliationError {
-    #[error(transparent)]
-    Expense(#[from] ExpenseError),
-    #[error(transparent)]
-    Db(#[from] DbErr),
-}
-
 /// The expense records with `incurred_at` in `[from, to)` and `paid_at` before `paid_before`.
 async fn incurred_in(
     db: &impl ConnectionTrait,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     paid_before: DateTime<Utc>,
-) -> Result<Vec<ExpenseRecord>, ReconciliationError> {
+) -> Result<Vec<ExpenseRecord>, BooksError> {
     use expenses::Column as E;
     Ok(expenses::Entity::find()
         .filter(Expr::col(E::IncurredAt).gte(from))
@@ -259,7 +251,7 @@ pub async fn cash(
     db: &impl ConnectionTrait,
     config: &Config,
     t: DateTime<Utc>,
-) -> Result<i64, DbErr> {
+) -> Result<i64, BooksError> {
     let mut cash: i64 = config.funds.iter().map(|f| f.opening_balance_cents).sum();
     if t <= config.ledger_start {
         return Ok(cash);
@@ -282,7 +274,7 @@ pub async fn reconciliation(
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
-) -> Result<Reconciliation, ReconciliationError> {
+) -> Result<Reconciliation, BooksError> {
     let lines = costs::month_costs(db, config, month, at).await?;
     let mut modeled: BTreeMap<String, i64> = BTreeMap::new();
     for l in &lines.lines {
@@ -341,7 +333,11 @@ pub struct ExpensesMonth {
 }
 
 /// The listing of `records` (paid in `month`).
-pub fn expenses_month(config: &Config, month: Month, records: &[ExpenseRecord]) -> ExpensesMonth {
+pub(crate) fn expenses_month(
+    config: &Config,
+    month: Month,
+    records: &[ExpenseRecord],
+) -> ExpensesMonth {
     let expenses: Vec<ExpenseLine> = records
         .iter()
         .map(|e| {
@@ -387,7 +383,7 @@ pub async fn expenses_of_month(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
-) -> Result<ExpensesMonth, ReconciliationError> {
+) -> Result<ExpensesMonth, BooksError> {
     let records = crate::books::expenses::paid_in(db, month.start(), month.next().start()).await?;
     Ok(expenses_month(config, month, &records))
 }

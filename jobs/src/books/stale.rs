@@ -20,7 +20,7 @@ const MARK_MARGIN_SECONDS: i64 = 86_400;
 /// The months whose stored books a change of data over `span` reopens: the months it overlaps,
 /// and a following month shorter than 30 days (its "cost of the last 30 days" reaches back).
 /// Months ending more than a day after `now` are left out (none of them can be stored yet).
-pub fn touched_months(span: Span, now: DateTime<Utc>) -> BTreeSet<Month> {
+pub(crate) fn touched_months(span: Span, now: DateTime<Utc>) -> BTreeSet<Month> {
     let mut out = BTreeSet::new();
     let limit = now.timestamp().saturating_add(MARK_MARGIN_SECONDS);
     // A step before 1970 or after 9999 cannot be stored (ingest validation); clamp anyway.
@@ -57,7 +57,7 @@ fn insert_with_follower(out: &mut BTreeSet<Month>, m: Month, limit: i64) {
 /// the days it overlaps and the rest of the last one's month (a stored day holds its month up
 /// to it), leaving out those ending more than a day after `now` (none of them can be stored
 /// yet). An empty span has no busy seconds and touches no day.
-pub fn touched_days(span: Span, now: DateTime<Utc>) -> impl Iterator<Item = i64> {
+pub(crate) fn touched_days(span: Span, now: DateTime<Utc>) -> impl Iterator<Item = i64> {
     let limit = now.timestamp().saturating_add(MARK_MARGIN_SECONDS);
     let first = day_of(span.start);
     let end = if span.is_empty() {
@@ -88,7 +88,7 @@ pub async fn mark_spans(
 
 /// Marks the months of the changed donation dates, in the caller's transaction (donations
 /// have no busy seconds: no day is touched).
-pub async fn mark_instants(
+pub(crate) async fn mark_instants(
     db: &impl ConnectionTrait,
     instants: impl IntoIterator<Item = DateTime<Utc>>,
     now: DateTime<Utc>,
@@ -130,7 +130,7 @@ async fn mark_days(db: &impl ConnectionTrait, days: &BTreeSet<i64>) -> Result<()
 
 /// Bumps the generation of each month (ascending, so concurrent writers lock rows in one
 /// order).
-pub async fn mark_months(
+pub(crate) async fn mark_months(
     db: &impl ConnectionTrait,
     months: &BTreeSet<Month>,
     now: DateTime<Utc>,

@@ -94,7 +94,7 @@ pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
 pub type BusyRow = (String, String, String, i64, i64);
 
 /// Runs [`busy_query`].
-pub async fn steps_busy(
+pub(crate) async fn steps_busy(
     db: &impl ConnectionTrait,
     span: Span,
     machines: Option<&[&str]>,

@@ -25,7 +25,9 @@
 //! month's lines and funds by its row id and retries when the row went away meanwhile, so it
 //! never sees half of a month.
 use crate::books::attribution::Line;
-use crate::books::ledger::{raised_from_data, window_lines, Raised, UnpricedLine, WindowCosts};
+use crate::books::jobs::{JobCost, JobKey};
+use crate::books::ledger::{lines_from_steps, raised_from_data, Raised, UnpricedLine, WindowCosts};
+use crate::books::BooksError;
 use crate::calendar::{from_unix, split_months, Month, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
 use buildfund_entity::{book_month_funds, book_month_lines, book_months, book_stale};
@@ -105,7 +107,7 @@ pub fn fingerprint(config: &Config) -> String {
 }
 
 /// The ledger's first month.
-pub fn first_month(config: &Config) -> Month {
+pub(crate) fn first_month(config: &Config) -> Month {
     Month::of(config.ledger_start)
 }
 
@@ -117,13 +119,8 @@ pub fn book_window(config: &Config, month: Month) -> Option<Span> {
 }
 
 /// The last month that is over at `now` (the one before `now`'s month).
-pub fn last_closed(now: DateTime<Utc>) -> Month {
+pub(crate) fn last_closed(now: DateTime<Utc>) -> Month {
     Month::of(now).prev()
-}
-
-/// Whether `month` is over at `now` and inside the ledger, so that its books may be stored.
-pub fn is_closed(config: &Config, month: Month, now: DateTime<Utc>) -> bool {
-    month >= first_month(config) && month.next().start() <= now
 }
 
 fn months_from(first: Month, last: Month) -> Vec<Month> {
@@ -181,7 +178,7 @@ async fn status(
     db: &impl ConnectionTrait,
     fp: &str,
     through: Month,
-) -> Result<BTreeMap<Month, Status>, DbErr> {
+) -> Result<BTreeMap<Month, Status>, BooksError> {
     use book_months::Column as B;
     use book_stale::Column as S;
     let q = Query::select()
@@ -222,7 +219,7 @@ async fn status(
 async fn load_funds(
     db: &impl ConnectionTrait,
     id: i64,
-) -> Result<BTreeMap<String, FundBook>, DbErr> {
+) -> Result<BTreeMap<String, FundBook>, BooksError> {
     Ok(book_month_funds::Entity::find()
         .filter(book_month_funds::Column::BookMonthId.eq(id))
         .all(db)
@@ -248,7 +245,7 @@ async fn load_funds(
         .collect())
 }
 
-async fn load_costs(db: &impl ConnectionTrait, id: i64) -> Result<WindowCosts, DbErr> {
+async fn load_costs(db: &impl ConnectionTrait, id: i64) -> Result<WindowCosts, BooksError> {
     let rows = book_month_lines::Entity::find()
         .filter(book_month_lines::Column::BookMonthId.eq(id))
         .order_by_asc(book_month_lines::Column::Id)
@@ -277,17 +274,18 @@ async fn load_costs(db: &impl ConnectionTrait, id: i64) -> Result<WindowCosts, D
     Ok(costs)
 }
 
-/// The stored books of `month` when it is over, stored under this config and fresh; with
-/// `chain`, only when every month before it is fresh too (so its figures at the month's end
-/// hold). `lines: false` leaves the lines out. `None` means: compute from the data.
+/// The stored books of `month`, stored under this config and fresh; with `chain`, only when
+/// every month before it is fresh too (so its figures at the month's end hold). `lines: false`
+/// leaves the lines out. `None` means: compute from the data. The caller reads at an instant
+/// by which `month` is over (only such months are stored).
 pub async fn stored_month(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
     chain: bool,
     lines: bool,
-) -> Result<Option<StoredMonth>, DbErr> {
-    if !is_closed(config, month, Utc::now()) {
+) -> Result<Option<StoredMonth>, BooksError> {
+    if month < first_month(config) {
         return Ok(None);
     }
     let fp = fingerprint(config);
@@ -327,11 +325,11 @@ pub async fn stored_month(
 /// Net donations and cost per fund over `[ledger_start, start of month)`: from the stored
 /// figures of the month before when they hold, else month by month (each from the store when
 /// it is fresh, else from the data).
-pub async fn to_date_before(
+pub(crate) async fn to_date_before(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
-) -> Result<BTreeMap<String, (i64, i64)>, DbErr> {
+) -> Result<BTreeMap<String, (i64, i64)>, BooksError> {
     let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let first = first_month(config);
     if month <= first {
@@ -361,7 +359,7 @@ async fn month_figures(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
-) -> Result<(BTreeMap<String, Raised>, BTreeMap<String, i64>), DbErr> {
+) -> Result<(BTreeMap<String, Raised>, BTreeMap<String, i64>), BooksError> {
     if let Some(m) = stored_month(db, config, month, false, false).await? {
         let raised = m.funds.iter().map(|(f, b)| (f.clone(), b.raised)).collect();
         let spent = m
@@ -376,7 +374,7 @@ async fn month_figures(
     };
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
-    let spent = window_lines(db, config, window).await?.by_fund();
+    let spent = lines_from_steps(db, config, window).await?.by_fund();
     Ok((raised, spent))
 }
 
@@ -403,7 +401,7 @@ pub async fn ensure<C: ConnectionTrait + TransactionTrait>(
     config: &Config,
     now: DateTime<Utc>,
     progress: impl FnMut(Month, usize, usize),
-) -> Result<Ensured, DbErr> {
+) -> Result<Ensured, BooksError> {
     run(db, config, now, None, progress).await
 }
 
@@ -416,7 +414,7 @@ pub async fn rebuild<C: ConnectionTrait + TransactionTrait>(
     now: DateTime<Utc>,
     from: Option<Month>,
     progress: impl FnMut(Month, usize, usize),
-) -> Result<Ensured, DbErr> {
+) -> Result<Ensured, BooksError> {
     super::steps::recount_longest_step(db).await?;
     run(
         db,
@@ -434,7 +432,7 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     now: DateTime<Utc>,
     force_from: Option<Month>,
     mut progress: impl FnMut(Month, usize, usize),
-) -> Result<Ensured, DbErr> {
+) -> Result<Ensured, BooksError> {
     let mut done = Ensured::default();
     let _guard = ENSURING.lock().await;
     // The days first: the months are then summed from them.
@@ -463,7 +461,7 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     }
     let total = todo.len();
     for (i, (m, forced)) in todo.into_iter().enumerate() {
-        if store_month(db, config, &fp, m, forced).await? {
+        if store_month(db, config, &fp, m, forced, now).await? {
             done.stored += 1;
         } else {
             done.skipped += 1;
@@ -471,6 +469,154 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
         progress(m, i + 1, total);
     }
     Ok(done)
+}
+
+/// What a closed month's books are computed from, read from the data: its lines, its jobs,
+/// its donation sums, and the cost per fund of the parts of its last 30 days that lie in the
+/// month before or in it (each month part rounded on its own).
+pub struct MonthFacts {
+    pub month: Month,
+    pub window: Span,
+    pub costs: WindowCosts,
+    pub jobs: BTreeMap<JobKey, JobCost>,
+    pub raised: BTreeMap<String, Raised>,
+    /// Per part of the last 30 days, in time order: its cost per fund, or `None` for the
+    /// month's own window (its cost is that of `costs`).
+    pub cost_30_parts: Vec<Option<BTreeMap<String, i64>>>,
+}
+
+/// A month's books as stored: its lines and jobs, and per fund (config order) its sums of the
+/// month; the figures to date are added from the month before when they are written.
+#[derive(Clone, Debug)]
+pub struct MonthBooks {
+    pub month: Month,
+    pub costs: WindowCosts,
+    pub jobs: BTreeMap<JobKey, JobCost>,
+    pub funds: Vec<(String, FundMonthSums)>,
+}
+
+/// One fund's sums of one month, before the sums to date are known.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FundMonthSums {
+    pub raised: Raised,
+    pub spent_cents: i64,
+    pub opening_balance_cents: i64,
+    pub cost_30_days_cents: i64,
+}
+
+/// Reads what `month`'s books are computed from (`None` before `ledger_start`).
+async fn read_facts(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+) -> Result<Option<MonthFacts>, BooksError> {
+    let Some(window) = book_window(config, month) else {
+        return Ok(None);
+    };
+    let costs = lines_from_steps(db, config, window).await?;
+    let jobs = super::jobs::window_jobs(db, config, window).await?;
+    let raised =
+        raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
+    let mut cost_30_parts = Vec::new();
+    for part in last_30_parts(config, window) {
+        cost_30_parts.push(if part == window {
+            None
+        } else {
+            Some(lines_from_steps(db, config, part).await?.by_fund())
+        });
+    }
+    Ok(Some(MonthFacts {
+        month,
+        window,
+        costs,
+        jobs,
+        raised,
+        cost_30_parts,
+    }))
+}
+
+/// The 30 days before the end of `window` (a month's books window), from `ledger_start`, split
+/// at month boundaries.
+fn last_30_parts(config: &Config, window: Span) -> Vec<Span> {
+    Span::new(window.end - 30 * 86_400, window.end)
+        .intersect(Span::new(config.ledger_start.timestamp(), window.end))
+        .map(split_months)
+        .unwrap_or_default()
+}
+
+/// A month's books from its facts: no database, no clock.
+pub(crate) fn compute_month(config: &Config, facts: MonthFacts) -> Result<MonthBooks, BooksError> {
+    let spent = facts.costs.by_fund();
+    let mut cost_30: BTreeMap<String, i64> = BTreeMap::new();
+    for part in &facts.cost_30_parts {
+        for (fund, c) in part.as_ref().unwrap_or(&spent) {
+            let sum = cost_30.entry(fund.clone()).or_insert(0);
+            *sum = crate::money::add_cents(*sum, *c)?;
+        }
+    }
+    let funds = config
+        .funds
+        .iter()
+        .map(|f| {
+            (
+                f.slug.clone(),
+                FundMonthSums {
+                    raised: facts.raised.get(&f.slug).copied().unwrap_or_default(),
+                    spent_cents: spent.get(&f.slug).copied().unwrap_or(0),
+                    opening_balance_cents: f.opening_balance_cents,
+                    cost_30_days_cents: cost_30.get(&f.slug).copied().unwrap_or(0),
+                },
+            )
+        })
+        .collect();
+    Ok(MonthBooks {
+        month: facts.month,
+        costs: facts.costs,
+        jobs: facts.jobs,
+        funds,
+    })
+}
+
+/// Each fund's stored figures, given the sums `(net, spent)` to the end of the month before.
+pub(crate) fn fund_books(
+    books: &MonthBooks,
+    before: &BTreeMap<String, (i64, i64)>,
+) -> Vec<(String, FundBook)> {
+    books
+        .funds
+        .iter()
+        .map(|(fund, s)| {
+            let (net_before, spent_before) = before.get(fund).copied().unwrap_or((0, 0));
+            let net_to_date = net_before + s.raised.net_cents;
+            let spent_to_date = spent_before + s.spent_cents;
+            let book = FundBook {
+                raised: s.raised,
+                spent_cents: s.spent_cents,
+                net_to_date_cents: net_to_date,
+                spent_to_date_cents: spent_to_date,
+                balance_cents: s.opening_balance_cents + net_to_date - spent_to_date,
+                cost_30_days_cents: s.cost_30_days_cents,
+            };
+            (fund.clone(), book)
+        })
+        .collect()
+}
+
+/// How each fund's month sums `(net, spent)` moved against those stored before: the months
+/// after it carry them in their sums to date. Funds that did not move are left out.
+pub(crate) fn fund_deltas(
+    books: &MonthBooks,
+    old: &BTreeMap<String, (i64, i64)>,
+) -> Vec<(String, i64, i64)> {
+    books
+        .funds
+        .iter()
+        .filter_map(|(fund, s)| {
+            let (old_net, old_spent) = old.get(fund)?;
+            let (dn, ds) = (s.raised.net_cents - old_net, s.spent_cents - old_spent);
+            (dn != 0 || ds != 0).then(|| (fund.clone(), dn, ds))
+        })
+        .collect()
 }
 
 /// Computes one month from the data and stores it. `false` when an equally fresh result was
@@ -481,36 +627,36 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
     fp: &str,
     month: Month,
     force: bool,
-) -> Result<bool, DbErr> {
-    let Some(window) = book_window(config, month) else {
-        return Ok(false);
-    };
+    now: DateTime<Utc>,
+) -> Result<bool, BooksError> {
     // The generation first, then the data: a write committed in between leaves the month
     // stale rather than wrongly fresh.
     let generation = book_stale::Entity::find_by_id(month.to_string())
         .one(db)
         .await?
         .map_or(0, |s| s.generation);
-    let costs = window_lines(db, config, window).await?;
-    let jobs = super::jobs::window_jobs(db, config, window).await?;
-    let raised =
-        raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
-    let spent = costs.by_fund();
-    // The 30 days before the month's end, each month part rounded on its own.
-    let mut cost_30: BTreeMap<String, i64> = BTreeMap::new();
-    let last_30 = Span::new(window.end - 30 * 86_400, window.end)
-        .intersect(Span::new(config.ledger_start.timestamp(), window.end));
-    for part in last_30.map(split_months).unwrap_or_default() {
-        let by_fund = if part == window {
-            spent.clone()
-        } else {
-            window_lines(db, config, part).await?.by_fund()
-        };
-        for (fund, c) in by_fund {
-            *cost_30.entry(fund).or_insert(0) += c;
-        }
-    }
+    let Some(facts) = read_facts(db, config, month).await? else {
+        return Ok(false);
+    };
+    let books = compute_month(config, facts)?;
+    let first = month <= first_month(config);
+    write_month(db, fp, generation, force, first, now, &books).await
+}
 
+/// Writes a month's books in one transaction under the `books` lock: replaces what is stored
+/// for it (unless it is as fresh and not forced), adds the sums to date of the month before
+/// (read under the lock; `first` for the ledger's first month) and corrects the months after
+/// by what moved. `false` when nothing was written.
+async fn write_month<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    fp: &str,
+    generation: i64,
+    force: bool,
+    first: bool,
+    now: DateTime<Utc>,
+    books: &MonthBooks,
+) -> Result<bool, BooksError> {
+    let month = books.month;
     let txn = crate::db::begin_write(db).await?;
     crate::db::take_lock(&txn, "books").await?;
     use book_months::Column as B;
@@ -541,7 +687,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
     }
     // The sums to the end of the month before, read under the lock.
     let mut before: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    if month > first_month(config) {
+    if !first {
         let prev = book_months::Entity::find()
             .filter(B::Fingerprint.eq(fp))
             .filter(B::Month.eq(month.prev().to_string()))
@@ -565,7 +711,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
         fingerprint: Set(fp.to_string()),
         month: Set(month.to_string()),
         generation: Set(generation),
-        computed_at: Set(Utc::now()),
+        computed_at: Set(now),
         ..Default::default()
     };
     let inserted = book_months::Entity::insert(row)
@@ -590,7 +736,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
         .await?
         .ok_or_else(|| DbErr::RecordNotFound("the month just stored".into()))?;
     let mut lines: Vec<book_month_lines::ActiveModel> = Vec::new();
-    for l in &costs.lines {
+    for l in &books.costs.lines {
         lines.push(book_month_lines::ActiveModel {
             book_month_id: Set(id),
             kind: Set(if l.idle { "idle" } else { "jobset" }.to_string()),
@@ -603,7 +749,7 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
             ..Default::default()
         });
     }
-    for u in &costs.unpriced {
+    for u in &books.costs.unpriced {
         lines.push(book_month_lines::ActiveModel {
             book_month_id: Set(id),
             kind: Set("unpriced".to_string()),
@@ -621,39 +767,28 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
             .exec_without_returning(&txn)
             .await?;
     }
-    super::jobs::insert_rows(&txn, id, &jobs).await?;
-    let mut funds = Vec::new();
-    let mut deltas: Vec<(String, i64, i64)> = Vec::new();
-    for f in &config.funds {
-        let r = raised.get(&f.slug).copied().unwrap_or_default();
-        let s = spent.get(&f.slug).copied().unwrap_or(0);
-        let (net_before, spent_before) = before.get(&f.slug).copied().unwrap_or((0, 0));
-        let net_to_date = net_before + r.net_cents;
-        let spent_to_date = spent_before + s;
-        funds.push(book_month_funds::ActiveModel {
+    super::jobs::insert_rows(&txn, id, &books.jobs).await?;
+    let funds: Vec<book_month_funds::ActiveModel> = fund_books(books, &before)
+        .into_iter()
+        .map(|(fund, f)| book_month_funds::ActiveModel {
             book_month_id: Set(id),
-            fund: Set(f.slug.clone()),
-            gross_cents: Set(r.gross_cents),
-            fees_cents: Set(r.fees_cents),
-            net_cents: Set(r.net_cents),
-            spent_cents: Set(s),
-            net_to_date_cents: Set(net_to_date),
-            spent_to_date_cents: Set(spent_to_date),
-            balance_cents: Set(f.opening_balance_cents + net_to_date - spent_to_date),
-            cost_30_days_cents: Set(cost_30.get(&f.slug).copied().unwrap_or(0)),
+            fund: Set(fund),
+            gross_cents: Set(f.raised.gross_cents),
+            fees_cents: Set(f.raised.fees_cents),
+            net_cents: Set(f.raised.net_cents),
+            spent_cents: Set(f.spent_cents),
+            net_to_date_cents: Set(f.net_to_date_cents),
+            spent_to_date_cents: Set(f.spent_to_date_cents),
+            balance_cents: Set(f.balance_cents),
+            cost_30_days_cents: Set(f.cost_30_days_cents),
             ..Default::default()
-        });
-        if let Some((old_net, old_spent)) = old.get(&f.slug) {
-            let (dn, ds) = (r.net_cents - old_net, s - old_spent);
-            if dn != 0 || ds != 0 {
-                deltas.push((f.slug.clone(), dn, ds));
-            }
-        }
-    }
+        })
+        .collect();
     book_month_funds::Entity::insert_many(funds)
         .exec_without_returning(&txn)
         .await?;
     // The months after it carry its figures in their sums: correct them by the difference.
+    let deltas = fund_deltas(books, &old);
     if !deltas.is_empty() {
         let later: Vec<i64> = book_months::Entity::find()
             .filter(B::Fingerprint.eq(fp))
@@ -698,7 +833,7 @@ pub async fn books_status(
     db: &impl ConnectionTrait,
     config: &Config,
     now: DateTime<Utc>,
-) -> Result<BooksStatus, DbErr> {
+) -> Result<BooksStatus, BooksError> {
     let fp = fingerprint(config);
     let first = first_month(config);
     let last = last_closed(now);
@@ -735,11 +870,15 @@ pub const KEEPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 
 /// The background keeper of `serve`: stores what is missing or stale at start (a new config
 /// recomputes here, while reads compute from the data), then after local writes (a second
-/// later) and every [`KEEPER_INTERVAL`] (writes of other instances). Runs as long as the
-/// runtime does.
-pub async fn keep<C: ConnectionTrait + TransactionTrait>(db: C, config: std::sync::Arc<Config>) {
+/// later) and every [`KEEPER_INTERVAL`] (writes of other instances), each time at `clock`'s
+/// now. Runs as long as the runtime does.
+pub async fn keep<C: ConnectionTrait + TransactionTrait>(
+    db: C,
+    config: std::sync::Arc<Config>,
+    clock: crate::clock::Clock,
+) {
     loop {
-        match ensure(&db, &config, Utc::now(), |_, _, _| {}).await {
+        match ensure(&db, &config, clock.now(), |_, _, _| {}).await {
             Ok(e) if e.stored > 0 || e.days > 0 => {
                 tracing::info!(stored = e.stored, days = e.days, "month books stored")
             }

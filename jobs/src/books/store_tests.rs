@@ -57,3 +57,63 @@ monthly = "100"
     assert_eq!(fingerprint(&c), fingerprint(&renamed));
     assert_ne!(fingerprint(&c), fingerprint(&repriced));
 }
+
+#[test]
+fn a_month_is_computed_from_its_facts_without_the_database() {
+    let c = Config::parse(
+        r#"ledger_start = "2026-01-01"
+[[funds]]
+slug = "general"
+name = "General"
+default = true
+opening_balance = "10"
+[[machines]]
+name = "b1"
+slots = 2
+monthly = "100"
+"#,
+        "t",
+    )
+    .unwrap();
+    let month = Month::parse("2026-03").unwrap();
+    let line = |cents| Line {
+        machine: "b1".into(),
+        jobset: None,
+        pool: None,
+        fund: "general".into(),
+        idle: true,
+        busy_seconds: 0,
+        cost_cents: cents,
+    };
+    let facts = MonthFacts {
+        month,
+        window: month.span(),
+        costs: WindowCosts {
+            lines: vec![line(700)],
+            unpriced: Vec::new(),
+        },
+        jobs: BTreeMap::new(),
+        raised: BTreeMap::from([(
+            "general".to_string(),
+            Raised {
+                gross_cents: 1000,
+                fees_cents: 50,
+                net_cents: 950,
+            },
+        )]),
+        // March 1st is in the last 30 days of March; the month's own part is its lines.
+        cost_30_parts: vec![Some(BTreeMap::from([("general".to_string(), 20)])), None],
+    };
+    let books = compute_month(&c, facts).unwrap();
+    let sums = books.funds[0].1;
+    assert_eq!((sums.spent_cents, sums.cost_30_days_cents), (700, 720));
+    let before = BTreeMap::from([("general".to_string(), (100, 300))]);
+    let f = fund_books(&books, &before)[0].1;
+    assert_eq!((f.net_to_date_cents, f.spent_to_date_cents), (1050, 1000));
+    assert_eq!(f.balance_cents, 1000 + 1050 - 1000);
+    let old = BTreeMap::from([("general".to_string(), (950, 600))]);
+    assert_eq!(
+        fund_deltas(&books, &old),
+        vec![("general".to_string(), 0, 100)]
+    );
+}

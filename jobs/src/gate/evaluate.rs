@@ -2,6 +2,7 @@
 //! balance against its reserve, and the admin controls in force (cost-model.md, "Gate").
 use crate::books::costs::{clip, window_costs, WindowCosts};
 use crate::books::funds::standing_with;
+use crate::books::BooksError;
 use crate::calendar::{rfc3339, Month};
 use crate::config::{Config, OTHER_POOL};
 use crate::gate::controls::controls_at;
@@ -10,7 +11,7 @@ use crate::money::format_cents;
 use crate::money::round_half_away_from_zero;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::ConnectionTrait;
 use std::collections::{BTreeMap, HashMap};
 
 /// The smallest `elapsed` of the projection: one hour (cost-model.md).
@@ -87,7 +88,7 @@ pub async fn evaluate(
     db: &impl ConnectionTrait,
     config: &Config,
     t: DateTime<Utc>,
-) -> Result<Snapshot, DbErr> {
+) -> Result<Snapshot, BooksError> {
     let month = Month::of(t);
     let span = month.span();
     let seconds_in_month = span.end - span.start;

@@ -159,7 +159,14 @@ impl Gate {
         // The recorded states are read before evaluating, so a change this instance claims
         // comes from figures at least as new as the state it follows.
         let mut recorded = recorded_states(db).await?;
-        let snapshot = evaluate(db, &self.config, Utc::now()).await?;
+        // Until the gate has an error type of its own, the books' non-storage errors pass as
+        // a storage fault here.
+        let snapshot = evaluate(db, &self.config, Utc::now())
+            .await
+            .map_err(|e| match e {
+                crate::books::BooksError::Db(db) => db,
+                other => DbErr::Custom(other.to_string()),
+            })?;
         let mut changes = Vec::new();
         let mut lost = false;
         for (slug, g) in &snapshot.pools {

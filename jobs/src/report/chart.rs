@@ -1,7 +1,7 @@
 //! The funding page's chart of raised and spent per month: an inline SVG scaled here with
 //! integer arithmetic (no script, no floating point), and the same figures as a table.
 use super::format::{money, month_label, Money, MONTH_NAMES};
-use super::HistoryMonth;
+use crate::books::HistoryMonth;
 
 #[derive(Clone, Debug)]
 pub struct BarView {

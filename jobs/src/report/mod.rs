@@ -22,16 +22,13 @@ pub use self::csv::{month_csv, text_cell, CSV_COLUMNS};
 pub use self::machines::{machine_costs, ChangeShown, MachineCost, TermsShown};
 
 use crate::books::attribution::Line;
-use crate::books::costs::{clip, month_costs, UnpricedLine};
+use crate::books::costs::{clip, UnpricedLine};
 use crate::books::donations::{public, PublicDonation, ANONYMOUS};
-use crate::books::funds::{funds_month, raised_by_fund, FundMonth, Raised};
-use crate::books::job_costs::{month_job_list, JobsFilter};
+use crate::books::funds::{FundMonth, Raised};
 use crate::books::jobs::JobCost;
-use crate::books::plans::{plan_changes, plans_at, FundPlans, PlanChange};
-use crate::books::reconciliation::{
-    expenses_of_month, reconciliation, ExpensesMonth, MachineStatus, Reconciliation,
-    ReconciliationError,
-};
+use crate::books::plans::{FundPlans, PlanChange};
+use crate::books::reconciliation::{ExpensesMonth, MachineStatus, Reconciliation};
+use crate::books::{BooksError, FundingFigures, HistoryMonth, MonthFigures};
 use crate::calendar::rfc3339;
 use crate::calendar::Month;
 use crate::config::Config;
@@ -93,7 +90,7 @@ pub enum ReportError {
     #[error(transparent)]
     Db(#[from] DbErr),
     #[error(transparent)]
-    Reconciliation(#[from] ReconciliationError),
+    Books(#[from] BooksError),
 }
 
 /// How many machines of a reconciliation have each status (the funding page's summary of last
@@ -182,18 +179,41 @@ pub async fn month_report(
     month: Month,
     at: DateTime<Utc>,
 ) -> Result<MonthReport, ReportError> {
-    let as_of = std::cmp::min(at, month.next().start());
-    let (funds, costs) = funds_month(db, config, month, at).await?;
+    let books = crate::books::month_figures(db, config, month, at).await?;
+    month_report_of(db, config, month, at, books).await
+}
+
+/// The report of `month` as of `at` from the month's figures.
+async fn month_report_of(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    at: DateTime<Utc>,
+    books: MonthFigures,
+) -> Result<MonthReport, ReportError> {
+    let MonthFigures {
+        as_of,
+        complete,
+        start,
+        funds,
+        costs,
+        jobs,
+        plans,
+        plan_changes,
+        reconciliation,
+        expenses,
+    } = books;
     let mut raised = Raised::default();
     for f in &funds {
-        raised = raised.checked_add(Raised {
-            gross_cents: f.gross_cents,
-            fees_cents: f.fees_cents,
-            net_cents: f.net_cents,
-        })?;
+        raised = raised
+            .checked_add(Raised {
+                gross_cents: f.gross_cents,
+                fees_cents: f.fees_cents,
+                net_cents: f.net_cents,
+            })
+            .map_err(BooksError::from)?;
     }
     let pools = pool_costs(config, &costs.lines);
-    let jobs = month_job_list(db, config, month, at, &JobsFilter::default()).await?;
     let over_budget: Vec<&str> = pools
         .iter()
         .filter(|p| p.budget_cents.is_some_and(|b| p.cost_cents > b))
@@ -206,7 +226,7 @@ pub async fn month_report(
     let actors = admin_actors(db).await?;
     let gate_events = gate_events::Entity::find()
         .filter(gate_events::Column::Kind.is_in(PUBLIC_GATE_EVENTS.iter().copied()))
-        .filter(gate_events::Column::At.gte(month.start()))
+        .filter(gate_events::Column::At.gte(start))
         .filter(gate_events::Column::At.lt(as_of))
         .order_by_asc(gate_events::Column::Id)
         .all(db)
@@ -222,19 +242,11 @@ pub async fn month_report(
             until: e.until.map(rfc3339),
         })
         .collect();
-    let (plans, plan_changes) = if config.plans.is_empty() {
-        (Vec::new(), Vec::new())
-    } else {
-        let now = plans_at(db, config, as_of).await?;
-        let before = plans_at(db, config, month.start()).await?;
-        let changes = plan_changes(&before, &now);
-        (now, changes)
-    };
     Ok(MonthReport {
         month,
         currency: config.currency.clone(),
         as_of,
-        complete: at >= month.next().start(),
+        complete,
         funds,
         raised,
         spent_cents: costs.total_cents(),
@@ -254,14 +266,14 @@ pub async fn month_report(
         plan_changes,
         jobs,
         packages,
-        reconciliation: reconciliation(db, config, month, at).await?,
-        expenses: expenses_of_month(db, config, month).await?,
+        reconciliation,
+        expenses,
     })
 }
 
 /// Every name an admin change was made under (the tokens' names behind pauses, overrides and
 /// lifts), for [`view::admin_free`].
-async fn admin_actors(db: &impl ConnectionTrait) -> Result<Vec<String>, DbErr> {
+async fn admin_actors(db: &impl ConnectionTrait) -> Result<Vec<String>, ReportError> {
     use pool_controls::Column as C;
     let made: Vec<String> = pool_controls::Entity::find()
         .select_only()
@@ -345,7 +357,7 @@ pub async fn sponsors(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     limit: Option<usize>,
-) -> Result<Vec<Sponsor>, DbErr> {
+) -> Result<Vec<Sponsor>, ReportError> {
     use donations::Column as D;
     if from >= to {
         return Ok(Vec::new());
@@ -416,7 +428,7 @@ pub async fn sponsors(
             e.url = sponsor.url;
             *e_latest = latest;
         }
-        e.net_cents = crate::books::funds::add_cents(e.net_cents, net)?;
+        e.net_cents = crate::money::add_cents(e.net_cents, net).map_err(BooksError::from)?;
         e.donations += n;
     }
     let mut out: Vec<Sponsor> = by_key
@@ -437,7 +449,7 @@ pub async fn top_sponsors(
     config: &Config,
     at: DateTime<Utc>,
     limit: usize,
-) -> Result<Vec<Sponsor>, DbErr> {
+) -> Result<Vec<Sponsor>, ReportError> {
     sponsors(db, config.ledger_start, at, Some(limit)).await
 }
 
@@ -447,7 +459,7 @@ pub async fn recent_donations(
     config: &Config,
     at: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<PublicDonation>, DbErr> {
+) -> Result<Vec<PublicDonation>, ReportError> {
     Ok(donations::Entity::find()
         .filter(donations::Column::OccurredAt.lt(at))
         .filter(donations::Column::OccurredAt.gte(config.ledger_start))
@@ -467,7 +479,7 @@ pub async fn month_donations(
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
-) -> Result<Vec<PublicDonation>, DbErr> {
+) -> Result<Vec<PublicDonation>, ReportError> {
     let (from, to) = month_bounds(config, month, at);
     if from >= to {
         return Ok(Vec::new());
@@ -482,56 +494,6 @@ pub async fn month_donations(
         .iter()
         .map(|m| public(config, m))
         .collect())
-}
-
-/// One month of the raised-vs-spent history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct HistoryMonth {
-    pub month: Month,
-    /// Net raised over every fund.
-    pub raised_cents: i64,
-    pub spent_cents: i64,
-}
-
-/// The `count` months ending with `last` (oldest first), each as of `at`; months before
-/// `ledger_start` are left out.
-pub async fn history(
-    db: &impl ConnectionTrait,
-    config: &Config,
-    last: Month,
-    count: usize,
-    at: DateTime<Utc>,
-) -> Result<Vec<HistoryMonth>, DbErr> {
-    let first_month = Month::of(config.ledger_start);
-    let mut months = vec![last];
-    while months.len() < count {
-        let prev = months.last().expect("one").prev();
-        if prev < first_month {
-            break;
-        }
-        months.push(prev);
-    }
-    months.reverse();
-    let mut out = Vec::with_capacity(months.len());
-    for m in months {
-        let spent = month_costs(db, config, m, at).await?.total_cents();
-        let (from, to) = month_bounds(config, m, at);
-        let raised = if from < to {
-            raised_by_fund(db, config, from, to)
-                .await?
-                .values()
-                .map(|r| r.net_cents)
-                .sum()
-        } else {
-            0
-        };
-        out.push(HistoryMonth {
-            month: m,
-            raised_cents: raised,
-            spent_cents: spent,
-        });
-    }
-    Ok(out)
 }
 
 /// What the public funding page shows: this month's report to `at`, the raised-vs-spent
@@ -556,13 +518,13 @@ pub async fn funding_page(
     top: usize,
     recent: u64,
 ) -> Result<FundingPage, ReportError> {
-    let month = Month::of(at);
-    let report = month_report(db, config, month, at).await?;
-    let mut history = if month > Month::of(config.ledger_start) {
-        self::history(db, config, month.prev(), 11, at).await?
-    } else {
-        Vec::new()
-    };
+    let FundingFigures {
+        month,
+        figures,
+        mut history,
+        last_month,
+    } = crate::books::funding_figures(db, config, at).await?;
+    let report = month_report_of(db, config, month, at, figures).await?;
     history.push(HistoryMonth {
         month,
         raised_cents: report.raised.net_cents,
@@ -570,11 +532,6 @@ pub async fn funding_page(
     });
     let top_sponsors = top_sponsors(db, config, at, top).await?;
     let recent_donations = recent_donations(db, config, at, recent).await?;
-    let last_month = if month > Month::of(config.ledger_start) {
-        Some(reconciliation(db, config, month.prev(), at).await?)
-    } else {
-        None
-    };
     Ok(FundingPage {
         report,
         history,
@@ -609,7 +566,7 @@ pub async fn first_report_month(
     db: &impl ConnectionTrait,
     config: &Config,
     at: DateTime<Utc>,
-) -> Result<Month, DbErr> {
+) -> Result<Month, ReportError> {
     use buildfund_entity::build_steps;
     let mut first: Option<DateTime<Utc>> = config
         .machines

@@ -7,8 +7,8 @@ use super::chart::{chart, ChartView};
 pub use super::format::{money, month_label, Money, MONTH_NAMES};
 use super::packages::{PackageCost, TOP_PACKAGES};
 use super::{
-    ChangeShown, FundingPage, GateEvent, HistoryMonth, MachineCost, MonthReport, Sponsor,
-    StatusCounts, TermsShown,
+    ChangeShown, FundingPage, GateEvent, MachineCost, MonthReport, Sponsor, StatusCounts,
+    TermsShown,
 };
 use crate::books::attribution::Line;
 use crate::books::costs::UnpricedLine;
@@ -18,6 +18,7 @@ use crate::books::plans::{FundPlans, PlanChange, PlanFigures};
 use crate::books::reconciliation::{
     ExpenseLine, ExpensesMonth, MachineReconciliation, MachineStatus, Reconciliation,
 };
+use crate::books::HistoryMonth;
 use crate::calendar::{rfc3339, Month};
 use crate::config::Config;
 use crate::gate::{Current, State};
