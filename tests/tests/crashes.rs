@@ -105,3 +105,113 @@ async fn every_sqlite_connection_commits_durably() {
         assert_eq!(seen, ["wal", "2", "1"]);
     }
 }
+
+const BOOKS: &str = r#"
+ledger_start = "2026-09-01"
+
+[[funds]]
+slug = "general"
+default = true
+opening_balance = "500.00"
+
+[[machines]]
+name = "build03"
+slots = 2
+monthly = "300.00"
+
+[[machines]]
+name = "gpu01"
+metered = "2.40"
+"#;
+
+async fn stored_months(app: &TestApp) -> u64 {
+    buildfund_entity::book_months::Entity::find()
+        .count(&app.db)
+        .await
+        .unwrap()
+}
+
+/// A month's figures as read (the answer's own `as_of` left out).
+async fn figures(url: &str, path: &str) -> String {
+    let body = reqwest::get(format!("{url}{path}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    if let Some(map) = v.as_object_mut() {
+        map.remove("as_of");
+    }
+    v.to_string()
+}
+
+db_test!(
+    a_month_close_killed_before_its_commit_leaves_no_half_month,
+    BOOKS,
+    |app| async move {
+        let mut steps = Vec::new();
+        for (i, month) in ["09", "10", "11"].iter().enumerate() {
+            for day in 1..=20i64 {
+                let start = buildfund_jobs::calendar::parse_rfc3339(&format!(
+                    "2026-{month}-{day:02}T08:00:00Z"
+                ))
+                .unwrap()
+                .timestamp();
+                steps.push(serde_json::json!({
+                    "build": i as i64 * 100 + day, "step": 1, "project": "nixpkgs",
+                    "jobset": if day % 2 == 0 { "cuda" } else { "trunk" },
+                    "job": format!("pkg{day}"), "machine": if day % 3 == 0 { "gpu01" } else { "build03" },
+                    "start": start, "stop": start + 3600 * (1 + day % 4)}));
+            }
+        }
+        app.ingest_steps(&steps).await;
+        assert_eq!(stored_months(&app).await, 0);
+        // The truth: the closed months' figures computed from the data, nothing stored.
+        let paths = [
+            "/api/v1/costs?month=2026-09",
+            "/api/v1/costs?month=2026-10",
+            "/api/v1/funds?month=2026-10",
+            "/api/v1/funds?month=2026-11",
+        ];
+        let mut truth = Vec::new();
+        for p in paths {
+            truth.push(figures(&app.address, p).await);
+        }
+
+        // The keeper of a real serve starts closing the months, oldest first: killed with the
+        // first month's rows written and not committed.
+        let mut serve = app.serve_process(&[(PAUSE_AT, "books.month_written")]);
+        serve.wait_paused_at("books.month_written").await;
+        serve.kill();
+        assert_eq!(
+            stored_months(&app).await,
+            0,
+            "no half-written month is stored"
+        );
+        for (p, t) in paths.iter().zip(&truth) {
+            assert_eq!(&figures(&app.address, p).await, t, "{p} after the crash");
+        }
+
+        // Run again: the keeper closes every month, and the stored months answer as the data did.
+        let mut serve = app.serve_process(&[]);
+        serve.wait_ready().await;
+        let mut waited = 0;
+        while stored_months(&app).await < 3 {
+            assert!(
+                waited < 600,
+                "the keeper never stored the three closed months"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            waited += 1;
+        }
+        for (p, t) in paths.iter().zip(&truth) {
+            assert_eq!(
+                &figures(&serve.url, p).await,
+                t,
+                "{p} from the stored months"
+            );
+        }
+        serve.stop();
+    }
+);

@@ -279,18 +279,6 @@ pub(crate) async fn insert_rows(
     Ok(())
 }
 
-/// Deletes the jobs stored under a `book_months` row.
-pub(crate) async fn delete_rows(
-    db: &impl ConnectionTrait,
-    book_month_id: i64,
-) -> Result<(), BooksError> {
-    book_month_jobs::Entity::delete_many()
-        .filter(book_month_jobs::Column::BookMonthId.eq(book_month_id))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
 /// The jobs stored under a `book_months` row, restricted to a jobset or a pool when given.
 pub(crate) async fn load_rows(
     db: &impl ConnectionTrait,

@@ -674,15 +674,7 @@ async fn write_month<C: ConnectionTrait + TransactionTrait>(
         for (fund, f) in load_funds(&txn, e.id).await? {
             old.insert(fund, (f.raised.net_cents, f.spent_cents));
         }
-        book_month_lines::Entity::delete_many()
-            .filter(book_month_lines::Column::BookMonthId.eq(e.id))
-            .exec(&txn)
-            .await?;
-        book_month_funds::Entity::delete_many()
-            .filter(book_month_funds::Column::BookMonthId.eq(e.id))
-            .exec(&txn)
-            .await?;
-        super::jobs::delete_rows(&txn, e.id).await?;
+        // Its lines, funds and jobs go with it (ON DELETE CASCADE).
         book_months::Entity::delete_by_id(e.id).exec(&txn).await?;
     }
     // The sums to the end of the month before, read under the lock.
@@ -812,6 +804,7 @@ async fn write_month<C: ConnectionTrait + TransactionTrait>(
             }
         }
     }
+    crate::pause_points::reached("books.month_written").await;
     txn.commit().await?;
     Ok(true)
 }
