@@ -1,6 +1,6 @@
 //! API tokens: random secrets shown once, stored only as SHA-256 hashes, each with one scope.
 use buildfund_entity::api_tokens;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
@@ -69,11 +69,12 @@ pub fn hash_token(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Creates a token and returns its secret (never stored) with the stored row.
+/// Creates a token at `now` and returns its secret (never stored) with the stored row.
 pub async fn create(
     db: &impl ConnectionTrait,
     scope: Scope,
     name: &str,
+    now: DateTime<Utc>,
 ) -> Result<(String, api_tokens::Model), sea_orm::DbErr> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
@@ -83,7 +84,7 @@ pub async fn create(
         scope: Set(scope.as_str().to_string()),
         token_hash: Set(hash_token(&secret)),
         token_prefix: Set(secret[..TOKEN_PREFIX.len() + 6].to_string()),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         ..Default::default()
     }
     .insert(db)
@@ -120,8 +121,12 @@ pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<api_tokens::Model>, s
         .await
 }
 
-/// Revokes a token; returns false when there is no such active token.
-pub async fn revoke(db: &impl ConnectionTrait, id: i32) -> Result<bool, sea_orm::DbErr> {
+/// Revokes a token at `now`; returns false when there is no such active token.
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    id: i32,
+    now: DateTime<Utc>,
+) -> Result<bool, sea_orm::DbErr> {
     let Some(row) = api_tokens::Entity::find_by_id(id)
         .filter(api_tokens::Column::RevokedAt.is_null())
         .one(db)
@@ -130,7 +135,7 @@ pub async fn revoke(db: &impl ConnectionTrait, id: i32) -> Result<bool, sea_orm:
         return Ok(false);
     };
     let mut active: api_tokens::ActiveModel = row.into();
-    active.revoked_at = Set(Some(Utc::now()));
+    active.revoked_at = Set(Some(now));
     active.update(db).await?;
     Ok(true)
 }

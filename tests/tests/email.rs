@@ -634,7 +634,7 @@ db_test!(
         assert!(again.contains("You are subscribed"), "{again}");
 
         // An expired confirmation link (signed with the same key, expired an hour ago) is refused.
-        let key = EmailKey::load(&app.db, &Secrets::from_env(&app.config))
+        let key = EmailKey::load(&app.db, &Secrets::from_env(&app.config), app.clock.now())
             .await
             .unwrap();
         let sub = subscribers::Entity::find()
@@ -1137,7 +1137,9 @@ db_test!(
         }
         assert_eq!(confirmations(&app).await.len(), 20);
         let secrets = Secrets::from_env(&app.config);
-        let key = EmailKey::load(&app.db, &secrets).await.unwrap();
+        let key = EmailKey::load(&app.db, &secrets, app.clock.now())
+            .await
+            .unwrap();
         let drain = || {
             let (db, config, key) = (app.db.clone(), app.config.clone(), key.clone());
             let mailer = Mailer::new(config.smtp.as_ref().unwrap(), &secrets).unwrap();

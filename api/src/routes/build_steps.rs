@@ -92,6 +92,7 @@ pub async fn ingest_build_steps(
         state.config.clone(),
         format,
         ingest::channel_reader(rx),
+        state.clock.now(),
         None,
     );
     let ((), result) = tokio::join!(feed, work);

@@ -45,13 +45,13 @@ pub async fn create(
             vec![json!({"field": "email", "message": problem})],
         )
     })?;
-    let now = chrono::Utc::now();
+    let now = state.clock.now();
     let added = subscriptions::add(&state.db, &email, body.confirmed, now).await?;
     let mut confirmation_sent = false;
     let mut confirmation_error: Option<String> = None;
     if let (Some(id), Some(mailer)) = (added.confirmation, &state.mailer) {
         let key = super::subscriptions::email_key(&state).await?;
-        match outbox::deliver_now(&state.db, &state.config, mailer, &key, id).await? {
+        match outbox::deliver_now(&state.db, &state.config, mailer, &key, id, &state.clock).await? {
             Delivery::Sent => confirmation_sent = true,
             Delivery::Retry { error, .. } => confirmation_error = Some(error),
             Delivery::Failed(e) | Delivery::GaveUp(e) => confirmation_error = Some(e),

@@ -53,7 +53,7 @@ pub async fn create(
         .name
         .clone()
         .unwrap_or_else(|| format!("{scope} token"));
-    let (secret, row) = tokens::create(&state.db, scope, &name).await?;
+    let (secret, row) = tokens::create(&state.db, scope, &name, state.clock.now()).await?;
     tracing::info!(token.name = %row.name, token.scope = %scope, by = %auth.token.name, "token created");
     let mut out = public(&row);
     out["token"] = json!(secret);
@@ -67,7 +67,7 @@ pub async fn revoke(
     id: web::Path<i32>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    if tokens::revoke(&state.db, id).await? {
+    if tokens::revoke(&state.db, id, state.clock.now()).await? {
         tracing::info!(token.id = id, by = %auth.token.name, "token revoked");
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -2,7 +2,7 @@
 //! `[email] secret_env` names (default `BUILDFUND_EMAIL_SECRET`), else a random key generated
 //! once and kept in `app_secrets`, so links keep working across restarts and instances.
 use buildfund_entity::app_secrets;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -32,10 +32,12 @@ impl EmailKey {
     }
 
     /// The key from the environment, else the one stored in the database (generated and stored
-    /// by the first caller; concurrent first callers agree on one through the primary key).
+    /// by the first caller at `now`; concurrent first callers agree on one through the primary
+    /// key).
     pub async fn load(
         db: &impl ConnectionTrait,
         secrets: &crate::config::Secrets,
+        now: DateTime<Utc>,
     ) -> anyhow::Result<EmailKey> {
         let env = &secrets.email_key.var;
         if let Ok(value) = secrets.email_key.value() {
@@ -57,7 +59,7 @@ impl EmailKey {
                 app_secrets::Column::Value,
                 app_secrets::Column::CreatedAt,
             ])
-            .values_panic([GENERATED_KEY_NAME.into(), fresh.into(), Utc::now().into()])
+            .values_panic([GENERATED_KEY_NAME.into(), fresh.into(), now.into()])
             .on_conflict(
                 OnConflict::column(app_secrets::Column::Name)
                     .do_nothing()

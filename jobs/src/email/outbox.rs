@@ -27,6 +27,7 @@ use super::smtp::SendError;
 use super::subscriptions::{self, CONFIRMED};
 use super::{EmailKey, Mailer};
 use crate::calendar::Month;
+use crate::clock::Clock;
 use crate::config::Secrets;
 use crate::report::view::report_view;
 use crate::report::{month_report, MonthReport};
@@ -95,7 +96,7 @@ pub async fn enqueue(
 }
 
 /// How long a drain run keeps going while messages wait for their retry.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DrainOptions {
     /// Retries due within this much time of the run's start are waited for; later ones are
     /// left to the next run.
@@ -105,6 +106,9 @@ pub struct DrainOptions {
     pub progress: Option<fn(&DrainReport)>,
     /// Only rows of this kind ([`REPORT`], [`CONFIRM`]); every kind when `None`.
     pub kind: Option<&'static str>,
+    /// What "now" is: the instants rows are claimed, sent and retried at. A manual clock is
+    /// not waited on: a wait for a retry moves it to the retry's instant.
+    pub clock: Clock,
 }
 
 impl Default for DrainOptions {
@@ -113,6 +117,7 @@ impl Default for DrainOptions {
             wait_for_retries: Duration::from_secs(60),
             progress: None,
             kind: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -293,6 +298,7 @@ struct Sender<'a> {
     config: &'a Config,
     mailer: &'a Mailer,
     key: &'a EmailKey,
+    clock: &'a Clock,
     months: HashMap<String, MonthReport>,
 }
 
@@ -399,7 +405,7 @@ impl Sender<'_> {
                     row,
                     SENT,
                     vec![
-                        (email_outbox::Column::SentAt, Utc::now().into()),
+                        (email_outbox::Column::SentAt, self.clock.now().into()),
                         (email_outbox::Column::MessageId, id.into()),
                         (email_outbox::Column::SmtpResponse, accepted.response.into()),
                         (
@@ -438,7 +444,7 @@ impl Sender<'_> {
                     .await?;
                     return Ok(Delivery::GaveUp(error));
                 }
-                let next = Utc::now()
+                let next = self.clock.now()
                     + ChronoDuration::from_std(backoff(row.attempts))
                         .unwrap_or(ChronoDuration::hours(1));
                 tracing::info!(outbox = row.id, kind = %row.kind, attempts = row.attempts, retry_at = %next, error = %message, "email will be retried");
@@ -474,7 +480,8 @@ pub async fn drain(
     key: &EmailKey,
     options: DrainOptions,
 ) -> anyhow::Result<DrainReport> {
-    let deadline = Utc::now()
+    let clock = &options.clock;
+    let deadline = clock.now()
         + ChronoDuration::from_std(options.wait_for_retries).unwrap_or(ChronoDuration::zero());
     let mut report = DrainReport::default();
     let period = Duration::from_secs_f64(1.0 / f64::from(std::cmp::max(mailer.rate_per_second, 1)));
@@ -485,6 +492,7 @@ pub async fn drain(
         config,
         mailer,
         key,
+        clock,
         months: HashMap::new(),
     };
     // (when, what) of the last progress call: the first change is shown at once, then at most
@@ -500,7 +508,7 @@ pub async fn drain(
                 shown = (Some(std::time::Instant::now()), report.clone());
             }
         }
-        let now = Utc::now();
+        let now = clock.now();
         let Some(row) = claim(db, now, options.kind).await? else {
             // Nothing due now: wait for the next retry if it comes before the deadline. Rows
             // another sender holds are its business (if it dies, a later run takes them over).
@@ -516,7 +524,7 @@ pub async fn drain(
                 .map(|r| r.next_attempt_at);
             match next {
                 Some(t) if t <= deadline => {
-                    sleep_until(t).await;
+                    sleep_until(clock, t).await;
                     continue;
                 }
                 _ => break,
@@ -544,7 +552,7 @@ pub async fn drain(
                     if at > deadline {
                         break;
                     }
-                    sleep_until(at).await;
+                    sleep_until(clock, at).await;
                 }
             }
             Delivery::NotDue => {}
@@ -568,8 +576,9 @@ pub async fn deliver_now(
     mailer: &Mailer,
     key: &EmailKey,
     id: i64,
+    clock: &Clock,
 ) -> anyhow::Result<Delivery> {
-    let now = Utc::now();
+    let now = clock.now();
     let Some(row) = email_outbox::Entity::find_by_id(id)
         .filter(email_outbox::Column::Status.is_in([PENDING, RETRY, SENDING]))
         .filter(email_outbox::Column::NextAttemptAt.lte(now))
@@ -586,6 +595,7 @@ pub async fn deliver_now(
         config,
         mailer,
         key,
+        clock,
         months: HashMap::new(),
     };
     match sender.prepare(&row, now).await? {
@@ -612,6 +622,7 @@ impl ConfirmationSender {
         config: Arc<Config>,
         secrets: Arc<Secrets>,
         mailer: Mailer,
+        clock: Clock,
     ) -> ConfirmationSender {
         let wake = Arc::new(tokio::sync::Notify::new());
         let woken = wake.clone();
@@ -624,10 +635,11 @@ impl ConfirmationSender {
                     wait_for_retries: Duration::ZERO,
                     progress: None,
                     kind: Some(CONFIRM),
+                    clock: clock.clone(),
                 };
                 let run = async {
                     if key.is_none() {
-                        key = Some(EmailKey::load(&db, &secrets).await?);
+                        key = Some(EmailKey::load(&db, &secrets, clock.now()).await?);
                     }
                     let key = key.as_ref().expect("loaded above");
                     drain(&db, &config, &mailer, key, options).await
@@ -649,8 +661,14 @@ impl ConfirmationSender {
     }
 }
 
-async fn sleep_until(t: DateTime<Utc>) {
-    if let Ok(d) = (t - Utc::now()).to_std() {
+/// Waits until `t` on `clock`: the system clock is slept on; a manual one (a test's) is moved
+/// to `t`, as if the wait had passed.
+async fn sleep_until(clock: &Clock, t: DateTime<Utc>) {
+    if clock.is_manual() {
+        if t > clock.now() {
+            clock.set(t);
+        }
+    } else if let Ok(d) = (t - clock.now()).to_std() {
         tokio::time::sleep(d).await;
     }
 }
@@ -687,8 +705,9 @@ pub async fn send_month(
         anyhow::anyhow!("no [smtp] table in the configuration: cannot send email")
     })?;
     let mailer = Mailer::new(smtp, secrets)?;
-    let key = EmailKey::load(db, secrets).await?;
-    let created = enqueue(db, month, Utc::now()).await?;
+    let now = options.clock.now();
+    let key = EmailKey::load(db, secrets, now).await?;
+    let created = enqueue(db, month, now).await?;
     let options = DrainOptions {
         kind: Some(REPORT),
         ..options

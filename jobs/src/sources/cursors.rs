@@ -2,7 +2,7 @@
 //! sync keeps its own format (Hydra: unix seconds, OpenCollective: RFC 3339) and parses it.
 use anyhow::Context;
 use buildfund_entity::sync_cursors;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{DatabaseConnection, EntityTrait, Set};
 
@@ -15,13 +15,18 @@ pub async fn read(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<
     Ok(row.map(|r| r.value.trim().to_string()))
 }
 
-/// Stores (inserts or replaces) the cursor's text.
-pub async fn store(db: &DatabaseConnection, name: &str, value: String) -> anyhow::Result<()> {
+/// Stores (inserts or replaces) the cursor's text, stamped `now`.
+pub async fn store(
+    db: &DatabaseConnection,
+    name: &str,
+    value: String,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
     use sync_cursors::Column as C;
     sync_cursors::Entity::insert(sync_cursors::ActiveModel {
         name: Set(name.to_string()),
         value: Set(value),
-        updated_at: Set(Utc::now()),
+        updated_at: Set(now),
     })
     .on_conflict(
         OnConflict::column(C::Name)

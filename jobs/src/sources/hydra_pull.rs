@@ -46,6 +46,7 @@ use crate::config::{Config, HydraConfig, Secret, Secrets};
 use crate::sources::ingest::record::{validate, Field, RawRecord};
 use crate::sources::ingest::{self, StepRecord};
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
@@ -120,9 +121,10 @@ pub async fn pull(
     db: &DatabaseConnection,
     config: &Config,
     secrets: &Secrets,
+    now: DateTime<Utc>,
     progress: impl Fn(&PageReport),
 ) -> anyhow::Result<PullReport> {
-    pull_with_page_size(db, config, secrets, PAGE_SIZE, progress).await
+    pull_with_page_size(db, config, secrets, PAGE_SIZE, now, progress).await
 }
 
 /// [`pull`] with another page size (tests use small pages to cross page boundaries). Its log
@@ -133,6 +135,7 @@ pub async fn pull_with_page_size(
     config: &Config,
     secrets: &Secrets,
     page_size: u64,
+    now: DateTime<Utc>,
     progress: impl Fn(&PageReport),
 ) -> anyhow::Result<PullReport> {
     let hydra = config.hydra.as_ref().with_context(|| {
@@ -142,7 +145,16 @@ pub async fn pull_with_page_size(
         )
     })?;
     let hydra_db = connect(hydra, secrets.hydra_database_url.as_ref()).await?;
-    let result = pull_from(db, config, hydra, &hydra_db, page_size.max(1), progress).await;
+    let result = pull_from(
+        db,
+        config,
+        hydra,
+        &hydra_db,
+        page_size.max(1),
+        now,
+        progress,
+    )
+    .await;
     hydra_db.close().await.ok();
     result
 }
@@ -328,8 +340,13 @@ async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Opti
     }
 }
 
-async fn store_cursor(db: &DatabaseConnection, name: &str, value: i64) -> anyhow::Result<()> {
-    crate::sources::cursors::store(db, name, value.to_string()).await
+async fn store_cursor(
+    db: &DatabaseConnection,
+    name: &str,
+    value: i64,
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    crate::sources::cursors::store(db, name, value.to_string(), now).await
 }
 
 async fn pull_from(
@@ -338,6 +355,7 @@ async fn pull_from(
     hydra: &HydraConfig,
     hydra_db: &DatabaseConnection,
     page_size: u64,
+    now: DateTime<Utc>,
     progress: impl Fn(&PageReport),
 ) -> anyhow::Result<PullReport> {
     let name = cursor_name(&hydra.source);
@@ -384,7 +402,7 @@ async fn pull_from(
             }
         }
         let stored_max = records.iter().map(|r| r.stop).max();
-        let stored = ingest::ingest_records(db, config, records)
+        let stored = ingest::ingest_records(db, config, records, now)
             .await
             .with_context(|| {
                 format!(
@@ -395,7 +413,7 @@ async fn pull_from(
         // Only now that the page is committed may the cursor move, and only forward.
         if let Some(stop) = stored_max {
             let cursor = report.cursor_after.map_or(stop, |c| c.max(stop));
-            store_cursor(db, &name, cursor).await?;
+            store_cursor(db, &name, cursor, now).await?;
             report.cursor_after = Some(cursor);
         }
 
@@ -489,7 +507,13 @@ mod tests {
     #[allow(dead_code)]
     fn the_pull_can_be_spawned(db: &DatabaseConnection, config: &Config, secrets: &Secrets) {
         fn send<T: Send>(_: T) {}
-        send(pull(db, config, secrets, |_| {}));
+        send(pull(
+            db,
+            config,
+            secrets,
+            DateTime::<Utc>::UNIX_EPOCH,
+            |_| {},
+        ));
     }
 
     #[test]

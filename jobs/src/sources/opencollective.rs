@@ -502,8 +502,13 @@ async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Opti
     }
 }
 
-async fn store_cursor(db: &DatabaseConnection, name: &str, value: DateTime) -> anyhow::Result<()> {
-    crate::sources::cursors::store(db, name, show(value)).await
+async fn store_cursor(
+    db: &DatabaseConnection,
+    name: &str,
+    value: DateTime,
+    now: DateTime,
+) -> anyhow::Result<()> {
+    crate::sources::cursors::store(db, name, show(value), now).await
 }
 
 fn show(t: DateTime) -> String {
@@ -603,7 +608,7 @@ pub async fn sync(
         // Only now that the page is committed may the cursor move, and only forward.
         if let Some(t) = latest {
             if cursor.is_none_or(|c| t > c) {
-                store_cursor(db, &name, t).await?;
+                store_cursor(db, &name, t, now).await?;
                 cursor = Some(t);
             }
         }
@@ -622,7 +627,7 @@ pub async fn sync(
             skipped,
         });
     }
-    report.recurring = sync_recurring(db, config, oc, &client, page_size).await?;
+    report.recurring = sync_recurring(db, config, oc, &client, page_size, now).await?;
     let check = check(db, config, oc, &client, now).await?;
     report.check = Some(check);
     report.retries = client.retries();
@@ -745,6 +750,7 @@ async fn sync_recurring(
     oc: &OpenCollectiveConfig,
     client: &Client,
     page_size: i64,
+    now: DateTime,
 ) -> anyhow::Result<u64> {
     use active_recurring_orders::ContributionFrequency as F;
     use recurring_contributions::Column as R;
@@ -793,7 +799,7 @@ async fn sync_recurring(
                 amount_cents: Set(amount),
                 status: Set("ACTIVE".into()),
                 started_at: Set(o.created_at),
-                updated_at: Set(Utc::now()),
+                updated_at: Set(now),
                 ..Default::default()
             });
         }
@@ -834,7 +840,7 @@ async fn sync_recurring(
     for chunk in stale.chunks(500) {
         recurring_contributions::Entity::update_many()
             .col_expr(R::Status, sea_orm::sea_query::Expr::value("INACTIVE"))
-            .col_expr(R::UpdatedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+            .col_expr(R::UpdatedAt, sea_orm::sea_query::Expr::value(now))
             .filter(R::Source.eq(SOURCE))
             .filter(R::ExternalId.is_in(chunk.iter().cloned()))
             .exec(&txn)

@@ -1,6 +1,7 @@
 //! OpenCollective's GraphQL API as the sync reads it: the typed queries (the ledger, the
 //! recurring orders, the collective's balance), the client's
 //! options, the HTTP client with its retries and the [`Pager`] that reads a query page by page.
+use crate::clock::Clock;
 use crate::config::secrets::Missing;
 use crate::config::{OpenCollectiveConfig, Secrets};
 use anyhow::Context;
@@ -54,6 +55,8 @@ pub struct SyncOptions {
     pub max_retry_after: Duration,
     /// Overrides `opencollective.timeout_seconds`.
     pub timeout: Option<Duration>,
+    /// What "now" is when a `Retry-After` names an instant.
+    pub clock: Clock,
 }
 
 impl Default for SyncOptions {
@@ -65,6 +68,7 @@ impl Default for SyncOptions {
             max_backoff: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
             timeout: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -118,14 +122,14 @@ fn token(secrets: &Secrets) -> anyhow::Result<Option<SecretString>> {
     }
 }
 
-/// How long a 429 asks to wait: `Retry-After` in seconds or as an HTTP date.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// How long a 429 asks to wait at `now`: `Retry-After` in seconds or as an HTTP date.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     if let Ok(s) = v.trim().parse::<u64>() {
         return Some(Duration::from_secs(s));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    let wait = at.with_timezone(&Utc) - Utc::now();
+    let wait = at.with_timezone(&Utc) - now;
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -216,7 +220,8 @@ impl Client {
                         });
                     }
                     if status.as_u16() == 429 {
-                        let wait = retry_after(res.headers()).unwrap_or(self.backoff(attempt));
+                        let wait = retry_after(res.headers(), self.options.clock.now())
+                            .unwrap_or(self.backoff(attempt));
                         if last || wait > self.options.max_retry_after {
                             anyhow::bail!(
                                 "OpenCollective's rate limit was hit on {what} ({} tries; it asks to wait {} s): try again later",

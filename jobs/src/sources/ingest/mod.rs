@@ -94,17 +94,17 @@ pub fn channel_reader(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -
     SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)))
 }
 
-/// Ingests everything `reader` yields, in one transaction.
+/// Ingests everything `reader` yields, in one transaction; the rows are stamped `now`.
 pub async fn ingest<R: Read + Send + 'static>(
     db: &DatabaseConnection,
     config: Arc<Config>,
     format: Format,
     reader: R,
+    now: DateTime<Utc>,
     progress: Option<Box<dyn Fn(Progress) + Send>>,
 ) -> Result<IngestReport, IngestError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let backend = db.get_database_backend();
-    let now = chrono::Utc::now();
     let parser = tokio::task::spawn_blocking(move || {
         parse_into(config, format, reader, (backend, now), tx, progress)
     });
@@ -174,9 +174,9 @@ pub async fn ingest_records(
     db: &DatabaseConnection,
     config: &Config,
     records: Vec<StepRecord>,
+    now: DateTime<Utc>,
 ) -> Result<IngestReport, IngestError> {
     let txn = crate::db::begin_write(db).await?;
-    let now = chrono::Utc::now();
     let mut counts = Counts::default();
     let mut unpriced = BTreeMap::new();
     let machines = config.machine_by_name();
