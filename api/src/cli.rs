@@ -281,7 +281,7 @@ fn parse_at(s: Option<&str>, clock: &Clock) -> anyhow::Result<At> {
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
-    s.parse()
+    s.parse().map_err(|e: tokens::TokenError| e.to_string())
 }
 
 /// Entry point of the binary.
@@ -506,9 +506,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         println!(
                             "{:>4}  {:<10} {:<9} {}…  {}  {}",
                             t.id,
-                            t.scope,
+                            t.scope.as_str(),
                             state,
-                            t.token_prefix,
+                            t.prefix,
                             t.created_at.format("%Y-%m-%d %H:%M"),
                             t.name
                         );

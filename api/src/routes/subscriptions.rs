@@ -12,7 +12,7 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::email::links::TokenError;
 use buildfund_jobs::email::render::Page;
 use buildfund_jobs::email::subscriptions::{self, LinkError, Subscribed, SubscriberEmail};
-use buildfund_jobs::email::EmailKey;
+use buildfund_jobs::email::{EmailError, EmailKey};
 use serde::Deserialize;
 
 fn page(state: &AppState, status: StatusCode, title: &str, paragraphs: &[&str]) -> HttpResponse {
@@ -31,7 +31,7 @@ fn unavailable(state: &AppState, e: impl std::fmt::Display) -> HttpResponse {
     )
 }
 
-pub async fn email_key(state: &AppState) -> anyhow::Result<EmailKey> {
+pub async fn email_key(state: &AppState) -> Result<EmailKey, EmailError> {
     state
         .email_key
         .get_or_try_init(|| EmailKey::load(&state.db, &state.secrets, state.clock.now()))

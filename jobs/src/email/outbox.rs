@@ -25,7 +25,7 @@ use super::queue::*;
 use super::render;
 use super::smtp::SendError;
 use super::subscriptions::{self, CONFIRMED};
-use super::{EmailKey, Mailer};
+use super::{EmailError, EmailKey, Mailer};
 use crate::calendar::Month;
 use crate::clock::Clock;
 use crate::config::Secrets;
@@ -53,7 +53,7 @@ pub async fn enqueue(
     db: &DatabaseConnection,
     month: Month,
     now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
+) -> Result<u64, EmailError> {
     use email_outbox::Column as O;
     use subscribers::Column as S;
     let select = Query::select()
@@ -82,7 +82,7 @@ pub async fn enqueue(
             O::Kind,
         ])
         .select_from(select)
-        .map_err(|e| DbErr::Custom(format!("outbox insert: {e}")))?
+        .map_err(EmailError::OutboxInsert)?
         .on_conflict(
             OnConflict::columns([O::Month, O::SubscriberId])
                 .do_nothing()
@@ -245,7 +245,7 @@ pub fn report_message(
     to: &str,
     unsubscribe: &str,
     message_id: String,
-) -> anyhow::Result<Message> {
+) -> Result<Message, EmailError> {
     let view = report_view(report, &[], &[]);
     let rendered = render::report(&view, &config.public_url, unsubscribe)?;
     let to: Mailbox = to.parse()?;
@@ -321,7 +321,7 @@ impl Sender<'_> {
         &mut self,
         row: &email_outbox::Model,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Prepared> {
+    ) -> Result<Prepared, EmailError> {
         let subscriber = subscribers::Entity::find_by_id(row.subscriber_id)
             .one(self.db)
             .await?;
@@ -347,7 +347,8 @@ impl Sender<'_> {
             )
         } else {
             if !self.months.contains_key(&row.month) {
-                let month = Month::parse(&row.month).map_err(anyhow::Error::msg)?;
+                let month = Month::parse(&row.month)
+                    .map_err(|why| EmailError::BadMonth { id: row.id, why })?;
                 self.months.insert(
                     row.month.clone(),
                     month_report(self.db, self.config, month, now).await?,
@@ -371,7 +372,11 @@ impl Sender<'_> {
     }
 
     /// Records a row that is not sent.
-    async fn drop_row(&self, row: &email_outbox::Model, why: Unsent) -> anyhow::Result<Delivery> {
+    async fn drop_row(
+        &self,
+        row: &email_outbox::Model,
+        why: Unsent,
+    ) -> Result<Delivery, EmailError> {
         match why {
             Unsent::Skip => {
                 finish(self.db, row, SKIPPED, vec![]).await?;
@@ -396,7 +401,7 @@ impl Sender<'_> {
         row: &email_outbox::Model,
         message: Message,
         id: String,
-    ) -> anyhow::Result<Delivery> {
+    ) -> Result<Delivery, EmailError> {
         let db = self.db;
         match self.mailer.send(message).await {
             Ok(accepted) => {
@@ -479,7 +484,7 @@ pub async fn drain(
     mailer: &Mailer,
     key: &EmailKey,
     options: DrainOptions,
-) -> anyhow::Result<DrainReport> {
+) -> Result<DrainReport, EmailError> {
     let clock = &options.clock;
     let deadline = clock.now()
         + ChronoDuration::from_std(options.wait_for_retries).unwrap_or(ChronoDuration::zero());
@@ -577,7 +582,7 @@ pub async fn deliver_now(
     key: &EmailKey,
     id: i64,
     clock: &Clock,
-) -> anyhow::Result<Delivery> {
+) -> Result<Delivery, EmailError> {
     let now = clock.now();
     let Some(row) = email_outbox::Entity::find_by_id(id)
         .filter(email_outbox::Column::Status.is_in([PENDING, RETRY, SENDING]))
@@ -647,7 +652,7 @@ impl ConfirmationSender {
                 match run.await {
                     Ok(report) => tracing::debug!(%report, "confirmations drained"),
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "confirmations not sent now; outbox_drain retries them")
+                        tracing::warn!(error = %e.chain(), "confirmations not sent now; outbox_drain retries them")
                     }
                 }
             }
@@ -700,10 +705,8 @@ pub async fn send_month(
     secrets: &Secrets,
     month: Month,
     options: DrainOptions,
-) -> anyhow::Result<(u64, DrainReport)> {
-    let smtp = config.smtp.as_ref().ok_or_else(|| {
-        anyhow::anyhow!("no [smtp] table in the configuration: cannot send email")
-    })?;
+) -> Result<(u64, DrainReport), EmailError> {
+    let smtp = config.smtp.as_ref().ok_or(EmailError::NoSmtp)?;
     let mailer = Mailer::new(smtp, secrets)?;
     let now = options.clock.now();
     let key = EmailKey::load(db, secrets, now).await?;
@@ -723,7 +726,7 @@ pub async fn preview(
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
-) -> anyhow::Result<render::Rendered> {
+) -> Result<render::Rendered, EmailError> {
     let report = month_report(db, config, month, at).await?;
     Ok(render::report(
         &report_view(&report, &[], &[]),

@@ -52,13 +52,13 @@
 //! are followed only within the endpoint's origin ([`crate::http`]), so the token never leaves
 //! it. The ledger and the recurring contributions are read by one [`Pager`] (`limit`/`offset`
 //! until a short page or the total).
+use super::error::{Cause, CursorFormat, SourceError};
 use crate::books::donations::{
     self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored,
 };
 use crate::books::expenses::{self, ExpenseKind, ExpenseRecord};
 use crate::books::opencollective_check::{self, Check, CheckStatus, OcBalance};
 use crate::config::{Config, OpenCollectiveConfig, Secrets};
-use anyhow::Context;
 use buildfund_entity::recurring_contributions;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -490,15 +490,17 @@ fn text_out_of_bounds(r: &ExpenseRecord) -> Option<String> {
     None
 }
 
-async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<DateTime>> {
+async fn read_cursor(db: &DatabaseConnection, name: &str) -> Result<Option<DateTime>, SourceError> {
     let Some(value) = crate::sources::cursors::read(db, name).await? else {
         return Ok(None);
     };
     match chrono::DateTime::parse_from_rfc3339(&value) {
         Ok(t) => Ok(Some(t.with_timezone(&Utc))),
-        Err(_) => anyhow::bail!(
-            "the sync cursor {name} holds {value:?}, not an RFC 3339 time; delete that sync_cursors row to sync from ledger_start again"
-        ),
+        Err(_) => Err(SourceError::CursorUnreadable {
+            name: name.to_string(),
+            value,
+            expected: CursorFormat::Rfc3339,
+        }),
     }
 }
 
@@ -507,7 +509,7 @@ async fn store_cursor(
     name: &str,
     value: DateTime,
     now: DateTime,
-) -> anyhow::Result<()> {
+) -> Result<(), SourceError> {
     crate::sources::cursors::store(db, name, show(value), now).await
 }
 
@@ -515,13 +517,13 @@ fn show(t: DateTime) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn opencollective(config: &Config) -> anyhow::Result<&OpenCollectiveConfig> {
-    config.opencollective.as_ref().with_context(|| {
-        format!(
-            "the configuration ({}) has no [opencollective] table, so there is no collective to sync; add [opencollective] with collective",
-            config.source
-        )
-    })
+fn opencollective(config: &Config) -> Result<&OpenCollectiveConfig, SourceError> {
+    config
+        .opencollective
+        .as_ref()
+        .ok_or_else(|| SourceError::NoOpenCollective {
+            config: config.source.clone(),
+        })
 }
 
 /// One sync at `now`: new transactions since the cursor (with the overlap), then the active
@@ -535,7 +537,7 @@ pub async fn sync(
     options: SyncOptions,
     now: DateTime,
     progress: impl Fn(&PageReport),
-) -> anyhow::Result<SyncReport> {
+) -> Result<SyncReport, SourceError> {
     let oc = opencollective(config)?;
     let page_size = options.page_size.clamp(1, PAGE_SIZE);
     let client = Client::new(oc, secrets, options)?;
@@ -575,11 +577,11 @@ pub async fn sync(
             Ok(None) => break,
             Err(e) => {
                 report.retries = client.retries();
-                return Err(e.context(format!(
-                    "the OpenCollective sync stopped at page {}; {} page(s) were stored and the next sync resumes after them",
-                    report.pages + 1,
-                    report.pages
-                )));
+                return Err(SourceError::SyncStopped {
+                    page: report.pages + 1,
+                    stored: report.pages,
+                    source: Box::new(e),
+                });
             }
         };
         let count = nodes.len() as i64;
@@ -593,18 +595,13 @@ pub async fn sync(
                 Ok(Line::Donation(r)) => records.push(r),
                 Ok(Line::Expense(r)) => spent.push(r),
                 Ok(Line::Skipped) => skipped += 1,
-                Err(why) => anyhow::bail!(
-                    "the OpenCollective sync refused page {page}, so nothing of it was stored: {why}"
-                ),
+                Err(why) => return Err(SourceError::PageRefused { page, why }),
             }
         }
         // The page's donations and expenses together, all or nothing.
-        let (stored, expenses_stored) =
-            store_page(db, &records, &spent, now)
-                .await
-                .with_context(|| {
-                    format!("storing page {page} of the OpenCollective transactions failed")
-                })?;
+        let (stored, expenses_stored) = store_page(db, &records, &spent, now)
+            .await
+            .map_err(|source| SourceError::PageStore { page, source })?;
         // Only now that the page is committed may the cursor move, and only forward.
         if let Some(t) = latest {
             if cursor.is_none_or(|c| t > c) {
@@ -640,7 +637,7 @@ async fn store_page(
     records: &[DonationRecord],
     spent: &[ExpenseRecord],
     now: DateTime,
-) -> anyhow::Result<(Stored, Stored)> {
+) -> Result<(Stored, Stored), Cause> {
     if records.is_empty() && spent.is_empty() {
         return Ok(Default::default());
     }
@@ -659,7 +656,7 @@ async fn check(
     oc: &OpenCollectiveConfig,
     client: &Client,
     now: DateTime,
-) -> anyhow::Result<Check> {
+) -> Result<Check, SourceError> {
     let through = now;
     let data = client
         .query::<CollectiveBalance>(
@@ -671,11 +668,13 @@ async fn check(
             &format!("the balance of {}", oc.collective),
         )
         .await
-        .context("the OpenCollective check could not read the collective's balance (the sync itself was stored)")?;
+        .map_err(|e| SourceError::CheckBalance {
+            source: Box::new(e),
+        })?;
     // The balance as OpenCollective gives it; a balance without a currency cannot be compared.
     let balance = |value: Option<f64>, currency: Option<String>, what: &str| {
-        Ok::<_, anyhow::Error>(OcBalance {
-            cents: cents(value, what).map_err(anyhow::Error::msg)?,
+        Ok::<_, SourceError>(OcBalance {
+            cents: cents(value, what).map_err(SourceError::BalanceRefused)?,
             currency: currency.unwrap_or_else(|| "no currency".into()),
         })
     };
@@ -751,7 +750,7 @@ async fn sync_recurring(
     client: &Client,
     page_size: i64,
     now: DateTime,
-) -> anyhow::Result<u64> {
+) -> Result<u64, SourceError> {
     use active_recurring_orders::ContributionFrequency as F;
     use recurring_contributions::Column as R;
     let mut rows = Vec::new();
@@ -775,7 +774,10 @@ async fn sync_recurring(
             let what = format!("order {}", o.id);
             let amount = cents(o.amount.value_in_cents, &what)
                 .and_then(|c| to_ledger_cents(config, c, &currency))
-                .map_err(|e| anyhow::anyhow!("recurring contribution {}: {e}", o.id))?;
+                .map_err(|why| SourceError::RecurringRefused {
+                    id: o.id.clone(),
+                    why,
+                })?;
             let c = match &o.from_account {
                 Some(f) => contributor(&oc.website, &f.slug, f.name.as_deref(), f.is_incognito),
                 None => Contributor::anonymous(),

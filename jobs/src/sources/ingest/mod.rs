@@ -55,6 +55,9 @@ pub enum IngestError {
     Read(String),
     #[error("storing the build steps failed: {0}")]
     Db(#[from] DbErr),
+    /// PostgreSQL's upsert answers one row of counts; it answered none.
+    #[error("storing the build steps failed: the upsert answered no counts")]
+    NoCounts,
 }
 
 /// Progress of a long ingest, reported every [`PROGRESS_EVERY`] records.
@@ -119,7 +122,7 @@ pub async fn ingest<R: Read + Send + 'static>(
             Some(t) => store::write_batch(t, batch).await,
             None => match crate::db::begin_write(db).await {
                 Ok(t) => store::write_batch(txn.insert(t), batch).await,
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             },
         };
         match written {
@@ -141,7 +144,7 @@ pub async fn ingest<R: Read + Send + 'static>(
     };
     if let Some(e) = write_error {
         rollback(txn).await;
-        return Err(IngestError::Db(e));
+        return Err(e);
     }
     let summary = match parsed.and_then(|p| p) {
         Ok(summary) => summary,
