@@ -157,7 +157,7 @@ async fn main() {
     let rows: Vec<subscribers::ActiveModel> = (0..n)
         .map(|i| subscribers::ActiveModel {
             email: Set(format!("sponsor{i:05}@example.org")),
-            status: Set("confirmed".into()),
+            status: Set(buildfund_entity::subscribers::SubscriberStatus::Confirmed),
             created_at: Set(now),
             confirmed_at: Set(Some(now)),
             updated_at: Set(now),

@@ -32,6 +32,7 @@ use crate::config::Secrets;
 use crate::report::view::report_view;
 use crate::report::{month_report, MonthReport};
 use crate::Config;
+use buildfund_entity::email_outbox::{OutboxKind, OutboxStatus};
 use buildfund_entity::{email_outbox, subscribers};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -105,7 +106,7 @@ pub struct DrainOptions {
     /// after the first message, then at most once a second, never when nothing changed.
     pub progress: Option<fn(&DrainReport)>,
     /// Only rows of this kind ([`REPORT`], [`CONFIRM`]); every kind when `None`.
-    pub kind: Option<&'static str>,
+    pub kind: Option<OutboxKind>,
     /// What "now" is: the instants rows are claimed, sent and retried at. A manual clock is
     /// not waited on: a wait for a retry moves it to the retry's instant.
     pub clock: Clock,
@@ -148,7 +149,7 @@ impl std::fmt::Display for DrainReport {
 async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
-    kind: Option<&str>,
+    kind: Option<OutboxKind>,
 ) -> Result<Option<email_outbox::Model>, DbErr> {
     use email_outbox::Column as O;
     for _ in 0..10 {
@@ -203,7 +204,7 @@ async fn take(
 async fn finish(
     db: &DatabaseConnection,
     row: &email_outbox::Model,
-    status: &str,
+    status: OutboxStatus,
     values: Vec<(email_outbox::Column, sea_orm::Value)>,
 ) -> Result<(), DbErr> {
     let mut update = Query::update();
@@ -220,7 +221,7 @@ async fn finish(
         tracing::warn!(
             outbox = row.id,
             attempts = row.attempts,
-            status,
+            status = %status,
             "the claim on this outbox row had expired and another sender holds it; not recorded"
         );
     }
@@ -395,7 +396,8 @@ impl Sender<'_> {
         }
     }
 
-    /// Sends the row's message and records the outcome.
+    /// Sends the row's message and records the outcome, in the span `email_send` naming the row.
+    #[tracing::instrument(name = "email_send", skip_all, fields(outbox = row.id, kind = %row.kind, attempt = row.attempts))]
     async fn send(
         &self,
         row: &email_outbox::Model,
@@ -478,6 +480,7 @@ impl Sender<'_> {
 /// with exponential backoff; a failure to reach the server at all also pauses the whole run
 /// until that retry (so an SMTP outage costs one attempt per backoff step, not one per
 /// subscriber). Returns when nothing is due before `options.wait_for_retries` from the start.
+#[tracing::instrument(name = "outbox_drain", skip_all, fields(kind = ?options.kind))]
 pub async fn drain(
     db: &DatabaseConnection,
     config: &Config,
@@ -575,6 +578,7 @@ pub async fn drain(
 /// Tries the one row `id` now (the admin's `subscribers add`, which wants to say at once whether
 /// the confirmation went out), with the same claim and the same records as [`drain`]: a
 /// transient failure leaves it to its retry, which the next drain sends.
+#[tracing::instrument(name = "outbox_deliver", skip_all, fields(outbox = id))]
 pub async fn deliver_now(
     db: &DatabaseConnection,
     config: &Config,

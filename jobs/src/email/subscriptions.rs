@@ -17,9 +17,11 @@ use sea_orm::{
     EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
 };
 
-pub const PENDING: &str = "pending";
-pub const CONFIRMED: &str = "confirmed";
-pub const UNSUBSCRIBED: &str = "unsubscribed";
+pub use buildfund_entity::subscribers::SubscriberStatus;
+
+pub const PENDING: SubscriberStatus = SubscriberStatus::Pending;
+pub const CONFIRMED: SubscriberStatus = SubscriberStatus::Confirmed;
+pub const UNSUBSCRIBED: SubscriberStatus = SubscriberStatus::Unsubscribed;
 
 /// A syntactically valid address, lower-cased (one subscriber per mailbox whatever its case).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +106,7 @@ async fn find(db: &impl ConnectionTrait, email: &str) -> Result<Option<subscribe
 async fn insert_or_get(
     db: &impl ConnectionTrait,
     email: &SubscriberEmail,
-    status: &str,
+    status: SubscriberStatus,
     now: DateTime<Utc>,
 ) -> Result<(subscribers::Model, bool), EmailError> {
     use subscribers::Column as S;
@@ -255,9 +257,9 @@ pub async fn confirm(
     now: DateTime<Utc>,
 ) -> Result<subscribers::Model, LinkError> {
     let row = subscriber_of(db, key, token, Purpose::Confirm, now).await?;
-    match row.status.as_str() {
-        CONFIRMED => Ok(row),
-        PENDING => {
+    match row.status {
+        SubscriberStatus::Confirmed => Ok(row),
+        SubscriberStatus::Pending => {
             let mut active = row.into_active_model();
             active.status = Set(CONFIRMED.into());
             active.confirmed_at = Set(Some(now));

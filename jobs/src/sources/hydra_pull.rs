@@ -129,7 +129,11 @@ pub async fn pull(
 
 /// [`pull`] with another page size (tests use small pages to cross page boundaries). Its log
 /// lines are in the span `sync` (`source = "hydra"`).
-#[tracing::instrument(name = "sync", skip_all, fields(source = "hydra", page_size))]
+#[tracing::instrument(
+    name = "sync",
+    skip_all,
+    fields(source = "hydra", hydra_source = tracing::field::Empty, page_size)
+)]
 pub async fn pull_with_page_size(
     db: &DatabaseConnection,
     config: &Config,
@@ -141,6 +145,7 @@ pub async fn pull_with_page_size(
     let hydra = config.hydra.as_ref().ok_or_else(|| SourceError::NoHydra {
         config: config.source.clone(),
     })?;
+    tracing::Span::current().record("hydra_source", hydra.source.as_str());
     let hydra_db = connect(hydra, secrets.hydra_database_url.as_ref()).await?;
     let result = pull_from(
         db,

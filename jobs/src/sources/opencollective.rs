@@ -529,7 +529,11 @@ fn opencollective(config: &Config) -> Result<&OpenCollectiveConfig, SourceError>
 /// One sync at `now`: new transactions since the cursor (with the overlap), then the active
 /// recurring contributions, then the OpenCollective check up to `now`. `progress` is called
 /// after each stored page. Its log lines are in the span `sync` (`source = "opencollective"`).
-#[tracing::instrument(name = "sync", skip_all, fields(source = "opencollective"))]
+#[tracing::instrument(
+    name = "sync",
+    skip_all,
+    fields(source = "opencollective", collective = tracing::field::Empty)
+)]
 pub async fn sync(
     db: &DatabaseConnection,
     config: &Config,
@@ -539,6 +543,7 @@ pub async fn sync(
     progress: impl Fn(&PageReport),
 ) -> Result<SyncReport, SourceError> {
     let oc = opencollective(config)?;
+    tracing::Span::current().record("collective", oc.collective.as_str());
     let page_size = options.page_size.clamp(1, PAGE_SIZE);
     let client = Client::new(oc, secrets, options)?;
     let name = cursor_name(&oc.collective);
