@@ -191,7 +191,7 @@ async fn take(
         return Ok(None);
     }
     Ok(Some(email_outbox::Model {
-        status: SENDING.into(),
+        status: SENDING,
         attempts: row.attempts + 1,
         next_attempt_at: lease_until,
         ..row

@@ -261,7 +261,7 @@ pub async fn confirm(
         SubscriberStatus::Confirmed => Ok(row),
         SubscriberStatus::Pending => {
             let mut active = row.into_active_model();
-            active.status = Set(CONFIRMED.into());
+            active.status = Set(CONFIRMED);
             active.confirmed_at = Set(Some(now));
             active.updated_at = Set(now);
             Ok(active.update(db).await?)
@@ -284,7 +284,7 @@ pub async fn unsubscribe(
         return Ok(row);
     }
     let mut active = row.into_active_model();
-    active.status = Set(UNSUBSCRIBED.into());
+    active.status = Set(UNSUBSCRIBED);
     active.unsubscribed_at = Set(Some(now));
     active.updated_at = Set(now);
     Ok(active.update(db).await?)
@@ -331,7 +331,7 @@ pub async fn add(
     let (row, created) = insert_or_get(&txn, email, status, now).await?;
     let added = if confirmed && row.status != CONFIRMED {
         let mut active = row.into_active_model();
-        active.status = Set(CONFIRMED.into());
+        active.status = Set(CONFIRMED);
         active.confirmed_at = Set(Some(now));
         active.updated_at = Set(now);
         Added {
