@@ -305,7 +305,7 @@ fn parse_at(s: Option<&str>, clock: &Clock) -> anyhow::Result<At> {
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
-    s.parse()
+    s.parse().map_err(|e: tokens::TokenError| e.to_string())
 }
 
 /// Entry point of the binary.
@@ -394,7 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = Arc::new(load_config(&cli)?);
             let conn = open_database(&config).await?;
-            return ingest_file(&conn, config, file, format.as_deref()).await;
+            return ingest_file(&conn, config, file, format.as_deref(), &clock).await;
         }
         Command::Reconcile { month, at, json } => {
             let config = load_config(&cli)?;
@@ -513,7 +513,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match command {
                 TokenCommand::Create { scope, name } => {
                     let name = name.clone().unwrap_or_else(|| format!("{scope} token"));
-                    let (secret, row) = tokens::create(&conn, *scope, &name).await?;
+                    let (secret, row) = tokens::create(&conn, *scope, &name, clock.now()).await?;
                     println!("{secret}");
                     eprintln!(
                         "created token {} ({:?}, scope {scope}); store it now: it is not shown again",
@@ -530,16 +530,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         println!(
                             "{:>4}  {:<10} {:<9} {}…  {}  {}",
                             t.id,
-                            t.scope,
+                            t.scope.as_str(),
                             state,
-                            t.token_prefix,
+                            t.prefix,
                             t.created_at.format("%Y-%m-%d %H:%M"),
                             t.name
                         );
                     }
                 }
                 TokenCommand::Revoke { id } => {
-                    if !tokens::revoke(&conn, *id).await? {
+                    if !tokens::revoke(&conn, *id, clock.now()).await? {
                         anyhow::bail!("no active token with id {id}");
                     }
                     println!("token {id} revoked");
@@ -549,7 +549,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sync { command } => {
             let config = load_config(&cli)?;
             match command {
-                SyncCommand::Hydra => sync_hydra(&config).await?,
+                SyncCommand::Hydra => sync_hydra(&config, &clock).await?,
                 SyncCommand::Opencollective => sync_opencollective(&config, &clock).await?,
             }
         }
@@ -585,6 +585,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                                 r.sent, r.failed, r.skipped, r.transient_failures
                             )
                         }),
+                        clock: clock.clone(),
                         ..Default::default()
                     };
                     let (created, report) = email::outbox::send_month(
@@ -651,8 +652,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             use email::outbox::Delivery;
                             let secrets = Secrets::from_env(&config);
                             let mailer = email::Mailer::new(smtp, &secrets)?;
-                            let key = email::EmailKey::load(&conn, &secrets).await?;
-                            match email::outbox::deliver_now(&conn, &config, &mailer, &key, id)
+                            let key = email::EmailKey::load(&conn, &secrets, now).await?;
+                            match email::outbox::deliver_now(&conn, &config, &mailer, &key, id, &clock)
                                 .await?
                             {
                                 Delivery::Sent => {

@@ -23,7 +23,10 @@ pub async fn open_database(config: &Config) -> anyhow::Result<sea_orm::DatabaseC
 }
 
 /// `buildfund sync hydra`: one progress line per stored page on stderr, the summary on stdout.
-pub async fn sync_hydra(config: &Config) -> anyhow::Result<()> {
+pub async fn sync_hydra(
+    config: &Config,
+    clock: &buildfund_jobs::clock::Clock,
+) -> anyhow::Result<()> {
     if config.hydra.is_none() {
         anyhow::bail!(
             "the configuration ({}) has no [hydra] table, so there is no Hydra database to pull from; add [hydra] with database_url_env",
@@ -33,7 +36,7 @@ pub async fn sync_hydra(config: &Config) -> anyhow::Result<()> {
     let conn = open_database(config).await?;
     let started = std::time::Instant::now();
     let secrets = Secrets::from_env(config);
-    let report = hydra_pull::pull(&conn, config, &secrets, |p| {
+    let report = hydra_pull::pull(&conn, config, &secrets, clock.now(), |p| {
         eprintln!(
             "page {}: {} steps ({} inserted, {} updated, {} unchanged{}), up to {}",
             p.page,
@@ -190,6 +193,7 @@ pub async fn ingest_file(
     config: Arc<Config>,
     file: &str,
     format: Option<&str>,
+    clock: &buildfund_jobs::clock::Clock,
 ) -> anyhow::Result<ExitCode> {
     let format = match format {
         Some("json") => Format::Json,
@@ -216,7 +220,7 @@ pub async fn ingest_file(
         }
     });
     let started = std::time::Instant::now();
-    let result = ingest::ingest(conn, config, format, reader, Some(progress)).await;
+    let result = ingest::ingest(conn, config, format, reader, clock.now(), Some(progress)).await;
     if tty {
         eprint!("\r\x1b[K");
     }

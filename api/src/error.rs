@@ -209,3 +209,63 @@ impl From<buildfund_jobs::books::BooksError> for ApiError {
         }
     }
 }
+
+/// Build-step ingest: the batch's record errors are the 422's details (nothing was stored);
+/// storage faults go through the database's classification.
+impl From<buildfund_jobs::sources::ingest::IngestError> for ApiError {
+    fn from(e: buildfund_jobs::sources::ingest::IngestError) -> Self {
+        use buildfund_jobs::sources::ingest::IngestError;
+        match e {
+            IngestError::Invalid { errors, count } => ApiError::with_details(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{count} problem(s) in the batch; nothing was stored"),
+                errors.iter().map(|e| json!(e)).collect(),
+            ),
+            IngestError::TooLarge { limit } => ApiError::client(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than the limit of {limit} bytes (server.max_ingest_bytes)"
+                ),
+            ),
+            IngestError::Read(message) => ApiError::bad_request(message),
+            IngestError::Db(e) => e.into(),
+            e @ IngestError::NoCounts => ApiError::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
+/// The sources (syncs, the webhook's token): storage faults through the database's
+/// classification; anything else is ours (a sync is not the caller's request).
+impl From<buildfund_jobs::sources::SourceError> for ApiError {
+    fn from(e: buildfund_jobs::sources::SourceError) -> Self {
+        use buildfund_jobs::sources::SourceError;
+        match e {
+            SourceError::Db(e) => e.into(),
+            e => ApiError::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
+/// The email: storage faults through the database's classification; a relay, key or message
+/// that cannot be made is ours.
+impl From<buildfund_jobs::email::EmailError> for ApiError {
+    fn from(e: buildfund_jobs::email::EmailError) -> Self {
+        use buildfund_jobs::email::EmailError;
+        match e {
+            EmailError::Db(e) => e.into(),
+            e => ApiError::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
+/// API tokens: storage faults through the database's classification; an unknown scope is the
+/// caller's (422).
+impl From<buildfund_jobs::api_tokens::TokenError> for ApiError {
+    fn from(e: buildfund_jobs::api_tokens::TokenError) -> Self {
+        use buildfund_jobs::api_tokens::TokenError;
+        match e {
+            TokenError::Db(e) => e.into(),
+            e @ TokenError::UnknownScope { .. } => ApiError::unprocessable(e.to_string()),
+        }
+    }
+}

@@ -129,9 +129,15 @@ impl Application {
             Some(smtp) => Some(Mailer::new(smtp, &secrets)?),
             None => None,
         };
-        let confirmations = mailer
-            .clone()
-            .map(|m| ConfirmationSender::spawn(db.clone(), config.clone(), secrets.clone(), m));
+        let confirmations = mailer.clone().map(|m| {
+            ConfirmationSender::spawn(
+                db.clone(),
+                config.clone(),
+                secrets.clone(),
+                m,
+                clock.clone(),
+            )
+        });
         let pages = Arc::new(PageCache::new());
         let opencollective_webhook = WebhookToken::from_secrets(&secrets)?.map(|token| {
             let trigger = opencollective_trigger(

@@ -149,7 +149,14 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
                 }
                 Some(_) => {}
             }
-            let report = crate::sources::hydra_pull::pull(&db, &config, &secrets, |_| {}).await?;
+            let report = crate::sources::hydra_pull::pull(
+                &db,
+                &config,
+                &secrets,
+                chrono::Utc::now(),
+                |_| {},
+            )
+            .await?;
             Ok(Outcome::Done(format!(
                 "{} rows: {} inserted, {} updated, {} unchanged",
                 report.rows, report.inserted, report.updated, report.unchanged
@@ -199,7 +206,7 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
                 ));
             };
             let mailer = crate::email::Mailer::new(smtp, &secrets)?;
-            let key = crate::email::EmailKey::load(&db, &secrets).await?;
+            let key = crate::email::EmailKey::load(&db, &secrets, chrono::Utc::now()).await?;
             // Retries due within the minute are waited for; later ones are the next run's.
             let options = crate::email::outbox::DrainOptions {
                 wait_for_retries: std::time::Duration::from_secs(50),

@@ -157,7 +157,7 @@ async fn main() {
     let rows: Vec<subscribers::ActiveModel> = (0..n)
         .map(|i| subscribers::ActiveModel {
             email: Set(format!("sponsor{i:05}@example.org")),
-            status: Set("confirmed".into()),
+            status: Set(buildfund_entity::subscribers::SubscriberStatus::Confirmed),
             created_at: Set(now),
             confirmed_at: Set(Some(now)),
             updated_at: Set(now),
@@ -176,7 +176,7 @@ async fn main() {
     // Baseline: render and send the same messages with lettre alone (no database, no outbox).
     let secrets = buildfund_jobs::config::Secrets::from_env(&config);
     let mailer = Mailer::new(config.smtp.as_ref().unwrap(), &secrets).unwrap();
-    let key = EmailKey::load(&conn, &secrets).await.unwrap();
+    let key = EmailKey::load(&conn, &secrets, now).await.unwrap();
     let report = buildfund_jobs::report::month_report(&conn, &config, month, now)
         .await
         .unwrap();

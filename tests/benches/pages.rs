@@ -107,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
         &conn,
         "ingest".parse().map_err(anyhow::Error::msg)?,
         "bench",
+        chrono::Utc::now(),
     )
     .await?;
     let mut month = first;

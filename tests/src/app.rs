@@ -565,10 +565,14 @@ impl TestApp {
     /// A fresh token of the given scope, created as `buildfund token create` would.
     pub async fn token(&self, scope: &str) -> String {
         let scope = scope.parse().expect("scope");
-        let (secret, _) =
-            buildfund_jobs::api_tokens::create(&self.db, scope, &format!("test {scope}"))
-                .await
-                .expect("create token");
+        let (secret, _) = buildfund_jobs::api_tokens::create(
+            &self.db,
+            scope,
+            &format!("test {scope}"),
+            self.clock.now(),
+        )
+        .await
+        .expect("create token");
         secret
     }
 

@@ -256,7 +256,7 @@ fn expected_october() -> Vec<(String, i64, i64, i64)> {
 
 async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
     std::env::set_var(TOKEN_ENV, TOKEN);
-    opencollective::sync(
+    Ok(opencollective::sync(
         &app.db,
         &app.config,
         &Secrets::from_env(&app.config),
@@ -264,7 +264,7 @@ async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
         sync_now(),
         |_| {},
     )
-    .await
+    .await?)
 }
 
 db_test!(
@@ -561,6 +561,7 @@ db_test!(
             |_| {},
         )
         .await
+        .map_err(anyhow::Error::from)
         .expect_err("page 2 never answers in time");
         assert!(
             started.elapsed() < Duration::from_secs(3),
@@ -590,6 +591,7 @@ db_test!(
             |_| {},
         )
         .await
+        .map_err(anyhow::Error::from)
         .expect_err("page 2 is not JSON");
         let msg = format!("{e:#}");
         assert!(

@@ -565,7 +565,7 @@ async fn status_of(app: &TestApp, email: &str) -> Option<String> {
         .one(&app.db)
         .await
         .unwrap()
-        .map(|s| s.status)
+        .map(|s| s.status.as_str().to_string())
 }
 
 db_test!(
@@ -634,7 +634,7 @@ db_test!(
         assert!(again.contains("You are subscribed"), "{again}");
 
         // An expired confirmation link (signed with the same key, expired an hour ago) is refused.
-        let key = EmailKey::load(&app.db, &Secrets::from_env(&app.config))
+        let key = EmailKey::load(&app.db, &Secrets::from_env(&app.config), app.clock.now())
             .await
             .unwrap();
         let sub = subscribers::Entity::find()
@@ -647,7 +647,7 @@ db_test!(
             links::Purpose::Confirm,
             sub.id,
             &sub.email,
-            Some(Utc::now().timestamp() - 3600),
+            Some(app.clock.now().timestamp() - 3600),
         );
         assert_eq!(
             app.get(&format!("/confirm?token={expired}")).await.status(),
@@ -1137,7 +1137,9 @@ db_test!(
         }
         assert_eq!(confirmations(&app).await.len(), 20);
         let secrets = Secrets::from_env(&app.config);
-        let key = EmailKey::load(&app.db, &secrets).await.unwrap();
+        let key = EmailKey::load(&app.db, &secrets, app.clock.now())
+            .await
+            .unwrap();
         let drain = || {
             let (db, config, key) = (app.db.clone(), app.config.clone(), key.clone());
             let mailer = Mailer::new(config.smtp.as_ref().unwrap(), &secrets).unwrap();
@@ -1159,5 +1161,47 @@ db_test!(
         got.dedup();
         assert_eq!((smtp.accepted(), got.len()), (20, 20), "each address once");
         assert!(confirmations(&app).await.iter().all(|r| r.status == "sent"));
+    }
+);
+
+db_test!(
+    confirmation_links_and_resends_follow_the_servers_clock,
+    with_smtp(BOOKS).clock(buildfund_jobs::clock::Clock::manual(
+        DateTime::parse_from_rfc3339("2026-11-02T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    )),
+    |app| async move {
+        let smtp = app.smtp();
+        assert_eq!(
+            app.post_subscribe("clocked@example.org", None)
+                .await
+                .status(),
+            200
+        );
+        let m = smtp.wait_for(1, Duration::from_secs(10)).await;
+        let first = link(&parse(&m[0]).text, "/confirm?token=");
+        // The row and the subscriber carry the server's instant, not the calendar's.
+        let row = confirmation_in(&app, "clocked@example.org", "sent").await;
+        assert_eq!(row.created_at, app.clock.now());
+        assert_eq!(row.sent_at, Some(app.clock.now()));
+
+        // Ten minutes later on the server's clock, asking again sends a second confirmation.
+        app.clock.advance(chrono::Duration::minutes(10));
+        assert_eq!(
+            app.post_subscribe("clocked@example.org", None)
+                .await
+                .status(),
+            200
+        );
+        let m = smtp.wait_for(2, Duration::from_secs(10)).await;
+        assert_eq!(m.len(), 2);
+
+        // The first link works for 48 hours from when it was signed (47 h 10 min so far), then
+        // it is refused.
+        app.clock.advance(chrono::Duration::hours(47));
+        assert_eq!(app.get(&first).await.status(), 200);
+        app.clock.advance(chrono::Duration::hours(1));
+        assert_eq!(app.get(&first).await.status(), 410);
     }
 );

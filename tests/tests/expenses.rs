@@ -458,7 +458,7 @@ fn options() -> SyncOptions {
 
 async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
     std::env::set_var(TOKEN_ENV, TOKEN);
-    opencollective::sync(
+    Ok(opencollective::sync(
         &app.db,
         &app.config,
         &Secrets::from_env(&app.config),
@@ -466,7 +466,7 @@ async fn sync(app: &TestApp) -> anyhow::Result<opencollective::SyncReport> {
         t(NOW),
         |_| {},
     )
-    .await
+    .await?)
 }
 
 async fn all_expenses(app: &TestApp) -> Vec<ExpenseRecord> {

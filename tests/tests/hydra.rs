@@ -191,6 +191,7 @@ async fn pull(app: &TestApp, config: &Config, page_size: u64) -> (PullReport, Ve
         config,
         &Secrets::from_env(config),
         page_size,
+        app.clock.now(),
         |p| pages.lock().unwrap().push(p.clone()),
     )
     .await

@@ -1412,6 +1412,7 @@ db_test!(
             &app.db,
             "admin".parse().expect("scope"),
             "alice-admin",
+            app.clock.now(),
         )
         .await
         .unwrap();

@@ -8,7 +8,6 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::sources::ingest::{self, Format, IngestError, TooLargeError};
 use futures_util::StreamExt;
-use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +91,7 @@ pub async fn ingest_build_steps(
         state.config.clone(),
         format,
         ingest::channel_reader(rx),
+        state.clock.now(),
         None,
     );
     let ((), result) = tokio::join!(feed, work);
@@ -119,23 +119,10 @@ pub async fn ingest_build_steps(
             let _ = state.after_write().await;
             Ok(HttpResponse::Ok().json(report))
         }
-        Err(IngestError::Invalid { errors, count }) => {
-            let details = errors.iter().map(|e| json!(e)).collect();
-            Err(ApiError::with_details(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{count} problem(s) in the batch; nothing was stored"),
-                details,
-            ))
-        }
-        Err(IngestError::TooLarge { limit }) => Err(too_large(limit)),
-        Err(IngestError::Read(message)) => Err(ApiError::bad_request(message)),
-        Err(IngestError::Db(e)) => Err(e.into()),
+        Err(e) => Err(e.into()),
     }
 }
 
 fn too_large(limit: usize) -> ApiError {
-    ApiError::client(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("the body is larger than the limit of {limit} bytes (server.max_ingest_bytes)"),
-    )
+    IngestError::TooLarge { limit }.into()
 }

@@ -5,10 +5,53 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpResponse};
+use buildfund_entity::subscribers;
 use buildfund_jobs::email::outbox::{self, Delivery};
 use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// A subscriber as the admin API shows it.
+#[derive(Serialize)]
+struct SubscriberResponse {
+    id: i64,
+    email: String,
+    status: &'static str,
+    created_at: DateTime<Utc>,
+    confirmed_at: Option<DateTime<Utc>>,
+    unsubscribed_at: Option<DateTime<Utc>>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<subscribers::Model> for SubscriberResponse {
+    fn from(s: subscribers::Model) -> Self {
+        SubscriberResponse {
+            id: s.id,
+            email: s.email,
+            status: s.status.as_str(),
+            created_at: s.created_at,
+            confirmed_at: s.confirmed_at,
+            unsubscribed_at: s.unsubscribed_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SubscriberList {
+    subscribers: Vec<SubscriberResponse>,
+}
+
+/// The answer to an added address.
+#[derive(Serialize)]
+struct AddedResponse {
+    subscriber: SubscriberResponse,
+    created: bool,
+    confirmation_queued: bool,
+    confirmation_sent: bool,
+    confirmation_error: Option<String>,
+}
 
 #[get("/subscribers")]
 pub async fn list(
@@ -16,7 +59,9 @@ pub async fn list(
     _auth: Authed<Admin>,
 ) -> Result<HttpResponse, ApiError> {
     let rows = subscriptions::list(&state.db).await?;
-    Ok(HttpResponse::Ok().json(json!({ "subscribers": rows })))
+    Ok(HttpResponse::Ok().json(SubscriberList {
+        subscribers: rows.into_iter().map(SubscriberResponse::from).collect(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -45,13 +90,13 @@ pub async fn create(
             vec![json!({"field": "email", "message": problem})],
         )
     })?;
-    let now = chrono::Utc::now();
+    let now = state.clock.now();
     let added = subscriptions::add(&state.db, &email, body.confirmed, now).await?;
     let mut confirmation_sent = false;
     let mut confirmation_error: Option<String> = None;
     if let (Some(id), Some(mailer)) = (added.confirmation, &state.mailer) {
         let key = super::subscriptions::email_key(&state).await?;
-        match outbox::deliver_now(&state.db, &state.config, mailer, &key, id).await? {
+        match outbox::deliver_now(&state.db, &state.config, mailer, &key, id, &state.clock).await? {
             Delivery::Sent => confirmation_sent = true,
             Delivery::Retry { error, .. } => confirmation_error = Some(error),
             Delivery::Failed(e) | Delivery::GaveUp(e) => confirmation_error = Some(e),
@@ -63,13 +108,13 @@ pub async fn create(
     } else {
         StatusCode::OK
     };
-    Ok(HttpResponse::build(status).json(json!({
-        "subscriber": added.subscriber,
-        "created": added.created,
-        "confirmation_queued": added.confirmation.is_some(),
-        "confirmation_sent": confirmation_sent,
-        "confirmation_error": confirmation_error,
-    })))
+    Ok(HttpResponse::build(status).json(AddedResponse {
+        subscriber: added.subscriber.into(),
+        created: added.created,
+        confirmation_queued: added.confirmation.is_some(),
+        confirmation_sent,
+        confirmation_error,
+    }))
 }
 
 #[delete("/subscribers/{email}")]

@@ -12,7 +12,7 @@ use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::email::links::TokenError;
 use buildfund_jobs::email::render::Page;
 use buildfund_jobs::email::subscriptions::{self, LinkError, Subscribed, SubscriberEmail};
-use buildfund_jobs::email::EmailKey;
+use buildfund_jobs::email::{EmailError, EmailKey};
 use serde::Deserialize;
 
 fn page(state: &AppState, status: StatusCode, title: &str, paragraphs: &[&str]) -> HttpResponse {
@@ -31,10 +31,10 @@ fn unavailable(state: &AppState, e: impl std::fmt::Display) -> HttpResponse {
     )
 }
 
-pub async fn email_key(state: &AppState) -> anyhow::Result<EmailKey> {
+pub async fn email_key(state: &AppState) -> Result<EmailKey, EmailError> {
     state
         .email_key
-        .get_or_try_init(|| EmailKey::load(&state.db, &state.secrets))
+        .get_or_try_init(|| EmailKey::load(&state.db, &state.secrets, state.clock.now()))
         .await
         .cloned()
 }
@@ -101,7 +101,7 @@ pub async fn subscribe(
             &["This server sends no email (it has no [smtp] configuration)."],
         );
     }
-    let now = chrono::Utc::now();
+    let now = state.clock.now();
     match subscriptions::subscribe(&state.db, &email, now).await {
         Ok(Subscribed::ConfirmationQueued { .. }) => {
             if let Some(sender) = &state.confirmations {
@@ -209,7 +209,7 @@ pub async fn confirm_page(state: web::Data<AppState>, q: web::Query<TokenQuery>)
         Ok(x) => x,
         Err(answer) => return answer,
     };
-    match subscriptions::check_confirm(&state.db, &key, &token, chrono::Utc::now()).await {
+    match subscriptions::check_confirm(&state.db, &key, &token, state.clock.now()).await {
         Ok(s) if s.status == subscriptions::CONFIRMED => subscribed(&state, &s.email),
         Ok(s) => button_page(
             &state,
@@ -232,7 +232,7 @@ pub async fn confirm(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> H
         Ok(x) => x,
         Err(answer) => return answer,
     };
-    match subscriptions::confirm(&state.db, &key, &token, chrono::Utc::now()).await {
+    match subscriptions::confirm(&state.db, &key, &token, state.clock.now()).await {
         Ok(s) => subscribed(&state, &s.email),
         Err(e) => link_error(&state, e),
     }
@@ -247,7 +247,7 @@ pub async fn unsubscribe_page(
         Ok(x) => x,
         Err(answer) => return answer,
     };
-    match subscriptions::check_unsubscribe(&state.db, &key, &token, chrono::Utc::now()).await {
+    match subscriptions::check_unsubscribe(&state.db, &key, &token, state.clock.now()).await {
         Ok(s) if s.status == subscriptions::UNSUBSCRIBED => unsubscribed(&state, &s.email),
         Ok(s) => button_page(
             &state,
@@ -268,7 +268,7 @@ pub async fn unsubscribe(state: web::Data<AppState>, q: web::Query<TokenQuery>) 
         Ok(x) => x,
         Err(answer) => return answer,
     };
-    match subscriptions::unsubscribe(&state.db, &key, &token, chrono::Utc::now()).await {
+    match subscriptions::unsubscribe(&state.db, &key, &token, state.clock.now()).await {
         Ok(s) => unsubscribed(&state, &s.email),
         Err(e) => link_error(&state, e),
     }

@@ -4,20 +4,41 @@ use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{delete, get, post, web, HttpResponse};
-use buildfund_entity::api_tokens;
-use buildfund_jobs::api_tokens::{self as tokens, Scope};
-use serde::Deserialize;
+use buildfund_jobs::api_tokens::{self as tokens, Scope, Token, TokenError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-fn public(t: &api_tokens::Model) -> serde_json::Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "scope": t.scope,
-        "prefix": t.token_prefix,
-        "created_at": t.created_at,
-        "revoked_at": t.revoked_at,
-    })
+/// A token as the API shows it: never its secret (only at creation, in `token`).
+#[derive(Serialize)]
+struct TokenResponse {
+    id: i32,
+    name: String,
+    scope: &'static str,
+    prefix: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+}
+
+impl From<Token> for TokenResponse {
+    fn from(t: Token) -> Self {
+        TokenResponse {
+            id: t.id,
+            name: t.name,
+            scope: t.scope.as_str(),
+            prefix: t.prefix,
+            created_at: t.created_at,
+            revoked_at: t.revoked_at,
+            token: None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct TokenList {
+    tokens: Vec<TokenResponse>,
 }
 
 #[get("/tokens")]
@@ -25,8 +46,10 @@ pub async fn list(
     state: web::Data<AppState>,
     _auth: Authed<Admin>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = tokens::list(&state.db).await?;
-    Ok(HttpResponse::Ok().json(json!({"tokens": rows.iter().map(public).collect::<Vec<_>>()})))
+    let tokens = tokens::list(&state.db).await?;
+    Ok(HttpResponse::Ok().json(TokenList {
+        tokens: tokens.into_iter().map(TokenResponse::from).collect(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -42,21 +65,23 @@ pub async fn create(
     auth: Authed<Admin>,
     body: web::Json<NewToken>,
 ) -> Result<HttpResponse, ApiError> {
-    let scope: Scope = body.scope.parse().map_err(|e: String| {
+    let scope: Scope = body.scope.parse().map_err(|e: TokenError| {
         ApiError::with_details(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "invalid token request",
-            vec![json!({"field": "scope", "message": e})],
+            vec![json!({"field": "scope", "message": e.to_string()})],
         )
     })?;
     let name = body
         .name
         .clone()
         .unwrap_or_else(|| format!("{scope} token"));
-    let (secret, row) = tokens::create(&state.db, scope, &name).await?;
-    tracing::info!(token.name = %row.name, token.scope = %scope, by = %auth.token.name, "token created");
-    let mut out = public(&row);
-    out["token"] = json!(secret);
+    let (secret, token) = tokens::create(&state.db, scope, &name, state.clock.now()).await?;
+    tracing::info!(token.name = %token.name, token.scope = %scope, by = %auth.token.name, "token created");
+    let out = TokenResponse {
+        token: Some(secret),
+        ..token.into()
+    };
     Ok(HttpResponse::Created().json(out))
 }
 
@@ -67,7 +92,7 @@ pub async fn revoke(
     id: web::Path<i32>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    if tokens::revoke(&state.db, id).await? {
+    if tokens::revoke(&state.db, id, state.clock.now()).await? {
         tracing::info!(token.id = id, by = %auth.token.name, "token revoked");
         Ok(HttpResponse::NoContent().finish())
     } else {

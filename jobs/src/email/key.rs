@@ -1,8 +1,9 @@
 //! The key that signs confirmation and unsubscribe links: the environment variable that
 //! `[email] secret_env` names (default `BUILDFUND_EMAIL_SECRET`), else a random key generated
 //! once and kept in `app_secrets`, so links keep working across restarts and instances.
+use super::EmailError;
 use buildfund_entity::app_secrets;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -32,19 +33,22 @@ impl EmailKey {
     }
 
     /// The key from the environment, else the one stored in the database (generated and stored
-    /// by the first caller; concurrent first callers agree on one through the primary key).
+    /// by the first caller at `now`; concurrent first callers agree on one through the primary
+    /// key).
     pub async fn load(
         db: &impl ConnectionTrait,
         secrets: &crate::config::Secrets,
-    ) -> anyhow::Result<EmailKey> {
+        now: DateTime<Utc>,
+    ) -> Result<EmailKey, EmailError> {
         let env = &secrets.email_key.var;
         if let Ok(value) = secrets.email_key.value() {
             let value = value.expose_secret();
             {
                 if value.len() < MIN_KEY_BYTES {
-                    anyhow::bail!(
-                        "the environment variable {env} (email.secret_env) holds fewer than {MIN_KEY_BYTES} bytes; use a long random value, e.g. `openssl rand -hex 32`"
-                    );
+                    return Err(EmailError::KeyTooShort {
+                        var: env.clone(),
+                        min: MIN_KEY_BYTES,
+                    });
                 }
                 return Ok(EmailKey::from_bytes(value.as_bytes().to_vec()));
             }
@@ -57,7 +61,7 @@ impl EmailKey {
                 app_secrets::Column::Value,
                 app_secrets::Column::CreatedAt,
             ])
-            .values_panic([GENERATED_KEY_NAME.into(), fresh.into(), Utc::now().into()])
+            .values_panic([GENERATED_KEY_NAME.into(), fresh.into(), now.into()])
             .on_conflict(
                 OnConflict::column(app_secrets::Column::Name)
                     .do_nothing()
@@ -68,7 +72,7 @@ impl EmailKey {
         let row = app_secrets::Entity::find_by_id(GENERATED_KEY_NAME.to_string())
             .one(db)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("the generated email key disappeared"))?;
+            .ok_or(EmailError::KeyGone)?;
         Ok(EmailKey::from_bytes(row.value.into_bytes()))
     }
 }

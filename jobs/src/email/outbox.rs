@@ -25,12 +25,14 @@ use super::queue::*;
 use super::render;
 use super::smtp::SendError;
 use super::subscriptions::{self, CONFIRMED};
-use super::{EmailKey, Mailer};
+use super::{EmailError, EmailKey, Mailer};
 use crate::calendar::Month;
+use crate::clock::Clock;
 use crate::config::Secrets;
 use crate::report::view::report_view;
 use crate::report::{month_report, MonthReport};
 use crate::Config;
+use buildfund_entity::email_outbox::{OutboxKind, OutboxStatus};
 use buildfund_entity::{email_outbox, subscribers};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use lettre::message::header::{HeaderName, HeaderValue};
@@ -52,7 +54,7 @@ pub async fn enqueue(
     db: &DatabaseConnection,
     month: Month,
     now: DateTime<Utc>,
-) -> Result<u64, DbErr> {
+) -> Result<u64, EmailError> {
     use email_outbox::Column as O;
     use subscribers::Column as S;
     let select = Query::select()
@@ -81,7 +83,7 @@ pub async fn enqueue(
             O::Kind,
         ])
         .select_from(select)
-        .map_err(|e| DbErr::Custom(format!("outbox insert: {e}")))?
+        .map_err(EmailError::OutboxInsert)?
         .on_conflict(
             OnConflict::columns([O::Month, O::SubscriberId])
                 .do_nothing()
@@ -95,7 +97,7 @@ pub async fn enqueue(
 }
 
 /// How long a drain run keeps going while messages wait for their retry.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct DrainOptions {
     /// Retries due within this much time of the run's start are waited for; later ones are
     /// left to the next run.
@@ -104,7 +106,10 @@ pub struct DrainOptions {
     /// after the first message, then at most once a second, never when nothing changed.
     pub progress: Option<fn(&DrainReport)>,
     /// Only rows of this kind ([`REPORT`], [`CONFIRM`]); every kind when `None`.
-    pub kind: Option<&'static str>,
+    pub kind: Option<OutboxKind>,
+    /// What "now" is: the instants rows are claimed, sent and retried at. A manual clock is
+    /// not waited on: a wait for a retry moves it to the retry's instant.
+    pub clock: Clock,
 }
 
 impl Default for DrainOptions {
@@ -113,6 +118,7 @@ impl Default for DrainOptions {
             wait_for_retries: Duration::from_secs(60),
             progress: None,
             kind: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -143,7 +149,7 @@ impl std::fmt::Display for DrainReport {
 async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
-    kind: Option<&str>,
+    kind: Option<OutboxKind>,
 ) -> Result<Option<email_outbox::Model>, DbErr> {
     use email_outbox::Column as O;
     for _ in 0..10 {
@@ -185,7 +191,7 @@ async fn take(
         return Ok(None);
     }
     Ok(Some(email_outbox::Model {
-        status: SENDING.into(),
+        status: SENDING,
         attempts: row.attempts + 1,
         next_attempt_at: lease_until,
         ..row
@@ -198,7 +204,7 @@ async fn take(
 async fn finish(
     db: &DatabaseConnection,
     row: &email_outbox::Model,
-    status: &str,
+    status: OutboxStatus,
     values: Vec<(email_outbox::Column, sea_orm::Value)>,
 ) -> Result<(), DbErr> {
     let mut update = Query::update();
@@ -215,7 +221,7 @@ async fn finish(
         tracing::warn!(
             outbox = row.id,
             attempts = row.attempts,
-            status,
+            status = %status,
             "the claim on this outbox row had expired and another sender holds it; not recorded"
         );
     }
@@ -240,7 +246,7 @@ pub fn report_message(
     to: &str,
     unsubscribe: &str,
     message_id: String,
-) -> anyhow::Result<Message> {
+) -> Result<Message, EmailError> {
     let view = report_view(report, &[], &[]);
     let rendered = render::report(&view, &config.public_url, unsubscribe)?;
     let to: Mailbox = to.parse()?;
@@ -293,6 +299,7 @@ struct Sender<'a> {
     config: &'a Config,
     mailer: &'a Mailer,
     key: &'a EmailKey,
+    clock: &'a Clock,
     months: HashMap<String, MonthReport>,
 }
 
@@ -315,7 +322,7 @@ impl Sender<'_> {
         &mut self,
         row: &email_outbox::Model,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Prepared> {
+    ) -> Result<Prepared, EmailError> {
         let subscriber = subscribers::Entity::find_by_id(row.subscriber_id)
             .one(self.db)
             .await?;
@@ -341,7 +348,8 @@ impl Sender<'_> {
             )
         } else {
             if !self.months.contains_key(&row.month) {
-                let month = Month::parse(&row.month).map_err(anyhow::Error::msg)?;
+                let month = Month::parse(&row.month)
+                    .map_err(|why| EmailError::BadMonth { id: row.id, why })?;
                 self.months.insert(
                     row.month.clone(),
                     month_report(self.db, self.config, month, now).await?,
@@ -365,7 +373,11 @@ impl Sender<'_> {
     }
 
     /// Records a row that is not sent.
-    async fn drop_row(&self, row: &email_outbox::Model, why: Unsent) -> anyhow::Result<Delivery> {
+    async fn drop_row(
+        &self,
+        row: &email_outbox::Model,
+        why: Unsent,
+    ) -> Result<Delivery, EmailError> {
         match why {
             Unsent::Skip => {
                 finish(self.db, row, SKIPPED, vec![]).await?;
@@ -384,13 +396,14 @@ impl Sender<'_> {
         }
     }
 
-    /// Sends the row's message and records the outcome.
+    /// Sends the row's message and records the outcome, in the span `email_send` naming the row.
+    #[tracing::instrument(name = "email_send", skip_all, fields(outbox = row.id, kind = %row.kind, attempt = row.attempts))]
     async fn send(
         &self,
         row: &email_outbox::Model,
         message: Message,
         id: String,
-    ) -> anyhow::Result<Delivery> {
+    ) -> Result<Delivery, EmailError> {
         let db = self.db;
         match self.mailer.send(message).await {
             Ok(accepted) => {
@@ -399,7 +412,7 @@ impl Sender<'_> {
                     row,
                     SENT,
                     vec![
-                        (email_outbox::Column::SentAt, Utc::now().into()),
+                        (email_outbox::Column::SentAt, self.clock.now().into()),
                         (email_outbox::Column::MessageId, id.into()),
                         (email_outbox::Column::SmtpResponse, accepted.response.into()),
                         (
@@ -438,7 +451,7 @@ impl Sender<'_> {
                     .await?;
                     return Ok(Delivery::GaveUp(error));
                 }
-                let next = Utc::now()
+                let next = self.clock.now()
                     + ChronoDuration::from_std(backoff(row.attempts))
                         .unwrap_or(ChronoDuration::hours(1));
                 tracing::info!(outbox = row.id, kind = %row.kind, attempts = row.attempts, retry_at = %next, error = %message, "email will be retried");
@@ -467,14 +480,16 @@ impl Sender<'_> {
 /// with exponential backoff; a failure to reach the server at all also pauses the whole run
 /// until that retry (so an SMTP outage costs one attempt per backoff step, not one per
 /// subscriber). Returns when nothing is due before `options.wait_for_retries` from the start.
+#[tracing::instrument(name = "outbox_drain", skip_all, fields(kind = ?options.kind))]
 pub async fn drain(
     db: &DatabaseConnection,
     config: &Config,
     mailer: &Mailer,
     key: &EmailKey,
     options: DrainOptions,
-) -> anyhow::Result<DrainReport> {
-    let deadline = Utc::now()
+) -> Result<DrainReport, EmailError> {
+    let clock = &options.clock;
+    let deadline = clock.now()
         + ChronoDuration::from_std(options.wait_for_retries).unwrap_or(ChronoDuration::zero());
     let mut report = DrainReport::default();
     let period = Duration::from_secs_f64(1.0 / f64::from(std::cmp::max(mailer.rate_per_second, 1)));
@@ -485,6 +500,7 @@ pub async fn drain(
         config,
         mailer,
         key,
+        clock,
         months: HashMap::new(),
     };
     // (when, what) of the last progress call: the first change is shown at once, then at most
@@ -500,7 +516,7 @@ pub async fn drain(
                 shown = (Some(std::time::Instant::now()), report.clone());
             }
         }
-        let now = Utc::now();
+        let now = clock.now();
         let Some(row) = claim(db, now, options.kind).await? else {
             // Nothing due now: wait for the next retry if it comes before the deadline. Rows
             // another sender holds are its business (if it dies, a later run takes them over).
@@ -516,7 +532,7 @@ pub async fn drain(
                 .map(|r| r.next_attempt_at);
             match next {
                 Some(t) if t <= deadline => {
-                    sleep_until(t).await;
+                    sleep_until(clock, t).await;
                     continue;
                 }
                 _ => break,
@@ -544,7 +560,7 @@ pub async fn drain(
                     if at > deadline {
                         break;
                     }
-                    sleep_until(at).await;
+                    sleep_until(clock, at).await;
                 }
             }
             Delivery::NotDue => {}
@@ -562,14 +578,16 @@ pub async fn drain(
 /// Tries the one row `id` now (the admin's `subscribers add`, which wants to say at once whether
 /// the confirmation went out), with the same claim and the same records as [`drain`]: a
 /// transient failure leaves it to its retry, which the next drain sends.
+#[tracing::instrument(name = "outbox_deliver", skip_all, fields(outbox = id))]
 pub async fn deliver_now(
     db: &DatabaseConnection,
     config: &Config,
     mailer: &Mailer,
     key: &EmailKey,
     id: i64,
-) -> anyhow::Result<Delivery> {
-    let now = Utc::now();
+    clock: &Clock,
+) -> Result<Delivery, EmailError> {
+    let now = clock.now();
     let Some(row) = email_outbox::Entity::find_by_id(id)
         .filter(email_outbox::Column::Status.is_in([PENDING, RETRY, SENDING]))
         .filter(email_outbox::Column::NextAttemptAt.lte(now))
@@ -586,6 +604,7 @@ pub async fn deliver_now(
         config,
         mailer,
         key,
+        clock,
         months: HashMap::new(),
     };
     match sender.prepare(&row, now).await? {
@@ -612,6 +631,7 @@ impl ConfirmationSender {
         config: Arc<Config>,
         secrets: Arc<Secrets>,
         mailer: Mailer,
+        clock: Clock,
     ) -> ConfirmationSender {
         let wake = Arc::new(tokio::sync::Notify::new());
         let woken = wake.clone();
@@ -624,10 +644,11 @@ impl ConfirmationSender {
                     wait_for_retries: Duration::ZERO,
                     progress: None,
                     kind: Some(CONFIRM),
+                    clock: clock.clone(),
                 };
                 let run = async {
                     if key.is_none() {
-                        key = Some(EmailKey::load(&db, &secrets).await?);
+                        key = Some(EmailKey::load(&db, &secrets, clock.now()).await?);
                     }
                     let key = key.as_ref().expect("loaded above");
                     drain(&db, &config, &mailer, key, options).await
@@ -635,7 +656,7 @@ impl ConfirmationSender {
                 match run.await {
                     Ok(report) => tracing::debug!(%report, "confirmations drained"),
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "confirmations not sent now; outbox_drain retries them")
+                        tracing::warn!(error = %e.chain(), "confirmations not sent now; outbox_drain retries them")
                     }
                 }
             }
@@ -649,8 +670,14 @@ impl ConfirmationSender {
     }
 }
 
-async fn sleep_until(t: DateTime<Utc>) {
-    if let Ok(d) = (t - Utc::now()).to_std() {
+/// Waits until `t` on `clock`: the system clock is slept on; a manual one (a test's) is moved
+/// to `t`, as if the wait had passed.
+async fn sleep_until(clock: &Clock, t: DateTime<Utc>) {
+    if clock.is_manual() {
+        if t > clock.now() {
+            clock.set(t);
+        }
+    } else if let Ok(d) = (t - clock.now()).to_std() {
         tokio::time::sleep(d).await;
     }
 }
@@ -682,13 +709,12 @@ pub async fn send_month(
     secrets: &Secrets,
     month: Month,
     options: DrainOptions,
-) -> anyhow::Result<(u64, DrainReport)> {
-    let smtp = config.smtp.as_ref().ok_or_else(|| {
-        anyhow::anyhow!("no [smtp] table in the configuration: cannot send email")
-    })?;
+) -> Result<(u64, DrainReport), EmailError> {
+    let smtp = config.smtp.as_ref().ok_or(EmailError::NoSmtp)?;
     let mailer = Mailer::new(smtp, secrets)?;
-    let key = EmailKey::load(db, secrets).await?;
-    let created = enqueue(db, month, Utc::now()).await?;
+    let now = options.clock.now();
+    let key = EmailKey::load(db, secrets, now).await?;
+    let created = enqueue(db, month, now).await?;
     let options = DrainOptions {
         kind: Some(REPORT),
         ..options
@@ -704,7 +730,7 @@ pub async fn preview(
     config: &Config,
     month: Month,
     at: DateTime<Utc>,
-) -> anyhow::Result<render::Rendered> {
+) -> Result<render::Rendered, EmailError> {
     let report = month_report(db, config, month, at).await?;
     Ok(render::report(
         &report_view(&report, &[], &[]),

@@ -1,21 +1,22 @@
 //! The outbox's rows: their states and kinds, the retry schedule, a confirmation queued with
 //! its subscriber, and each row's stable Message-ID. [`super::outbox`] claims and sends them;
 //! [`super::subscriptions`] queues confirmations here in its own transaction.
+use buildfund_entity::email_outbox::{OutboxKind, OutboxStatus};
 use buildfund_entity::{email_outbox, subscribers};
 use chrono::{DateTime, Duration as ChronoDuration, SecondsFormat, Utc};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 use std::time::Duration;
 
-pub const PENDING: &str = "pending";
-pub const SENDING: &str = "sending";
-pub const RETRY: &str = "retry";
-pub const SENT: &str = "sent";
-pub const FAILED: &str = "failed";
-pub const SKIPPED: &str = "skipped";
+pub const PENDING: OutboxStatus = OutboxStatus::Pending;
+pub const SENDING: OutboxStatus = OutboxStatus::Sending;
+pub const RETRY: OutboxStatus = OutboxStatus::Retry;
+pub const SENT: OutboxStatus = OutboxStatus::Sent;
+pub const FAILED: OutboxStatus = OutboxStatus::Failed;
+pub const SKIPPED: OutboxStatus = OutboxStatus::Skipped;
 
 /// The kinds of row: the monthly report, and a subscription's confirmation email.
-pub const REPORT: &str = "report";
-pub const CONFIRM: &str = "confirm";
+pub const REPORT: OutboxKind = OutboxKind::Report;
+pub const CONFIRM: OutboxKind = OutboxKind::Confirm;
 
 /// How long a claimed row belongs to its sender before another may take it.
 pub const LEASE: ChronoDuration = ChronoDuration::minutes(5);
@@ -47,11 +48,11 @@ pub async fn queue_confirmation(
     now: DateTime<Utc>,
 ) -> Result<i64, DbErr> {
     let row = email_outbox::ActiveModel {
-        kind: Set(CONFIRM.into()),
+        kind: Set(CONFIRM),
         month: Set(now.to_rfc3339_opts(SecondsFormat::Micros, true)),
         subscriber_id: Set(subscriber.id),
         email: Set(subscriber.email.clone()),
-        status: Set(PENDING.into()),
+        status: Set(PENDING),
         attempts: Set(0),
         next_attempt_at: Set(now),
         created_at: Set(now),

@@ -2,8 +2,8 @@
 //! from `[smtp]` (`security = none|starttls|tls`, the password from the environment variable
 //! `password_env` names), and the classification of failures into transient (4xx, connection,
 //! timeout: retry later) and permanent (5xx: give up on that message).
+use super::EmailError;
 use crate::config::{Secrets, SmtpConfig, SmtpSecurity};
-use anyhow::Context;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
@@ -53,20 +53,20 @@ pub struct Mailer {
 impl Mailer {
     /// Builds the transport (no connection is made until the first message). Fails when the
     /// `from` address does not parse or `password_env` names an unset variable.
-    pub fn new(config: &SmtpConfig, secrets: &Secrets) -> anyhow::Result<Mailer> {
-        let from: Mailbox = config
-            .from
-            .parse()
-            .with_context(|| format!("smtp.from {:?} is not a mailbox", config.from))?;
+    pub fn new(config: &SmtpConfig, secrets: &Secrets) -> Result<Mailer, EmailError> {
+        let from: Mailbox = config.from.parse().map_err(|source| EmailError::From {
+            from: config.from.clone(),
+            source,
+        })?;
         let domain = from.email.domain().to_string();
         let tls = match config.security {
             SmtpSecurity::None => Tls::None,
-            SmtpSecurity::StartTls => Tls::Required(
-                TlsParameters::new(config.host.clone()).context("smtp TLS parameters")?,
-            ),
-            SmtpSecurity::Tls => Tls::Wrapper(
-                TlsParameters::new(config.host.clone()).context("smtp TLS parameters")?,
-            ),
+            SmtpSecurity::StartTls => {
+                Tls::Required(TlsParameters::new(config.host.clone()).map_err(EmailError::Tls)?)
+            }
+            SmtpSecurity::Tls => {
+                Tls::Wrapper(TlsParameters::new(config.host.clone()).map_err(EmailError::Tls)?)
+            }
         };
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
             .port(config.port)

@@ -6,7 +6,7 @@
 use super::links::{self, Purpose, TokenError};
 use super::queue;
 use super::render;
-use super::{EmailKey, Mailer};
+use super::{EmailError, EmailKey, Mailer};
 use buildfund_entity::subscribers;
 use chrono::{DateTime, Utc};
 use lettre::message::{Mailbox, MultiPart};
@@ -17,9 +17,11 @@ use sea_orm::{
     EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
 };
 
-pub const PENDING: &str = "pending";
-pub const CONFIRMED: &str = "confirmed";
-pub const UNSUBSCRIBED: &str = "unsubscribed";
+pub use buildfund_entity::subscribers::SubscriberStatus;
+
+pub const PENDING: SubscriberStatus = SubscriberStatus::Pending;
+pub const CONFIRMED: SubscriberStatus = SubscriberStatus::Confirmed;
+pub const UNSUBSCRIBED: SubscriberStatus = SubscriberStatus::Unsubscribed;
 
 /// A syntactically valid address, lower-cased (one subscriber per mailbox whatever its case).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,9 +106,9 @@ async fn find(db: &impl ConnectionTrait, email: &str) -> Result<Option<subscribe
 async fn insert_or_get(
     db: &impl ConnectionTrait,
     email: &SubscriberEmail,
-    status: &str,
+    status: SubscriberStatus,
     now: DateTime<Utc>,
-) -> Result<(subscribers::Model, bool), DbErr> {
+) -> Result<(subscribers::Model, bool), EmailError> {
     use subscribers::Column as S;
     let confirmed_at: Option<DateTime<Utc>> = (status == CONFIRMED).then_some(now);
     let insert = Query::insert()
@@ -130,7 +132,9 @@ async fn insert_or_get(
     let created = db.execute(&insert).await?.rows_affected() == 1;
     let row = find(db, email.as_str())
         .await?
-        .ok_or_else(|| DbErr::Custom("the subscriber row disappeared".into()))?;
+        .ok_or_else(|| EmailError::SubscriberGone {
+            email: email.to_string(),
+        })?;
     Ok((row, created))
 }
 
@@ -144,7 +148,7 @@ async fn restart_opt_in(
     row: subscribers::Model,
     created: bool,
     now: DateTime<Utc>,
-) -> Result<Option<(subscribers::Model, i64)>, DbErr> {
+) -> Result<Option<(subscribers::Model, i64)>, EmailError> {
     use subscribers::Column as S;
     let row = if created {
         row
@@ -169,7 +173,7 @@ async fn restart_opt_in(
         subscribers::Entity::find_by_id(row.id)
             .one(txn)
             .await?
-            .ok_or_else(|| DbErr::Custom("the subscriber row disappeared".into()))?
+            .ok_or(EmailError::SubscriberGone { email: row.email })?
     };
     let outbox_id = queue::queue_confirmation(txn, &row, now).await?;
     Ok(Some((row, outbox_id)))
@@ -181,7 +185,7 @@ pub async fn subscribe(
     db: &DatabaseConnection,
     email: &SubscriberEmail,
     now: DateTime<Utc>,
-) -> Result<Subscribed, DbErr> {
+) -> Result<Subscribed, EmailError> {
     let txn = crate::db::begin_write(db).await?;
     let (row, created) = insert_or_get(&txn, email, PENDING, now).await?;
     let answer = if row.status == CONFIRMED {
@@ -253,11 +257,11 @@ pub async fn confirm(
     now: DateTime<Utc>,
 ) -> Result<subscribers::Model, LinkError> {
     let row = subscriber_of(db, key, token, Purpose::Confirm, now).await?;
-    match row.status.as_str() {
-        CONFIRMED => Ok(row),
-        PENDING => {
+    match row.status {
+        SubscriberStatus::Confirmed => Ok(row),
+        SubscriberStatus::Pending => {
             let mut active = row.into_active_model();
-            active.status = Set(CONFIRMED.into());
+            active.status = Set(CONFIRMED);
             active.confirmed_at = Set(Some(now));
             active.updated_at = Set(now);
             Ok(active.update(db).await?)
@@ -280,7 +284,7 @@ pub async fn unsubscribe(
         return Ok(row);
     }
     let mut active = row.into_active_model();
-    active.status = Set(UNSUBSCRIBED.into());
+    active.status = Set(UNSUBSCRIBED);
     active.unsubscribed_at = Set(Some(now));
     active.updated_at = Set(now);
     Ok(active.update(db).await?)
@@ -321,13 +325,13 @@ pub async fn add(
     email: &SubscriberEmail,
     confirmed: bool,
     now: DateTime<Utc>,
-) -> Result<Added, DbErr> {
+) -> Result<Added, EmailError> {
     let status = if confirmed { CONFIRMED } else { PENDING };
     let txn = crate::db::begin_write(db).await?;
     let (row, created) = insert_or_get(&txn, email, status, now).await?;
     let added = if confirmed && row.status != CONFIRMED {
         let mut active = row.into_active_model();
-        active.status = Set(CONFIRMED.into());
+        active.status = Set(CONFIRMED);
         active.confirmed_at = Set(Some(now));
         active.updated_at = Set(now);
         Added {
@@ -378,7 +382,7 @@ pub fn confirmation_message(
     subscriber: &subscribers::Model,
     now: DateTime<Utc>,
     message_id: String,
-) -> anyhow::Result<Message> {
+) -> Result<Message, EmailError> {
     let token = links::confirm_token(key, subscriber.id, &subscriber.email, now.timestamp());
     let url = format!("{}/confirm?token={token}", config.public_url);
     let rendered = render::confirmation(&url, &config.public_url)?;

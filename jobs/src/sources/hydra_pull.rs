@@ -43,9 +43,10 @@
 //! them, so the attribution is first-come, not Hydra's scheduling fair share.
 use crate::config::secrets::Missing;
 use crate::config::{Config, HydraConfig, Secret, Secrets};
+use crate::sources::error::{CursorFormat, SourceError};
 use crate::sources::ingest::record::{validate, Field, RawRecord};
 use crate::sources::ingest::{self, StepRecord};
-use anyhow::Context;
+use chrono::{DateTime, Utc};
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::{
     AccessMode, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
@@ -120,58 +121,61 @@ pub async fn pull(
     db: &DatabaseConnection,
     config: &Config,
     secrets: &Secrets,
+    now: DateTime<Utc>,
     progress: impl Fn(&PageReport),
-) -> anyhow::Result<PullReport> {
-    pull_with_page_size(db, config, secrets, PAGE_SIZE, progress).await
+) -> Result<PullReport, SourceError> {
+    pull_with_page_size(db, config, secrets, PAGE_SIZE, now, progress).await
 }
 
 /// [`pull`] with another page size (tests use small pages to cross page boundaries). Its log
 /// lines are in the span `sync` (`source = "hydra"`).
-#[tracing::instrument(name = "sync", skip_all, fields(source = "hydra", page_size))]
+#[tracing::instrument(
+    name = "sync",
+    skip_all,
+    fields(source = "hydra", hydra_source = tracing::field::Empty, page_size)
+)]
 pub async fn pull_with_page_size(
     db: &DatabaseConnection,
     config: &Config,
     secrets: &Secrets,
     page_size: u64,
+    now: DateTime<Utc>,
     progress: impl Fn(&PageReport),
-) -> anyhow::Result<PullReport> {
-    let hydra = config.hydra.as_ref().with_context(|| {
-        format!(
-            "the configuration ({}) has no [hydra] table, so there is no Hydra database to pull from",
-            config.source
-        )
+) -> Result<PullReport, SourceError> {
+    let hydra = config.hydra.as_ref().ok_or_else(|| SourceError::NoHydra {
+        config: config.source.clone(),
     })?;
+    tracing::Span::current().record("hydra_source", hydra.source.as_str());
     let hydra_db = connect(hydra, secrets.hydra_database_url.as_ref()).await?;
-    let result = pull_from(db, config, hydra, &hydra_db, page_size.max(1), progress).await;
+    let result = pull_from(
+        db,
+        config,
+        hydra,
+        &hydra_db,
+        page_size.max(1),
+        now,
+        progress,
+    )
+    .await;
     hydra_db.close().await.ok();
     result
 }
 
 /// The Hydra database URL from the environment, checked so that no message ever shows it.
-fn database_url(secret: Option<&Secret>) -> anyhow::Result<(SecretString, String)> {
-    let secret = secret.with_context(|| {
-        "hydra.database_url_env is not set, so there is no Hydra database to pull from; set it to the NAME of the environment variable holding the Hydra PostgreSQL URL"
-    })?;
-    let var = &secret.var;
+fn database_url(secret: Option<&Secret>) -> Result<(SecretString, String), SourceError> {
+    let secret = secret.ok_or(SourceError::NoHydraUrlEnv)?;
+    let var = secret.var.clone();
     let url = match secret.value() {
         Ok(url) => url.expose_secret().trim().to_string(),
-        Err(e) if e.why == Missing::Empty => anyhow::bail!(
-            "the environment variable {var} (hydra.database_url_env) is empty; set it to the Hydra PostgreSQL URL"
-        ),
-        Err(e) if e.why == Missing::NotSet => anyhow::bail!(
-            "the environment variable {var} (hydra.database_url_env) is not set; set it to the Hydra PostgreSQL URL"
-        ),
-        Err(_) => {
-            anyhow::bail!("the environment variable {var} (hydra.database_url_env) is not UTF-8")
-        }
+        Err(e) if e.why == Missing::Empty => return Err(SourceError::HydraUrlEmpty { var }),
+        Err(e) if e.why == Missing::NotSet => return Err(SourceError::HydraUrlNotSet { var }),
+        Err(_) => return Err(SourceError::HydraUrlNotUnicode { var }),
     };
     // sea-orm panics on a URL it cannot parse, and its errors may quote the URL: check first,
     // and never quote it.
     let options = match PgConnectOptions::from_str(&url) {
         Ok(o) if url.starts_with("postgres://") || url.starts_with("postgresql://") => o,
-        _ => anyhow::bail!(
-            "the environment variable {var} (hydra.database_url_env) does not hold a postgres:// URL"
-        ),
+        _ => return Err(SourceError::HydraUrlNotPostgres { var }),
     };
     let described = format!(
         "{}:{}/{}",
@@ -185,7 +189,7 @@ fn database_url(secret: Option<&Secret>) -> anyhow::Result<(SecretString, String
 async fn connect(
     hydra: &HydraConfig,
     secret: Option<&Secret>,
-) -> anyhow::Result<DatabaseConnection> {
+) -> Result<DatabaseConnection, SourceError> {
     let (url, described) = database_url(secret)?;
     let mut options = ConnectOptions::new(url.expose_secret().to_string());
     options
@@ -196,12 +200,13 @@ async fn connect(
         .idle_timeout(Duration::from_secs(60))
         .set_application_name("buildfund hydra pull")
         .sqlx_logging(false);
-    Database::connect(options).await.with_context(|| {
-        format!(
-            "cannot connect to the Hydra database at {described} (from {})",
-            hydra.database_url_env.as_deref().unwrap_or_default()
-        )
-    })
+    Database::connect(options)
+        .await
+        .map_err(|source| SourceError::HydraConnect {
+            at: described,
+            var: hydra.database_url_env.clone().unwrap_or_default(),
+            source,
+        })
 }
 
 /// The steps query: `after` is `None` for the first page (everything from `from`), else the
@@ -316,20 +321,27 @@ async fn read_page(
     rows.iter().map(Row::read).collect()
 }
 
-async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<i64>> {
+async fn read_cursor(db: &DatabaseConnection, name: &str) -> Result<Option<i64>, SourceError> {
     let Some(value) = crate::sources::cursors::read(db, name).await? else {
         return Ok(None);
     };
     match value.parse::<i64>() {
         Ok(v) => Ok(Some(v)),
-        Err(_) => anyhow::bail!(
-            "the sync cursor {name} holds {value:?}, not unix seconds; delete that sync_cursors row to pull from ledger_start again"
-        ),
+        Err(_) => Err(SourceError::CursorUnreadable {
+            name: name.to_string(),
+            value,
+            expected: CursorFormat::UnixSeconds,
+        }),
     }
 }
 
-async fn store_cursor(db: &DatabaseConnection, name: &str, value: i64) -> anyhow::Result<()> {
-    crate::sources::cursors::store(db, name, value.to_string()).await
+async fn store_cursor(
+    db: &DatabaseConnection,
+    name: &str,
+    value: i64,
+    now: DateTime<Utc>,
+) -> Result<(), SourceError> {
+    crate::sources::cursors::store(db, name, value.to_string(), now).await
 }
 
 async fn pull_from(
@@ -338,8 +350,9 @@ async fn pull_from(
     hydra: &HydraConfig,
     hydra_db: &DatabaseConnection,
     page_size: u64,
+    now: DateTime<Utc>,
     progress: impl Fn(&PageReport),
-) -> anyhow::Result<PullReport> {
+) -> Result<PullReport, SourceError> {
     let name = cursor_name(&hydra.source);
     let cursor_before = read_cursor(db, &name).await?;
     let ledger_start = config.ledger_start.timestamp();
@@ -358,12 +371,13 @@ async fn pull_from(
     let mut after: Option<(i64, i64, i32)> = None;
     loop {
         let statement = page_statement(read_from, after, page_size);
-        let rows = read_page(hydra_db, statement).await.with_context(|| {
-            format!(
-                "reading build steps from the Hydra database (page {}) failed",
-                report.pages + 1
-            )
-        })?;
+        let rows =
+            read_page(hydra_db, statement)
+                .await
+                .map_err(|source| SourceError::HydraRead {
+                    page: report.pages + 1,
+                    source,
+                })?;
         let Some(last) = rows.last() else { break };
         after = Some((last.stop, last.build, last.step));
         let last_stop = last.stop;
@@ -384,18 +398,16 @@ async fn pull_from(
             }
         }
         let stored_max = records.iter().map(|r| r.stop).max();
-        let stored = ingest::ingest_records(db, config, records)
+        let stored = ingest::ingest_records(db, config, records, now)
             .await
-            .with_context(|| {
-                format!(
-                    "storing page {} of the Hydra build steps failed",
-                    report.pages + 1
-                )
+            .map_err(|source| SourceError::HydraStore {
+                page: report.pages + 1,
+                source,
             })?;
         // Only now that the page is committed may the cursor move, and only forward.
         if let Some(stop) = stored_max {
             let cursor = report.cursor_after.map_or(stop, |c| c.max(stop));
-            store_cursor(db, &name, cursor).await?;
+            store_cursor(db, &name, cursor, now).await?;
             report.cursor_after = Some(cursor);
         }
 
@@ -481,7 +493,7 @@ mod tests {
     }
 
     /// The Hydra database URL as `[hydra] database_url_env = "<var>"` reads it.
-    fn url_of(var: &str) -> anyhow::Result<(SecretString, String)> {
+    fn url_of(var: &str) -> Result<(SecretString, String), SourceError> {
         database_url(Some(&Secret::read("hydra.database_url_env", var)))
     }
 
@@ -489,7 +501,13 @@ mod tests {
     #[allow(dead_code)]
     fn the_pull_can_be_spawned(db: &DatabaseConnection, config: &Config, secrets: &Secrets) {
         fn send<T: Send>(_: T) {}
-        send(pull(db, config, secrets, |_| {}));
+        send(pull(
+            db,
+            config,
+            secrets,
+            DateTime::<Utc>::UNIX_EPOCH,
+            |_| {},
+        ));
     }
 
     #[test]

@@ -52,13 +52,13 @@
 //! are followed only within the endpoint's origin ([`crate::http`]), so the token never leaves
 //! it. The ledger and the recurring contributions are read by one [`Pager`] (`limit`/`offset`
 //! until a short page or the total).
+use super::error::{Cause, CursorFormat, SourceError};
 use crate::books::donations::{
     self, cents_text, to_ledger_cents, Contributor, DonationRecord, Stored,
 };
 use crate::books::expenses::{self, ExpenseKind, ExpenseRecord};
 use crate::books::opencollective_check::{self, Check, CheckStatus, OcBalance};
 use crate::config::{Config, OpenCollectiveConfig, Secrets};
-use anyhow::Context;
 use buildfund_entity::recurring_contributions;
 use chrono::{SecondsFormat, TimeZone, Utc};
 use sea_orm::sea_query::OnConflict;
@@ -490,39 +490,50 @@ fn text_out_of_bounds(r: &ExpenseRecord) -> Option<String> {
     None
 }
 
-async fn read_cursor(db: &DatabaseConnection, name: &str) -> anyhow::Result<Option<DateTime>> {
+async fn read_cursor(db: &DatabaseConnection, name: &str) -> Result<Option<DateTime>, SourceError> {
     let Some(value) = crate::sources::cursors::read(db, name).await? else {
         return Ok(None);
     };
     match chrono::DateTime::parse_from_rfc3339(&value) {
         Ok(t) => Ok(Some(t.with_timezone(&Utc))),
-        Err(_) => anyhow::bail!(
-            "the sync cursor {name} holds {value:?}, not an RFC 3339 time; delete that sync_cursors row to sync from ledger_start again"
-        ),
+        Err(_) => Err(SourceError::CursorUnreadable {
+            name: name.to_string(),
+            value,
+            expected: CursorFormat::Rfc3339,
+        }),
     }
 }
 
-async fn store_cursor(db: &DatabaseConnection, name: &str, value: DateTime) -> anyhow::Result<()> {
-    crate::sources::cursors::store(db, name, show(value)).await
+async fn store_cursor(
+    db: &DatabaseConnection,
+    name: &str,
+    value: DateTime,
+    now: DateTime,
+) -> Result<(), SourceError> {
+    crate::sources::cursors::store(db, name, show(value), now).await
 }
 
 fn show(t: DateTime) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn opencollective(config: &Config) -> anyhow::Result<&OpenCollectiveConfig> {
-    config.opencollective.as_ref().with_context(|| {
-        format!(
-            "the configuration ({}) has no [opencollective] table, so there is no collective to sync; add [opencollective] with collective",
-            config.source
-        )
-    })
+fn opencollective(config: &Config) -> Result<&OpenCollectiveConfig, SourceError> {
+    config
+        .opencollective
+        .as_ref()
+        .ok_or_else(|| SourceError::NoOpenCollective {
+            config: config.source.clone(),
+        })
 }
 
 /// One sync at `now`: new transactions since the cursor (with the overlap), then the active
 /// recurring contributions, then the OpenCollective check up to `now`. `progress` is called
 /// after each stored page. Its log lines are in the span `sync` (`source = "opencollective"`).
-#[tracing::instrument(name = "sync", skip_all, fields(source = "opencollective"))]
+#[tracing::instrument(
+    name = "sync",
+    skip_all,
+    fields(source = "opencollective", collective = tracing::field::Empty)
+)]
 pub async fn sync(
     db: &DatabaseConnection,
     config: &Config,
@@ -530,8 +541,9 @@ pub async fn sync(
     options: SyncOptions,
     now: DateTime,
     progress: impl Fn(&PageReport),
-) -> anyhow::Result<SyncReport> {
+) -> Result<SyncReport, SourceError> {
     let oc = opencollective(config)?;
+    tracing::Span::current().record("collective", oc.collective.as_str());
     let page_size = options.page_size.clamp(1, PAGE_SIZE);
     let client = Client::new(oc, secrets, options)?;
     let name = cursor_name(&oc.collective);
@@ -570,11 +582,11 @@ pub async fn sync(
             Ok(None) => break,
             Err(e) => {
                 report.retries = client.retries();
-                return Err(e.context(format!(
-                    "the OpenCollective sync stopped at page {}; {} page(s) were stored and the next sync resumes after them",
-                    report.pages + 1,
-                    report.pages
-                )));
+                return Err(SourceError::SyncStopped {
+                    page: report.pages + 1,
+                    stored: report.pages,
+                    source: Box::new(e),
+                });
             }
         };
         let count = nodes.len() as i64;
@@ -588,22 +600,17 @@ pub async fn sync(
                 Ok(Line::Donation(r)) => records.push(r),
                 Ok(Line::Expense(r)) => spent.push(r),
                 Ok(Line::Skipped) => skipped += 1,
-                Err(why) => anyhow::bail!(
-                    "the OpenCollective sync refused page {page}, so nothing of it was stored: {why}"
-                ),
+                Err(why) => return Err(SourceError::PageRefused { page, why }),
             }
         }
         // The page's donations and expenses together, all or nothing.
-        let (stored, expenses_stored) =
-            store_page(db, &records, &spent, now)
-                .await
-                .with_context(|| {
-                    format!("storing page {page} of the OpenCollective transactions failed")
-                })?;
+        let (stored, expenses_stored) = store_page(db, &records, &spent, now)
+            .await
+            .map_err(|source| SourceError::PageStore { page, source })?;
         // Only now that the page is committed may the cursor move, and only forward.
         if let Some(t) = latest {
             if cursor.is_none_or(|c| t > c) {
-                store_cursor(db, &name, t).await?;
+                store_cursor(db, &name, t, now).await?;
                 cursor = Some(t);
             }
         }
@@ -622,7 +629,7 @@ pub async fn sync(
             skipped,
         });
     }
-    report.recurring = sync_recurring(db, config, oc, &client, page_size).await?;
+    report.recurring = sync_recurring(db, config, oc, &client, page_size, now).await?;
     let check = check(db, config, oc, &client, now).await?;
     report.check = Some(check);
     report.retries = client.retries();
@@ -635,7 +642,7 @@ async fn store_page(
     records: &[DonationRecord],
     spent: &[ExpenseRecord],
     now: DateTime,
-) -> anyhow::Result<(Stored, Stored)> {
+) -> Result<(Stored, Stored), Cause> {
     if records.is_empty() && spent.is_empty() {
         return Ok(Default::default());
     }
@@ -654,7 +661,7 @@ async fn check(
     oc: &OpenCollectiveConfig,
     client: &Client,
     now: DateTime,
-) -> anyhow::Result<Check> {
+) -> Result<Check, SourceError> {
     let through = now;
     let data = client
         .query::<CollectiveBalance>(
@@ -666,11 +673,13 @@ async fn check(
             &format!("the balance of {}", oc.collective),
         )
         .await
-        .context("the OpenCollective check could not read the collective's balance (the sync itself was stored)")?;
+        .map_err(|e| SourceError::CheckBalance {
+            source: Box::new(e),
+        })?;
     // The balance as OpenCollective gives it; a balance without a currency cannot be compared.
     let balance = |value: Option<f64>, currency: Option<String>, what: &str| {
-        Ok::<_, anyhow::Error>(OcBalance {
-            cents: cents(value, what).map_err(anyhow::Error::msg)?,
+        Ok::<_, SourceError>(OcBalance {
+            cents: cents(value, what).map_err(SourceError::BalanceRefused)?,
             currency: currency.unwrap_or_else(|| "no currency".into()),
         })
     };
@@ -745,7 +754,8 @@ async fn sync_recurring(
     oc: &OpenCollectiveConfig,
     client: &Client,
     page_size: i64,
-) -> anyhow::Result<u64> {
+    now: DateTime,
+) -> Result<u64, SourceError> {
     use active_recurring_orders::ContributionFrequency as F;
     use recurring_contributions::Column as R;
     let mut rows = Vec::new();
@@ -769,7 +779,10 @@ async fn sync_recurring(
             let what = format!("order {}", o.id);
             let amount = cents(o.amount.value_in_cents, &what)
                 .and_then(|c| to_ledger_cents(config, c, &currency))
-                .map_err(|e| anyhow::anyhow!("recurring contribution {}: {e}", o.id))?;
+                .map_err(|why| SourceError::RecurringRefused {
+                    id: o.id.clone(),
+                    why,
+                })?;
             let c = match &o.from_account {
                 Some(f) => contributor(&oc.website, &f.slug, f.name.as_deref(), f.is_incognito),
                 None => Contributor::anonymous(),
@@ -793,7 +806,7 @@ async fn sync_recurring(
                 amount_cents: Set(amount),
                 status: Set("ACTIVE".into()),
                 started_at: Set(o.created_at),
-                updated_at: Set(Utc::now()),
+                updated_at: Set(now),
                 ..Default::default()
             });
         }
@@ -834,7 +847,7 @@ async fn sync_recurring(
     for chunk in stale.chunks(500) {
         recurring_contributions::Entity::update_many()
             .col_expr(R::Status, sea_orm::sea_query::Expr::value("INACTIVE"))
-            .col_expr(R::UpdatedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+            .col_expr(R::UpdatedAt, sea_orm::sea_query::Expr::value(now))
             .filter(R::Source.eq(SOURCE))
             .filter(R::ExternalId.is_in(chunk.iter().cloned()))
             .exec(&txn)

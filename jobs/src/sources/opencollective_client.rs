@@ -1,9 +1,10 @@
 //! OpenCollective's GraphQL API as the sync reads it: the typed queries (the ledger, the
 //! recurring orders, the collective's balance), the client's
 //! options, the HTTP client with its retries and the [`Pager`] that reads a query page by page.
+use super::SourceError;
+use crate::clock::Clock;
 use crate::config::secrets::Missing;
 use crate::config::{OpenCollectiveConfig, Secrets};
-use anyhow::Context;
 use chrono::Utc;
 use graphql_client::{GraphQLQuery, Response};
 use secrecy::{ExposeSecret, SecretString};
@@ -54,6 +55,8 @@ pub struct SyncOptions {
     pub max_retry_after: Duration,
     /// Overrides `opencollective.timeout_seconds`.
     pub timeout: Option<Duration>,
+    /// What "now" is when a `Retry-After` names an instant.
+    pub clock: Clock,
 }
 
 impl Default for SyncOptions {
@@ -65,6 +68,7 @@ impl Default for SyncOptions {
             max_backoff: Duration::from_secs(60),
             max_retry_after: Duration::from_secs(300),
             timeout: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -101,31 +105,27 @@ pub struct Client {
 }
 
 /// The token from the variable named by `token_env`; none when no variable is named.
-fn token(secrets: &Secrets) -> anyhow::Result<Option<SecretString>> {
+fn token(secrets: &Secrets) -> Result<Option<SecretString>, SourceError> {
     let Some(secret) = &secrets.opencollective_token else {
         return Ok(None);
     };
     let var = &secret.var;
     match secret.value() {
         Ok(t) => Ok(Some(SecretString::from(t.expose_secret().trim()))),
-        Err(e) if e.why == Missing::Empty => anyhow::bail!(
-            "the environment variable {var} (opencollective.token_env) is empty; set it to an OpenCollective personal token with the transactions scope"
-        ),
-        Err(e) if e.why == Missing::NotSet => anyhow::bail!(
-            "the environment variable {var} (opencollective.token_env) is not set; set it to an OpenCollective personal token with the transactions scope, or remove token_env to read public data anonymously"
-        ),
+        Err(e) if e.why == Missing::Empty => Err(SourceError::TokenEmpty { var: var.clone() }),
+        Err(e) if e.why == Missing::NotSet => Err(SourceError::TokenNotSet { var: var.clone() }),
         Err(e) => Err(e.into()),
     }
 }
 
-/// How long a 429 asks to wait: `Retry-After` in seconds or as an HTTP date.
-pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+/// How long a 429 asks to wait at `now`: `Retry-After` in seconds or as an HTTP date.
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap, now: DateTime) -> Option<Duration> {
     let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     if let Ok(s) = v.trim().parse::<u64>() {
         return Some(Duration::from_secs(s));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    let wait = at.with_timezone(&Utc) - Utc::now();
+    let wait = at.with_timezone(&Utc) - now;
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -134,7 +134,7 @@ impl Client {
         oc: &OpenCollectiveConfig,
         secrets: &Secrets,
         options: SyncOptions,
-    ) -> anyhow::Result<Client> {
+    ) -> Result<Client, SourceError> {
         let timeout = options
             .timeout
             .unwrap_or(Duration::from_secs(oc.timeout_seconds.max(1) as u64));
@@ -143,7 +143,7 @@ impl Client {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("buildfund/", env!("CARGO_PKG_VERSION")))
             .build()
-            .context("cannot build the HTTP client")?;
+            .map_err(SourceError::HttpClient)?;
         Ok(Client {
             http,
             endpoint: oc.endpoint.clone(),
@@ -166,7 +166,7 @@ impl Client {
         &self,
         variables: Q::Variables,
         what: &str,
-    ) -> anyhow::Result<Q::ResponseData> {
+    ) -> Result<Q::ResponseData, SourceError> {
         let body = Q::build_query(variables);
         let mut attempt = 0;
         loop {
@@ -191,9 +191,13 @@ impl Client {
                             };
                         let parsed = match decoded {
                             Ok(parsed) => parsed,
-                            Err(failure) if last => anyhow::bail!(
-                                "OpenCollective's answer to {what} failed after {attempt} tries: {failure}"
-                            ),
+                            Err(failure) if last => {
+                                return Err(SourceError::Unreadable {
+                                    what: what.to_string(),
+                                    attempts: attempt,
+                                    failure,
+                                })
+                            }
                             Err(failure) => {
                                 let wait = self.backoff(attempt);
                                 tracing::warn!(attempt, wait_s = wait.as_secs_f64(), error = %failure, "OpenCollective answer unreadable; retrying");
@@ -204,25 +208,24 @@ impl Client {
                             }
                         };
                         if let Some(errors) = parsed.errors.filter(|e| !e.is_empty()) {
-                            let messages: Vec<String> =
-                                errors.iter().map(|e| e.message.clone()).collect();
-                            anyhow::bail!(
-                                "OpenCollective answered {what} with errors: {}",
-                                messages.join("; ")
-                            );
+                            return Err(SourceError::GraphQl {
+                                what: what.to_string(),
+                                messages: errors.iter().map(|e| e.message.clone()).collect(),
+                            });
                         }
-                        return parsed.data.with_context(|| {
-                            format!("OpenCollective answered {what} without data")
+                        return parsed.data.ok_or_else(|| SourceError::NoData {
+                            what: what.to_string(),
                         });
                     }
                     if status.as_u16() == 429 {
-                        let wait = retry_after(res.headers()).unwrap_or(self.backoff(attempt));
+                        let wait = retry_after(res.headers(), self.options.clock.now())
+                            .unwrap_or(self.backoff(attempt));
                         if last || wait > self.options.max_retry_after {
-                            anyhow::bail!(
-                                "OpenCollective's rate limit was hit on {what} ({} tries; it asks to wait {} s): try again later",
-                                attempt,
-                                wait.as_secs()
-                            );
+                            return Err(SourceError::RateLimited {
+                                what: what.to_string(),
+                                attempts: attempt,
+                                wait_seconds: wait.as_secs(),
+                            });
                         }
                         tracing::warn!(
                             attempt,
@@ -237,22 +240,21 @@ impl Client {
                     let text = res.text().await.unwrap_or_default();
                     let text: String = text.chars().take(300).collect();
                     if status.is_client_error() {
-                        let hint = if matches!(status.as_u16(), 401 | 403) {
-                            " (check the token: it needs the transactions scope)"
-                        } else {
-                            ""
-                        };
-                        anyhow::bail!(
-                            "OpenCollective refused {what} with HTTP {status}{hint}: {text}"
-                        );
+                        return Err(SourceError::Refused {
+                            what: what.to_string(),
+                            status,
+                            body: text,
+                        });
                     }
                     format!("HTTP {status}: {text}")
                 }
             };
             if last {
-                anyhow::bail!(
-                    "OpenCollective did not answer {what} after {attempt} tries: {failure}"
-                );
+                return Err(SourceError::Unanswered {
+                    what: what.to_string(),
+                    attempts: attempt,
+                    failure,
+                });
             }
             let wait = self.backoff(attempt);
             tracing::warn!(attempt, wait_s = wait.as_secs_f64(), error = %failure, "OpenCollective request failed; retrying");
@@ -327,7 +329,7 @@ impl<'c, Q: Paged, F: Fn(i64, i64) -> Q::Variables> Pager<'c, Q, F> {
     pub async fn next(
         &mut self,
         what: impl Fn(u64) -> String,
-    ) -> anyhow::Result<Option<Page<Q::Node>>> {
+    ) -> Result<Option<Page<Q::Node>>, SourceError> {
         if self.done {
             return Ok(None);
         }

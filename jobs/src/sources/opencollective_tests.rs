@@ -38,7 +38,21 @@ fn cents_must_be_whole() {
 fn retry_after_reads_seconds() {
     let mut h = reqwest::header::HeaderMap::new();
     h.insert(reqwest::header::RETRY_AFTER, "3".parse().unwrap());
-    assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+    let now = crate::calendar::parse_rfc3339("2026-10-03T09:00:00Z").unwrap();
+    assert_eq!(retry_after(&h, now), Some(Duration::from_secs(3)));
+}
+
+#[test]
+fn retry_after_reads_a_date_against_the_given_now() {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::RETRY_AFTER,
+        "Sat, 03 Oct 2026 09:00:30 GMT".parse().unwrap(),
+    );
+    let now = crate::calendar::parse_rfc3339("2026-10-03T09:00:00Z").unwrap();
+    assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+    let later = crate::calendar::parse_rfc3339("2026-10-03T09:01:00Z").unwrap();
+    assert_eq!(retry_after(&h, later), Some(Duration::ZERO));
 }
 
 #[test]

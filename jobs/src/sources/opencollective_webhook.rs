@@ -11,8 +11,8 @@
 //!   runs under the job's lease (see [`crate::scheduler::run_triggered`]); a run that finds the
 //!   lease taken elsewhere is tried again every [`BUSY_RETRY`], because the run in progress may
 //!   have read the ledger before the donation the call announced.
+use super::SourceError;
 use crate::config::Secrets;
-use futures_util::FutureExt;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::future::Future;
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 /// The shortest token accepted (`openssl rand -hex 32` gives 64 characters).
 pub const MIN_TOKEN_BYTES: usize = 32;
@@ -48,24 +49,24 @@ impl WebhookToken {
     /// The token in the variable `opencollective.webhook_token_env` names; `Ok(None)` when
     /// the key is not set (no webhook), an error naming the variable when its value is missing
     /// or unfit for a URL path segment.
-    pub fn from_secrets(secrets: &Secrets) -> anyhow::Result<Option<WebhookToken>> {
+    pub fn from_secrets(secrets: &Secrets) -> Result<Option<WebhookToken>, SourceError> {
         let Some(secret) = &secrets.opencollective_webhook_token else {
             return Ok(None);
         };
         let value = secret.value()?.expose_secret();
         let var = &secret.var;
         if !(MIN_TOKEN_BYTES..=MAX_TOKEN_BYTES).contains(&value.len()) {
-            anyhow::bail!(
-                "the environment variable {var} (opencollective.webhook_token_env) must hold {MIN_TOKEN_BYTES} to {MAX_TOKEN_BYTES} bytes; use a long random value, e.g. `openssl rand -hex 32`"
-            );
+            return Err(SourceError::WebhookTokenLength {
+                var: var.clone(),
+                min: MIN_TOKEN_BYTES,
+                max: MAX_TOKEN_BYTES,
+            });
         }
         if !value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
         {
-            anyhow::bail!(
-                "the environment variable {var} (opencollective.webhook_token_env) may hold only letters, digits, '-', '_', '.' and '~' (it is a segment of the webhook's URL)"
-            );
+            return Err(SourceError::WebhookTokenCharacters { var: var.clone() });
         }
         Ok(Some(WebhookToken {
             digest: Sha256::digest(value.as_bytes()).into(),
@@ -113,27 +114,26 @@ impl SyncTrigger {
     {
         let waiting = Arc::new(Notify::new());
         let woken = waiting.clone();
-        tokio::spawn(async move {
+        let worker = async move {
             loop {
                 // The permit of a request made while a run goes on is kept: one run follows.
                 woken.notified().await;
+                // A failed sync is the run's `Err`, logged where it records its runs.
                 for attempt in 0..=BUSY_RETRIES {
-                    let outcome = std::panic::AssertUnwindSafe(run()).catch_unwind().await;
-                    match outcome {
-                        Ok(Attempt::Busy) if attempt < BUSY_RETRIES => {
+                    match run().await {
+                        Attempt::Busy if attempt < BUSY_RETRIES => {
                             tokio::time::sleep(busy_retry).await
                         }
-                        Ok(_) => break,
-                        Err(_) => {
-                            tracing::error!(
-                                "a triggered sync panicked; the next request runs it again"
-                            );
-                            break;
-                        }
+                        _ => break,
                     }
                 }
             }
-        });
+        }
+        .instrument(tracing::info_span!(
+            "sync_trigger",
+            source = "opencollective"
+        ));
+        tokio::spawn(worker);
         SyncTrigger { waiting }
     }
 

@@ -55,6 +55,9 @@ pub enum IngestError {
     Read(String),
     #[error("storing the build steps failed: {0}")]
     Db(#[from] DbErr),
+    /// PostgreSQL's upsert answers one row of counts; it answered none.
+    #[error("storing the build steps failed: the upsert answered no counts")]
+    NoCounts,
 }
 
 /// Progress of a long ingest, reported every [`PROGRESS_EVERY`] records.
@@ -94,17 +97,17 @@ pub fn channel_reader(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -
     SyncIoBridge::new(StreamReader::new(ReceiverStream::new(rx)))
 }
 
-/// Ingests everything `reader` yields, in one transaction.
+/// Ingests everything `reader` yields, in one transaction; the rows are stamped `now`.
 pub async fn ingest<R: Read + Send + 'static>(
     db: &DatabaseConnection,
     config: Arc<Config>,
     format: Format,
     reader: R,
+    now: DateTime<Utc>,
     progress: Option<Box<dyn Fn(Progress) + Send>>,
 ) -> Result<IngestReport, IngestError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(2);
     let backend = db.get_database_backend();
-    let now = chrono::Utc::now();
     let parser = tokio::task::spawn_blocking(move || {
         parse_into(config, format, reader, (backend, now), tx, progress)
     });
@@ -119,7 +122,7 @@ pub async fn ingest<R: Read + Send + 'static>(
             Some(t) => store::write_batch(t, batch).await,
             None => match crate::db::begin_write(db).await {
                 Ok(t) => store::write_batch(txn.insert(t), batch).await,
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             },
         };
         match written {
@@ -144,7 +147,7 @@ pub async fn ingest<R: Read + Send + 'static>(
     };
     if let Some(e) = write_error {
         rollback(txn).await;
-        return Err(IngestError::Db(e));
+        return Err(e);
     }
     let summary = match parsed.and_then(|p| p) {
         Ok(summary) => summary,
@@ -178,9 +181,9 @@ pub async fn ingest_records(
     db: &DatabaseConnection,
     config: &Config,
     records: Vec<StepRecord>,
+    now: DateTime<Utc>,
 ) -> Result<IngestReport, IngestError> {
     let txn = crate::db::begin_write(db).await?;
-    let now = chrono::Utc::now();
     let mut counts = Counts::default();
     let mut unpriced = BTreeMap::new();
     let machines = config.machine_by_name();

@@ -19,6 +19,7 @@
 //! A [`Batch`] is a chunk made ready for its statement. The ingest builds it on the parsing
 //! thread, so the writer only sends it and the database is not kept waiting between statements.
 use super::record::StepRecord;
+use super::IngestError;
 use buildfund_entity::{build_steps, jobsets};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
@@ -101,12 +102,12 @@ pub async fn write_chunk(
     db: &impl ConnectionTrait,
     records: Vec<StepRecord>,
     now: DateTime<Utc>,
-) -> Result<Counts, DbErr> {
+) -> Result<Counts, IngestError> {
     write_batch(db, Batch::new(db.get_database_backend(), records, now)).await
 }
 
 /// Writes a prepared chunk.
-pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Counts, DbErr> {
+pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Counts, IngestError> {
     if batch.is_empty() {
         return Ok(Counts::default());
     }
@@ -115,7 +116,7 @@ pub async fn write_batch(db: &impl ConnectionTrait, batch: Batch) -> Result<Coun
             let row = db
                 .query_one_raw(statement)
                 .await?
-                .ok_or_else(|| DbErr::Custom("the build-step upsert returned no counts".into()))?;
+                .ok_or(IngestError::NoCounts)?;
             let inserted = row.try_get::<i64>("", "inserted")? as u64;
             let updated = row.try_get::<i64>("", "updated")? as u64;
             let days: Option<String> = row.try_get("", "days")?;
@@ -479,7 +480,7 @@ mod tests {
         build(&mut a);
         match a.finish() {
             Value::String(Some(s)) => s,
-            other => panic!("{other:?}"),
+            other => unreachable!("an array literal is a text value, not {other:?}"),
         }
     }
 
