@@ -7,8 +7,8 @@
 //! The points, in the order of the work they stop:
 //! - `ingest.batch_written`: an upload's first batch of steps is written, its transaction open;
 //! - `ingest.before_commit`: every step of an upload is written, the commit not yet sent;
-//! - `opencollective.page_stored`: a sync's first page of transactions is stored and its
-//!   cursor moved, the next page not yet asked for;
+//! - `opencollective.page_stored`: a sync's first page of transactions is committed, the cursor
+//!   not yet moved past it;
 //! - `books.month_written`: the store's close of a month has written its rows, not committed;
 //! - `email.handed_off`: the SMTP server has accepted a report (250 after the data), the outbox
 //!   does not yet record it as sent.

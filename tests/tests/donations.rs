@@ -663,3 +663,45 @@ db_test!(
         );
     }
 );
+
+db_test!(
+    a_sync_killed_after_a_page_is_completed_by_the_next_without_counting_twice,
+    with_opencollective(Behaviour {
+        transactions: ledger(),
+        orders: orders(),
+        ..Behaviour::default()
+    }),
+    |app| async move {
+        use buildfund_tests::crash::PAUSE_AT;
+        let env = [
+            (TOKEN_ENV, TOKEN),
+            ("BUILDFUND_OPENCOLLECTIVE_PAGE_SIZE", "3"),
+        ];
+        // A real `buildfund sync opencollective`, killed with its first page committed and the
+        // cursor not yet moved past it.
+        let mut killed = env.to_vec();
+        killed.push((PAUSE_AT, "opencollective.page_stored"));
+        let mut sync = app.cli_process(&["sync", "opencollective"], &killed);
+        sync.wait_paused_at("opencollective.page_stored").await;
+        sync.kill();
+        let after_crash = buildfund_entity::donations::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .len();
+        assert!(after_crash > 0, "the first page was committed");
+
+        // The next sync reads that page again and completes the ledger, counting nothing twice.
+        let (status, log) = app
+            .cli_process(&["sync", "opencollective"], &env)
+            .finish()
+            .await;
+        assert!(status.success(), "{log}");
+        let rows = buildfund_entity::donations::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 9, "each donation once");
+        assert_eq!(funds(&app, "2026-10").await, expected_october());
+    }
+);

@@ -1205,3 +1205,68 @@ db_test!(
         assert_eq!(app.get(&first).await.status(), 410);
     }
 );
+
+db_test!(
+    a_send_killed_after_the_relay_accepted_resends_once_with_the_same_message_id,
+    with_smtp(BOOKS),
+    |app| async move {
+        use buildfund_jobs::clock::Clock;
+        use buildfund_jobs::email::outbox::{self, DrainOptions};
+        use buildfund_tests::crash::PAUSE_AT;
+        let smtp = app.smtp();
+        seed_books(&app).await;
+        let everyone = ["a@example.org", "b@example.org", "c@example.org"];
+        add_confirmed(&app, &everyone).await;
+        // A real `buildfund report send`, killed right after the relay took its first message
+        // and before the outbox recorded it as sent.
+        let mut send = app.cli_process(
+            &["report", "send", "--month", "2026-10"],
+            &[(PAUSE_AT, "email.handed_off")],
+        );
+        send.wait_paused_at("email.handed_off").await;
+        send.kill();
+        assert_eq!(smtp.accepted(), 1);
+
+        // Once the dead sender's lease is over, the next send delivers the rest, and the one
+        // in flight again, under the same Message-ID.
+        let after_lease = Clock::manual(
+            Utc::now() + buildfund_jobs::email::queue::LEASE + chrono::Duration::seconds(1),
+        );
+        let (created, report) = outbox::send_month(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            buildfund_jobs::calendar::Month::parse("2026-10").unwrap(),
+            DrainOptions {
+                clock: after_lease,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((created, report.sent), (0, 3), "{report:?}");
+        let messages = smtp.wait_for(4, Duration::from_secs(10)).await;
+        assert_eq!(messages.len(), 4, "at most one duplicate per crash");
+        let mut ids: Vec<(String, String)> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.to.join(","),
+                    parse(m).header("Message-ID").unwrap().to_string(),
+                )
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(
+            ids.len(),
+            3,
+            "the duplicate carries its first Message-ID: {ids:?}"
+        );
+        let mut to: Vec<&str> = ids.iter().map(|(to, _)| to.as_str()).collect();
+        to.dedup();
+        assert_eq!(to, everyone, "every subscriber got the report");
+        let rows = email_outbox::Entity::find().all(&app.db).await.unwrap();
+        assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
+    }
+);

@@ -407,6 +407,7 @@ impl Sender<'_> {
         let db = self.db;
         match self.mailer.send(message).await {
             Ok(accepted) => {
+                crate::pause_points::reached("email.handed_off").await;
                 finish(
                     db,
                     row,

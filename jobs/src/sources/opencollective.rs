@@ -607,6 +607,7 @@ pub async fn sync(
         let (stored, expenses_stored) = store_page(db, &records, &spent, now)
             .await
             .map_err(|source| SourceError::PageStore { page, source })?;
+        crate::pause_points::reached("opencollective.page_stored").await;
         // Only now that the page is committed may the cursor move, and only forward.
         if let Some(t) = latest {
             if cursor.is_none_or(|c| t > c) {
