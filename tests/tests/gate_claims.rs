@@ -7,6 +7,7 @@
 use crate::gate::{cuda_events, ingest, store_jobsets, CONFIG};
 use actix_web::HttpResponse;
 use buildfund_entity::{build_steps, gate_events, hydra_jobset_holds, job_leases, sync_cursors};
+use buildfund_jobs::clock::Clock;
 use buildfund_jobs::db::leases;
 use buildfund_jobs::scheduler::{Outcome, Registry, Scheduler};
 use buildfund_tests::recorder::{header, Request};
@@ -212,18 +213,18 @@ db_test!(
 db_test!(a_lost_lease_stops_its_work, |app| async move {
     let db = &app.db;
     let minute = chrono::Duration::minutes(1);
-    let a = leases::acquire(db, "work", "a", minute)
+    let a = leases::acquire(db, "work", "a", minute, Utc::now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
-        leases::acquire(db, "work", "b", minute)
+        leases::acquire(db, "work", "b", minute, Utc::now())
             .await
             .unwrap()
             .unwrap_err(),
         "a"
     );
-    assert!(a.renew(db).await.unwrap() && a.check(db).await.unwrap());
+    assert!(a.renew(db, Utc::now()).await.unwrap() && a.check(db, Utc::now()).await.unwrap());
     // a stalls past its lease; b takes it over.
     job_leases::Entity::update_many()
         .col_expr(
@@ -233,18 +234,21 @@ db_test!(a_lost_lease_stops_its_work, |app| async move {
         .exec(db)
         .await
         .unwrap();
-    let b = leases::acquire(db, "work", "b", minute)
+    let b = leases::acquire(db, "work", "b", minute, Utc::now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(b.token, a.token + 1);
     assert!(
-        !a.renew(db).await.unwrap(),
+        !a.renew(db, Utc::now()).await.unwrap(),
         "a's renewal sees the lease lost"
     );
-    assert!(!a.check(db).await.unwrap());
+    assert!(!a.check(db, Utc::now()).await.unwrap());
     a.release(db).await.unwrap();
-    assert!(b.check(db).await.unwrap(), "a's release leaves b's lease");
+    assert!(
+        b.check(db, Utc::now()).await.unwrap(),
+        "a's release leaves b's lease"
+    );
 
     // A run whose lease another instance takes over stops before its write.
     let mut registry = Registry::default();
@@ -259,8 +263,13 @@ db_test!(a_lost_lease_stops_its_work, |app| async move {
         .await?;
         Ok(Outcome::Done("wrote".into()))
     });
-    let scheduler = Scheduler::new(app.db.clone(), app.config.clone(), registry.clone())
-        .with_lease(chrono::Duration::seconds(3));
+    let scheduler = Scheduler::new(
+        app.db.clone(),
+        app.config.clone(),
+        registry.clone(),
+        Clock::system(),
+    )
+    .with_lease(chrono::Duration::seconds(3));
     let tick = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
     let thief = async {
         tokio::time::sleep(Duration::from_millis(500)).await;

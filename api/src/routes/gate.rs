@@ -6,7 +6,7 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_jobs::bounds::{At, Refused};
-use buildfund_jobs::gate::{self, pool_slug, Decision, GateError};
+use buildfund_jobs::gate::{self, pool_slug, Decision};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -85,15 +85,6 @@ pub struct ControlBody {
     until: Option<String>,
 }
 
-fn gate_error(e: GateError) -> ApiError {
-    match e {
-        GateError::UnknownPool(_) => ApiError::not_found(e.to_string()),
-        GateError::Invalid(m) => ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, m),
-        GateError::NothingToLift(m) => ApiError::client(StatusCode::CONFLICT, m),
-        GateError::Db(e) => e.into(),
-    }
-}
-
 /// The admin controls, one request shape each.
 #[derive(Clone, Copy)]
 enum Action {
@@ -137,7 +128,7 @@ async fn control(
         }
         Action::Lift => gate::lift(db, config, pool, actor, reason, now).await,
     };
-    done.map_err(gate_error)?;
+    done?;
     match action {
         Action::Pause => tracing::info!(pool = %pool, actor = %actor, "pool paused"),
         Action::Override => tracing::info!(pool = %pool, actor = %actor, "pool overridden"),

@@ -44,7 +44,14 @@ pub async fn run_now(
 ) -> Result<HttpResponse, ApiError> {
     let name = name.into_inner();
     tracing::info!(job = %name, by = %auth.token.name, "job run requested");
-    let run = scheduler::run_now(state.db.clone(), state.config.clone(), &state.jobs, &name).await;
+    let run = scheduler::run_now(
+        state.db.clone(),
+        state.config.clone(),
+        &state.jobs,
+        &state.clock,
+        &name,
+    )
+    .await;
     // A job (a sync, say) may have written figures the pages and the gate show.
     let _ = state.after_write().await;
     match run? {

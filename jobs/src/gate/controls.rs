@@ -2,6 +2,7 @@
 //! with who and when) and the gate's audit in `gate_events`.
 use crate::calendar::rfc3339;
 use crate::config::{Config, OTHER_POOL};
+use crate::gate::GateError;
 use buildfund_entity::{gate_events, pool_controls};
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -31,18 +32,6 @@ pub async fn controls_at(
         .order_by_asc(C::Id)
         .all(db)
         .await
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum GateError {
-    #[error("{0:?} is not a pool")]
-    UnknownPool(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    NothingToLift(String),
-    #[error(transparent)]
-    Db(#[from] DbErr),
 }
 
 fn known_pool(config: &Config, pool: &str) -> Result<(), GateError> {
@@ -93,15 +82,17 @@ async fn record(
     .await
 }
 
-/// Records a note about the gate's outgoing actions (a failed webhook, a Hydra refusal).
+/// Records a note about the gate's outgoing actions (a failed webhook, a Hydra refusal) made
+/// at `at`.
 pub async fn record_note(
     db: &impl ConnectionTrait,
+    at: DateTime<Utc>,
     pool: &str,
     kind: &str,
     reason: &str,
     details: Option<String>,
 ) -> Result<(), DbErr> {
-    record(db, Utc::now(), pool, kind, None, reason, None, details)
+    record(db, at, pool, kind, None, reason, None, details)
         .await
         .map(|_| ())
 }

@@ -12,10 +12,9 @@
 //! retried while the pool stays closed, and nothing to restore. Releasing restores exactly the
 //! held jobsets to their `previous_enabled`. Before each PUT the lease's fencing token is checked.
 use crate::db::leases::Lease;
-use crate::gate::hydra_web::HydraWeb;
+use crate::gate::hydra_web::{HydraError, HydraWeb};
 use crate::gate::{pool_slug, record_note};
 use buildfund_entity::{hydra_jobset_holds, jobsets};
-use chrono::Utc;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Map, Value};
@@ -44,18 +43,29 @@ fn literal_project(pattern: &str) -> Option<&str> {
 }
 
 impl Round<'_> {
-    async fn fenced(&self) -> anyhow::Result<()> {
-        if !self.lease.check(&self.hydra.db).await? {
-            anyhow::bail!(
-                "the Hydra lease (token {}) was lost to another instance; stopped before acting",
-                self.lease.token
-            );
+    async fn fenced(&self) -> Result<(), HydraError> {
+        if !self
+            .lease
+            .check(&self.hydra.db, self.hydra.clock.now())
+            .await?
+        {
+            return Err(HydraError::LeaseLost {
+                token: self.lease.token,
+            });
         }
         Ok(())
     }
 
-    async fn note(&self, pool: &str, kind: &str, text: &str) -> anyhow::Result<()> {
-        Ok(record_note(&self.hydra.db, pool, kind, text, None).await?)
+    async fn note(&self, pool: &str, kind: &str, text: &str) -> Result<(), HydraError> {
+        Ok(record_note(
+            &self.hydra.db,
+            self.hydra.clock.now(),
+            pool,
+            kind,
+            text,
+            None,
+        )
+        .await?)
     }
 
     /// The pool's jobsets: those Hydra lists for the projects its patterns name, and those
@@ -64,7 +74,7 @@ impl Round<'_> {
     async fn jobsets_of(
         &self,
         pool: &str,
-    ) -> anyhow::Result<(BTreeSet<(String, String)>, Option<anyhow::Error>)> {
+    ) -> Result<(BTreeSet<(String, String)>, Option<HydraError>), HydraError> {
         let config = &self.hydra.config;
         let mine = |p: &str, j: &str| pool_slug(config, &format!("{p}:{j}")) == pool;
         let mut out: BTreeSet<(String, String)> = jobsets::Entity::find()
@@ -89,7 +99,12 @@ impl Round<'_> {
                         .filter(|j| mine(project, j))
                         .map(|j| (project.to_string(), j)),
                 ),
-                Err(e) => error = Some(e.context(format!("listing {project}'s jobsets"))),
+                Err(e) => {
+                    error = Some(HydraError::Listing {
+                        project: project.to_string(),
+                        source: Box::new(e),
+                    })
+                }
             }
         }
         Ok((out, error))
@@ -97,7 +112,7 @@ impl Round<'_> {
 
     /// Holds every jobset of the closed `pool` not held yet, retries the PUTs left `holding`,
     /// and cancels the queued builds of the jobsets it held.
-    pub async fn hold_pool(&self, pool: &str) -> anyhow::Result<()> {
+    pub async fn hold_pool(&self, pool: &str) -> Result<(), HydraError> {
         let db = &self.hydra.db;
         let holds = hydra_jobset_holds::Entity::find().all(db).await?;
         // The jobsets held in this round, refused ones too: their queued builds are cancelled.
@@ -180,7 +195,7 @@ impl Round<'_> {
         jobset: &str,
         previous: i64,
         status: &str,
-    ) -> anyhow::Result<Option<i64>> {
+    ) -> Result<Option<i64>, HydraError> {
         use hydra_jobset_holds::Column as H;
         let db = &self.hydra.db;
         let row = hydra_jobset_holds::ActiveModel {
@@ -188,7 +203,7 @@ impl Round<'_> {
             project: Set(project.to_string()),
             jobset: Set(jobset.to_string()),
             previous_enabled: Set(previous.clamp(0, 2) as i32),
-            held_at: Set(Utc::now()),
+            held_at: Set(self.hydra.clock.now()),
             status: Set(status.to_string()),
             ..Default::default()
         };
@@ -211,7 +226,7 @@ impl Round<'_> {
             .map(|h| h.id))
     }
 
-    async fn set_status(&self, id: i64, status: &str) -> anyhow::Result<()> {
+    async fn set_status(&self, id: i64, status: &str) -> Result<(), HydraError> {
         use hydra_jobset_holds::Column as H;
         hydra_jobset_holds::Entity::update_many()
             .col_expr(H::Status, Expr::value(status))
@@ -232,7 +247,7 @@ impl Round<'_> {
         previous: i32,
         url: &reqwest::Url,
         body: Map<String, Value>,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool, HydraError> {
         self.fenced().await?;
         if !self.hydra.put_enabled(url, body, 0, &self.cookie).await? {
             self.set_status(id, REFUSED).await?;
@@ -252,7 +267,7 @@ impl Round<'_> {
     }
 
     /// Puts each jobset `pool` holds back to its previous `enabled` and drops the hold.
-    pub async fn release_pool(&self, pool: &str) -> anyhow::Result<()> {
+    pub async fn release_pool(&self, pool: &str) -> Result<(), HydraError> {
         use hydra_jobset_holds::Column as H;
         let db = &self.hydra.db;
         let holds = hydra_jobset_holds::Entity::find()
@@ -272,12 +287,11 @@ impl Round<'_> {
                     .put_enabled(&url, body, enabled, &self.cookie)
                     .await?
                 {
-                    anyhow::bail!(
-                        "Hydra refused (403) to restore {}:{} to enabled={}",
-                        h.project,
-                        h.jobset,
-                        h.previous_enabled
-                    );
+                    return Err(HydraError::RestoreRefused {
+                        project: h.project,
+                        jobset: h.jobset,
+                        enabled: h.previous_enabled,
+                    });
                 }
             }
             hydra_jobset_holds::Entity::delete_by_id(h.id)

@@ -11,6 +11,7 @@
 //!   lease.
 pub mod actions;
 pub mod controls;
+mod error;
 pub mod evaluate;
 pub mod holds;
 pub mod hydra_web;
@@ -18,7 +19,8 @@ pub mod snapshot;
 pub mod states;
 pub mod webhooks;
 
-pub use controls::{controls_at, events, lift, override_until, pause, record_note, GateError};
+pub use controls::{controls_at, events, lift, override_until, pause, record_note};
+pub use error::GateError;
 pub use evaluate::{causes, evaluate, pool_slug, projected_cents, Figures, MIN_ELAPSED_SECONDS};
-pub use snapshot::{panic_message, recorded_states, Change, ChangeSink, Current, Gate};
+pub use snapshot::{recorded_states, Change, ChangeSink, Current, Gate};
 pub use states::{Control, Decision, FundStanding, PoolGate, Snapshot, State};

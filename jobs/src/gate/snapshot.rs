@@ -6,20 +6,22 @@
 //! read it at their next refresh. Every refresh then hands the recorded states to the
 //! [`ChangeSink`]s (webhook deliveries, Hydra), which act on what the database says.
 use crate::calendar::rfc3339;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::failure::panic_message;
 use crate::gate::evaluate::evaluate;
 use crate::gate::states::{PoolGate, Snapshot, State};
+use crate::gate::GateError;
 use buildfund_entity::{gate_deliveries, gate_events};
-use chrono::Utc;
-use futures_util::FutureExt;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionSession, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Set, TransactionSession, TransactionTrait,
 };
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use tracing::Instrument;
 
 /// A pool's state change, as recorded and sent out.
 #[derive(Clone, Debug, Serialize)]
@@ -74,6 +76,8 @@ pub trait ChangeSink: Send + Sync {
 /// timer; `stale` when the last refresh failed.
 pub struct Gate {
     config: Arc<Config>,
+    /// What "now" is for each refresh.
+    clock: Clock,
     current: RwLock<Arc<Current>>,
     refresh_lock: tokio::sync::Mutex<()>,
     sinks: RwLock<Vec<Arc<dyn ChangeSink>>>,
@@ -85,19 +89,12 @@ pub struct Current {
     pub stale: bool,
 }
 
-/// A panic's message.
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
 impl Gate {
-    pub fn new(config: Arc<Config>) -> Gate {
+    /// A gate on `config` whose refreshes evaluate at `clock`'s now.
+    pub fn new(config: Arc<Config>, clock: Clock) -> Gate {
         Gate {
             config,
+            clock,
             current: RwLock::new(Arc::new(Current {
                 snapshot: None,
                 stale: true,
@@ -105,6 +102,11 @@ impl Gate {
             refresh_lock: tokio::sync::Mutex::new(()),
             sinks: RwLock::new(Vec::new()),
         }
+    }
+
+    /// The clock the refreshes read.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn add_sink(&self, sink: Arc<dyn ChangeSink>) {
@@ -125,41 +127,26 @@ impl Gate {
         }
     }
 
-    /// Evaluates every pool now, records the state changes this instance claims and publishes
-    /// the snapshot; answers those changes. On a database error, or a panic in the evaluation
-    /// (logged as an error), the last snapshot stays and is marked stale.
-    pub async fn refresh(
-        &self,
-        db: &(impl ConnectionTrait + TransactionTrait),
-    ) -> Result<Vec<Change>, DbErr> {
+    /// Evaluates every pool at the clock's now, records the state changes this instance claims
+    /// and publishes the snapshot; answers those changes. On an error (logged here, once, with
+    /// its chain, in a `gate_refresh` span) the last snapshot stays and is marked stale.
+    pub async fn refresh(&self, db: &DatabaseConnection) -> Result<Vec<Change>, GateError> {
         let _one_at_a_time = self.refresh_lock.lock().await;
-        let result = std::panic::AssertUnwindSafe(self.refresh_locked(db))
-            .catch_unwind()
-            .await;
-        match result {
-            Ok(Ok(changes)) => Ok(changes),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "gate refresh failed; answering from the last snapshot (stale)");
-                self.mark_stale();
-                Err(e)
-            }
-            Err(panic) => {
-                let msg = panic_message(panic.as_ref());
-                tracing::error!(panic = %msg, "gate refresh panicked; answering from the last snapshot (stale)");
-                self.mark_stale();
-                Err(DbErr::Custom(format!("the gate refresh panicked: {msg}")))
-            }
+        let span = tracing::info_span!("gate_refresh");
+        let result = self.refresh_locked(db).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            let _in = span.enter();
+            tracing::warn!(error = %crate::failure::error_chain(e), "gate refresh failed; answering from the last snapshot (stale)");
+            self.mark_stale();
         }
+        result
     }
 
-    async fn refresh_locked(
-        &self,
-        db: &(impl ConnectionTrait + TransactionTrait),
-    ) -> Result<Vec<Change>, DbErr> {
+    async fn refresh_locked(&self, db: &DatabaseConnection) -> Result<Vec<Change>, GateError> {
         // The recorded states are read before evaluating, so a change this instance claims
         // comes from figures at least as new as the state it follows.
         let mut recorded = recorded_states(db).await?;
-        let snapshot = evaluate(db, &self.config, Utc::now()).await?;
+        let snapshot = self.evaluate(db).await?;
         let mut changes = Vec::new();
         let mut lost = false;
         for (slug, g) in &snapshot.pools {
@@ -196,6 +183,23 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Every pool's state at the clock's now, evaluated as a task of its own: a broken
+    /// invariant of the books (a corrupt row) ends that task only and comes back as
+    /// [`GateError::EvaluationPanicked`], so the gate answers from its last snapshot.
+    async fn evaluate(&self, db: &DatabaseConnection) -> Result<Snapshot, GateError> {
+        let (db, config, now) = (db.clone(), self.config.clone(), self.clock.now());
+        let task = tokio::spawn(async move { evaluate(&db, &config, now).await }.in_current_span());
+        match task.await {
+            Ok(snapshot) => Ok(snapshot?),
+            Err(e) if e.is_panic() => Err(GateError::EvaluationPanicked(panic_message(
+                e.into_panic().as_ref(),
+            ))),
+            Err(_) => Err(GateError::EvaluationCancelled),
+        }
+    }
+}
+
 /// Records `g`'s state as the change after `before` (its event id and state) unless another
 /// instance recorded a change after `before` already; with it, one delivery per configured
 /// webhook, in one transaction. `None` when the claim was lost.
@@ -205,7 +209,7 @@ async fn claim_change(
     snapshot: &Snapshot,
     g: &PoolGate,
     before: Option<(i64, State)>,
-) -> Result<Option<Change>, DbErr> {
+) -> Result<Option<Change>, GateError> {
     use gate_events::Column as E;
     let claim = format!("{}#{}", g.pool, before.map(|b| b.0).unwrap_or(0));
     let txn = db.begin().await?;
@@ -236,7 +240,9 @@ async fn claim_change(
         .filter(E::Claim.eq(claim.as_str()))
         .one(&txn)
         .await?
-        .ok_or_else(|| DbErr::Custom(format!("the state event {claim} disappeared")))?
+        .ok_or_else(|| GateError::StateEventMissing {
+            claim: claim.clone(),
+        })?
         .id;
     let change = Change {
         event: "gate.state_changed",
@@ -247,8 +253,7 @@ async fn claim_change(
         at: rfc3339(snapshot.at),
         gate: g.clone(),
     };
-    let body = serde_json::to_string(&change)
-        .map_err(|e| DbErr::Custom(format!("cannot encode a gate change: {e}")))?;
+    let body = serde_json::to_string(&change)?;
     for (i, hook) in config.gate.webhooks.iter().enumerate() {
         gate_deliveries::Entity::insert(gate_deliveries::ActiveModel {
             event_id: Set(id),
@@ -256,7 +261,7 @@ async fn claim_change(
             url: Set(hook.url.clone()),
             body: Set(body.clone()),
             attempts: Set(0),
-            created_at: Set(Utc::now()),
+            created_at: Set(snapshot.at),
             lease_until: Set(None),
             holder: Set(None),
             delivered_at: Set(None),

@@ -4,10 +4,10 @@
 //! HMAC-SHA256 of the body>` keyed by the secret in the variable `secret_env` names. Each is a
 //! `gate_deliveries` row written with the change; an instance claims it with a lease and sends
 //! it, retried [`WEBHOOK_ATTEMPTS`] times in all with a doubling delay.
+use crate::clock::Clock;
 use crate::config::{redact_url, Config, Secrets};
 use crate::gate::record_note;
 use buildfund_entity::gate_deliveries;
-use chrono::Utc;
 use hmac::{Hmac, KeyInit, Mac};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -49,15 +49,17 @@ pub const DELIVERY_LEASE_SECONDS: i64 = 120;
 /// its change was recorded and its `X-Buildfund-Delivery` is the change's event id, so a
 /// delivery resent after a crash (its lease expired) is the same request from any instance.
 /// After the last failed attempt it is `failed` and a `webhook_failed` event is recorded.
+/// Claims and outcomes are dated by `clock`.
 pub async fn deliver_pending(
     config: &Arc<Config>,
     secrets: &Arc<Secrets>,
     client: &reqwest::Client,
     db: &DatabaseConnection,
     holder: &str,
+    clock: &Clock,
 ) -> Result<(), DbErr> {
     use gate_deliveries::Column as D;
-    let now = Utc::now();
+    let now = clock.now();
     let free = || {
         Condition::all()
             .add(D::DeliveredAt.is_null())
@@ -88,10 +90,15 @@ pub async fn deliver_pending(
             .rows_affected
             == 1;
         if claimed {
-            let (config, secrets, client, db) =
-                (config.clone(), secrets.clone(), client.clone(), db.clone());
+            let (config, secrets, client, db, clock) = (
+                config.clone(),
+                secrets.clone(),
+                client.clone(),
+                db.clone(),
+                clock.clone(),
+            );
             tokio::spawn(async move {
-                if let Err(e) = deliver(&config, &secrets, &client, &db, d).await {
+                if let Err(e) = deliver(&config, &secrets, &client, &db, &clock, d).await {
                     tracing::warn!(error = %e, "cannot record a webhook delivery; its lease will expire and it is sent again");
                 }
             });
@@ -106,6 +113,7 @@ async fn deliver(
     secrets: &Secrets,
     client: &reqwest::Client,
     db: &DatabaseConnection,
+    clock: &Clock,
     d: gate_deliveries::Model,
 ) -> Result<(), DbErr> {
     use gate_deliveries::Column as D;
@@ -145,7 +153,7 @@ async fn deliver(
                     Ok(r) if r.status().is_success() => {
                         tracing::info!(url = %shown, attempt, event = d.event_id, "webhook delivered");
                         gate_deliveries::Entity::update_many()
-                            .col_expr(D::DeliveredAt, Expr::value(Utc::now()))
+                            .col_expr(D::DeliveredAt, Expr::value(clock.now()))
                             .col_expr(D::Attempts, Expr::value(attempts))
                             .filter(D::Id.eq(d.id))
                             .exec(db)
@@ -164,7 +172,7 @@ async fn deliver(
     }
     tracing::error!(url = %shown, event = d.event_id, error = %last_error, "webhook not delivered");
     gate_deliveries::Entity::update_many()
-        .col_expr(D::FailedAt, Expr::value(Utc::now()))
+        .col_expr(D::FailedAt, Expr::value(clock.now()))
         .col_expr(D::Attempts, Expr::value(attempts))
         .col_expr(D::LastError, Expr::value(last_error.clone()))
         .filter(D::Id.eq(d.id))
@@ -176,6 +184,7 @@ async fn deliver(
         .unwrap_or_default();
     record_note(
         db,
+        clock.now(),
         &pool,
         "webhook_failed",
         &format!(
