@@ -574,17 +574,20 @@ db_test!(
             .wait_for(|r| r.3.contains("\"to\":\"closed\"") && r.3.contains("\"pool\":\"cuda\""))
             .await;
         // Delivered twice: the 500 was retried after the backoff.
-        let got = if got.len() < 2 {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            seen.lock()
+        let mut got = got;
+        for _ in 0..40 {
+            if got.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            got = seen
+                .lock()
                 .unwrap()
                 .iter()
                 .filter(|r| r.3.contains("\"to\":\"closed\"") && r.3.contains("\"pool\":\"cuda\""))
                 .cloned()
-                .collect()
-        } else {
-            got
-        };
+                .collect();
+        }
         assert_eq!(got.len(), 2, "{got:?}");
         let r = &got[1];
         assert_eq!((r.0.as_str(), r.1.as_str()), ("POST", "/hook"));

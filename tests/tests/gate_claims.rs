@@ -250,18 +250,28 @@ db_test!(a_lost_lease_stops_its_work, |app| async move {
         "a's release leaves b's lease"
     );
 
-    // A run whose lease another instance takes over stops before its write.
+    // A run whose lease another instance takes over stops before its write. The job writes
+    // only once the test lets it (after the run was stopped): a run still going would then.
+    let (started, proceed) = (
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
     let mut registry = Registry::default();
-    registry.register("long", |db, _| async move {
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        sync_cursors::ActiveModel {
-            name: Set("written by a stopped run".into()),
-            value: Set("x".into()),
-            updated_at: Set(Utc::now()),
+    let (s, p) = (started.clone(), proceed.clone());
+    registry.register("long", move |db, _| {
+        let (started, proceed) = (s.clone(), p.clone());
+        async move {
+            started.notify_one();
+            proceed.notified().await;
+            sync_cursors::ActiveModel {
+                name: Set("written by a stopped run".into()),
+                value: Set("x".into()),
+                updated_at: Set(Utc::now()),
+            }
+            .insert(&db)
+            .await?;
+            Ok(Outcome::Done("wrote".into()))
         }
-        .insert(&db)
-        .await?;
-        Ok(Outcome::Done("wrote".into()))
     });
     let scheduler = Scheduler::new(
         app.db.clone(),
@@ -272,7 +282,7 @@ db_test!(a_lost_lease_stops_its_work, |app| async move {
     .with_lease(chrono::Duration::seconds(3));
     let tick = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
     let thief = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        started.notified().await;
         job_leases::Entity::update_many()
             .col_expr(job_leases::Column::Holder, Expr::value("another instance"))
             .col_expr(
@@ -304,7 +314,9 @@ db_test!(a_lost_lease_stops_its_work, |app| async move {
         "{:?}",
         run.error
     );
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Were the run still going, it would write now.
+    proceed.notify_one();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sync_cursors::Entity::find_by_id("written by a stopped run")
         .one(&app.db)
         .await
