@@ -82,7 +82,7 @@ fn opencollective_trigger(
             match run {
                 Ok(Some(run)) if scheduler::lease_was_held(&run) => Attempt::Busy,
                 Ok(Some(run)) => {
-                    if run.outcome == "ok" {
+                    if run.outcome == scheduler::RunOutcome::Ok {
                         let _ = figures_changed(&pages, &gate, &db).await;
                     }
                     Attempt::Done

@@ -30,13 +30,9 @@ pub use crate::failure::error_chain;
 use crate::failure::panic_message;
 use crate::gate::Gate;
 use crate::Config;
-use buildfund_entity::job_runs;
+pub use buildfund_entity::job_runs::RunOutcome;
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
-use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect,
-};
+use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -44,6 +40,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
+
+pub mod store;
+
+pub use store::{last_successes, recent_runs, Run};
 
 /// Scheduled work every instance does for itself rather than once for all: `gate_refresh`
 /// rebuilds the instance's own in-memory gate snapshot.
@@ -60,8 +60,8 @@ pub const LEASE: ChronoDuration = ChronoDuration::seconds(120);
 pub const LEASE_HELD: &str = "the previous run is still going on";
 
 /// Whether `run` was skipped because another run of its job held the lease.
-pub fn lease_was_held(run: &job_runs::Model) -> bool {
-    run.outcome == "skipped"
+pub fn lease_was_held(run: &Run) -> bool {
+    run.outcome == RunOutcome::Skipped
         && run
             .error
             .as_deref()
@@ -517,19 +517,10 @@ impl Scheduler {
         schedule: &cron::Schedule,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>, DbErr> {
-        let Some(last_run) = job_runs::Entity::find()
-            .filter(job_runs::Column::Job.eq(job))
-            .order_by_desc(job_runs::Column::ScheduledFor)
-            .limit(1)
-            .one(&self.db)
-            .await?
-        else {
+        let Some(last_tick) = store::latest_tick(&self.db, job).await? else {
             return Ok(None); // never ran: nothing was missed
         };
-        let due = schedule
-            .after(&last_run.scheduled_for)
-            .take_while(|t| *t <= now)
-            .last();
+        let due = schedule.after(&last_tick).take_while(|t| *t <= now).last();
         Ok(due)
     }
 
@@ -557,52 +548,23 @@ impl Scheduler {
 
     /// Inserts the run row; `None` when another instance already has this tick.
     async fn claim(&self, job: &str, tick: DateTime<Utc>) -> Result<Option<i64>, SchedulerError> {
-        use job_runs::Column as R;
-        let insert = Query::insert()
-            .into_table(job_runs::Entity)
-            .columns([
-                R::Job,
-                R::ScheduledFor,
-                R::StartedAt,
-                R::Outcome,
-                R::Instance,
-            ])
-            .values_panic([
-                Expr::val(job),
-                Expr::val(tick),
-                Expr::val(self.clock.now()),
-                Expr::val("running"),
-                Expr::val(self.instance.as_str()),
-            ])
-            .on_conflict(
-                OnConflict::columns([R::Job, R::ScheduledFor])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .to_owned();
-        let result = self.db.execute(&insert).await?;
-        if result.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let row = job_runs::Entity::find()
-            .filter(R::Job.eq(job))
-            .filter(R::ScheduledFor.eq(tick))
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| SchedulerError::ClaimedRunMissing {
+        match store::claim(&self.db, job, tick, &self.instance, self.clock.now()).await? {
+            store::Claim::Won(id) => Ok(Some(id)),
+            store::Claim::Taken => Ok(None),
+            store::Claim::Missing => Err(SchedulerError::ClaimedRunMissing {
                 job: job.to_string(),
                 tick,
-            })?;
-        Ok(Some(row.id))
+            }),
+        }
     }
 
     async fn execute(&self, run_id: i64, job: &str, f: JobFn) {
         let acquired =
             leases::acquire(&self.db, job, &self.instance, self.lease, self.clock.now()).await;
         let outcome = match acquired {
-            Ok(Err(holder)) => Err(("skipped", format!("{LEASE_HELD} {holder}"))),
+            Ok(Err(holder)) => Err((RunOutcome::Skipped, format!("{LEASE_HELD} {holder}"))),
             Err(e) => Err((
-                "failed",
+                RunOutcome::Failed,
                 format!("cannot take the lease: {}", error_chain(&e)),
             )),
             Ok(Ok(lease)) => {
@@ -623,40 +585,40 @@ impl Scheduler {
                 }
                 match result {
                     None => Err((
-                        "failed",
+                        RunOutcome::Failed,
                         format!(
                             "the lease (token {}) was lost to another instance; the run was stopped",
                             lease.token
                         ),
                     )),
                     Some(Ok(Ok(Outcome::Done(summary)))) => Ok(summary),
-                    Some(Ok(Ok(Outcome::Skipped(why)))) => Err(("skipped", why)),
-                    Some(Ok(Err(e))) => Err(("failed", error_chain(e.as_ref()))),
+                    Some(Ok(Ok(Outcome::Skipped(why)))) => Err((RunOutcome::Skipped, why)),
+                    Some(Ok(Err(e))) => Err((RunOutcome::Failed, error_chain(e.as_ref()))),
                     Some(Err(e)) if e.is_panic() => {
-                        Err(("panicked", panic_message(e.into_panic().as_ref())))
+                        Err((
+                        RunOutcome::Panicked,
+                        panic_message(e.into_panic().as_ref()),
+                    ))
                     }
-                    Some(Err(_)) => Err(("failed", "the run was cancelled".to_string())),
+                    Some(Err(_)) => Err((RunOutcome::Failed, "the run was cancelled".to_string())),
                 }
             }
         };
-        let (label, text) = match &outcome {
-            Ok(summary) => ("ok", summary.clone()),
-            Err((label, text)) => (*label, text.clone()),
+        let (outcome, text) = match outcome {
+            Ok(summary) => (RunOutcome::Ok, summary),
+            Err(failed) => failed,
         };
-        match label {
-            "ok" | "skipped" => tracing::info!(job, run = run_id, outcome = label, "{text}"),
+        let label = outcome.as_str();
+        match outcome {
+            RunOutcome::Ok | RunOutcome::Skipped => {
+                tracing::info!(job, run = run_id, outcome = label, "{text}")
+            }
             _ => {
                 tracing::error!(job, run = run_id, outcome = label, error = %text, "job run failed")
             }
         }
-        let update = Query::update()
-            .table(job_runs::Entity)
-            .value(job_runs::Column::FinishedAt, self.clock.now())
-            .value(job_runs::Column::Outcome, label)
-            .value(job_runs::Column::Error, Some(text))
-            .and_where(Expr::col(job_runs::Column::Id).eq(run_id))
-            .to_owned();
-        if let Err(e) = self.db.execute(&update).await {
+        let finished = store::finish(&self.db, run_id, outcome, text, self.clock.now()).await;
+        if let Err(e) = finished {
             tracing::warn!(job, run = run_id, error = %e, "cannot record the end of the run");
         }
     }
@@ -669,7 +631,7 @@ pub async fn run_now(
     registry: &Registry,
     clock: &Clock,
     job: &str,
-) -> Result<Option<job_runs::Model>, SchedulerError> {
+) -> Result<Option<Run>, SchedulerError> {
     let tick = clock.now().trunc_subsecs(0);
     run_at(db, config, registry, clock, job, tick).await
 }
@@ -684,7 +646,7 @@ pub async fn run_triggered(
     registry: &Registry,
     clock: &Clock,
     job: &str,
-) -> Result<Option<job_runs::Model>, SchedulerError> {
+) -> Result<Option<Run>, SchedulerError> {
     let mut tick = clock.now().trunc_subsecs(3);
     if tick.timestamp_subsec_millis() == 0 {
         tick += ChronoDuration::milliseconds(1);
@@ -699,7 +661,7 @@ async fn run_at(
     clock: &Clock,
     job: &str,
     tick: DateTime<Utc>,
-) -> Result<Option<job_runs::Model>, SchedulerError> {
+) -> Result<Option<Run>, SchedulerError> {
     let Some(f) = registry.get(job).cloned() else {
         return Ok(None);
     };
@@ -711,44 +673,5 @@ async fn run_at(
             .ok_or_else(|| SchedulerError::AlreadyClaimed {
                 job: job.to_string(),
             })?;
-    Ok(job_runs::Entity::find_by_id(id).one(&db).await?)
-}
-
-/// When each of `jobs` last ended `ok` (jobs that never did are left out): one lookup per job
-/// through the index on `(job, outcome, finished_at)`, whatever the number of runs kept.
-pub async fn last_successes<'a>(
-    db: &impl ConnectionTrait,
-    jobs: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<(String, DateTime<Utc>)>, sea_orm::DbErr> {
-    use job_runs::Column as R;
-    let mut out = Vec::new();
-    for job in jobs {
-        let last = job_runs::Entity::find()
-            .filter(R::Job.eq(job))
-            .filter(R::Outcome.eq("ok"))
-            .filter(R::FinishedAt.is_not_null())
-            .order_by_desc(R::FinishedAt)
-            .limit(1)
-            .one(db)
-            .await?;
-        if let Some(t) = last.and_then(|r| r.finished_at) {
-            out.push((job.to_string(), t));
-        }
-    }
-    Ok(out)
-}
-
-/// Recent runs, newest first, optionally of one job.
-pub async fn recent_runs(
-    db: &impl ConnectionTrait,
-    job: Option<&str>,
-    limit: u64,
-) -> Result<Vec<job_runs::Model>, sea_orm::DbErr> {
-    let mut q = job_runs::Entity::find()
-        .order_by_desc(job_runs::Column::ScheduledFor)
-        .order_by_desc(job_runs::Column::Id);
-    if let Some(job) = job {
-        q = q.filter(job_runs::Column::Job.eq(job));
-    }
-    q.limit(limit).all(db).await
+    Ok(store::run(&db, id).await?)
 }

@@ -308,7 +308,7 @@ db_test!(a_lost_lease_stops_its_work, |app| async move {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(run.outcome, "failed");
+    assert_eq!(run.outcome.as_str(), "failed");
     assert!(
         run.error.as_deref().unwrap().contains("lease"),
         "{:?}",

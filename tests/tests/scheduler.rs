@@ -2,7 +2,7 @@
 //! failing or panicking jobs are recorded without taking anything down. The instances are
 //! schedulers of their own (each with its instance name) on one database, driven by a manual
 //! clock: each test sets the instants the ticks happen at.
-use buildfund_entity::job_runs;
+use buildfund_entity::job_runs::{self, RunOutcome};
 use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::gate::Gate;
@@ -98,7 +98,7 @@ db_test!(
             instances.len()
         );
         for r in &runs {
-            assert_eq!(r.outcome, "skipped", "{r:?}");
+            assert_eq!(r.outcome.as_str(), "skipped", "{r:?}");
             assert_eq!(
                 r.error.as_deref(),
                 Some("no [hydra] table in the configuration")
@@ -129,7 +129,7 @@ db_test!(
             scheduled_for: Set(hour - Duration::hours(3)),
             started_at: Set(hour - Duration::hours(3)),
             finished_at: Set(Some(hour - Duration::hours(3))),
-            outcome: Set("ok".into()),
+            outcome: Set(RunOutcome::Ok),
             error: Set(None),
             instance: Set("old".into()),
             ..Default::default()
@@ -239,8 +239,8 @@ db_test!(
         assert!(later.is_some());
         let slow_runs = runs(&app, "slow").await;
         assert_eq!(slow_runs.len(), 2);
-        assert_eq!(slow_runs[0].outcome, "ok");
-        assert_eq!(slow_runs[1].outcome, "skipped");
+        assert_eq!(slow_runs[0].outcome.as_str(), "ok");
+        assert_eq!(slow_runs[1].outcome.as_str(), "skipped");
         assert!(slow_runs[1]
             .error
             .as_deref()

@@ -14,6 +14,7 @@
 use crate::db::leases::Lease;
 use crate::gate::hydra_web::{HydraError, HydraWeb};
 use crate::gate::{pool_slug, record_note};
+use buildfund_entity::hydra_jobset_holds::HoldStatus;
 use buildfund_entity::{hydra_jobset_holds, jobsets};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
@@ -23,10 +24,9 @@ use std::collections::BTreeSet;
 /// The lease one instance holds while it acts on Hydra.
 pub const HYDRA_LEASE: &str = "gate_hydra";
 
-/// A hold row's status.
-const HOLDING: &str = "holding";
-const HELD: &str = "held";
-const REFUSED: &str = "refused";
+const HOLDING: HoldStatus = HoldStatus::Holding;
+const HELD: HoldStatus = HoldStatus::Held;
+const REFUSED: HoldStatus = HoldStatus::Refused;
 
 /// One round of work on Hydra under `lease`, logged in with `cookie`.
 pub(crate) struct Round<'a> {
@@ -194,7 +194,7 @@ impl Round<'_> {
         project: &str,
         jobset: &str,
         previous: i64,
-        status: &str,
+        status: HoldStatus,
     ) -> Result<Option<i64>, HydraError> {
         use hydra_jobset_holds::Column as H;
         let db = &self.hydra.db;
@@ -204,7 +204,7 @@ impl Round<'_> {
             jobset: Set(jobset.to_string()),
             previous_enabled: Set(previous.clamp(0, 2) as i32),
             held_at: Set(self.hydra.clock.now()),
-            status: Set(status.to_string()),
+            status: Set(status),
             ..Default::default()
         };
         let inserted = hydra_jobset_holds::Entity::insert(row)
@@ -226,10 +226,10 @@ impl Round<'_> {
             .map(|h| h.id))
     }
 
-    async fn set_status(&self, id: i64, status: &str) -> Result<(), HydraError> {
+    async fn set_status(&self, id: i64, status: HoldStatus) -> Result<(), HydraError> {
         use hydra_jobset_holds::Column as H;
         hydra_jobset_holds::Entity::update_many()
-            .col_expr(H::Status, Expr::value(status))
+            .col_expr(H::Status, Expr::value(status.as_str()))
             .filter(H::Id.eq(id))
             .exec(&self.hydra.db)
             .await?;

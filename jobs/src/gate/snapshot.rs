@@ -5,19 +5,14 @@
 //! several instances that see the same change, the one whose insert lands owns it; the others
 //! read it at their next refresh. Every refresh then hands the recorded states to the
 //! [`ChangeSink`]s (webhook deliveries, Hydra), which act on what the database says.
-use crate::calendar::rfc3339;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::failure::panic_message;
 use crate::gate::evaluate::evaluate;
 use crate::gate::states::{PoolGate, Snapshot, State};
+use crate::gate::store::{claim_change, recorded_states};
 use crate::gate::GateError;
-use buildfund_entity::{gate_deliveries, gate_events};
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    Set, TransactionSession, TransactionTrait,
-};
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -33,36 +28,6 @@ pub struct Change {
     pub to: State,
     pub at: String,
     pub gate: PoolGate,
-}
-
-/// The last state recorded for each pool, with the id of its event.
-pub async fn recorded_states(
-    db: &impl ConnectionTrait,
-) -> Result<HashMap<String, (i64, State)>, DbErr> {
-    use gate_events::Column as E;
-    let latest: Vec<i64> = gate_events::Entity::find()
-        .select_only()
-        .column_as(E::Id.max(), "id")
-        .filter(E::Kind.eq("state"))
-        .group_by(E::Pool)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let rows = gate_events::Entity::find()
-        .filter(E::Id.is_in(latest))
-        .all(db)
-        .await?;
-    let mut out = HashMap::new();
-    for r in rows {
-        let s = match r.to_state.as_deref() {
-            Some("open") => State::Open,
-            Some("warn") => State::Warn,
-            Some("closed") => State::Closed,
-            _ => continue,
-        };
-        out.insert(r.pool, (r.id, s));
-    }
-    Ok(out)
 }
 
 /// Acts on the recorded states after every refresh (outgoing webhooks, Hydra).
@@ -198,80 +163,4 @@ impl Gate {
             Err(_) => Err(GateError::EvaluationCancelled),
         }
     }
-}
-
-/// Records `g`'s state as the change after `before` (its event id and state) unless another
-/// instance recorded a change after `before` already; with it, one delivery per configured
-/// webhook, in one transaction. `None` when the claim was lost.
-async fn claim_change(
-    db: &impl TransactionTrait,
-    config: &Config,
-    snapshot: &Snapshot,
-    g: &PoolGate,
-    before: Option<(i64, State)>,
-) -> Result<Option<Change>, GateError> {
-    use gate_events::Column as E;
-    let claim = format!("{}#{}", g.pool, before.map(|b| b.0).unwrap_or(0));
-    let txn = db.begin().await?;
-    let row = gate_events::ActiveModel {
-        at: Set(snapshot.at),
-        pool: Set(g.pool.clone()),
-        kind: Set("state".into()),
-        from_state: Set(before.map(|b| b.1.as_str().to_string())),
-        to_state: Set(Some(g.state.as_str().to_string())),
-        actor: Set(None),
-        reason: Set(g.reason.clone()),
-        until: Set(None),
-        details: Set(Some(
-            serde_json::to_string(g).unwrap_or_else(|_| "{}".into()),
-        )),
-        claim: Set(Some(claim.clone())),
-        ..Default::default()
-    };
-    let inserted = gate_events::Entity::insert(row)
-        .on_conflict(OnConflict::column(E::Claim).do_nothing().to_owned())
-        .exec_without_returning(&txn)
-        .await?;
-    if inserted == 0 {
-        txn.rollback().await?;
-        return Ok(None);
-    }
-    let id = gate_events::Entity::find()
-        .filter(E::Claim.eq(claim.as_str()))
-        .one(&txn)
-        .await?
-        .ok_or_else(|| GateError::StateEventMissing {
-            claim: claim.clone(),
-        })?
-        .id;
-    let change = Change {
-        event: "gate.state_changed",
-        id,
-        pool: g.pool.clone(),
-        from: before.map(|b| b.1),
-        to: g.state,
-        at: rfc3339(snapshot.at),
-        gate: g.clone(),
-    };
-    let body = serde_json::to_string(&change)?;
-    for (i, hook) in config.gate.webhooks.iter().enumerate() {
-        gate_deliveries::Entity::insert(gate_deliveries::ActiveModel {
-            event_id: Set(id),
-            hook: Set(i as i32),
-            url: Set(hook.url.clone()),
-            body: Set(body.clone()),
-            attempts: Set(0),
-            created_at: Set(snapshot.at),
-            lease_until: Set(None),
-            holder: Set(None),
-            delivered_at: Set(None),
-            failed_at: Set(None),
-            last_error: Set(None),
-            ..Default::default()
-        })
-        .exec_without_returning(&txn)
-        .await?;
-    }
-    txn.commit().await?;
-    Ok(Some(change))
 }
