@@ -22,6 +22,7 @@ use sea_orm::{DatabaseConnection, EntityTrait};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How long the Hydra lease lasts without renewal (renewed every third of it).
 pub const HYDRA_LEASE_SECONDS: i64 = 120;
@@ -105,7 +106,8 @@ impl Actions {
             if let Err(e) = lease.release(&hydra.db).await {
                 tracing::warn!(error = %e, "cannot release the Hydra lease; it will expire");
             }
-        });
+        }
+        .instrument(tracing::info_span!("hydra_round", holder = %self.holder)));
     }
 }
 
@@ -216,7 +218,8 @@ impl ChangeSink for Actions {
                 {
                     tracing::warn!(error = %e, "cannot claim webhook deliveries; retried at the next refresh");
                 }
-            });
+            }
+            .instrument(tracing::info_span!("webhook_deliveries")));
         }
         if self.hydra_enabled() {
             self.run_hydra(states.clone());

@@ -18,6 +18,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Buildfund-Signature";
@@ -97,11 +98,12 @@ pub async fn deliver_pending(
                 db.clone(),
                 clock.clone(),
             );
+            let span = tracing::info_span!("webhook_delivery", delivery = d.id, event = d.event_id);
             tokio::spawn(async move {
                 if let Err(e) = deliver(&config, &secrets, &client, &db, &clock, d).await {
                     tracing::warn!(error = %e, "cannot record a webhook delivery; its lease will expire and it is sent again");
                 }
-            });
+            }.instrument(span));
         }
     }
     Ok(())
