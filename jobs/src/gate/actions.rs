@@ -15,10 +15,10 @@ use crate::db::leases::{self, instance_id};
 use crate::failure::error_chain;
 use crate::gate::holds::{Round, HYDRA_LEASE};
 use crate::gate::hydra_web::{HydraError, HydraWeb};
+use crate::gate::store;
 use crate::gate::{record_note, webhooks, ChangeSink, State};
 use crate::http;
-use buildfund_entity::hydra_jobset_holds;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::DatabaseConnection;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,7 +124,7 @@ async fn round(
         .filter(|(_, s)| **s == State::Closed)
         .map(|(p, _)| p.as_str())
         .collect();
-    let held: BTreeSet<String> = match hydra_jobset_holds::Entity::find().all(&hydra.db).await {
+    let held: BTreeSet<String> = match store::holds(&hydra.db, None).await {
         Ok(rows) => rows.into_iter().map(|h| h.pool).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the Hydra holds; retried at the next refresh");

@@ -13,11 +13,9 @@
 //! held jobsets to their `previous_enabled`. Before each PUT the lease's fencing token is checked.
 use crate::db::leases::Lease;
 use crate::gate::hydra_web::{HydraError, HydraWeb};
+use crate::gate::store;
 use crate::gate::{pool_slug, record_note};
 use buildfund_entity::hydra_jobset_holds::HoldStatus;
-use buildfund_entity::{hydra_jobset_holds, jobsets};
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
@@ -77,12 +75,10 @@ impl Round<'_> {
     ) -> Result<(BTreeSet<(String, String)>, Option<HydraError>), HydraError> {
         let config = &self.hydra.config;
         let mine = |p: &str, j: &str| pool_slug(config, &format!("{p}:{j}")) == pool;
-        let mut out: BTreeSet<(String, String)> = jobsets::Entity::find()
-            .all(&self.hydra.db)
+        let mut out: BTreeSet<(String, String)> = store::known_jobsets(&self.hydra.db)
             .await?
             .into_iter()
-            .filter(|j| mine(&j.project, &j.name))
-            .map(|j| (j.project, j.name))
+            .filter(|(project, name)| mine(project, name))
             .collect();
         let projects: BTreeSet<&str> = config
             .pools
@@ -114,7 +110,7 @@ impl Round<'_> {
     /// and cancels the queued builds of the jobsets it held.
     pub async fn hold_pool(&self, pool: &str) -> Result<(), HydraError> {
         let db = &self.hydra.db;
-        let holds = hydra_jobset_holds::Entity::find().all(db).await?;
+        let holds = store::holds(db, None).await?;
         // The jobsets held in this round, refused ones too: their queued builds are cancelled.
         let mut held = Vec::new();
         for h in holds
@@ -196,44 +192,12 @@ impl Round<'_> {
         previous: i64,
         status: HoldStatus,
     ) -> Result<Option<i64>, HydraError> {
-        use hydra_jobset_holds::Column as H;
-        let db = &self.hydra.db;
-        let row = hydra_jobset_holds::ActiveModel {
-            pool: Set(pool.to_string()),
-            project: Set(project.to_string()),
-            jobset: Set(jobset.to_string()),
-            previous_enabled: Set(previous.clamp(0, 2) as i32),
-            held_at: Set(self.hydra.clock.now()),
-            status: Set(status),
-            ..Default::default()
-        };
-        let inserted = hydra_jobset_holds::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([H::Project, H::Jobset])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
-        if inserted == 0 {
-            return Ok(None);
-        }
-        Ok(hydra_jobset_holds::Entity::find()
-            .filter(H::Project.eq(project))
-            .filter(H::Jobset.eq(jobset))
-            .one(db)
-            .await?
-            .map(|h| h.id))
+        let now = self.hydra.clock.now();
+        Ok(store::claim_hold(&self.hydra.db, pool, project, jobset, previous, status, now).await?)
     }
 
     async fn set_status(&self, id: i64, status: HoldStatus) -> Result<(), HydraError> {
-        use hydra_jobset_holds::Column as H;
-        hydra_jobset_holds::Entity::update_many()
-            .col_expr(H::Status, Expr::value(status.as_str()))
-            .filter(H::Id.eq(id))
-            .exec(&self.hydra.db)
-            .await?;
-        Ok(())
+        Ok(store::set_hold_status(&self.hydra.db, id, status).await?)
     }
 
     /// PUTs the held jobset with `enabled = 0`; `false` when Hydra refused (403).
@@ -268,12 +232,8 @@ impl Round<'_> {
 
     /// Puts each jobset `pool` holds back to its previous `enabled` and drops the hold.
     pub async fn release_pool(&self, pool: &str) -> Result<(), HydraError> {
-        use hydra_jobset_holds::Column as H;
         let db = &self.hydra.db;
-        let holds = hydra_jobset_holds::Entity::find()
-            .filter(H::Pool.eq(pool))
-            .all(db)
-            .await?;
+        let holds = store::holds(db, Some(pool)).await?;
         for h in holds {
             let restore = h.status != REFUSED;
             if restore && h.previous_enabled != 0 {
@@ -294,9 +254,7 @@ impl Round<'_> {
                     });
                 }
             }
-            hydra_jobset_holds::Entity::delete_by_id(h.id)
-                .exec(db)
-                .await?;
+            store::drop_hold(db, h.id).await?;
             if restore {
                 self.note(
                     pool,

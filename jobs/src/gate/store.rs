@@ -6,10 +6,11 @@ use crate::config::Config;
 use crate::gate::snapshot::Change;
 use crate::gate::states::{PoolGate, Snapshot, State};
 use crate::gate::GateError;
+use buildfund_entity::hydra_jobset_holds::HoldStatus;
 use buildfund_entity::pool_controls::ControlKind;
-use buildfund_entity::{gate_deliveries, gate_events, pool_controls};
+use buildfund_entity::{gate_deliveries, gate_events, hydra_jobset_holds, jobsets, pool_controls};
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
@@ -302,4 +303,109 @@ pub(crate) async fn claim_change(
     }
     txn.commit().await?;
     Ok(Some(change))
+}
+
+/// A Hydra jobset the gate holds (or tried to), as stored in `hydra_jobset_holds`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub id: i64,
+    pub pool: String,
+    pub project: String,
+    pub jobset: String,
+    /// The jobset's `enabled` before the hold, restored on release.
+    pub previous_enabled: i32,
+    pub status: HoldStatus,
+}
+
+impl From<hydra_jobset_holds::Model> for Hold {
+    fn from(m: hydra_jobset_holds::Model) -> Self {
+        Hold {
+            id: m.id,
+            pool: m.pool,
+            project: m.project,
+            jobset: m.jobset,
+            previous_enabled: m.previous_enabled,
+            status: m.status,
+        }
+    }
+}
+
+/// The holds, of one pool or of all.
+pub async fn holds(db: &impl ConnectionTrait, pool: Option<&str>) -> Result<Vec<Hold>, DbErr> {
+    let mut q = hydra_jobset_holds::Entity::find();
+    if let Some(pool) = pool {
+        q = q.filter(hydra_jobset_holds::Column::Pool.eq(pool));
+    }
+    Ok(q.all(db).await?.into_iter().map(Hold::from).collect())
+}
+
+/// Writes the hold of `project:jobset` for `pool` at `now` (before any PUT); its id, or `None`
+/// when the jobset is held already.
+pub async fn claim_hold(
+    db: &impl ConnectionTrait,
+    pool: &str,
+    project: &str,
+    jobset: &str,
+    previous: i64,
+    status: HoldStatus,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, DbErr> {
+    use hydra_jobset_holds::Column as H;
+    let row = hydra_jobset_holds::ActiveModel {
+        pool: Set(pool.to_string()),
+        project: Set(project.to_string()),
+        jobset: Set(jobset.to_string()),
+        previous_enabled: Set(previous.clamp(0, 2) as i32),
+        held_at: Set(now),
+        status: Set(status),
+        ..Default::default()
+    };
+    let inserted = hydra_jobset_holds::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([H::Project, H::Jobset])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    Ok(hydra_jobset_holds::Entity::find()
+        .filter(H::Project.eq(project))
+        .filter(H::Jobset.eq(jobset))
+        .one(db)
+        .await?
+        .map(|h| h.id))
+}
+
+pub async fn set_hold_status(
+    db: &impl ConnectionTrait,
+    id: i64,
+    status: HoldStatus,
+) -> Result<(), DbErr> {
+    use hydra_jobset_holds::Column as H;
+    hydra_jobset_holds::Entity::update_many()
+        .col_expr(H::Status, Expr::value(status.as_str()))
+        .filter(H::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn drop_hold(db: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    hydra_jobset_holds::Entity::delete_by_id(id)
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Every jobset seen in build steps, as `(project, jobset)`.
+pub async fn known_jobsets(db: &impl ConnectionTrait) -> Result<Vec<(String, String)>, DbErr> {
+    Ok(jobsets::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|j| (j.project, j.name))
+        .collect())
 }
