@@ -409,3 +409,115 @@ pub async fn known_jobsets(db: &impl ConnectionTrait) -> Result<Vec<(String, Str
         .map(|j| (j.project, j.name))
         .collect())
 }
+
+/// A state change's webhook delivery (`gate_deliveries`), as claimed for sending.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    /// The change's `gate_events` id: the `X-Buildfund-Delivery` header.
+    pub event_id: i64,
+    /// The index of the webhook in `[[gate.webhooks]]` when the change was recorded.
+    pub hook: i32,
+    pub url: String,
+    pub body: String,
+    pub attempts: i32,
+}
+
+impl From<gate_deliveries::Model> for Delivery {
+    fn from(m: gate_deliveries::Model) -> Self {
+        Delivery {
+            id: m.id,
+            event_id: m.event_id,
+            hook: m.hook,
+            url: m.url,
+            body: m.body,
+            attempts: m.attempts,
+        }
+    }
+}
+
+/// Not delivered, not failed, not leased by a live claim at `now`.
+fn free_delivery(now: DateTime<Utc>) -> Condition {
+    use gate_deliveries::Column as D;
+    Condition::all()
+        .add(D::DeliveredAt.is_null())
+        .add(D::FailedAt.is_null())
+        .add(
+            Condition::any()
+                .add(D::LeaseUntil.is_null())
+                .add(D::LeaseUntil.lt(now)),
+        )
+}
+
+/// The deliveries free at `now` (at most `limit`, oldest first).
+pub async fn due_deliveries(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Delivery>, DbErr> {
+    Ok(gate_deliveries::Entity::find()
+        .filter(free_delivery(now))
+        .order_by_asc(gate_deliveries::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(Delivery::from)
+        .collect())
+}
+
+/// Leases delivery `id` to `holder` until `until` if it is still free at `now`; whether it was.
+pub async fn claim_delivery(
+    db: &impl ConnectionTrait,
+    id: i64,
+    holder: &str,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    use gate_deliveries::Column as D;
+    Ok(gate_deliveries::Entity::update_many()
+        .col_expr(D::LeaseUntil, Expr::value(until))
+        .col_expr(D::Holder, Expr::value(holder.to_string()))
+        .filter(D::Id.eq(id))
+        .filter(free_delivery(now))
+        .exec(db)
+        .await?
+        .rows_affected
+        == 1)
+}
+
+/// Records delivery `id` delivered at `at` after `attempts` attempts in all.
+pub async fn delivered(
+    db: &impl ConnectionTrait,
+    id: i64,
+    attempts: i32,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use gate_deliveries::Column as D;
+    gate_deliveries::Entity::update_many()
+        .col_expr(D::DeliveredAt, Expr::value(at))
+        .col_expr(D::Attempts, Expr::value(attempts))
+        .filter(D::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Records delivery `id` failed for good at `at`, with its last error.
+pub async fn delivery_failed(
+    db: &impl ConnectionTrait,
+    id: i64,
+    attempts: i32,
+    last_error: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use gate_deliveries::Column as D;
+    gate_deliveries::Entity::update_many()
+        .col_expr(D::FailedAt, Expr::value(at))
+        .col_expr(D::Attempts, Expr::value(attempts))
+        .col_expr(D::LastError, Expr::value(last_error.to_string()))
+        .filter(D::Id.eq(id))
+        .exec(db)
+        .await
+        .map(|_| ())
+}

@@ -7,13 +7,9 @@
 use crate::clock::Clock;
 use crate::config::{redact_url, Config, Secrets};
 use crate::gate::record_note;
-use buildfund_entity::gate_deliveries;
+use crate::gate::store::{self, Delivery};
 use hmac::{Hmac, KeyInit, Mac};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::sync::Arc;
@@ -59,37 +55,10 @@ pub async fn deliver_pending(
     holder: &str,
     clock: &Clock,
 ) -> Result<(), DbErr> {
-    use gate_deliveries::Column as D;
     let now = clock.now();
-    let free = || {
-        Condition::all()
-            .add(D::DeliveredAt.is_null())
-            .add(D::FailedAt.is_null())
-            .add(
-                Condition::any()
-                    .add(D::LeaseUntil.is_null())
-                    .add(D::LeaseUntil.lt(now)),
-            )
-    };
-    let due = gate_deliveries::Entity::find()
-        .filter(free())
-        .order_by_asc(D::Id)
-        .limit(100)
-        .all(db)
-        .await?;
-    for d in due {
-        let claimed = gate_deliveries::Entity::update_many()
-            .col_expr(
-                D::LeaseUntil,
-                Expr::value(now + chrono::Duration::seconds(DELIVERY_LEASE_SECONDS)),
-            )
-            .col_expr(D::Holder, Expr::value(holder.to_string()))
-            .filter(D::Id.eq(d.id))
-            .filter(free())
-            .exec(db)
-            .await?
-            .rows_affected
-            == 1;
+    let until = now + chrono::Duration::seconds(DELIVERY_LEASE_SECONDS);
+    for d in store::due_deliveries(db, now, 100).await? {
+        let claimed = store::claim_delivery(db, d.id, holder, now, until).await?;
         if claimed {
             let (config, secrets, client, db, clock) = (
                 config.clone(),
@@ -116,9 +85,8 @@ async fn deliver(
     client: &reqwest::Client,
     db: &DatabaseConnection,
     clock: &Clock,
-    d: gate_deliveries::Model,
+    d: Delivery,
 ) -> Result<(), DbErr> {
-    use gate_deliveries::Column as D;
     let shown = redact_url(&d.url);
     let hook = usize::try_from(d.hook).ok();
     // A configured secret that is missing sends nothing rather than an unsigned body.
@@ -154,12 +122,7 @@ async fn deliver(
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
                         tracing::info!(url = %shown, attempt, event = d.event_id, "webhook delivered");
-                        gate_deliveries::Entity::update_many()
-                            .col_expr(D::DeliveredAt, Expr::value(clock.now()))
-                            .col_expr(D::Attempts, Expr::value(attempts))
-                            .filter(D::Id.eq(d.id))
-                            .exec(db)
-                            .await?;
+                        store::delivered(db, d.id, attempts, clock.now()).await?;
                         return Ok(());
                     }
                     Ok(r) => last_error = format!("answered {}", r.status()),
@@ -173,13 +136,7 @@ async fn deliver(
         }
     }
     tracing::error!(url = %shown, event = d.event_id, error = %last_error, "webhook not delivered");
-    gate_deliveries::Entity::update_many()
-        .col_expr(D::FailedAt, Expr::value(clock.now()))
-        .col_expr(D::Attempts, Expr::value(attempts))
-        .col_expr(D::LastError, Expr::value(last_error.clone()))
-        .filter(D::Id.eq(d.id))
-        .exec(db)
-        .await?;
+    store::delivery_failed(db, d.id, attempts, &last_error, clock.now()).await?;
     let pool = serde_json::from_str::<serde_json::Value>(&d.body)
         .ok()
         .and_then(|b| b["pool"].as_str().map(str::to_string))
