@@ -4,7 +4,6 @@ use crate::startup::{Application, ServeOptions};
 use crate::telemetry;
 use anyhow::Context;
 use buildfund_jobs::config::{describe_database, Secrets};
-use buildfund_jobs::scheduler::Scheduler;
 use buildfund_jobs::sources::hydra_pull;
 use buildfund_jobs::sources::ingest::{self, Format, IngestError};
 use buildfund_jobs::sources::opencollective;
@@ -18,7 +17,7 @@ const JOB_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub async fn open_database(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let conn = db::connect(config).await?;
-    db::prepare(&conn, config).await?;
+    db::prepare(&conn, config, buildfund_jobs::clock::Clock::system().now()).await?;
     Ok(conn)
 }
 
@@ -379,7 +378,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ServeOptions::default(),
     )
     .context("cannot start the HTTP server")?;
-    let scheduler = Scheduler::new(conn.clone(), config.clone(), app.jobs().clone());
+    let scheduler = app.scheduler();
     tracing::info!(
         listen = %config.server.listen,
         port = app.port(),

@@ -95,15 +95,11 @@ impl ApiError {
     }
 }
 
+/// An error no wing classified: a 500. A busy or unreachable database is told apart only
+/// through the typed errors (`From<DbErr>` and each wing's `From`), never by looking inside.
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        match e.downcast_ref::<sea_orm::DbErr>() {
-            Some(db) if buildfund_jobs::db::is_busy(db) => ApiError::Busy(format!("{e:#}")),
-            Some(db) if buildfund_jobs::db::is_unavailable(db) => {
-                ApiError::Unavailable(format!("database unavailable: {e:#}"))
-            }
-            _ => ApiError::Internal(e),
-        }
+        ApiError::Internal(e)
     }
 }
 
@@ -266,6 +262,44 @@ impl From<buildfund_jobs::api_tokens::TokenError> for ApiError {
         match e {
             TokenError::Db(e) => e.into(),
             e @ TokenError::UnknownScope { .. } => ApiError::unprocessable(e.to_string()),
+        }
+    }
+}
+
+/// The gate's errors: a control's refusal is the caller's (404 unknown pool, 422 invalid,
+/// 409 nothing to lift); storage goes through `From<DbErr>`; the rest is ours (500).
+impl From<buildfund_jobs::gate::GateError> for ApiError {
+    fn from(e: buildfund_jobs::gate::GateError) -> Self {
+        use buildfund_jobs::gate::GateError;
+        match e {
+            GateError::UnknownPool(_) => ApiError::not_found(e.to_string()),
+            GateError::Invalid(m) => ApiError::unprocessable(m),
+            GateError::NothingToLift(m) => ApiError::client(StatusCode::CONFLICT, m),
+            GateError::Db(e) => e.into(),
+            GateError::Books(e) => e.into(),
+            GateError::Hydra(buildfund_jobs::gate::hydra_web::HydraError::Db(e)) => e.into(),
+            e @ (GateError::StateEventMissing { .. }
+            | GateError::EvaluationPanicked(_)
+            | GateError::EvaluationCancelled
+            | GateError::Encode(_)
+            | GateError::Hydra(_)) => ApiError::Internal(anyhow::Error::new(e)),
+        }
+    }
+}
+
+/// The scheduler's errors: a run claimed by someone else at the same instant is a conflict to
+/// retry (409); storage goes through `From<DbErr>`.
+impl From<buildfund_jobs::scheduler::SchedulerError> for ApiError {
+    fn from(e: buildfund_jobs::scheduler::SchedulerError) -> Self {
+        use buildfund_jobs::scheduler::SchedulerError;
+        match e {
+            SchedulerError::AlreadyClaimed { .. } => {
+                ApiError::client(StatusCode::CONFLICT, e.to_string())
+            }
+            SchedulerError::Db(e) => e.into(),
+            e @ SchedulerError::ClaimedRunMissing { .. } => {
+                ApiError::Internal(anyhow::Error::new(e))
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ use buildfund_jobs::books::opencollective_check::{self, Check, CheckStatus};
 use buildfund_jobs::email::queue;
 use buildfund_jobs::gate::{Current, State};
 use buildfund_jobs::scheduler::{self, Registry};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, GaugeVec, Opts};
 use sea_orm::DatabaseConnection;
@@ -109,12 +109,13 @@ impl Gauges {
         figures
     }
 
-    /// Every gauge, from `gate` (the snapshot) and the database.
+    /// Every gauge, from `gate` (the snapshot, its age as of `now`) and the database.
     pub async fn families(
         &self,
         gate: &Current,
         db: &DatabaseConnection,
         jobs: &Registry,
+        now: DateTime<Utc>,
     ) -> Vec<MetricFamily> {
         let f = Families {
             registry: prometheus::Registry::new(),
@@ -171,7 +172,7 @@ impl Gauges {
                     pool_state.with_label_values(&[pool, s.as_str()]).set(v);
                 }
             }
-            let millis = (Utc::now() - snapshot.at).num_milliseconds().max(0);
+            let millis = (now - snapshot.at).num_milliseconds().max(0);
             f.single(age, age_help).set(millis as f64 / 1000.0);
         }
         let db_figures = self.db_figures(db, jobs).await;

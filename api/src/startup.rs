@@ -17,7 +17,7 @@ use buildfund_jobs::email::outbox::ConfirmationSender;
 use buildfund_jobs::email::Mailer;
 use buildfund_jobs::gate::actions::Actions;
 use buildfund_jobs::gate::Gate;
-use buildfund_jobs::scheduler::{self, builtin_jobs, Registry};
+use buildfund_jobs::scheduler::{self, builtin_jobs, Registry, Scheduler};
 use buildfund_jobs::sources::opencollective_webhook::{Attempt, SyncTrigger, WebhookToken};
 use buildfund_jobs::Config;
 use sea_orm::DatabaseConnection;
@@ -30,6 +30,10 @@ pub struct Application {
     port: u16,
     server: Server,
     jobs: Registry,
+    /// What the shared jobs' scheduler runs on: the app's database, configuration and clock.
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    clock: Clock,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -66,22 +70,26 @@ fn opencollective_trigger(
     jobs: Registry,
     pages: Arc<PageCache>,
     gate: Arc<Gate>,
+    clock: Clock,
 ) -> SyncTrigger {
     SyncTrigger::spawn(move || {
         let (db, config, jobs) = (db.clone(), config.clone(), jobs.clone());
-        let (pages, gate) = (pages.clone(), gate.clone());
+        let (pages, gate, clock) = (pages.clone(), gate.clone(), clock.clone());
         async move {
-            match scheduler::run_triggered(db.clone(), config, &jobs, "opencollective_sync").await {
+            let run =
+                scheduler::run_triggered(db.clone(), config, &jobs, &clock, "opencollective_sync")
+                    .await;
+            match run {
                 Ok(Some(run)) if scheduler::lease_was_held(&run) => Attempt::Busy,
                 Ok(Some(run)) => {
-                    if run.outcome == "ok" {
+                    if run.outcome == scheduler::RunOutcome::Ok {
                         let _ = figures_changed(&pages, &gate, &db).await;
                     }
                     Attempt::Done
                 }
                 Ok(None) => Attempt::Done,
                 Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "the webhook's sync did not run");
+                    tracing::warn!(error = %scheduler::error_chain(&e), "the webhook's sync did not run");
                     Attempt::Done
                 }
             }
@@ -115,16 +123,17 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
-        let gate = Arc::new(Gate::new(config.clone()));
+        let gate = Arc::new(Gate::new(config.clone(), clock.clone()));
         gate.add_sink(Arc::new(Actions::new(
             config.clone(),
             secrets.clone(),
             db.clone(),
+            clock.clone(),
         )));
-        let jobs = builtin_jobs(gate.clone(), secrets.clone());
+        let jobs = builtin_jobs(gate.clone(), secrets.clone(), clock.clone());
         // This instance's own work (the gate's refresh) starts with it; the shared jobs run
-        // where the scheduler runs (`buildfund serve`, from [`Application::jobs`]).
-        scheduler::spawn_per_instance(db.clone(), config.clone(), &jobs);
+        // where the scheduler runs (`buildfund serve`, from [`Application::scheduler`]).
+        scheduler::spawn_per_instance(db.clone(), config.clone(), &jobs, clock.clone());
         let mailer = match &config.smtp {
             Some(smtp) => Some(Mailer::new(smtp, &secrets)?),
             None => None,
@@ -146,12 +155,13 @@ impl Application {
                 jobs.clone(),
                 pages.clone(),
                 gate.clone(),
+                clock.clone(),
             );
             (token, trigger)
         });
         let state = web::Data::new(AppState {
-            db,
-            clock,
+            db: db.clone(),
+            clock: clock.clone(),
             config: config.clone(),
             secrets: secrets.clone(),
             metrics: Metrics::new(),
@@ -201,6 +211,9 @@ impl Application {
             port,
             server: server.run(),
             jobs,
+            db,
+            config,
+            clock,
         })
     }
 
@@ -211,6 +224,22 @@ impl Application {
     /// The jobs this server knows (built once: the scheduler runs the same ones).
     pub fn jobs(&self) -> &Registry {
         &self.jobs
+    }
+
+    /// A scheduler of this server's jobs on its database, configuration and clock, for
+    /// `buildfund serve` to run beside it.
+    pub fn scheduler(&self) -> Scheduler {
+        Scheduler::new(
+            self.db.clone(),
+            self.config.clone(),
+            self.jobs.clone(),
+            self.clock.clone(),
+        )
+    }
+
+    /// The clock the server reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn handle(&self) -> ServerHandle {

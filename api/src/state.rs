@@ -7,11 +7,11 @@ use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::outbox::ConfirmationSender;
 use buildfund_jobs::email::{EmailKey, Mailer};
-use buildfund_jobs::gate::Gate;
+use buildfund_jobs::gate::{Gate, GateError};
 use buildfund_jobs::scheduler::Registry;
 use buildfund_jobs::sources::opencollective_webhook::{SyncTrigger, WebhookToken};
 use buildfund_jobs::Config;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::DatabaseConnection;
 use std::sync::Arc;
 
 /// What every handler can reach.
@@ -48,7 +48,7 @@ pub struct AppState {
 impl AppState {
     /// After a write that moves the figures (build steps, donations, a job's run, an admin's
     /// control): see [`figures_changed`].
-    pub async fn after_write(&self) -> Result<(), DbErr> {
+    pub async fn after_write(&self) -> Result<(), GateError> {
         figures_changed(&self.pages, &self.gate, &self.db).await
     }
 }
@@ -60,7 +60,7 @@ pub async fn figures_changed(
     pages: &PageCache,
     gate: &Gate,
     db: &DatabaseConnection,
-) -> Result<(), DbErr> {
+) -> Result<(), GateError> {
     pages.bump();
     gate.refresh(db).await.map(|_| ())
 }

@@ -11,7 +11,7 @@ pub struct Model {
     pub scheduled_for: DateTimeUtc,
     pub started_at: DateTimeUtc,
     pub finished_at: Option<DateTimeUtc>,
-    pub outcome: String,
+    pub outcome: RunOutcome,
     #[sea_orm(column_type = "Text")]
     pub error: Option<String>,
     pub instance: String,
@@ -21,3 +21,33 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// How a run ended; `running` until it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    #[sea_orm(string_value = "running")]
+    Running,
+    #[sea_orm(string_value = "ok")]
+    Ok,
+    #[sea_orm(string_value = "skipped")]
+    Skipped,
+    #[sea_orm(string_value = "failed")]
+    Failed,
+    #[sea_orm(string_value = "panicked")]
+    Panicked,
+}
+
+impl RunOutcome {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Running => "running",
+            RunOutcome::Ok => "ok",
+            RunOutcome::Skipped => "skipped",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Panicked => "panicked",
+        }
+    }
+}

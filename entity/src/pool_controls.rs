@@ -8,7 +8,7 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub pool: String,
-    pub kind: String,
+    pub kind: ControlKind,
     #[sea_orm(column_type = "Text")]
     pub reason: String,
     pub actor: String,
@@ -22,3 +22,24 @@ pub struct Model {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+/// An admin control: a `pause` (closed until lifted) or an `override` (allowed until it expires).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+#[serde(rename_all = "snake_case")]
+pub enum ControlKind {
+    #[sea_orm(string_value = "pause")]
+    Pause,
+    #[sea_orm(string_value = "override")]
+    Override,
+}
+
+impl ControlKind {
+    /// The stored string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ControlKind::Pause => "pause",
+            ControlKind::Override => "override",
+        }
+    }
+}

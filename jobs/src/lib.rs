@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod db;
 pub mod email;
+pub mod failure;
 pub mod gate;
 pub mod http;
 pub mod money;

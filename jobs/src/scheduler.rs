@@ -14,30 +14,36 @@
 //! Every run is recorded (job, tick, start, end, outcome, error, instance). A job that fails or
 //! panics is recorded as such and does not stop the scheduler or the server.
 //!
+//! **Time.** The scheduler reads "now" from its [`Clock`] only: [`Scheduler::run`] sleeps until
+//! the next tick, then calls [`Scheduler::tick`]'s parts at the clock's now, so a test drives
+//! the same code at chosen instants with a manual clock ([`Scheduler::start`], then
+//! [`Scheduler::tick`] after each advance).
+//!
 //! **Per instance.** The jobs of [`PER_INSTANCE`] (`gate_refresh`) are each instance's own work:
 //! [`spawn_per_instance`] runs them once at start, then on their schedule and never more than
 //! [`PER_INSTANCE_MAX_WAIT`] apart (also when their schedule is disabled), neither claimed nor
 //! recorded.
+use crate::clock::Clock;
 use crate::config::Secrets;
 use crate::db::leases;
-use crate::gate::{panic_message, Gate};
+pub use crate::failure::error_chain;
+use crate::failure::panic_message;
+use crate::gate::Gate;
 use crate::Config;
-use anyhow::Context;
-use buildfund_entity::job_runs;
+pub use buildfund_entity::job_runs::RunOutcome;
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
-use futures_util::FutureExt;
-use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, ExprTrait, QueryFilter,
-    QueryOrder, QuerySelect,
-};
+use sea_orm::{DatabaseConnection, DbErr};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument;
+
+pub mod store;
+
+pub use store::{last_successes, recent_runs, Run};
 
 /// Scheduled work every instance does for itself rather than once for all: `gate_refresh`
 /// rebuilds the instance's own in-memory gate snapshot.
@@ -54,8 +60,8 @@ pub const LEASE: ChronoDuration = ChronoDuration::seconds(120);
 pub const LEASE_HELD: &str = "the previous run is still going on";
 
 /// Whether `run` was skipped because another run of its job held the lease.
-pub fn lease_was_held(run: &job_runs::Model) -> bool {
-    run.outcome == "skipped"
+pub fn lease_was_held(run: &Run) -> bool {
+    run.outcome == RunOutcome::Skipped
         && run
             .error
             .as_deref()
@@ -71,7 +77,24 @@ pub enum Outcome {
     Skipped(String),
 }
 
-pub type JobFuture = Pin<Box<dyn Future<Output = anyhow::Result<Outcome>> + Send>>;
+/// Why a job's run failed: whatever error the job's own wing returned (its chain is recorded,
+/// see [`error_chain`]).
+pub type JobError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The scheduler's own failures (a job's are [`JobError`]s, recorded in its run).
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// Another run already claimed this instant of the job.
+    #[error("this instant's run of {job} was already claimed; try again")]
+    AlreadyClaimed { job: String },
+    /// The run row this instance inserted could not be read back.
+    #[error("the claimed run of {job} at {tick} disappeared")]
+    ClaimedRunMissing { job: String, tick: DateTime<Utc> },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+pub type JobFuture = Pin<Box<dyn Future<Output = Result<Outcome, JobError>> + Send>>;
 /// A job: given the database and configuration, do one run.
 pub type JobFn = Arc<dyn Fn(DatabaseConnection, Arc<Config>) -> JobFuture + Send + Sync>;
 
@@ -86,7 +109,7 @@ pub struct Registry {
 fn job_fn<F, Fut>(f: F) -> JobFn
 where
     F: Fn(DatabaseConnection, Arc<Config>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+    Fut: Future<Output = Result<Outcome, JobError>> + Send + 'static,
 {
     Arc::new(move |db, config| Box::pin(f(db, config)))
 }
@@ -95,7 +118,7 @@ impl Registry {
     pub fn register<F, Fut>(&mut self, name: &str, f: F)
     where
         F: Fn(DatabaseConnection, Arc<Config>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+        Fut: Future<Output = Result<Outcome, JobError>> + Send + 'static,
     {
         self.jobs.insert(name.to_string(), job_fn(f));
     }
@@ -104,7 +127,7 @@ impl Registry {
     pub fn register_per_instance<F, Fut>(&mut self, name: &str, f: F)
     where
         F: Fn(DatabaseConnection, Arc<Config>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = anyhow::Result<Outcome>> + Send + 'static,
+        Fut: Future<Output = Result<Outcome, JobError>> + Send + 'static,
     {
         self.per_instance.insert(name.to_string(), job_fn(f));
     }
@@ -120,9 +143,9 @@ impl Registry {
 }
 
 /// The jobs that exist so far, `gate_refresh` refreshing `gate`, the others with the secrets
-/// they use (read once, at start). A job named in `[schedule]` without an implementation here
-/// is reported at start and not run.
-pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
+/// they use (read once, at start) and reading "now" from `clock`. A job named in `[schedule]`
+/// without an implementation here is reported at start and not run.
+pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>, clock: Clock) -> Registry {
     let mut r = Registry::default();
     r.register_per_instance("gate_refresh", move |db, _config| {
         let gate = gate.clone();
@@ -163,9 +186,9 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
             )))
         }
     });
-    let s = secrets.clone();
+    let (s, c) = (secrets.clone(), clock.clone());
     r.register("opencollective_sync", move |db, config| {
-        let secrets = s.clone();
+        let (secrets, clock) = (s.clone(), c.clone());
         async move {
             if config.opencollective.is_none() {
                 return Ok(Outcome::Skipped(
@@ -173,8 +196,8 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
                 ));
             }
             let options = crate::sources::opencollective::SyncOptions::default();
-            // The instant the sync reads up to: the job's clock is the wall clock.
-            let now = chrono::Utc::now();
+            // The instant the sync reads up to.
+            let now = clock.now();
             let report =
                 crate::sources::opencollective::sync(&db, &config, &secrets, options, now, |_| {})
                     .await?;
@@ -217,14 +240,14 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
         }
     });
     r.register("monthly_report", move |db, config| {
-        let secrets = secrets.clone();
+        let (secrets, clock) = (secrets.clone(), clock.clone());
         async move {
             if config.smtp.is_none() {
                 return Ok(Outcome::Skipped(
                     "no [smtp] table in the configuration".into(),
                 ));
             }
-            let month = crate::calendar::Month::of(chrono::Utc::now()).prev();
+            let month = crate::calendar::Month::of(clock.now()).prev();
             let options = crate::email::outbox::DrainOptions {
                 wait_for_retries: std::time::Duration::from_secs(50),
                 ..Default::default()
@@ -240,35 +263,37 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>) -> Registry {
 }
 
 /// Starts the per-instance jobs of `registry` (see the module doc): each runs once now, then on
-/// its `[schedule]` entry, at most [`PER_INSTANCE_MAX_WAIT`] apart, until the runtime stops.
-pub fn spawn_per_instance(db: DatabaseConnection, config: Arc<Config>, registry: &Registry) {
+/// its `[schedule]` entry (read on `clock`), at most [`PER_INSTANCE_MAX_WAIT`] apart, until the
+/// runtime stops.
+pub fn spawn_per_instance(
+    db: DatabaseConnection,
+    config: Arc<Config>,
+    registry: &Registry,
+    clock: Clock,
+) {
     for (name, f) in &registry.per_instance {
-        let (name, f, db, config) = (name.clone(), f.clone(), db.clone(), config.clone());
+        let (name, f, db, config, clock) = (
+            name.clone(),
+            f.clone(),
+            db.clone(),
+            config.clone(),
+            clock.clone(),
+        );
         let job_loop = async move {
             // Each run has its span: `job` and `run_id`, this instance's count of the job's
             // runs (per-instance runs are not recorded in `job_runs`).
             for run_id in 1u64.. {
                 let span = tracing::info_span!("job", job = %name, run_id);
-                // A panic is caught here too, so the loop goes on (the gate also catches its
-                // own and marks its snapshot stale).
-                match std::panic::AssertUnwindSafe(f(db.clone(), config.clone()))
-                    .catch_unwind()
-                    .instrument(span)
-                    .await
-                {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => {
-                        tracing::debug!(job = %name, error = %format!("{e:#}"), "per-instance job failed")
-                    }
-                    Err(panic) => {
-                        tracing::error!(job = %name, panic = %panic_message(panic.as_ref()), "per-instance job panicked")
-                    }
+                // A failed run is the job's own to log (the gate logs its refresh's failure
+                // once and answers from its last snapshot); the loop goes on.
+                if let Err(e) = f(db.clone(), config.clone()).instrument(span).await {
+                    tracing::debug!(job = %name, error = %error_chain(e.as_ref()), "per-instance job failed");
                 }
-                let now = Utc::now();
+                let now = clock.now();
                 let wait = config
                     .schedule
                     .get(&name)
-                    .and_then(|s| s.schedule.upcoming(Utc).next())
+                    .and_then(|s| s.schedule.after(&now).next())
                     .and_then(|next| (next - now).to_std().ok())
                     .unwrap_or(PER_INSTANCE_MAX_WAIT)
                     .min(PER_INSTANCE_MAX_WAIT);
@@ -279,23 +304,56 @@ pub fn spawn_per_instance(db: DatabaseConnection, config: Arc<Config>, registry:
     }
 }
 
+/// A job's tick that is due: run it with [`Scheduler::run_tick`].
+#[derive(Clone)]
+pub struct Due {
+    pub job: String,
+    pub tick: DateTime<Utc>,
+    pub f: JobFn,
+}
+
+/// A scheduled job and the latest of its ticks this scheduler has handled.
+struct Scheduled {
+    name: String,
+    schedule: cron::Schedule,
+    f: JobFn,
+    last: DateTime<Utc>,
+}
+
 pub struct Scheduler {
     db: DatabaseConnection,
     config: Arc<Config>,
     registry: Registry,
     instance: String,
     lease: ChronoDuration,
+    clock: Clock,
+    /// The scheduled jobs, from [`Scheduler::start`] on.
+    jobs: Mutex<Vec<Scheduled>>,
 }
 
 impl Scheduler {
-    pub fn new(db: DatabaseConnection, config: Arc<Config>, registry: Registry) -> Scheduler {
+    /// A scheduler of `registry`'s jobs on `config`'s `[schedule]`, reading "now" from `clock`.
+    pub fn new(
+        db: DatabaseConnection,
+        config: Arc<Config>,
+        registry: Registry,
+        clock: Clock,
+    ) -> Scheduler {
         Scheduler {
             db,
             config,
             registry,
             instance: leases::instance_id(),
             lease: LEASE,
+            clock,
+            jobs: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The same scheduler under another instance name (several in one process, in tests).
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Scheduler {
+        self.instance = instance.into();
+        self
     }
 
     /// The same scheduler with leases of `lease` instead of [`LEASE`] (renewed every third).
@@ -308,21 +366,102 @@ impl Scheduler {
         &self.instance
     }
 
-    /// The scheduled jobs that have an implementation.
-    fn scheduled(&self) -> Vec<(String, cron::Schedule, JobFn)> {
+    /// The scheduled jobs that have an implementation, each as handled up to `now`.
+    fn scheduled(&self, now: DateTime<Utc>) -> Vec<Scheduled> {
         let mut out = Vec::new();
         for (name, schedule) in &self.config.schedule {
             if PER_INSTANCE.contains(&name.as_str()) {
                 continue;
             }
             match self.registry.get(name) {
-                Some(f) => out.push((name.clone(), schedule.schedule.clone(), f.clone())),
+                Some(f) => out.push(Scheduled {
+                    name: name.clone(),
+                    schedule: schedule.schedule.clone(),
+                    f: f.clone(),
+                    last: now,
+                }),
                 None => {
                     tracing::info!(job = %name, "scheduled job not available in this build; not run")
                 }
             }
         }
         out
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Vec<Scheduled>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts scheduling at `now`: every scheduled job counts as handled up to `now`, and the
+    /// runs to catch up are answered (a job whose latest due tick has no run although an
+    /// earlier tick has one, see the module doc).
+    pub async fn start(&self, now: DateTime<Utc>) -> Vec<Due> {
+        let jobs = self.scheduled(now);
+        let mut due = Vec::new();
+        for job in &jobs {
+            match self.missed_tick(&job.name, &job.schedule, now).await {
+                Ok(Some(tick)) => {
+                    tracing::info!(job = %job.name, tick = %tick, "catching up a missed run");
+                    due.push(Due {
+                        job: job.name.clone(),
+                        tick,
+                        f: job.f.clone(),
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(job = %job.name, error = %error_chain(&e), "cannot check for missed runs")
+                }
+            }
+        }
+        *self.jobs() = jobs;
+        due
+    }
+
+    /// The ticks due at `now` since the last call: for each job, its latest tick in
+    /// (last handled, `now`] (ticks this instance slept through are skipped), then handled.
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<Due> {
+        let mut out = Vec::new();
+        for job in self.jobs().iter_mut() {
+            let latest = job
+                .schedule
+                .after(&job.last)
+                .take_while(|t| *t <= now)
+                .last();
+            if let Some(tick) = latest {
+                job.last = tick;
+                out.push(Due {
+                    job: job.name.clone(),
+                    tick,
+                    f: job.f.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The next tick of any job after those handled; `None` when no job is scheduled.
+    pub fn next_tick(&self) -> Option<DateTime<Utc>> {
+        self.jobs()
+            .iter()
+            .filter_map(|j| j.schedule.after(&j.last).next())
+            .min()
+    }
+
+    /// Runs every tick due at `now` ([`Scheduler::due`]) and waits for them all: what the loop
+    /// of [`Scheduler::run`] does when it wakes, except that it does not wait. The runs this
+    /// instance claimed, as `(job, tick, run id)`.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Vec<(String, DateTime<Utc>, Option<i64>)> {
+        self.run_all(self.due(now)).await
+    }
+
+    /// Runs `due` concurrently and waits for them all.
+    pub async fn run_all(&self, due: Vec<Due>) -> Vec<(String, DateTime<Utc>, Option<i64>)> {
+        let runs = due.into_iter().map(|d| async move {
+            let id = self.run_tick(&d.job, d.tick, d.f).await;
+            (d.job, d.tick, id)
+        });
+        futures_util::future::join_all(runs).await
     }
 
     /// Runs until `shutdown` turns true, then waits up to `grace` for running jobs.
@@ -332,38 +471,23 @@ impl Scheduler {
     }
 
     async fn run_in_span(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
-        let jobs = self.scheduled();
         let this = Arc::new(self);
         let mut running = tokio::task::JoinSet::new();
-        let now = Utc::now();
-        let mut last: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
-        for (name, schedule, f) in &jobs {
-            last.insert(name.clone(), now);
-            match this.missed_tick(name, schedule, now).await {
-                Ok(Some(tick)) => {
-                    tracing::info!(job = %name, tick = %tick, "catching up a missed run");
-                    let (this, name, f) = (this.clone(), name.clone(), f.clone());
-                    running.spawn(
-                        async move { this.run_tick(&name, tick, f).await }.in_current_span(),
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(job = %name, error = %format!("{e:#}"), "cannot check for missed runs")
-                }
-            }
+        let spawn = |running: &mut tokio::task::JoinSet<Option<i64>>, d: Due| {
+            let this = this.clone();
+            running
+                .spawn(async move { this.run_tick(&d.job, d.tick, d.f).await }.in_current_span());
+        };
+        for d in this.start(this.clock.now()).await {
+            spawn(&mut running, d);
         }
         loop {
             while running.try_join_next().is_some() {}
-            let next = jobs
-                .iter()
-                .filter_map(|(name, schedule, _)| schedule.after(&last[name]).next())
-                .min();
-            let Some(next) = next else {
+            let Some(next) = this.next_tick() else {
                 let _ = shutdown.changed().await;
                 break;
             };
-            let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            let wait = (next - this.clock.now()).to_std().unwrap_or(Duration::ZERO);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
@@ -371,24 +495,8 @@ impl Scheduler {
             if *shutdown.borrow() {
                 break;
             }
-            let now = Utc::now();
-            for (name, schedule, f) in &jobs {
-                let Some(tick) = schedule.after(&last[name]).next() else {
-                    continue;
-                };
-                if tick > now {
-                    continue;
-                }
-                // Skip ticks this instance slept through; run the latest due one.
-                let latest = schedule
-                    .after(&last[name])
-                    .take_while(|t| *t <= now)
-                    .last()
-                    .unwrap_or(tick);
-                last.insert(name.clone(), latest);
-                let (this, name, f) = (this.clone(), name.clone(), f.clone());
-                running
-                    .spawn(async move { this.run_tick(&name, latest, f).await }.in_current_span());
+            for d in this.due(this.clock.now()) {
+                spawn(&mut running, d);
             }
         }
         if !running.is_empty() {
@@ -415,20 +523,11 @@ impl Scheduler {
         job: &str,
         schedule: &cron::Schedule,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let Some(last_run) = job_runs::Entity::find()
-            .filter(job_runs::Column::Job.eq(job))
-            .order_by_desc(job_runs::Column::ScheduledFor)
-            .limit(1)
-            .one(&self.db)
-            .await?
-        else {
+    ) -> Result<Option<DateTime<Utc>>, DbErr> {
+        let Some(last_tick) = store::latest_tick(&self.db, job).await? else {
             return Ok(None); // never ran: nothing was missed
         };
-        let due = schedule
-            .after(&last_run.scheduled_for)
-            .take_while(|t| *t <= now)
-            .last();
+        let due = schedule.after(&last_tick).take_while(|t| *t <= now).last();
         Ok(due)
     }
 
@@ -448,188 +547,138 @@ impl Scheduler {
             }
             Ok(None) => None,
             Err(e) => {
-                tracing::warn!(job, tick = %tick, error = %format!("{e:#}"), "cannot claim the run");
+                tracing::warn!(job, tick = %tick, error = %error_chain(&e), "cannot claim the run");
                 None
             }
         }
     }
 
     /// Inserts the run row; `None` when another instance already has this tick.
-    async fn claim(&self, job: &str, tick: DateTime<Utc>) -> anyhow::Result<Option<i64>> {
-        use job_runs::Column as R;
-        let insert = Query::insert()
-            .into_table(job_runs::Entity)
-            .columns([
-                R::Job,
-                R::ScheduledFor,
-                R::StartedAt,
-                R::Outcome,
-                R::Instance,
-            ])
-            .values_panic([
-                Expr::val(job),
-                Expr::val(tick),
-                Expr::val(Utc::now()),
-                Expr::val("running"),
-                Expr::val(self.instance.as_str()),
-            ])
-            .on_conflict(
-                OnConflict::columns([R::Job, R::ScheduledFor])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .to_owned();
-        let result = self
-            .db
-            .execute(&insert)
-            .await
-            .context("inserting the run")?;
-        if result.rows_affected() == 0 {
-            return Ok(None);
+    async fn claim(&self, job: &str, tick: DateTime<Utc>) -> Result<Option<i64>, SchedulerError> {
+        match store::claim(&self.db, job, tick, &self.instance, self.clock.now()).await? {
+            store::Claim::Won(id) => Ok(Some(id)),
+            store::Claim::Taken => Ok(None),
+            store::Claim::Missing => Err(SchedulerError::ClaimedRunMissing {
+                job: job.to_string(),
+                tick,
+            }),
         }
-        let row = job_runs::Entity::find()
-            .filter(R::Job.eq(job))
-            .filter(R::ScheduledFor.eq(tick))
-            .one(&self.db)
-            .await?
-            .context("the claimed run disappeared")?;
-        Ok(Some(row.id))
     }
 
     async fn execute(&self, run_id: i64, job: &str, f: JobFn) {
-        let outcome = match leases::acquire(&self.db, job, &self.instance, self.lease).await {
-            Ok(Err(holder)) => Err(("skipped", format!("{LEASE_HELD} {holder}"))),
-            Err(e) => Err(("failed", format!("cannot take the lease: {e:#}"))),
+        let acquired =
+            leases::acquire(&self.db, job, &self.instance, self.lease, self.clock.now()).await;
+        let outcome = match acquired {
+            Ok(Err(holder)) => Err((RunOutcome::Skipped, format!("{LEASE_HELD} {holder}"))),
+            Err(e) => Err((
+                RunOutcome::Failed,
+                format!("cannot take the lease: {}", error_chain(&e)),
+            )),
             Ok(Ok(lease)) => {
-                let work = std::panic::AssertUnwindSafe(f(self.db.clone(), self.config.clone()))
-                    .catch_unwind();
+                // The job runs as a task of its own, in this span: a panic in it ends that
+                // task only and comes back as the task's error.
+                let mut work =
+                    tokio::spawn(f(self.db.clone(), self.config.clone()).in_current_span());
                 // A lost lease (another instance took it over) stops the work where it is.
                 let result = tokio::select! {
-                    r = work => Some(r),
-                    _ = lease.keep(&self.db) => None,
+                    r = &mut work => Some(r),
+                    _ = lease.keep(&self.db, &self.clock) => None,
                 };
+                if result.is_none() {
+                    work.abort();
+                }
                 if let Err(e) = lease.release(&self.db).await {
                     tracing::warn!(job, error = %e, "cannot release the lease; it will expire");
                 }
                 match result {
                     None => Err((
-                        "failed",
+                        RunOutcome::Failed,
                         format!(
                             "the lease (token {}) was lost to another instance; the run was stopped",
                             lease.token
                         ),
                     )),
                     Some(Ok(Ok(Outcome::Done(summary)))) => Ok(summary),
-                    Some(Ok(Ok(Outcome::Skipped(why)))) => Err(("skipped", why)),
-                    Some(Ok(Err(e))) => Err(("failed", format!("{e:#}"))),
-                    Some(Err(panic)) => Err(("panicked", panic_message(panic.as_ref()))),
+                    Some(Ok(Ok(Outcome::Skipped(why)))) => Err((RunOutcome::Skipped, why)),
+                    Some(Ok(Err(e))) => Err((RunOutcome::Failed, error_chain(e.as_ref()))),
+                    Some(Err(e)) if e.is_panic() => {
+                        Err((
+                        RunOutcome::Panicked,
+                        panic_message(e.into_panic().as_ref()),
+                    ))
+                    }
+                    Some(Err(_)) => Err((RunOutcome::Failed, "the run was cancelled".to_string())),
                 }
             }
         };
-        let (label, text) = match &outcome {
-            Ok(summary) => ("ok", summary.clone()),
-            Err((label, text)) => (*label, text.clone()),
+        let (outcome, text) = match outcome {
+            Ok(summary) => (RunOutcome::Ok, summary),
+            Err(failed) => failed,
         };
-        match label {
-            "ok" | "skipped" => tracing::info!(job, run = run_id, outcome = label, "{text}"),
+        let label = outcome.as_str();
+        match outcome {
+            RunOutcome::Ok | RunOutcome::Skipped => {
+                tracing::info!(job, run = run_id, outcome = label, "{text}")
+            }
             _ => {
                 tracing::error!(job, run = run_id, outcome = label, error = %text, "job run failed")
             }
         }
-        let update = Query::update()
-            .table(job_runs::Entity)
-            .value(job_runs::Column::FinishedAt, Utc::now())
-            .value(job_runs::Column::Outcome, label)
-            .value(job_runs::Column::Error, Some(text))
-            .and_where(Expr::col(job_runs::Column::Id).eq(run_id))
-            .to_owned();
-        if let Err(e) = self.db.execute(&update).await {
+        let finished = store::finish(&self.db, run_id, outcome, text, self.clock.now()).await;
+        if let Err(e) = finished {
             tracing::warn!(job, run = run_id, error = %e, "cannot record the end of the run");
         }
     }
 }
 
-/// Runs `job` now (an admin's request), as a tick at the current second.
+/// Runs `job` now (an admin's request), as a tick at `clock`'s current second.
 pub async fn run_now(
     db: DatabaseConnection,
     config: Arc<Config>,
     registry: &Registry,
+    clock: &Clock,
     job: &str,
-) -> anyhow::Result<Option<job_runs::Model>> {
-    let tick = DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("valid");
-    run_at(db, config, registry, job, tick).await
+) -> Result<Option<Run>, SchedulerError> {
+    let tick = clock.now().trunc_subsecs(0);
+    run_at(db, config, registry, clock, job, tick).await
 }
 
-/// Runs `job` now for an outside hint (a webhook), as a tick at the current millisecond: never
-/// a scheduled tick's (whole seconds), so it is claimed apart from them, and under the same
-/// lease, so it never overlaps a run here or on another instance (it is then recorded as
+/// Runs `job` now for an outside hint (a webhook), as a tick at `clock`'s current millisecond:
+/// never a scheduled tick's (whole seconds), so it is claimed apart from them, and under the
+/// same lease, so it never overlaps a run here or on another instance (it is then recorded as
 /// skipped, see [`lease_was_held`]).
 pub async fn run_triggered(
     db: DatabaseConnection,
     config: Arc<Config>,
     registry: &Registry,
+    clock: &Clock,
     job: &str,
-) -> anyhow::Result<Option<job_runs::Model>> {
-    let mut tick = Utc::now().trunc_subsecs(3);
+) -> Result<Option<Run>, SchedulerError> {
+    let mut tick = clock.now().trunc_subsecs(3);
     if tick.timestamp_subsec_millis() == 0 {
         tick += ChronoDuration::milliseconds(1);
     }
-    run_at(db, config, registry, job, tick).await
+    run_at(db, config, registry, clock, job, tick).await
 }
 
 async fn run_at(
     db: DatabaseConnection,
     config: Arc<Config>,
     registry: &Registry,
+    clock: &Clock,
     job: &str,
     tick: DateTime<Utc>,
-) -> anyhow::Result<Option<job_runs::Model>> {
+) -> Result<Option<Run>, SchedulerError> {
     let Some(f) = registry.get(job).cloned() else {
         return Ok(None);
     };
-    let scheduler = Scheduler::new(db.clone(), config, registry.clone());
-    let id = scheduler
-        .run_tick(job, tick, f)
-        .await
-        .context("this instant's run of the job was already claimed; try again")?;
-    Ok(job_runs::Entity::find_by_id(id).one(&db).await?)
-}
-
-/// When each of `jobs` last ended `ok` (jobs that never did are left out): one lookup per job
-/// through the index on `(job, outcome, finished_at)`, whatever the number of runs kept.
-pub async fn last_successes<'a>(
-    db: &impl ConnectionTrait,
-    jobs: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<(String, DateTime<Utc>)>, sea_orm::DbErr> {
-    use job_runs::Column as R;
-    let mut out = Vec::new();
-    for job in jobs {
-        let last = job_runs::Entity::find()
-            .filter(R::Job.eq(job))
-            .filter(R::Outcome.eq("ok"))
-            .filter(R::FinishedAt.is_not_null())
-            .order_by_desc(R::FinishedAt)
-            .limit(1)
-            .one(db)
-            .await?;
-        if let Some(t) = last.and_then(|r| r.finished_at) {
-            out.push((job.to_string(), t));
-        }
-    }
-    Ok(out)
-}
-
-/// Recent runs, newest first, optionally of one job.
-pub async fn recent_runs(
-    db: &impl ConnectionTrait,
-    job: Option<&str>,
-    limit: u64,
-) -> Result<Vec<job_runs::Model>, sea_orm::DbErr> {
-    let mut q = job_runs::Entity::find()
-        .order_by_desc(job_runs::Column::ScheduledFor)
-        .order_by_desc(job_runs::Column::Id);
-    if let Some(job) = job {
-        q = q.filter(job_runs::Column::Job.eq(job));
-    }
-    q.limit(limit).all(db).await
+    let scheduler = Scheduler::new(db.clone(), config, registry.clone(), clock.clone());
+    let id =
+        scheduler
+            .run_tick(job, tick, f)
+            .await
+            .ok_or_else(|| SchedulerError::AlreadyClaimed {
+                job: job.to_string(),
+            })?;
+    Ok(store::run(&db, id).await?)
 }

@@ -71,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::parse(&config_text(), "bench")?;
     config.database.url = url;
     let conn = db::connect(&config).await?;
-    db::prepare(&conn, &config).await?;
+    db::prepare(&conn, &config, buildfund_jobs::clock::Clock::system().now()).await?;
 
     let month = Month::parse("2026-10")?;
     let span = month.span();

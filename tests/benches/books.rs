@@ -359,7 +359,7 @@ async fn run(
     let mut short = Config::parse(&config_text(current), "bench")?;
     short.database.url = url.clone();
     let conn = db::connect(&long).await?;
-    db::prepare(&conn, &long).await?;
+    db::prepare(&conn, &long, buildfund_jobs::clock::Clock::system().now()).await?;
 
     let started = Instant::now();
     fill(&conn, first, months, steps, now, dense).await?;

@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::parse(CONFIG, "bench")?;
     config.database.url = source_url.clone();
     let conn = db::connect(&config).await?;
-    db::prepare(&conn, &config).await?;
+    db::prepare(&conn, &config, buildfund_jobs::clock::Clock::system().now()).await?;
 
     let t = Instant::now();
     let total = months * steps;

@@ -151,7 +151,9 @@ async fn main() {
     std::fs::write(&config_path, &config_text).unwrap();
     let config = Config::parse(&config_text, "bench").unwrap();
     let conn = db::connect(&config).await.unwrap();
-    db::prepare(&conn, &config).await.unwrap();
+    db::prepare(&conn, &config, buildfund_jobs::clock::Clock::system().now())
+        .await
+        .unwrap();
 
     let now = Utc::now();
     let rows: Vec<subscribers::ActiveModel> = (0..n)

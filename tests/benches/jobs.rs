@@ -90,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::parse(&config_text(month), "bench")?;
     config.database.url = bench.url.clone();
     let conn = db::connect(&config).await?;
-    db::prepare(&conn, &config).await?;
+    db::prepare(&conn, &config, buildfund_jobs::clock::Clock::system().now()).await?;
 
     let span = month.span();
     let (start, len) = (span.start, span.len());

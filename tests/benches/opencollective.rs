@@ -217,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let config = Config::parse(&text, "bench")?;
     let conn = db::connect(&config).await?;
-    db::prepare(&conn, &config).await?;
+    db::prepare(&conn, &config, buildfund_jobs::clock::Clock::system().now()).await?;
     let before = peak_memory_mib();
 
     let started = Instant::now();

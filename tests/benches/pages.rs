@@ -86,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     config.database.url = url;
     let config = Arc::new(config);
     let conn = db::connect(&config).await?;
-    db::prepare(&conn, &config).await?;
+    db::prepare(&conn, &config, buildfund_jobs::clock::Clock::system().now()).await?;
     let app = Application::build(
         config.clone(),
         Arc::new(buildfund_jobs::config::Secrets::from_env(&config)),
@@ -193,7 +193,7 @@ async fn main() -> anyhow::Result<()> {
         if database.is_some() { "PostgreSQL" } else { "SQLite" }
     );
 
-    let gate = Gate::new(config.clone());
+    let gate = Gate::new(config.clone(), buildfund_jobs::clock::Clock::system());
     gate.refresh(&conn).await?;
     let current = gate.current();
     let at = DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now");

@@ -286,7 +286,9 @@ impl TestApp {
         config.server.workers = Some(2);
         let config = Arc::new(config);
         let conn = db::connect(&config).await.expect("connect");
-        db::prepare(&conn, &config).await.expect("migrate");
+        db::prepare(&conn, &config, clock.now())
+            .await
+            .expect("migrate");
         let options = ServeOptions {
             handle_signals: false,
             shutdown_timeout: Duration::from_secs(1),

@@ -5,6 +5,7 @@
 //! The machine `gpu01` is metered at 3600.00 EUR per busy hour, i.e. exactly 1.00 EUR per busy
 //! second, so every figure below is worked out by hand from the step lengths.
 use actix_web::HttpResponse;
+use buildfund_jobs::clock::Clock;
 use buildfund_tests::recorder::header;
 use buildfund_tests::{db_test, TestApp, HYDRA_PASSWORD_ENV};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
@@ -90,17 +91,19 @@ fn projected_at(spent: i64, as_of: &str) -> i64 {
 
 db_test!(
     the_gate_walks_open_warn_closed_as_steps_arrive,
-    CONFIG,
+    // The server's clock stands 40 seconds into a month.
+    TestApp::builder(CONFIG).clock(Clock::manual("2026-11-01T00:00:40Z".parse().unwrap())),
     |app| async move {
         // Steps are placed at the start of the current month (the snapshot is "now").
-        let now = Utc::now();
+        let now = app.clock.now();
         let month_start = Utc
             .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
             .unwrap()
             .timestamp();
-        if now.timestamp() - month_start < 30 {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        }
+        assert!(
+            now.timestamp() - month_start >= 30,
+            "the steps below are over"
+        );
 
         // Nothing spent: open (spent 0, projected 0, balance 1,000,000.00 > reserve 50.00).
         let g = app.get_gate("nixpkgs/gpu-a100").await;
@@ -571,17 +574,20 @@ db_test!(
             .wait_for(|r| r.3.contains("\"to\":\"closed\"") && r.3.contains("\"pool\":\"cuda\""))
             .await;
         // Delivered twice: the 500 was retried after the backoff.
-        let got = if got.len() < 2 {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            seen.lock()
+        let mut got = got;
+        for _ in 0..40 {
+            if got.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            got = seen
+                .lock()
                 .unwrap()
                 .iter()
                 .filter(|r| r.3.contains("\"to\":\"closed\"") && r.3.contains("\"pool\":\"cuda\""))
                 .cloned()
-                .collect()
-        } else {
-            got
-        };
+                .collect();
+        }
         assert_eq!(got.len(), 2, "{got:?}");
         let r = &got[1];
         assert_eq!((r.0.as_str(), r.1.as_str()), ("POST", "/hook"));

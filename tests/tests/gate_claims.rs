@@ -7,6 +7,7 @@
 use crate::gate::{cuda_events, ingest, store_jobsets, CONFIG};
 use actix_web::HttpResponse;
 use buildfund_entity::{build_steps, gate_events, hydra_jobset_holds, job_leases, sync_cursors};
+use buildfund_jobs::clock::Clock;
 use buildfund_jobs::db::leases;
 use buildfund_jobs::scheduler::{Outcome, Registry, Scheduler};
 use buildfund_tests::recorder::{header, Request};
@@ -212,18 +213,18 @@ db_test!(
 db_test!(a_lost_lease_stops_its_work, |app| async move {
     let db = &app.db;
     let minute = chrono::Duration::minutes(1);
-    let a = leases::acquire(db, "work", "a", minute)
+    let a = leases::acquire(db, "work", "a", minute, Utc::now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(
-        leases::acquire(db, "work", "b", minute)
+        leases::acquire(db, "work", "b", minute, Utc::now())
             .await
             .unwrap()
             .unwrap_err(),
         "a"
     );
-    assert!(a.renew(db).await.unwrap() && a.check(db).await.unwrap());
+    assert!(a.renew(db, Utc::now()).await.unwrap() && a.check(db, Utc::now()).await.unwrap());
     // a stalls past its lease; b takes it over.
     job_leases::Entity::update_many()
         .col_expr(
@@ -233,37 +234,55 @@ db_test!(a_lost_lease_stops_its_work, |app| async move {
         .exec(db)
         .await
         .unwrap();
-    let b = leases::acquire(db, "work", "b", minute)
+    let b = leases::acquire(db, "work", "b", minute, Utc::now())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(b.token, a.token + 1);
     assert!(
-        !a.renew(db).await.unwrap(),
+        !a.renew(db, Utc::now()).await.unwrap(),
         "a's renewal sees the lease lost"
     );
-    assert!(!a.check(db).await.unwrap());
+    assert!(!a.check(db, Utc::now()).await.unwrap());
     a.release(db).await.unwrap();
-    assert!(b.check(db).await.unwrap(), "a's release leaves b's lease");
+    assert!(
+        b.check(db, Utc::now()).await.unwrap(),
+        "a's release leaves b's lease"
+    );
 
-    // A run whose lease another instance takes over stops before its write.
+    // A run whose lease another instance takes over stops before its write. The job writes
+    // only once the test lets it (after the run was stopped): a run still going would then.
+    let (started, proceed) = (
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
     let mut registry = Registry::default();
-    registry.register("long", |db, _| async move {
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        sync_cursors::ActiveModel {
-            name: Set("written by a stopped run".into()),
-            value: Set("x".into()),
-            updated_at: Set(Utc::now()),
+    let (s, p) = (started.clone(), proceed.clone());
+    registry.register("long", move |db, _| {
+        let (started, proceed) = (s.clone(), p.clone());
+        async move {
+            started.notify_one();
+            proceed.notified().await;
+            sync_cursors::ActiveModel {
+                name: Set("written by a stopped run".into()),
+                value: Set("x".into()),
+                updated_at: Set(Utc::now()),
+            }
+            .insert(&db)
+            .await?;
+            Ok(Outcome::Done("wrote".into()))
         }
-        .insert(&db)
-        .await?;
-        Ok(Outcome::Done("wrote".into()))
     });
-    let scheduler = Scheduler::new(app.db.clone(), app.config.clone(), registry.clone())
-        .with_lease(chrono::Duration::seconds(3));
+    let scheduler = Scheduler::new(
+        app.db.clone(),
+        app.config.clone(),
+        registry.clone(),
+        Clock::system(),
+    )
+    .with_lease(chrono::Duration::seconds(3));
     let tick = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
     let thief = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        started.notified().await;
         job_leases::Entity::update_many()
             .col_expr(job_leases::Column::Holder, Expr::value("another instance"))
             .col_expr(
@@ -289,13 +308,15 @@ db_test!(a_lost_lease_stops_its_work, |app| async move {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(run.outcome, "failed");
+    assert_eq!(run.outcome.as_str(), "failed");
     assert!(
         run.error.as_deref().unwrap().contains("lease"),
         "{:?}",
         run.error
     );
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Were the run still going, it would write now.
+    proceed.notify_one();
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sync_cursors::Entity::find_by_id("written by a stopped run")
         .one(&app.db)
         .await

@@ -122,7 +122,7 @@ db_test!(
         }
         let runs = quiet(&app).await;
         assert_eq!(runs.len(), 1, "{runs:?}");
-        assert_eq!(runs[0].outcome, "ok", "{runs:?}");
+        assert_eq!(runs[0].outcome.as_str(), "ok", "{runs:?}");
         assert_eq!(app.opencollective().state().syncs, 1);
         let month = Month::of(Utc::now() - chrono::Duration::seconds(60)).to_string();
         let donations = app.get_donations(&month).await;
@@ -162,7 +162,7 @@ db_test!(
             runs.len()
         );
         assert_eq!(syncs as usize, runs.len(), "every run read the API once");
-        assert!(runs.iter().all(|r| r.outcome == "ok"), "{runs:?}");
+        assert!(runs.iter().all(|r| r.outcome.as_str() == "ok"), "{runs:?}");
         assert!(page(&app).await.contains(DONOR));
     }
 );

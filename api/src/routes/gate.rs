@@ -6,9 +6,9 @@ use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_jobs::bounds::{At, Refused};
-use buildfund_jobs::gate::{self, pool_slug, Decision, GateError};
+use buildfund_jobs::gate::{self, pool_slug, Decision};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 #[derive(Deserialize)]
@@ -60,6 +60,50 @@ pub async fn get_gate(
     }))
 }
 
+/// One entry of the audit, as the API shows it.
+#[derive(Serialize)]
+pub struct EventView {
+    id: i64,
+    at: DateTime<Utc>,
+    pool: String,
+    kind: String,
+    from_state: Option<String>,
+    to_state: Option<String>,
+    actor: Option<String>,
+    reason: String,
+    until: Option<DateTime<Utc>>,
+    details: Option<String>,
+}
+
+impl From<gate::Event> for EventView {
+    fn from(e: gate::Event) -> Self {
+        let gate::Event {
+            id,
+            at,
+            pool,
+            kind,
+            from_state,
+            to_state,
+            actor,
+            reason,
+            until,
+            details,
+        } = e;
+        EventView {
+            id,
+            at,
+            pool,
+            kind,
+            from_state,
+            to_state,
+            actor,
+            reason,
+            until,
+            details,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct EventsQuery {
     pool: Option<String>,
@@ -75,7 +119,11 @@ pub async fn events(
     query: web::Query<EventsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let rows = gate::events(&state.db, query.pool.as_deref(), limit).await?;
+    let rows: Vec<EventView> = gate::events(&state.db, query.pool.as_deref(), limit)
+        .await?
+        .into_iter()
+        .map(EventView::from)
+        .collect();
     Ok(HttpResponse::Ok().json(json!({ "events": rows })))
 }
 
@@ -83,15 +131,6 @@ pub async fn events(
 pub struct ControlBody {
     reason: String,
     until: Option<String>,
-}
-
-fn gate_error(e: GateError) -> ApiError {
-    match e {
-        GateError::UnknownPool(_) => ApiError::not_found(e.to_string()),
-        GateError::Invalid(m) => ApiError::client(StatusCode::UNPROCESSABLE_ENTITY, m),
-        GateError::NothingToLift(m) => ApiError::client(StatusCode::CONFLICT, m),
-        GateError::Db(e) => e.into(),
-    }
 }
 
 /// The admin controls, one request shape each.
@@ -137,7 +176,7 @@ async fn control(
         }
         Action::Lift => gate::lift(db, config, pool, actor, reason, now).await,
     };
-    done.map_err(gate_error)?;
+    done?;
     match action {
         Action::Pause => tracing::info!(pool = %pool, actor = %actor, "pool paused"),
         Action::Override => tracing::info!(pool = %pool, actor = %actor, "pool overridden"),

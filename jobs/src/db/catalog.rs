@@ -1,12 +1,15 @@
 //! A copy of the configured funds, pools and machines in the database, refreshed at every
-//! start, so the database alone tells what the books were computed with.
+//! start, so the database alone tells what the books were computed with (and when: `now`).
 use crate::config::Config;
 use buildfund_entity::{funds, machines, pools};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait, Set, TransactionSession, TransactionTrait};
 
-pub async fn store(db: &impl TransactionTrait, config: &Config) -> Result<(), sea_orm::DbErr> {
-    let now = Utc::now();
+pub async fn store(
+    db: &impl TransactionTrait,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<(), sea_orm::DbErr> {
     let txn = db.begin().await?;
     funds::Entity::delete_many().exec(&txn).await?;
     pools::Entity::delete_many().exec(&txn).await?;

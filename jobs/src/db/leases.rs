@@ -5,8 +5,9 @@
 //! for the holder with the current token and an unexpired lease, so an instance that was paused
 //! past its lease (a long GC, a stalled network) and whose lease another instance took learns
 //! it at its next renewal or check and stops, instead of writing over the new holder's work.
+use crate::clock::Clock;
 use buildfund_entity::job_leases;
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, ExprTrait};
 
@@ -19,16 +20,16 @@ pub struct Lease {
     pub duration: Duration,
 }
 
-/// Takes the lease `name` for `holder` unless a live one exists (the holder's own included:
-/// work never overlaps itself). `Err(holder)` names who has it.
+/// Takes the lease `name` for `holder` at `now` unless a live one exists (the holder's own
+/// included: work never overlaps itself). `Err(holder)` names who has it.
 pub async fn acquire(
     db: &impl ConnectionTrait,
     name: &str,
     holder: &str,
     duration: Duration,
+    now: DateTime<Utc>,
 ) -> Result<Result<Lease, String>, DbErr> {
     use job_leases::Column as L;
-    let now = Utc::now();
     let insert = Query::insert()
         .into_table(job_leases::Entity)
         .columns([L::Job, L::Holder, L::AcquiredAt, L::ExpiresAt, L::Token])
@@ -77,9 +78,13 @@ impl Lease {
             .and(Expr::col(L::Token).eq(self.token))
     }
 
-    /// Extends the lease; `false` when it was lost (expired, or taken with a newer token).
-    pub async fn renew(&self, db: &impl ConnectionTrait) -> Result<bool, DbErr> {
-        let now = Utc::now();
+    /// Extends the lease from `now`; `false` when it was lost (expired by `now`, or taken with
+    /// a newer token).
+    pub async fn renew(
+        &self,
+        db: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
         let renew = Query::update()
             .table(job_leases::Entity)
             .value(job_leases::Column::ExpiresAt, now + self.duration)
@@ -89,14 +94,18 @@ impl Lease {
         Ok(db.execute(&renew).await?.rows_affected() == 1)
     }
 
-    /// Whether the lease is still this instance's, unexpired: checked before each write or
-    /// outside action the lease guards.
-    pub async fn check(&self, db: &impl ConnectionTrait) -> Result<bool, DbErr> {
+    /// Whether the lease is still this instance's, unexpired at `now`: checked before each
+    /// write or outside action the lease guards.
+    pub async fn check(
+        &self,
+        db: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbErr> {
         let row = job_leases::Entity::find_by_id(self.name.clone())
             .one(db)
             .await?;
         Ok(row.is_some_and(|r| {
-            r.holder == self.holder && r.token == self.token && r.expires_at > Utc::now()
+            r.holder == self.holder && r.token == self.token && r.expires_at > now
         }))
     }
 
@@ -110,14 +119,15 @@ impl Lease {
     }
 
     /// Renews the lease every third of its duration until it is lost; returns then. A renewal
-    /// the database does not answer is retried; once the lease has expired it is lost.
-    pub async fn keep(&self, db: &impl ConnectionTrait) {
+    /// the database does not answer is retried; once the lease has expired (by `clock`) it is
+    /// lost.
+    pub async fn keep(&self, db: &impl ConnectionTrait, clock: &Clock) {
         let every = (self.duration / 3)
             .to_std()
             .unwrap_or(std::time::Duration::from_secs(1));
         loop {
             tokio::time::sleep(every).await;
-            match self.renew(db).await {
+            match self.renew(db, clock.now()).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(lease = %self.name, token = self.token, "lease lost; stopping its work");

@@ -4,18 +4,58 @@ pub mod copy;
 pub mod leases;
 
 use crate::config::{describe_database, Config};
-use anyhow::Context;
 use buildfund_migration::{Migrator, MigratorTrait};
+use chrono::{DateTime, Utc};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
     TransactionTrait,
 };
+use std::path::PathBuf;
 use std::time::Duration;
+
+/// Why the database could not be opened or prepared; each step names what it was doing, its
+/// source is the database's (or the file system's) own error.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot connect to the database ({database})")]
+    Connect {
+        database: String,
+        #[source]
+        source: DbErr,
+    },
+    #[error("cannot create the directory {}", .path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A step of opening or migrating the database failed (`step` says which).
+    #[error("{step}")]
+    Step {
+        step: &'static str,
+        #[source]
+        source: DbErr,
+    },
+}
+
+impl DbError {
+    /// The database's own error, when there is one.
+    pub fn db_err(&self) -> Option<&DbErr> {
+        match self {
+            DbError::Connect { source, .. } | DbError::Step { source, .. } => Some(source),
+            DbError::CreateDir { .. } => None,
+        }
+    }
+}
+
+fn step(step: &'static str) -> impl FnOnce(DbErr) -> DbError {
+    move |source| DbError::Step { step, source }
+}
 
 /// Opens a pool on the configured database. A SQLite file is created when missing; every
 /// SQLite connection is opened in WAL mode with full synchronous commits (see
 /// `sqlite_durability`).
-pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbError> {
     let url = &config.database.url;
     let mut options = ConnectOptions::new(url.clone());
     options
@@ -28,12 +68,12 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
         ensure_sqlite_parent(url)?;
         options.map_sqlx_sqlite_opts(sqlite_durability);
     }
-    let db = Database::connect(options).await.with_context(|| {
-        format!(
-            "cannot connect to the database ({})",
-            describe_database(url)
-        )
-    })?;
+    let db = Database::connect(options)
+        .await
+        .map_err(|source| DbError::Connect {
+            database: describe_database(url),
+            source,
+        })?;
     Ok(db)
 }
 
@@ -55,7 +95,7 @@ fn sqlite_durability(
         .foreign_keys(true)
 }
 
-fn ensure_sqlite_parent(url: &str) -> anyhow::Result<()> {
+fn ensure_sqlite_parent(url: &str) -> Result<(), DbError> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
@@ -66,25 +106,31 @@ fn ensure_sqlite_parent(url: &str) -> anyhow::Result<()> {
     }
     if let Some(parent) = std::path::Path::new(path).parent() {
         if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create the directory {}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
         }
     }
     Ok(())
 }
 
-/// Applies pending migrations and stores the configured catalog (funds, pools, machines), in
-/// one transaction. On PostgreSQL that transaction first takes an advisory lock, so several
-/// instances starting at once do this one after the other instead of racing; the lock ends
-/// with the transaction, whatever happens.
-pub async fn prepare(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
+/// Applies pending migrations and stores the configured catalog (funds, pools, machines) as of
+/// `now`, in one transaction. On PostgreSQL that transaction first takes an advisory lock, so
+/// several instances starting at once do this one after the other instead of racing; the lock
+/// ends with the transaction, whatever happens.
+pub async fn prepare(
+    db: &DatabaseConnection,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     // SQLite cannot queue writers the way PostgreSQL's lock does: a transaction that read
     // first fails at once with "database is locked" when another process writes. Several
     // instances starting on one SQLite file therefore retry for a while.
     let mut attempt = 0u32;
     loop {
-        match prepare_once(db, config).await {
-            Err(e) if attempt < 20 && is_sqlite_busy(&e) => {
+        match prepare_once(db, config, now).await {
+            Err(e) if attempt < 20 && e.db_err().is_some_and(is_busy) => {
                 attempt += 1;
                 tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
             }
@@ -93,30 +139,31 @@ pub async fn prepare(db: &DatabaseConnection, config: &Config) -> anyhow::Result
     }
 }
 
-fn is_sqlite_busy(e: &anyhow::Error) -> bool {
-    let text = format!("{e:#}");
-    text.contains("database is locked") || text.contains("database is busy")
-}
-
-async fn prepare_once(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
+async fn prepare_once(
+    db: &DatabaseConnection,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     const LOCK: i64 = 0x6275_696c_6466; // "buildf"
     let txn = begin_write(db)
         .await
-        .context("cannot start the migration transaction")?;
+        .map_err(step("cannot start the migration transaction"))?;
     if db.get_database_backend() == DatabaseBackend::Postgres {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({LOCK})"))
             .await
-            .context("cannot take the migration lock")?;
+            .map_err(step("cannot take the migration lock"))?;
     }
     Migrator::up(&txn, None)
         .await
-        .context("migrating the database failed")?;
-    crate::db::catalog::store(&txn, config)
+        .map_err(step("migrating the database failed"))?;
+    crate::db::catalog::store(&txn, config, now)
         .await
-        .context("storing the configured funds, pools and machines failed")?;
+        .map_err(step(
+            "storing the configured funds, pools and machines failed",
+        ))?;
     txn.commit()
         .await
-        .context("committing the migrations failed")?;
+        .map_err(step("committing the migrations failed"))?;
     Ok(())
 }
 
@@ -148,14 +195,15 @@ pub async fn begin_write<C: TransactionTrait>(db: &C) -> Result<C::Transaction, 
 }
 
 /// Takes the lock row `name` of `book_locks` for the rest of the caller's transaction: one
-/// holder at a time across instances (on SQLite the write lock does it already).
+/// holder at a time across instances (on SQLite the write lock does it already). The row's
+/// `taken_at` is the database's own time: it only marks the row as touched, nothing reads it.
 pub async fn take_lock(db: &impl ConnectionTrait, name: &str) -> Result<(), sea_orm::DbErr> {
     use buildfund_entity::book_locks::{Column as L, Entity};
     use sea_orm::sea_query::{Expr, OnConflict, Query};
     let q = Query::insert()
         .into_table(Entity)
         .columns([L::Name, L::TakenAt])
-        .values_panic([Expr::val(name), Expr::val(chrono::Utc::now())])
+        .values_panic([Expr::val(name), Expr::current_timestamp()])
         .on_conflict(
             OnConflict::column(L::Name)
                 .update_column(L::TakenAt)

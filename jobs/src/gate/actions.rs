@@ -9,17 +9,20 @@
 //! each is recorded in `gate_events` (kinds `webhook_failed`, `hydra_failed`, `hydra_refused`),
 //! so `GET /api/v1/gate/events` shows them. Both go through [`crate::http`]'s clients, which
 //! follow no redirect to another origin.
+use crate::clock::Clock;
 use crate::config::{Config, Secrets};
 use crate::db::leases::{self, instance_id};
+use crate::failure::error_chain;
 use crate::gate::holds::{Round, HYDRA_LEASE};
-use crate::gate::hydra_web::HydraWeb;
+use crate::gate::hydra_web::{HydraError, HydraWeb};
+use crate::gate::store;
 use crate::gate::{record_note, webhooks, ChangeSink, State};
 use crate::http;
-use buildfund_entity::hydra_jobset_holds;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::DatabaseConnection;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How long the Hydra lease lasts without renewal (renewed every third of it).
 pub const HYDRA_LEASE_SECONDS: i64 = 120;
@@ -29,6 +32,7 @@ pub struct Actions {
     config: Arc<Config>,
     secrets: Arc<Secrets>,
     db: DatabaseConnection,
+    clock: Clock,
     client: reqwest::Client,
     /// This instance, as it holds leases and claims deliveries.
     holder: String,
@@ -39,11 +43,18 @@ pub struct Actions {
 }
 
 impl Actions {
-    pub fn new(config: Arc<Config>, secrets: Arc<Secrets>, db: DatabaseConnection) -> Actions {
+    /// The actions on `config`, dated by `clock`.
+    pub fn new(
+        config: Arc<Config>,
+        secrets: Arc<Secrets>,
+        db: DatabaseConnection,
+        clock: Clock,
+    ) -> Actions {
         Actions {
             config,
             secrets,
             db,
+            clock,
             client: http::client_builder()
                 .timeout(Duration::from_secs(10))
                 .build()
@@ -71,13 +82,16 @@ impl Actions {
             secrets: self.secrets.clone(),
             db: self.db.clone(),
             client: self.client.clone(),
+            clock: self.clock.clone(),
         };
         tokio::spawn(async move {
             let Ok(_running) = running.try_lock() else {
                 return; // a round is under way; the next refresh starts another
             };
             let duration = chrono::Duration::seconds(HYDRA_LEASE_SECONDS);
-            let lease = match leases::acquire(&hydra.db, HYDRA_LEASE, &holder, duration).await {
+            let now = hydra.clock.now();
+            let lease = match leases::acquire(&hydra.db, HYDRA_LEASE, &holder, duration, now).await
+            {
                 Ok(Ok(lease)) => lease,
                 Ok(Err(_)) => return, // another instance acts on Hydra now
                 Err(e) => {
@@ -87,12 +101,13 @@ impl Actions {
             };
             tokio::select! {
                 _ = round(&hydra, &lease, &states, &last_error) => {}
-                _ = lease.keep(&hydra.db) => {}
+                _ = lease.keep(&hydra.db, &hydra.clock) => {}
             }
             if let Err(e) = lease.release(&hydra.db).await {
                 tracing::warn!(error = %e, "cannot release the Hydra lease; it will expire");
             }
-        });
+        }
+        .instrument(tracing::info_span!("hydra_round", holder = %self.holder)));
     }
 }
 
@@ -109,7 +124,7 @@ async fn round(
         .filter(|(_, s)| **s == State::Closed)
         .map(|(p, _)| p.as_str())
         .collect();
-    let held: BTreeSet<String> = match hydra_jobset_holds::Entity::find().all(&hydra.db).await {
+    let held: BTreeSet<String> = match store::holds(&hydra.db, None).await {
         Ok(rows) => rows.into_iter().map(|h| h.pool).collect(),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the Hydra holds; retried at the next refresh");
@@ -156,13 +171,13 @@ async fn report(
     last_error: &Mutex<BTreeMap<String, String>>,
     pool: &str,
     hold: bool,
-    result: &anyhow::Result<()>,
+    result: &Result<(), HydraError>,
 ) {
     let Err(e) = result else {
         last_error.lock().expect("lock").remove(pool);
         return;
     };
-    let msg = format!("{e:#}");
+    let msg = error_chain(e);
     tracing::warn!(%pool, error = %msg, "acting on Hydra failed; retried at the next refresh");
     let repeat = last_error
         .lock()
@@ -172,6 +187,7 @@ async fn report(
     if !repeat {
         let _ = record_note(
             &hydra.db,
+            hydra.clock.now(),
             pool,
             "hydra_failed",
             &format!(
@@ -187,20 +203,23 @@ async fn report(
 impl ChangeSink for Actions {
     fn tick(&self, states: &HashMap<String, State>) {
         if !self.config.gate.webhooks.is_empty() {
-            let (config, secrets, client, db, holder) = (
+            let (config, secrets, client, db, holder, clock) = (
                 self.config.clone(),
                 self.secrets.clone(),
                 self.client.clone(),
                 self.db.clone(),
                 self.holder.clone(),
+                self.clock.clone(),
             );
             tokio::spawn(async move {
                 if let Err(e) =
-                    webhooks::deliver_pending(&config, &secrets, &client, &db, &holder).await
+                    webhooks::deliver_pending(&config, &secrets, &client, &db, &holder, &clock)
+                        .await
                 {
                     tracing::warn!(error = %e, "cannot claim webhook deliveries; retried at the next refresh");
                 }
-            });
+            }
+            .instrument(tracing::info_span!("webhook_deliveries")));
         }
         if self.hydra_enabled() {
             self.run_hydra(states.clone());

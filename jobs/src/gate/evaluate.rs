@@ -5,10 +5,11 @@ use crate::books::funds::standing_with;
 use crate::books::BooksError;
 use crate::calendar::{rfc3339, Month};
 use crate::config::{Config, OTHER_POOL};
-use crate::gate::controls::controls_at;
 use crate::gate::states::{Control, FundStanding, PoolGate, Snapshot, State};
+use crate::gate::store::controls_at;
 use crate::money::format_cents;
 use crate::money::round_half_away_from_zero;
+use buildfund_entity::pool_controls::ControlKind;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sea_orm::ConnectionTrait;
@@ -146,12 +147,12 @@ pub async fn evaluate(
         let paused = controls
             .iter()
             .rev()
-            .find(|c| c.pool == slug && c.kind == "pause")
+            .find(|c| c.pool == slug && c.kind == ControlKind::Pause)
             .map(Control::from);
         let override_ = controls
             .iter()
             .rev()
-            .find(|c| c.pool == slug && c.kind == "override")
+            .find(|c| c.pool == slug && c.kind == ControlKind::Override)
             .map(Control::from);
         let (state, why) = causes(&figures, paused.is_some());
         let allow = state != State::Closed || override_.is_some();

@@ -12,22 +12,19 @@
 //! retried while the pool stays closed, and nothing to restore. Releasing restores exactly the
 //! held jobsets to their `previous_enabled`. Before each PUT the lease's fencing token is checked.
 use crate::db::leases::Lease;
-use crate::gate::hydra_web::HydraWeb;
+use crate::gate::hydra_web::{HydraError, HydraWeb};
+use crate::gate::store;
 use crate::gate::{pool_slug, record_note};
-use buildfund_entity::{hydra_jobset_holds, jobsets};
-use chrono::Utc;
-use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use buildfund_entity::hydra_jobset_holds::HoldStatus;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
 /// The lease one instance holds while it acts on Hydra.
 pub const HYDRA_LEASE: &str = "gate_hydra";
 
-/// A hold row's status.
-const HOLDING: &str = "holding";
-const HELD: &str = "held";
-const REFUSED: &str = "refused";
+const HOLDING: HoldStatus = HoldStatus::Holding;
+const HELD: HoldStatus = HoldStatus::Held;
+const REFUSED: HoldStatus = HoldStatus::Refused;
 
 /// One round of work on Hydra under `lease`, logged in with `cookie`.
 pub(crate) struct Round<'a> {
@@ -44,18 +41,29 @@ fn literal_project(pattern: &str) -> Option<&str> {
 }
 
 impl Round<'_> {
-    async fn fenced(&self) -> anyhow::Result<()> {
-        if !self.lease.check(&self.hydra.db).await? {
-            anyhow::bail!(
-                "the Hydra lease (token {}) was lost to another instance; stopped before acting",
-                self.lease.token
-            );
+    async fn fenced(&self) -> Result<(), HydraError> {
+        if !self
+            .lease
+            .check(&self.hydra.db, self.hydra.clock.now())
+            .await?
+        {
+            return Err(HydraError::LeaseLost {
+                token: self.lease.token,
+            });
         }
         Ok(())
     }
 
-    async fn note(&self, pool: &str, kind: &str, text: &str) -> anyhow::Result<()> {
-        Ok(record_note(&self.hydra.db, pool, kind, text, None).await?)
+    async fn note(&self, pool: &str, kind: &str, text: &str) -> Result<(), HydraError> {
+        Ok(record_note(
+            &self.hydra.db,
+            self.hydra.clock.now(),
+            pool,
+            kind,
+            text,
+            None,
+        )
+        .await?)
     }
 
     /// The pool's jobsets: those Hydra lists for the projects its patterns name, and those
@@ -64,15 +72,13 @@ impl Round<'_> {
     async fn jobsets_of(
         &self,
         pool: &str,
-    ) -> anyhow::Result<(BTreeSet<(String, String)>, Option<anyhow::Error>)> {
+    ) -> Result<(BTreeSet<(String, String)>, Option<HydraError>), HydraError> {
         let config = &self.hydra.config;
         let mine = |p: &str, j: &str| pool_slug(config, &format!("{p}:{j}")) == pool;
-        let mut out: BTreeSet<(String, String)> = jobsets::Entity::find()
-            .all(&self.hydra.db)
+        let mut out: BTreeSet<(String, String)> = store::known_jobsets(&self.hydra.db)
             .await?
             .into_iter()
-            .filter(|j| mine(&j.project, &j.name))
-            .map(|j| (j.project, j.name))
+            .filter(|(project, name)| mine(project, name))
             .collect();
         let projects: BTreeSet<&str> = config
             .pools
@@ -89,7 +95,12 @@ impl Round<'_> {
                         .filter(|j| mine(project, j))
                         .map(|j| (project.to_string(), j)),
                 ),
-                Err(e) => error = Some(e.context(format!("listing {project}'s jobsets"))),
+                Err(e) => {
+                    error = Some(HydraError::Listing {
+                        project: project.to_string(),
+                        source: Box::new(e),
+                    })
+                }
             }
         }
         Ok((out, error))
@@ -97,9 +108,9 @@ impl Round<'_> {
 
     /// Holds every jobset of the closed `pool` not held yet, retries the PUTs left `holding`,
     /// and cancels the queued builds of the jobsets it held.
-    pub async fn hold_pool(&self, pool: &str) -> anyhow::Result<()> {
+    pub async fn hold_pool(&self, pool: &str) -> Result<(), HydraError> {
         let db = &self.hydra.db;
-        let holds = hydra_jobset_holds::Entity::find().all(db).await?;
+        let holds = store::holds(db, None).await?;
         // The jobsets held in this round, refused ones too: their queued builds are cancelled.
         let mut held = Vec::new();
         for h in holds
@@ -179,46 +190,14 @@ impl Round<'_> {
         project: &str,
         jobset: &str,
         previous: i64,
-        status: &str,
-    ) -> anyhow::Result<Option<i64>> {
-        use hydra_jobset_holds::Column as H;
-        let db = &self.hydra.db;
-        let row = hydra_jobset_holds::ActiveModel {
-            pool: Set(pool.to_string()),
-            project: Set(project.to_string()),
-            jobset: Set(jobset.to_string()),
-            previous_enabled: Set(previous.clamp(0, 2) as i32),
-            held_at: Set(Utc::now()),
-            status: Set(status.to_string()),
-            ..Default::default()
-        };
-        let inserted = hydra_jobset_holds::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([H::Project, H::Jobset])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(db)
-            .await?;
-        if inserted == 0 {
-            return Ok(None);
-        }
-        Ok(hydra_jobset_holds::Entity::find()
-            .filter(H::Project.eq(project))
-            .filter(H::Jobset.eq(jobset))
-            .one(db)
-            .await?
-            .map(|h| h.id))
+        status: HoldStatus,
+    ) -> Result<Option<i64>, HydraError> {
+        let now = self.hydra.clock.now();
+        Ok(store::claim_hold(&self.hydra.db, pool, project, jobset, previous, status, now).await?)
     }
 
-    async fn set_status(&self, id: i64, status: &str) -> anyhow::Result<()> {
-        use hydra_jobset_holds::Column as H;
-        hydra_jobset_holds::Entity::update_many()
-            .col_expr(H::Status, Expr::value(status))
-            .filter(H::Id.eq(id))
-            .exec(&self.hydra.db)
-            .await?;
-        Ok(())
+    async fn set_status(&self, id: i64, status: HoldStatus) -> Result<(), HydraError> {
+        Ok(store::set_hold_status(&self.hydra.db, id, status).await?)
     }
 
     /// PUTs the held jobset with `enabled = 0`; `false` when Hydra refused (403).
@@ -232,7 +211,7 @@ impl Round<'_> {
         previous: i32,
         url: &reqwest::Url,
         body: Map<String, Value>,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool, HydraError> {
         self.fenced().await?;
         if !self.hydra.put_enabled(url, body, 0, &self.cookie).await? {
             self.set_status(id, REFUSED).await?;
@@ -252,13 +231,9 @@ impl Round<'_> {
     }
 
     /// Puts each jobset `pool` holds back to its previous `enabled` and drops the hold.
-    pub async fn release_pool(&self, pool: &str) -> anyhow::Result<()> {
-        use hydra_jobset_holds::Column as H;
+    pub async fn release_pool(&self, pool: &str) -> Result<(), HydraError> {
         let db = &self.hydra.db;
-        let holds = hydra_jobset_holds::Entity::find()
-            .filter(H::Pool.eq(pool))
-            .all(db)
-            .await?;
+        let holds = store::holds(db, Some(pool)).await?;
         for h in holds {
             let restore = h.status != REFUSED;
             if restore && h.previous_enabled != 0 {
@@ -272,17 +247,14 @@ impl Round<'_> {
                     .put_enabled(&url, body, enabled, &self.cookie)
                     .await?
                 {
-                    anyhow::bail!(
-                        "Hydra refused (403) to restore {}:{} to enabled={}",
-                        h.project,
-                        h.jobset,
-                        h.previous_enabled
-                    );
+                    return Err(HydraError::RestoreRefused {
+                        project: h.project,
+                        jobset: h.jobset,
+                        enabled: h.previous_enabled,
+                    });
                 }
             }
-            hydra_jobset_holds::Entity::delete_by_id(h.id)
-                .exec(db)
-                .await?;
+            store::drop_hold(db, h.id).await?;
             if restore {
                 self.note(
                     pool,

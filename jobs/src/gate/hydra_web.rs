@@ -8,6 +8,7 @@
 //! normalisation to have exactly the intended segments on Hydra's origin. A name that is empty,
 //! `.` or `..`, or that would not come back unchanged, is refused: recorded as `hydra_refused`,
 //! with nothing sent.
+use crate::clock::Clock;
 use crate::config::{Config, Secrets};
 use crate::gate::record_note;
 use percent_encoding::percent_decode_str;
@@ -67,6 +68,52 @@ pub fn outbound_url(base: &str, segments: &[&str], query: Option<&str>) -> Resul
     Ok(again)
 }
 
+/// Why acting on Hydra failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HydraError {
+    /// A URL naming an untrusted project or jobset was not built.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    #[error(transparent)]
+    Secret(#[from] crate::config::secrets::MissingSecret),
+    #[error("Hydra login as {user:?} answered {status}")]
+    Login {
+        user: String,
+        status: reqwest::StatusCode,
+    },
+    /// `request` (`GET /api/queue`, …) answered an unexpected status.
+    #[error("{request} answered {status}")]
+    Status {
+        request: String,
+        status: reqwest::StatusCode,
+    },
+    /// `request` answered something else than the JSON `expected` (`object`, `array`).
+    #[error("{request} did not answer a JSON {expected}")]
+    Shape {
+        request: String,
+        expected: &'static str,
+    },
+    #[error("Hydra refused (403) to restore {project}:{jobset} to enabled={enabled}")]
+    RestoreRefused {
+        project: String,
+        jobset: String,
+        enabled: i32,
+    },
+    /// The fencing token no longer holds: another instance acts on Hydra now.
+    #[error("the Hydra lease (token {token}) was lost to another instance; stopped before acting")]
+    LeaseLost { token: i64 },
+    #[error("listing {project}'s jobsets")]
+    Listing {
+        project: String,
+        #[source]
+        source: Box<HydraError>,
+    },
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
 /// The most jobsets read from one project's listing.
 pub const MAX_LISTED_JOBSETS: usize = 10_000;
 
@@ -76,6 +123,7 @@ pub struct HydraWeb {
     pub(crate) secrets: Arc<Secrets>,
     pub(crate) db: DatabaseConnection,
     pub(crate) client: reqwest::Client,
+    pub(crate) clock: Clock,
 }
 
 impl HydraWeb {
@@ -93,7 +141,7 @@ impl HydraWeb {
     }
 
     /// Logs in when `[hydra] user` is set; returns the Cookie header to send.
-    pub(crate) async fn session(&self) -> anyhow::Result<Option<String>> {
+    pub(crate) async fn session(&self) -> Result<Option<String>, HydraError> {
         let Some(h) = &self.config.hydra else {
             return Ok(None);
         };
@@ -113,7 +161,10 @@ impl HydraWeb {
             .send()
             .await?;
         if !res.status().is_success() {
-            anyhow::bail!("Hydra login as {user:?} answered {}", res.status());
+            return Err(HydraError::Login {
+                user: user.clone(),
+                status: res.status(),
+            });
         }
         let cookies: Vec<String> = res
             .headers()
@@ -148,17 +199,23 @@ impl HydraWeb {
         &self,
         url: &Url,
         cookie: &Option<String>,
-    ) -> anyhow::Result<serde_json::Map<String, Value>> {
+    ) -> Result<serde_json::Map<String, Value>, HydraError> {
         let res = self
             .request(reqwest::Method::GET, url.clone(), cookie)
             .send()
             .await?;
         if !res.status().is_success() {
-            anyhow::bail!("GET {} answered {}", url.path(), res.status());
+            return Err(HydraError::Status {
+                request: format!("GET {}", url.path()),
+                status: res.status(),
+            });
         }
         match res.json::<Value>().await? {
             Value::Object(m) => Ok(m),
-            _ => anyhow::bail!("GET {} did not answer a JSON object", url.path()),
+            _ => Err(HydraError::Shape {
+                request: format!("GET {}", url.path()),
+                expected: "object",
+            }),
         }
     }
 
@@ -170,7 +227,7 @@ impl HydraWeb {
         mut body: serde_json::Map<String, Value>,
         enabled: i64,
         cookie: &Option<String>,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool, HydraError> {
         body.insert("enabled".into(), Value::from(enabled));
         // Hydra reads these flags as true whenever the key is present: leave false ones out.
         for flag in ["visible", "enableemail", "enable_dynamic_run_command"] {
@@ -193,7 +250,10 @@ impl HydraWeb {
             return Ok(false);
         }
         if !res.status().is_success() {
-            anyhow::bail!("PUT {} answered {}", url.path(), res.status());
+            return Err(HydraError::Status {
+                request: format!("PUT {}", url.path()),
+                status: res.status(),
+            });
         }
         Ok(true)
     }
@@ -205,7 +265,7 @@ impl HydraWeb {
         &self,
         project: &str,
         cookie: &Option<String>,
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> Result<Vec<String>, HydraError> {
         let query = format!(
             "project={}",
             percent_encoding::utf8_percent_encode(project, percent_encoding::NON_ALPHANUMERIC)
@@ -219,13 +279,16 @@ impl HydraWeb {
             return Ok(Vec::new());
         }
         if !res.status().is_success() {
-            anyhow::bail!(
-                "GET /api/jobsets?project={project} answered {}",
-                res.status()
-            );
+            return Err(HydraError::Status {
+                request: format!("GET /api/jobsets?project={project}"),
+                status: res.status(),
+            });
         }
         let Value::Array(list) = res.json::<Value>().await? else {
-            anyhow::bail!("GET /api/jobsets?project={project} did not answer a JSON array");
+            return Err(HydraError::Shape {
+                request: format!("GET /api/jobsets?project={project}"),
+                expected: "array",
+            });
         };
         Ok(list
             .iter()
@@ -248,7 +311,7 @@ impl HydraWeb {
         pool: &str,
         jobsets: &[(String, String)],
         cookie: &Option<String>,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), HydraError> {
         let res = self
             .request(
                 reqwest::Method::GET,
@@ -258,7 +321,10 @@ impl HydraWeb {
             .send()
             .await?;
         if !res.status().is_success() {
-            anyhow::bail!("GET /api/queue answered {}", res.status());
+            return Err(HydraError::Status {
+                request: "GET /api/queue".into(),
+                status: res.status(),
+            });
         }
         let queue: Vec<Value> = res.json().await?;
         let mut cancelled = Vec::new();
@@ -284,13 +350,17 @@ impl HydraWeb {
                 .send()
                 .await?;
             if !r.status().is_success() && !r.status().is_redirection() {
-                anyhow::bail!("POST /build/{id}/cancel answered {}", r.status());
+                return Err(HydraError::Status {
+                    request: format!("POST /build/{id}/cancel"),
+                    status: r.status(),
+                });
             }
             cancelled.push(id.to_string());
         }
         if !cancelled.is_empty() {
             record_note(
                 &self.db,
+                self.clock.now(),
                 pool,
                 "hydra_cancelled",
                 &format!("cancelled {} queued build(s) on Hydra", cancelled.len()),

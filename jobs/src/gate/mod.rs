@@ -11,14 +11,18 @@
 //!   lease.
 pub mod actions;
 pub mod controls;
+mod error;
 pub mod evaluate;
 pub mod holds;
 pub mod hydra_web;
 pub mod snapshot;
 pub mod states;
+pub mod store;
 pub mod webhooks;
 
-pub use controls::{controls_at, events, lift, override_until, pause, record_note, GateError};
+pub use controls::{lift, override_until, pause, record_note};
+pub use error::GateError;
 pub use evaluate::{causes, evaluate, pool_slug, projected_cents, Figures, MIN_ELAPSED_SECONDS};
-pub use snapshot::{panic_message, recorded_states, Change, ChangeSink, Current, Gate};
+pub use snapshot::{Change, ChangeSink, Current, Gate};
 pub use states::{Control, Decision, FundStanding, PoolGate, Snapshot, State};
+pub use store::{controls_at, events, recorded_states, Event, StoredControl};

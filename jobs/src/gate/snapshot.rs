@@ -5,21 +5,18 @@
 //! several instances that see the same change, the one whose insert lands owns it; the others
 //! read it at their next refresh. Every refresh then hands the recorded states to the
 //! [`ChangeSink`]s (webhook deliveries, Hydra), which act on what the database says.
-use crate::calendar::rfc3339;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::failure::panic_message;
 use crate::gate::evaluate::evaluate;
 use crate::gate::states::{PoolGate, Snapshot, State};
-use buildfund_entity::{gate_deliveries, gate_events};
-use chrono::Utc;
-use futures_util::FutureExt;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionSession, TransactionTrait,
-};
+use crate::gate::store::{claim_change, recorded_states};
+use crate::gate::GateError;
+use sea_orm::DatabaseConnection;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use tracing::Instrument;
 
 /// A pool's state change, as recorded and sent out.
 #[derive(Clone, Debug, Serialize)]
@@ -33,36 +30,6 @@ pub struct Change {
     pub gate: PoolGate,
 }
 
-/// The last state recorded for each pool, with the id of its event.
-pub async fn recorded_states(
-    db: &impl ConnectionTrait,
-) -> Result<HashMap<String, (i64, State)>, DbErr> {
-    use gate_events::Column as E;
-    let latest: Vec<i64> = gate_events::Entity::find()
-        .select_only()
-        .column_as(E::Id.max(), "id")
-        .filter(E::Kind.eq("state"))
-        .group_by(E::Pool)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let rows = gate_events::Entity::find()
-        .filter(E::Id.is_in(latest))
-        .all(db)
-        .await?;
-    let mut out = HashMap::new();
-    for r in rows {
-        let s = match r.to_state.as_deref() {
-            Some("open") => State::Open,
-            Some("warn") => State::Warn,
-            Some("closed") => State::Closed,
-            _ => continue,
-        };
-        out.insert(r.pool, (r.id, s));
-    }
-    Ok(out)
-}
-
 /// Acts on the recorded states after every refresh (outgoing webhooks, Hydra).
 pub trait ChangeSink: Send + Sync {
     /// Called after every successful refresh with each pool's recorded state, so that what is
@@ -74,6 +41,8 @@ pub trait ChangeSink: Send + Sync {
 /// timer; `stale` when the last refresh failed.
 pub struct Gate {
     config: Arc<Config>,
+    /// What "now" is for each refresh.
+    clock: Clock,
     current: RwLock<Arc<Current>>,
     refresh_lock: tokio::sync::Mutex<()>,
     sinks: RwLock<Vec<Arc<dyn ChangeSink>>>,
@@ -85,19 +54,12 @@ pub struct Current {
     pub stale: bool,
 }
 
-/// A panic's message.
-pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
-}
-
 impl Gate {
-    pub fn new(config: Arc<Config>) -> Gate {
+    /// A gate on `config` whose refreshes evaluate at `clock`'s now.
+    pub fn new(config: Arc<Config>, clock: Clock) -> Gate {
         Gate {
             config,
+            clock,
             current: RwLock::new(Arc::new(Current {
                 snapshot: None,
                 stale: true,
@@ -105,6 +67,11 @@ impl Gate {
             refresh_lock: tokio::sync::Mutex::new(()),
             sinks: RwLock::new(Vec::new()),
         }
+    }
+
+    /// The clock the refreshes read.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn add_sink(&self, sink: Arc<dyn ChangeSink>) {
@@ -125,48 +92,26 @@ impl Gate {
         }
     }
 
-    /// Evaluates every pool now, records the state changes this instance claims and publishes
-    /// the snapshot; answers those changes. On a database error, or a panic in the evaluation
-    /// (logged as an error), the last snapshot stays and is marked stale.
-    pub async fn refresh(
-        &self,
-        db: &(impl ConnectionTrait + TransactionTrait),
-    ) -> Result<Vec<Change>, DbErr> {
+    /// Evaluates every pool at the clock's now, records the state changes this instance claims
+    /// and publishes the snapshot; answers those changes. On an error (logged here, once, with
+    /// its chain, in a `gate_refresh` span) the last snapshot stays and is marked stale.
+    pub async fn refresh(&self, db: &DatabaseConnection) -> Result<Vec<Change>, GateError> {
         let _one_at_a_time = self.refresh_lock.lock().await;
-        let result = std::panic::AssertUnwindSafe(self.refresh_locked(db))
-            .catch_unwind()
-            .await;
-        match result {
-            Ok(Ok(changes)) => Ok(changes),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "gate refresh failed; answering from the last snapshot (stale)");
-                self.mark_stale();
-                Err(e)
-            }
-            Err(panic) => {
-                let msg = panic_message(panic.as_ref());
-                tracing::error!(panic = %msg, "gate refresh panicked; answering from the last snapshot (stale)");
-                self.mark_stale();
-                Err(DbErr::Custom(format!("the gate refresh panicked: {msg}")))
-            }
+        let span = tracing::info_span!("gate_refresh");
+        let result = self.refresh_locked(db).instrument(span.clone()).await;
+        if let Err(e) = &result {
+            let _in = span.enter();
+            tracing::warn!(error = %crate::failure::error_chain(e), "gate refresh failed; answering from the last snapshot (stale)");
+            self.mark_stale();
         }
+        result
     }
 
-    async fn refresh_locked(
-        &self,
-        db: &(impl ConnectionTrait + TransactionTrait),
-    ) -> Result<Vec<Change>, DbErr> {
+    async fn refresh_locked(&self, db: &DatabaseConnection) -> Result<Vec<Change>, GateError> {
         // The recorded states are read before evaluating, so a change this instance claims
         // comes from figures at least as new as the state it follows.
         let mut recorded = recorded_states(db).await?;
-        // Until the gate has an error type of its own, the books' non-storage errors pass as
-        // a storage fault here.
-        let snapshot = evaluate(db, &self.config, Utc::now())
-            .await
-            .map_err(|e| match e {
-                crate::books::BooksError::Db(db) => db,
-                other => DbErr::Custom(other.to_string()),
-            })?;
+        let snapshot = self.evaluate(db).await?;
         let mut changes = Vec::new();
         let mut lost = false;
         for (slug, g) in &snapshot.pools {
@@ -203,77 +148,19 @@ impl Gate {
     }
 }
 
-/// Records `g`'s state as the change after `before` (its event id and state) unless another
-/// instance recorded a change after `before` already; with it, one delivery per configured
-/// webhook, in one transaction. `None` when the claim was lost.
-async fn claim_change(
-    db: &impl TransactionTrait,
-    config: &Config,
-    snapshot: &Snapshot,
-    g: &PoolGate,
-    before: Option<(i64, State)>,
-) -> Result<Option<Change>, DbErr> {
-    use gate_events::Column as E;
-    let claim = format!("{}#{}", g.pool, before.map(|b| b.0).unwrap_or(0));
-    let txn = db.begin().await?;
-    let row = gate_events::ActiveModel {
-        at: Set(snapshot.at),
-        pool: Set(g.pool.clone()),
-        kind: Set("state".into()),
-        from_state: Set(before.map(|b| b.1.as_str().to_string())),
-        to_state: Set(Some(g.state.as_str().to_string())),
-        actor: Set(None),
-        reason: Set(g.reason.clone()),
-        until: Set(None),
-        details: Set(Some(
-            serde_json::to_string(g).unwrap_or_else(|_| "{}".into()),
-        )),
-        claim: Set(Some(claim.clone())),
-        ..Default::default()
-    };
-    let inserted = gate_events::Entity::insert(row)
-        .on_conflict(OnConflict::column(E::Claim).do_nothing().to_owned())
-        .exec_without_returning(&txn)
-        .await?;
-    if inserted == 0 {
-        txn.rollback().await?;
-        return Ok(None);
+impl Gate {
+    /// Every pool's state at the clock's now, evaluated as a task of its own: a broken
+    /// invariant of the books (a corrupt row) ends that task only and comes back as
+    /// [`GateError::EvaluationPanicked`], so the gate answers from its last snapshot.
+    async fn evaluate(&self, db: &DatabaseConnection) -> Result<Snapshot, GateError> {
+        let (db, config, now) = (db.clone(), self.config.clone(), self.clock.now());
+        let task = tokio::spawn(async move { evaluate(&db, &config, now).await }.in_current_span());
+        match task.await {
+            Ok(snapshot) => Ok(snapshot?),
+            Err(e) if e.is_panic() => Err(GateError::EvaluationPanicked(panic_message(
+                e.into_panic().as_ref(),
+            ))),
+            Err(_) => Err(GateError::EvaluationCancelled),
+        }
     }
-    let id = gate_events::Entity::find()
-        .filter(E::Claim.eq(claim.as_str()))
-        .one(&txn)
-        .await?
-        .ok_or_else(|| DbErr::Custom(format!("the state event {claim} disappeared")))?
-        .id;
-    let change = Change {
-        event: "gate.state_changed",
-        id,
-        pool: g.pool.clone(),
-        from: before.map(|b| b.1),
-        to: g.state,
-        at: rfc3339(snapshot.at),
-        gate: g.clone(),
-    };
-    let body = serde_json::to_string(&change)
-        .map_err(|e| DbErr::Custom(format!("cannot encode a gate change: {e}")))?;
-    for (i, hook) in config.gate.webhooks.iter().enumerate() {
-        gate_deliveries::Entity::insert(gate_deliveries::ActiveModel {
-            event_id: Set(id),
-            hook: Set(i as i32),
-            url: Set(hook.url.clone()),
-            body: Set(body.clone()),
-            attempts: Set(0),
-            created_at: Set(Utc::now()),
-            lease_until: Set(None),
-            holder: Set(None),
-            delivered_at: Set(None),
-            failed_at: Set(None),
-            last_error: Set(None),
-            ..Default::default()
-        })
-        .exec_without_returning(&txn)
-        .await?;
-    }
-    txn.commit().await?;
-    Ok(Some(change))
 }

@@ -2,7 +2,7 @@
 //! pool's [`PoolGate`] with its figures and reason, every pool's [`Snapshot`] at an instant,
 //! and the [`Decision`] the API answers for one jobset.
 use crate::calendar::rfc3339;
-use buildfund_entity::pool_controls;
+use crate::gate::store::StoredControl;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -43,8 +43,8 @@ pub struct Control {
     pub until: Option<String>,
 }
 
-impl From<&pool_controls::Model> for Control {
-    fn from(m: &pool_controls::Model) -> Self {
+impl From<&StoredControl> for Control {
+    fn from(m: &StoredControl) -> Self {
         Control {
             id: m.id,
             reason: m.reason.clone(),

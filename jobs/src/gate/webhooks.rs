@@ -4,20 +4,17 @@
 //! HMAC-SHA256 of the body>` keyed by the secret in the variable `secret_env` names. Each is a
 //! `gate_deliveries` row written with the change; an instance claims it with a lease and sends
 //! it, retried [`WEBHOOK_ATTEMPTS`] times in all with a doubling delay.
+use crate::clock::Clock;
 use crate::config::{redact_url, Config, Secrets};
 use crate::gate::record_note;
-use buildfund_entity::gate_deliveries;
-use chrono::Utc;
+use crate::gate::store::{self, Delivery};
 use hmac::{Hmac, KeyInit, Mac};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// The header carrying `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "X-Buildfund-Signature";
@@ -49,52 +46,33 @@ pub const DELIVERY_LEASE_SECONDS: i64 = 120;
 /// its change was recorded and its `X-Buildfund-Delivery` is the change's event id, so a
 /// delivery resent after a crash (its lease expired) is the same request from any instance.
 /// After the last failed attempt it is `failed` and a `webhook_failed` event is recorded.
+/// Claims and outcomes are dated by `clock`.
 pub async fn deliver_pending(
     config: &Arc<Config>,
     secrets: &Arc<Secrets>,
     client: &reqwest::Client,
     db: &DatabaseConnection,
     holder: &str,
+    clock: &Clock,
 ) -> Result<(), DbErr> {
-    use gate_deliveries::Column as D;
-    let now = Utc::now();
-    let free = || {
-        Condition::all()
-            .add(D::DeliveredAt.is_null())
-            .add(D::FailedAt.is_null())
-            .add(
-                Condition::any()
-                    .add(D::LeaseUntil.is_null())
-                    .add(D::LeaseUntil.lt(now)),
-            )
-    };
-    let due = gate_deliveries::Entity::find()
-        .filter(free())
-        .order_by_asc(D::Id)
-        .limit(100)
-        .all(db)
-        .await?;
-    for d in due {
-        let claimed = gate_deliveries::Entity::update_many()
-            .col_expr(
-                D::LeaseUntil,
-                Expr::value(now + chrono::Duration::seconds(DELIVERY_LEASE_SECONDS)),
-            )
-            .col_expr(D::Holder, Expr::value(holder.to_string()))
-            .filter(D::Id.eq(d.id))
-            .filter(free())
-            .exec(db)
-            .await?
-            .rows_affected
-            == 1;
+    let now = clock.now();
+    let until = now + chrono::Duration::seconds(DELIVERY_LEASE_SECONDS);
+    for d in store::due_deliveries(db, now, 100).await? {
+        let claimed = store::claim_delivery(db, d.id, holder, now, until).await?;
         if claimed {
-            let (config, secrets, client, db) =
-                (config.clone(), secrets.clone(), client.clone(), db.clone());
+            let (config, secrets, client, db, clock) = (
+                config.clone(),
+                secrets.clone(),
+                client.clone(),
+                db.clone(),
+                clock.clone(),
+            );
+            let span = tracing::info_span!("webhook_delivery", delivery = d.id, event = d.event_id);
             tokio::spawn(async move {
-                if let Err(e) = deliver(&config, &secrets, &client, &db, d).await {
+                if let Err(e) = deliver(&config, &secrets, &client, &db, &clock, d).await {
                     tracing::warn!(error = %e, "cannot record a webhook delivery; its lease will expire and it is sent again");
                 }
-            });
+            }.instrument(span));
         }
     }
     Ok(())
@@ -106,9 +84,9 @@ async fn deliver(
     secrets: &Secrets,
     client: &reqwest::Client,
     db: &DatabaseConnection,
-    d: gate_deliveries::Model,
+    clock: &Clock,
+    d: Delivery,
 ) -> Result<(), DbErr> {
-    use gate_deliveries::Column as D;
     let shown = redact_url(&d.url);
     let hook = usize::try_from(d.hook).ok();
     // A configured secret that is missing sends nothing rather than an unsigned body.
@@ -144,12 +122,7 @@ async fn deliver(
                 match req.send().await {
                     Ok(r) if r.status().is_success() => {
                         tracing::info!(url = %shown, attempt, event = d.event_id, "webhook delivered");
-                        gate_deliveries::Entity::update_many()
-                            .col_expr(D::DeliveredAt, Expr::value(Utc::now()))
-                            .col_expr(D::Attempts, Expr::value(attempts))
-                            .filter(D::Id.eq(d.id))
-                            .exec(db)
-                            .await?;
+                        store::delivered(db, d.id, attempts, clock.now()).await?;
                         return Ok(());
                     }
                     Ok(r) => last_error = format!("answered {}", r.status()),
@@ -163,19 +136,14 @@ async fn deliver(
         }
     }
     tracing::error!(url = %shown, event = d.event_id, error = %last_error, "webhook not delivered");
-    gate_deliveries::Entity::update_many()
-        .col_expr(D::FailedAt, Expr::value(Utc::now()))
-        .col_expr(D::Attempts, Expr::value(attempts))
-        .col_expr(D::LastError, Expr::value(last_error.clone()))
-        .filter(D::Id.eq(d.id))
-        .exec(db)
-        .await?;
+    store::delivery_failed(db, d.id, attempts, &last_error, clock.now()).await?;
     let pool = serde_json::from_str::<serde_json::Value>(&d.body)
         .ok()
         .and_then(|b| b["pool"].as_str().map(str::to_string))
         .unwrap_or_default();
     record_note(
         db,
+        clock.now(),
         &pool,
         "webhook_failed",
         &format!(
