@@ -59,7 +59,7 @@ impl<S: RequiredScope + 'static> FromRequest for Authed<S> {
         let root_span = req.extensions().get::<RootSpan>().map(|s| Span::clone(s));
         Box::pin(async move {
             let secret = secret?;
-            let state = state.ok_or_else(|| anyhow::anyhow!("application state missing"))?;
+            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let token = tokens::verify(&state.db, &secret)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("invalid or revoked token"))?;

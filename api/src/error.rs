@@ -48,6 +48,19 @@ impl ApiError {
         }
     }
 
+    /// A 500 for a fault of ours that is no error value (an invariant that did not hold).
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::Internal(anyhow::Error::msg(message.into()))
+    }
+
+    /// A 500 for an error of ours while `doing` something; the log gets both and the chain.
+    pub fn internal_while<E>(e: E, doing: &'static str) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        ApiError::Internal(anyhow::Error::new(e).context(doing))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::client(StatusCode::BAD_REQUEST, message)
     }
@@ -300,6 +313,19 @@ impl From<buildfund_jobs::scheduler::SchedulerError> for ApiError {
             e @ SchedulerError::ClaimedRunMissing { .. } => {
                 ApiError::Internal(anyhow::Error::new(e))
             }
+        }
+    }
+}
+
+/// The report's errors: storage and the books through their own classification; a CSV that
+/// cannot be written is ours.
+impl From<buildfund_jobs::report::ReportError> for ApiError {
+    fn from(e: buildfund_jobs::report::ReportError) -> Self {
+        use buildfund_jobs::report::ReportError;
+        match e {
+            ReportError::Db(db) => db.into(),
+            ReportError::Books(b) => b.into(),
+            e @ ReportError::Csv(_) => ApiError::Internal(anyhow::Error::new(e)),
         }
     }
 }

@@ -155,9 +155,9 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>, clock: Clock) -> Reg
             Ok(Outcome::Done(format!("{} state change(s)", changes.len())))
         }
     });
-    let s = secrets.clone();
+    let (s, c) = (secrets.clone(), clock.clone());
     r.register("hydra_pull", move |db, config| {
-        let secrets = s.clone();
+        let (secrets, clock) = (s.clone(), c.clone());
         async move {
             match &config.hydra {
                 None => {
@@ -172,14 +172,9 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>, clock: Clock) -> Reg
                 }
                 Some(_) => {}
             }
-            let report = crate::sources::hydra_pull::pull(
-                &db,
-                &config,
-                &secrets,
-                chrono::Utc::now(),
-                |_| {},
-            )
-            .await?;
+            let report =
+                crate::sources::hydra_pull::pull(&db, &config, &secrets, clock.now(), |_| {})
+                    .await?;
             Ok(Outcome::Done(format!(
                 "{} rows: {} inserted, {} updated, {} unchanged",
                 report.rows, report.inserted, report.updated, report.unchanged
@@ -195,7 +190,10 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>, clock: Clock) -> Reg
                     "no [opencollective] table in the configuration".into(),
                 ));
             }
-            let options = crate::sources::opencollective::SyncOptions::default();
+            let options = crate::sources::opencollective::SyncOptions {
+                clock: clock.clone(),
+                ..Default::default()
+            };
             // The instant the sync reads up to.
             let now = clock.now();
             let report =
@@ -219,9 +217,9 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>, clock: Clock) -> Reg
             )))
         }
     });
-    let s = secrets.clone();
+    let (s, c) = (secrets.clone(), clock.clone());
     r.register("outbox_drain", move |db, config| {
-        let secrets = s.clone();
+        let (secrets, clock) = (s.clone(), c.clone());
         async move {
             let Some(smtp) = &config.smtp else {
                 return Ok(Outcome::Skipped(
@@ -229,10 +227,11 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>, clock: Clock) -> Reg
                 ));
             };
             let mailer = crate::email::Mailer::new(smtp, &secrets)?;
-            let key = crate::email::EmailKey::load(&db, &secrets, chrono::Utc::now()).await?;
+            let key = crate::email::EmailKey::load(&db, &secrets, clock.now()).await?;
             // Retries due within the minute are waited for; later ones are the next run's.
             let options = crate::email::outbox::DrainOptions {
                 wait_for_retries: std::time::Duration::from_secs(50),
+                clock: clock.clone(),
                 ..Default::default()
             };
             let report = crate::email::outbox::drain(&db, &config, &mailer, &key, options).await?;
@@ -250,6 +249,7 @@ pub fn builtin_jobs(gate: Arc<Gate>, secrets: Arc<Secrets>, clock: Clock) -> Reg
             let month = crate::calendar::Month::of(clock.now()).prev();
             let options = crate::email::outbox::DrainOptions {
                 wait_for_retries: std::time::Duration::from_secs(50),
+                clock: clock.clone(),
                 ..Default::default()
             };
             let (created, report) =

@@ -188,7 +188,7 @@ async fn control(
         .snapshot
         .as_ref()
         .and_then(|s| s.pools.get(pool))
-        .ok_or_else(|| anyhow::anyhow!("pool {pool} missing from the snapshot"))?;
+        .ok_or_else(|| ApiError::internal(format!("pool {pool} missing from the snapshot")))?;
     Ok(HttpResponse::Ok().json(g))
 }
 

@@ -56,7 +56,7 @@ impl From<&ExpenseRecord> for ExpenseAnswer {
 fn internal(e: ExpenseError) -> ApiError {
     match e {
         ExpenseError::Db(e) => e.into(),
-        other => ApiError::Internal(anyhow::anyhow!(other)),
+        other => ApiError::internal_while(other, "recording a manual expense"),
     }
 }
 

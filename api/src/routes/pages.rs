@@ -96,23 +96,19 @@ impl From<sea_orm::DbErr> for PageError {
 
 impl From<buildfund_jobs::report::ReportError> for PageError {
     fn from(e: buildfund_jobs::report::ReportError) -> Self {
-        use buildfund_jobs::report::ReportError;
-        match e {
-            ReportError::Db(db) => db.into(),
-            ReportError::Books(b) => ApiError::from(b).into(),
-        }
+        ApiError::from(e).into()
     }
 }
 
 impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("rendering a page")).into()
+        ApiError::internal_while(e, "rendering a page").into()
     }
 }
 
 impl From<csv::Error> for PageError {
     fn from(e: csv::Error) -> Self {
-        ApiError::Internal(anyhow::Error::new(e).context("writing a CSV")).into()
+        ApiError::internal_while(e, "writing a CSV").into()
     }
 }
 

@@ -103,7 +103,7 @@ pub async fn month_focus_csv(
     config: &Config,
     month: Month,
     at: crate::bounds::At,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, super::ReportError> {
     let at = at.instant();
     let costs = month_costs(db, config, month, at).await?;
     Ok(focus_csv(config, month, at, &costs.lines)?)

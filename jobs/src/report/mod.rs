@@ -91,6 +91,9 @@ pub enum ReportError {
     Db(#[from] DbErr),
     #[error(transparent)]
     Books(#[from] BooksError),
+    /// A CSV export could not be written.
+    #[error("writing a CSV")]
+    Csv(#[from] ::csv::Error),
 }
 
 /// How many machines of a reconciliation have each status (the funding page's summary of last
