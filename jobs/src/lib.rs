@@ -3,10 +3,12 @@
 //!
 //! The floor plan, from the ground up (a module only uses those on its own floor or below):
 //! - ground floor: [`clock`] (the one reader of the system time), [`calendar`] (months, spans,
-//!   RFC 3339), [`pause_points`] (where the crash tests stop the process), [`bounds`] (a caller's `at`, `month` and `limit`, checked once), [`money`]
-//!   (cents, prices, exact fractions) and [`http`] (outbound clients that keep to one origin);
+//!   RFC 3339), [`bounds`] (a caller's `at`, `month` and `limit`, checked once), [`money`]
+//!   (cents, prices, exact fractions, [`money::Overflow`]), [`http`] (outbound clients that keep
+//!   to one origin), [`failure`] (an error's chain, a panic's message) and [`pause_points`]
+//!   (where the crash tests stop the process);
 //! - [`config`] (the TOML file, validated with key paths) and [`db`] (connections, migrations,
-//!   the catalog of configured machines, pools and funds);
+//!   the catalog of configured machines, pools and funds, `db copy`);
 //! - [`api_tokens`]: the API's bearer tokens;
 //! - [`books`]: attribution, costs, funds and donations: every figure;
 //! - [`sources`]: what comes in: build-step ingest, the Hydra pull, the OpenCollective sync;
