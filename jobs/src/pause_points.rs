@@ -10,6 +10,8 @@
 //! - `opencollective.page_stored`: a sync's first page of transactions is committed, the cursor
 //!   not yet moved past it;
 //! - `books.month_written`: the store's close of a month has written its rows, not committed;
+//! - `db_copy.table_written`: `buildfund db copy` has written a table with rows into the target,
+//!   its transaction open;
 //! - `email.handed_off`: the SMTP server has accepted a report (250 after the data), the outbox
 //!   does not yet record it as sent.
 use std::sync::OnceLock;

@@ -63,7 +63,7 @@ const PUBLIC: &[&str] = &[
 const ADMIN: &[&str] = &[
     "/api/v1/tokens",
     "/api/v1/subscribers",
-    // "/api/v1/gate/events",
+    "/api/v1/gate/events",
 ];
 
 fn step(build: i64, machine: &str, jobset: &str, start: &str, stop: &str) -> Value {
@@ -209,10 +209,30 @@ async fn a_farm_moves_from_sqlite_to_postgresql_and_back_with_every_answer_the_s
     assert!(status < 300, "pause: {status} {answer}");
     let before = answers(&farm, &admin).await;
 
-    // SQLite -> PostgreSQL, by the real binary, while the farm serves.
+    // SQLite -> PostgreSQL, by the real binary, while the farm serves. A first copy killed
+    // halfway leaves the target without a row, so the next one takes it as empty.
     let pg = create_postgres_database()
         .await
         .expect("a scratch database");
+    {
+        use buildfund_tests::crash::PAUSE_AT;
+        let mut copy = farm.cli_process(
+            &["db", "copy", "--to", &pg],
+            &[(PAUSE_AT, "db_copy.table_written")],
+        );
+        copy.wait_paused_at("db_copy.table_written").await;
+        copy.kill();
+        let target = sea_orm::Database::connect(pg.as_str()).await.unwrap();
+        let rows: u64 = copy::digests(&target)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|t| !copy::MIGRATION_SEEDS.contains(&t.table.as_str()))
+            .map(|t| t.rows)
+            .sum();
+        assert_eq!(rows, 0, "a killed copy leaves no row in the target");
+        target.close().await.unwrap();
+    }
     let out = farm.cli(&["db", "copy", "--to", &pg]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);

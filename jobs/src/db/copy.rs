@@ -273,6 +273,9 @@ pub async fn copy(
             rows: n,
             digest,
         });
+        if n > 0 {
+            crate::pause_points::reached("db_copy.table_written").await;
+        }
     }
     snapshot.commit().await?;
     writer.reset_sequences(&to).await?;
