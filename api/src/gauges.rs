@@ -18,6 +18,9 @@ use prometheus::{Gauge, GaugeVec, Opts};
 use sea_orm::DatabaseConnection;
 use std::time::{Duration, Instant};
 
+/// `buildfund_fund_runway_seconds` is the API's whole days in Prometheus's base unit.
+const SECONDS_A_DAY: f64 = 86_400.0;
+
 /// How long the figures read from the database are reused.
 pub const DB_FIGURES_MAX_AGE: Duration = Duration::from_secs(5);
 
@@ -126,8 +129,9 @@ impl Gauges {
             &["fund"],
         );
         let runway = f.gauge(
-            "buildfund_fund_runway_days",
-            "Days the fund's balance lasts at the last 30 days' spending (+Inf: no spending)",
+            "buildfund_fund_runway_seconds",
+            "How long the fund's balance lasts at the last 30 days' spending, in seconds (whole \
+             days of the API's runway_days; +Inf: no spending)",
             &["fund"],
         );
         let spent = f.gauge(
@@ -159,8 +163,10 @@ impl Gauges {
                 balance
                     .with_label_values(&[fund])
                     .set(s.balance_cents as f64);
-                let days = s.runway_days.map_or(f64::INFINITY, |d| d as f64);
-                runway.with_label_values(&[fund]).set(days);
+                let seconds = s
+                    .runway_days
+                    .map_or(f64::INFINITY, |d| d as f64 * SECONDS_A_DAY);
+                runway.with_label_values(&[fund]).set(seconds);
             }
             for (pool, g) in &snapshot.pools {
                 spent.with_label_values(&[pool]).set(g.spent_cents as f64);

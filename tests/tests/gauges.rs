@@ -215,10 +215,10 @@ db_test!(every_gauge_equals_the_api, setup(), |app| async move {
             Some(f["balance_cents"].as_i64().unwrap() as f64),
             "{slug}"
         );
-        let runway = one(&m, "buildfund_fund_runway_days", &[("fund", slug)]);
+        let runway = one(&m, "buildfund_fund_runway_seconds", &[("fund", slug)]);
         let expected = f["runway_days"]
             .as_i64()
-            .map_or(f64::INFINITY, |d| d as f64);
+            .map_or(f64::INFINITY, |d| d as f64 * 86_400.0);
         assert_eq!(runway, Some(expected), "{slug}: {}", f["runway_days"]);
     }
     let spare = funds.iter().find(|f| f["slug"] == "spare").unwrap();
@@ -282,7 +282,7 @@ db_test!(every_gauge_equals_the_api, setup(), |app| async move {
             name.starts_with("buildfund_http_")
                 || [
                     "buildfund_fund_balance_cents",
-                    "buildfund_fund_runway_days",
+                    "buildfund_fund_runway_seconds",
                     "buildfund_pool_spent_cents",
                     "buildfund_pool_budget_cents",
                     "buildfund_pool_state",
@@ -333,7 +333,7 @@ db_test!(
         // It shows every gauge of the farm.
         for gauge in [
             "buildfund_fund_balance_cents",
-            "buildfund_fund_runway_days",
+            "buildfund_fund_runway_seconds",
             "buildfund_pool_spent_cents",
             "buildfund_pool_budget_cents",
             "buildfund_pool_state",
@@ -357,7 +357,7 @@ db_test!(
             "the alerts name {unknown:?}, not exported"
         );
         for gauge in [
-            "buildfund_fund_runway_days",
+            "buildfund_fund_runway_seconds",
             "buildfund_pool_state",
             "buildfund_gate_snapshot_age_seconds",
             "buildfund_job_last_success_timestamp_seconds",
