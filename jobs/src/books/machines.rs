@@ -76,6 +76,7 @@ pub fn machine_costs(config: &Config, period: &Period, lines: &[Line]) -> Vec<Ma
     let as_of = period.at.timestamp().min(period.span.end);
     let mut out = Vec::new();
     for m in &config.machines {
+        let changes = changes_in(m, period.span.start, as_of);
         let (mut active, mut capacity) = (0i64, 0i64);
         for (part, terms) in window.map(|w| machine_parts(m, w)).unwrap_or_default() {
             let len = active_span(m, part).map_or(0, |a| a.len());
@@ -103,7 +104,7 @@ pub fn machine_costs(config: &Config, period: &Period, lines: &[Line]) -> Vec<Ma
             utilization_permille: (capacity > 0)
                 .then(|| (i128::from(busy) * 1000 / i128::from(capacity)) as i64),
             terms: m.terms_at(as_of - 1).into(),
-            changes: changes_in(m, period.span.start, as_of),
+            changes,
         });
     }
     out.sort_by(|a, b| a.machine.cmp(&b.machine));
