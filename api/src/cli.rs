@@ -404,13 +404,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => at.month(),
             };
             let conn = open_database(&config).await?;
-            let r = buildfund_jobs::books::reconciliation::reconciliation(
-                &conn,
-                &config,
-                month,
-                at.instant(),
-            )
-            .await?;
+            let period =
+                buildfund_jobs::calendar::Period::new(month, at.instant(), config.ledger_start);
+            let r = buildfund_jobs::books::reconciliation::reconciliation(&conn, &config, &period)
+                .await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -427,8 +424,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => Month::of(clock.now()),
             };
             let conn = open_database(&config).await?;
-            let e = buildfund_jobs::books::reconciliation::expenses_of_month(&conn, &config, month)
-                .await?;
+            let period =
+                buildfund_jobs::calendar::Period::new(month, clock.now(), config.ledger_start);
+            let e =
+                buildfund_jobs::books::reconciliation::expenses_of_month(&conn, &config, &period)
+                    .await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {

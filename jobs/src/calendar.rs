@@ -231,6 +231,67 @@ impl Month {
     }
 }
 
+/// A month as the books read it at an instant, worked out once and passed down: its bounds, the
+/// instant its figures are for, and the windows the books cover (from `ledger_start` on).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Period {
+    pub month: Month,
+    /// The month before.
+    pub prev: Month,
+    /// The instant the figures are read at.
+    pub at: DateTime<Utc>,
+    /// The month's first instant.
+    pub start: DateTime<Utc>,
+    /// The next month's first instant.
+    pub end: DateTime<Utc>,
+    /// The first instant of the month after next (arrears invoices paying for the month were
+    /// incurred before it).
+    pub after_next: DateTime<Utc>,
+    /// `min(at, end)`: the instant the figures are for.
+    pub as_of: DateTime<Utc>,
+    /// The whole month.
+    pub span: Span,
+    /// The month from `ledger_start` on: the window its stored books cover. `None` before it.
+    pub book: Option<Span>,
+    /// `book` up to `at`: the window the figures cover. `None` when empty.
+    pub window: Option<Span>,
+}
+
+impl Period {
+    pub fn new(month: Month, at: DateTime<Utc>, ledger_start: DateTime<Utc>) -> Period {
+        let span = month.span();
+        let next = month.next();
+        let end = next.start();
+        Period {
+            month,
+            prev: month.prev(),
+            at,
+            start: month.start(),
+            end,
+            after_next: next.next().start(),
+            as_of: at.min(end),
+            span,
+            book: span.intersect(Span::new(ledger_start.timestamp(), i64::MAX)),
+            window: span.intersect(Span::new(ledger_start.timestamp(), at.timestamp())),
+        }
+    }
+
+    /// The month of `at`, read at `at`.
+    pub fn of(at: DateTime<Utc>, ledger_start: DateTime<Utc>) -> Period {
+        Period::new(Month::of(at), at, ledger_start)
+    }
+
+    /// The month has ended at `at`.
+    pub fn complete(&self) -> bool {
+        self.at >= self.end
+    }
+
+    /// The month before, read at the same instant.
+    pub fn prev(&self, ledger_start: DateTime<Utc>) -> Period {
+        Period::new(self.prev, self.at, ledger_start)
+    }
+}
+
 /// Serialized as `"YYYY-MM"`.
 impl Serialize for Month {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -110,7 +110,8 @@ async fn main() -> anyhow::Result<()> {
         groups = busy_seconds(&conn, window, None).await?.len();
         query_times.push(t.elapsed());
         let t = Instant::now();
-        let costs = month_costs(&conn, &config, month, at).await?;
+        let period = buildfund_jobs::calendar::Period::new(month, at, config.ledger_start);
+        let costs = month_costs(&conn, &config, &period).await?;
         attribution_times.push(t.elapsed());
         lines = costs.lines.len();
     }

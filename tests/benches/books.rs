@@ -440,8 +440,11 @@ async fn run(
         time(|| async move { Ok(funds_month(conn, long, first, now).await?) }).await?;
     let gate_long = time(|| async move { Ok(gate::evaluate(conn, long, now).await?) }).await?;
     let gate_short = time(|| async move { Ok(gate::evaluate(conn, short, now).await?) }).await?;
-    let open_recompute =
-        time(|| async move { Ok(month_costs(conn, long, current, now).await?) }).await?;
+    let open_recompute = time(|| async move {
+        let period = buildfund_jobs::calendar::Period::new(current, now, long.ledger_start);
+        Ok(month_costs(conn, long, &period).await?)
+    })
+    .await?;
     let middle = {
         let mut m = first;
         for _ in 0..months / 2 {

@@ -161,7 +161,8 @@ async fn main() -> anyhow::Result<()> {
 
         reset_peak();
         let t = Instant::now();
-        let list = month_job_list(&conn, &config, month, at, &filter).await?;
+        let period = buildfund_jobs::calendar::Period::new(month, at, config.ledger_start);
+        let list = month_job_list(&conn, &config, &period, &filter).await?;
         j_times.push(t.elapsed());
         j_peak = j_peak.max(peak_mib());
         listed = list.len();

@@ -344,12 +344,13 @@ async fn figures_under(app: &TestApp, name: &str, cfg: &Config, plan: &Plan) -> 
         }
         let (f, _) = funds::funds_month(db, cfg, m, at).await.unwrap();
         out.push((format!("{name} funds {m} at {at_s}"), js(&f)));
-        let r = reconciliation::reconciliation(db, cfg, m, at)
+        let period = buildfund_jobs::calendar::Period::new(m, at, cfg.ledger_start);
+        let r = reconciliation::reconciliation(db, cfg, &period)
             .await
             .unwrap();
         out.push((format!("{name} reconciliation {m} at {at_s}"), js(&r)));
         let filter = JobsFilter::default();
-        let j = job_costs::month_job_list(db, cfg, m, at, &filter)
+        let j = job_costs::month_job_list(db, cfg, &period, &filter)
             .await
             .unwrap();
         out.push((format!("{name} jobs {m} at {at_s}"), js(&j)));
@@ -364,7 +365,13 @@ async fn figures_under(app: &TestApp, name: &str, cfg: &Config, plan: &Plan) -> 
             format!("{name} cost to date {at_s}"),
             format!("{to_date:?}"),
         ));
-        let cash = reconciliation::cash(db, cfg, at).await.unwrap();
+        let cash = reconciliation::cash(
+            db,
+            cfg,
+            &buildfund_jobs::calendar::Period::of(at, cfg.ledger_start),
+        )
+        .await
+        .unwrap();
         out.push((format!("{name} cash {at_s}"), cash.to_string()));
         let g = gate::evaluate(db, cfg, at).await.unwrap();
         out.push((format!("{name} gate {at_s}"), js(&g.pools)));

@@ -118,7 +118,7 @@ db_test!(
             matches!(&err, ExpenseError::Refused { external_id, .. } if external_id == "huge"),
             "{err}"
         );
-        assert!(expenses::find(&app.db, "opencollective", "fresh")
+        assert!(expenses::by_key(&app.db, "opencollective", "fresh")
             .await
             .unwrap()
             .is_none());
@@ -800,7 +800,7 @@ db_test!(
         assert_eq!(res.status(), 202);
         let sent = std::time::Instant::now();
         let stored = loop {
-            if let Some((r, _)) = expenses::find(&app.db, "opencollective", "wh-expense")
+            if let Some((r, _)) = expenses::by_key(&app.db, "opencollective", "wh-expense")
                 .await
                 .unwrap()
             {
@@ -855,7 +855,7 @@ db_test!(
             .post_json("/api/v1/expenses", &ingest, body.clone())
             .await;
         assert_eq!(status, 403);
-        assert!(expenses::find(&app.db, "manual", "bank-2026-11-03")
+        assert!(expenses::by_key(&app.db, "manual", "bank-2026-11-03")
             .await
             .unwrap()
             .is_none());
@@ -875,7 +875,7 @@ db_test!(
                 "original_amount": "164.90", "original_currency": "EUR"})
         );
         // Stored, and November's books reopened in the same write.
-        let (stored, _) = expenses::find(&app.db, "manual", "bank-2026-11-03")
+        let (stored, _) = expenses::by_key(&app.db, "manual", "bank-2026-11-03")
             .await
             .unwrap()
             .expect("stored");
@@ -897,7 +897,7 @@ db_test!(
             .unwrap()
             .contains("bank-2026-11-03"));
         assert_eq!(
-            expenses::find(&app.db, "manual", "bank-2026-11-03")
+            expenses::by_key(&app.db, "manual", "bank-2026-11-03")
                 .await
                 .unwrap()
                 .unwrap()
@@ -936,7 +936,7 @@ db_test!(
         unknown["amount"] = serde_json::json!(5);
         let (status, err) = app.post_json("/api/v1/expenses", &admin, unknown).await;
         assert_eq!(status, 400, "{err}");
-        assert!(expenses::find(&app.db, "manual", "k2")
+        assert!(expenses::by_key(&app.db, "manual", "k2")
             .await
             .unwrap()
             .is_none());
@@ -978,7 +978,7 @@ db_test!(
             }
         }
         // Every loser with the winner's content replayed, every other conflicted.
-        let (stored, _) = expenses::find(&app.db, "manual", "race")
+        let (stored, _) = expenses::by_key(&app.db, "manual", "race")
             .await
             .unwrap()
             .unwrap();

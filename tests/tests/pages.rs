@@ -1358,7 +1358,7 @@ db_test!(
             d.contributor_slug = Set(Some("acme".into()));
             d.insert(&app.db).await.unwrap();
         }
-        let s = buildfund_jobs::report::sponsors(&app.db, at, Utc::now(), None)
+        let s = buildfund_jobs::books::sponsors::sponsors(&app.db, at, Utc::now(), None)
             .await
             .unwrap();
         assert_eq!(s.len(), 1, "{s:?}");

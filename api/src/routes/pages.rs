@@ -14,14 +14,14 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{route, web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 use buildfund_jobs::books::donations::PublicDonation;
+use buildfund_jobs::books::sponsors::month_donations;
 use buildfund_jobs::calendar::Month;
 use buildfund_jobs::gate::Current;
 use buildfund_jobs::report::view::{
     funding_view, report_view, reports_view, FundingView, ReportView, ReportsView,
 };
 use buildfund_jobs::report::{
-    self, funding_page, month_csv, month_donations, month_report, report_months, FundingPage,
-    MonthReport,
+    self, funding_page, month_csv, month_report, report_months, FundingPage, MonthReport,
 };
 use buildfund_jobs::Config;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -320,7 +320,9 @@ pub async fn month(
     cached(&state, &req, &key, || async {
         let at = now(&state);
         let r = month_report(&state.db, &state.config, month, at).await?;
-        let donations = month_donations(&state.db, &state.config, month, at).await?;
+        let donations = month_donations(&state.db, &state.config, month, at)
+            .await
+            .map_err(ApiError::from)?;
         if csv {
             Ok(Rendered {
                 body: month_csv(&r, &donations)?,

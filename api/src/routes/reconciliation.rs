@@ -6,6 +6,7 @@ use crate::routes::books::{month_and_at_of, MonthQuery};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use buildfund_jobs::books::reconciliation::{expenses_of_month, reconciliation};
+use buildfund_jobs::calendar::Period;
 
 /// Registered from [`super::PUBLIC_FIGURES`].
 pub async fn get_reconciliation(
@@ -13,7 +14,8 @@ pub async fn get_reconciliation(
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (month, at) = month_and_at_of(&state, &query)?;
-    let r = reconciliation(&state.db, &state.config, month, at.instant()).await?;
+    let period = Period::new(month, at.instant(), state.config.ledger_start);
+    let r = reconciliation(&state.db, &state.config, &period).await?;
     Ok(HttpResponse::Ok().json(r))
 }
 
@@ -23,7 +25,8 @@ pub async fn get_expenses(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (month, _) = month_and_at_of(&state, &query)?;
-    let e = expenses_of_month(&state.db, &state.config, month).await?;
+    let (month, at) = month_and_at_of(&state, &query)?;
+    let period = Period::new(month, at.instant(), state.config.ledger_start);
+    let e = expenses_of_month(&state.db, &state.config, &period).await?;
     Ok(HttpResponse::Ok().json(e))
 }

@@ -8,7 +8,7 @@ use crate::books::ledger::lines_from_steps;
 pub use crate::books::ledger::{busy_query, busy_seconds, clip, UnpricedLine, WindowCosts};
 use crate::books::store;
 use crate::books::BooksError;
-use crate::calendar::{split_months, Month, Span};
+use crate::calendar::{split_months, Month, Period, Span};
 use crate::config::Config;
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
@@ -33,7 +33,7 @@ pub async fn costs_report(
     at: crate::bounds::At,
 ) -> Result<CostsReport, BooksError> {
     let at = at.instant();
-    let c = month_costs(db, config, month, at).await?;
+    let c = month_costs(db, config, &Period::new(month, at, config.ledger_start)).await?;
     Ok(CostsReport {
         month: month.to_string(),
         currency: config.currency.clone(),
@@ -52,7 +52,19 @@ pub async fn window_costs(
     window: Span,
 ) -> Result<WindowCosts, BooksError> {
     let month = Month::of(DateTime::from_timestamp(window.start, 0).expect("valid instant"));
-    if store::book_window(config, month) == Some(window) {
+    stored_or_steps(db, config, month, store::book_window(config, month), window).await
+}
+
+/// The lines of `window` in `month`: from the store when the window is the month's `book`
+/// window and the store holds the month fresh, else from the build steps.
+async fn stored_or_steps(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    book: Option<Span>,
+    window: Span,
+) -> Result<WindowCosts, BooksError> {
+    if book == Some(window) {
         if let Some(m) = store::stored_month(db, config, month, false, true).await? {
             return Ok(m.costs);
         }
@@ -78,17 +90,17 @@ pub async fn span_lines(
     Ok(parts)
 }
 
-/// The month's lines as of `at`: month to date when `at` falls inside the month.
+/// The lines of `period`'s month as of its instant: month to date when the instant falls inside
+/// the month.
 pub async fn month_costs(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
+    period: &Period,
 ) -> Result<WindowCosts, BooksError> {
-    Ok(match clip(config, month.span(), at) {
-        Some(window) => window_costs(db, config, window).await?,
-        None => WindowCosts::default(),
-    })
+    let Some(window) = period.window else {
+        return Ok(WindowCosts::default());
+    };
+    stored_or_steps(db, config, period.month, period.book, window).await
 }
 
 /// Cost per fund over `[ledger_start, t)`: the sum of each month's lines (each rounded per
@@ -103,11 +115,11 @@ pub async fn cost_to_date_by_fund(
     if t <= config.ledger_start {
         return Ok(totals);
     }
-    let month = Month::of(t);
-    for (fund, (_, spent)) in store::to_date_before(db, config, month).await? {
+    let period = Period::of(t, config.ledger_start);
+    for (fund, (_, spent)) in store::to_date_before(db, config, &period).await? {
         totals.insert(fund, spent);
     }
-    for (fund, cents) in month_costs(db, config, month, t).await?.by_fund() {
+    for (fund, cents) in month_costs(db, config, &period).await?.by_fund() {
         *totals.entry(fund).or_insert(0) += cents;
     }
     // Funds with no cost are left out, whether the sums came stored or from the data.

@@ -162,10 +162,15 @@ pub async fn busy(
         };
         match plan(part, month.start, &fresh) {
             Some((before, last)) => {
+                // The edges from the steps, then the whole days between them from the store;
+                // the rows in time order.
                 let from = before.map_or(month.start, |b| b + DAY);
-                out.extend(steps_busy(db, Span::new(part.start, from), machines).await?);
-                out.extend(stored_difference(db, last, before, machines).await?);
-                out.extend(steps_busy(db, Span::new(last + DAY, part.end), machines).await?);
+                let head = steps_busy(db, Span::new(part.start, from), machines).await?;
+                let tail = steps_busy(db, Span::new(last + DAY, part.end), machines).await?;
+                let middle = stored_difference(db, last, before, machines).await?;
+                out.extend(head);
+                out.extend(middle);
+                out.extend(tail);
             }
             None => out.extend(steps_busy(db, part, machines).await?),
         }

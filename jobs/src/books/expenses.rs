@@ -338,7 +338,7 @@ pub async fn paid_in(
 }
 
 /// The stored record of a key, if any, with its request hash.
-pub async fn find(
+pub async fn by_key(
     db: &impl ConnectionTrait,
     source: &str,
     external_id: &str,

@@ -8,7 +8,7 @@ use crate::books::ledger::ts;
 pub use crate::books::ledger::{add_cents, route, Raised};
 use crate::books::store;
 use crate::books::BooksError;
-use crate::calendar::{split_months, Month, Span};
+use crate::calendar::{split_months, Month, Period, Span};
 use crate::config::Config;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::ConnectionTrait;
@@ -29,16 +29,37 @@ pub async fn raised_by_fund(
             .is_some_and(|w| ts(w.start) == from && ts(w.end) == to);
         if whole {
             if let Some(m) = store::stored_month(db, config, month, false, false).await? {
-                return Ok(m
-                    .funds
-                    .into_iter()
-                    .filter(|(_, b)| b.raised != Raised::default())
-                    .map(|(f, b)| (f, b.raised))
-                    .collect());
+                return Ok(stored_raised(m));
             }
         }
     }
     raised_from_data(db, config, from, to).await
+}
+
+/// [`raised_by_fund`] over `period`'s window (none when it is empty).
+pub async fn period_raised(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    period: &Period,
+) -> Result<BTreeMap<String, Raised>, BooksError> {
+    let Some(w) = period.window else {
+        return Ok(BTreeMap::new());
+    };
+    if period.book == Some(w) {
+        if let Some(m) = store::stored_month(db, config, period.month, false, false).await? {
+            return Ok(stored_raised(m));
+        }
+    }
+    raised_from_data(db, config, ts(w.start), ts(w.end)).await
+}
+
+/// The donation sums per fund a stored month holds (funds without any left out).
+fn stored_raised(m: store::StoredMonth) -> BTreeMap<String, Raised> {
+    m.funds
+        .into_iter()
+        .filter(|(_, b)| b.raised != Raised::default())
+        .map(|(f, b)| (f, b.raised))
+        .collect()
 }
 
 /// One fund's figures for a month, as `GET /api/v1/funds` shows them.
@@ -109,12 +130,12 @@ pub async fn standing_with(
     let mut cost_30_days = BTreeMap::new();
     let known_by_fund = |part: Span| known.filter(|(w, _)| *w == part).map(|(_, c)| c.by_fund());
     if t > config.ledger_start {
-        let month = Month::of(t);
-        for (fund, (n, c)) in store::to_date_before(db, config, month).await? {
+        let period = Period::of(t, config.ledger_start);
+        for (fund, (n, c)) in store::to_date_before(db, config, &period).await? {
             net.insert(fund.clone(), n);
             cost.insert(fund, c);
         }
-        let tail_window = clip(config, month.span(), t);
+        let tail_window = period.window;
         let mut tail = None;
         if let Some(w) = tail_window {
             let by_fund = match known_by_fund(w) {
@@ -133,7 +154,7 @@ pub async fn standing_with(
         }
         // At a month's start the last 30 days are those stored with the month before.
         let stored_30 = match tail_window {
-            None => store::stored_month(db, config, month.prev(), false, false).await?,
+            None => store::stored_month(db, config, period.prev, false, false).await?,
             Some(_) => None,
         };
         match stored_30 {

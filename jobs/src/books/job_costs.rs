@@ -2,13 +2,11 @@
 //! a closed month's jobs from the store when it holds them fresh, the open month (or a month
 //! up to `at`) from the build steps ([`super::jobs::window_jobs`]).
 use crate::books::jobs::{load_rows, window_jobs, JobCost};
-use crate::books::ledger::clip;
-use crate::books::store::{book_window, stored_month};
+use crate::books::store::stored_month;
 use crate::books::BooksError;
-use crate::calendar::{rfc3339, Month};
+use crate::calendar::{rfc3339, Month, Period};
 use crate::config::Config;
 use buildfund_entity::book_months;
-use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::Serialize;
 
@@ -42,17 +40,16 @@ pub struct JobsReport {
 pub async fn month_job_list(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
+    period: &Period,
     filter: &JobsFilter,
 ) -> Result<Vec<JobCost>, BooksError> {
-    let Some(window) = clip(config, month.span(), at) else {
+    let Some(window) = period.window else {
         return Ok(Vec::new());
     };
     let (jobset, pool) = (filter.jobset.as_deref(), filter.pool.as_deref());
     let mut jobs = None;
-    if book_window(config, month) == Some(window) {
-        if let Some(m) = stored_month(db, config, month, false, false).await? {
+    if period.book == Some(window) {
+        if let Some(m) = stored_month(db, config, period.month, false, false).await? {
             let rows = load_rows(db, m.id, jobset, pool).await?;
             // Replaced meanwhile (its jobs went with it): compute instead.
             if book_months::Entity::find_by_id(m.id)
@@ -90,7 +87,8 @@ pub async fn month_jobs(
     filter: &JobsFilter,
 ) -> Result<JobsReport, BooksError> {
     let at = at.instant();
-    let mut jobs = month_job_list(db, config, month, at, filter).await?;
+    let period = Period::new(month, at, config.ledger_start);
+    let mut jobs = month_job_list(db, config, &period, filter).await?;
     let total_cents = jobs.iter().map(|j| j.cost_cents).sum();
     let matched = jobs.len();
     if let Some(limit) = filter.limit {

@@ -19,16 +19,18 @@ pub mod invoices;
 pub mod job_costs;
 pub mod jobs;
 pub mod ledger;
+pub mod machines;
 pub mod opencollective_check;
 pub mod plans;
 pub mod reconciliation;
+pub mod sponsors;
 pub mod stale;
 pub mod steps;
 pub mod store;
 
 pub use error::BooksError;
 
-use crate::calendar::Month;
+use crate::calendar::{Month, Period};
 use crate::config::Config;
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
@@ -37,16 +39,16 @@ use sea_orm::ConnectionTrait;
 /// from the books.
 #[derive(Clone, Debug)]
 pub struct MonthFigures {
-    /// `min(at, end of the month)`: the instant the figures are for.
-    pub as_of: DateTime<Utc>,
-    /// The month has ended at `at`.
-    pub complete: bool,
-    /// The month's start (the instant the month's gate events begin at).
-    pub start: DateTime<Utc>,
+    /// The month and the instant the figures are for, with its bounds and windows.
+    pub period: Period,
     /// Exactly `GET /api/v1/funds?month=…&at=…`'s `funds`.
     pub funds: Vec<funds::FundMonth>,
     /// The month's lines (`GET /api/v1/costs`).
     pub costs: ledger::WindowCosts,
+    /// Every configured machine with an active part in the month, with its use of capacity.
+    pub machines: Vec<machines::MachineCost>,
+    /// The month's sponsors, largest net first (net > 0 only).
+    pub sponsors: Vec<sponsors::Sponsor>,
     /// Every (jobset, job) of the month (`GET /api/v1/costs/jobs`, all of them).
     pub jobs: Vec<jobs::JobCost>,
     /// Every fund's plans as of `as_of` (empty when no plan is configured).
@@ -57,64 +59,74 @@ pub struct MonthFigures {
     pub expenses: reconciliation::ExpensesMonth,
 }
 
-/// The figures of `month` as of `at`.
+/// The figures of `period`'s month as of its instant.
 pub async fn month_figures(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
+    period: &Period,
 ) -> Result<MonthFigures, BooksError> {
-    let start = month.start();
-    let end = month.next().start();
-    let as_of = std::cmp::min(at, end);
-    let (funds, costs) = funds::funds_month(db, config, month, at).await?;
-    let jobs = job_costs::month_job_list(db, config, month, at, &Default::default()).await?;
+    let (funds, costs) = funds::funds_month(db, config, period.month, period.at).await?;
+    let machines = machines::machine_costs(config, period, &costs.lines);
+    let jobs = job_costs::month_job_list(db, config, period, &Default::default()).await?;
     let (plans, plan_changes) = if config.plans.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        let now = plans::plans_at(db, config, as_of).await?;
-        let before = plans::plans_at(db, config, start).await?;
+        let now = plans::plans_at(db, config, period.as_of).await?;
+        let before = plans::plans_at(db, config, period.start).await?;
         let changes = plans::plan_changes(&before, &now);
         (now, changes)
     };
+    let (reconciliation, expenses) =
+        reconciliation::reconciliation_and_expenses(db, config, period, &costs).await?;
+    let (from, to) = sponsors::month_bounds(period);
+    let sponsors = sponsors::sponsors(db, from, to, None).await?;
     Ok(MonthFigures {
-        as_of,
-        complete: at >= end,
-        start,
+        period: *period,
         funds,
         costs,
+        machines,
+        sponsors,
         jobs,
         plans,
         plan_changes,
-        reconciliation: reconciliation::reconciliation(db, config, month, at).await?,
-        expenses: reconciliation::expenses_of_month(db, config, month).await?,
+        reconciliation,
+        expenses,
     })
 }
 
 /// The books' part of the funding page as of `at`: the figures of the month of `at`, the
-/// history of the 11 months before it (from `ledger_start`), and last month's reconciliation
-/// (none when the books began this month).
+/// history of the 11 months before it (from `ledger_start`), last month's reconciliation
+/// (none when the books began this month), the top sponsors and the latest donations.
 #[derive(Clone, Debug)]
 pub struct FundingFigures {
     pub month: Month,
     pub figures: MonthFigures,
     pub history: Vec<HistoryMonth>,
     pub last_month: Option<reconciliation::Reconciliation>,
+    /// The `top` sponsors of all time (`[ledger_start, at)`).
+    pub top_sponsors: Vec<sponsors::Sponsor>,
+    /// The `recent` latest donation records before `at`, newest first.
+    pub recent_donations: Vec<donations::PublicDonation>,
 }
 
-/// [`FundingFigures`] as of `at`.
+/// [`FundingFigures`] as of `at`, with the `top` sponsors and the `recent` latest donations.
 pub async fn funding_figures(
     db: &impl ConnectionTrait,
     config: &Config,
     at: DateTime<Utc>,
+    top: usize,
+    recent: u64,
 ) -> Result<FundingFigures, BooksError> {
-    let month = Month::of(at);
-    let figures = month_figures(db, config, month, at).await?;
+    let period = Period::of(at, config.ledger_start);
+    let month = period.month;
+    let figures = month_figures(db, config, &period).await?;
+    let top_sponsors = sponsors::top_sponsors(db, config, at, top).await?;
+    let recent_donations = sponsors::recent_donations(db, config, at, recent).await?;
     let (history, last_month) = if month > Month::of(config.ledger_start) {
-        let prev = month.prev();
+        let prev = period.prev(config.ledger_start);
         (
-            history(db, config, prev, 11, at).await?,
-            Some(reconciliation::reconciliation(db, config, prev, at).await?),
+            history(db, config, prev.month, 11, at).await?,
+            Some(reconciliation::reconciliation(db, config, &prev).await?),
         )
     } else {
         (Vec::new(), None)
@@ -124,6 +136,8 @@ pub async fn funding_figures(
         figures,
         history,
         last_month,
+        top_sponsors,
+        recent_donations,
     })
 }
 
@@ -155,19 +169,13 @@ pub async fn history(
     months.reverse();
     let mut out = Vec::with_capacity(months.len());
     for m in months {
-        let window = ledger::clip(config, m.span(), at);
-        let spent = match window {
-            Some(w) => costs::window_costs(db, config, w).await?.total_cents(),
-            None => 0,
-        };
-        let raised = match window {
-            Some(w) => funds::raised_by_fund(db, config, ledger::ts(w.start), ledger::ts(w.end))
-                .await?
-                .values()
-                .map(|r| r.net_cents)
-                .sum(),
-            None => 0,
-        };
+        let period = Period::new(m, at, config.ledger_start);
+        let spent = costs::month_costs(db, config, &period).await?.total_cents();
+        let raised = funds::period_raised(db, config, &period)
+            .await?
+            .values()
+            .map(|r| r.net_cents)
+            .sum();
         out.push(HistoryMonth {
             month: m,
             raised_cents: raised,

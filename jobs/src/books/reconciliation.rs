@@ -12,11 +12,11 @@
 //! `[start of M, min(end of M, at))`.
 use crate::books::expenses::{from_model, ExpenseKind, ExpenseRecord};
 use crate::books::invoices::{classify, total_out, Class};
-use crate::books::ledger::{raised_from_data, ts};
+use crate::books::ledger::{raised_from_data, ts, WindowCosts};
 use crate::books::opencollective_check::{latest_check, Check, CheckStatus};
 use crate::books::BooksError;
 use crate::books::{costs, store};
-use crate::calendar::{rfc3339, Month};
+use crate::calendar::{rfc3339, Month, Period};
 use crate::config::{Billing, Config};
 use crate::money::round_half_away_from_zero;
 use buildfund_entity::expenses;
@@ -135,15 +135,15 @@ pub(crate) fn default_tolerance(modeled_cents: i64) -> i64 {
 #[allow(clippy::too_many_arguments)]
 pub fn reconcile(
     config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
+    period: &Period,
     modeled: &BTreeMap<String, i64>,
     invoices: &[ExpenseRecord],
     others: &[ExpenseRecord],
     cash_cents: i64,
     check: Option<&Check>,
 ) -> Reconciliation {
-    let open = at < month.next().start();
+    let (month, at) = (period.month, period.at);
+    let open = !period.complete();
     let mut machines = Vec::new();
     for m in &config.machines {
         let modeled_cents = modeled.get(&m.name).copied().unwrap_or(0);
@@ -250,17 +250,17 @@ async fn incurred_in(
 pub async fn cash(
     db: &impl ConnectionTrait,
     config: &Config,
-    t: DateTime<Utc>,
+    period: &Period,
 ) -> Result<i64, BooksError> {
+    let t = period.at;
     let mut cash: i64 = config.funds.iter().map(|f| f.opening_balance_cents).sum();
     if t <= config.ledger_start {
         return Ok(cash);
     }
-    let month = Month::of(t);
-    for (net, _) in store::to_date_before(db, config, month).await?.values() {
+    for (net, _) in store::to_date_before(db, config, period).await?.values() {
         cash += net;
     }
-    let from = std::cmp::max(month.start(), config.ledger_start);
+    let from = std::cmp::max(period.start, config.ledger_start);
     for r in raised_from_data(db, config, from, t).await?.values() {
         cash += r.net_cents;
     }
@@ -268,31 +268,60 @@ pub async fn cash(
     Ok(cash)
 }
 
-/// The reconciliation of `month` as of `at`.
+/// The reconciliation of `period`'s month as of its instant.
 pub async fn reconciliation(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
+    period: &Period,
 ) -> Result<Reconciliation, BooksError> {
-    let lines = costs::month_costs(db, config, month, at).await?;
+    let lines = costs::month_costs(db, config, period).await?;
+    let others = crate::books::expenses::paid_in(db, period.start, period.as_of).await?;
+    reconciliation_with(db, config, period, &lines, &others).await
+}
+
+/// The reconciliation of `period`'s month from its cost lines as of the period's instant (the
+/// caller holds them), and the listing of the expenses paid in the month: the month's records
+/// are read once.
+pub async fn reconciliation_and_expenses(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    period: &Period,
+    lines: &WindowCosts,
+) -> Result<(Reconciliation, ExpensesMonth), BooksError> {
+    let records = crate::books::expenses::paid_in(db, period.start, period.end).await?;
+    let others: Vec<ExpenseRecord> = records
+        .iter()
+        .filter(|e| e.paid_at < period.as_of)
+        .cloned()
+        .collect();
+    let r = reconciliation_with(db, config, period, lines, &others).await?;
+    Ok((r, expenses_month(config, period.month, &records)))
+}
+
+/// [`reconcile`] over the month's `lines` and the `others` expenses paid in the month before
+/// the period's instant, with the invoices, cash and check read here.
+async fn reconciliation_with(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    period: &Period,
+    lines: &WindowCosts,
+    others: &[ExpenseRecord],
+) -> Result<Reconciliation, BooksError> {
     let mut modeled: BTreeMap<String, i64> = BTreeMap::new();
     for l in &lines.lines {
         *modeled.entry(l.machine.clone()).or_insert(0) += l.cost_cents;
     }
     // Arrears invoices paying for M were incurred in M + 1, advance ones in M.
-    let invoices = incurred_in(db, month.start(), month.next().next().start(), at).await?;
-    let end = std::cmp::min(month.next().start(), at);
-    let others = crate::books::expenses::paid_in(db, month.start(), end).await?;
-    let cash = cash(db, config, end).await?;
+    let invoices = incurred_in(db, period.start, period.after_next, period.at).await?;
+    let end = period.as_of;
+    let cash = cash(db, config, &Period::of(end, config.ledger_start)).await?;
     let check = latest_check(db).await?;
     Ok(reconcile(
         config,
-        month,
-        at,
+        period,
         &modeled,
         &invoices,
-        &others,
+        others,
         cash,
         check.as_ref(),
     ))
@@ -382,10 +411,10 @@ pub(crate) fn expenses_month(
 pub async fn expenses_of_month(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
+    period: &Period,
 ) -> Result<ExpensesMonth, BooksError> {
-    let records = crate::books::expenses::paid_in(db, month.start(), month.next().start()).await?;
-    Ok(expenses_month(config, month, &records))
+    let records = crate::books::expenses::paid_in(db, period.start, period.end).await?;
+    Ok(expenses_month(config, period.month, &records))
 }
 
 /// The instant of unix seconds `s` (for callers holding spans).
@@ -496,8 +525,7 @@ invoice_tags = ["donated"]
         let g2 = invoice("g2", "gpu01", at(2026, 11, 1), at(2026, 11, 2), 30000);
         let r = reconcile(
             &c,
-            october(),
-            at(2026, 12, 1),
+            &Period::new(october(), at(2026, 12, 1), c.ledger_start),
             &modeled(),
             &[b, g, g2],
             &[],
@@ -533,8 +561,7 @@ invoice_tags = ["donated"]
         // Before October is over every billed machine is open.
         let r = reconcile(
             &c,
-            october(),
-            at(2026, 10, 20),
+            &Period::new(october(), at(2026, 10, 20), c.ledger_start),
             &modeled(),
             &[],
             &[],
@@ -551,8 +578,7 @@ invoice_tags = ["donated"]
         let b = invoice("b", "build01", at(2026, 11, 3), at(2026, 11, 10), 16500);
         let r = reconcile(
             &c,
-            october(),
-            at(2026, 12, 1),
+            &Period::new(october(), at(2026, 12, 1), c.ledger_start),
             &modeled(),
             std::slice::from_ref(&b),
             &[],
@@ -572,8 +598,7 @@ invoice_tags = ["donated"]
         rev.reversal_of = Some("b".into());
         let r = reconcile(
             &c,
-            october(),
-            at(2026, 12, 1),
+            &Period::new(october(), at(2026, 12, 1), c.ledger_start),
             &modeled(),
             &[b.clone(), rev.clone()],
             &[],
@@ -591,8 +616,7 @@ invoice_tags = ["donated"]
         rev.amount_cents = -1000;
         let r = reconcile(
             &c,
-            october(),
-            at(2026, 12, 1),
+            &Period::new(october(), at(2026, 12, 1), c.ledger_start),
             &modeled(),
             &[b, rev],
             &[],
@@ -615,8 +639,7 @@ invoice_tags = ["donated"]
             let b = invoice("b", "build01", at(2026, 11, 3), at(2026, 11, 10), billed);
             let r = reconcile(
                 &c,
-                october(),
-                at(2026, 12, 1),
+                &Period::new(october(), at(2026, 12, 1), c.ledger_start),
                 &modeled(),
                 &[b],
                 &[],
@@ -637,7 +660,15 @@ invoice_tags = ["donated"]
         let mut m = modeled();
         m.remove("gpu01");
         let g = invoice("g", "gpu01", at(2026, 10, 5), at(2026, 10, 6), 1000);
-        let r = reconcile(&c, october(), at(2026, 12, 1), &m, &[g], &[], 0, None);
+        let r = reconcile(
+            &c,
+            &Period::new(october(), at(2026, 12, 1), c.ledger_start),
+            &m,
+            &[g],
+            &[],
+            0,
+            None,
+        );
         assert_eq!(status(&r, "build01"), MachineStatus::Unbilled);
         let g = r.machines.iter().find(|x| x.machine == "gpu01").unwrap();
         // Tolerance 2.50 configured: 1000 over.
@@ -645,8 +676,7 @@ invoice_tags = ["donated"]
         // No modeled cost and no invoice: not listed.
         let r = reconcile(
             &c,
-            october(),
-            at(2026, 12, 1),
+            &Period::new(october(), at(2026, 12, 1), c.ledger_start),
             &BTreeMap::new(),
             &[],
             &[],
@@ -666,8 +696,7 @@ invoice_tags = ["donated"]
         let tagged_donated = invoice("x", "donated", at(2026, 10, 1), at(2026, 10, 2), 100);
         let r = reconcile(
             &c,
-            october(),
-            at(2026, 12, 1),
+            &Period::new(october(), at(2026, 12, 1), c.ledger_start),
             &BTreeMap::new(),
             &[],
             &[cuda, domain, tagged_donated],

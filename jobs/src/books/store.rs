@@ -28,7 +28,7 @@ use crate::books::attribution::Line;
 use crate::books::jobs::{JobCost, JobKey};
 use crate::books::ledger::{lines_from_steps, raised_from_data, Raised, UnpricedLine, WindowCosts};
 use crate::books::BooksError;
-use crate::calendar::{from_unix, split_months, Month, Span};
+use crate::calendar::{from_unix, split_months, Month, Period, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
 use buildfund_entity::{book_month_funds, book_month_lines, book_months, book_stale};
 use chrono::{DateTime, Utc};
@@ -328,14 +328,14 @@ pub async fn stored_month(
 pub(crate) async fn to_date_before(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
+    period: &Period,
 ) -> Result<BTreeMap<String, (i64, i64)>, BooksError> {
     let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let first = first_month(config);
-    if month <= first {
+    if period.month <= first {
         return Ok(out);
     }
-    let prev = month.prev();
+    let prev = period.prev;
     if let Some(m) = stored_month(db, config, prev, true, false).await? {
         for (fund, f) in m.funds {
             out.insert(fund, (f.net_to_date_cents, f.spent_to_date_cents));

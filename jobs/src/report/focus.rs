@@ -105,7 +105,8 @@ pub async fn month_focus_csv(
     at: crate::bounds::At,
 ) -> Result<Vec<u8>, super::ReportError> {
     let at = at.instant();
-    let costs = month_costs(db, config, month, at).await?;
+    let period = crate::calendar::Period::new(month, at, config.ledger_start);
+    let costs = month_costs(db, config, &period).await?;
     Ok(focus_csv(config, month, at, &costs.lines)?)
 }
 

@@ -13,34 +13,33 @@ pub mod chart;
 pub mod csv;
 pub mod focus;
 pub mod format;
-mod machines;
 pub mod packages;
 pub mod table;
 pub mod view;
 
 pub use self::csv::{month_csv, text_cell, CSV_COLUMNS};
-pub use self::machines::{machine_costs, ChangeShown, MachineCost, TermsShown};
 
 use crate::books::attribution::Line;
-use crate::books::costs::{clip, UnpricedLine};
-use crate::books::donations::{public, PublicDonation, ANONYMOUS};
+use crate::books::costs::UnpricedLine;
+use crate::books::donations::PublicDonation;
 use crate::books::funds::{FundMonth, Raised};
 use crate::books::jobs::JobCost;
+use crate::books::machines::MachineCost;
 use crate::books::plans::{FundPlans, PlanChange};
 use crate::books::reconciliation::{ExpensesMonth, MachineStatus, Reconciliation};
+use crate::books::sponsors::Sponsor;
 use crate::books::{BooksError, FundingFigures, HistoryMonth, MonthFigures};
 use crate::calendar::rfc3339;
-use crate::calendar::Month;
+use crate::calendar::{Month, Period};
 use crate::config::Config;
 use buildfund_entity::{donations, gate_events, pool_controls};
 use chrono::{DateTime, Utc};
 use packages::PackageCost;
-use sea_orm::sea_query::{Alias, Expr, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// One pool's cost in the month (the sum of its lines).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -50,17 +49,6 @@ pub struct PoolCost {
     pub busy_seconds: i64,
     pub cost_cents: i64,
     pub budget_cents: Option<i64>,
-}
-
-/// A contributor of the month (or of all time), by net amount: a name and a profile link,
-/// never an email; every anonymous or incognito contribution is under one "Anonymous".
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Sponsor {
-    pub name: String,
-    pub url: Option<String>,
-    pub anonymous: bool,
-    pub net_cents: i64,
-    pub donations: i64,
 }
 
 /// The gate events a report shows: state changes and admin actions. Never the outcomes of
@@ -182,24 +170,23 @@ pub async fn month_report(
     month: Month,
     at: DateTime<Utc>,
 ) -> Result<MonthReport, ReportError> {
-    let books = crate::books::month_figures(db, config, month, at).await?;
-    month_report_of(db, config, month, at, books).await
+    let period = Period::new(month, at, config.ledger_start);
+    let books = crate::books::month_figures(db, config, &period).await?;
+    month_report_of(db, config, books).await
 }
 
-/// The report of `month` as of `at` from the month's figures.
+/// The report of a month from its figures.
 async fn month_report_of(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
     books: MonthFigures,
 ) -> Result<MonthReport, ReportError> {
     let MonthFigures {
-        as_of,
-        complete,
-        start,
+        period,
         funds,
         costs,
+        machines,
+        sponsors,
         jobs,
         plans,
         plan_changes,
@@ -223,9 +210,7 @@ async fn month_report_of(
         .map(|p| p.pool.as_str())
         .collect();
     let packages = packages::packages(&jobs, costs.total_cents(), &over_budget);
-    let machines = machine_costs(config, month, at, &costs.lines);
-    let (from, to) = month_bounds(config, month, at);
-    let sponsors = sponsors(db, from, to, None).await?;
+    let (month, as_of, start) = (period.month, period.as_of, period.start);
     let actors = admin_actors(db).await?;
     let gate_events = gate_events::Entity::find()
         .filter(gate_events::Column::Kind.is_in(PUBLIC_GATE_EVENTS.iter().copied()))
@@ -249,7 +234,7 @@ async fn month_report_of(
         month,
         currency: config.currency.clone(),
         as_of,
-        complete,
+        complete: period.complete(),
         funds,
         raised,
         spent_cents: costs.total_cents(),
@@ -302,19 +287,6 @@ async fn admin_actors(db: &impl ConnectionTrait) -> Result<Vec<String>, ReportEr
     Ok(out)
 }
 
-/// The month clipped to `[ledger_start, at)` as instants (empty when nothing is left).
-fn month_bounds(
-    config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
-) -> (DateTime<Utc>, DateTime<Utc>) {
-    let ts = |s: i64| DateTime::from_timestamp(s, 0).expect("valid instant");
-    match clip(config, month.span(), at) {
-        Some(w) => (ts(w.start), ts(w.end)),
-        None => (month.start(), month.start()),
-    }
-}
-
 /// Pools by cost (largest first, then slug).
 pub fn pool_costs(config: &Config, lines: &[Line]) -> Vec<PoolCost> {
     let mut by_pool: BTreeMap<&str, PoolCost> = BTreeMap::new();
@@ -337,166 +309,6 @@ pub fn pool_costs(config: &Config, lines: &[Line]) -> Vec<PoolCost> {
     let mut out: Vec<PoolCost> = by_pool.into_values().collect();
     out.sort_by(|a, b| b.cost_cents.cmp(&a.cost_cents).then(a.pool.cmp(&b.pool)));
     out
-}
-
-/// (anonymous, slug, name, url, sum of net cents, records, latest record id) of one
-/// contributor group.
-type SponsorRow = (
-    bool,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-);
-
-/// Contributors of the records dated in `[from, to)` by net amount (largest first, then
-/// name), those whose net is above zero; at most `limit` when given. One query; the grouping
-/// by contributor is done here so a renamed profile stays one sponsor (keyed by slug, else
-/// name), shown with the name and link of its latest record.
-pub async fn sponsors(
-    db: &impl ConnectionTrait,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    limit: Option<usize>,
-) -> Result<Vec<Sponsor>, ReportError> {
-    use donations::Column as D;
-    if from >= to {
-        return Ok(Vec::new());
-    }
-    let rows: Vec<SponsorRow> = donations::Entity::find()
-        .select_only()
-        .columns([
-            D::Anonymous,
-            D::ContributorSlug,
-            D::ContributorName,
-            D::ContributorUrl,
-        ])
-        .column_as(
-            Expr::from(Func::cast_as(
-                Func::sum(Expr::col(D::NetCents)),
-                Alias::new("BIGINT"),
-            )),
-            "net",
-        )
-        .column_as(D::Id.count(), "n")
-        .column_as(D::Id.max(), "latest")
-        .filter(D::OccurredAt.gte(from))
-        .filter(D::OccurredAt.lt(to))
-        .group_by(D::Anonymous)
-        .group_by(D::ContributorSlug)
-        .group_by(D::ContributorName)
-        .group_by(D::ContributorUrl)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut by_key: HashMap<String, (Sponsor, i64)> = HashMap::new();
-    for (anonymous, slug, name, url, net, n, latest) in rows {
-        let (key, sponsor) = if anonymous {
-            (
-                String::new(),
-                Sponsor {
-                    name: ANONYMOUS.into(),
-                    url: None,
-                    anonymous: true,
-                    net_cents: 0,
-                    donations: 0,
-                },
-            )
-        } else {
-            let shown = name
-                .clone()
-                .or_else(|| slug.clone())
-                .unwrap_or_else(|| "Unknown".into());
-            let key = match &slug {
-                Some(s) => format!("s:{s}"),
-                None => format!("n:{shown}"),
-            };
-            (
-                key,
-                Sponsor {
-                    name: shown,
-                    url,
-                    anonymous: false,
-                    net_cents: 0,
-                    donations: 0,
-                },
-            )
-        };
-        let (e, e_latest) = by_key.entry(key).or_insert((sponsor.clone(), latest));
-        if latest > *e_latest {
-            // A later record of the same contributor: its name and link are the current ones.
-            e.name = sponsor.name;
-            e.url = sponsor.url;
-            *e_latest = latest;
-        }
-        e.net_cents = crate::money::add_cents(e.net_cents, net).map_err(BooksError::from)?;
-        e.donations += n;
-    }
-    let mut out: Vec<Sponsor> = by_key
-        .into_values()
-        .map(|(s, _)| s)
-        .filter(|s| s.net_cents > 0)
-        .collect();
-    out.sort_by(|a, b| b.net_cents.cmp(&a.net_cents).then(a.name.cmp(&b.name)));
-    if let Some(limit) = limit {
-        out.truncate(limit);
-    }
-    Ok(out)
-}
-
-/// All-time top sponsors: `[ledger_start, at)`.
-pub async fn top_sponsors(
-    db: &impl ConnectionTrait,
-    config: &Config,
-    at: DateTime<Utc>,
-    limit: usize,
-) -> Result<Vec<Sponsor>, ReportError> {
-    sponsors(db, config.ledger_start, at, Some(limit)).await
-}
-
-/// The latest records before `at`, newest first, as the public API shows them.
-pub async fn recent_donations(
-    db: &impl ConnectionTrait,
-    config: &Config,
-    at: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<PublicDonation>, ReportError> {
-    Ok(donations::Entity::find()
-        .filter(donations::Column::OccurredAt.lt(at))
-        .filter(donations::Column::OccurredAt.gte(config.ledger_start))
-        .order_by_desc(donations::Column::OccurredAt)
-        .order_by_desc(donations::Column::Id)
-        .limit(limit)
-        .all(db)
-        .await?
-        .iter()
-        .map(|m| public(config, m))
-        .collect())
-}
-
-/// Every record dated in the month (to `at`), oldest first, as the public API shows them.
-pub async fn month_donations(
-    db: &impl ConnectionTrait,
-    config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
-) -> Result<Vec<PublicDonation>, ReportError> {
-    let (from, to) = month_bounds(config, month, at);
-    if from >= to {
-        return Ok(Vec::new());
-    }
-    Ok(donations::Entity::find()
-        .filter(donations::Column::OccurredAt.gte(from))
-        .filter(donations::Column::OccurredAt.lt(to))
-        .order_by_asc(donations::Column::OccurredAt)
-        .order_by_asc(donations::Column::Id)
-        .all(db)
-        .await?
-        .iter()
-        .map(|m| public(config, m))
-        .collect())
 }
 
 /// What the public funding page shows: this month's report to `at`, the raised-vs-spent
@@ -526,15 +338,15 @@ pub async fn funding_page(
         figures,
         mut history,
         last_month,
-    } = crate::books::funding_figures(db, config, at).await?;
-    let report = month_report_of(db, config, month, at, figures).await?;
+        top_sponsors,
+        recent_donations,
+    } = crate::books::funding_figures(db, config, at, top, recent).await?;
+    let report = month_report_of(db, config, figures).await?;
     history.push(HistoryMonth {
         month,
         raised_cents: report.raised.net_cents,
         spent_cents: report.spent_cents,
     });
-    let top_sponsors = top_sponsors(db, config, at, top).await?;
-    let recent_donations = recent_donations(db, config, at, recent).await?;
     Ok(FundingPage {
         report,
         history,
@@ -601,6 +413,7 @@ pub async fn first_report_month(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::books::machines::machine_costs;
 
     fn config() -> Config {
         Config::parse(
@@ -682,7 +495,7 @@ active_from = "2026-03-01"
             line("a", Some("cuda"), 28 * 86400, 60),
             line("a", None, 0, 60),
         ];
-        let m = machine_costs(&c, feb, at, &lines);
+        let m = machine_costs(&c, &Period::new(feb, at, c.ledger_start), &lines);
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(m[0].capacity_seconds, 2 * 28 * 86400);
         assert_eq!(m[0].utilization_permille, Some(500));
@@ -691,7 +504,8 @@ active_from = "2026-03-01"
         // Mid-March, month to date: both machines, half a day of capacity for b.
         let mar = Month::parse("2026-03").unwrap();
         let at = mar.start() + chrono::Duration::hours(12);
-        let m = machine_costs(&c, mar, at, &[line("b", Some("cuda"), 3 * 3600, 12)]);
+        let period = Period::new(mar, at, c.ledger_start);
+        let m = machine_costs(&c, &period, &[line("b", Some("cuda"), 3 * 3600, 12)]);
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].machine, "b");
         assert_eq!(m[1].capacity_seconds, 12 * 3600);

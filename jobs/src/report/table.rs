@@ -1,16 +1,17 @@
 //! The readable month table of `buildfund costs`: cost grouped by fund, pool, jobset and
 //! machine, then each machine's price in force, slots, busy hours, capacity, utilization and
 //! cost, and the machines' changes dated in the month. The machine figures
-//! are the report's ([`super::machine_costs`], the same as the pages' and the email's) and the
+//! are the report's ([`crate::books::machines::machine_costs`], the same as the pages' and the email's) and the
 //! utilization is the view model's text of its exact permille; only the column layout is here.
-use super::machine_costs;
 use super::view::{change_text, plans_views, price_text, utilization_text};
 use crate::books::attribution::Line;
 use crate::books::costs::CostsReport;
 use crate::books::job_costs::JobsReport;
+use crate::books::machines::machine_costs;
 use crate::books::plans::PlansReport;
 use crate::books::reconciliation::{ExpensesMonth, Reconciliation};
 use crate::calendar::Month;
+use crate::calendar::Period;
 use crate::config::Config;
 use crate::money::format_cents;
 use chrono::{DateTime, Utc};
@@ -72,7 +73,11 @@ pub fn render(config: &Config, report: &CostsReport, month: Month, at: DateTime<
         "\n{:<16} {:<18} {:>5} {:>12} {:>12} {:>8} {:>12}",
         "machine", "price", "slots", "busy", "capacity", "util", "cost"
     );
-    let machines = machine_costs(config, month, at, &report.lines);
+    let machines = machine_costs(
+        config,
+        &Period::new(month, at, config.ledger_start),
+        &report.lines,
+    );
     for m in &machines {
         let _ = writeln!(
             out,

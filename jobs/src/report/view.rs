@@ -6,14 +6,12 @@
 use super::chart::{chart, ChartView};
 pub use super::format::{money, month_label, Money, MONTH_NAMES};
 use super::packages::{PackageCost, TOP_PACKAGES};
-use super::{
-    ChangeShown, FundingPage, GateEvent, MachineCost, MonthReport, Sponsor, StatusCounts,
-    TermsShown,
-};
+use super::{FundingPage, GateEvent, MonthReport, Sponsor, StatusCounts};
 use crate::books::attribution::Line;
 use crate::books::costs::UnpricedLine;
 use crate::books::donations::PublicDonation;
 use crate::books::funds::FundMonth;
+use crate::books::machines::{ChangeShown, MachineCost, TermsShown};
 use crate::books::plans::{FundPlans, PlanChange, PlanFigures};
 use crate::books::reconciliation::{
     ExpenseLine, ExpensesMonth, MachineReconciliation, MachineStatus, Reconciliation,

@@ -16,7 +16,7 @@
 //! (money that has left), `incurred_at` from 2000 to a year after now (an invoice may be
 //! dated ahead of the period it pays for). No control characters (but newlines and tabs in
 //! the description).
-use super::{find, insert_new_with_hash, tags_json, ExpenseError, ExpenseKind, ExpenseRecord};
+use super::{by_key, insert_new_with_hash, tags_json, ExpenseError, ExpenseKind, ExpenseRecord};
 use crate::books::donations::{cents_text, check_bound, FieldError};
 use crate::config::Config;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
@@ -317,11 +317,11 @@ pub async fn store_manual<C: ConnectionTrait + TransactionTrait>(
             ManualOutcome::Conflict(stored)
         }
     };
-    if let Some((stored, h)) = find(db, SOURCE, &record.external_id).await? {
+    if let Some((stored, h)) = by_key(db, SOURCE, &record.external_id).await? {
         return Ok(judge(stored, h));
     }
     let inserted = insert_new_with_hash(db, record, &hash, now).await?;
-    let (stored, h) = find(db, SOURCE, &record.external_id)
+    let (stored, h) = by_key(db, SOURCE, &record.external_id)
         .await?
         .ok_or_else(|| {
             ExpenseError::Db(sea_orm::DbErr::RecordNotFound(

@@ -1,14 +1,10 @@
-//! The report's machines: each one's cost in the month, its use of the capacity it had under
-//! the slots in force part by part, the terms in force at the report's instant and its changes
-//! dated in the month.
+//! The month's machines as the reports show them: each one's cost in the month, its use of the
+//! capacity it had under the slots in force part by part, the terms in force at the period's
+//! instant and its changes dated in the month.
 use crate::books::attribution::{active_span, machine_parts, Line};
-use crate::books::costs::clip;
-use crate::calendar::Month;
-use crate::config::{Machine, Terms};
-use chrono::{DateTime, Utc};
+use crate::calendar::Period;
+use crate::config::{Config, Machine, Terms};
 use serde::Serialize;
-
-use crate::config::Config;
 
 /// A machine's cost model, price and slots as shown (`price` with at least two decimals).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -51,7 +47,7 @@ pub struct MachineCost {
     pub idle_cents: i64,
     /// `busy / capacity` in tenths of a percent, exact and rounded down (may exceed 1000 when
     /// the machine ran more steps than slots); `None` with no capacity. Shown by
-    /// [`super::view::utilization_text`].
+    /// [`crate::report::view::utilization_text`].
     pub utilization_permille: Option<i64>,
     /// The terms in force at the end of the window (the last second before the month's end
     /// or `at`).
@@ -60,9 +56,8 @@ pub struct MachineCost {
     pub changes: Vec<ChangeShown>,
 }
 
-/// The changes of `m` dated in `[month start, as_of)`.
-fn changes_in(m: &Machine, month: Month, as_of: i64) -> Vec<ChangeShown> {
-    let start = month.span().start;
+/// The changes of `m` dated in `[start, as_of)`.
+fn changes_in(m: &Machine, start: i64, as_of: i64) -> Vec<ChangeShown> {
     m.changes
         .iter()
         .map(|c| c.from.timestamp())
@@ -75,17 +70,13 @@ fn changes_in(m: &Machine, month: Month, as_of: i64) -> Vec<ChangeShown> {
         .collect()
 }
 
-/// Every configured machine with an active part in the month (to `at`), by name.
-pub fn machine_costs(
-    config: &Config,
-    month: Month,
-    at: DateTime<Utc>,
-    lines: &[Line],
-) -> Vec<MachineCost> {
-    let window = clip(config, month.span(), at);
-    let as_of = at.timestamp().min(month.span().end);
+/// Every configured machine with an active part in `period`'s month (to its instant), by name.
+pub fn machine_costs(config: &Config, period: &Period, lines: &[Line]) -> Vec<MachineCost> {
+    let window = period.window;
+    let as_of = period.at.timestamp().min(period.span.end);
     let mut out = Vec::new();
     for m in &config.machines {
+        let changes = changes_in(m, period.span.start, as_of);
         let (mut active, mut capacity) = (0i64, 0i64);
         for (part, terms) in window.map(|w| machine_parts(m, w)).unwrap_or_default() {
             let len = active_span(m, part).map_or(0, |a| a.len());
@@ -113,7 +104,7 @@ pub fn machine_costs(
             utilization_permille: (capacity > 0)
                 .then(|| (i128::from(busy) * 1000 / i128::from(capacity)) as i64),
             terms: m.terms_at(as_of - 1).into(),
-            changes: changes_in(m, month, as_of),
+            changes,
         });
     }
     out.sort_by(|a, b| a.machine.cmp(&b.machine));
