@@ -104,9 +104,11 @@ mod tests {
     #[test]
     fn the_system_clock_moves_and_cannot_be_set() {
         let clock = Clock::system();
-        let before = Utc::now();
+        // The clock reads to the microsecond (see `now`).
+        let before = Utc::now().trunc_subsecs(6);
         let now = clock.now();
         assert!(now >= before && now <= Utc::now());
+        assert_eq!(now, now.trunc_subsecs(6), "to the microsecond");
         assert!(!clock.set(before - Duration::days(1)));
         assert!(!clock.advance(Duration::days(1)));
         assert!(clock.now() >= now);
