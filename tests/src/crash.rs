@@ -3,6 +3,7 @@
 //! writes `paused at POINT` on standard error when it gets there and waits; the test sees the
 //! line and kills it, exactly there.
 use crate::app::{buildfund_bin, TestApp};
+use crate::replicas::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,13 +16,6 @@ pub struct Process {
     log: PathBuf,
     /// `http://127.0.0.1:PORT` of a `serve` process.
     pub url: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl TestApp {

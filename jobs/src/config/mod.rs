@@ -41,7 +41,7 @@ pub use opencollective::{
     OpenCollectiveConfig, DEFAULT_OPENCOLLECTIVE_OVERLAP_SECONDS,
     DEFAULT_OPENCOLLECTIVE_TIMEOUT_SECONDS, MAX_OPENCOLLECTIVE_OVERLAP_SECONDS,
 };
-pub use redact::{describe_database, redact_url};
+pub use redact::{describe_database, redact_url, sqlite_path};
 pub use schedule::{JobSchedule, DEFAULT_SCHEDULE};
 pub use secrets::{Secret, Secrets};
 pub use server::{DatabaseConfig, IpNet, ServerConfig};

@@ -92,14 +92,19 @@ fn is_credential(name: &str) -> bool {
     CREDENTIAL_PARAMETERS.iter().any(|c| name.contains(c))
 }
 
+/// The file path of a SQLite URL (`sqlite://PATH?…` or `sqlite:PATH`, without its query);
+/// `None` for any other URL.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(rest.split('?').next().unwrap_or(rest))
+}
+
 /// The database a URL names, for messages: the absolute path of a SQLite file, or the
 /// PostgreSQL URL through [`redact_url`].
 pub fn describe_database(url: &str) -> String {
-    if let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        let path = rest.split('?').next().unwrap_or(rest);
+    if let Some(path) = sqlite_path(url) {
         let abs = std::env::current_dir()
             .map(|d| d.join(path))
             .unwrap_or_else(|_| PathBuf::from(path));

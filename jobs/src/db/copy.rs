@@ -150,11 +150,7 @@ pub fn check_target_url(url: &str) -> Result<String, CopyError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(url.to_string());
     }
-    if let Some(rest) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    {
-        let path = rest.split('?').next().unwrap_or("");
+    if let Some(path) = crate::config::sqlite_path(url) {
         if path.is_empty() || path == ":memory:" {
             return Err(CopyError::TargetUrl(
                 "an SQLite target needs a file path".to_string(),
@@ -168,9 +164,9 @@ pub fn check_target_url(url: &str) -> Result<String, CopyError> {
                 )));
             }
         }
-        return Ok(if rest.contains("mode=") {
+        return Ok(if url.contains("mode=") {
             url.to_string()
-        } else if rest.contains('?') {
+        } else if url.contains('?') {
             format!("{url}&mode=rwc")
         } else {
             format!("{url}?mode=rwc")
@@ -238,7 +234,7 @@ pub async fn copy(
     check_source_schema(&snapshot).await?;
     let from = Catalog::read(&snapshot).await?;
     let to = Catalog::read(&target).await?;
-    let order = to.parents_first()?;
+    let order = to.parents_first();
     let mut plan = Vec::with_capacity(order.len());
     let mut total = 0u64;
     for table in &order {
@@ -308,7 +304,7 @@ pub async fn copy(
 pub async fn digests(db: &DatabaseConnection) -> Result<Vec<TableCopy>, CopyError> {
     let catalog = Catalog::read(db).await?;
     let mut out = Vec::new();
-    for table in catalog.parents_first()? {
+    for table in catalog.parents_first() {
         let columns = catalog.columns_for(&table, &catalog)?;
         let (rows, digest) = digest_table(db, &table, &columns).await?;
         out.push(TableCopy {
@@ -323,16 +319,10 @@ pub async fn digests(db: &DatabaseConnection) -> Result<Vec<TableCopy>, CopyErro
 /// Whether two URLs name the same database (the same SQLite file, or the same PostgreSQL URL).
 fn same_database(a: &str, b: &str) -> bool {
     fn key(url: &str) -> String {
-        match url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
-            Some(rest) => {
-                let path = rest.split('?').next().unwrap_or("");
-                std::fs::canonicalize(path)
-                    .map(|p| format!("sqlite:{}", p.display()))
-                    .unwrap_or_else(|_| format!("sqlite:{path}"))
-            }
+        match crate::config::sqlite_path(url) {
+            Some(path) => std::fs::canonicalize(path)
+                .map(|p| format!("sqlite:{}", p.display()))
+                .unwrap_or_else(|_| format!("sqlite:{path}")),
             None => url.split('?').next().unwrap_or(url).to_string(),
         }
     }
@@ -561,7 +551,7 @@ impl Catalog {
 
     /// Every table, each after the tables its foreign keys name (a cycle, which the schema does
     /// not have, is written in name order and checked at commit).
-    fn parents_first(&self) -> Result<Vec<String>, CopyError> {
+    fn parents_first(&self) -> Vec<String> {
         let mut order = Vec::with_capacity(self.tables.len());
         let mut placed = BTreeSet::new();
         while order.len() < self.tables.len() {
@@ -587,7 +577,7 @@ impl Catalog {
                 }
             }
         }
-        Ok(order)
+        order
     }
 
     /// The columns of `table` in this (the source's) catalog, matched with `target`'s.
@@ -770,9 +760,8 @@ async fn copy_table(
     progress: &mut impl FnMut(Progress),
 ) -> Result<(u64, String), CopyError> {
     let per_batch = target.rows_per_batch(columns.names.len());
-    let mut hash = Sha256::new();
+    let mut digest = TableDigest::default();
     let mut batch: Vec<Cell> = Vec::with_capacity(per_batch * columns.names.len());
-    let mut rows = 0u64;
     let mut stream = std::pin::pin!(
         source
             .stream_raw(select(
@@ -785,11 +774,11 @@ async fn copy_table(
     while let Some(row) = stream.try_next().await? {
         for (i, &read) in columns.read.iter().enumerate() {
             let cell = Cell::read(&row, i, read)?;
-            cell.digest(&mut hash);
+            digest.cell(&cell);
             batch.push(cell);
         }
-        hash.update(b"\n");
-        rows += 1;
+        digest.end_row();
+        let rows = digest.rows;
         if batch.len() >= per_batch * columns.names.len() {
             target
                 .write(table, columns, std::mem::take(&mut batch))
@@ -806,7 +795,7 @@ async fn copy_table(
     if !batch.is_empty() {
         target.write(table, columns, batch).await?;
     }
-    Ok((rows, hex::encode(hash.finalize())))
+    Ok(digest.finish())
 }
 
 /// The target's one write transaction: PostgreSQL's `COPY … FROM STDIN` over sqlx (the fast
@@ -912,35 +901,18 @@ impl Writer {
 
     /// Reads `table` back, inside the transaction, and digests it as the copy did.
     async fn digest(&mut self, table: &str, columns: &Columns) -> Result<(u64, String), CopyError> {
-        let mut hash = Sha256::new();
-        let mut rows = 0u64;
-        let mut add = |row: &QueryResult| -> Result<(), DbErr> {
-            for (i, &kind) in columns.write.iter().enumerate() {
-                Cell::read(row, i, kind)?.digest(&mut hash);
-            }
-            hash.update(b"\n");
-            rows += 1;
-            Ok(())
-        };
         match self {
             Writer::Postgres(tx) => {
                 let sql = select(DatabaseBackend::Postgres, table, columns).sql;
                 let mut stream = sea_orm::sqlx::query(AssertSqlSafe(sql)).fetch(&mut **tx);
+                let mut digest = TableDigest::default();
                 while let Some(row) = stream.try_next().await? {
-                    add(&QueryResult::from(row))?;
+                    digest.row(&QueryResult::from(row), &columns.write)?;
                 }
+                Ok(digest.finish())
             }
-            Writer::Sqlite(tx) => {
-                let mut stream = std::pin::pin!(
-                    tx.stream_raw(select(DatabaseBackend::Sqlite, table, columns))
-                        .await?
-                );
-                while let Some(row) = stream.try_next().await? {
-                    add(&row)?;
-                }
-            }
+            Writer::Sqlite(tx) => digest_table(tx, table, columns).await,
         }
-        Ok((rows, hex::encode(hash.finalize())))
     }
 
     /// PostgreSQL: a serial or identity column's sequence continues after the largest copied
@@ -983,17 +955,44 @@ async fn digest_table(
     columns: &Columns,
 ) -> Result<(u64, String), CopyError> {
     let backend = ConnectionTrait::get_database_backend(db);
-    let mut hash = Sha256::new();
-    let mut rows = 0u64;
+    let mut digest = TableDigest::default();
     let mut stream = std::pin::pin!(db.stream_raw(select(backend, table, columns)).await?);
     while let Some(row) = stream.try_next().await? {
-        for (i, &kind) in columns.write.iter().enumerate() {
-            Cell::read(&row, i, kind)?.digest(&mut hash);
-        }
-        hash.update(b"\n");
-        rows += 1;
+        digest.row(&row, &columns.write)?;
     }
-    Ok((rows, hex::encode(hash.finalize())))
+    Ok(digest.finish())
+}
+
+/// A table's row count and the SHA-256 of its rows, as the copy compares them: every cell in
+/// its canonical form ([`Cell::digest`]), a newline after each row.
+#[derive(Default)]
+struct TableDigest {
+    hash: Sha256,
+    rows: u64,
+}
+
+impl TableDigest {
+    fn cell(&mut self, cell: &Cell) {
+        cell.digest(&mut self.hash);
+    }
+
+    fn end_row(&mut self) {
+        self.hash.update(b"\n");
+        self.rows += 1;
+    }
+
+    /// A row read as `kinds`.
+    fn row(&mut self, row: &QueryResult, kinds: &[Kind]) -> Result<(), DbErr> {
+        for (i, &kind) in kinds.iter().enumerate() {
+            self.cell(&Cell::read(row, i, kind)?);
+        }
+        self.end_row();
+        Ok(())
+    }
+
+    fn finish(self) -> (u64, String) {
+        (self.rows, hex::encode(self.hash.finalize()))
+    }
 }
 
 #[cfg(test)]

@@ -96,11 +96,9 @@ fn sqlite_durability(
 }
 
 fn ensure_sqlite_parent(url: &str) -> Result<(), DbError> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .unwrap_or(url);
-    let path = rest.split('?').next().unwrap_or("");
+    let Some(path) = crate::config::sqlite_path(url) else {
+        return Ok(());
+    };
     if path.is_empty() || path == ":memory:" {
         return Ok(());
     }
