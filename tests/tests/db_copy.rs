@@ -47,6 +47,8 @@ metered = "2.40"
 const PUBLIC: &[&str] = &[
     "/",
     "/reports",
+    "/reports/2026-10",
+    "/reports/2026-10.csv",
     "/api/v1/costs?month=2026-10",
     "/api/v1/costs?month=2026-11",
     "/api/v1/costs/jobs?month=2026-10",
@@ -64,6 +66,7 @@ const ADMIN: &[&str] = &[
     "/api/v1/tokens",
     "/api/v1/subscribers",
     "/api/v1/gate/events",
+    "/api/v1/jobs",
 ];
 
 fn step(build: i64, machine: &str, jobset: &str, start: &str, stop: &str) -> Value {
