@@ -7,8 +7,9 @@
 //! into cost lines that sum exactly to the machine's rounded cost.
 //!
 //! All arithmetic is on exact rationals of cents held in `i128` (no floats, no decimal
-//! rounding before the single rounding the contract asks for). Prices come from
-//! [`Price::cents_fraction`](crate::money::Price::cents_fraction).
+//! rounding before the single rounding the contract asks for). The machine's dates and prices
+//! come prepared ([`PricedPart`], [`super::terms`]): each part of a window with its terms, its
+//! active span and its price as an exact fraction of cents.
 //!
 //! Decisions where cost-model.md is silent, in one place:
 //! - `active_from` is inclusive and `active_until` exclusive (every interval is half-open); a
@@ -22,14 +23,17 @@
 //!   byte-wise ascending comparison of the line keys (`~idle` included), as the contract says.
 //!   Lines are *listed* jobsets ascending, then the idle line last.
 //! - [`machine_lines`] refuses (asserts against) a window that crosses a month boundary: the contract
-//!   rounds each month part on its own, so one call per [`split_months`] part is required.
+//!   rounds each month part on its own, so one call per
+//!   [`split_months`](crate::calendar::split_months) part is required.
 //!   [`machine_cost_exact`] accepts any window (a monthly price is prorated per month part).
 //! - Nothing here clips to `ledger_start` or `now`: the caller does, as documented per function.
-//! - A machine's `[[machines.changes]]` split a window at their instants ([`machine_parts`]):
+//! - A machine's `[[machines.changes]]` split a window at their instants
+//!   ([`machine_parts`](super::terms::machine_parts)):
 //!   each part is attributed and rounded on its own with the [`Terms`] in force during it
 //!   ([`part_lines`]). [`machine_lines`] and [`machine_cost_exact`] take a window without a
 //!   change inside it (they panic otherwise).
-use crate::calendar::{month_of, seconds_in_month, split_months, Span};
+use crate::books::terms::{MachineTerms, PricedPart};
+use crate::calendar::{month_of, Span};
 use crate::config::{Config, CostModel, IdlePolicy, Machine, Terms, OTHER_POOL};
 use crate::money::{
     add, add_fractions, gcd, mul, narrow, reduce, round_half_away_from_zero, Overflow,
@@ -99,45 +103,10 @@ impl ExactShares {
     }
 }
 
-/// The machine's provisioned interval `[active_from, active_until)`; a missing bound is open.
-pub(crate) fn active_interval(machine: &Machine) -> Span {
-    Span {
-        start: machine.active_from.map_or(i64::MIN, |t| t.timestamp()),
-        end: machine.active_until.map_or(i64::MAX, |t| t.timestamp()),
-    }
-}
-
-/// The part of `window` (a window inside one calendar month, already clipped by the caller to
-/// [ledger_start, now)) where the machine is active: window ∩ [active_from, active_until).
-/// None if empty.
-pub fn active_span(machine: &Machine, window: Span) -> Option<Span> {
-    window.intersect(active_interval(machine))
-}
-
-/// The parts of `window` (inside one calendar month) between the machine's change instants
-/// that fall strictly inside it, in time order, each with the terms in force during it. The
-/// parts cover the window; a window without a change inside is one part. Empty for an empty
-/// window.
-pub fn machine_parts(machine: &Machine, window: Span) -> Vec<(Span, Terms)> {
-    if window.is_empty() {
-        return Vec::new();
-    }
-    let mut parts = Vec::new();
-    let mut start = window.start;
-    for c in &machine.changes {
-        let at = c.from.timestamp();
-        if at > start && at < window.end {
-            parts.push((Span::new(start, at), machine.terms_at(start)));
-            start = at;
-        }
-    }
-    parts.push((Span::new(start, window.end), machine.terms_at(start)));
-    parts
-}
-
-/// The terms of a window without a change strictly inside it; panics otherwise.
-fn single_terms(machine: &Machine, window: Span, caller: &str) -> Terms {
-    let parts = machine_parts(machine, window);
+/// The one part of a window without a change of the machine strictly inside it; panics
+/// otherwise. `None` for an empty window.
+fn single_part(machine: &Machine, window: Span, caller: &str) -> Option<PricedPart> {
+    let MachineTerms { mut parts, .. } = MachineTerms::prepare(machine, window);
     assert!(
         parts.len() <= 1,
         "{caller}: the window [{}, {}) of machine {} holds a change; split it with \
@@ -146,7 +115,7 @@ fn single_terms(machine: &Machine, window: Span, caller: &str) -> Terms {
         window.end,
         machine.name
     );
-    machine.terms_at(window.start)
+    parts.pop()
 }
 
 /// Exact (unrounded) cost of the machine in the window as a fraction of cents (numerator,
@@ -162,28 +131,29 @@ pub fn machine_cost_exact(
     window: Span,
     busy_total: i64,
 ) -> Result<(i128, i128), Overflow> {
-    let terms = single_terms(machine, window, "machine_cost_exact");
-    part_cost_exact(machine, window, &terms, busy_total)
+    match single_part(machine, window, "machine_cost_exact") {
+        Some(part) => part_cost_exact(machine, &part, busy_total),
+        None => Ok((0, 1)),
+    }
 }
 
-/// [`machine_cost_exact`] of one part of a window under the given terms.
+/// [`machine_cost_exact`] of one prepared part of a window.
 pub(crate) fn part_cost_exact(
     machine: &Machine,
-    part: Span,
-    terms: &Terms,
+    part: &PricedPart,
     busy_total: i64,
 ) -> Result<(i128, i128), Overflow> {
-    let Some(active) = active_span(machine, part) else {
+    let Some(active) = part.active else {
         return Ok((0, 1));
     };
-    let (pn, pd) = terms.cost.price().cents_fraction();
-    match terms.cost {
-        CostModel::Monthly(_) => split_months(active)
-            .into_iter()
-            .try_fold((0, 1), |sum, part| {
-                let month = i128::from(seconds_in_month(part.start));
-                add_fractions(sum, (mul(pn, i128::from(part.len()))?, mul(pd, month)?))
-            }),
+    let (pn, pd) = part.price;
+    match part.terms.cost {
+        CostModel::Monthly(_) => part.months.iter().try_fold((0, 1), |sum, &(len, month)| {
+            add_fractions(
+                sum,
+                (mul(pn, i128::from(len))?, mul(pd, i128::from(month))?),
+            )
+        }),
         CostModel::Hourly(_) => reduce(mul(pn, i128::from(active.len()))?, mul(pd, HOUR)?),
         CostModel::Metered(_) => {
             assert!(
@@ -221,18 +191,18 @@ fn check_window(machine: &Machine, window: Span) {
 pub(crate) fn exact_shares(
     config: &Config,
     machine: &Machine,
-    window: Span,
-    terms: &Terms,
+    part: &PricedPart,
     busy: &BTreeMap<String, i64>,
 ) -> Result<ExactShares, Overflow> {
-    check_window(machine, window);
+    check_window(machine, part.span);
     let none = ExactShares {
         denominator: 1,
         lines: Vec::new(),
     };
-    let Some(active) = active_span(machine, window) else {
+    let Some(active) = part.active else {
         return Ok(none);
     };
+    let terms = &part.terms;
     let mut busy_total: i64 = 0;
     for (jobset, &seconds) in busy {
         assert!(
@@ -242,7 +212,7 @@ pub(crate) fn exact_shares(
         );
         busy_total = crate::money::add_cents(busy_total, seconds)?;
     }
-    let (n, d) = part_cost_exact(machine, window, terms, busy_total)?;
+    let (n, d) = part_cost_exact(machine, part, busy_total)?;
     let busy_total = i128::from(busy_total);
     let capacity = mul(i128::from(terms.slots), i128::from(active.len()))?;
     let denominator = if is_proportional(config, terms) {
@@ -348,28 +318,29 @@ pub(crate) fn round_lines(shares: &ExactShares) -> Result<Vec<i128>, Overflow> {
 /// no lines.
 ///
 /// Panics when the window crosses a month boundary or holds a change of the machine (use
-/// [`machine_parts`] and [`part_lines`]), or a busy value is negative.
+/// [`super::terms`] and [`part_lines`]), or a busy value is negative.
 pub fn machine_lines(
     config: &Config,
     machine: &Machine,
     window: Span,
     busy: &BTreeMap<String, i64>,
 ) -> Result<Vec<Line>, Overflow> {
-    let terms = single_terms(machine, window, "machine_lines");
-    part_lines(config, machine, window, &terms, busy)
+    match single_part(machine, window, "machine_lines") {
+        Some(part) => part_lines(config, machine, &part, busy),
+        None => Ok(Vec::new()),
+    }
 }
 
-/// [`machine_lines`] of one part of a window ([`machine_parts`]) under the terms in force
-/// during it: `busy` holds the busy seconds of the part's active span only, and the part is
-/// rounded on its own.
+/// [`machine_lines`] of one prepared part of a window ([`PricedPart`]) under the terms in
+/// force during it: `busy` holds the busy seconds of the part's active span only, and the part
+/// is rounded on its own.
 pub(crate) fn part_lines(
     config: &Config,
     machine: &Machine,
-    part: Span,
-    terms: &Terms,
+    part: &PricedPart,
     busy: &BTreeMap<String, i64>,
 ) -> Result<Vec<Line>, Overflow> {
-    let shares = exact_shares(config, machine, part, terms, busy)?;
+    let shares = exact_shares(config, machine, part, busy)?;
     let cents = round_lines(&shares)?;
     let default_fund = &config.default_fund().slug;
     shares

@@ -1,6 +1,7 @@
 //! Tests of `attribution`.
 use super::*;
-use crate::calendar::month_span;
+use crate::books::terms::{active_span, PricedPart};
+use crate::calendar::{month_span, split_months};
 use chrono::DateTime;
 use proptest::prelude::*;
 
@@ -617,9 +618,10 @@ pub(super) fn check_lines(
     terms: &Terms,
     b: &BTreeMap<String, i64>,
 ) {
-    let lines = part_lines(c, m, window, terms, b).unwrap();
+    let part = PricedPart::new(m, window, *terms);
+    let lines = part_lines(c, m, &part, b).unwrap();
     let total_busy: i64 = b.values().sum();
-    let (n, d) = part_cost_exact(m, window, terms, total_busy).unwrap();
+    let (n, d) = part_cost_exact(m, &part, total_busy).unwrap();
     let sum: i64 = lines.iter().map(|l| l.cost_cents).sum();
     assert_eq!(
         i128::from(sum),
@@ -637,7 +639,7 @@ pub(super) fn check_lines(
     }
     assert_eq!(jobsets.len(), b.values().filter(|&&v| v > 0).count());
     // Each line is its exact amount rounded down or up.
-    let exact = exact_shares(c, m, window, terms, b).unwrap();
+    let exact = exact_shares(c, m, &part, b).unwrap();
     assert_eq!(exact.lines.len(), lines.len());
     for (e, l) in exact.lines.iter().zip(&lines) {
         let floor = e.numerator.div_euclid(exact.denominator);
@@ -763,7 +765,8 @@ proptest! {
         let b2: BTreeMap<String, i64> = permuted.into_iter().collect();
         let l1 = machine_lines(&c, m, window, &b1).unwrap();
         let l2 = machine_lines(&c, m, window, &b2).unwrap();
-        let e1 = exact_shares(&c, m, window, &m.terms_at(window.start), &b1).unwrap();
+        let part = PricedPart::new(m, window, m.terms_at(window.start));
+        let e1 = exact_shares(&c, m, &part, &b1).unwrap();
         let tied = |num: i128| {
             e1.lines
                 .iter()

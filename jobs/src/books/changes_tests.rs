@@ -2,6 +2,7 @@
 //! part attributed and rounded on its own with the terms in force during it.
 use super::tests::{busy_map, check_lines, price};
 use super::*;
+use crate::books::terms::{active_span, machine_parts, PricedPart};
 use crate::calendar::month_span;
 use crate::money::Price;
 use proptest::prelude::*;
@@ -94,7 +95,7 @@ fn window_lines(
     let lines: Vec<Vec<Line>> = parts
         .iter()
         .zip(busy)
-        .map(|((part, terms), b)| part_lines(c, m, *part, terms, b).unwrap())
+        .map(|((part, terms), b)| part_lines(c, m, &PricedPart::new(m, *part, *terms), b).unwrap())
         .collect();
     let slices: Vec<&[Line]> = lines.iter().map(Vec::as_slice).collect();
     merge_parts(&slices)
@@ -221,9 +222,11 @@ fn a_machine_that_goes_from_hourly_to_metered() {
     );
     // After the change nothing is idle, however little ran: an idle metered part costs 0.
     let (part, terms) = machine_parts(m, month_span(2026, 10))[1];
-    assert!(part_lines(&c, m, part, &terms, &BTreeMap::new())
-        .unwrap()
-        .is_empty());
+    assert!(
+        part_lines(&c, m, &PricedPart::new(m, part, terms), &BTreeMap::new())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// grow01: monthly 93.00, 2 slots until 2026-10-11, 4 slots from then.
@@ -388,7 +391,7 @@ proptest! {
         let mut exact = (0i128, 1i128);
         for ((part, terms), b) in parts.iter().zip(&busy) {
             check_lines(&c, m, *part, terms, b);
-            exact = add_fractions(exact, part_cost_exact(m, *part, terms, b.values().sum()).unwrap()).unwrap();
+            exact = add_fractions(exact, part_cost_exact(m, &PricedPart::new(m, *part, *terms), b.values().sum()).unwrap()).unwrap();
         }
         let lines = window_lines(&c, m, month, &busy);
         let total = i128::from(lines.iter().map(|l| l.cost_cents).sum::<i64>());

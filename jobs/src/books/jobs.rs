@@ -16,9 +16,8 @@
 //!   first busy second in the window falls in that part. Steps of no length (`start = stop`) have no busy time and are not counted.
 //! - Steps on machines that are not configured are not jobs of the books (they cost nothing
 //!   and have no line to split); `/api/v1/costs` lists them as unpriced.
-use crate::books::attribution::{
-    active_span, machine_parts, part_lines, round_lines, ExactLine, ExactShares, Line,
-};
+use crate::books::attribution::{part_lines, round_lines, ExactLine, ExactShares, Line};
+use crate::books::terms::WindowTerms;
 use crate::books::BooksError;
 use crate::calendar::Span;
 use crate::config::{Config, OTHER_POOL};
@@ -216,35 +215,41 @@ pub(crate) async fn part_job_busy(
 }
 
 /// Every (jobset, job) of `window` (inside one month, clipped to `[ledger_start, at)`) from
-/// the build steps: per machine and window part ([`machine_parts`]: split at the machine's
-/// changes, each under its terms), one grouped query over the part's active span, the part's
-/// lines ([`part_lines`], rounded on their own) and their split; summed per (jobset, job).
-/// Ordered by jobset, then job.
+/// the build steps: the machines' terms prepared for the window ([`WindowTerms`]: split at the
+/// machines' changes, each part under its terms), then per machine and part one grouped query
+/// over the part's active span, then the part's lines ([`part_lines`], rounded on their own)
+/// and their split; summed per (jobset, job). Ordered by jobset, then job.
 pub async fn window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
     window: Span,
 ) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
-    let mut out = BTreeMap::new();
-    for m in &config.machines {
-        let mut names: Vec<&str> = vec![m.name.as_str()];
-        names.extend(m.aliases.iter().map(String::as_str));
+    let terms = WindowTerms::prepare(config, window);
+    let mut busy = Vec::new();
+    for m in &terms.machines {
         // A step is counted in the part where its first busy second in the window falls.
         let mut first = true;
-        for (part, terms) in machine_parts(m, window) {
-            let Some(active) = active_span(m, part) else {
+        for part in &m.parts {
+            let Some(active) = part.active else {
                 continue;
             };
             let count_from = (!first).then_some(active.start);
             first = false;
-            let busy = part_job_busy(db, active, &names, count_from).await?;
-            let mut jobsets: BTreeMap<String, i64> = BTreeMap::new();
-            for ((jobset, _), b) in &busy {
-                *jobsets.entry(jobset.clone()).or_insert(0) += b.busy_seconds;
-            }
-            let lines = part_lines(config, m, part, &terms, &jobsets)?;
-            add_jobs(&mut out, part_jobs(&lines, &busy)?);
+            busy.push((
+                m,
+                part,
+                part_job_busy(db, active, &m.names, count_from).await?,
+            ));
         }
+    }
+    let mut out = BTreeMap::new();
+    for (m, part, busy) in busy {
+        let mut jobsets: BTreeMap<String, i64> = BTreeMap::new();
+        for ((jobset, _), b) in &busy {
+            *jobsets.entry(jobset.clone()).or_insert(0) += b.busy_seconds;
+        }
+        let lines = part_lines(config, m.machine, part, &jobsets)?;
+        add_jobs(&mut out, part_jobs(&lines, &busy)?);
     }
     Ok(out)
 }

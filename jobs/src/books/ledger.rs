@@ -2,9 +2,10 @@
 //! window from the build steps, and the donations raised per fund from the records. The store
 //! ([`super::store`]) computes closed months with these; [`super::costs`] and [`super::funds`]
 //! read through the store and use these for the open month.
-use crate::books::attribution::{active_span, machine_parts, merge_parts, part_lines, Line};
+use crate::books::attribution::{merge_parts, part_lines, Line};
 use crate::books::days;
 pub use crate::books::steps::busy_query;
+use crate::books::terms::WindowTerms;
 use crate::books::BooksError;
 use crate::calendar::Span;
 use crate::config::{Config, Fund, Machine, Terms};
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{ConnectionTrait, ExprTrait};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// Steps on a machine that is not configured: kept, shown, never priced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -72,7 +73,7 @@ pub async fn busy_seconds(
         .collect())
 }
 
-/// The rounded lines of one machine in one part of a window ([`machine_parts`]).
+/// The rounded lines of one machine in one part of a window.
 #[derive(Clone, Debug)]
 pub struct PartLines<'a> {
     pub machine: &'a Machine,
@@ -90,7 +91,8 @@ pub(crate) async fn lines_from_steps(
     config: &Config,
     window: Span,
 ) -> Result<WindowCosts, BooksError> {
-    let (parts, unpriced) = part_lines_from_steps(db, config, window).await?;
+    let terms = WindowTerms::prepare(config, window);
+    let (parts, unpriced) = part_lines_from_steps(db, config, &terms).await?;
     let mut lines = Vec::new();
     let mut i = 0;
     while i < parts.len() {
@@ -105,32 +107,29 @@ pub(crate) async fn lines_from_steps(
     Ok(WindowCosts { lines, unpriced })
 }
 
-/// The lines of every machine in `window` (as [`lines_from_steps`]) part by part, machines in
-/// config order and each machine's parts in time order (a machine with no part active in the
-/// window has none), with the unpriced lines. One grouped query covers every machine active
-/// through the whole window under one set of terms (the usual case); a machine that starts,
-/// stops or changes inside it gets a query of its own per part over its active span.
-pub(crate) async fn part_lines_from_steps<'a>(
+/// The busy seconds of a window's machines, read from the data: per machine (in the order of
+/// [`WindowTerms::machines`]) and part, per jobset; and the steps of machines that are not
+/// configured.
+struct BusyFacts {
+    parts: Vec<Vec<BTreeMap<String, i64>>>,
+    unpriced: Vec<UnpricedLine>,
+}
+
+/// Reads [`BusyFacts`]. One grouped query covers every machine active through the whole window
+/// under one set of terms (the usual case); a machine that starts, stops or changes inside it
+/// gets a query of its own per part over its active span.
+async fn read_busy(
     db: &impl ConnectionTrait,
-    config: &'a Config,
-    window: Span,
-) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), BooksError> {
-    let by_name = config.machine_by_name();
-    // Machines active through the whole window under one set of terms, by name.
-    let whole: HashSet<&str> = config
-        .machines
-        .iter()
-        .filter(|m| active_span(m, window) == Some(window) && machine_parts(m, window).len() == 1)
-        .map(|m| m.name.as_str())
-        .collect();
-    let shared = |m: &Machine| whole.contains(m.name.as_str());
-    let mut busy: HashMap<&str, BTreeMap<String, i64>> = HashMap::new();
+    terms: &WindowTerms<'_>,
+) -> Result<BusyFacts, BooksError> {
+    let window = terms.window;
+    let mut shared: HashMap<&str, BTreeMap<String, i64>> = HashMap::new();
     let mut unpriced: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (machine, jobset, seconds) in busy_seconds(db, window, None).await? {
-        match by_name.get(machine.as_str()) {
-            Some(m) if shared(m) => {
-                *busy
-                    .entry(m.name.as_str())
+        match terms.machine(&machine) {
+            Some(m) if m.whole() => {
+                *shared
+                    .entry(m.machine.name.as_str())
                     .or_default()
                     .entry(jobset)
                     .or_insert(0) += seconds;
@@ -139,39 +138,24 @@ pub(crate) async fn part_lines_from_steps<'a>(
             None => *unpriced.entry((machine, jobset)).or_insert(0) += seconds,
         }
     }
-    let mut out = Vec::new();
-    let empty = BTreeMap::new();
-    for m in &config.machines {
-        if shared(m) {
-            let terms = m.terms_at(window.start);
-            let b = busy.get(m.name.as_str()).unwrap_or(&empty);
-            let lines = part_lines(config, m, window, &terms, b)?;
-            out.push(PartLines {
-                machine: m,
-                part: window,
-                terms,
-                lines,
-            });
+    let mut parts = Vec::with_capacity(terms.machines.len());
+    for m in &terms.machines {
+        if m.whole() {
+            let busy = shared.remove(m.machine.name.as_str()).unwrap_or_default();
+            parts.push(vec![busy]);
             continue;
         }
-        let mut names: Vec<&str> = vec![m.name.as_str()];
-        names.extend(m.aliases.iter().map(String::as_str));
-        for (part, terms) in machine_parts(m, window) {
-            let Some(active) = active_span(m, part) else {
-                continue;
-            };
-            let mut b: BTreeMap<String, i64> = BTreeMap::new();
-            for (_, jobset, seconds) in busy_seconds(db, active, Some(&names)).await? {
-                *b.entry(jobset).or_insert(0) += seconds;
+        let mut mine = Vec::with_capacity(m.parts.len());
+        for part in &m.parts {
+            let mut busy: BTreeMap<String, i64> = BTreeMap::new();
+            if let Some(active) = part.active {
+                for (_, jobset, seconds) in busy_seconds(db, active, Some(&m.names)).await? {
+                    *busy.entry(jobset).or_insert(0) += seconds;
+                }
             }
-            let lines = part_lines(config, m, part, &terms, &b)?;
-            out.push(PartLines {
-                machine: m,
-                part,
-                terms,
-                lines,
-            });
+            mine.push(busy);
         }
+        parts.push(mine);
     }
     let unpriced = unpriced
         .into_iter()
@@ -181,6 +165,33 @@ pub(crate) async fn part_lines_from_steps<'a>(
             busy_seconds,
         })
         .collect();
+    Ok(BusyFacts { parts, unpriced })
+}
+
+/// The lines of every machine in the window of `terms` (as [`lines_from_steps`]) part by part,
+/// machines in config order and each machine's parts in time order (a machine with no part
+/// active in the window has none), with the unpriced lines: the busy seconds are read first
+/// ([`read_busy`]), then every part is attributed ([`part_lines`]).
+pub(crate) async fn part_lines_from_steps<'a>(
+    db: &impl ConnectionTrait,
+    config: &'a Config,
+    terms: &WindowTerms<'a>,
+) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), BooksError> {
+    let BusyFacts { parts, unpriced } = read_busy(db, terms).await?;
+    let mut out = Vec::new();
+    for (m, busy) in terms.machines.iter().zip(parts) {
+        for (part, b) in m.parts.iter().zip(busy) {
+            if part.active.is_none() {
+                continue;
+            }
+            out.push(PartLines {
+                machine: m.machine,
+                part: part.span,
+                terms: part.terms,
+                lines: part_lines(config, m.machine, part, &b)?,
+            });
+        }
+    }
     Ok((out, unpriced))
 }
 

@@ -1,9 +1,10 @@
 //! The month's machines as the reports show them: each one's cost in the month, its use of the
 //! capacity it had under the slots in force part by part, the terms in force at the period's
 //! instant and its changes dated in the month.
-use crate::books::attribution::{active_span, machine_parts, Line};
+use crate::books::attribution::Line;
+use crate::books::terms::WindowTerms;
 use crate::calendar::Period;
-use crate::config::{Config, Machine, Terms};
+use crate::config::{Machine, Terms};
 use serde::Serialize;
 
 /// A machine's cost model, price and slots as shown (`price` with at least two decimals).
@@ -70,18 +71,24 @@ fn changes_in(m: &Machine, start: i64, as_of: i64) -> Vec<ChangeShown> {
         .collect()
 }
 
-/// Every configured machine with an active part in `period`'s month (to its instant), by name.
-pub fn machine_costs(config: &Config, period: &Period, lines: &[Line]) -> Vec<MachineCost> {
-    let window = period.window;
+/// Every configured machine with an active part in `period`'s month (to its instant), by name,
+/// given the machines' terms over the period's window (`None` when the window is empty) and
+/// the window's lines.
+pub fn machine_costs(
+    period: &Period,
+    terms: Option<&WindowTerms>,
+    lines: &[Line],
+) -> Vec<MachineCost> {
     let as_of = period.at.timestamp().min(period.span.end);
     let mut out = Vec::new();
-    for m in &config.machines {
+    for t in terms.map_or(&[][..], |t| t.machines.as_slice()) {
+        let m = t.machine;
         let changes = changes_in(m, period.span.start, as_of);
         let (mut active, mut capacity) = (0i64, 0i64);
-        for (part, terms) in window.map(|w| machine_parts(m, w)).unwrap_or_default() {
-            let len = active_span(m, part).map_or(0, |a| a.len());
+        for part in &t.parts {
+            let len = part.active.map_or(0, |a| a.len());
             active += len;
-            capacity += len * i64::from(terms.slots);
+            capacity += len * i64::from(part.terms.slots);
         }
         let mine = lines.iter().filter(|l| l.machine == m.name);
         let (mut busy, mut cost, mut idle) = (0i64, 0i64, 0i64);

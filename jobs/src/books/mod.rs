@@ -27,6 +27,7 @@ pub mod sponsors;
 pub mod stale;
 pub mod steps;
 pub mod store;
+pub mod terms;
 
 pub use error::BooksError;
 
@@ -65,8 +66,11 @@ pub async fn month_figures(
     config: &Config,
     period: &Period,
 ) -> Result<MonthFigures, BooksError> {
+    let terms = period
+        .window
+        .map(|w| terms::WindowTerms::prepare(config, w));
     let (funds, costs) = funds::funds_month(db, config, period.month, period.at).await?;
-    let machines = machines::machine_costs(config, period, &costs.lines);
+    let machines = machines::machine_costs(period, terms.as_ref(), &costs.lines);
     let jobs = job_costs::month_job_list(db, config, period, &Default::default()).await?;
     let (plans, plan_changes) = if config.plans.is_empty() {
         (Vec::new(), Vec::new())

@@ -10,6 +10,7 @@ use crate::books::job_costs::JobsReport;
 use crate::books::machines::machine_costs;
 use crate::books::plans::PlansReport;
 use crate::books::reconciliation::{ExpensesMonth, Reconciliation};
+use crate::books::terms::WindowTerms;
 use crate::calendar::Month;
 use crate::calendar::Period;
 use crate::config::Config;
@@ -73,11 +74,9 @@ pub fn render(config: &Config, report: &CostsReport, month: Month, at: DateTime<
         "\n{:<16} {:<18} {:>5} {:>12} {:>12} {:>8} {:>12}",
         "machine", "price", "slots", "busy", "capacity", "util", "cost"
     );
-    let machines = machine_costs(
-        config,
-        &Period::new(month, at, config.ledger_start),
-        &report.lines,
-    );
+    let period = Period::new(month, at, config.ledger_start);
+    let terms = period.window.map(|w| WindowTerms::prepare(config, w));
+    let machines = machine_costs(&period, terms.as_ref(), &report.lines);
     for m in &machines {
         let _ = writeln!(
             out,
