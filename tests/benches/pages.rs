@@ -9,12 +9,13 @@
 //!
 //! `BENCH_SPONSORS` changes the number of this month's sponsors (default 10,000).
 use askama::Template;
-use buildfund_api::routes::pages::{index_page, report_page, RECENT_DONATIONS, TOP_SPONSORS};
+use buildfund_api::routes::pages::{report_page, IndexPage, RECENT_DONATIONS, TOP_SPONSORS};
 use buildfund_api::startup::{Application, ServeOptions};
 use buildfund_entity::donations;
 use buildfund_jobs::books::sponsors::month_donations;
 use buildfund_jobs::calendar::Month;
 use buildfund_jobs::gate::Gate;
+use buildfund_jobs::report::view::funding_view;
 use buildfund_jobs::report::{funding_page, month_report};
 use buildfund_jobs::{db, Config};
 use buildfund_tests::database::BenchDatabase;
@@ -218,7 +219,7 @@ async fn main() -> anyhow::Result<()> {
     let mut size = 0;
     for _ in 0..200 {
         let t = Instant::now();
-        let html = index_page(&data, &current).render()?;
+        let html = IndexPage(funding_view(&data, &current)).render()?;
         render.push(t.elapsed());
         size = html.len();
     }

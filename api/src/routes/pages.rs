@@ -16,12 +16,11 @@ use askama::Template;
 use buildfund_jobs::books::donations::PublicDonation;
 use buildfund_jobs::books::sponsors::month_donations;
 use buildfund_jobs::calendar::Month;
-use buildfund_jobs::gate::Current;
 use buildfund_jobs::report::view::{
-    funding_view, report_view, reports_view, FundingView, ReportView, ReportsView,
+    report_view, reports_view, FundingView, ReportView, ReportsView,
 };
 use buildfund_jobs::report::{
-    self, funding_page, month_csv, month_report, report_months, FundingPage, MonthReport,
+    self, funding_page_view, month_csv, month_report, report_months, MonthReport,
 };
 use buildfund_jobs::Config;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -173,11 +172,6 @@ impl Deref for IndexPage {
     }
 }
 
-/// The funding page of `data` with the gate snapshot `gate`.
-pub fn index_page(data: &FundingPage, gate: &Current) -> IndexPage {
-    IndexPage(funding_view(data, gate))
-}
-
 #[derive(Template)]
 #[template(path = "pages/report.html")]
 pub struct ReportPage(pub ReportView);
@@ -247,11 +241,19 @@ pub async fn index(
         // The pool states are refreshed first, so that their reasons quote the same books as
         // the figures beside them (on failure the last snapshot is shown, marked stale).
         let _ = state.gate.refresh(&state.db).await;
-        let at = now(&state);
-        let data =
-            funding_page(&state.db, &state.config, at, TOP_SPONSORS, RECENT_DONATIONS).await?;
-        let body = index_page(&data, &state.gate.current()).render()?;
-        Ok(html(body, data.report.as_of))
+        let (at, gate) = (now(&state), state.gate.current());
+        let page = IndexPage(
+            funding_page_view(
+                &state.db,
+                &state.config,
+                at,
+                &gate,
+                TOP_SPONSORS,
+                RECENT_DONATIONS,
+            )
+            .await?,
+        );
+        Ok(html(page.render()?, page.as_of))
     })
     .await
 }

@@ -14,6 +14,7 @@ pub mod csv;
 pub mod focus;
 pub mod format;
 pub mod packages;
+mod store;
 pub mod table;
 pub mod view;
 
@@ -29,17 +30,16 @@ use crate::books::plans::{FundPlans, PlanChange};
 use crate::books::reconciliation::{ExpensesMonth, MachineStatus, Reconciliation};
 use crate::books::sponsors::Sponsor;
 use crate::books::{BooksError, FundingFigures, HistoryMonth, MonthFigures};
-use crate::calendar::rfc3339;
 use crate::calendar::{Month, Period};
 use crate::config::Config;
-use buildfund_entity::{donations, gate_events, pool_controls};
+use crate::gate::Current;
+use buildfund_entity::donations;
 use chrono::{DateTime, Utc};
 use packages::PackageCost;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QuerySelect};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use view::FundingView;
 
 /// One pool's cost in the month (the sum of its lines).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -163,7 +163,8 @@ pub struct MonthReport {
     pub expenses: ExpensesMonth,
 }
 
-/// The report of `month` as of `at`.
+/// The report of `month` as of `at`: the month's figures from the books, then its gate
+/// events, then the report assembled from them.
 pub async fn month_report(
     db: &impl ConnectionTrait,
     config: &Config,
@@ -172,14 +173,15 @@ pub async fn month_report(
 ) -> Result<MonthReport, ReportError> {
     let period = Period::new(month, at, config.ledger_start);
     let books = crate::books::month_figures(db, config, &period).await?;
-    month_report_of(db, config, books).await
+    let gate_events = store::public_gate_events(db, &books.period).await?;
+    assemble(config, books, gate_events)
 }
 
-/// The report of a month from its figures.
-async fn month_report_of(
-    db: &impl ConnectionTrait,
+/// The report of a month from its figures and gate events: no database, no clock.
+fn assemble(
     config: &Config,
     books: MonthFigures,
+    gate_events: Vec<GateEvent>,
 ) -> Result<MonthReport, ReportError> {
     let MonthFigures {
         period,
@@ -210,30 +212,10 @@ async fn month_report_of(
         .map(|p| p.pool.as_str())
         .collect();
     let packages = packages::packages(&jobs, costs.total_cents(), &over_budget);
-    let (month, as_of, start) = (period.month, period.as_of, period.start);
-    let actors = admin_actors(db).await?;
-    let gate_events = gate_events::Entity::find()
-        .filter(gate_events::Column::Kind.is_in(PUBLIC_GATE_EVENTS.iter().copied()))
-        .filter(gate_events::Column::At.gte(start))
-        .filter(gate_events::Column::At.lt(as_of))
-        .order_by_asc(gate_events::Column::Id)
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|e| GateEvent {
-            at: rfc3339(e.at),
-            reason: view::admin_free(&e.reason, &actors),
-            pool: e.pool,
-            kind: e.kind,
-            from_state: e.from_state,
-            to_state: e.to_state,
-            until: e.until.map(rfc3339),
-        })
-        .collect();
     Ok(MonthReport {
-        month,
+        month: period.month,
         currency: config.currency.clone(),
-        as_of,
+        as_of: period.as_of,
         complete: period.complete(),
         funds,
         raised,
@@ -257,34 +239,6 @@ async fn month_report_of(
         reconciliation,
         expenses,
     })
-}
-
-/// Every name an admin change was made under (the tokens' names behind pauses, overrides and
-/// lifts), for [`view::admin_free`].
-async fn admin_actors(db: &impl ConnectionTrait) -> Result<Vec<String>, ReportError> {
-    use pool_controls::Column as C;
-    let made: Vec<String> = pool_controls::Entity::find()
-        .select_only()
-        .column(C::Actor)
-        .distinct()
-        .into_tuple()
-        .all(db)
-        .await?;
-    let lifted: Vec<Option<String>> = pool_controls::Entity::find()
-        .select_only()
-        .column(C::LiftedBy)
-        .filter(C::LiftedBy.is_not_null())
-        .distinct()
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut out: Vec<String> = made
-        .into_iter()
-        .chain(lifted.into_iter().flatten())
-        .collect();
-    out.sort();
-    out.dedup();
-    Ok(out)
 }
 
 /// Pools by cost (largest first, then slug).
@@ -341,7 +295,8 @@ pub async fn funding_page(
         top_sponsors,
         recent_donations,
     } = crate::books::funding_figures(db, config, at, top, recent).await?;
-    let report = month_report_of(db, config, figures).await?;
+    let gate_events = store::public_gate_events(db, &figures.period).await?;
+    let report = assemble(config, figures, gate_events)?;
     history.push(HistoryMonth {
         month,
         raised_cents: report.raised.net_cents,
@@ -354,6 +309,20 @@ pub async fn funding_page(
         recent_donations,
         last_month,
     })
+}
+
+/// The funding page as shown as of `at` with the gate snapshot `gate`: its figures
+/// ([`funding_page`]), then their view ([`view::funding_view`]).
+pub async fn funding_page_view(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    at: DateTime<Utc>,
+    gate: &Current,
+    top: usize,
+    recent: u64,
+) -> Result<FundingView, ReportError> {
+    let page = funding_page(db, config, at, top, recent).await?;
+    Ok(view::funding_view(&page, gate))
 }
 
 /// The months that have a report at `at`: from the month of `at` back to the month of
@@ -414,6 +383,7 @@ pub async fn first_report_month(
 mod tests {
     use super::*;
     use crate::books::machines::machine_costs;
+    use crate::books::terms::WindowTerms;
 
     fn config() -> Config {
         Config::parse(
@@ -495,7 +465,9 @@ active_from = "2026-03-01"
             line("a", Some("cuda"), 28 * 86400, 60),
             line("a", None, 0, 60),
         ];
-        let m = machine_costs(&c, &Period::new(feb, at, c.ledger_start), &lines);
+        let period = Period::new(feb, at, c.ledger_start);
+        let terms = period.window.map(|w| WindowTerms::prepare(&c, w));
+        let m = machine_costs(&period, terms.as_ref(), &lines);
         assert_eq!(m.len(), 1, "{m:?}");
         assert_eq!(m[0].capacity_seconds, 2 * 28 * 86400);
         assert_eq!(m[0].utilization_permille, Some(500));
@@ -505,7 +477,12 @@ active_from = "2026-03-01"
         let mar = Month::parse("2026-03").unwrap();
         let at = mar.start() + chrono::Duration::hours(12);
         let period = Period::new(mar, at, c.ledger_start);
-        let m = machine_costs(&c, &period, &[line("b", Some("cuda"), 3 * 3600, 12)]);
+        let terms = period.window.map(|w| WindowTerms::prepare(&c, w));
+        let m = machine_costs(
+            &period,
+            terms.as_ref(),
+            &[line("b", Some("cuda"), 3 * 3600, 12)],
+        );
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].machine, "b");
         assert_eq!(m[1].capacity_seconds, 12 * 3600);

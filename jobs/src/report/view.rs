@@ -761,6 +761,8 @@ pub fn figures(r: &MonthReport) -> Figures {
 /// What the funding page shows.
 #[derive(Clone, Debug)]
 pub struct FundingView {
+    /// The instant the figures are for (the page's `Last-Modified`).
+    pub as_of: DateTime<Utc>,
     pub fig: Figures,
     pub chart: ChartView,
     pub gates: Vec<GateView>,
@@ -783,6 +785,7 @@ pub fn funding_view(data: &FundingPage, gate: &Current) -> FundingView {
     let (gates, gate_note) = gate_views(gate);
     let front = &r.sponsors[..r.sponsors.len().min(FRONT_SPONSORS)];
     FundingView {
+        as_of: r.as_of,
         fig: figures(r),
         chart: chart(&data.history),
         gates,
