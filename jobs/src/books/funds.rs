@@ -3,7 +3,7 @@
 //! burn, runway").
 use crate::books::costs::{clip, window_costs, WindowCosts};
 use crate::books::invoices::expense_costs;
-use crate::books::ledger::raised_from_data;
+use crate::books::ledger::{lines_from_steps, raised_from_data};
 use crate::books::ledger::ts;
 pub use crate::books::ledger::{add_cents, route, Raised};
 use crate::books::store;
@@ -36,21 +36,25 @@ pub async fn raised_by_fund(
     raised_from_data(db, config, from, to).await
 }
 
-/// [`raised_by_fund`] over `period`'s window (none when it is empty).
-pub async fn period_raised(
+/// What `period`'s window raised per fund and cost (its lines): read together from the store
+/// when the window is the month's books window held fresh there (one read of the stored
+/// month), else from the records and the build steps.
+pub async fn period_sums(
     db: &impl ConnectionTrait,
     config: &Config,
     period: &Period,
-) -> Result<BTreeMap<String, Raised>, BooksError> {
+) -> Result<(BTreeMap<String, Raised>, WindowCosts), BooksError> {
     let Some(w) = period.window else {
-        return Ok(BTreeMap::new());
+        return Ok(Default::default());
     };
     if period.book == Some(w) {
-        if let Some(m) = store::stored_month(db, config, period.month, false, false).await? {
-            return Ok(stored_raised(m));
+        if let Some(mut m) = store::stored_month(db, config, period.month, false, true).await? {
+            let costs = std::mem::take(&mut m.costs);
+            return Ok((stored_raised(m), costs));
         }
     }
-    raised_from_data(db, config, ts(w.start), ts(w.end)).await
+    let raised = raised_from_data(db, config, ts(w.start), ts(w.end)).await?;
+    Ok((raised, lines_from_steps(db, config, w).await?))
 }
 
 /// The donation sums per fund a stored month holds (funds without any left out).

@@ -275,8 +275,19 @@ pub async fn reconciliation(
     period: &Period,
 ) -> Result<Reconciliation, BooksError> {
     let lines = costs::month_costs(db, config, period).await?;
+    reconciliation_of(db, config, period, &lines).await
+}
+
+/// The reconciliation of `period`'s month from its cost lines as of the period's instant (the
+/// caller holds them).
+pub async fn reconciliation_of(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    period: &Period,
+    lines: &WindowCosts,
+) -> Result<Reconciliation, BooksError> {
     let others = crate::books::expenses::paid_in(db, period.start, period.as_of).await?;
-    reconciliation_with(db, config, period, &lines, &others).await
+    reconciliation_with(db, config, period, lines, &others).await
 }
 
 /// The reconciliation of `period`'s month from its cost lines as of the period's instant (the
