@@ -3,11 +3,11 @@
 //! burn, runway").
 use crate::books::costs::{clip, window_costs, WindowCosts};
 use crate::books::invoices::expense_costs;
-use crate::books::ledger::{lines_from_steps, raised_from_data};
 use crate::books::ledger::ts;
 pub use crate::books::ledger::{add_cents, route, Raised};
+use crate::books::ledger::{lines_from_steps, raised_from_data};
 use crate::books::store;
-use crate::books::BooksError;
+use crate::books::{BooksError, HistoryMonth};
 use crate::calendar::{split_months, Month, Period, Span};
 use crate::config::Config;
 use chrono::{DateTime, Duration, Utc};
@@ -295,6 +295,39 @@ pub async fn funds_month(
         })
         .collect();
     Ok((funds, costs))
+}
+
+/// The raised-vs-spent history of the `count` months ending with `last` (oldest first), each
+/// as of `at` (months before `ledger_start` left out), with the cost lines of its last month
+/// (`last`, always in it).
+pub(crate) async fn history(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    last: Month,
+    count: usize,
+    at: DateTime<Utc>,
+) -> Result<(Vec<HistoryMonth>, WindowCosts), BooksError> {
+    let first_month = Month::of(config.ledger_start);
+    let mut months = Vec::new();
+    let mut m = last;
+    while months.len() < count.max(1) && (months.is_empty() || m >= first_month) {
+        months.push(m);
+        m = m.prev();
+    }
+    months.reverse();
+    let mut out = Vec::with_capacity(months.len());
+    let mut last_costs = WindowCosts::default();
+    for m in months {
+        let period = Period::new(m, at, config.ledger_start);
+        let (raised, costs) = period_sums(db, config, &period).await?;
+        out.push(HistoryMonth {
+            month: m,
+            raised_cents: raised.values().map(|r| r.net_cents).sum(),
+            spent_cents: costs.total_cents(),
+        });
+        last_costs = costs;
+    }
+    Ok((out, last_costs))
 }
 
 #[cfg(test)]

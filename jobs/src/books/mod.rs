@@ -129,7 +129,7 @@ pub async fn funding_figures(
     let (history, last_month) = if month > Month::of(config.ledger_start) {
         // Last month's lines are those of the history's last month.
         let prev = period.prev(config.ledger_start);
-        let (history, prev_costs) = history_and_last(db, config, prev.month, 11, at).await?;
+        let (history, prev_costs) = funds::history(db, config, prev.month, 11, at).await?;
         let last = reconciliation::reconciliation_of(db, config, &prev, &prev_costs).await?;
         (history, Some(last))
     } else {
@@ -163,36 +163,5 @@ pub async fn history(
     count: usize,
     at: DateTime<Utc>,
 ) -> Result<Vec<HistoryMonth>, BooksError> {
-    Ok(history_and_last(db, config, last, count, at).await?.0)
-}
-
-/// [`history`], with the cost lines of its last month (`last`, always in it).
-async fn history_and_last(
-    db: &impl ConnectionTrait,
-    config: &Config,
-    last: Month,
-    count: usize,
-    at: DateTime<Utc>,
-) -> Result<(Vec<HistoryMonth>, ledger::WindowCosts), BooksError> {
-    let first_month = Month::of(config.ledger_start);
-    let mut months = Vec::new();
-    let mut m = last;
-    while months.len() < count.max(1) && (months.is_empty() || m >= first_month) {
-        months.push(m);
-        m = m.prev();
-    }
-    months.reverse();
-    let mut out = Vec::with_capacity(months.len());
-    let mut last_costs = ledger::WindowCosts::default();
-    for m in months {
-        let period = Period::new(m, at, config.ledger_start);
-        let (raised, costs) = funds::period_sums(db, config, &period).await?;
-        out.push(HistoryMonth {
-            month: m,
-            raised_cents: raised.values().map(|r| r.net_cents).sum(),
-            spent_cents: costs.total_cents(),
-        });
-        last_costs = costs;
-    }
-    Ok((out, last_costs))
+    Ok(funds::history(db, config, last, count, at).await?.0)
 }

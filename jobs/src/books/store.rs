@@ -343,7 +343,8 @@ pub(crate) async fn to_date_before(
         return Ok(out);
     }
     for m in months_from(first, prev) {
-        let (raised, spent) = month_figures(db, config, m).await?;
+        let whole = Period::new(m, m.next().start(), config.ledger_start);
+        let (raised, spent) = month_figures(db, config, &whole).await?;
         for (fund, r) in raised {
             out.entry(fund).or_default().0 += r.net_cents;
         }
@@ -354,13 +355,14 @@ pub(crate) async fn to_date_before(
     Ok(out)
 }
 
-/// A whole month's donation sums and cost per fund: stored when fresh, else from the data.
+/// A whole month's donation sums and cost per fund (`period` as of the month's end): stored
+/// when fresh, else from the data over the period's books window.
 async fn month_figures(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
+    period: &Period,
 ) -> Result<(BTreeMap<String, Raised>, BTreeMap<String, i64>), BooksError> {
-    if let Some(m) = stored_month(db, config, month, false, false).await? {
+    if let Some(m) = stored_month(db, config, period.month, false, false).await? {
         let raised = m.funds.iter().map(|(f, b)| (f.clone(), b.raised)).collect();
         let spent = m
             .funds
@@ -369,7 +371,7 @@ async fn month_figures(
             .collect();
         return Ok((raised, spent));
     }
-    let Some(window) = book_window(config, month) else {
+    let Some(window) = period.book else {
         return Ok(Default::default());
     };
     let raised =
