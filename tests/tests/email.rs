@@ -2,6 +2,7 @@
 //! the report's parts, headers and figures (equal to `/api/v1/funds` and `/api/v1/costs`),
 //! exactly-once sends through the outbox (a second send, an SMTP outage mid-send, permanent
 //! refusals), double opt-in and unsubscribe, the admin API and the CLI.
+use buildfund_entity::gate_events::EventKind;
 use buildfund_entity::{email_outbox, gate_events, subscribers};
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
@@ -176,9 +177,9 @@ db_test!(
             assert_eq!(status, 201, "{answer}");
         }
         for (kind, reason) in [
-            ("pause", "fan replacement on gpu01"),
+            (EventKind::Pause, "fan replacement on gpu01"),
             (
-                "webhook_failed",
+                EventKind::WebhookFailed,
                 "webhook https://hooks.example.org/s3cr3t failed after 5 tries: 500",
             ),
         ] {
@@ -187,7 +188,7 @@ db_test!(
                     .unwrap()
                     .with_timezone(&Utc)),
                 pool: Set("cuda".into()),
-                kind: Set(kind.into()),
+                kind: Set(kind),
                 from_state: Set(None),
                 to_state: Set(None),
                 actor: Set(Some("ops".into())),

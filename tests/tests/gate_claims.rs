@@ -6,6 +6,7 @@
 //! marks the snapshot stale instead of freezing it.
 use crate::gate::{cuda_events, ingest, store_jobsets, CONFIG};
 use actix_web::HttpResponse;
+use buildfund_entity::gate_events::{EventKind, State};
 use buildfund_entity::{build_steps, gate_events, hydra_jobset_holds, job_leases, sync_cursors};
 use buildfund_jobs::clock::Clock;
 use buildfund_jobs::db::leases;
@@ -411,13 +412,16 @@ fn hook_posts(app: &TestApp) -> Vec<Request> {
 async fn state_events(app: &TestApp, pool: &str) -> Vec<(Option<String>, Option<String>)> {
     let mut rows = gate_events::Entity::find()
         .filter(gate_events::Column::Pool.eq(pool))
-        .filter(gate_events::Column::Kind.eq("state"))
+        .filter(gate_events::Column::Kind.eq(EventKind::State))
         .all(&app.db)
         .await
         .unwrap();
     rows.sort_by_key(|r| r.id);
     rows.into_iter()
-        .map(|r| (r.from_state, r.to_state))
+        .map(|r| {
+            let text = |s: Option<State>| s.map(|s| s.as_str().to_string());
+            (text(r.from_state), text(r.to_state))
+        })
         .collect()
 }
 

@@ -3,6 +3,7 @@
 //! before them keeps every row but the orphans, with the tables' columns and indexes as they
 //! were; and every table has an entity that reads it. Each test migrates a scratch database
 //! itself, on SQLite and on PostgreSQL.
+use buildfund_entity::gate_events::{EventKind, State};
 use buildfund_entity::{
     book_day_busy, book_days, book_month_funds, book_month_jobs, book_month_lines, book_months,
     gate_deliveries, gate_events,
@@ -94,9 +95,9 @@ async fn add_event(db: &impl ConnectionTrait, n: i64) -> i64 {
     gate_events::ActiveModel {
         at: Set(Utc.timestamp_opt(1_790_000_000 + n, 0).unwrap()),
         pool: Set("cuda".into()),
-        kind: Set("state".into()),
-        from_state: Set(Some("open".into())),
-        to_state: Set(Some("closed".into())),
+        kind: Set(EventKind::State),
+        from_state: Set(Some(State::Open)),
+        to_state: Set(Some(State::Closed)),
         actor: Set(None),
         reason: Set(format!("event {n}")),
         until: Set(None),

@@ -5,8 +5,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
+use buildfund_entity::gate_events::EventKind;
 use buildfund_jobs::bounds::{At, Refused};
-use buildfund_jobs::gate::{self, pool_slug, Decision};
+use buildfund_jobs::gate::{self, pool_slug, Decision, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -66,9 +67,9 @@ pub struct EventView {
     id: i64,
     at: DateTime<Utc>,
     pool: String,
-    kind: String,
-    from_state: Option<String>,
-    to_state: Option<String>,
+    kind: EventKind,
+    from_state: Option<State>,
+    to_state: Option<State>,
     actor: Option<String>,
     reason: String,
     until: Option<DateTime<Utc>>,

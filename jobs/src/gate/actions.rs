@@ -18,6 +18,7 @@ use crate::gate::hydra_web::{HydraError, HydraWeb};
 use crate::gate::store;
 use crate::gate::{record_note, webhooks, ChangeSink, State};
 use crate::http;
+use buildfund_entity::gate_events::EventKind;
 use sea_orm::DatabaseConnection;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -189,7 +190,7 @@ async fn report(
             &hydra.db,
             hydra.clock.now(),
             pool,
-            "hydra_failed",
+            EventKind::HydraFailed,
             &format!(
                 "{} the Hydra jobsets failed (retried each refresh): {msg}",
                 if hold { "disabling" } else { "restoring" }

@@ -4,6 +4,7 @@ use crate::calendar::rfc3339;
 use crate::config::{Config, OTHER_POOL};
 use crate::gate::store::{insert_control, lift_controls, record};
 use crate::gate::GateError;
+use buildfund_entity::gate_events::EventKind;
 use buildfund_entity::pool_controls::ControlKind;
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbErr};
@@ -34,7 +35,7 @@ pub async fn record_note(
     db: &impl ConnectionTrait,
     at: DateTime<Utc>,
     pool: &str,
-    kind: &str,
+    kind: EventKind,
     reason: &str,
     details: Option<String>,
 ) -> Result<(), DbErr> {
@@ -58,7 +59,17 @@ pub async fn pause(
     let ended = lift_controls(db, pool, &[ControlKind::Override], actor, now).await?;
     insert_control(db, pool, ControlKind::Pause, actor, reason, now, None).await?;
     let details = (ended > 0).then(|| format!("ended {ended} override(s) in force"));
-    record(db, now, pool, "pause", Some(actor), reason, None, details).await?;
+    record(
+        db,
+        now,
+        pool,
+        EventKind::Pause,
+        Some(actor),
+        reason,
+        None,
+        details,
+    )
+    .await?;
     Ok(())
 }
 
@@ -95,7 +106,7 @@ pub async fn override_until(
         db,
         now,
         pool,
-        "override",
+        EventKind::Override,
         Some(actor),
         reason,
         Some(until),
@@ -133,7 +144,7 @@ pub async fn lift(
         db,
         now,
         pool,
-        "lift",
+        EventKind::Lift,
         Some(actor),
         reason,
         None,

@@ -15,6 +15,7 @@ use crate::db::leases::Lease;
 use crate::gate::hydra_web::{HydraError, HydraWeb};
 use crate::gate::store;
 use crate::gate::{pool_slug, record_note};
+use buildfund_entity::gate_events::EventKind;
 use buildfund_entity::hydra_jobset_holds::HoldStatus;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -54,7 +55,7 @@ impl Round<'_> {
         Ok(())
     }
 
-    async fn note(&self, pool: &str, kind: &str, text: &str) -> Result<(), HydraError> {
+    async fn note(&self, pool: &str, kind: EventKind, text: &str) -> Result<(), HydraError> {
         Ok(record_note(
             &self.hydra.db,
             self.hydra.clock.now(),
@@ -147,7 +148,7 @@ impl Round<'_> {
                         .await?
                         .is_some()
                     {
-                        self.note(pool, "hydra_refused", &format!(
+                        self.note(pool, EventKind::HydraRefused, &format!(
                             "not sent to Hydra: the jobset {project:?}:{jobset:?} cannot be named in a URL ({refused}); nothing was requested for it"
                         )).await?;
                         held.push((project.clone(), jobset.clone()));
@@ -164,7 +165,7 @@ impl Round<'_> {
             if previous == 0 {
                 self.note(
                     pool,
-                    "hydra_disabled",
+                    EventKind::HydraDisabled,
                     &format!("disabled {project}:{jobset} on Hydra (enabled was 0)"),
                 )
                 .await?;
@@ -215,7 +216,7 @@ impl Round<'_> {
         self.fenced().await?;
         if !self.hydra.put_enabled(url, body, 0, &self.cookie).await? {
             self.set_status(id, REFUSED).await?;
-            self.note(pool, "hydra_refused", &format!(
+            self.note(pool, EventKind::HydraRefused, &format!(
                 "Hydra refused to disable {project}:{jobset} (403: a declarative project; change its spec file instead)"
             )).await?;
             return Ok(false);
@@ -223,7 +224,7 @@ impl Round<'_> {
         self.set_status(id, HELD).await?;
         self.note(
             pool,
-            "hydra_disabled",
+            EventKind::HydraDisabled,
             &format!("disabled {project}:{jobset} on Hydra (enabled was {previous})"),
         )
         .await?;
@@ -258,7 +259,7 @@ impl Round<'_> {
             if restore {
                 self.note(
                     pool,
-                    "hydra_restored",
+                    EventKind::HydraRestored,
                     &format!(
                         "restored {}:{} on Hydra to enabled={}",
                         h.project, h.jobset, h.previous_enabled

@@ -11,6 +11,7 @@
 use crate::clock::Clock;
 use crate::config::{Config, Secrets};
 use crate::gate::record_note;
+use buildfund_entity::gate_events::EventKind;
 use percent_encoding::percent_decode_str;
 use reqwest::Url;
 use sea_orm::DatabaseConnection;
@@ -362,7 +363,7 @@ impl HydraWeb {
                 &self.db,
                 self.clock.now(),
                 pool,
-                "hydra_cancelled",
+                EventKind::HydraCancelled,
                 &format!("cancelled {} queued build(s) on Hydra", cancelled.len()),
                 Some(cancelled.join(",")),
             )

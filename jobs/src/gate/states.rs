@@ -8,29 +8,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Open,
-    Warn,
-    Closed,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Open => "open",
-            State::Warn => "warn",
-            State::Closed => "closed",
-        }
-    }
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// A pool's state, stored as `gate_events`' `from_state`/`to_state`.
+pub use buildfund_entity::gate_events::State;
 
 /// An active admin pause or override, as the public sees it: without the admin's name, which
 /// only the audit (`GET /api/v1/gate/events`, a scheduler or admin token) shows.

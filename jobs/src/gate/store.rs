@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::gate::snapshot::Change;
 use crate::gate::states::{PoolGate, Snapshot, State};
 use crate::gate::GateError;
+use buildfund_entity::gate_events::EventKind;
 use buildfund_entity::hydra_jobset_holds::HoldStatus;
 use buildfund_entity::pool_controls::ControlKind;
 use buildfund_entity::{gate_deliveries, gate_events, hydra_jobset_holds, jobsets, pool_controls};
@@ -47,10 +48,9 @@ pub struct Event {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub pool: String,
-    /// `state`, `pause`, `override`, `lift`, `webhook_failed`, `hydra_*`.
-    pub kind: String,
-    pub from_state: Option<String>,
-    pub to_state: Option<String>,
+    pub kind: EventKind,
+    pub from_state: Option<State>,
+    pub to_state: Option<State>,
     pub actor: Option<String>,
     pub reason: String,
     pub until: Option<DateTime<Utc>>,
@@ -105,7 +105,7 @@ pub(crate) async fn record(
     db: &impl ConnectionTrait,
     at: DateTime<Utc>,
     pool: &str,
-    kind: &str,
+    kind: EventKind,
     actor: Option<&str>,
     reason: &str,
     until: Option<DateTime<Utc>>,
@@ -114,7 +114,7 @@ pub(crate) async fn record(
     gate_events::ActiveModel {
         at: Set(at),
         pool: Set(pool.to_string()),
-        kind: Set(kind.to_string()),
+        kind: Set(kind),
         from_state: Set(None),
         to_state: Set(None),
         actor: Set(actor.map(str::to_string)),
@@ -207,7 +207,7 @@ pub async fn recorded_states(
     let latest: Vec<i64> = gate_events::Entity::find()
         .select_only()
         .column_as(E::Id.max(), "id")
-        .filter(E::Kind.eq("state"))
+        .filter(E::Kind.eq(EventKind::State))
         .group_by(E::Pool)
         .into_tuple()
         .all(db)
@@ -218,13 +218,9 @@ pub async fn recorded_states(
         .await?;
     let mut out = HashMap::new();
     for r in rows {
-        let s = match r.to_state.as_deref() {
-            Some("open") => State::Open,
-            Some("warn") => State::Warn,
-            Some("closed") => State::Closed,
-            _ => continue,
-        };
-        out.insert(r.pool, (r.id, s));
+        if let Some(s) = r.to_state {
+            out.insert(r.pool, (r.id, s));
+        }
     }
     Ok(out)
 }
@@ -245,9 +241,9 @@ pub(crate) async fn claim_change(
     let row = gate_events::ActiveModel {
         at: Set(snapshot.at),
         pool: Set(g.pool.clone()),
-        kind: Set("state".into()),
-        from_state: Set(before.map(|b| b.1.as_str().to_string())),
-        to_state: Set(Some(g.state.as_str().to_string())),
+        kind: Set(EventKind::State),
+        from_state: Set(before.map(|b| b.1)),
+        to_state: Set(Some(g.state)),
         actor: Set(None),
         reason: Set(g.reason.clone()),
         until: Set(None),

@@ -8,6 +8,7 @@ use crate::clock::Clock;
 use crate::config::{redact_url, Config, Secrets};
 use crate::gate::record_note;
 use crate::gate::store::{self, Delivery};
+use buildfund_entity::gate_events::EventKind;
 use hmac::{Hmac, KeyInit, Mac};
 use sea_orm::{DatabaseConnection, DbErr};
 use secrecy::{ExposeSecret, SecretString};
@@ -145,7 +146,7 @@ async fn deliver(
         db,
         clock.now(),
         &pool,
-        "webhook_failed",
+        EventKind::WebhookFailed,
         &format!(
             "webhook {shown} failed {WEBHOOK_ATTEMPTS} times for event {}: {last_error}",
             d.event_id

@@ -34,6 +34,7 @@ use crate::calendar::{Month, Period};
 use crate::config::Config;
 use crate::gate::Current;
 use buildfund_entity::donations;
+use buildfund_entity::gate_events::EventKind;
 use chrono::{DateTime, Utc};
 use packages::PackageCost;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QuerySelect};
@@ -54,7 +55,12 @@ pub struct PoolCost {
 /// The gate events a report shows: state changes and admin actions. Never the outcomes of
 /// outgoing actions (`webhook_failed`, `hydra_*`): their texts can name internal hosts and
 /// webhook URLs, which may carry secrets.
-pub const PUBLIC_GATE_EVENTS: &[&str] = &["state", "pause", "override", "lift"];
+pub const PUBLIC_GATE_EVENTS: &[EventKind] = &[
+    EventKind::State,
+    EventKind::Pause,
+    EventKind::Override,
+    EventKind::Lift,
+];
 
 /// A gate state change or admin action of the month, as the public sees it: never who made it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -26,9 +26,9 @@ pub(super) async fn public_gate_events(
             at: rfc3339(e.at),
             reason: view::admin_free(&e.reason, &actors),
             pool: e.pool,
-            kind: e.kind,
-            from_state: e.from_state,
-            to_state: e.to_state,
+            kind: e.kind.as_str().into(),
+            from_state: e.from_state.map(|s| s.as_str().into()),
+            to_state: e.to_state.map(|s| s.as_str().into()),
             until: e.until.map(rfc3339),
         })
         .collect())
