@@ -212,7 +212,9 @@ impl From<buildfund_jobs::books::BooksError> for ApiError {
             | BooksError::Expense(ExpenseError::Refused { .. })) => {
                 ApiError::unprocessable(e.to_string())
             }
-            e @ (BooksError::Overflow(_) | BooksError::Expense(ExpenseError::Corrupt { .. })) => {
+            e @ (BooksError::Overflow(_)
+            | BooksError::Attribution(_)
+            | BooksError::Expense(ExpenseError::Corrupt { .. })) => {
                 ApiError::Internal(anyhow::Error::new(e))
             }
         }

@@ -22,7 +22,8 @@
 //! - Remaining cents go to the largest fractional remainders; ties are broken by plain
 //!   byte-wise ascending comparison of the line keys (`~idle` included), as the contract says.
 //!   Lines are *listed* jobsets ascending, then the idle line last.
-//! - [`machine_lines`] refuses (asserts against) a window that crosses a month boundary: the contract
+//! - [`machine_lines`] refuses a window that crosses a month boundary
+//!   ([`AttributionError::WindowCrossesMonth`]): the contract
 //!   rounds each month part on its own, so one call per
 //!   [`split_months`](crate::calendar::split_months) part is required.
 //!   [`machine_cost_exact`] accepts any window (a monthly price is prorated per month part).
@@ -31,7 +32,7 @@
 //!   ([`machine_parts`](super::terms::machine_parts)):
 //!   each part is attributed and rounded on its own with the [`Terms`] in force during it
 //!   ([`part_lines`]). [`machine_lines`] and [`machine_cost_exact`] take a window without a
-//!   change inside it (they panic otherwise).
+//!   change inside it ([`AttributionError::WindowHoldsChange`] otherwise).
 use crate::books::terms::{MachineTerms, PricedPart};
 use crate::calendar::{month_of, Span};
 use crate::config::{Config, CostModel, IdlePolicy, Machine, Terms, OTHER_POOL};
@@ -103,25 +104,68 @@ impl ExactShares {
     }
 }
 
-/// The one part of a window without a change of the machine strictly inside it; panics
-/// otherwise. `None` for an empty window.
-fn single_part(machine: &Machine, window: Span, caller: &str) -> Option<PricedPart> {
+/// What the attribution refuses: an amount out of range, or inputs outside its rules (which
+/// the books never pass: each is a caller's mistake, returned rather than panicking).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AttributionError {
+    #[error(transparent)]
+    Overflow(#[from] Overflow),
+    /// A window given to [`machine_lines`] or [`machine_cost_exact`] holds a change of the
+    /// machine's terms: each part between changes is attributed on its own.
+    #[error(
+        "{caller}: the window [{start}, {end}) of machine {machine} holds a change; split it \
+         with machine_parts and attribute each part on its own"
+    )]
+    WindowHoldsChange {
+        caller: &'static str,
+        machine: String,
+        start: i64,
+        end: i64,
+    },
+    /// A window crosses a month boundary: each month part is rounded on its own.
+    #[error(
+        "machine_lines: the window [{start}, {end}) of machine {machine} crosses a month \
+         boundary; split it with split_months and attribute each part on its own"
+    )]
+    WindowCrossesMonth {
+        machine: String,
+        start: i64,
+        end: i64,
+    },
+    /// Busy seconds below zero.
+    #[error("busy seconds of {of} are negative ({seconds})")]
+    NegativeBusy { of: String, seconds: i64 },
+    /// A line of negative cents given to be split among its jobs.
+    #[error("split_line: a line of {cents} cents")]
+    NegativeLine { cents: i64 },
+    /// The rounding has more cents to hand out than lines (amounts below zero).
+    #[error("round_lines: {left} cents to hand out over {lines} lines")]
+    Rounding { left: i128, lines: usize },
+}
+
+/// The one part of a window without a change of the machine strictly inside it (`None` for an
+/// empty window); a window holding a change is refused.
+fn single_part(
+    machine: &Machine,
+    window: Span,
+    caller: &'static str,
+) -> Result<Option<PricedPart>, AttributionError> {
     let MachineTerms { mut parts, .. } = MachineTerms::prepare(machine, window);
-    assert!(
-        parts.len() <= 1,
-        "{caller}: the window [{}, {}) of machine {} holds a change; split it with \
-         machine_parts and attribute each part on its own",
-        window.start,
-        window.end,
-        machine.name
-    );
-    parts.pop()
+    if parts.len() > 1 {
+        return Err(AttributionError::WindowHoldsChange {
+            caller,
+            machine: machine.name.clone(),
+            start: window.start,
+            end: window.end,
+        });
+    }
+    Ok(parts.pop())
 }
 
 /// Exact (unrounded) cost of the machine in the window as a fraction of cents (numerator,
 /// denominator), per "Machine cost of a window"; `busy_total` is the machine's total busy
 /// seconds in the active span (only used by metered). The window holds no change of the
-/// machine (panics otherwise; see [`part_cost_exact`]).
+/// machine (refused otherwise; see [`part_cost_exact`]).
 ///
 /// The fraction is in lowest terms with a positive denominator; `(0, 1)` when the machine has
 /// no active part in the window. A monthly price over a window that crosses a month boundary
@@ -130,8 +174,8 @@ pub fn machine_cost_exact(
     machine: &Machine,
     window: Span,
     busy_total: i64,
-) -> Result<(i128, i128), Overflow> {
-    match single_part(machine, window, "machine_cost_exact") {
+) -> Result<(i128, i128), AttributionError> {
+    match single_part(machine, window, "machine_cost_exact")? {
         Some(part) => part_cost_exact(machine, &part, busy_total),
         None => Ok((0, 1)),
     }
@@ -142,28 +186,29 @@ pub(crate) fn part_cost_exact(
     machine: &Machine,
     part: &PricedPart,
     busy_total: i64,
-) -> Result<(i128, i128), Overflow> {
+) -> Result<(i128, i128), AttributionError> {
     let Some(active) = part.active else {
         return Ok((0, 1));
     };
     let (pn, pd) = part.price;
-    match part.terms.cost {
+    Ok(match part.terms.cost {
         CostModel::Monthly(_) => part.months.iter().try_fold((0, 1), |sum, &(len, month)| {
             add_fractions(
                 sum,
                 (mul(pn, i128::from(len))?, mul(pd, i128::from(month))?),
             )
-        }),
-        CostModel::Hourly(_) => reduce(mul(pn, i128::from(active.len()))?, mul(pd, HOUR)?),
+        })?,
+        CostModel::Hourly(_) => reduce(mul(pn, i128::from(active.len()))?, mul(pd, HOUR)?)?,
         CostModel::Metered(_) => {
-            assert!(
-                busy_total >= 0,
-                "machine_cost_exact: busy seconds of {} are negative ({busy_total})",
-                machine.name
-            );
-            reduce(mul(pn, i128::from(busy_total))?, mul(pd, HOUR)?)
+            if busy_total < 0 {
+                return Err(AttributionError::NegativeBusy {
+                    of: machine.name.clone(),
+                    seconds: busy_total,
+                });
+            }
+            reduce(mul(pn, i128::from(busy_total))?, mul(pd, HOUR)?)?
         }
-    }
+    })
 }
 
 /// Whether jobsets of a machine under these terms share its whole cost (no idle line while
@@ -172,18 +217,15 @@ pub(crate) fn is_proportional(config: &Config, terms: &Terms) -> bool {
     config.idle == IdlePolicy::Proportional || matches!(terms.cost, CostModel::Metered(_))
 }
 
-fn check_window(machine: &Machine, window: Span) {
-    if !window.is_empty() {
-        let month = month_of(window.start);
-        assert!(
-            window.end <= month.end,
-            "machine_lines: the window [{}, {}) of machine {} crosses a month boundary; \
-             split it with split_months and attribute each part on its own",
-            window.start,
-            window.end,
-            machine.name
-        );
+fn check_window(machine: &Machine, window: Span) -> Result<(), AttributionError> {
+    if !window.is_empty() && window.end > month_of(window.start).end {
+        return Err(AttributionError::WindowCrossesMonth {
+            machine: machine.name.clone(),
+            start: window.start,
+            end: window.end,
+        });
     }
+    Ok(())
 }
 
 /// The exact lines of one machine in one part of a window before rounding, under the terms in
@@ -193,8 +235,8 @@ pub(crate) fn exact_shares(
     machine: &Machine,
     part: &PricedPart,
     busy: &BTreeMap<String, i64>,
-) -> Result<ExactShares, Overflow> {
-    check_window(machine, part.span);
+) -> Result<ExactShares, AttributionError> {
+    check_window(machine, part.span)?;
     let none = ExactShares {
         denominator: 1,
         lines: Vec::new(),
@@ -205,11 +247,12 @@ pub(crate) fn exact_shares(
     let terms = &part.terms;
     let mut busy_total: i64 = 0;
     for (jobset, &seconds) in busy {
-        assert!(
-            seconds >= 0,
-            "machine_lines: busy seconds of {jobset} on {} are negative ({seconds})",
-            machine.name
-        );
+        if seconds < 0 {
+            return Err(AttributionError::NegativeBusy {
+                of: format!("{jobset} on {}", machine.name),
+                seconds,
+            });
+        }
         busy_total = crate::money::add_cents(busy_total, seconds)?;
     }
     let (n, d) = part_cost_exact(machine, part, busy_total)?;
@@ -270,7 +313,7 @@ pub(crate) fn exact_shares(
 /// Rounds exact lines to whole cents that sum to the total rounded half away from zero: each
 /// line gets the floor of its amount, the remaining cents go one each to the largest
 /// fractional remainders, ties by ascending key. Returns cents in the order of `shares.lines`.
-pub(crate) fn round_lines(shares: &ExactShares) -> Result<Vec<i128>, Overflow> {
+pub(crate) fn round_lines(shares: &ExactShares) -> Result<Vec<i128>, AttributionError> {
     let d = shares.denominator;
     let (total, _) = shares.total()?;
     let rounded = round_half_away_from_zero(total, d);
@@ -288,11 +331,12 @@ pub(crate) fn round_lines(shares: &ExactShares) -> Result<Vec<i128>, Overflow> {
     let left = rounded - floors;
     // Sum of remainders / d is in [0, #lines), so 0 <= left <= #lines with a positive
     // remainder when every amount is >= 0 (always the case here).
-    assert!(
-        (0..=cents.len() as i128).contains(&left),
-        "round_lines: {left} cents to hand out over {} lines",
-        cents.len()
-    );
+    if !(0..=cents.len() as i128).contains(&left) {
+        return Err(AttributionError::Rounding {
+            left,
+            lines: cents.len(),
+        });
+    }
     let mut order: Vec<usize> = (0..cents.len()).collect();
     order.sort_by(|&a, &b| {
         remainders[b]
@@ -317,15 +361,15 @@ pub(crate) fn round_lines(shares: &ExactShares) -> Result<Vec<i128>, Overflow> {
 /// exists only when its exact amount is > 0. A machine with no active span in the window gives
 /// no lines.
 ///
-/// Panics when the window crosses a month boundary or holds a change of the machine (use
+/// Refused ([`AttributionError`]) when the window crosses a month boundary or holds a change of the machine (use
 /// [`super::terms`] and [`part_lines`]), or a busy value is negative.
 pub fn machine_lines(
     config: &Config,
     machine: &Machine,
     window: Span,
     busy: &BTreeMap<String, i64>,
-) -> Result<Vec<Line>, Overflow> {
-    match single_part(machine, window, "machine_lines") {
+) -> Result<Vec<Line>, AttributionError> {
+    match single_part(machine, window, "machine_lines")? {
         Some(part) => part_lines(config, machine, &part, busy),
         None => Ok(Vec::new()),
     }
@@ -339,7 +383,7 @@ pub(crate) fn part_lines(
     machine: &Machine,
     part: &PricedPart,
     busy: &BTreeMap<String, i64>,
-) -> Result<Vec<Line>, Overflow> {
+) -> Result<Vec<Line>, AttributionError> {
     let shares = exact_shares(config, machine, part, busy)?;
     let cents = round_lines(&shares)?;
     let default_fund = &config.default_fund().slug;

@@ -415,11 +415,16 @@ fn pools_funds_and_idle_fund_routing() {
 }
 
 #[test]
-#[should_panic(expected = "crosses a month boundary")]
 fn a_window_across_months_is_refused() {
     let c = config("separate");
     let w = Span::new(at("2026-04-30"), at("2026-05-02"));
-    machine_lines(&c, machine(&c, "build03"), w, &BTreeMap::new()).unwrap();
+    let e = machine_lines(&c, machine(&c, "build03"), w, &BTreeMap::new()).unwrap_err();
+    assert!(
+        matches!(&e, AttributionError::WindowCrossesMonth { machine, start, end }
+            if machine == "build03" && (*start, *end) == (w.start, w.end)),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("crosses a month boundary"), "{e}");
 }
 
 #[test]

@@ -145,8 +145,15 @@ fn terms_and_parts_follow_the_changes() {
     assert_eq!(machine_parts(tie, late), vec![(late, oct)]);
     assert!(machine_parts(tie, Span::new(5, 5)).is_empty());
     // The whole-window functions refuse a window with a change inside.
-    let r = std::panic::catch_unwind(|| machine_lines(&c, tie, october, &BTreeMap::new()).unwrap());
-    assert!(r.is_err());
+    for e in [
+        machine_lines(&c, tie, october, &BTreeMap::new()).unwrap_err(),
+        machine_cost_exact(tie, october, 0).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, AttributionError::WindowHoldsChange { machine, .. } if machine == "tie01"),
+            "{e:?}"
+        );
+    }
 }
 
 /// rent01: 2 slots, monthly 120.00 until 2026-10-15, 150.00 from then. October: 31 days.

@@ -16,12 +16,14 @@
 //!   first busy second in the window falls in that part. Steps of no length (`start = stop`) have no busy time and are not counted.
 //! - Steps on machines that are not configured are not jobs of the books (they cost nothing
 //!   and have no line to split); `/api/v1/costs` lists them as unpriced.
-use crate::books::attribution::{part_lines, round_lines, ExactLine, ExactShares, Line};
+use crate::books::attribution::{
+    part_lines, round_lines, AttributionError, ExactLine, ExactShares, Line,
+};
 use crate::books::terms::WindowTerms;
 use crate::books::BooksError;
 use crate::calendar::Span;
 use crate::config::{Config, OTHER_POOL};
-use crate::money::{narrow, Overflow};
+use crate::money::narrow;
 use buildfund_entity::{book_month_jobs, build_steps};
 use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set};
@@ -62,18 +64,20 @@ pub struct JobCost {
 pub(crate) fn split_line(
     cents: i64,
     busy: &BTreeMap<String, i64>,
-) -> Result<BTreeMap<String, i64>, Overflow> {
-    assert!(cents >= 0, "split_line: a line of {cents} cents");
-    let total: i128 = busy
-        .iter()
-        .map(|(job, &s)| {
-            assert!(
-                s >= 0,
-                "split_line: busy seconds of {job} are negative ({s})"
-            );
-            i128::from(s)
-        })
-        .sum();
+) -> Result<BTreeMap<String, i64>, AttributionError> {
+    if cents < 0 {
+        return Err(AttributionError::NegativeLine { cents });
+    }
+    let mut total: i128 = 0;
+    for (job, &s) in busy {
+        if s < 0 {
+            return Err(AttributionError::NegativeBusy {
+                of: format!("job {job}"),
+                seconds: s,
+            });
+        }
+        total += i128::from(s);
+    }
     if total == 0 {
         return Ok(BTreeMap::new());
     }
@@ -103,7 +107,7 @@ pub(crate) fn split_line(
 pub(crate) fn part_jobs(
     lines: &[Line],
     busy: &BTreeMap<JobKey, JobBusy>,
-) -> Result<Vec<JobCost>, Overflow> {
+) -> Result<Vec<JobCost>, AttributionError> {
     let mut out = Vec::new();
     for line in lines.iter().filter(|l| !l.idle) {
         let jobset = line
