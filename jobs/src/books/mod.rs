@@ -1,13 +1,18 @@
-//! The books: every figure buildfund publishes, per cost-model.md. [`attribution`] holds the
-//! rules as plain functions over exact rationals; [`costs`] runs them over the stored build
-//! steps; [`funds`] adds the donations ([`donations`]) and gives balance, burn and runway;
+//! The books: every figure buildfund publishes, per cost-model.md. [`terms`] prepares, once
+//! per window, what the rules need of the machines (parts between changes, active spans, exact
+//! prices); [`attribution`] holds the rules as plain functions over exact rationals and those
+//! prepared terms; [`costs`] runs them over the stored build steps; [`funds`] adds the
+//! donations ([`donations`]) and gives balance, burn, runway and the raised-vs-spent history;
 //! [`plans`] what more money would build and how much of it recent income covers; [`jobs`]
 //! splits each jobset line among its jobs and [`job_costs`] gives the month's cost per job.
 //! [`store`] keeps the books of closed months and [`days`] the busy seconds of whole days, so
 //! a read computes only the edges of its windows from the steps ([`steps`]).
 //!
 //! The rest of the code reads a month's figures through the functions here ([`month_figures`],
-//! [`history`]), once per page or report, rather than module by module.
+//! [`funding_figures`], [`history`]), once per page or report, rather than module by module.
+//! Below them a figure is read, then computed, then assembled: the facts first (the prepared
+//! terms, the stored months and days, the steps), then pure functions over them, then the
+//! figures here.
 pub mod attribution;
 pub mod costs;
 pub mod days;
