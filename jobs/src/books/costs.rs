@@ -68,6 +68,8 @@ async fn stored_or_steps(
         if let Some(m) = store::stored_month(db, config, month, false, true).await? {
             return Ok(m.costs);
         }
+        // The whole month, over: computed once for every read of it (books::shared).
+        return crate::books::shared::month_lines(db, config, month, None).await;
     }
     lines_from_steps(db, config, window).await
 }

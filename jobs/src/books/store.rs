@@ -374,7 +374,9 @@ async fn month_figures(
     };
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
-    let spent = lines_from_steps(db, config, window).await?.by_fund();
+    let spent = super::shared::month_lines(db, config, month, None)
+        .await?
+        .by_fund();
     Ok((raised, spent))
 }
 
@@ -509,11 +511,13 @@ async fn read_facts(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
+    generation: i64,
 ) -> Result<Option<MonthFacts>, BooksError> {
     let Some(window) = book_window(config, month) else {
         return Ok(None);
     };
-    let costs = lines_from_steps(db, config, window).await?;
+    // Shared with the reads of the month that the store cannot serve yet (books::shared).
+    let costs = super::shared::month_lines(db, config, month, Some(generation)).await?;
     let jobs = super::jobs::window_jobs(db, config, window).await?;
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
@@ -631,11 +635,8 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<bool, BooksError> {
     // The generation first, then the data: a write committed in between leaves the month
     // stale rather than wrongly fresh.
-    let generation = book_stale::Entity::find_by_id(month.to_string())
-        .one(db)
-        .await?
-        .map_or(0, |s| s.generation);
-    let Some(facts) = read_facts(db, config, month).await? else {
+    let generation = super::shared::generation(db, month).await?;
+    let Some(facts) = read_facts(db, config, month, generation).await? else {
         return Ok(false);
     };
     let books = compute_month(config, facts)?;
@@ -864,14 +865,17 @@ pub const KEEPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// The background keeper of `serve`: stores what is missing or stale at start (a new config
 /// recomputes here, while reads compute from the data), then after local writes (a second
 /// later) and every [`KEEPER_INTERVAL`] (writes of other instances), each time at `clock`'s
-/// now. Runs as long as the runtime does.
+/// now. Runs as long as the runtime does, in `flights` (the server's), so that a month it
+/// computes is shared with the reads of it ([`super::shared`]).
 pub async fn keep<C: ConnectionTrait + TransactionTrait>(
     db: C,
     config: std::sync::Arc<Config>,
     clock: crate::clock::Clock,
+    flights: std::sync::Arc<super::shared::Flights>,
 ) {
     loop {
-        match ensure(&db, &config, clock.now(), |_, _, _| {}).await {
+        let ensured = flights.scope(ensure(&db, &config, clock.now(), |_, _, _| {}));
+        match ensured.await {
             Ok(e) if e.stored > 0 || e.days > 0 => {
                 tracing::info!(stored = e.stored, days = e.days, "month books stored")
             }
