@@ -4,7 +4,6 @@
 //! The evaluation instant (`at`, default now) plays the part of cost-model.md's "now": every
 //! window is clipped to `[ledger_start, at)`.
 use crate::books::attribution::Line;
-use crate::books::ledger::lines_from_steps;
 pub use crate::books::ledger::{busy_query, busy_seconds, clip, UnpricedLine, WindowCosts};
 use crate::books::store;
 use crate::books::BooksError;
@@ -68,10 +67,9 @@ async fn stored_or_steps(
         if let Some(m) = store::stored_month(db, config, month, false, true).await? {
             return Ok(m.costs);
         }
-        // The whole month, over: computed once for every read of it (books::shared).
-        return crate::books::shared::month_lines(db, config, month, None).await;
     }
-    lines_from_steps(db, config, window).await
+    // A window ending with its month is computed once for every read of it (books::shared).
+    crate::books::shared::window_lines(db, config, window, None).await
 }
 
 /// Lines of any interval: split at month boundaries, clipped to `[ledger_start, at)`, each part

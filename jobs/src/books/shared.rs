@@ -1,17 +1,18 @@
-//! One computation per figure, shared (README, "Stored books"). A whole month's cost lines
-//! that the store cannot serve (stale or missing) are computed once per instance: a read that
-//! finds the same month already being computed — by the keeper or by another read — waits for
-//! that computation instead of starting its own, and every waiter gets its result. The result
-//! is then kept (a few months of them) for the keeper, which stores the month from it, and for
-//! the reads that come before it is stored.
+//! One computation per figure, shared (README, "Stored books"). The cost lines of a month that
+//! is over and that the store cannot serve (stale or missing) are computed once per instance: a
+//! read that finds the same month already being computed — by the keeper or by another read —
+//! waits for that computation instead of starting its own, and every waiter gets its result.
+//! The result is then kept (a few windows of them) for the keeper, which stores the month from
+//! it, and for the reads that come before it is stored. The same holds for any window that
+//! ends with its month (the part of a month in the last 30 days before the next month began).
 //!
-//! A computation is known by the configuration's fingerprint, the month and the month's stale
+//! A computation is known by the configuration's fingerprint, the window and its month's stale
 //! generation (`book_stale`, read before the data). A write of steps or donations dated in a
 //! month that is over bumps that generation in its own transaction, so a read that comes after
 //! the write sees the new generation and never joins, nor takes the kept result of, a
-//! computation that may have missed the write. Only whole months that are over are shared this
-//! way: a write into the open month does not bump its generation, so a month to date is always
-//! computed by its own read.
+//! computation that may have missed the write. Only windows that end with their month (so the
+//! month is over for the reader) are shared: a write into the open month does not bump its
+//! generation, so a month to date is always computed by its own read.
 //!
 //! The registry ([`Flights`]) belongs to one instance (one database): the server makes one and
 //! runs every request and the keeper inside [`Flights::scope`]. Outside a scope (the command
@@ -22,9 +23,9 @@
 //! connection pool, so that reads of many different months cannot hold every connection and
 //! starve the keeper and the writers (whose requests would then time out waiting for one).
 use crate::books::ledger::{lines_from_steps, WindowCosts};
-use crate::books::store::{book_window, fingerprint};
+use crate::books::store::fingerprint;
 use crate::books::BooksError;
-use crate::calendar::Month;
+use crate::calendar::{from_unix, Month, Span};
 use crate::config::Config;
 use buildfund_entity::book_stale;
 use sea_orm::{ConnectionTrait, EntityTrait};
@@ -42,7 +43,7 @@ const RESERVED_CONNECTIONS: u32 = 2;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Key {
     fingerprint: String,
-    month: Month,
+    window: Span,
     generation: i64,
 }
 
@@ -100,8 +101,8 @@ impl Flights {
     fn keep(&self, key: Key, costs: Arc<WindowCosts>) {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         kept.retain(|(k, _)| k != &key);
-        // Older generations of the same month can no longer be asked for.
-        kept.retain(|(k, _)| !(k.month == key.month && k.fingerprint == key.fingerprint));
+        // Older generations of the same window can no longer be asked for.
+        kept.retain(|(k, _)| !(k.window == key.window && k.fingerprint == key.fingerprint));
         kept.push_back((key, costs));
         while kept.len() > KEPT {
             kept.pop_front();
@@ -130,39 +131,38 @@ impl Flights {
 }
 
 /// The generation `month` is marked with (0 when never marked).
-pub(crate) async fn generation(
-    db: &impl ConnectionTrait,
-    month: Month,
-) -> Result<i64, BooksError> {
+pub(crate) async fn generation(db: &impl ConnectionTrait, month: Month) -> Result<i64, BooksError> {
     Ok(book_stale::Entity::find_by_id(month.to_string())
         .one(db)
         .await?
         .map_or(0, |s| s.generation))
 }
 
-/// The cost lines of `month`'s books window (the whole month from `ledger_start`), a month
-/// that is over, computed from the data: shared with every other computation of the same
-/// month in this instance (see the module). `generation` is the month's stale generation when
-/// the caller has read it before its other data (the keeper), else it is read here.
-pub(crate) async fn month_lines(
+/// The cost lines of `window` (inside one month, clipped to `ledger_start`) from the data, as
+/// [`lines_from_steps`] gives them: when the window ends with its month, shared with every
+/// other computation of the same window in this instance (see the module). `generation` is
+/// the month's stale generation when the caller has read it before its other data (the
+/// keeper), else it is read here.
+pub(crate) async fn window_lines(
     db: &impl ConnectionTrait,
     config: &Config,
-    month: Month,
+    window: Span,
     generation_read: Option<i64>,
 ) -> Result<WindowCosts, BooksError> {
-    let Some(window) = book_window(config, month) else {
-        return Ok(WindowCosts::default());
-    };
+    let month = Month::of(from_unix(window.start));
     let Ok(flights) = FLIGHTS.try_with(|f| f.clone()) else {
         return lines_from_steps(db, config, window).await;
     };
+    if window.is_empty() || window.end != month.span().end {
+        return lines_from_steps(db, config, window).await;
+    }
     let generation = match generation_read {
         Some(g) => g,
         None => generation(db, month).await?,
     };
     let key = Key {
         fingerprint: fingerprint(config),
-        month,
+        window,
         generation,
     };
     if let Some(c) = flights.kept(&key) {
@@ -188,7 +188,12 @@ pub(crate) async fn month_lines(
             *computing = true;
             let _permit = shared.heavy.acquire().await.ok();
             shared.computations.fetch_add(1, Ordering::Relaxed);
-            let span = tracing::info_span!("books.month_lines", month = %month, generation);
+            let span = tracing::info_span!(
+                "books.window_lines",
+                month = %month,
+                from = window.start,
+                generation
+            );
             let computed = {
                 use tracing::Instrument;
                 lines_from_steps(db, config, window).instrument(span).await
@@ -227,10 +232,10 @@ mod tests {
     #[test]
     fn a_month_keeps_its_latest_generation_only() {
         let flights = Flights::new(10);
-        let m = Month::parse("2026-10").unwrap();
+        let m = Month::parse("2026-10").unwrap().span();
         let key = |g| Key {
             fingerprint: "fp".into(),
-            month: m,
+            window: m,
             generation: g,
         };
         flights.keep(key(1), Arc::new(WindowCosts::default()));
@@ -239,7 +244,7 @@ mod tests {
         assert!(flights.kept(&key(2)).is_some());
         for i in 0..20 {
             let mut k = key(1);
-            k.month = Month::parse("2020-01").unwrap();
+            k.window = Month::parse("2020-01").unwrap().span();
             k.generation = i;
             k.fingerprint = format!("other {i}");
             flights.keep(k, Arc::new(WindowCosts::default()));

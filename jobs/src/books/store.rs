@@ -26,7 +26,7 @@
 //! never sees half of a month.
 use crate::books::attribution::Line;
 use crate::books::jobs::{JobCost, JobKey};
-use crate::books::ledger::{lines_from_steps, raised_from_data, Raised, UnpricedLine, WindowCosts};
+use crate::books::ledger::{raised_from_data, Raised, UnpricedLine, WindowCosts};
 use crate::books::BooksError;
 use crate::calendar::{from_unix, split_months, Month, Period, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
@@ -374,7 +374,7 @@ async fn month_figures(
     };
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
-    let spent = super::shared::month_lines(db, config, month, None)
+    let spent = super::shared::window_lines(db, config, window, None)
         .await?
         .by_fund();
     Ok((raised, spent))
@@ -517,7 +517,7 @@ async fn read_facts(
         return Ok(None);
     };
     // Shared with the reads of the month that the store cannot serve yet (books::shared).
-    let costs = super::shared::month_lines(db, config, month, Some(generation)).await?;
+    let costs = super::shared::window_lines(db, config, window, Some(generation)).await?;
     let jobs = super::jobs::window_jobs(db, config, window).await?;
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
@@ -526,7 +526,12 @@ async fn read_facts(
         cost_30_parts.push(if part == window {
             None
         } else {
-            Some(lines_from_steps(db, config, part).await?.by_fund())
+            // The part in the month before ends with it: shared too.
+            Some(
+                super::shared::window_lines(db, config, part, None)
+                    .await?
+                    .by_fund(),
+            )
         });
     }
     Ok(Some(MonthFacts {
