@@ -394,6 +394,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         conn.clone(),
         config.clone(),
         buildfund_jobs::clock::Clock::system(),
+        app.flights(),
     ));
     // The server stops on SIGTERM or Ctrl-C, after requests in flight finish.
     let served = app.run_until_stopped().await;

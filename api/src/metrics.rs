@@ -2,8 +2,11 @@
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use buildfund_jobs::books::shared::Flights;
 use prometheus::proto::MetricFamily;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
 use std::time::Instant;
 
 #[derive(Clone)]
@@ -73,6 +76,32 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The counters of the month computations this instance shared ([`Flights`]): how many months
+/// were computed from the steps, and how many reads waited for a computation already running
+/// instead of starting their own.
+pub fn books_families(flights: &Flights) -> Vec<MetricFamily> {
+    let registry = Registry::new();
+    for (name, help, value) in [
+        (
+            "buildfund_books_computations_total",
+            "Months whose cost lines this instance computed from the build steps because the store could not serve them (once per month and generation, shared by the readers and the keeper)",
+            flights.computations(),
+        ),
+        (
+            "buildfund_books_computations_joined_total",
+            "Reads that waited for a computation of their month already running instead of starting their own",
+            flights.joined(),
+        ),
+    ] {
+        let counter = IntCounter::new(name, help).expect("valid metric");
+        counter.inc_by(value);
+        registry
+            .register(Box::new(counter))
+            .expect("registered once");
+    }
+    registry.gather()
 }
 
 /// The route label of a request that matched no route.

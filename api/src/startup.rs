@@ -11,6 +11,7 @@ use crate::telemetry::{self, BuildfundRootSpan};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use buildfund_jobs::books::shared::Flights;
 use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::Secrets;
 use buildfund_jobs::email::outbox::ConfirmationSender;
@@ -34,6 +35,8 @@ pub struct Application {
     db: DatabaseConnection,
     config: Arc<Config>,
     clock: Clock,
+    /// The month computations shared by the handlers and the keeper of this instance.
+    flights: Arc<Flights>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -148,6 +151,9 @@ impl Application {
             )
         });
         let pages = Arc::new(PageCache::new());
+        // One computation per month the store cannot serve, shared by every request and the
+        // keeper; the heavy ones leave part of the pool to the writers (books::shared).
+        let flights = Flights::new(config.database.max_connections);
         let opencollective_webhook = WebhookToken::from_secrets(&secrets)?.map(|token| {
             let trigger = opencollective_trigger(
                 db.clone(),
@@ -174,11 +180,14 @@ impl Application {
             subscribe_limit: RateLimiter::new(5, Duration::from_secs(600)),
             gauges: Gauges::new(),
             opencollective_webhook,
+            flights: flights.clone(),
         });
         let max_body = config.server.max_body_bytes;
         let metrics = state.metrics.clone();
+        let shared = flights.clone();
         let mut server = HttpServer::new(move || {
             let metrics = metrics.clone();
+            let shared = shared.clone();
             App::new()
                 .app_data(state.clone())
                 .app_data(
@@ -190,6 +199,10 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|e, _| json_error(e.into())))
                 .app_data(web::PathConfig::default().error_handler(|e, _| json_error(e.into())))
                 .wrap(crate::security::headers())
+                .wrap(from_fn(move |req, next: actix_web::middleware::Next<_>| {
+                    let shared = shared.clone();
+                    async move { shared.scope(next.call(req)).await }
+                }))
                 .wrap(from_fn(move |req, next| {
                     metrics::track(metrics.clone(), req, next)
                 }))
@@ -214,6 +227,7 @@ impl Application {
             db,
             config,
             clock,
+            flights,
         })
     }
 
@@ -235,6 +249,12 @@ impl Application {
             self.jobs.clone(),
             self.clock.clone(),
         )
+    }
+
+    /// The month computations this server's handlers share; the keeper of `buildfund serve`
+    /// runs in it too.
+    pub fn flights(&self) -> Arc<Flights> {
+        self.flights.clone()
     }
 
     /// The clock the server reads.

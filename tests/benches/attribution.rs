@@ -69,7 +69,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(1_000_000);
     let url = database.url.clone();
     let mut config = Config::parse(&config_text(), "bench")?;
-    config.database.url = url;
+    config.database.url = url.clone();
     let conn = db::connect(&config).await?;
     db::prepare(&conn, &config, buildfund_jobs::clock::Clock::system().now()).await?;
 
@@ -132,8 +132,193 @@ async fn main() -> anyhow::Result<()> {
         a_median.as_secs_f64() / q_median.as_secs_f64()
     );
 
+    stale_reads(&conn, &config, &url, month, steps).await?;
+
     conn.close().await?;
     database.drop().await?;
+    Ok(())
+}
+
+/// The issue's reads of a month the store has not caught up with: the books stored (the
+/// catch-up timed), then `steps / 10` late steps spread over the month (marked as an ingest
+/// marks them: the month and its days are stale), then through a server in this process
+/// (`GET /api/v1/costs` and `/api/v1/funds` of the month, anonymous): one read alone and
+/// `READERS` at once, each after a new mark (so each computes), next to the single grouped SQL
+/// query over the same steps and to the same reads made by the functions without the server's
+/// shared computations (one computation per reader, as before).
+async fn stale_reads(
+    conn: &sea_orm::DatabaseConnection,
+    config: &Config,
+    url: &str,
+    month: Month,
+    steps: i64,
+) -> anyhow::Result<()> {
+    use buildfund_jobs::books::{funds, stale, steps::busy_query, store};
+    use buildfund_jobs::clock::Clock;
+    use buildfund_tests::{Backend, TestApp};
+    const READERS: usize = 16;
+    let now = Clock::system().now();
+    let t = Instant::now();
+    let done = store::ensure(conn, config, now, |_, _, _| {}).await?;
+    println!(
+        "\nstore catch-up after the load ({steps} steps): {:.1} s ({} days, {} months)",
+        t.elapsed().as_secs_f64(),
+        done.days,
+        done.stored
+    );
+    let span = month.span();
+    let late = steps / 10;
+    conn.execute_unprepared(&format!(
+        "INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
+                                  start_ts, stop_ts, status, ingested_at, updated_at)
+         SELECT 'late', g / 8, g % 8, 'nixpkgs',
+                (ARRAY['cuda-','jetson-','gpu-tests-','trunk-','staging-'])[1 + (g % 5)] || (g % {JOBSETS} / 5),
+                'job' || (g % 997), 'x86_64-linux', 'build' || lpad((g / 3 % {MACHINES})::text, 2, '0'),
+                {start} + (g * 4813) % {len}, {start} + (g * 4813) % {len} + 60 + (g * 37) % 7200,
+                0, now(), now()
+         FROM generate_series(1::bigint, {late}::bigint) AS g",
+        start = span.start,
+        len = span.len() - 7300,
+    ))
+    .await?;
+    conn.execute_unprepared("ANALYZE build_steps").await?;
+    let mark = || stale::mark_spans(conn, [span], now);
+    mark().await?;
+    println!("{late} late steps spread over {month}: the month and its days are stale");
+
+    let app = TestApp::start_on(Backend::Postgres, &config_text(), url, Clock::system()).await;
+    let computations = || async {
+        app.get_metrics()
+            .await
+            .into_iter()
+            .find(|s| s.name == "buildfund_books_computations_total")
+            .map_or(f64::NAN, |s| s.value)
+    };
+    let read = |path: String| {
+        let app = &app;
+        async move {
+            let res = app.get(&path).await;
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            let figures = if path.contains("/funds") {
+                body["funds"].clone()
+            } else {
+                body["lines"].clone()
+            };
+            (status, figures)
+        }
+    };
+    let window = Span::new(span.start, span.end);
+    let mut query = Vec::new();
+    let mut rows = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut unshared = (Vec::new(), Vec::new());
+    let mut counts = (0.0, 0.0);
+    let mut refused = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        conn.query_all(&busy_query(window, None)).await?;
+        query.push(t.elapsed());
+        for (i, path) in ["costs", "funds"].into_iter().enumerate() {
+            let path = format!("/api/v1/{path}?month={month}");
+            mark().await?;
+            let t = Instant::now();
+            let (status, alone) = read(path.clone()).await;
+            let one = t.elapsed();
+            anyhow::ensure!(status == 200, "{path}: {status}");
+            mark().await?;
+            let before = computations().await;
+            let t = Instant::now();
+            let answers =
+                futures_util::future::join_all((0..READERS).map(|_| read(path.clone()))).await;
+            let all = t.elapsed();
+            let made = computations().await - before;
+            refused += answers.iter().filter(|(s, _)| *s != 200).count();
+            anyhow::ensure!(
+                answers.iter().all(|(s, f)| *s != 200 || *f == alone),
+                "{path}: a reader got other figures"
+            );
+            if i == 0 {
+                rows.0.push(one);
+                rows.1.push(all);
+                counts.0 = made;
+            } else {
+                rows.2.push(one);
+                rows.3.push(all);
+                counts.1 = made;
+            }
+        }
+        // The same reads by the functions, outside a server (no sharing), all at once.
+        mark().await?;
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..READERS {
+            let (conn, config) = (conn.clone(), config.clone());
+            tasks.push(tokio::spawn(async move {
+                funds::funds_month(&conn, &config, month, Clock::system().now())
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        let mut failed = 0;
+        for task in tasks {
+            if !matches!(task.await, Ok(Ok(()))) {
+                failed += 1;
+            }
+        }
+        unshared.0.push(t.elapsed());
+        unshared.1.push(failed);
+    }
+    let q = stats(query).1;
+    let row = |name: &str, d: Duration, note: String| {
+        println!(
+            "| {name} | {:.1} ms | {:.2}x | {note} |",
+            ms(d),
+            d.as_secs_f64() / q.as_secs_f64()
+        );
+    };
+    println!("\n| {month} stale ({steps} + {late} late steps), median of 5 | time | / query | |");
+    println!("| --- | ---: | ---: | --- |");
+    row(
+        "the grouped SQL query over the same steps",
+        q,
+        String::new(),
+    );
+    let (c1, c16, f1, f16) = (
+        stats(rows.0).1,
+        stats(rows.1).1,
+        stats(rows.2).1,
+        stats(rows.3).1,
+    );
+    row("`GET /api/v1/costs`, one read alone", c1, String::new());
+    row(
+        &format!("`GET /api/v1/costs`, {READERS} at once (all answered)"),
+        c16,
+        format!(
+            "{:.2}x one read; {} computation(s)",
+            c16.as_secs_f64() / c1.as_secs_f64(),
+            counts.0
+        ),
+    );
+    row("`GET /api/v1/funds`, one read alone", f1, String::new());
+    row(
+        &format!("`GET /api/v1/funds`, {READERS} at once (all answered)"),
+        f16,
+        format!(
+            "{:.2}x one read; {} computation(s)",
+            f16.as_secs_f64() / f1.as_secs_f64(),
+            counts.1
+        ),
+    );
+    row(
+        &format!("before: `funds_month` by {READERS} readers at once, unshared"),
+        stats(unshared.0).1,
+        format!(
+            "{} of {} failed",
+            unshared.1.iter().sum::<usize>(),
+            READERS * unshared.1.len()
+        ),
+    );
+    println!("answers other than 200 over every run: {refused}");
     Ok(())
 }
 

@@ -417,13 +417,22 @@ async fn run(
     let (old, _) = funds_month(conn, long, current, now).await?;
     let without_store = t.elapsed();
     let t = Instant::now();
-    let done = store::ensure(conn, long, now, |_, _, _| {}).await?;
+    let mut first_month_at = Duration::ZERO;
+    let done = store::ensure(conn, long, now, |_, i, _| {
+        if i == 1 {
+            first_month_at = t.elapsed();
+        }
+    })
+    .await?;
     let rebuild = t.elapsed();
     println!(
-        "rebuild of the stored books: {} days and {} months in {:.1} s",
+        "rebuild of the stored books: {} days and {} months in {:.1} s (the days and the first \
+         month in {:.1} s, the other months in {:.1} s)",
         done.days,
         done.stored,
-        rebuild.as_secs_f64()
+        rebuild.as_secs_f64(),
+        first_month_at.as_secs_f64(),
+        (rebuild - first_month_at).as_secs_f64()
     );
     conn.execute_unprepared("ANALYZE").await?;
     let (new, _) = funds_month(conn, long, current, now).await?;

@@ -147,6 +147,16 @@ async fn main() -> anyhow::Result<()> {
 
     let at = month.next().start();
     let filter = JobsFilter::default();
+    let by_jobset = JobsFilter {
+        jobset: Some("nixpkgs:cuda-0".into()),
+        ..Default::default()
+    };
+    let by_pool = JobsFilter {
+        pool: Some("cuda".into()),
+        ..Default::default()
+    };
+    let (mut s_times, mut p_times) = (Vec::new(), Vec::new());
+    let (mut s_listed, mut p_listed) = (0, 0);
     let (mut q_times, mut j_times) = (Vec::new(), Vec::new());
     let (mut q_peak, mut j_peak) = (0f64, 0f64);
     let (mut rows, mut listed, mut total) = (0, 0, 0i64);
@@ -171,6 +181,18 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .all(|j| j.job != UNNAMED_JOB && j.cost_cents >= 0));
         drop(list);
+
+        // Filtered reads: the filter in the queries (one jobset of 200; one pool, a fifth).
+        let t = Instant::now();
+        s_listed = month_job_list(&conn, &config, &period, &by_jobset)
+            .await?
+            .len();
+        s_times.push(t.elapsed());
+        let t = Instant::now();
+        p_listed = month_job_list(&conn, &config, &period, &by_pool)
+            .await?
+            .len();
+        p_times.push(t.elapsed());
     }
     let (q, j) = (median(q_times), median(j_times));
     println!("| {month}, median of {RUNS} | time | peak memory of the process |");
@@ -187,6 +209,17 @@ async fn main() -> anyhow::Result<()> {
         j_peak
     );
     println!("| ratio | {:.2}x | |", j.as_secs_f64() / q.as_secs_f64());
+    let (js, jp) = (median(s_times), median(p_times));
+    println!(
+        "| month_job_list, `jobset=nixpkgs:cuda-0` ({s_listed} jobs) | {:.0} ms ({:.2}x the unfiltered) | |",
+        ms(js),
+        js.as_secs_f64() / j.as_secs_f64()
+    );
+    println!(
+        "| month_job_list, `pool=cuda` ({p_listed} jobs) | {:.0} ms ({:.2}x the unfiltered) | |",
+        ms(jp),
+        jp.as_secs_f64() / j.as_secs_f64()
+    );
 
     conn.close().await?;
     bench.drop().await?;

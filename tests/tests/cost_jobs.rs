@@ -652,3 +652,53 @@ db_test!(
         assert_eq!(stored["jobs"], body["jobs"]);
     }
 );
+
+db_test!(
+    a_filtered_read_lists_the_jobs_of_the_unfiltered_one,
+    // late01's price changes inside October: its jobs come from two parts.
+    format!("{CONFIG}\n[[machines.changes]]\nfrom = \"2026-10-20\"\nhourly = \"2.00\"\n"),
+    |app| async move {
+        seed(&app).await;
+        app.ingest_steps(&[
+            step(
+                40,
+                "late01",
+                "cuda",
+                Some(TORCH),
+                "2026-10-19T23:00:00Z",
+                "2026-10-20T02:00:00Z",
+            ),
+            step(
+                41,
+                "late01",
+                "trunk",
+                Some("hello.x86_64-linux"),
+                "2026-10-21T00:00:00Z",
+                "2026-10-21T03:00:00Z",
+            ),
+        ])
+        .await;
+        // October is not stored: both reads compute it, the filtered one only its jobsets.
+        for at in ["", "&at=2026-10-25T00:00:00Z"] {
+            let all = jobs(&app, &format!("month=2026-10{at}&limit=1000")).await;
+            let all = all["jobs"].as_array().unwrap().clone();
+            assert!(all.len() >= 8, "{all:?}");
+            let mut filters: Vec<(String, String)> = Vec::new();
+            for j in &all {
+                filters.push(("jobset".into(), j["jobset"].as_str().unwrap().into()));
+                filters.push(("pool".into(), j["pool"].as_str().unwrap().into()));
+            }
+            filters.push(("jobset".into(), "nixpkgs:nothing".into()));
+            filters.sort();
+            filters.dedup();
+            for (key, value) in filters {
+                let got = jobs(&app, &format!("month=2026-10{at}&limit=1000&{key}={value}")).await;
+                let want: Vec<&Value> = all.iter().filter(|j| j[&key] == value).collect();
+                let listed: Vec<&Value> = got["jobs"].as_array().unwrap().iter().collect();
+                assert_eq!(listed, want, "{key}={value}{at}");
+                let total: i64 = want.iter().map(|j| j["cost_cents"].as_i64().unwrap()).sum();
+                assert_eq!(got["total_cents"], total, "{key}={value}{at}");
+            }
+        }
+    }
+);

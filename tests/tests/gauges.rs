@@ -275,11 +275,15 @@ db_test!(every_gauge_equals_the_api, setup(), |app| async move {
     assert_eq!(waiting, 2);
     assert_eq!(one(&m, "buildfund_outbox_pending", &[]), Some(2.0));
 
-    // Every series of the farm's gauges was checked above, and nothing else is exported.
+    // Every series of the farm's gauges was checked above, and nothing else is exported but
+    // the instance's counters of shared month computations (tests/tests/books_shared.rs).
+    assert!(one(&m, "buildfund_books_computations_total", &[]).is_some());
+    assert!(one(&m, "buildfund_books_computations_joined_total", &[]).is_some());
     let names: BTreeSet<&str> = m.iter().map(|s| s.name.as_str()).collect();
     for name in &names {
         assert!(
             name.starts_with("buildfund_http_")
+                || name.starts_with("buildfund_books_computations_")
                 || [
                     "buildfund_fund_balance_cents",
                     "buildfund_fund_runway_seconds",

@@ -3,6 +3,7 @@
 //! `AREA::NAME::postgres`, e.g. `cargo test -p buildfund-tests --test main gate::`.
 mod books;
 mod books_history;
+mod books_shared;
 mod books_store;
 mod bounds;
 mod cost_jobs;

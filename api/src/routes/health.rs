@@ -25,10 +25,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let gate = state.gate.current();
-    let farm = state
+    let mut farm = state
         .gauges
         .families(&gate, &state.db, &state.jobs, state.clock.now())
         .await;
+    farm.extend(crate::metrics::books_families(&state.flights));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render(farm))

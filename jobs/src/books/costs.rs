@@ -4,7 +4,6 @@
 //! The evaluation instant (`at`, default now) plays the part of cost-model.md's "now": every
 //! window is clipped to `[ledger_start, at)`.
 use crate::books::attribution::Line;
-use crate::books::ledger::lines_from_steps;
 pub use crate::books::ledger::{busy_query, busy_seconds, clip, UnpricedLine, WindowCosts};
 use crate::books::store;
 use crate::books::BooksError;
@@ -69,7 +68,8 @@ async fn stored_or_steps(
             return Ok(m.costs);
         }
     }
-    lines_from_steps(db, config, window).await
+    // A window ending with its month is computed once for every read of it (books::shared).
+    crate::books::shared::window_lines(db, config, window, None).await
 }
 
 /// Lines of any interval: split at month boundaries, clipped to `[ledger_start, at)`, each part

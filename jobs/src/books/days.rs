@@ -14,7 +14,7 @@
 //! sums hold them ([`super::stale::mark_spans`]); a day stored from an older generation is
 //! stale, and reads take its part from the steps until [`ensure_days`] stores it again. A day
 //! is stored only from the fresh day before it (or at its month's start).
-use crate::books::steps::{steps_busy, BusyRow};
+use crate::books::steps::{busy_query, steps_busy, BusyRow};
 use crate::calendar::{month_of, Span};
 use buildfund_entity::build_steps;
 use chrono::{DateTime, Utc};
@@ -309,34 +309,6 @@ pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     Ok(stored)
 }
 
-/// The stored rows of one day.
-async fn day_rows(db: &impl ConnectionTrait, day: i64) -> Result<Vec<BusyRow>, DbErr> {
-    let q = Query::select()
-        .columns([
-            BookDayBusy::Machine,
-            BookDayBusy::Project,
-            BookDayBusy::Jobset,
-            BookDayBusy::BusySeconds,
-            BookDayBusy::Steps,
-        ])
-        .from(BookDayBusy::Table)
-        .and_where(Expr::col(BookDayBusy::Day).eq(day))
-        .to_owned();
-    db.query_all(&q)
-        .await?
-        .into_iter()
-        .map(|row| {
-            Ok((
-                row.try_get("", "machine")?,
-                row.try_get("", "project")?,
-                row.try_get("", "jobset")?,
-                row.try_get("", "busy_seconds")?,
-                row.try_get("", "steps")?,
-            ))
-        })
-        .collect()
-}
-
 /// Computes one day (the stored day before it plus its own steps) and stores it; `false` when
 /// it was stored from its generation meanwhile (by another instance), or when the day before
 /// it is not stored fresh (it comes first in [`ensure_days`]' order; a write that reopened it
@@ -358,9 +330,8 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
             return Ok(false);
         }
     }
-    let mut sums: BTreeMap<(String, String, String), (i64, i64)> = BTreeMap::new();
-    if day > month_of(day).start {
-        let before = day - DAY;
+    let before = (day > month_of(day).start).then_some(day - DAY);
+    if let Some(before) = before {
         match day_row(&txn, before).await? {
             Some((g, Some(s))) if s >= g => {}
             _ => {
@@ -368,45 +339,15 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
                 return Ok(false);
             }
         }
-        for (m, p, j, busy, steps) in day_rows(&txn, before).await? {
-            sums.insert((m, p, j), (busy, steps));
-        }
-    }
-    for (m, p, j, busy, steps) in steps_busy(&txn, Span::new(day, day + DAY), None).await? {
-        let sum = sums.entry((m, p, j)).or_insert((0, 0));
-        sum.0 += busy;
-        sum.1 += steps;
     }
     let delete = Query::delete()
         .from_table(BookDayBusy::Table)
         .and_where(Expr::col(BookDayBusy::Day).eq(day))
         .to_owned();
     txn.execute(&delete).await?;
-    let rows: Vec<_> = sums.into_iter().collect();
-    for chunk in rows.chunks(1000) {
-        let mut insert = Query::insert()
-            .into_table(BookDayBusy::Table)
-            .columns([
-                BookDayBusy::Day,
-                BookDayBusy::Machine,
-                BookDayBusy::Project,
-                BookDayBusy::Jobset,
-                BookDayBusy::BusySeconds,
-                BookDayBusy::Steps,
-            ])
-            .to_owned();
-        for ((machine, project, jobset), (seconds, steps)) in chunk {
-            insert.values_panic([
-                Expr::val(day),
-                Expr::val(machine.as_str()),
-                Expr::val(project.as_str()),
-                Expr::val(jobset.as_str()),
-                Expr::val(*seconds),
-                Expr::val(*steps),
-            ]);
-        }
-        txn.execute(&insert).await?;
-    }
+    // The day's rows are the day before's plus its own steps, summed in the database: no row
+    // travels to this process and back.
+    txn.execute(&next_day_insert(day, before)).await?;
     let upsert = Query::insert()
         .into_table(BookDays::Table)
         .columns([
@@ -430,6 +371,58 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
     txn.execute(&upsert).await?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// `INSERT INTO book_day_busy … SELECT`: the rows of `day`, the rows of stored day `before`
+/// (none at a month's start) plus the busy seconds of the day's steps ([`busy_query`]), per
+/// (machine, project, jobset).
+fn next_day_insert(day: i64, before: Option<i64>) -> sea_orm::sea_query::InsertStatement {
+    use sea_orm::sea_query::UnionType;
+    let mut parts = busy_query(Span::new(day, day + DAY), None);
+    if let Some(before) = before {
+        let stored = Query::select()
+            .columns([
+                BookDayBusy::Machine,
+                BookDayBusy::Project,
+                BookDayBusy::Jobset,
+                BookDayBusy::BusySeconds,
+                BookDayBusy::Steps,
+            ])
+            .from(BookDayBusy::Table)
+            .and_where(Expr::col(BookDayBusy::Day).eq(before))
+            .to_owned();
+        parts.union(UnionType::All, stored);
+    }
+    let sum = |c: &str| Func::cast_as(Func::sum(Expr::col(Alias::new(c))), Alias::new("BIGINT"));
+    let select = Query::select()
+        .expr(Expr::val(day))
+        .columns([
+            BookDayBusy::Machine,
+            BookDayBusy::Project,
+            BookDayBusy::Jobset,
+        ])
+        .expr(sum("busy"))
+        .expr(sum("steps"))
+        .from_subquery(parts, Alias::new("parts"))
+        .group_by_columns([
+            BookDayBusy::Machine,
+            BookDayBusy::Project,
+            BookDayBusy::Jobset,
+        ])
+        .to_owned();
+    Query::insert()
+        .into_table(BookDayBusy::Table)
+        .columns([
+            BookDayBusy::Day,
+            BookDayBusy::Machine,
+            BookDayBusy::Project,
+            BookDayBusy::Jobset,
+            BookDayBusy::BusySeconds,
+            BookDayBusy::Steps,
+        ])
+        .select_from(select)
+        .expect("six columns and six values")
+        .to_owned()
 }
 
 #[cfg(test)]

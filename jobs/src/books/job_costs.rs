@@ -1,7 +1,7 @@
 //! The month's cost per job as `GET /api/v1/costs/jobs` and `buildfund costs --jobs` give it:
 //! a closed month's jobs from the store when it holds them fresh, the open month (or a month
 //! up to `at`) from the build steps ([`super::jobs::window_jobs`]).
-use crate::books::jobs::{load_rows, window_jobs, JobCost};
+use crate::books::jobs::{filtered_window_jobs, load_rows, window_jobs, JobCost};
 use crate::books::store::stored_month;
 use crate::books::BooksError;
 use crate::calendar::{rfc3339, Month, Period};
@@ -63,10 +63,14 @@ pub async fn month_job_list(
     }
     let mut jobs = match jobs {
         Some(j) => j,
-        None => window_jobs(db, config, window)
+        None if jobset.is_none() && pool.is_none() => window_jobs(db, config, window)
             .await?
             .into_values()
-            .filter(|j| jobset.is_none_or(|s| j.jobset == s) && pool.is_none_or(|p| j.pool == p))
+            .collect(),
+        // The filter goes into the queries: the other jobsets' jobs are not computed.
+        None => filtered_window_jobs(db, config, window, jobset, pool)
+            .await?
+            .into_values()
             .collect(),
     };
     jobs.sort_by(|a, b| {

@@ -19,13 +19,14 @@
 use crate::books::attribution::{
     part_lines, round_lines, AttributionError, ExactLine, ExactShares, Line,
 };
-use crate::books::terms::WindowTerms;
+use crate::books::ledger::part_lines_from_steps;
+use crate::books::terms::{active_span, WindowTerms};
 use crate::books::BooksError;
 use crate::calendar::Span;
 use crate::config::{Config, OTHER_POOL};
 use crate::money::narrow;
 use buildfund_entity::{book_month_jobs, build_steps};
-use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, CaseStatement, Condition, Expr, Func, Query, SelectStatement};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -160,9 +161,14 @@ pub(crate) fn add_jobs(
 
 /// The grouped query of one (machine, window part): busy seconds (each step clipped to
 /// `part`) and steps per (project, jobset, job) of the steps of `names` (the machine's name
-/// and aliases) overlapping `part`. Steps count only when they start at or after
+/// and aliases) overlapping `part`, of the `(project, jobset)` pairs of `only` when given. Steps count only when they start at or after
 /// `count_from` (the part where a step's first busy second falls counts it; `None` counts all).
-pub(crate) fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) -> SelectStatement {
+pub(crate) fn jobs_query(
+    part: Span,
+    names: &[&str],
+    count_from: Option<i64>,
+    only: Option<&[(&str, &str)]>,
+) -> SelectStatement {
     use build_steps::Column as C;
     let clipped_stop = CaseStatement::new()
         .case(Expr::col(C::StopTs).lt(part.end), Expr::col(C::StopTs))
@@ -190,6 +196,16 @@ pub(crate) fn jobs_query(part: Span, names: &[&str], count_from: Option<i64>) ->
         // Bounded by the part, not by history (see `steps::overlapping`): the (machine,
         // start_ts) index reads the part and the longest step's margin only.
         .cond_where(super::steps::overlapping(part))
+        .cond_where(match only {
+            None => Condition::all(),
+            Some(pairs) => pairs.iter().fold(Condition::any(), |any, (p, j)| {
+                any.add(
+                    Condition::all()
+                        .add(Expr::col(C::Project).eq(*p))
+                        .add(Expr::col(C::Jobset).eq(*j)),
+                )
+            }),
+        })
         .group_by_columns([C::Project, C::Jobset, C::Job])
         .to_owned()
 }
@@ -201,8 +217,22 @@ pub(crate) async fn part_job_busy(
     names: &[&str],
     count_from: Option<i64>,
 ) -> Result<BTreeMap<JobKey, JobBusy>, BooksError> {
+    part_job_busy_of(db, part, names, count_from, None).await
+}
+
+/// [`part_job_busy`] of the `(project, jobset)` pairs of `only` when given.
+async fn part_job_busy_of(
+    db: &impl ConnectionTrait,
+    part: Span,
+    names: &[&str],
+    count_from: Option<i64>,
+    only: Option<&[(&str, &str)]>,
+) -> Result<BTreeMap<JobKey, JobBusy>, BooksError> {
     let mut out: BTreeMap<JobKey, JobBusy> = BTreeMap::new();
-    for row in db.query_all(&jobs_query(part, names, count_from)).await? {
+    for row in db
+        .query_all(&jobs_query(part, names, count_from, only))
+        .await?
+    {
         let project: String = row.try_get("", "project")?;
         let jobset: String = row.try_get("", "jobset")?;
         let job: Option<String> = row.try_get("", "job")?;
@@ -253,6 +283,58 @@ pub async fn window_jobs(
             *jobsets.entry(jobset.clone()).or_insert(0) += b.busy_seconds;
         }
         let lines = part_lines(config, m.machine, part, &jobsets)?;
+        add_jobs(&mut out, part_jobs(&lines, &busy)?);
+    }
+    Ok(out)
+}
+
+/// The jobs of `window` (as [`window_jobs`]) of one jobset (`project:jobset`) and of one pool,
+/// when given, with the filter in the queries: the lines of every (machine, part) come from
+/// the stored days and the edges' steps ([`part_lines_from_steps`], the lines
+/// `/api/v1/costs` shows), and only the machines and parts with a line of a matching jobset
+/// run the grouped query by job, restricted to those jobsets. The same jobs as
+/// [`window_jobs`] filtered afterwards, without computing the others.
+pub async fn filtered_window_jobs(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    window: Span,
+    jobset: Option<&str>,
+    pool: Option<&str>,
+) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
+    let terms = WindowTerms::prepare(config, window);
+    let (parts, _) = part_lines_from_steps(db, config, &terms).await?;
+    let mut out = BTreeMap::new();
+    let mut previous: Option<&str> = None;
+    for p in parts {
+        // A step is counted in the part where its first busy second in the window falls.
+        let first = previous != Some(p.machine.name.as_str());
+        previous = Some(p.machine.name.as_str());
+        let Some(active) = active_span(p.machine, p.part) else {
+            continue;
+        };
+        let count_from = (!first).then_some(active.start);
+        let lines: Vec<Line> = p
+            .lines
+            .into_iter()
+            .filter(|l| {
+                !l.idle
+                    && jobset.is_none_or(|j| l.jobset.as_deref() == Some(j))
+                    && pool.is_none_or(|q| l.pool.as_deref().unwrap_or(OTHER_POOL) == q)
+            })
+            .collect();
+        let pairs: Vec<(&str, &str)> = lines
+            .iter()
+            .filter_map(|l| l.jobset.as_deref()?.split_once(':'))
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let mut names: Vec<&str> = vec![p.machine.name.as_str()];
+        names.extend(p.machine.aliases.iter().map(String::as_str));
+        let mut busy = BTreeMap::new();
+        for chunk in pairs.chunks(200) {
+            busy.extend(part_job_busy_of(db, active, &names, count_from, Some(chunk)).await?);
+        }
         add_jobs(&mut out, part_jobs(&lines, &busy)?);
     }
     Ok(out)

@@ -118,7 +118,7 @@ fn a_part_splits_each_jobset_line_and_leaves_idle_alone() {
 #[test]
 fn the_query_is_one_grouped_statement_on_both_backends() {
     use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
-    let q = jobs_query(Span::new(100, 200), &["build03", "b3"], Some(150));
+    let q = jobs_query(Span::new(100, 200), &["build03", "b3"], Some(150), None);
     for sql in [
         q.to_string(PostgresQueryBuilder),
         q.to_string(SqliteQueryBuilder),

@@ -28,6 +28,7 @@ pub mod machines;
 pub mod opencollective_check;
 pub mod plans;
 pub mod reconciliation;
+pub mod shared;
 pub mod sponsors;
 pub mod stale;
 pub mod steps;

@@ -26,7 +26,7 @@
 //! never sees half of a month.
 use crate::books::attribution::Line;
 use crate::books::jobs::{JobCost, JobKey};
-use crate::books::ledger::{lines_from_steps, raised_from_data, Raised, UnpricedLine, WindowCosts};
+use crate::books::ledger::{raised_from_data, Raised, UnpricedLine, WindowCosts};
 use crate::books::BooksError;
 use crate::calendar::{from_unix, split_months, Month, Period, Span};
 use crate::config::{Config, CostModel, IdlePolicy};
@@ -376,7 +376,9 @@ async fn month_figures(
     };
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
-    let spent = lines_from_steps(db, config, window).await?.by_fund();
+    let spent = super::shared::window_lines(db, config, window, None)
+        .await?
+        .by_fund();
     Ok((raised, spent))
 }
 
@@ -511,11 +513,13 @@ async fn read_facts(
     db: &impl ConnectionTrait,
     config: &Config,
     month: Month,
+    generation: i64,
 ) -> Result<Option<MonthFacts>, BooksError> {
     let Some(window) = book_window(config, month) else {
         return Ok(None);
     };
-    let costs = lines_from_steps(db, config, window).await?;
+    // Shared with the reads of the month that the store cannot serve yet (books::shared).
+    let costs = super::shared::window_lines(db, config, window, Some(generation)).await?;
     let jobs = super::jobs::window_jobs(db, config, window).await?;
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
@@ -524,7 +528,12 @@ async fn read_facts(
         cost_30_parts.push(if part == window {
             None
         } else {
-            Some(lines_from_steps(db, config, part).await?.by_fund())
+            // The part in the month before ends with it: shared too.
+            Some(
+                super::shared::window_lines(db, config, part, None)
+                    .await?
+                    .by_fund(),
+            )
         });
     }
     Ok(Some(MonthFacts {
@@ -633,11 +642,8 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
 ) -> Result<bool, BooksError> {
     // The generation first, then the data: a write committed in between leaves the month
     // stale rather than wrongly fresh.
-    let generation = book_stale::Entity::find_by_id(month.to_string())
-        .one(db)
-        .await?
-        .map_or(0, |s| s.generation);
-    let Some(facts) = read_facts(db, config, month).await? else {
+    let generation = super::shared::generation(db, month).await?;
+    let Some(facts) = read_facts(db, config, month, generation).await? else {
         return Ok(false);
     };
     let books = compute_month(config, facts)?;
@@ -866,14 +872,17 @@ pub const KEEPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// The background keeper of `serve`: stores what is missing or stale at start (a new config
 /// recomputes here, while reads compute from the data), then after local writes (a second
 /// later) and every [`KEEPER_INTERVAL`] (writes of other instances), each time at `clock`'s
-/// now. Runs as long as the runtime does.
+/// now. Runs as long as the runtime does, in `flights` (the server's), so that a month it
+/// computes is shared with the reads of it ([`super::shared`]).
 pub async fn keep<C: ConnectionTrait + TransactionTrait>(
     db: C,
     config: std::sync::Arc<Config>,
     clock: crate::clock::Clock,
+    flights: std::sync::Arc<super::shared::Flights>,
 ) {
     loop {
-        match ensure(&db, &config, clock.now(), |_, _, _| {}).await {
+        let ensured = flights.scope(ensure(&db, &config, clock.now(), |_, _, _| {}));
+        match ensured.await {
             Ok(e) if e.stored > 0 || e.days > 0 => {
                 tracing::info!(stored = e.stored, days = e.days, "month books stored")
             }

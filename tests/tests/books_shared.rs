@@ -1,0 +1,215 @@
+//! One computation per figure, shared: concurrent reads of a month the store cannot serve
+//! (stale after late steps) cause one computation of it in the server, all of them answered
+//! 200 with the figures a read from scratch gives; a write after it is seen by the next read.
+use buildfund_jobs::books::{costs, funds, store};
+use buildfund_jobs::bounds::At;
+use buildfund_jobs::calendar::{parse_rfc3339, Month};
+use buildfund_jobs::clock::Clock;
+use buildfund_tests::{db_test, TestApp, TestAppBuilder};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+/// A small pool, so that reads computing on their own would compete for its connections.
+const CONFIG: &str = r#"
+currency = "EUR"
+ledger_start = "2026-01-01"
+
+[database]
+max_connections = 4
+
+[[funds]]
+slug = "general"
+default = true
+opening_balance = "500.00"
+
+[[funds]]
+slug = "cuda"
+accounts = ["nix-cuda"]
+
+[[pools]]
+slug = "cuda"
+fund = "cuda"
+jobsets = ["nixpkgs:cuda*"]
+
+[[machines]]
+name = "build01"
+slots = 4
+monthly = "300.00"
+
+[[machines]]
+name = "build02"
+slots = 2
+hourly = "0.37"
+
+[[machines]]
+name = "gpu01"
+metered = "2.40"
+"#;
+
+const MACHINES: &[&str] = &["build01", "build02", "gpu01", "ghost01"];
+const JOBSETS: &[&str] = &["cuda", "cuda-tests", "trunk", "staging"];
+
+/// September 2026: 30 days, so its last 30 days are the month itself.
+const MONTH: &str = "2026-09";
+const READERS: usize = 16;
+
+fn t(s: &str) -> DateTime<Utc> {
+    parse_rfc3339(s).unwrap()
+}
+
+fn setup() -> TestAppBuilder {
+    TestApp::builder(CONFIG).clock(Clock::manual(t("2026-12-06T12:00:00Z")))
+}
+
+/// `n` steps spread over September, numbered from `first`.
+fn steps(first: i64, n: i64) -> Vec<Value> {
+    let start = t("2026-09-01T00:00:00Z").timestamp();
+    (first..first + n)
+        .map(|i| {
+            let from = start + (i * 7919) % (30 * 86_400 - 7_200);
+            json!({"build": i, "step": 1, "project": "nixpkgs",
+                   "jobset": JOBSETS[i as usize % JOBSETS.len()],
+                   "job": format!("pkg{}.x86_64-linux", i % 97),
+                   "machine": MACHINES[(i as usize / 3) % MACHINES.len()],
+                   "start": from, "stop": from + 60 + (i * 31) % 7_000})
+        })
+        .collect()
+}
+
+async fn ingest(app: &TestApp, steps: &[Value]) {
+    for chunk in steps.chunks(5_000) {
+        app.ingest_steps(chunk).await;
+    }
+}
+
+/// `buildfund_books_computations_total` of the server.
+async fn computations(app: &TestApp) -> f64 {
+    app.get_metrics()
+        .await
+        .into_iter()
+        .find(|s| s.name == "buildfund_books_computations_total")
+        .map(|s| s.value)
+        .expect("the server exports buildfund_books_computations_total")
+}
+
+/// `READERS` anonymous reads at once, half of the month's costs and half of its funds: every
+/// answer's status and body.
+async fn read_at_once(app: &TestApp) -> Vec<(String, u16, Value)> {
+    let paths = (0..READERS).map(|i| {
+        if i % 2 == 0 {
+            format!("/api/v1/costs?month={MONTH}")
+        } else {
+            format!("/api/v1/funds?month={MONTH}")
+        }
+    });
+    let reads = paths.map(|path| async move {
+        let res = app.get(&path).await;
+        let status = res.status().as_u16();
+        (
+            path,
+            status,
+            res.json::<Value>().await.unwrap_or(Value::Null),
+        )
+    });
+    futures_util::future::join_all(reads).await
+}
+
+db_test!(
+    concurrent_reads_of_a_stale_month_share_one_computation,
+    setup(),
+    |app| async move {
+        let month = Month::parse(MONTH).unwrap();
+        let now = app.clock.now();
+        ingest(&app, &steps(1, 20_000)).await;
+        store::ensure(&app.db, &app.config, now, |_, _, _| {})
+            .await
+            .unwrap();
+        let stored = funds::funds_month(&app.db, &app.config, month, now)
+            .await
+            .unwrap()
+            .0;
+        // Late steps: the stored month is stale, every read computes it from the steps.
+        ingest(&app, &steps(20_001, 2_000)).await;
+        let status = store::books_status(&app.db, &app.config, now)
+            .await
+            .unwrap();
+        assert!(
+            status.months.contains(&(month, store::MonthState::Stale)),
+            "{:?}",
+            status.months
+        );
+
+        let before = computations(&app).await;
+        let answers = read_at_once(&app).await;
+        let after = computations(&app).await;
+        for (path, status, body) in &answers {
+            assert_eq!(*status, 200, "{path}: {body}");
+        }
+        assert_eq!(
+            after - before,
+            1.0,
+            "{READERS} concurrent reads of a stale month computed it once"
+        );
+
+        // Every reader got the figures a read from scratch gives (this process computes
+        // without the server's shared computations).
+        let at = At::new(now, now).unwrap();
+        let scratch_costs = costs::costs_report(&app.db, &app.config, month, at)
+            .await
+            .unwrap();
+        let scratch_costs = serde_json::to_value(&scratch_costs).unwrap();
+        let (scratch_funds, _) = funds::funds_month(&app.db, &app.config, month, now)
+            .await
+            .unwrap();
+        let scratch_funds = serde_json::to_value(&scratch_funds).unwrap();
+        assert_ne!(
+            scratch_funds,
+            serde_json::to_value(&stored).unwrap(),
+            "the late steps move the month's figures"
+        );
+        for (path, _, body) in &answers {
+            if path.contains("/costs") {
+                assert_eq!(body, &scratch_costs, "{path}");
+            } else {
+                assert_eq!(body["funds"], scratch_funds, "{path}");
+            }
+        }
+
+        // Read again: the computed month is kept until the store has it, nothing is computed.
+        let again = read_at_once(&app).await;
+        assert!(again.iter().all(|(_, s, _)| *s == 200));
+        assert_eq!(computations(&app).await, after, "kept, not computed again");
+
+        // A write after the computation is seen: the next reads compute the month once more.
+        ingest(&app, &steps(30_001, 1)).await;
+        let later = read_at_once(&app).await;
+        assert_eq!(computations(&app).await, after + 1.0);
+        let scratch = costs::costs_report(&app.db, &app.config, month, at)
+            .await
+            .unwrap();
+        assert_ne!(
+            serde_json::to_value(&scratch).unwrap(),
+            scratch_costs,
+            "the new step moves the month's costs"
+        );
+        for (path, status, body) in &later {
+            assert_eq!(*status, 200, "{path}");
+            if path.contains("/costs") {
+                assert_eq!(body, &serde_json::to_value(&scratch).unwrap(), "{path}");
+            }
+        }
+
+        // Once stored, the reads come from the store.
+        store::ensure(&app.db, &app.config, now, |_, _, _| {})
+            .await
+            .unwrap();
+        let stored = read_at_once(&app).await;
+        assert_eq!(computations(&app).await, after + 1.0);
+        for (path, status, body) in &stored {
+            assert_eq!(*status, 200, "{path}");
+            if path.contains("/costs") {
+                assert_eq!(body, &serde_json::to_value(&scratch).unwrap(), "{path}");
+            }
+        }
+    }
+);
