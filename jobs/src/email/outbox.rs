@@ -14,12 +14,15 @@
 //! ```
 //!
 //! Exactly once: the unique (month, subscriber_id) index makes creating rows idempotent (a
-//! confirmation's `month` is the instant it was requested); a row is claimed by a conditional
-//! UPDATE (only one sender wins it) and marked `sent` with the server's reply and the
-//! Message-ID right after the server accepted it. The one window left is a crash between the
-//! server's acceptance and that UPDATE: the row is sent again after its lease, with the same
+//! confirmation's `month` is the instant it was requested); rows are claimed in batches by
+//! conditional UPDATEs in one transaction (only one sender wins each row) and each is marked
+//! `sent` with the server's reply and the Message-ID right after the server accepted it, before
+//! the next message is handed over (a commit that outlives the process at once, see
+//! [`RelaxedWriter`]; the batch's last one is durable). The one window left is a crash between
+//! the server's acceptance and that UPDATE: the row is sent again after its lease, with the same
 //! Message-ID (`<report.MONTH.ROW@domain>`, `<confirm.ROW@domain>`), which receivers use to
-//! drop the duplicate (README, "Monthly email").
+//! drop the duplicate (README, "Monthly email"). A power loss can also lose the records of the
+//! batch in progress made since its last durable commit.
 use super::links;
 use super::queue::*;
 use super::render;
