@@ -297,6 +297,7 @@ impl From<buildfund_jobs::gate::GateError> for ApiError {
             | GateError::EvaluationPanicked(_)
             | GateError::EvaluationCancelled
             | GateError::Encode(_)
+            | GateError::EncodeAnswer { .. }
             | GateError::Hydra(_)) => ApiError::Internal(anyhow::Error::new(e)),
         }
     }

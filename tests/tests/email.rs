@@ -1271,3 +1271,84 @@ db_test!(
         assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
     }
 );
+
+db_test!(
+    a_send_killed_in_the_middle_of_a_batch_resends_only_the_message_in_flight,
+    with_smtp(BOOKS),
+    |app| async move {
+        use buildfund_jobs::clock::Clock;
+        use buildfund_jobs::email::outbox::{self, DrainOptions};
+        use buildfund_tests::crash::PAUSE_AT;
+        let smtp = app.smtp();
+        seed_books(&app).await;
+        let everyone: Vec<String> = (1..=6).map(|i| format!("m{i}@example.org")).collect();
+        let refs: Vec<&str> = everyone.iter().map(String::as_str).collect();
+        add_confirmed(&app, &refs).await;
+        // One batch claims all six; the sender is killed after the relay took the third and
+        // before the outbox recorded it: the first two are recorded (relaxed commits), the
+        // last three claimed and never handed over.
+        let mut send = app.cli_process(
+            &["report", "send", "--month", "2026-10"],
+            &[(PAUSE_AT, "email.handed_off#3")],
+        );
+        send.wait_paused_at("email.handed_off").await;
+        send.kill();
+        assert_eq!(smtp.accepted(), 3);
+        let rows = email_outbox::Entity::find()
+            .order_by_asc(email_outbox::Column::Id)
+            .all(&app.db)
+            .await
+            .unwrap();
+        let states: Vec<&str> = rows.iter().map(|r| r.status.as_str()).collect();
+        assert_eq!(
+            states,
+            ["sent", "sent", "sending", "sending", "sending", "sending"],
+            "the records before the kill outlived the process"
+        );
+
+        // After the lease the next send delivers the four unrecorded rows: one duplicate (the
+        // message in flight, under its first Message-ID), nobody missing.
+        let after_lease = Clock::manual(
+            Utc::now() + buildfund_jobs::email::queue::LEASE + chrono::Duration::seconds(1),
+        );
+        let (created, report) = outbox::send_month(
+            &app.db,
+            &app.config,
+            &Secrets::from_env(&app.config),
+            buildfund_jobs::calendar::Month::parse("2026-10").unwrap(),
+            DrainOptions {
+                clock: after_lease,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!((created, report.sent), (0, 4), "{report:?}");
+        let messages = smtp.wait_for(7, Duration::from_secs(10)).await;
+        assert_eq!(messages.len(), 7, "exactly one duplicate");
+        let mut ids: Vec<(String, String)> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m.to.join(","),
+                    parse(m).header("Message-ID").unwrap().to_string(),
+                )
+            })
+            .collect();
+        ids.sort();
+        let twice: Vec<_> = ids.windows(2).filter(|w| w[0] == w[1]).collect();
+        assert_eq!(twice.len(), 1, "{ids:?}");
+        assert_eq!(
+            twice[0][0].0, everyone[2],
+            "the duplicate is the third message"
+        );
+        ids.dedup();
+        let to: Vec<&str> = ids.iter().map(|(to, _)| to.as_str()).collect();
+        assert_eq!(
+            to, refs,
+            "every subscriber got the report, once under one Message-ID"
+        );
+        let rows = email_outbox::Entity::find().all(&app.db).await.unwrap();
+        assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
+    }
+);

@@ -3,6 +3,7 @@
 use crate::auth::{Admin, Authed, Scheduler};
 use crate::error::ApiError;
 use crate::state::AppState;
+use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_entity::gate_events::EventKind;
@@ -48,17 +49,15 @@ pub async fn get_gate(
         let _ = state.gate.refresh(&state.db).await;
         current = state.gate.current();
     }
-    let Some(snapshot) = &current.snapshot else {
+    // The answer was serialised with the snapshot; only the jobset is written here.
+    let Some(body) = current.answer(&key, pool) else {
         return Err(ApiError::Unavailable(
             "the gate has no figures yet (the database has not answered since start)".into(),
         ));
     };
-    let g = snapshot.pools.get(pool).expect("every pool is evaluated");
-    Ok(HttpResponse::Ok().json(Decision {
-        jobset: key,
-        gate: g,
-        stale: current.stale,
-    }))
+    Ok(HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body))
 }
 
 /// One entry of the audit, as the API shows it.

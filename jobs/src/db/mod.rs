@@ -284,3 +284,69 @@ pub async fn rows_by_source_keys<E: sea_orm::EntityTrait>(
     let statement = Statement::from_sql_and_values(backend, sql, [ids.into(), source.into()]);
     E::find().from_raw_sql(statement).all(db).await
 }
+
+/// Writes that are committed, and outlive the process that made them, without waiting for the
+/// disk: the outbox records each message as sent with one of these, and makes them durable
+/// with the next ordinary commit (each batch's last record, or its claim of the next batch).
+///
+/// - SQLite: a connection of its own on the same database with `synchronous = NORMAL`: the
+///   commit is in the write-ahead log when the statement returns (a killed process loses
+///   nothing), and is flushed to disk by the next `synchronous = FULL` commit of any connection
+///   or by a checkpoint; a power loss before that can lose it;
+/// - PostgreSQL: each statement in a transaction with `SET LOCAL synchronous_commit = off`:
+///   committed and visible at once, flushed by the server's WAL writer within
+///   `3 × wal_writer_delay` or by the next synchronous commit; a crash of the server (not of
+///   the client) before that can lose it.
+pub struct RelaxedWriter {
+    kind: Relaxed,
+}
+
+enum Relaxed {
+    Sqlite(DatabaseConnection),
+    Postgres(DatabaseConnection),
+}
+
+impl RelaxedWriter {
+    /// A writer beside `db` (on SQLite it connects on its first write).
+    pub fn open(db: &DatabaseConnection) -> RelaxedWriter {
+        let kind = match db.get_database_backend() {
+            DatabaseBackend::Sqlite => {
+                use sea_orm::sqlx::sqlite::{SqlitePoolOptions, SqliteSynchronous};
+                let pool = db.get_sqlite_connection_pool();
+                let options = (*pool.connect_options())
+                    .clone()
+                    .synchronous(SqliteSynchronous::Normal);
+                let relaxed = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy_with(options);
+                Relaxed::Sqlite(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(relaxed))
+            }
+            _ => Relaxed::Postgres(db.clone()),
+        };
+        RelaxedWriter { kind }
+    }
+
+    /// Runs `stmt` and commits it; the rows it changed.
+    pub async fn execute<S: sea_orm::StatementBuilder>(&self, stmt: &S) -> Result<u64, DbErr> {
+        match &self.kind {
+            Relaxed::Sqlite(db) => Ok(db.execute(stmt).await?.rows_affected()),
+            Relaxed::Postgres(db) => {
+                let txn = db.begin().await?;
+                txn.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
+                    .await?;
+                let changed = txn.execute(stmt).await?.rows_affected();
+                txn.commit().await?;
+                Ok(changed)
+            }
+        }
+    }
+
+    /// Closes the SQLite connection of its own (PostgreSQL's are the pool's).
+    pub async fn close(self) {
+        if let Relaxed::Sqlite(db) = self.kind {
+            let _ = db.close().await;
+        }
+    }
+}

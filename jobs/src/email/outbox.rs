@@ -14,12 +14,15 @@
 //! ```
 //!
 //! Exactly once: the unique (month, subscriber_id) index makes creating rows idempotent (a
-//! confirmation's `month` is the instant it was requested); a row is claimed by a conditional
-//! UPDATE (only one sender wins it) and marked `sent` with the server's reply and the
-//! Message-ID right after the server accepted it. The one window left is a crash between the
-//! server's acceptance and that UPDATE: the row is sent again after its lease, with the same
+//! confirmation's `month` is the instant it was requested); rows are claimed in batches by
+//! conditional UPDATEs in one transaction (only one sender wins each row) and each is marked
+//! `sent` with the server's reply and the Message-ID right after the server accepted it, before
+//! the next message is handed over (a commit that outlives the process at once, see
+//! [`RelaxedWriter`]; the batch's last one is durable). The one window left is a crash between
+//! the server's acceptance and that UPDATE: the row is sent again after its lease, with the same
 //! Message-ID (`<report.MONTH.ROW@domain>`, `<confirm.ROW@domain>`), which receivers use to
-//! drop the duplicate (README, "Monthly email").
+//! drop the duplicate (README, "Monthly email"). A power loss can also lose the records of the
+//! batch in progress made since its last durable commit.
 use super::links;
 use super::queue::*;
 use super::render;
@@ -29,7 +32,8 @@ use super::{EmailError, EmailKey, Mailer};
 use crate::calendar::Month;
 use crate::clock::Clock;
 use crate::config::Secrets;
-use crate::report::view::report_view;
+use crate::db::RelaxedWriter;
+use crate::report::view::{report_view, ReportView};
 use crate::report::{month_report, MonthReport};
 use crate::Config;
 use buildfund_entity::email_outbox::{OutboxKind, OutboxStatus};
@@ -144,35 +148,59 @@ impl std::fmt::Display for DrainReport {
     }
 }
 
-/// Takes the next due row (pending, retry, or a `sending` row whose lease expired) of `kind`
-/// (any kind when `None`) for this sender: a conditional UPDATE that only one sender can win.
+/// The most rows one claim takes. A batch is also at most a minute of sending at
+/// `rate_per_second`, well inside the [`LEASE`] its rows are claimed for.
+pub const BATCH: u64 = 100;
+
+/// A row this sender claimed, and what it was before (to give it back unsent).
+struct Claimed {
+    row: email_outbox::Model,
+    was: (OutboxStatus, DateTime<Utc>),
+}
+
+/// Takes up to `limit` due rows (pending, retry, or `sending` rows whose lease expired) of
+/// `kind` (any kind when `None`), in id order, for this sender: one transaction (one durable
+/// commit) of conditional UPDATEs, each of which only one sender can win.
 async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     kind: Option<OutboxKind>,
-) -> Result<Option<email_outbox::Model>, DbErr> {
+    limit: u64,
+) -> Result<Vec<Claimed>, DbErr> {
     use email_outbox::Column as O;
     for _ in 0..10 {
+        let txn = crate::db::begin_write(db).await?;
         let mut due = email_outbox::Entity::find()
             .filter(O::Status.is_in([PENDING, RETRY, SENDING]))
             .filter(O::NextAttemptAt.lte(now));
         if let Some(kind) = kind {
             due = due.filter(O::Kind.eq(kind));
         }
-        let Some(row) = due.order_by_asc(O::Id).limit(1).one(db).await? else {
-            return Ok(None);
-        };
-        if let Some(claimed) = take(db, row, now).await? {
-            return Ok(Some(claimed));
+        let rows = due.order_by_asc(O::Id).limit(limit).all(&txn).await?;
+        if rows.is_empty() {
+            txn.commit().await?;
+            return Ok(Vec::new());
         }
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let was = (row.status, row.next_attempt_at);
+            if let Some(row) = take(&txn, row, now).await? {
+                claimed.push(Claimed { row, was });
+            }
+        }
+        txn.commit().await?;
+        if !claimed.is_empty() {
+            return Ok(claimed);
+        }
+        // Another sender took every one of them first: look again.
     }
-    Ok(None)
+    Ok(Vec::new())
 }
 
 /// Claims `row` as read: only while it is still in the state and at the attempt count it was
 /// read with (another sender that took it first makes this return `None`).
 async fn take(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     row: email_outbox::Model,
     now: DateTime<Utc>,
 ) -> Result<Option<email_outbox::Model>, DbErr> {
@@ -198,11 +226,44 @@ async fn take(
     }))
 }
 
+/// Gives back the claimed rows this sender did not try (the relay went away mid-batch): each
+/// as it was before the claim (state, attempt count, due time), while the claim is still this
+/// sender's. One durable commit.
+async fn release(db: &DatabaseConnection, rows: &[Claimed]) -> Result<(), DbErr> {
+    use email_outbox::Column as O;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let txn = crate::db::begin_write(db).await?;
+    for Claimed { row, was } in rows {
+        let update = Query::update()
+            .table(email_outbox::Entity)
+            .value(O::Status, was.0)
+            .value(O::Attempts, row.attempts - 1)
+            .value(O::NextAttemptAt, was.1)
+            .and_where(Expr::col(O::Id).eq(row.id))
+            .and_where(Expr::col(O::Status).eq(SENDING))
+            .and_where(Expr::col(O::Attempts).eq(row.attempts))
+            .to_owned();
+        txn.execute(&update).await?;
+    }
+    txn.commit().await
+}
+
+/// Where a row's outcome is written: `Durable`, an ordinary commit (flushed to disk before it
+/// returns), or `Relaxed` (see [`RelaxedWriter`]: it outlives this process at once, the disk at
+/// the next durable commit).
+#[derive(Clone, Copy)]
+enum Record<'a> {
+    Durable(&'a DatabaseConnection),
+    Relaxed(&'a RelaxedWriter),
+}
+
 /// Ends this sender's claim of `row`: only while the claim is still its own (status `sending`
 /// with the attempt count it claimed at). A sender that stalled past its lease, and whose row
 /// another sender has claimed since, changes nothing (and says so).
 async fn finish(
-    db: &DatabaseConnection,
+    record: Record<'_>,
     row: &email_outbox::Model,
     status: OutboxStatus,
     values: Vec<(email_outbox::Column, sea_orm::Value)>,
@@ -217,7 +278,11 @@ async fn finish(
     for (c, v) in values {
         update.value(c, v);
     }
-    if db.execute(&update).await?.rows_affected() == 0 {
+    let changed = match record {
+        Record::Durable(db) => db.execute(&update).await?.rows_affected(),
+        Record::Relaxed(writer) => writer.execute(&update).await?,
+    };
+    if changed == 0 {
         tracing::warn!(
             outbox = row.id,
             attempts = row.attempts,
@@ -248,7 +313,19 @@ pub fn report_message(
     message_id: String,
 ) -> Result<Message, EmailError> {
     let view = report_view(report, &[], &[]);
-    let rendered = render::report(&view, &config.public_url, unsubscribe)?;
+    report_message_of(mailer, config, &view, to, unsubscribe, message_id)
+}
+
+/// [`report_message`] from the report's view model, which a sender builds once per month.
+pub fn report_message_of(
+    mailer: &Mailer,
+    config: &Config,
+    view: &ReportView,
+    to: &str,
+    unsubscribe: &str,
+    message_id: String,
+) -> Result<Message, EmailError> {
+    let rendered = render::report(view, &config.public_url, unsubscribe)?;
     let to: Mailbox = to.parse()?;
     Ok(Message::builder()
         .from(mailer.from().clone())
@@ -293,14 +370,18 @@ pub enum Delivery {
     NotDue,
 }
 
-/// What one sender keeps between rows: the reports of the months it sent (computed once).
+/// What one sender keeps between rows: the view of each month's report it sent (computed
+/// once), the subscribers of its current batch, and where it records outcomes.
 struct Sender<'a> {
     db: &'a DatabaseConnection,
     config: &'a Config,
     mailer: &'a Mailer,
     key: &'a EmailKey,
     clock: &'a Clock,
-    months: HashMap<String, MonthReport>,
+    months: HashMap<String, ReportView>,
+    subscribers: HashMap<i64, subscribers::Model>,
+    /// Where the outcomes of all but a batch's last row are written (none: every one durable).
+    relaxed: Option<RelaxedWriter>,
 }
 
 /// A claimed row's message (and its Message-ID), or why there is none.
@@ -316,22 +397,66 @@ enum Unsent {
     Broken(String),
 }
 
-impl Sender<'_> {
-    /// Builds the row's message, unless its subscriber no longer wants it.
+impl<'a> Sender<'a> {
+    fn new(
+        db: &'a DatabaseConnection,
+        config: &'a Config,
+        mailer: &'a Mailer,
+        key: &'a EmailKey,
+        clock: &'a Clock,
+        relaxed: Option<RelaxedWriter>,
+    ) -> Sender<'a> {
+        Sender {
+            db,
+            config,
+            mailer,
+            key,
+            clock,
+            months: HashMap::new(),
+            subscribers: HashMap::new(),
+            relaxed,
+        }
+    }
+
+    /// Reads the subscribers of `rows` (one query), for [`Sender::prepare`].
+    async fn load_subscribers(&mut self, rows: &[Claimed]) -> Result<(), DbErr> {
+        let ids: Vec<i64> = rows.iter().map(|c| c.row.subscriber_id).collect();
+        self.subscribers = subscribers::Entity::find()
+            .filter(subscribers::Column::Id.is_in(ids))
+            .all(self.db)
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect();
+        Ok(())
+    }
+
+    /// Where to write an outcome: durably for a batch's last row (which also makes the relaxed
+    /// records before it durable), else relaxed.
+    fn record(&self, durable: bool) -> Record<'_> {
+        match &self.relaxed {
+            Some(writer) if !durable => Record::Relaxed(writer),
+            _ => Record::Durable(self.db),
+        }
+    }
+
+    /// Builds the row's message, unless its subscriber (as read with its batch) no longer
+    /// wants it.
     async fn prepare(
         &mut self,
         row: &email_outbox::Model,
         now: DateTime<Utc>,
     ) -> Result<Prepared, EmailError> {
-        let subscriber = subscribers::Entity::find_by_id(row.subscriber_id)
-            .one(self.db)
-            .await?;
         let wanted = if row.kind == CONFIRM {
             subscriptions::PENDING
         } else {
             CONFIRMED
         };
-        let Some(subscriber) = subscriber.filter(|s| s.status == wanted) else {
+        let Some(subscriber) = self
+            .subscribers
+            .get(&row.subscriber_id)
+            .filter(|s| s.status == wanted)
+        else {
             return Ok(Prepared::Unsent(Unsent::Skip));
         };
         let id = message_id(row, &self.mailer.domain);
@@ -342,7 +467,7 @@ impl Sender<'_> {
                 self.mailer,
                 self.config,
                 self.key,
-                &subscriber,
+                subscriber,
                 now,
                 id.clone(),
             )
@@ -350,14 +475,13 @@ impl Sender<'_> {
             if !self.months.contains_key(&row.month) {
                 let month = Month::parse(&row.month)
                     .map_err(|why| EmailError::BadMonth { id: row.id, why })?;
-                self.months.insert(
-                    row.month.clone(),
-                    month_report(self.db, self.config, month, now).await?,
-                );
+                let report = month_report(self.db, self.config, month, now).await?;
+                self.months
+                    .insert(row.month.clone(), report_view(&report, &[], &[]));
             }
             let unsubscribe =
                 unsubscribe_url(self.config, self.key, subscriber.id, &subscriber.email);
-            report_message(
+            report_message_of(
                 self.mailer,
                 self.config,
                 &self.months[&row.month],
@@ -377,15 +501,17 @@ impl Sender<'_> {
         &self,
         row: &email_outbox::Model,
         why: Unsent,
+        durable: bool,
     ) -> Result<Delivery, EmailError> {
+        let record = self.record(durable);
         match why {
             Unsent::Skip => {
-                finish(self.db, row, SKIPPED, vec![]).await?;
+                finish(record, row, SKIPPED, vec![]).await?;
                 Ok(Delivery::Skipped)
             }
             Unsent::Broken(error) => {
                 finish(
-                    self.db,
+                    record,
                     row,
                     FAILED,
                     vec![(email_outbox::Column::LastError, error.clone().into())],
@@ -396,20 +522,22 @@ impl Sender<'_> {
         }
     }
 
-    /// Sends the row's message and records the outcome, in the span `email_send` naming the row.
+    /// Sends the row's message and records the outcome (`durable`: with a durable commit), in
+    /// the span `email_send` naming the row.
     #[tracing::instrument(name = "email_send", skip_all, fields(outbox = row.id, kind = %row.kind, attempt = row.attempts))]
     async fn send(
         &self,
         row: &email_outbox::Model,
         message: Message,
         id: String,
+        durable: bool,
     ) -> Result<Delivery, EmailError> {
-        let db = self.db;
+        let record = self.record(durable);
         match self.mailer.send(message).await {
             Ok(accepted) => {
                 crate::pause_points::reached("email.handed_off").await;
                 finish(
-                    db,
+                    record,
                     row,
                     SENT,
                     vec![
@@ -428,7 +556,7 @@ impl Sender<'_> {
             Err(SendError::Permanent { message }) => {
                 tracing::warn!(outbox = row.id, kind = %row.kind, month = %row.month, error = %message, "email refused permanently");
                 finish(
-                    db,
+                    record,
                     row,
                     FAILED,
                     vec![(email_outbox::Column::LastError, message.clone().into())],
@@ -444,7 +572,7 @@ impl Sender<'_> {
                     tracing::warn!(outbox = row.id, kind = %row.kind, attempts = row.attempts, error = %message, "email given up");
                     let error = format!("gave up after {} attempts: {message}", row.attempts);
                     finish(
-                        db,
+                        record,
                         row,
                         FAILED,
                         vec![(email_outbox::Column::LastError, error.clone().into())],
@@ -457,7 +585,7 @@ impl Sender<'_> {
                         .unwrap_or(ChronoDuration::hours(1));
                 tracing::info!(outbox = row.id, kind = %row.kind, attempts = row.attempts, retry_at = %next, error = %message, "email will be retried");
                 finish(
-                    db,
+                    record,
                     row,
                     RETRY,
                     vec![
@@ -474,13 +602,58 @@ impl Sender<'_> {
             }
         }
     }
+
+    /// Prepares and sends (or drops) one claimed row, after `pace` allows a message.
+    async fn deliver(
+        &mut self,
+        row: &email_outbox::Model,
+        pace: Option<&mut tokio::time::Interval>,
+        durable: bool,
+    ) -> Result<Delivery, EmailError> {
+        match self.prepare(row, self.clock.now()).await? {
+            Prepared::Message(message, id) => {
+                if let Some(pace) = pace {
+                    pace.tick().await;
+                }
+                self.send(row, *message, id, durable).await
+            }
+            Prepared::Unsent(why) => self.drop_row(row, why, durable).await,
+        }
+    }
 }
 
-/// Sends every due row (of `options.kind`, or all), one message at a time over the mailer's
-/// single pooled connection, at most `rate_per_second`. A transient failure reschedules the row
-/// with exponential backoff; a failure to reach the server at all also pauses the whole run
-/// until that retry (so an SMTP outage costs one attempt per backoff step, not one per
-/// subscriber). Returns when nothing is due before `options.wait_for_retries` from the start.
+/// The progress callback's schedule: the first change at once, then at most one a second.
+struct Progress {
+    call: Option<fn(&DrainReport)>,
+    shown: (Option<std::time::Instant>, DrainReport),
+}
+
+impl Progress {
+    fn show(&mut self, report: &DrainReport) {
+        let Some(call) = self.call else {
+            return;
+        };
+        let due = self
+            .shown
+            .0
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if due && *report != self.shown.1 {
+            call(report);
+            self.shown = (Some(std::time::Instant::now()), report.clone());
+        }
+    }
+}
+
+/// Sends every due row (of `options.kind`, or all) over the mailer's one kept connection, at
+/// most `rate_per_second`, in batches: up to [`BATCH`] rows (and at most a minute's worth at
+/// the rate) are claimed in one transaction, then sent one at a time; each outcome is recorded
+/// as soon as the server answered, with a relaxed commit ([`RelaxedWriter`]: it outlives a
+/// crash of this process at once) except the batch's last, a durable commit that takes the
+/// ones before it to disk too. A transient failure reschedules the row with exponential
+/// backoff; a failure to reach the server at all also gives back the rest of the batch
+/// untried and pauses the whole run until that retry (so an SMTP outage costs one attempt per
+/// backoff step, not one per subscriber). Returns when nothing is due before
+/// `options.wait_for_retries` from the start.
 #[tracing::instrument(name = "outbox_drain", skip_all, fields(kind = ?options.kind))]
 pub async fn drain(
     db: &DatabaseConnection,
@@ -493,92 +666,99 @@ pub async fn drain(
     let deadline = clock.now()
         + ChronoDuration::from_std(options.wait_for_retries).unwrap_or(ChronoDuration::zero());
     let mut report = DrainReport::default();
-    let period = Duration::from_secs_f64(1.0 / f64::from(std::cmp::max(mailer.rate_per_second, 1)));
+    let rate = std::cmp::max(mailer.rate_per_second, 1);
+    let batch = std::cmp::min(BATCH, u64::from(rate) * 60);
+    let period = Duration::from_secs_f64(1.0 / f64::from(rate));
     let mut pace = tokio::time::interval(period);
     pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut sender = Sender {
+    let mut sender = Sender::new(
         db,
         config,
         mailer,
         key,
         clock,
-        months: HashMap::new(),
+        Some(RelaxedWriter::open(db)),
+    );
+    let mut progress = Progress {
+        call: options.progress,
+        shown: (None, DrainReport::default()),
     };
-    // (when, what) of the last progress call: the first change is shown at once, then at most
-    // one a second.
-    let mut shown: (Option<std::time::Instant>, DrainReport) = (None, DrainReport::default());
-    loop {
-        if let Some(progress) = options.progress {
-            let due = shown
-                .0
-                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-            if due && report != shown.1 {
-                progress(&report);
-                shown = (Some(std::time::Instant::now()), report.clone());
-            }
-        }
-        let now = clock.now();
-        let Some(row) = claim(db, now, options.kind).await? else {
-            // Nothing due now: wait for the next retry if it comes before the deadline. Rows
-            // another sender holds are its business (if it dies, a later run takes them over).
-            let mut waiting = email_outbox::Entity::find()
-                .filter(email_outbox::Column::Status.is_in([PENDING, RETRY]));
-            if let Some(kind) = options.kind {
-                waiting = waiting.filter(email_outbox::Column::Kind.eq(kind));
-            }
-            let next = waiting
-                .order_by_asc(email_outbox::Column::NextAttemptAt)
-                .one(db)
-                .await?
-                .map(|r| r.next_attempt_at);
-            match next {
-                Some(t) if t <= deadline => {
-                    sleep_until(clock, t).await;
-                    continue;
+    let result = async {
+        'run: loop {
+            progress.show(&report);
+            let claimed = claim(db, clock.now(), options.kind, batch).await?;
+            if claimed.is_empty() {
+                // Nothing due now: wait for the next retry if it comes before the deadline.
+                // Rows another sender holds are its business (if it dies, a later run takes
+                // them over).
+                let mut waiting = email_outbox::Entity::find()
+                    .filter(email_outbox::Column::Status.is_in([PENDING, RETRY]));
+                if let Some(kind) = options.kind {
+                    waiting = waiting.filter(email_outbox::Column::Kind.eq(kind));
                 }
-                _ => break,
-            }
-        };
-        let delivery = match sender.prepare(&row, now).await? {
-            Prepared::Message(message, id) => {
-                pace.tick().await;
-                sender.send(&row, *message, id).await?
-            }
-            Prepared::Unsent(why) => sender.drop_row(&row, why).await?,
-        };
-        match delivery {
-            Delivery::Sent => report.sent += 1,
-            Delivery::Failed(_) => report.failed += 1,
-            Delivery::GaveUp(_) => {
-                report.transient_failures += 1;
-                report.failed += 1;
-            }
-            Delivery::Skipped => report.skipped += 1,
-            Delivery::Retry { at, connection, .. } => {
-                report.transient_failures += 1;
-                if connection {
-                    // The server cannot be reached: every message would fail the same way now.
-                    if at > deadline {
-                        break;
+                let next = waiting
+                    .order_by_asc(email_outbox::Column::NextAttemptAt)
+                    .one(db)
+                    .await?
+                    .map(|r| r.next_attempt_at);
+                match next {
+                    Some(t) if t <= deadline => {
+                        sleep_until(clock, t).await;
+                        continue;
                     }
-                    sleep_until(clock, at).await;
+                    _ => break,
                 }
             }
-            Delivery::NotDue => {}
+            sender.load_subscribers(&claimed).await?;
+            let mut rows = claimed.into_iter();
+            while let Some(Claimed { row, .. }) = rows.next() {
+                let last = rows.len() == 0;
+                match sender.deliver(&row, Some(&mut pace), last).await? {
+                    Delivery::Sent => report.sent += 1,
+                    Delivery::Failed(_) => report.failed += 1,
+                    Delivery::GaveUp(_) => {
+                        report.transient_failures += 1;
+                        report.failed += 1;
+                    }
+                    Delivery::Skipped => report.skipped += 1,
+                    Delivery::Retry { at, connection, .. } => {
+                        report.transient_failures += 1;
+                        if connection {
+                            // The server cannot be reached: every message would fail the same
+                            // way now. The rest of the batch goes back untried (durably, with
+                            // the records before it).
+                            let rest: Vec<Claimed> = rows.collect();
+                            release(db, &rest).await?;
+                            if at > deadline {
+                                break 'run;
+                            }
+                            sleep_until(clock, at).await;
+                            continue 'run;
+                        }
+                    }
+                    Delivery::NotDue => {}
+                }
+                progress.show(&report);
+            }
         }
+        let mut waiting = email_outbox::Entity::find()
+            .filter(email_outbox::Column::Status.is_in([PENDING, RETRY]));
+        if let Some(kind) = options.kind {
+            waiting = waiting.filter(email_outbox::Column::Kind.eq(kind));
+        }
+        report.waiting = waiting.count(db).await?;
+        Ok::<_, EmailError>(())
     }
-    let mut waiting =
-        email_outbox::Entity::find().filter(email_outbox::Column::Status.is_in([PENDING, RETRY]));
-    if let Some(kind) = options.kind {
-        waiting = waiting.filter(email_outbox::Column::Kind.eq(kind));
+    .await;
+    if let Some(writer) = sender.relaxed.take() {
+        writer.close().await;
     }
-    report.waiting = waiting.count(db).await?;
-    Ok(report)
+    result.map(|()| report)
 }
 
 /// Tries the one row `id` now (the admin's `subscribers add`, which wants to say at once whether
-/// the confirmation went out), with the same claim and the same records as [`drain`]: a
-/// transient failure leaves it to its retry, which the next drain sends.
+/// the confirmation went out), with the same claim and the same records as [`drain`] (durable):
+/// a transient failure leaves it to its retry, which the next drain sends.
 #[tracing::instrument(name = "outbox_deliver", skip_all, fields(outbox = id))]
 pub async fn deliver_now(
     db: &DatabaseConnection,
@@ -597,21 +777,14 @@ pub async fn deliver_now(
     else {
         return Ok(Delivery::NotDue);
     };
+    let was = (row.status, row.next_attempt_at);
     let Some(row) = take(db, row, now).await? else {
         return Ok(Delivery::NotDue);
     };
-    let mut sender = Sender {
-        db,
-        config,
-        mailer,
-        key,
-        clock,
-        months: HashMap::new(),
-    };
-    match sender.prepare(&row, now).await? {
-        Prepared::Message(message, id) => sender.send(&row, *message, id).await,
-        Prepared::Unsent(why) => sender.drop_row(&row, why).await,
-    }
+    let mut sender = Sender::new(db, config, mailer, key, clock, None);
+    let claimed = [Claimed { row, was }];
+    sender.load_subscribers(&claimed).await?;
+    sender.deliver(&claimed[0].row, None, true).await
 }
 
 /// An instance's sender of confirmation emails, so `POST /subscribe` answers at once and the

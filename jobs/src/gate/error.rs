@@ -27,6 +27,13 @@ pub enum GateError {
     /// A state change could not be encoded as its webhook body.
     #[error("cannot encode a gate change")]
     Encode(#[from] serde_json::Error),
+    /// A pool's answer could not be serialised for the snapshot.
+    #[error("cannot encode the gate's answer for the pool {pool}")]
+    EncodeAnswer {
+        pool: String,
+        #[source]
+        source: serde_json::Error,
+    },
     /// Acting on Hydra failed.
     #[error(transparent)]
     Hydra(#[from] HydraError),

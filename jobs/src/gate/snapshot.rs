@@ -9,7 +9,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::failure::panic_message;
 use crate::gate::evaluate::evaluate;
-use crate::gate::states::{PoolGate, Snapshot, State};
+use crate::gate::states::{DecisionTail, PoolGate, Snapshot, State};
 use crate::gate::store::{claim_change, recorded_states};
 use crate::gate::GateError;
 use sea_orm::DatabaseConnection;
@@ -52,6 +52,35 @@ pub struct Gate {
 pub struct Current {
     pub snapshot: Option<Snapshot>,
     pub stale: bool,
+    /// Each pool's answer but its jobset, serialised once here rather than on every request.
+    answers: HashMap<String, DecisionTail>,
+}
+
+impl Current {
+    fn new(snapshot: Option<Snapshot>, stale: bool) -> Result<Current, GateError> {
+        let mut answers = HashMap::new();
+        if let Some(snapshot) = &snapshot {
+            for (slug, g) in &snapshot.pools {
+                let tail =
+                    DecisionTail::new(g, stale).map_err(|source| GateError::EncodeAnswer {
+                        pool: slug.clone(),
+                        source,
+                    })?;
+                answers.insert(slug.clone(), tail);
+            }
+        }
+        Ok(Current {
+            snapshot,
+            stale,
+            answers,
+        })
+    }
+
+    /// The body of `GET /api/v1/gate/{project}/{jobset}` for `jobset` in `pool`, as
+    /// serialising its [`crate::gate::Decision`] gives it; `None` without a snapshot.
+    pub fn answer(&self, jobset: &str, pool: &str) -> Option<Vec<u8>> {
+        self.answers.get(pool).map(|tail| tail.body(jobset))
+    }
 }
 
 impl Gate {
@@ -63,6 +92,7 @@ impl Gate {
             current: RwLock::new(Arc::new(Current {
                 snapshot: None,
                 stale: true,
+                answers: HashMap::new(),
             })),
             refresh_lock: tokio::sync::Mutex::new(()),
             sinks: RwLock::new(Vec::new()),
@@ -82,14 +112,13 @@ impl Gate {
         self.current.read().expect("gate lock").clone()
     }
 
-    fn mark_stale(&self) {
+    fn mark_stale(&self) -> Result<(), GateError> {
         let cur = self.current();
         if !cur.stale {
-            *self.current.write().expect("gate lock") = Arc::new(Current {
-                snapshot: cur.snapshot.clone(),
-                stale: true,
-            });
+            *self.current.write().expect("gate lock") =
+                Arc::new(Current::new(cur.snapshot.clone(), true)?);
         }
+        Ok(())
     }
 
     /// Evaluates every pool at the clock's now, records the state changes this instance claims
@@ -102,7 +131,9 @@ impl Gate {
         if let Err(e) = &result {
             let _in = span.enter();
             tracing::warn!(error = %crate::failure::error_chain(e), "gate refresh failed; answering from the last snapshot (stale)");
-            self.mark_stale();
+            if let Err(e) = self.mark_stale() {
+                tracing::warn!(error = %crate::failure::error_chain(&e), "the gate's answers could not be marked stale");
+            }
         }
         result
     }
@@ -140,10 +171,8 @@ impl Gate {
         for sink in &sinks {
             sink.tick(&states);
         }
-        *self.current.write().expect("gate lock") = Arc::new(Current {
-            snapshot: Some(snapshot),
-            stale: false,
-        });
+        let current = Current::new(Some(snapshot), false)?;
+        *self.current.write().expect("gate lock") = Arc::new(current);
         Ok(changes)
     }
 }
