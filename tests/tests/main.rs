@@ -22,6 +22,7 @@ mod hydra;
 mod ingest;
 mod machine_changes;
 mod opencollective_schema;
+mod openapi;
 mod oracle;
 mod outage;
 mod pages;
