@@ -273,7 +273,12 @@ fn content(v: Option<&Value>) -> Vec<(String, String)> {
     v.and_then(Value::as_object)
         .map(|m| {
             m.iter()
-                .map(|(ct, c)| (ct.clone(), c.get("schema").map(describe).unwrap_or_default()))
+                .map(|(ct, c)| {
+                    (
+                        ct.clone(),
+                        c.get("schema").map(describe).unwrap_or_default(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()

@@ -81,8 +81,14 @@ db_test!(
         assert!(routed.len() >= 40, "the router registers {}", routed.len());
         let undocumented: Vec<_> = routed.difference(&documented).collect();
         let unrouted: Vec<_> = documented.difference(&routed).collect();
-        assert!(undocumented.is_empty(), "routes not in the document: {undocumented:?}");
-        assert!(unrouted.is_empty(), "documented but not routed: {unrouted:?}");
+        assert!(
+            undocumented.is_empty(),
+            "routes not in the document: {undocumented:?}"
+        );
+        assert!(
+            unrouted.is_empty(),
+            "documented but not routed: {unrouted:?}"
+        );
         // The same GET /api/v1/donations (public) and POST (admin) are two operations.
         assert!(documented.contains(&Route {
             method: "POST".into(),
@@ -180,7 +186,10 @@ fn the_document_states_the_bounds_and_the_bearer_scopes() {
     let error = &doc["components"]["schemas"]["ErrorBody"];
     assert_eq!(error["required"], serde_json::json!(["error", "details"]));
     let bearer = &doc["components"]["securitySchemes"]["bearer"];
-    assert_eq!((&bearer["type"], &bearer["scheme"]), (&"http".into(), &"bearer".into()));
+    assert_eq!(
+        (&bearer["type"], &bearer["scheme"]),
+        (&"http".into(), &"bearer".into())
+    );
     // Each secured operation names the scopes whose tokens it takes; admin takes them all.
     let mut scopes = BTreeSet::new();
     for item in doc["paths"].as_object().unwrap().values() {
@@ -196,7 +205,8 @@ fn the_document_states_the_bounds_and_the_bearer_scopes() {
             }
             if let Some(reqs) = op["security"].as_array() {
                 assert!(
-                    reqs.iter().any(|r| r["bearer"] == serde_json::json!(["admin"])),
+                    reqs.iter()
+                        .any(|r| r["bearer"] == serde_json::json!(["admin"])),
                     "{op}"
                 );
             }
@@ -211,7 +221,9 @@ fn the_document_states_the_bounds_and_the_bearer_scopes() {
     let mut ids = BTreeSet::new();
     for item in doc["paths"].as_object().unwrap().values() {
         for op in item.as_object().unwrap().values() {
-            let id = op["operationId"].as_str().expect("every operation has an id");
+            let id = op["operationId"]
+                .as_str()
+                .expect("every operation has an id");
             assert!(ids.insert(id.to_string()), "operation id {id} twice");
         }
     }
@@ -244,7 +256,13 @@ db_test!(
         assert!(page.contains("id=\"schema-CostsReport\""));
         // Offline: no script, and nothing loaded from another origin.
         assert!(!page.contains("<script"), "the page has a script");
-        for attr in ["src=\"http", "href=\"http", "src=\"//", "href=\"//", "@import"] {
+        for attr in [
+            "src=\"http",
+            "href=\"http",
+            "src=\"//",
+            "href=\"//",
+            "@import",
+        ] {
             assert!(!page.contains(attr), "the page loads {attr}…");
         }
     }

@@ -4,10 +4,10 @@
 use crate::auth::{Authed, Ingest};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
-use buildfund_jobs::sources::ingest::IngestReport;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
+use buildfund_jobs::sources::ingest::IngestReport;
 use buildfund_jobs::sources::ingest::{self, Format, IngestError, TooLargeError};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};

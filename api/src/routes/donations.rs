@@ -3,15 +3,15 @@
 //! with an idempotency key).
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::routes::books::{month_and_at_of, MonthQuery};
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
+use buildfund_jobs::books::donations::PublicDonation;
 use buildfund_jobs::books::donations::{self, ManualDonation, ManualOutcome};
 use buildfund_jobs::books::BooksError;
 use buildfund_jobs::money::add_cents;
-use crate::openapi::ErrorBody;
-use buildfund_jobs::books::donations::PublicDonation;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;

@@ -2,16 +2,16 @@
 //! schedulers, the audit `GET /api/v1/gate/events`, and admin pause, override and lift.
 use crate::auth::{Admin, Authed, Scheduler};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_jobs::bounds::{At, Refused};
+use buildfund_jobs::gate::PoolGate;
 use buildfund_jobs::gate::{self, pool_slug, Decision};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use crate::openapi::ErrorBody;
-use buildfund_jobs::gate::PoolGate;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, IntoParams)]

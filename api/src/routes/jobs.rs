@@ -1,12 +1,12 @@
 //! Admin view of the scheduled jobs: their recent runs, and running one now.
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_jobs::scheduler::{self, Run};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use crate::openapi::ErrorBody;
 use utoipa::{IntoParams, ToSchema};
 
 /// One run of a job, as the API shows it.

@@ -5,15 +5,15 @@
 //! is the books' own route.)
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
 use buildfund_jobs::books::expenses::manual::{self, ManualExpense, ManualOutcome};
 use buildfund_jobs::books::expenses::{ExpenseError, ExpenseRecord};
-use crate::openapi::ErrorBody;
 use serde::Serialize;
-use utoipa::ToSchema;
 use serde_json::json;
+use utoipa::ToSchema;
 
 /// A stored manual expense as the API answers it.
 #[derive(Serialize, ToSchema)]

@@ -1,11 +1,11 @@
 //! What more money would build: `GET /api/v1/plans[?at=RFC3339]` (interfaces.md).
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use buildfund_jobs::books::plans::plans_report;
-use buildfund_jobs::bounds::{At, Refused};
-use crate::openapi::ErrorBody;
 use buildfund_jobs::books::plans::PlansReport;
+use buildfund_jobs::bounds::{At, Refused};
 use serde::Deserialize;
 use utoipa::IntoParams;
 

@@ -2,13 +2,13 @@
 //! machines against their invoices, the other expenses and cash; and every expense record of
 //! the month, classified. `month` and `at` are checked as `/api/v1/costs` checks them.
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::routes::books::{month_and_at_of, MonthQuery};
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use buildfund_jobs::books::reconciliation::{expenses_of_month, reconciliation};
-use buildfund_jobs::calendar::Period;
-use crate::openapi::ErrorBody;
 use buildfund_jobs::books::reconciliation::{ExpensesMonth, Reconciliation};
+use buildfund_jobs::calendar::Period;
 
 /// The month's machines against their invoices, the other expenses and cash.
 /// Registered from [`super::PUBLIC_FIGURES`].

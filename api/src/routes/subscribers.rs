@@ -2,6 +2,7 @@
 //! `DELETE /api/v1/subscribers/{email}`.
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpResponse};
@@ -11,7 +12,6 @@ use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use crate::openapi::ErrorBody;
 use utoipa::ToSchema;
 
 /// A subscriber as the admin API shows it.

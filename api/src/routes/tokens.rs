@@ -2,13 +2,13 @@
 //! short prefix.
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::{delete, get, post, web, HttpResponse};
 use buildfund_jobs::api_tokens::{self as tokens, Scope, Token, TokenError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use crate::openapi::ErrorBody;
 use utoipa::ToSchema;
 
 /// A token as the API shows it: never its secret (only at creation, in `token`).

@@ -5,12 +5,12 @@
 //! ([`buildfund_jobs::sources::opencollective_webhook`]) and is answered 202 at once. Any other
 //! token, or no webhook configured, is answered like a path that does not exist, with no work.
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::sources::opencollective_webhook::MAX_BODY_BYTES;
 use futures_util::StreamExt;
-use crate::openapi::ErrorBody;
 use serde::Serialize;
 use utoipa::ToSchema;
 
