@@ -308,7 +308,8 @@ mod tests {
             let Some(body) = block.split_once('{').map(|(_, b)| b) else {
                 continue;
             };
-            let body = body.split('}').next().unwrap_or("");
+            // The body ends at the brace closing the struct (a `{4}` in an attribute does not).
+            let body = body.split("\n}").next().unwrap_or("");
             let bounded = body.lines().any(|l| {
                 let l = l.trim().trim_start_matches("pub ");
                 ["at:", "month:", "limit:"].iter().any(|f| l.starts_with(f))
