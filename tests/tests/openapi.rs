@@ -267,3 +267,64 @@ db_test!(
         }
     }
 );
+
+// Found by Schemathesis (`unsupported_method` and `allow_header_conformance`, in
+// `scripts/fuzz-api`): a documented path asked with a method it does not take was answered 404
+// ("no route"), as if the path did not exist.
+db_test!(
+    a_documented_path_asked_with_another_method_is_a_405_naming_its_methods,
+    CONFIG,
+    |app| async move {
+        let doc = document(&app).await;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let documented: Vec<String> = METHODS
+                .iter()
+                .filter(|m| item.get(**m).is_some())
+                .map(|m| m.to_uppercase())
+                .collect();
+            let url = app.url(&concrete(path));
+            for method in ["TRACE", "PATCH", "PUT", "DELETE", "POST"] {
+                if documented.iter().any(|m| m == method) {
+                    continue;
+                }
+                let res = app
+                    .client
+                    .request(
+                        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                        &url,
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 405, "{method} {path}");
+                let allow: Vec<String> = res.headers()["allow"]
+                    .to_str()
+                    .unwrap()
+                    .split(", ")
+                    .map(String::from)
+                    .collect();
+                let mut allow_sorted = allow.clone();
+                allow_sorted.sort();
+                let mut documented_sorted = documented.clone();
+                documented_sorted.sort();
+                assert_eq!(allow_sorted, documented_sorted, "{method} {path}: Allow");
+                let body: Value = res.json().await.unwrap();
+                assert!(
+                    body["error"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("{method} is not allowed on ")),
+                    "{body}"
+                );
+            }
+        }
+        // A path no route has is still a 404.
+        let res = app
+            .client
+            .patch(app.url("/no/such/path"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+);

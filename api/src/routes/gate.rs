@@ -134,7 +134,7 @@ pub struct EventsQuery {
     /// Only this pool's events.
     pool: Option<String>,
     /// At most this many, newest first (default 100; above 1000 counts as 1000, 0 as 1).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, format = "uint64")]
     limit: Option<u64>,
 }
 

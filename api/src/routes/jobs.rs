@@ -55,7 +55,7 @@ pub struct RunsQuery {
     /// Only this job's runs.
     job: Option<String>,
     /// At most this many runs, newest first (default 100; above 1000 counts as 1000, 0 as 1).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, format = "uint64")]
     limit: Option<u64>,
 }
 

@@ -282,6 +282,44 @@ pub fn register(cfg: &mut web::ServiceConfig) -> Registered {
     r.done
 }
 
+/// The methods the router takes on `path` (a request's path), in the order registered: none
+/// for a path no route has. The fallback answers 405 with them (`Allow`) rather than 404.
+pub fn methods_on(path: &str) -> Vec<&'static str> {
+    static ROUTES: std::sync::OnceLock<Vec<Route>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| registered().routes);
+    let matches = |pattern: &str| {
+        let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+        loop {
+            match (p.next(), q.next()) {
+                (None, None) => return true,
+                (Some(want), Some(got)) => {
+                    let variable = want.starts_with('{') && want.ends_with('}');
+                    if !(variable && !got.is_empty() || want == got) {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    };
+    let mut methods: Vec<&'static str> = Vec::new();
+    for route in routes.iter().filter(|r| matches(&r.path)) {
+        let method = METHODS
+            .iter()
+            .copied()
+            .find(|m| *m == route.method)
+            .unwrap_or("GET");
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+    }
+    methods
+}
+
+const METHODS: [&str; 8] = [
+    "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
+];
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     register(cfg);
 }
