@@ -6,6 +6,7 @@ pub mod commands;
 pub mod error;
 pub mod gauges;
 pub mod metrics;
+pub mod openapi;
 pub mod page_cache;
 pub mod rate_limit;
 pub mod routes;

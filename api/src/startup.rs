@@ -10,7 +10,7 @@ use crate::state::{figures_changed, AppState};
 use crate::telemetry::{self, BuildfundRootSpan};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use buildfund_jobs::books::shared::Flights;
 use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::Secrets;
@@ -56,12 +56,29 @@ impl Default for ServeOptions {
     }
 }
 
+/// The fallback: a path some route has, asked with another method, is a 405 naming the methods
+/// it takes (`Allow`); any other path a 404.
 async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    let allowed = routes::methods_on(req.path());
+    if allowed.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no route for {} {}",
+            req.method(),
+            req.path()
+        )));
+    }
+    let allow = allowed.join(", ");
+    let mut answer = ApiError::client(
+        actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+        format!("{} is not allowed on {}: {allow}", req.method(), req.path()),
+    )
+    .error_response();
+    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&allow) {
+        answer
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, value);
+    }
+    Ok(answer)
 }
 
 /// The sync OpenCollective's webhook asks for: `opencollective_sync` run now, claimed and

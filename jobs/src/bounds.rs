@@ -15,6 +15,10 @@ pub const MAX_LIMIT: usize = 10_000;
 /// The items an answer lists when the caller names no limit.
 pub const DEFAULT_LIMIT: usize = 100;
 
+/// What [`Month::parse`](crate::calendar::Month::parse) reads as a month, as the OpenAPI
+/// description states it (`month`'s `pattern`; the range is checked beyond it).
+pub const MONTH_PATTERN: &str = r"^[0-9]{4}-(0[1-9]|1[0-2])$";
+
 /// The earliest instant a caller may ask the books about: the Unix epoch, where the calendar
 /// (and every [`Month`]) begins.
 pub fn earliest() -> DateTime<Utc> {

@@ -22,6 +22,7 @@ mod hostile_input;
 mod hydra;
 mod ingest;
 mod machine_changes;
+mod openapi;
 mod opencollective_schema;
 mod oracle;
 mod outage;

@@ -13,12 +13,25 @@ use buildfund_jobs::config::{Config, OTHER_POOL};
 use buildfund_jobs::report::focus::month_focus_csv;
 use buildfund_jobs::sources::ingest::record::{is_jobset_name, is_project_name};
 
-use serde::Deserialize;
-use serde_json::json;
+use crate::openapi::ErrorBody;
+use buildfund_jobs::books::costs::CostsReport;
+use buildfund_jobs::books::funds::FundMonth;
+use buildfund_jobs::books::job_costs::JobsReport;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+/// The month and instant of a public figure (README, "Bounds").
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MonthQuery {
+    /// The month, `YYYY-MM`, from 1970-01 to the current month (default: the month of `at`).
+    /// Text that is no month is refused with 400, a month out of that range with 422.
+    #[param(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-10")]
     pub month: Option<String>,
+    /// The instant the figures are computed as of, RFC 3339, from 1970-01-01T00:00:00Z to now
+    /// plus a minute (default: now). Text that is no RFC 3339 instant is refused with 400, an
+    /// instant out of that range with 422.
+    #[param(format = DateTime, example = "2026-10-31T12:00:00Z")]
     pub at: Option<String>,
 }
 
@@ -34,6 +47,20 @@ pub fn month_and_at_of(state: &AppState, q: &MonthQuery) -> Result<(Month, At), 
     )?)
 }
 
+/// The month's cost lines: every machine-hour attributed to jobsets, pools and funds.
+#[utoipa::path(
+    get,
+    path = "/api/v1/costs",
+    operation_id = "get_costs",
+    tag = "figures",
+    params(MonthQuery),
+    responses(
+        (status = 200, description = "The month's cost lines as of `at`.", body = CostsReport),
+        (status = 400, description = "`month` or `at` is not a month or an instant (or a parameter is repeated).", body = ErrorBody),
+        (status = 422, description = "`month` or `at` is out of bounds.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 pub async fn get_costs(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
@@ -42,13 +69,33 @@ pub async fn get_costs(
     Ok(HttpResponse::Ok().json(costs_report(&state.db, &state.config, month, at).await?))
 }
 
-#[derive(Deserialize)]
+/// The month, instant and filters of `GET /api/v1/costs/jobs`: every refused value is a 422.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
+    /// The month, `YYYY-MM`, from 1970-01 to the current month (default: the month of `at`).
+    #[param(pattern = r"^[0-9]{4}-(0[1-9]|1[0-2])$", example = "2026-10")]
     pub month: Option<String>,
+    /// The instant, RFC 3339, from 1970-01-01T00:00:00Z to now plus a minute (default: now).
+    #[param(format = DateTime, example = "2026-10-31T12:00:00Z")]
     pub at: Option<String>,
+    /// Only this jobset, `PROJECT:JOBSET` in Hydra's names.
+    #[param(example = "nixpkgs:cuda", max_length = 511)]
     pub jobset: Option<String>,
+    /// Only this pool: a configured pool's slug or `other`.
     pub pool: Option<String>,
+    /// At most this many jobs, the most expensive first (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10000)]
     pub limit: Option<String>,
+}
+
+/// The answer of `GET /api/v1/funds`: every fund's figures of the month.
+#[derive(Serialize, ToSchema)]
+pub struct FundsAnswer {
+    pub month: String,
+    pub currency: String,
+    pub as_of: String,
+    pub funds: Vec<FundMonth>,
 }
 
 /// The filters of `GET /api/v1/costs/jobs` and `buildfund costs --jobs`, each checked (the
@@ -97,6 +144,20 @@ pub fn jobs_filter(
     })
 }
 
+/// The month's jobs by cost.
+#[utoipa::path(
+    get,
+    path = "/api/v1/costs/jobs",
+    operation_id = "get_cost_jobs",
+    tag = "figures",
+    params(JobsQuery),
+    responses(
+        (status = 200, description = "The month's jobs, the most expensive first.", body = JobsReport),
+        (status = 400, description = "A parameter is repeated.", body = ErrorBody),
+        (status = 422, description = "A parameter is refused (the message names it).", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy.", body = ErrorBody),
+    ),
+)]
 pub async fn get_cost_jobs(
     state: web::Data<AppState>,
     query: web::Query<JobsQuery>,
@@ -122,6 +183,19 @@ pub async fn get_cost_jobs(
 
 /// The month's cost lines as a FOCUS 1.0 dataset (README, "FOCUS export"): CSV, one row per
 /// line of `/costs` for the same `month` and `at`, checked the same way.
+#[utoipa::path(
+    get,
+    path = "/api/v1/costs/focus",
+    operation_id = "get_costs_focus",
+    tag = "figures",
+    params(MonthQuery),
+    responses(
+        (status = 200, description = "The month's cost lines as a FOCUS 1.0 dataset.", content_type = "text/csv; charset=utf-8", body = String),
+        (status = 400, description = "`month` or `at` is not a month or an instant.", body = ErrorBody),
+        (status = 422, description = "`month` or `at` is out of bounds.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy.", body = ErrorBody),
+    ),
+)]
 pub async fn get_costs_focus(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
@@ -137,16 +211,30 @@ pub async fn get_costs_focus(
         .body(body))
 }
 
+/// Every fund's donations, spending, balance and runway for the month.
+#[utoipa::path(
+    get,
+    path = "/api/v1/funds",
+    operation_id = "get_funds",
+    tag = "figures",
+    params(MonthQuery),
+    responses(
+        (status = 200, description = "Every fund's figures of the month as of `at`.", body = FundsAnswer),
+        (status = 400, description = "`month` or `at` is not a month or an instant.", body = ErrorBody),
+        (status = 422, description = "`month` or `at` is out of bounds.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy.", body = ErrorBody),
+    ),
+)]
 pub async fn get_funds(
     state: web::Data<AppState>,
     query: web::Query<MonthQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (month, at) = month_and_at_of(&state, &query)?;
     let (figures, _) = funds_month(&state.db, &state.config, month, at.instant()).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "month": month.to_string(),
-        "currency": state.config.currency,
-        "as_of": at.to_string(),
-        "funds": figures,
-    })))
+    Ok(HttpResponse::Ok().json(FundsAnswer {
+        month: month.to_string(),
+        currency: state.config.currency.clone(),
+        as_of: at.to_string(),
+        funds: figures,
+    }))
 }

@@ -3,15 +3,44 @@
 //! channel to the parser while validated records are written.
 use crate::auth::{Authed, Ingest};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{post, web, HttpRequest, HttpResponse};
+use buildfund_jobs::sources::ingest::IngestReport;
 use buildfund_jobs::sources::ingest::{self, Format, IngestError, TooLargeError};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Uploads build steps (README, "Build steps"): NDJSON, a JSON array or CSV, one step a
+/// record. The batch is stored whole or not at all; a resent step is recognised and counted
+/// unchanged.
+#[utoipa::path(
+    operation_id = "ingest_build_steps",
+    tag = "ingest",
+    security(("bearer" = ["ingest"]), ("bearer" = ["admin"])),
+    request_body(
+        description = "Build step records, one per line (NDJSON), as a JSON array, or as CSV with a header line.",
+        content(
+            (String = "application/x-ndjson"),
+            (Vec<Object> = "application/json"),
+            (String = "text/csv"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The batch is stored.", body = IngestReport),
+        (status = 400, description = "The body cannot be read as the content type says.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 408, description = "The body stopped sending for `server.body_idle_timeout_seconds`; nothing was stored.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_ingest_bytes`.", body = ErrorBody),
+        (status = 415, description = "The content type is none of the three.", body = ErrorBody),
+        (status = 422, description = "Records are refused; `details` lists each problem (line, record, field, message) and nothing was stored.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[post("/build-steps")]
 pub async fn ingest_build_steps(
     state: web::Data<AppState>,

@@ -2,19 +2,25 @@
 //! schedulers, the audit `GET /api/v1/gate/events`, and admin pause, override and lift.
 use crate::auth::{Admin, Authed, Scheduler};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpResponse};
 use buildfund_entity::gate_events::EventKind;
 use buildfund_jobs::bounds::{At, Refused};
-use buildfund_jobs::gate::{self, pool_slug, Decision, State};
+use buildfund_jobs::gate::{self, pool_slug, Decision, PoolGate, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GateQuery {
+    /// Evaluate the gate exactly at this instant (RFC 3339, from 1970-01-01T00:00:00Z to now
+    /// plus a minute) instead of answering the current snapshot.
+    #[param(format = DateTime, example = "2026-10-31T12:00:00Z")]
     at: Option<String>,
 }
 
@@ -25,6 +31,23 @@ fn instant(s: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
 
 /// Without `at`: from the in-memory snapshot (no database access, `stale` when the last
 /// refresh failed). With `at`: evaluated exactly at that instant.
+#[utoipa::path(
+    get,
+    path = "/api/v1/gate/{project}/{jobset}",
+    operation_id = "get_gate",
+    tag = "gate",
+    params(
+        ("project" = String, Path, description = "The Hydra project."),
+        ("jobset" = String, Path, description = "The Hydra jobset."),
+        GateQuery,
+    ),
+    responses(
+        (status = 200, description = "Whether the jobset may build now (`allow`), its pool's state and the figures it was decided from; `stale` when the last refresh failed.", body = Decision),
+        (status = 400, description = "`at` is not an RFC 3339 instant.", body = ErrorBody),
+        (status = 422, description = "`at` is out of bounds.", body = ErrorBody),
+        (status = 503, description = "No figures yet (the database has not answered since start), or the database is unavailable or busy.", body = ErrorBody),
+    ),
+)]
 pub async fn get_gate(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -61,7 +84,7 @@ pub async fn get_gate(
 }
 
 /// One entry of the audit, as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EventView {
     id: i64,
     at: DateTime<Utc>,
@@ -104,14 +127,31 @@ impl From<gate::Event> for EventView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// Only this pool's events.
     pool: Option<String>,
+    /// At most this many, newest first (default 100; above 1000 counts as 1000, 0 as 1).
+    #[param(minimum = 0, format = "uint64")]
     limit: Option<u64>,
 }
 
 /// The audit, newest first: state changes (`state`), admin actions (`pause`, `override`,
 /// `lift`) and the outcome of outgoing actions (`webhook_failed`, `hydra_*`).
+#[utoipa::path(
+    operation_id = "list_gate_events",
+    tag = "gate",
+    security(("bearer" = ["scheduler"]), ("bearer" = ["admin"])),
+    params(EventsQuery),
+    responses(
+        (status = 200, description = "The audit, newest first.", body = super::GateEvents),
+        (status = 400, description = "`limit` is not a whole number.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[get("/gate/events")]
 pub async fn events(
     state: web::Data<AppState>,
@@ -127,9 +167,12 @@ pub async fn events(
     Ok(HttpResponse::Ok().json(json!({ "events": rows })))
 }
 
-#[derive(Deserialize)]
+/// An admin control: why, and for an override until when.
+#[derive(Deserialize, ToSchema)]
 pub struct ControlBody {
     reason: String,
+    /// Required by an override (RFC 3339, in the future); ignored otherwise.
+    #[schema(format = DateTime)]
     until: Option<String>,
 }
 
@@ -192,6 +235,24 @@ async fn control(
     Ok(HttpResponse::Ok().json(g))
 }
 
+/// Pauses the pool: its jobsets may not build until lifted.
+#[utoipa::path(
+    operation_id = "pause_pool",
+    tag = "gate",
+    security(("bearer" = ["admin"])),
+    params(("pool" = String, Path, description = "The pool's slug.")),
+    request_body(content = ControlBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The pool's gate now.", body = PoolGate),
+        (status = 400, description = "The body is not `application/json` of this shape.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 404, description = "No such pool.", body = ErrorBody),
+        (status = 422, description = "`reason` is refused.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[post("/gate/pools/{pool}/pause")]
 pub async fn pause(
     state: web::Data<AppState>,
@@ -202,6 +263,24 @@ pub async fn pause(
     control(&state, &auth, &pool, &body, Action::Pause).await
 }
 
+/// Overrides the pool open until `until`, whatever its figures.
+#[utoipa::path(
+    operation_id = "override_pool",
+    tag = "gate",
+    security(("bearer" = ["admin"])),
+    params(("pool" = String, Path, description = "The pool's slug.")),
+    request_body(content = ControlBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The pool's gate now.", body = PoolGate),
+        (status = 400, description = "The body is not `application/json` of this shape.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 404, description = "No such pool.", body = ErrorBody),
+        (status = 422, description = "`until` is missing, not an instant or not in the future, or `reason` is refused.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[post("/gate/pools/{pool}/override")]
 pub async fn override_pool(
     state: web::Data<AppState>,
@@ -212,6 +291,25 @@ pub async fn override_pool(
     control(&state, &auth, &pool, &body, Action::Override).await
 }
 
+/// Lifts the pool's pause or override.
+#[utoipa::path(
+    operation_id = "lift_pool",
+    tag = "gate",
+    security(("bearer" = ["admin"])),
+    params(("pool" = String, Path, description = "The pool's slug.")),
+    request_body(content = ControlBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The pool's gate now.", body = PoolGate),
+        (status = 400, description = "The body is not `application/json` of this shape.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 404, description = "No such pool.", body = ErrorBody),
+        (status = 409, description = "The pool has no pause or override to lift.", body = ErrorBody),
+        (status = 422, description = "`reason` is refused.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[post("/gate/pools/{pool}/lift")]
 pub async fn lift(
     state: web::Data<AppState>,

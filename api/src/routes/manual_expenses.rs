@@ -5,6 +5,7 @@
 //! is the books' own route.)
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpResponse};
@@ -12,9 +13,10 @@ use buildfund_jobs::books::expenses::manual::{self, ManualExpense, ManualOutcome
 use buildfund_jobs::books::expenses::{ExpenseError, ExpenseRecord};
 use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 /// A stored manual expense as the API answers it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ExpenseAnswer {
     pub source: String,
     pub id: String,
@@ -60,6 +62,24 @@ fn internal(e: ExpenseError) -> ApiError {
     }
 }
 
+/// Records an expense paid outside OpenCollective, once per idempotency key.
+#[utoipa::path(
+    operation_id = "create_expense",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    request_body(content = ManualExpense, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored.", body = ExpenseAnswer),
+        (status = 200, description = "A replay of a stored expense (same key, same expense): stored once.", body = ExpenseAnswer),
+        (status = 400, description = "The body is not `application/json` of this shape.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used for another expense.", body = ErrorBody),
+        (status = 422, description = "A field is refused; `details` names each.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[post("/expenses")]
 pub async fn create(
     state: web::Data<AppState>,

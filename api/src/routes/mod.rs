@@ -14,7 +14,11 @@ pub mod subscriptions;
 mod tokens;
 mod webhooks;
 
+use actix_web::dev::HttpServiceFactory;
 use actix_web::{guard, web, Handler, Responder};
+use utoipa::openapi::path::{PathItem, Paths};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa_actix_web::OpenApiFactory;
 
 /// A query parameter of a public figure bounded by the domain (`buildfund_jobs::bounds`): the
 /// route parses it into that type and answers a refusal with 400 (not a value of its kind) or
@@ -37,6 +41,8 @@ pub struct FigureRoute {
     pub path: &'static str,
     pub params: &'static [Bounded],
     register: fn(&mut web::ServiceConfig, &'static str),
+    /// Adds the handler's operation (its `#[utoipa::path]`) to the description.
+    document: fn(&mut Registered),
 }
 
 /// `GET path` handled by `handler` (a resource guarded to GET, as `#[get]` makes it, so other
@@ -56,56 +62,193 @@ pub const PUBLIC_FIGURES: &[FigureRoute] = &[
         path: "/api/v1/costs",
         params: &[Bounded::Month, Bounded::At],
         register: |c, p| get(c, p, books::get_costs),
+        document: |r| r.document(&books::__path_get_costs),
     },
     FigureRoute {
         path: "/api/v1/costs/jobs",
         params: &[Bounded::Month, Bounded::At, Bounded::Limit],
         register: |c, p| get(c, p, books::get_cost_jobs),
+        document: |r| r.document(&books::__path_get_cost_jobs),
     },
     FigureRoute {
         path: "/api/v1/costs/focus",
         params: &[Bounded::Month, Bounded::At],
         register: |c, p| get(c, p, books::get_costs_focus),
+        document: |r| r.document(&books::__path_get_costs_focus),
     },
     FigureRoute {
         path: "/api/v1/funds",
         params: &[Bounded::Month, Bounded::At],
         register: |c, p| get(c, p, books::get_funds),
+        document: |r| r.document(&books::__path_get_funds),
     },
     FigureRoute {
         path: "/api/v1/plans",
         params: &[Bounded::At],
         register: |c, p| get(c, p, plans::get_plans),
+        document: |r| r.document(&plans::__path_get_plans),
     },
     FigureRoute {
         path: "/api/v1/donations",
         params: &[Bounded::Month],
         register: |c, p| get(c, p, donations::list),
+        document: |r| r.document(&donations::__path_list),
     },
     FigureRoute {
         path: "/api/v1/gate/{project}/{jobset}",
         params: &[Bounded::At],
         register: |c, p| get(c, p, gate::get_gate),
+        document: |r| r.document(&gate::__path_get_gate),
     },
     FigureRoute {
         path: "/api/v1/reconciliation",
         params: &[Bounded::Month, Bounded::At],
         register: |c, p| get(c, p, reconciliation::get_reconciliation),
+        document: |r| r.document(&reconciliation::__path_get_reconciliation),
     },
     FigureRoute {
         path: "/api/v1/expenses",
         params: &[Bounded::Month, Bounded::At],
         register: |c, p| get(c, p, reconciliation::get_expenses),
+        document: |r| r.document(&reconciliation::__path_get_expenses),
     },
 ];
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The answer of `GET /api/v1/gate/events` (`gate::events` writes it as `{"events": [...]}`),
+/// for the description.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct GateEvents {
+    events: Vec<gate::EventView>,
+}
+
+/// One route the router has: a method and the full path (`{name}` for a path segment).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+}
+
+/// What [`register`] did: the routes it registered (as the router matches them) and the
+/// operations their handlers document, which make the OpenAPI description
+/// ([`crate::openapi`]).
+#[derive(Default)]
+pub struct Registered {
+    pub routes: Vec<Route>,
+    pub paths: Paths,
+    pub schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+impl Registered {
+    /// Adds the operations of a handler's `#[utoipa::path]`, their paths under `prefix`.
+    fn document_under<T: OpenApiFactory>(&mut self, prefix: &str, handler: &T) {
+        for (path, mut item) in handler.paths().paths {
+            // A `HEAD` beside a `GET` (the pages): its own operation id, answers without a body.
+            if let Some(head) = item.head.as_mut() {
+                if let Some(id) = head.operation_id.as_mut() {
+                    id.push_str("_head");
+                }
+                for response in head.responses.responses.values_mut() {
+                    if let RefOr::T(r) = response {
+                        r.content.clear();
+                    }
+                }
+            }
+            let mut paths = Paths::new();
+            paths.paths.insert(format!("{prefix}{path}"), item);
+            self.paths.merge(paths);
+        }
+        handler.schemas(&mut self.schemas);
+    }
+
+    fn document<T: OpenApiFactory>(&mut self, handler: &T) {
+        self.document_under("", handler)
+    }
+}
+
+/// The operations of a path item, by method.
+pub fn methods_of(item: &PathItem) -> Vec<&'static str> {
+    [
+        ("GET", &item.get),
+        ("PUT", &item.put),
+        ("POST", &item.post),
+        ("DELETE", &item.delete),
+        ("OPTIONS", &item.options),
+        ("HEAD", &item.head),
+        ("PATCH", &item.patch),
+        ("TRACE", &item.trace),
+    ]
+    .into_iter()
+    .filter(|(_, op)| op.is_some())
+    .map(|(m, _)| m)
+    .collect()
+}
+
+/// Registers handlers on an actix `ServiceConfig` (or the scope being built) and records each
+/// route with the methods and path the handler's route macro gives actix, and its operation.
+struct Router<'a> {
+    cfg: &'a mut web::ServiceConfig,
+    scope: Option<(&'static str, actix_web::Scope)>,
+    done: Registered,
+}
+
+impl Router<'_> {
+    fn service<F>(&mut self, handler: F) -> &mut Self
+    where
+        F: HttpServiceFactory + OpenApiFactory + 'static,
+    {
+        let prefix = self.scope.as_ref().map_or("", |(p, _)| p);
+        // The handler's path and methods as its route macro declares them to actix.
+        for (path, item) in handler.paths().paths {
+            for method in methods_of(&item) {
+                self.done.routes.push(Route {
+                    method: method.to_string(),
+                    path: format!("{prefix}{path}"),
+                });
+            }
+        }
+        self.done.document_under(prefix, &handler);
+        match self.scope.take() {
+            Some((p, scope)) => self.scope = Some((p, scope.service(handler))),
+            None => {
+                self.cfg.service(handler);
+            }
+        }
+        self
+    }
+
+    /// The handlers `add` registers, under `prefix`.
+    fn scope(&mut self, prefix: &'static str, add: impl FnOnce(&mut Self)) {
+        self.scope = Some((prefix, web::scope(prefix)));
+        add(self);
+        if let Some((_, scope)) = self.scope.take() {
+            self.cfg.service(scope);
+        }
+    }
+
+    fn figure(&mut self, route: &FigureRoute) {
+        (route.register)(self.cfg, route.path);
+        self.done.routes.push(Route {
+            method: "GET".to_string(),
+            path: route.path.to_string(),
+        });
+        (route.document)(&mut self.done);
+    }
+}
+
+/// Registers every route on `cfg` and answers what was registered.
+pub fn register(cfg: &mut web::ServiceConfig) -> Registered {
+    let mut r = Router {
+        cfg,
+        scope: None,
+        done: Registered::default(),
+    };
     // The public figures first: a path of theirs asked with another method goes on to the
     // scope below (POST /api/v1/donations).
     for route in PUBLIC_FIGURES {
-        (route.register)(cfg, route.path);
+        r.figure(route);
     }
-    cfg.service(health::healthz)
+    r.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
         .service(pages::index)
@@ -116,25 +259,76 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(subscriptions::confirm)
         .service(subscriptions::unsubscribe_page)
         .service(subscriptions::unsubscribe)
-        .service(webhooks::opencollective)
-        .service(
-            web::scope("/api/v1")
-                .service(build_steps::ingest_build_steps)
-                .service(jobs::list_runs)
-                .service(jobs::run_now)
-                .service(donations::create)
-                .service(manual_expenses::create)
-                .service(gate::events)
-                .service(gate::pause)
-                .service(gate::override_pool)
-                .service(gate::lift)
-                .service(tokens::list)
-                .service(tokens::create)
-                .service(tokens::revoke)
-                .service(subscribers::list)
-                .service(subscribers::create)
-                .service(subscribers::remove),
-        );
+        .service(webhooks::opencollective);
+    r.scope("/api/v1", |s| {
+        s.service(crate::openapi::openapi_json)
+            .service(crate::openapi::reference_page)
+            .service(build_steps::ingest_build_steps)
+            .service(jobs::list_runs)
+            .service(jobs::run_now)
+            .service(donations::create)
+            .service(manual_expenses::create)
+            .service(gate::events)
+            .service(gate::pause)
+            .service(gate::override_pool)
+            .service(gate::lift)
+            .service(tokens::list)
+            .service(tokens::create)
+            .service(tokens::revoke)
+            .service(subscribers::list)
+            .service(subscribers::create)
+            .service(subscribers::remove);
+    });
+    r.done
+}
+
+/// The methods the router takes on `path` (a request's path), in the order registered: none
+/// for a path no route has. The fallback answers 405 with them (`Allow`) rather than 404.
+pub fn methods_on(path: &str) -> Vec<&'static str> {
+    static ROUTES: std::sync::OnceLock<Vec<Route>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| registered().routes);
+    let matches = |pattern: &str| {
+        let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+        loop {
+            match (p.next(), q.next()) {
+                (None, None) => return true,
+                (Some(want), Some(got)) => {
+                    let variable = want.starts_with('{') && want.ends_with('}');
+                    if !(variable && !got.is_empty() || want == got) {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+        }
+    };
+    let mut methods: Vec<&'static str> = Vec::new();
+    for route in routes.iter().filter(|r| matches(&r.path)) {
+        let method = METHODS
+            .iter()
+            .copied()
+            .find(|m| *m == route.method)
+            .unwrap_or("GET");
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+    }
+    methods
+}
+
+const METHODS: [&str; 8] = [
+    "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
+];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    register(cfg);
+}
+
+/// What the server's router registers, from a router built for the purpose (never served).
+pub fn registered() -> Registered {
+    let mut done = None;
+    let _ = actix_web::App::new().configure(|cfg| done = Some(register(cfg)));
+    done.unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -152,7 +346,8 @@ mod tests {
             let Some(body) = block.split_once('{').map(|(_, b)| b) else {
                 continue;
             };
-            let body = body.split('}').next().unwrap_or("");
+            // The body ends at the brace closing the struct (a `{4}` in an attribute does not).
+            let body = body.split("\n}").next().unwrap_or("");
             let bounded = body.lines().any(|l| {
                 let l = l.trim().trim_start_matches("pub ");
                 ["at:", "month:", "limit:"].iter().any(|f| l.starts_with(f))

@@ -232,6 +232,16 @@ where
 }
 
 /// The public funding page.
+#[utoipa::path(
+    operation_id = "funding_page",
+    tag = "pages",
+    responses(
+        (status = 200, description = "The funding page.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 304, description = "Not modified since the `If-None-Match` or `If-Modified-Since` given."),
+        (status = 500, description = "A page: it could not be made; the cause is in the server log.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "A page: the database is unavailable.", content_type = "text/html; charset=utf-8", body = String),
+    ),
+)]
 #[route("/", method = "GET", method = "HEAD")]
 pub async fn index(
     req: HttpRequest,
@@ -259,6 +269,16 @@ pub async fn index(
 }
 
 /// Every month with a report, newest first, with what it raised and spent.
+#[utoipa::path(
+    operation_id = "reports_page",
+    tag = "pages",
+    responses(
+        (status = 200, description = "Every month with a report.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 304, description = "Not modified since the `If-None-Match` or `If-Modified-Since` given."),
+        (status = 500, description = "A page: it could not be made; the cause is in the server log.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "A page: the database is unavailable.", content_type = "text/html; charset=utf-8", body = String),
+    ),
+)]
 #[route("/reports", method = "GET", method = "HEAD")]
 pub async fn reports(
     req: HttpRequest,
@@ -286,6 +306,22 @@ pub async fn reports(
 }
 
 /// `/reports/YYYY-MM` (the page) and `/reports/YYYY-MM.csv` (every cost line and donation).
+#[utoipa::path(
+    operation_id = "month_report",
+    tag = "pages",
+    params(("name" = String, Path, description = "`YYYY-MM` (the page) or `YYYY-MM.csv` (every cost line and donation).", example = "2026-10")),
+    responses(
+        (status = 200, description = "The month's report page, or its CSV.", content(
+            (String = "text/html; charset=utf-8"),
+            (String = "text/csv; charset=utf-8"),
+        )),
+        (status = 400, description = "A page: `name` is not a month.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 404, description = "A page: no report for that month.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 304, description = "Not modified since the `If-None-Match` or `If-Modified-Since` given."),
+        (status = 500, description = "A page: it could not be made; the cause is in the server log.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "A page: the database is unavailable.", content_type = "text/html; charset=utf-8", body = String),
+    ),
+)]
 #[route("/reports/{name}", method = "GET", method = "HEAD")]
 pub async fn month(
     req: HttpRequest,

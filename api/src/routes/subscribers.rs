@@ -2,6 +2,7 @@
 //! `DELETE /api/v1/subscribers/{email}`.
 use crate::auth::{Admin, Authed};
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{delete, get, post, web, HttpResponse};
@@ -11,12 +12,15 @@ use buildfund_jobs::email::subscriptions::{self, SubscriberEmail};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 /// A subscriber as the admin API shows it.
-#[derive(Serialize)]
-struct SubscriberResponse {
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberResponse {
     id: i64,
     email: String,
+    /// `pending`, `confirmed` or `unsubscribed`.
+    #[schema(value_type = String)]
     status: &'static str,
     created_at: DateTime<Utc>,
     confirmed_at: Option<DateTime<Utc>>,
@@ -38,14 +42,14 @@ impl From<subscribers::Model> for SubscriberResponse {
     }
 }
 
-#[derive(Serialize)]
-struct SubscriberList {
+#[derive(Serialize, ToSchema)]
+pub struct SubscriberList {
     subscribers: Vec<SubscriberResponse>,
 }
 
 /// The answer to an added address.
-#[derive(Serialize)]
-struct AddedResponse {
+#[derive(Serialize, ToSchema)]
+pub struct AddedResponse {
     subscriber: SubscriberResponse,
     created: bool,
     confirmation_queued: bool,
@@ -53,6 +57,18 @@ struct AddedResponse {
     confirmation_error: Option<String>,
 }
 
+/// Every subscriber of the monthly report.
+#[utoipa::path(
+    operation_id = "list_subscribers",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    responses(
+        (status = 200, description = "Every subscriber.", body = SubscriberList),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[get("/subscribers")]
 pub async fn list(
     state: web::Data<AppState>,
@@ -64,7 +80,8 @@ pub async fn list(
     }))
 }
 
-#[derive(Deserialize)]
+/// An address to add.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSubscriber {
     email: String,
@@ -77,6 +94,23 @@ pub struct NewSubscriber {
 /// `confirmation_queued`, and `confirmation_sent` when the relay took it (otherwise the outbox
 /// retries it, `confirmation_error` says why it is not sent yet). 201 when created, 200 when it
 /// existed.
+#[utoipa::path(
+    operation_id = "add_subscriber",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    request_body(content = NewSubscriber, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Added.", body = AddedResponse),
+        (status = 200, description = "The address was there already.", body = AddedResponse),
+        (status = 400, description = "The body is not `application/json` of this shape.", body = ErrorBody),
+        (status = 413, description = "The body is larger than `server.max_body_bytes`.", body = ErrorBody),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 422, description = "`email` is not an address the report can go to.", body = ErrorBody),
+        (status = 500, description = "The confirmation could not be made (the signing key); the cause is in the server log.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[post("/subscribers")]
 pub async fn create(
     state: web::Data<AppState>,
@@ -117,6 +151,21 @@ pub async fn create(
     }))
 }
 
+/// Removes a subscriber and everything kept of them.
+#[utoipa::path(
+    operation_id = "remove_subscriber",
+    tag = "admin",
+    security(("bearer" = ["admin"])),
+    params(("email" = String, Path, description = "The subscriber's address.")),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 401, description = "No token, or an unknown or revoked one.", body = ErrorBody),
+        (status = 403, description = "The token's scope does not allow this.", body = ErrorBody),
+        (status = 404, description = "No such subscriber.", body = ErrorBody),
+        (status = 422, description = "`email` is not an email address.", body = ErrorBody),
+        (status = 503, description = "The database is unavailable or busy; `Retry-After` says when to retry.", body = ErrorBody),
+    ),
+)]
 #[delete("/subscribers/{email}")]
 pub async fn remove(
     state: web::Data<AppState>,

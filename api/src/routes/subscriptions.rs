@@ -14,6 +14,7 @@ use buildfund_jobs::email::render::Page;
 use buildfund_jobs::email::subscriptions::{self, LinkError, Subscribed, SubscriberEmail};
 use buildfund_jobs::email::{EmailError, EmailKey};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
 
 fn page(state: &AppState, status: StatusCode, title: &str, paragraphs: &[&str]) -> HttpResponse {
     HttpResponse::build(status)
@@ -39,11 +40,26 @@ pub async fn email_key(state: &AppState) -> Result<EmailKey, EmailError> {
         .cloned()
 }
 
-#[derive(Deserialize)]
+/// The funding page's form.
+#[derive(Deserialize, ToSchema)]
 pub struct SubscribeForm {
+    /// The address to send the monthly report to.
     email: Option<String>,
 }
 
+/// The funding page's form: queues a confirmation email. The answer is the same whether the
+/// address is new, pending or confirmed.
+#[utoipa::path(
+    operation_id = "subscribe",
+    tag = "pages",
+    request_body(content = SubscribeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A page: check your inbox.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "A page: the form has no valid address.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 429, description = "A page: this client asked too often (5 per 10 minutes); `Retry-After` says when to retry.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "A page: subscriptions are closed (no `[smtp]`) or the database is unavailable.", content_type = "text/html; charset=utf-8", body = String),
+    ),
+)]
 #[post("/subscribe")]
 pub async fn subscribe(
     state: web::Data<AppState>,
@@ -122,8 +138,10 @@ pub async fn subscribe(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
+    /// The signed token of the email's link.
     token: Option<String>,
 }
 
@@ -203,6 +221,17 @@ fn button_page(
 
 /// The link of the confirmation email: a page with a Confirm button, changing nothing by itself
 /// (mail link scanners follow links; only the subscriber's click may subscribe them).
+#[utoipa::path(
+    operation_id = "confirm_page",
+    tag = "pages",
+    params(TokenQuery),
+    responses(
+        (status = 200, description = "A page: a Confirm button, or: you are subscribed.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "A page: the link has no token or an invalid one.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 410, description = "A page: the link has expired or its subscription ended.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "A page: the database is unavailable.", content_type = "text/html; charset=utf-8", body = String),
+    ),
+)]
 #[get("/confirm")]
 pub async fn confirm_page(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
     let (token, key) = match token_and_key(&state, &q).await {
@@ -226,6 +255,17 @@ pub async fn confirm_page(state: web::Data<AppState>, q: web::Query<TokenQuery>)
 }
 
 /// The Confirm button: the subscriber is confirmed.
+#[utoipa::path(
+    operation_id = "confirm",
+    tag = "pages",
+    params(TokenQuery),
+    responses(
+        (status = 200, description = "A page: you are subscribed.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "A page: the link has no token or an invalid one.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 410, description = "A page: the link has expired or its subscription ended.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "A page: the database is unavailable.", content_type = "text/html; charset=utf-8", body = String),
+    ),
+)]
 #[post("/confirm")]
 pub async fn confirm(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
     let (token, key) = match token_and_key(&state, &q).await {
@@ -238,6 +278,17 @@ pub async fn confirm(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> H
     }
 }
 
+#[utoipa::path(
+    operation_id = "unsubscribe_page",
+    tag = "pages",
+    params(TokenQuery),
+    responses(
+        (status = 200, description = "A page: an Unsubscribe button, or: you are unsubscribed.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "A page: the link has no token or an invalid one.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 410, description = "A page: the link has expired or its subscription ended.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "A page: the database is unavailable.", content_type = "text/html; charset=utf-8", body = String),
+    ),
+)]
 #[get("/unsubscribe")]
 pub async fn unsubscribe_page(
     state: web::Data<AppState>,
@@ -262,6 +313,17 @@ pub async fn unsubscribe_page(
 
 /// The page's button and RFC 8058 one-click (`List-Unsubscribe=One-Click` in the body, which
 /// is not required): unsubscribes at once.
+#[utoipa::path(
+    operation_id = "unsubscribe",
+    tag = "pages",
+    params(TokenQuery),
+    responses(
+        (status = 200, description = "A page: you are unsubscribed.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "A page: the link has no token or an invalid one.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 410, description = "A page: the link has expired or its subscription ended.", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "A page: the database is unavailable.", content_type = "text/html; charset=utf-8", body = String),
+    ),
+)]
 #[post("/unsubscribe")]
 pub async fn unsubscribe(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> HttpResponse {
     let (token, key) = match token_and_key(&state, &q).await {

@@ -5,13 +5,27 @@
 //! ([`buildfund_jobs::sources::opencollective_webhook`]) and is answered 202 at once. Any other
 //! token, or no webhook configured, is answered like a path that does not exist, with no work.
 use crate::error::ApiError;
+use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::StatusCode;
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use buildfund_jobs::sources::opencollective_webhook::MAX_BODY_BYTES;
 use futures_util::StreamExt;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+#[utoipa::path(
+    operation_id = "opencollective_webhook",
+    tag = "operations",
+    params(("token" = String, Path, description = "The webhook's secret token (`opencollective.webhook_token_env`).")),
+    request_body(description = "OpenCollective's event; read and dropped.", content = Object, content_type = "application/json"),
+    responses(
+        (status = 202, description = "An incremental sync is scheduled.", body = WebhookAccepted),
+        (status = 400, description = "The body broke off.", body = ErrorBody),
+        (status = 404, description = "No webhook with this token (the answer of a path that does not exist).", body = ErrorBody),
+        (status = 413, description = "The body is larger than the webhook's limit.", body = ErrorBody),
+    ),
+)]
 #[post("/webhooks/opencollective/{token}")]
 pub async fn opencollective(
     req: HttpRequest,
@@ -41,5 +55,17 @@ pub async fn opencollective(
         }
     }
     trigger.request();
-    Ok(HttpResponse::Accepted().json(json!({"status": "accepted", "sync": "scheduled"})))
+    Ok(HttpResponse::Accepted().json(WebhookAccepted {
+        status: "accepted",
+        sync: "scheduled",
+    }))
+}
+
+/// The answer to a webhook call with the right token.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookAccepted {
+    /// `accepted`.
+    pub status: &'static str,
+    /// `scheduled`.
+    pub sync: &'static str,
 }

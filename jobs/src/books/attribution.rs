@@ -48,7 +48,7 @@ pub const IDLE_KEY: &str = "~idle";
 const HOUR: i128 = 3600;
 
 /// One cost line of one (machine, window).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Line {
     /// Canonical machine name.
     pub machine: String,

@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The month's cost report as `GET /api/v1/costs` and `buildfund costs --json` give it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct CostsReport {
     pub month: String,
     pub currency: String,

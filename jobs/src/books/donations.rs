@@ -291,7 +291,7 @@ pub async fn upsert_in(
 
 /// A donation as `GET /api/v1/donations` shows it: what OpenCollective shows publicly, no more
 /// (no description, nothing of an anonymous contributor but "Anonymous").
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PublicDonation {
     pub source: String,
     pub id: String,
@@ -309,7 +309,7 @@ pub struct PublicDonation {
     pub refund_of: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PublicContributor {
     pub name: String,
     pub slug: Option<String>,
@@ -385,7 +385,7 @@ pub struct FieldError {
 
 /// A donation that did not pass through OpenCollective (bank transfer, in-kind sponsorship),
 /// as `POST /api/v1/donations` takes it.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualDonation {
     /// Required: a resend with the same key stores nothing new.

@@ -67,7 +67,7 @@ fn stored_raised(m: store::StoredMonth) -> BTreeMap<String, Raised> {
 }
 
 /// One fund's figures for a month, as `GET /api/v1/funds` shows them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FundMonth {
     pub slug: String,
     pub name: String,

@@ -23,7 +23,7 @@ pub struct JobsFilter {
 }
 
 /// The answer of `GET /api/v1/costs/jobs`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct JobsReport {
     pub month: String,
     pub currency: String,

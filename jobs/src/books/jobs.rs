@@ -45,7 +45,7 @@ pub struct JobBusy {
 pub type JobKey = (String, String);
 
 /// One (jobset, job) with its cost: of one part, or summed over a month.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct JobCost {
     /// `project:jobset`.
     pub jobset: String,

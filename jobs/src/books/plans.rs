@@ -29,7 +29,7 @@ pub struct FundInputs {
 }
 
 /// One plan at an instant, as `GET /api/v1/plans` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PlanFigures {
     pub slug: String,
     pub name: String,
@@ -44,7 +44,7 @@ pub struct PlanFigures {
 }
 
 /// One fund's plans at an instant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FundPlans {
     pub fund: String,
     pub name: String,
@@ -56,7 +56,7 @@ pub struct FundPlans {
 }
 
 /// `GET /api/v1/plans` and `buildfund plans --json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PlansReport {
     pub currency: String,
     pub as_of: String,

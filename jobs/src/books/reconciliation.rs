@@ -27,7 +27,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// A machine's status for a month, the first that applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MachineStatus {
     NotBilled,
@@ -52,7 +52,7 @@ impl MachineStatus {
 }
 
 /// One machine's line of a reconciliation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MachineReconciliation {
     pub machine: String,
     pub billing: Billing,
@@ -66,14 +66,14 @@ pub struct MachineReconciliation {
 }
 
 /// A fund's other expenses paid in the month.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OtherExpenses {
     pub fund: String,
     pub total_cents: i64,
 }
 
 /// The latest OpenCollective check as the reconciliation shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OcCheckSummary {
     /// `ok`, `drift`, `skipped` or `never`.
     pub status: String,
@@ -109,7 +109,7 @@ impl OcCheckSummary {
 
 /// A month's reconciliation: a plain domain value (the API, the CLI and later the report view
 /// model take it as it is).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Reconciliation {
     pub month: String,
     pub currency: String,
@@ -339,7 +339,7 @@ async fn reconciliation_with(
 }
 
 /// One expense record of a month as `GET /api/v1/expenses` lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ExpenseLine {
     pub source: String,
     pub id: String,
@@ -362,7 +362,7 @@ pub struct ExpenseLine {
 }
 
 /// Every expense record paid in a month, classified, with the sums.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ExpensesMonth {
     pub month: String,
     pub currency: String,

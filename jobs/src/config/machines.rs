@@ -41,7 +41,7 @@ pub struct Terms {
 }
 
 /// Which month a machine's invoice pays for (`billing` on `[[machines]]`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Billing {
     /// The month before the month of the invoice's `incurred_at` (the default).

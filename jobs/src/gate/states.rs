@@ -13,7 +13,7 @@ pub use buildfund_entity::gate_events::State;
 
 /// An active admin pause or override, as the public sees it: without the admin's name, which
 /// only the audit (`GET /api/v1/gate/events`, a scheduler or admin token) shows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Control {
     pub id: i64,
     pub reason: String,
@@ -34,7 +34,7 @@ impl From<&StoredControl> for Control {
 }
 
 /// One pool's gate at an instant, with the figures it was decided from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PoolGate {
     pub pool: String,
     pub fund: String,
@@ -47,6 +47,8 @@ pub struct PoolGate {
     pub fund_balance_cents: i64,
     pub runway_days: Option<i64>,
     pub reserve_cents: i64,
+    /// The share of the budget at which the gate warns, a decimal as text (`"0.8"`).
+    #[schema(value_type = String)]
     pub warn_at: Decimal,
     pub paused: Option<Control>,
     #[serde(rename = "override")]
@@ -72,7 +74,7 @@ pub struct Snapshot {
 }
 
 /// The answer of `GET /api/v1/gate/{project}/{jobset}`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Decision<'a> {
     pub jobset: String,
     #[serde(flatten)]

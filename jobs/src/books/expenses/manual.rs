@@ -34,7 +34,7 @@ pub const MAX_TAG_LEN: usize = 64;
 pub const MAX_DESCRIPTION: usize = 2000;
 
 /// A manual expense as `POST /api/v1/expenses` takes it (unknown fields are refused).
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ManualExpense {
     /// Required: a resend with the same key stores nothing new.

@@ -31,7 +31,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 /// At most this many errors are listed; the count covers all of them.
 pub const MAX_LISTED_ERRORS: usize = 1000;
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     pub records: u64,
     pub inserted: u64,

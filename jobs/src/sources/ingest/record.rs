@@ -37,7 +37,7 @@ impl StepRecord {
 
 /// What is wrong with one field of one record; `line` is the 1-based line of the input
 /// (for a JSON array, the line where the record ends), `record` the record's 1-based position.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RecordError {
     pub line: u64,
     pub record: u64,
