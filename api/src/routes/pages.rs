@@ -164,18 +164,25 @@ fn now(state: &AppState) -> DateTime<Utc> {
 
 #[derive(Template)]
 #[template(path = "pages/index.html")]
-pub struct IndexPage(pub FundingView);
+pub struct IndexPage {
+    pub view: FundingView,
+    /// No configuration file is loaded (the built-in defaults): the page says where to start.
+    pub unconfigured: bool,
+}
 
 impl Deref for IndexPage {
     type Target = FundingView;
     fn deref(&self) -> &FundingView {
-        &self.0
+        &self.view
     }
 }
 
 /// The funding page of `data` with the gate snapshot `gate`.
 pub fn index_page(data: &FundingPage, gate: &Current) -> IndexPage {
-    IndexPage(funding_view(data, gate))
+    IndexPage {
+        view: funding_view(data, gate),
+        unconfigured: false,
+    }
 }
 
 #[derive(Template)]
@@ -250,7 +257,9 @@ pub async fn index(
         let at = now(&state);
         let data =
             funding_page(&state.db, &state.config, at, TOP_SPONSORS, RECENT_DONATIONS).await?;
-        let body = index_page(&data, &state.gate.current()).render()?;
+        let mut page = index_page(&data, &state.gate.current());
+        page.unconfigured = state.config.is_builtin_defaults();
+        let body = page.render()?;
         Ok(html(body, data.report.as_of))
     })
     .await
