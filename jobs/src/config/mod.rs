@@ -362,20 +362,23 @@ mod tests;
 #[cfg(test)]
 mod example_file {
     #[test]
-    fn the_example_configuration_of_the_readme_is_valid() {
+    fn the_example_configuration_of_the_book_is_valid() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../buildfund.example.toml");
         let config = super::Config::from_file(std::path::Path::new(path)).unwrap();
         assert_eq!(config.funds.len(), 2);
         assert_eq!(config.pools[0].slug, "cuda");
         assert_eq!(config.machines[0].aliases, vec!["build03.example.org"]);
-        // The README shows the same text.
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        // The book's configuration reference shows the same text.
+        let readme = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/src/configuration.md"
+        ))
+        .unwrap();
         let file = std::fs::read_to_string(path).unwrap();
         let body = file.split_once('\n').unwrap().1;
         assert!(
             readme.contains(&format!("```toml\n{body}```")),
-            "README and buildfund.example.toml differ"
+            "docs/src/configuration.md and buildfund.example.toml differ"
         );
     }
 }

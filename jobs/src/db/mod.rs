@@ -115,7 +115,7 @@ fn ensure_sqlite_parent(url: &str) -> Result<(), DbError> {
 
 /// The row of `app_secrets` that holds the first run (RFC 3339): the instant the first
 /// [`prepare`] of this database ran. Without a configured `ledger_start` the books begin at the
-/// start of its month (README, "Decisions": the books start at the first run).
+/// start of its month (the book's "Decisions": the books start at the first run).
 pub const FIRST_RUN_ROW: &str = "first_run";
 
 /// The first run recorded in the database, and whether this [`prepare`] recorded it.

@@ -37,7 +37,7 @@ pub struct Figures {
     pub balance: i64,
     pub reserve: i64,
     /// Nothing has moved through the fund yet (no opening balance, donations or costs) and
-    /// it keeps no reserve: the balance rules do not apply (README, "Decisions": a fresh
+    /// it keeps no reserve: the balance rules do not apply (the book's "Decisions": a fresh
     /// install's gate).
     pub untouched: bool,
 }
