@@ -382,8 +382,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             on_error,
         } => return Ok(gate(jobset, *json, server, *timeout, on_error.as_deref()).await),
         Command::Migrate => {
-            let config = load_config(&cli)?;
-            open_database(&config).await?;
+            let mut config = load_config(&cli)?;
+            open_database(&mut config).await?;
             println!(
                 "migrations applied ({})",
                 describe_database(&config.database.url)
@@ -392,18 +392,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest {
             command: IngestCommand::BuildSteps { file, format },
         } => {
-            let config = Arc::new(load_config(&cli)?);
-            let conn = open_database(&config).await?;
+            let mut config = load_config(&cli)?;
+            let conn = open_database(&mut config).await?;
+            let config = Arc::new(config);
             return ingest_file(&conn, config, file, format.as_deref(), &clock).await;
         }
         Command::Reconcile { month, at, json } => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
             let at = parse_at(at.as_deref(), &clock)?;
             let month = match month {
                 Some(m) => parse_books_month(m, &clock)?,
                 None => at.month(),
             };
-            let conn = open_database(&config).await?;
+            let conn = open_database(&mut config).await?;
             let period =
                 buildfund_jobs::calendar::Period::new(month, at.instant(), config.ledger_start);
             let r = buildfund_jobs::books::reconciliation::reconciliation(&conn, &config, &period)
@@ -418,12 +419,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Expenses { month, json } => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
             let month = match month {
                 Some(m) => parse_books_month(m, &clock)?,
                 None => Month::of(clock.now()),
             };
-            let conn = open_database(&config).await?;
+            let conn = open_database(&mut config).await?;
             let period =
                 buildfund_jobs::calendar::Period::new(month, clock.now(), config.ledger_start);
             let e =
@@ -444,13 +445,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             pool,
             limit,
         } => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
             let at = parse_at(at.as_deref(), &clock)?;
             let month = match month {
                 Some(m) => parse_books_month(m, &clock)?,
                 None => at.month(),
             };
-            let conn = open_database(&config).await?;
+            let conn = open_database(&mut config).await?;
             if *jobs {
                 let filter = crate::routes::books::jobs_filter(
                     &config,
@@ -480,10 +481,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Export {
             command: ExportCommand::Focus { month, at, out },
         } => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
             let month = parse_books_month(month, &clock)?;
             let at = parse_at(at.as_deref(), &clock)?;
-            let conn = open_database(&config).await?;
+            let conn = open_database(&mut config).await?;
             let csv =
                 buildfund_jobs::report::focus::month_focus_csv(&conn, &config, month, at).await?;
             match out {
@@ -497,9 +498,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Plans { at, json } => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
             let at = parse_at(at.as_deref(), &clock)?;
-            let conn = open_database(&config).await?;
+            let conn = open_database(&mut config).await?;
             let report = plans::plans_report(&conn, &config, at).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -508,8 +509,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Token { command } => {
-            let config = load_config(&cli)?;
-            let conn = open_database(&config).await?;
+            let mut config = load_config(&cli)?;
+            let conn = open_database(&mut config).await?;
             match command {
                 TokenCommand::Create { scope, name } => {
                     let name = name.clone().unwrap_or_else(|| format!("{scope} token"));
@@ -547,18 +548,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Sync { command } => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
             match command {
-                SyncCommand::Hydra => sync_hydra(&config, &clock).await?,
-                SyncCommand::Opencollective => sync_opencollective(&config, &clock).await?,
+                SyncCommand::Hydra => sync_hydra(&mut config, &clock).await?,
+                SyncCommand::Opencollective => sync_opencollective(&mut config, &clock).await?,
             }
         }
         Command::Report { command } => {
-            let config = load_config(&cli)?;
+            let mut config = load_config(&cli)?;
             match command {
                 ReportCommand::Preview { month, out } => {
                     let month = parse_month(month)?;
-                    let conn = open_database(&config).await?;
+                    let conn = open_database(&mut config).await?;
                     let rendered =
                         email::outbox::preview(&conn, &config, month, clock.now()).await?;
                     std::fs::create_dir_all(out)
@@ -576,7 +577,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if config.smtp.is_none() {
                         anyhow::bail!("{}: no [smtp] table: cannot send email", config.source);
                     }
-                    let conn = open_database(&config).await?;
+                    let conn = open_database(&mut config).await?;
                     let options = email::outbox::DrainOptions {
                         wait_for_retries: std::time::Duration::from_secs(*wait),
                         progress: Some(|r| {
@@ -609,8 +610,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Books { command } => {
-            let config = load_config(&cli)?;
-            let conn = open_database(&config).await?;
+            let mut config = load_config(&cli)?;
+            let conn = open_database(&mut config).await?;
             books(&conn, &config, command, &clock).await?;
         }
         Command::Db {
@@ -620,8 +621,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::commands::db_copy(&config, to).await?;
         }
         Command::Subscribers { command } => {
-            let config = load_config(&cli)?;
-            let conn = open_database(&config).await?;
+            let mut config = load_config(&cli)?;
+            let conn = open_database(&mut config).await?;
             let now = clock.now();
             match command {
                 SubscribersCommand::List => {

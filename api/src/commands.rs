@@ -15,15 +15,42 @@ use std::sync::Arc;
 /// How long running jobs may take to finish after SIGTERM.
 const JOB_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
-pub async fn open_database(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
+/// Connects, migrates and records the first run; then the books begin where the configuration
+/// says, or (none configured) at the month of the first run. The first start with a
+/// `ledger_start` months in the past says so: those months are charged backwards.
+pub async fn open_database(config: &mut Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let conn = db::connect(config).await?;
-    db::prepare(&conn, config, buildfund_jobs::clock::Clock::system().now()).await?;
+    let first_run =
+        db::prepare(&conn, config, buildfund_jobs::clock::Clock::system().now()).await?;
+    config.start_books_at_first_run(first_run.at);
+    if let Some(warning) = backdated_books(config, first_run) {
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!(source = %config.source, "{warning}");
+        } else {
+            eprintln!("warning: {warning}");
+        }
+    }
     Ok(conn)
+}
+
+/// The warning of a first start whose configured `ledger_start` lies whole months before it.
+pub fn backdated_books(config: &Config, first_run: db::FirstRun) -> Option<String> {
+    let months = config.months_before_first_run(first_run.at);
+    if !first_run.now || months == 0 {
+        return None;
+    }
+    Some(format!(
+        "ledger_start {} is {months} month{} before this first start: the books charge the \
+         configured machines' time (idle included) for those months backwards, and the \
+         funds' balances and the gate count those costs from now on",
+        buildfund_jobs::calendar::rfc3339(config.ledger_start),
+        if months == 1 { "" } else { "s" },
+    ))
 }
 
 /// `buildfund sync hydra`: one progress line per stored page on stderr, the summary on stdout.
 pub async fn sync_hydra(
-    config: &Config,
+    config: &mut Config,
     clock: &buildfund_jobs::clock::Clock,
 ) -> anyhow::Result<()> {
     if config.hydra.is_none() {
@@ -77,7 +104,7 @@ pub async fn sync_hydra(
 /// `buildfund sync opencollective`: one progress line per stored page on stderr, the summary
 /// on stdout.
 pub async fn sync_opencollective(
-    config: &Config,
+    config: &mut Config,
     clock: &buildfund_jobs::clock::Clock,
 ) -> anyhow::Result<()> {
     if config.opencollective.is_none() {
@@ -356,9 +383,8 @@ pub async fn gate(
     }
 }
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     telemetry::init();
-    let config = Arc::new(config);
     // Every secret the configuration names, read once; serve does not start without those it
     // needs (rather than, say, sending unsigned webhooks).
     let secrets = Arc::new(Secrets::from_env(&config));
@@ -370,7 +396,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     for w in config.warnings() {
         tracing::warn!(source = %config.source, "{w}");
     }
-    let conn = open_database(&config).await?;
+    let conn = open_database(&mut config).await?;
+    let config = Arc::new(config);
     let app = Application::build(
         config.clone(),
         secrets.clone(),
@@ -384,6 +411,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         port = app.port(),
         database = %describe_database(&config.database.url),
         config = %config.source,
+        books_begin = %buildfund_jobs::calendar::rfc3339(config.ledger_start),
         instance = %scheduler.instance(),
         "buildfund serving"
     );

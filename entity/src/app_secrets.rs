@@ -1,5 +1,5 @@
-//! `app_secrets`: A secret buildfund generated for itself (the email link key when no
-//! environment variable provides one).
+//! `app_secrets`: A value buildfund generated for itself and keeps (the email link key when no
+//! environment variable provides one; `first_run`, the instant of the first start).
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 

@@ -219,7 +219,11 @@ async fn main() -> anyhow::Result<()> {
     let mut size = 0;
     for _ in 0..200 {
         let t = Instant::now();
-        let html = IndexPage(funding_view(&data, &current)).render()?;
+        let html = IndexPage {
+            view: funding_view(&data, &current),
+            unconfigured: false,
+        }
+        .render()?;
         render.push(t.elapsed());
         size = html.len();
     }

@@ -284,11 +284,14 @@ impl TestApp {
         config.database.url = db_url.clone();
         config.server.listen = "127.0.0.1:0".into();
         config.server.workers = Some(2);
-        let config = Arc::new(config);
         let conn = db::connect(&config).await.expect("connect");
-        db::prepare(&conn, &config, clock.now())
+        let first_run = db::prepare(&conn, &config, clock.now())
             .await
             .expect("migrate");
+        // As `buildfund serve` does: without a configured ledger_start, the books begin at the
+        // month of the first run recorded in the database.
+        config.start_books_at_first_run(first_run.at);
+        let config = Arc::new(config);
         let options = ServeOptions {
             handle_signals: false,
             shutdown_timeout: Duration::from_secs(1),

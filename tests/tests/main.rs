@@ -12,6 +12,7 @@ mod db_copy;
 mod donations;
 mod email;
 mod expenses;
+mod first_run;
 mod focus;
 mod foundation;
 mod gate;

@@ -163,12 +163,16 @@ fn now(state: &AppState) -> DateTime<Utc> {
 
 #[derive(Template)]
 #[template(path = "pages/index.html")]
-pub struct IndexPage(pub FundingView);
+pub struct IndexPage {
+    pub view: FundingView,
+    /// No configuration file is loaded (the built-in defaults): the page says where to start.
+    pub unconfigured: bool,
+}
 
 impl Deref for IndexPage {
     type Target = FundingView;
     fn deref(&self) -> &FundingView {
-        &self.0
+        &self.view
     }
 }
 
@@ -252,8 +256,8 @@ pub async fn index(
         // the figures beside them (on failure the last snapshot is shown, marked stale).
         let _ = state.gate.refresh(&state.db).await;
         let (at, gate) = (now(&state), state.gate.current());
-        let page = IndexPage(
-            funding_page_view(
+        let page = IndexPage {
+            view: funding_page_view(
                 &state.db,
                 &state.config,
                 at,
@@ -262,7 +266,8 @@ pub async fn index(
                 RECENT_DONATIONS,
             )
             .await?,
-        );
+            unconfigured: state.config.is_builtin_defaults(),
+        };
         Ok(html(page.render()?, page.as_of))
     })
     .await

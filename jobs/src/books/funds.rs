@@ -99,6 +99,8 @@ pub fn runway_days(balance_cents: i64, cost_30_days_cents: i64) -> Option<i64> {
 pub struct Standing {
     pub balance: BTreeMap<String, i64>,
     pub cost_30_days: BTreeMap<String, i64>,
+    /// The funds nothing has moved through yet: no opening balance, no donations, no costs.
+    pub untouched: std::collections::BTreeSet<String>,
 }
 
 impl Standing {
@@ -201,9 +203,13 @@ pub async fn standing_with(
         }
     }
     let mut balance = BTreeMap::new();
+    let mut untouched = std::collections::BTreeSet::new();
     for f in &config.funds {
         let raised = net.get(&f.slug).copied().unwrap_or(0);
         let spent = cost.get(&f.slug).copied().unwrap_or(0);
+        if f.opening_balance_cents == 0 && raised == 0 && spent == 0 {
+            untouched.insert(f.slug.clone());
+        }
         let b = add_cents(f.opening_balance_cents, raised)?;
         let b = add_cents(b, spent.checked_neg().unwrap_or(i64::MAX))?;
         balance.insert(f.slug.clone(), b);
@@ -211,6 +217,7 @@ pub async fn standing_with(
     Ok(Standing {
         balance,
         cost_30_days,
+        untouched,
     })
 }
 

@@ -70,6 +70,10 @@ pub struct Config {
     pub source: String,
     pub currency: String,
     pub ledger_start: DateTime<Utc>,
+    /// No `ledger_start` was configured (the built-in defaults, an empty file): the books begin
+    /// at the start of the month of the first run recorded in the database
+    /// ([`Config::start_books_at_first_run`]).
+    pub ledger_start_from_first_run: bool,
     pub idle: IdlePolicy,
     pub public_url: String,
     pub server: ServerConfig,
@@ -179,6 +183,31 @@ impl Config {
         }
     }
 
+    /// Whether no configuration was given: the built-in defaults (or an empty file).
+    pub fn is_builtin_defaults(&self) -> bool {
+        self.ledger_start_from_first_run
+    }
+
+    /// With no `ledger_start` configured, the books begin at the start (00:00:00 UTC of the 1st)
+    /// of the month of `first_run`, the first start recorded in the database
+    /// ([`crate::db::prepare`]); a configured `ledger_start` is kept as it is.
+    pub fn start_books_at_first_run(&mut self, first_run: DateTime<Utc>) {
+        if self.ledger_start_from_first_run {
+            self.ledger_start = crate::calendar::Month::of(first_run).start();
+        }
+    }
+
+    /// The whole months a configured `ledger_start` lies before the month of `first_run`:
+    /// the months the books charge backwards at the first start (0 when none).
+    pub fn months_before_first_run(&self, first_run: DateTime<Utc>) -> u32 {
+        let (from, to) = (
+            crate::calendar::Month::of(self.ledger_start),
+            crate::calendar::Month::of(first_run),
+        );
+        let months = (to.year() - from.year()) * 12 + to.number() as i32 - from.number() as i32;
+        months.max(0) as u32
+    }
+
     pub fn default_fund(&self) -> &Fund {
         self.funds
             .iter()
@@ -252,10 +281,12 @@ impl Walker {
                 format!("{currency:?} is not an ISO 4217 code such as \"EUR\""),
             );
         }
+        let ledger_start_from_first_run = !t.contains_key("ledger_start") && t.is_empty();
         let ledger_start = if t.contains_key("ledger_start") {
             self.instant(t, "", "ledger_start")
         } else if t.is_empty() {
-            // Built-in defaults only: a file must say where its books begin.
+            // Built-in defaults only (a file must say where its books begin): a placeholder
+            // until the database names the first run (`start_books_at_first_run`).
             Some(DateTime::<Utc>::UNIX_EPOCH)
         } else {
             self.problem(
@@ -305,6 +336,7 @@ impl Walker {
             source: source.to_string(),
             currency,
             ledger_start: ledger_start?,
+            ledger_start_from_first_run,
             idle,
             public_url,
             server,
@@ -330,20 +362,23 @@ mod tests;
 #[cfg(test)]
 mod example_file {
     #[test]
-    fn the_example_configuration_of_the_readme_is_valid() {
+    fn the_example_configuration_of_the_book_is_valid() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../buildfund.example.toml");
         let config = super::Config::from_file(std::path::Path::new(path)).unwrap();
         assert_eq!(config.funds.len(), 2);
         assert_eq!(config.pools[0].slug, "cuda");
         assert_eq!(config.machines[0].aliases, vec!["build03.example.org"]);
-        // The README shows the same text.
-        let readme =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        // The book's configuration reference shows the same text.
+        let readme = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/src/configuration.md"
+        ))
+        .unwrap();
         let file = std::fs::read_to_string(path).unwrap();
         let body = file.split_once('\n').unwrap().1;
         assert!(
             readme.contains(&format!("```toml\n{body}```")),
-            "README and buildfund.example.toml differ"
+            "docs/src/configuration.md and buildfund.example.toml differ"
         );
     }
 }

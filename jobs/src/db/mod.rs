@@ -113,15 +113,27 @@ fn ensure_sqlite_parent(url: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Applies pending migrations and stores the configured catalog (funds, pools, machines) as of
-/// `now`, in one transaction. On PostgreSQL that transaction first takes an advisory lock, so
+/// The row of `app_secrets` that holds the first run (RFC 3339): the instant the first
+/// [`prepare`] of this database ran. Without a configured `ledger_start` the books begin at the
+/// start of its month (the book's "Decisions": the books start at the first run).
+pub const FIRST_RUN_ROW: &str = "first_run";
+
+/// The first run recorded in the database, and whether this [`prepare`] recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FirstRun {
+    pub at: DateTime<Utc>,
+    pub now: bool,
+}
+
+/// Applies pending migrations, records the first run (once: the first caller's `now` is kept)
+/// and stores the configured catalog (funds, pools, machines) as of `now`, in one transaction. On PostgreSQL that transaction first takes an advisory lock, so
 /// several instances starting at once do this one after the other instead of racing; the lock
 /// ends with the transaction, whatever happens.
 pub async fn prepare(
     db: &DatabaseConnection,
     config: &Config,
     now: DateTime<Utc>,
-) -> Result<(), DbError> {
+) -> Result<FirstRun, DbError> {
     // SQLite cannot queue writers the way PostgreSQL's lock does: a transaction that read
     // first fails at once with "database is locked" when another process writes. Several
     // instances starting on one SQLite file therefore retry for a while.
@@ -141,7 +153,7 @@ async fn prepare_once(
     db: &DatabaseConnection,
     config: &Config,
     now: DateTime<Utc>,
-) -> Result<(), DbError> {
+) -> Result<FirstRun, DbError> {
     const LOCK: i64 = 0x6275_696c_6466; // "buildf"
     let txn = begin_write(db)
         .await
@@ -159,10 +171,53 @@ async fn prepare_once(
         .map_err(step(
             "storing the configured funds, pools and machines failed",
         ))?;
+    let first_run = record_first_run(&txn, now)
+        .await
+        .map_err(step("recording the first run failed"))?;
     txn.commit()
         .await
         .map_err(step("committing the migrations failed"))?;
-    Ok(())
+    Ok(first_run)
+}
+
+/// Inserts the first-run row unless there is one, then reads it back.
+async fn record_first_run(
+    txn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<FirstRun, DbErr> {
+    use buildfund_entity::app_secrets;
+    use sea_orm::sea_query::{OnConflict, Query};
+    use sea_orm::EntityTrait;
+    let now = crate::calendar::from_unix(now.timestamp());
+    let insert = Query::insert()
+        .into_table(app_secrets::Entity)
+        .columns([
+            app_secrets::Column::Name,
+            app_secrets::Column::Value,
+            app_secrets::Column::CreatedAt,
+        ])
+        .values_panic([
+            FIRST_RUN_ROW.into(),
+            crate::calendar::rfc3339(now).into(),
+            now.into(),
+        ])
+        .on_conflict(
+            OnConflict::column(app_secrets::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .to_owned();
+    let inserted = txn.execute(&insert).await?.rows_affected() == 1;
+    let row = app_secrets::Entity::find_by_id(FIRST_RUN_ROW.to_string())
+        .one(txn)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound(format!("app_secrets.{FIRST_RUN_ROW}")))?;
+    let at = crate::calendar::parse_rfc3339(&row.value).map_err(|e| {
+        DbErr::Type(format!(
+            "app_secrets.{FIRST_RUN_ROW} is not an RFC 3339 time: {e}"
+        ))
+    })?;
+    Ok(FirstRun { at, now: inserted })
 }
 
 /// Whether the database answers and has every migration applied.

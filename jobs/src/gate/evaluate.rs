@@ -36,6 +36,10 @@ pub struct Figures {
     pub projected: i64,
     pub balance: i64,
     pub reserve: i64,
+    /// Nothing has moved through the fund yet (no opening balance, donations or costs) and
+    /// it keeps no reserve: the balance rules do not apply (the book's "Decisions": a fresh
+    /// install's gate).
+    pub untouched: bool,
 }
 
 /// Why a pool is in its state, each cause a short phrase.
@@ -49,7 +53,7 @@ pub fn causes(f: &Figures, paused: bool) -> (State, Vec<String>) {
             closed.push("the budget is spent".to_string());
         }
     }
-    if f.balance <= f.reserve {
+    if f.balance <= f.reserve && !f.untouched {
         closed.push(format!(
             "the fund's balance {} is at or below its reserve {}",
             format_cents(f.balance),
@@ -71,7 +75,9 @@ pub fn causes(f: &Figures, paused: bool) -> (State, Vec<String>) {
             warn.push("the projection exceeds the budget".to_string());
         }
     }
-    if (f.balance as i128) - (f.projected as i128 - f.spent as i128) <= f.reserve as i128 {
+    if !f.untouched
+        && (f.balance as i128) - (f.projected as i128 - f.spent as i128) <= f.reserve as i128
+    {
         warn.push(format!(
             "the projected spending would take the fund's balance {} to its reserve {}",
             format_cents(f.balance),
@@ -142,6 +148,7 @@ pub async fn evaluate(
             projected: projected_cents(spent_cents, seconds_in_month, elapsed),
             balance: standing.balance.get(fund_slug).copied().unwrap_or(0),
             reserve: fund.reserve_cents,
+            untouched: fund.reserve_cents == 0 && standing.untouched.contains(fund_slug),
         };
         // The latest pause and the latest override in force.
         let paused = controls
@@ -265,7 +272,27 @@ mod tests {
             projected,
             balance,
             reserve,
+            untouched: false,
         }
+    }
+
+    #[test]
+    fn a_fund_nothing_has_moved_through_does_not_close_its_pools() {
+        // Zero balance, zero reserve, nothing spent: closed by the balance rule while the fund
+        // has had money or costs, open while nothing has moved through it.
+        assert_eq!(causes(&f(0, None, 0, 0, 0), false).0, State::Closed);
+        let fresh = Figures {
+            untouched: true,
+            ..f(0, None, 0, 0, 0)
+        };
+        assert_eq!(causes(&fresh, false), (State::Open, Vec::new()));
+        // The budget and an admin's pause still apply.
+        assert_eq!(causes(&fresh, true).0, State::Closed);
+        let budget_spent = Figures {
+            untouched: true,
+            ..f(0, Some(0), 0, 0, 0)
+        };
+        assert_eq!(causes(&budget_spent, false).0, State::Closed);
     }
 
     #[test]

@@ -180,7 +180,11 @@ fn fund_view(f: &FundMonth) -> FundView {
         progress_bar,
         progress_text,
         runway_days: f.runway_days,
-        runway_text: runway_text(f.runway_days),
+        runway_text: match f.runway_days {
+            // Nothing is used up in a fund that holds nothing (a fresh install's).
+            Some(0) if f.balance_cents == 0 => "none: the fund holds no money".to_string(),
+            days => runway_text(days),
+        },
     }
 }
 
