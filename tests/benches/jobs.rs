@@ -172,7 +172,10 @@ async fn main() -> anyhow::Result<()> {
         reset_peak();
         let t = Instant::now();
         let period = buildfund_jobs::calendar::Period::new(month, at, config.ledger_start);
-        let list = month_job_list(&conn, &config, &period, &filter).await?;
+        let terms = period
+            .window
+            .map(|w| buildfund_jobs::books::terms::WindowTerms::prepare(&config, w));
+        let list = month_job_list(&conn, &config, &period, terms.as_ref(), &filter).await?;
         j_times.push(t.elapsed());
         j_peak = j_peak.max(peak_mib());
         listed = list.len();
@@ -184,12 +187,12 @@ async fn main() -> anyhow::Result<()> {
 
         // Filtered reads: the filter in the queries (one jobset of 200; one pool, a fifth).
         let t = Instant::now();
-        s_listed = month_job_list(&conn, &config, &period, &by_jobset)
+        s_listed = month_job_list(&conn, &config, &period, terms.as_ref(), &by_jobset)
             .await?
             .len();
         s_times.push(t.elapsed());
         let t = Instant::now();
-        p_listed = month_job_list(&conn, &config, &period, &by_pool)
+        p_listed = month_job_list(&conn, &config, &period, terms.as_ref(), &by_pool)
             .await?
             .len();
         p_times.push(t.elapsed());

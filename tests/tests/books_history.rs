@@ -350,7 +350,10 @@ async fn figures_under(app: &TestApp, name: &str, cfg: &Config, plan: &Plan) -> 
             .unwrap();
         out.push((format!("{name} reconciliation {m} at {at_s}"), js(&r)));
         let filter = JobsFilter::default();
-        let j = job_costs::month_job_list(db, cfg, &period, &filter)
+        let terms = period
+            .window
+            .map(|w| buildfund_jobs::books::terms::WindowTerms::prepare(cfg, w));
+        let j = job_costs::month_job_list(db, cfg, &period, terms.as_ref(), &filter)
             .await
             .unwrap();
         out.push((format!("{name} jobs {m} at {at_s}"), js(&j)));

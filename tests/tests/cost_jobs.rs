@@ -407,7 +407,8 @@ db_test!(
 
         // The store answers, not the steps: a stored row changed by hand shows.
         let window = store::book_window(&app.config, Month::parse("2026-10").unwrap()).unwrap();
-        let from_data = window_jobs(&app.db, &app.config, window).await.unwrap();
+        let terms = buildfund_jobs::books::terms::WindowTerms::prepare(&app.config, window);
+        let from_data = window_jobs(&app.db, &app.config, &terms).await.unwrap();
         assert_eq!(from_data.len(), 9);
         use sea_orm::sea_query::Expr;
         book_month_jobs::Entity::update_many()

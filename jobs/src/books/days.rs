@@ -162,12 +162,12 @@ pub async fn busy(
         };
         match plan(part, month.start, &fresh) {
             Some((before, last)) => {
-                // The edges from the steps, then the whole days between them from the store;
+                // The whole days from the store, then the edges around them from the steps;
                 // the rows in time order.
+                let middle = stored_difference(db, last, before, machines).await?;
                 let from = before.map_or(month.start, |b| b + DAY);
                 let head = steps_busy(db, Span::new(part.start, from), machines).await?;
                 let tail = steps_busy(db, Span::new(last + DAY, part.end), machines).await?;
-                let middle = stored_difference(db, last, before, machines).await?;
                 out.extend(head);
                 out.extend(middle);
                 out.extend(tail);

@@ -3,6 +3,7 @@
 //! up to `at`) from the build steps ([`super::jobs::window_jobs`]).
 use crate::books::jobs::{filtered_window_jobs, load_rows, window_jobs, JobCost};
 use crate::books::store::stored_month;
+use crate::books::terms::WindowTerms;
 use crate::books::BooksError;
 use crate::calendar::{rfc3339, Month, Period};
 use crate::config::Config;
@@ -36,14 +37,16 @@ pub struct JobsReport {
 }
 
 /// Every (jobset, job) of the month as of `at` matching `filter`'s jobset and pool, by cost
-/// descending, then jobset and job ascending (all of them, whatever the limit).
+/// descending, then jobset and job ascending (all of them, whatever the limit). `terms` are
+/// the machines' terms prepared for `period`'s window (`None` when it has none).
 pub async fn month_job_list(
     db: &impl ConnectionTrait,
     config: &Config,
     period: &Period,
+    terms: Option<&WindowTerms<'_>>,
     filter: &JobsFilter,
 ) -> Result<Vec<JobCost>, BooksError> {
-    let Some(window) = period.window else {
+    let (Some(window), Some(terms)) = (period.window, terms) else {
         return Ok(Vec::new());
     };
     let (jobset, pool) = (filter.jobset.as_deref(), filter.pool.as_deref());
@@ -63,12 +66,12 @@ pub async fn month_job_list(
     }
     let mut jobs = match jobs {
         Some(j) => j,
-        None if jobset.is_none() && pool.is_none() => window_jobs(db, config, window)
+        None if jobset.is_none() && pool.is_none() => window_jobs(db, config, terms)
             .await?
             .into_values()
             .collect(),
         // The filter goes into the queries: the other jobsets' jobs are not computed.
-        None => filtered_window_jobs(db, config, window, jobset, pool)
+        None => filtered_window_jobs(db, config, terms, jobset, pool)
             .await?
             .into_values()
             .collect(),
@@ -92,7 +95,8 @@ pub async fn month_jobs(
 ) -> Result<JobsReport, BooksError> {
     let at = at.instant();
     let period = Period::new(month, at, config.ledger_start);
-    let mut jobs = month_job_list(db, config, &period, filter).await?;
+    let terms = period.window.map(|w| WindowTerms::prepare(config, w));
+    let mut jobs = month_job_list(db, config, &period, terms.as_ref(), filter).await?;
     let total_cents = jobs.iter().map(|j| j.cost_cents).sum();
     let matched = jobs.len();
     if let Some(limit) = filter.limit {

@@ -20,7 +20,7 @@ use crate::books::attribution::{
     part_lines, round_lines, AttributionError, ExactLine, ExactShares, Line,
 };
 use crate::books::ledger::part_lines_from_steps;
-use crate::books::terms::{active_span, WindowTerms};
+use crate::books::terms::WindowTerms;
 use crate::books::BooksError;
 use crate::calendar::Span;
 use crate::config::{Config, OTHER_POOL};
@@ -248,17 +248,16 @@ async fn part_job_busy_of(
     Ok(out)
 }
 
-/// Every (jobset, job) of `window` (inside one month, clipped to `[ledger_start, at)`) from
-/// the build steps: the machines' terms prepared for the window ([`WindowTerms`]: split at the
-/// machines' changes, each part under its terms), then per machine and part one grouped query
+/// Every (jobset, job) of the window of `terms` (inside one month, clipped to
+/// `[ledger_start, at)`) from the build steps: with the machines' terms prepared for the window
+/// ([`WindowTerms`]: split at the machines' changes, each part under its terms), per machine and part one grouped query
 /// over the part's active span, then the part's lines ([`part_lines`], rounded on their own)
 /// and their split; summed per (jobset, job). Ordered by jobset, then job.
 pub async fn window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
-    window: Span,
+    terms: &WindowTerms<'_>,
 ) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
-    let terms = WindowTerms::prepare(config, window);
     let mut busy = Vec::new();
     for m in &terms.machines {
         // A step is counted in the part where its first busy second in the window falls.
@@ -297,21 +296,18 @@ pub async fn window_jobs(
 pub async fn filtered_window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
-    window: Span,
+    terms: &WindowTerms<'_>,
     jobset: Option<&str>,
     pool: Option<&str>,
 ) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
-    let terms = WindowTerms::prepare(config, window);
-    let (parts, _) = part_lines_from_steps(db, config, &terms).await?;
+    let (parts, _) = part_lines_from_steps(db, config, terms).await?;
     let mut out = BTreeMap::new();
     let mut previous: Option<&str> = None;
     for p in parts {
         // A step is counted in the part where its first busy second in the window falls.
         let first = previous != Some(p.machine.name.as_str());
         previous = Some(p.machine.name.as_str());
-        let Some(active) = active_span(p.machine, p.part) else {
-            continue;
-        };
+        let active = p.active;
         let count_from = (!first).then_some(active.start);
         let lines: Vec<Line> = p
             .lines

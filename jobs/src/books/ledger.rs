@@ -78,6 +78,8 @@ pub async fn busy_seconds(
 pub struct PartLines<'a> {
     pub machine: &'a Machine,
     pub part: Span,
+    /// Where the machine is active in the part (a part without an active span has no lines).
+    pub active: Span,
     pub terms: Terms,
     pub lines: Vec<Line>,
 }
@@ -181,12 +183,13 @@ pub(crate) async fn part_lines_from_steps<'a>(
     let mut out = Vec::new();
     for (m, busy) in terms.machines.iter().zip(parts) {
         for (part, b) in m.parts.iter().zip(busy) {
-            if part.active.is_none() {
+            let Some(active) = part.active else {
                 continue;
-            }
+            };
             out.push(PartLines {
                 machine: m.machine,
                 part: part.span,
+                active,
                 terms: part.terms,
                 lines: part_lines(config, m.machine, part, &b)?,
             });

@@ -77,7 +77,8 @@ pub async fn month_figures(
         .map(|w| terms::WindowTerms::prepare(config, w));
     let (funds, costs) = funds::funds_month(db, config, period.month, period.at).await?;
     let machines = machines::machine_costs(period, terms.as_ref(), &costs.lines);
-    let jobs = job_costs::month_job_list(db, config, period, &Default::default()).await?;
+    let jobs =
+        job_costs::month_job_list(db, config, period, terms.as_ref(), &Default::default()).await?;
     let (plans, plan_changes) = if config.plans.is_empty() {
         (Vec::new(), Vec::new())
     } else {

@@ -150,21 +150,26 @@ pub(crate) async fn window_lines(
     generation_read: Option<i64>,
 ) -> Result<WindowCosts, BooksError> {
     let month = Month::of(from_unix(window.start));
-    let Ok(flights) = FLIGHTS.try_with(|f| f.clone()) else {
+    // Shared only inside a registry's scope, and only a window that ends with its month.
+    let flights = FLIGHTS
+        .try_with(|f| f.clone())
+        .ok()
+        .filter(|_| !window.is_empty() && window.end == month.span().end);
+    let key = match flights {
+        Some(_) => Some(Key {
+            generation: match generation_read {
+                Some(g) => g,
+                None => generation(db, month).await?,
+            },
+            fingerprint: fingerprint(config),
+            window,
+        }),
+        None => None,
+    };
+    let (Some(flights), Some(key)) = (flights, key) else {
         return lines_from_steps(db, config, window).await;
     };
-    if window.is_empty() || window.end != month.span().end {
-        return lines_from_steps(db, config, window).await;
-    }
-    let generation = match generation_read {
-        Some(g) => g,
-        None => generation(db, month).await?,
-    };
-    let key = Key {
-        fingerprint: fingerprint(config),
-        window,
-        generation,
-    };
+    let generation = key.generation;
     if let Some(c) = flights.kept(&key) {
         return Ok((*c).clone());
     }

@@ -520,7 +520,8 @@ async fn read_facts(
     };
     // Shared with the reads of the month that the store cannot serve yet (books::shared).
     let costs = super::shared::window_lines(db, config, window, Some(generation)).await?;
-    let jobs = super::jobs::window_jobs(db, config, window).await?;
+    let terms = super::terms::WindowTerms::prepare(config, window);
+    let jobs = super::jobs::window_jobs(db, config, &terms).await?;
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
     let mut cost_30_parts = Vec::new();
