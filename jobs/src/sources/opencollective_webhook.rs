@@ -170,20 +170,31 @@ mod tests {
         (calls, trigger)
     }
 
+    /// Waits until `calls` reaches `n` (a generous deadline for a loaded machine; the test
+    /// waits for the worker to act, not for time to pass), and returns the count.
+    async fn until(calls: &AtomicU32, n: u32) -> u32 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while calls.load(Ordering::SeqCst) < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        calls.load(Ordering::SeqCst)
+    }
+
     #[tokio::test]
     async fn a_burst_runs_once_now_and_once_after() {
         let (calls, trigger) = counting(Duration::from_millis(200), 0);
         trigger.request();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // The first run has started (it takes 200 ms): the burst comes while it goes on.
+        assert_eq!(until(&calls, 1).await, 1);
         for _ in 0..49 {
             trigger.request();
         }
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 2, "one running, one waiting");
+        assert_eq!(until(&calls, 2).await, 2, "one running, one waiting");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the burst made one run");
         // Idle again: a later request runs again.
         trigger.request();
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(until(&calls, 3).await, 3);
     }
 
     #[tokio::test]
@@ -192,6 +203,7 @@ mod tests {
         for _ in 0..50 {
             trigger.request();
         }
+        assert!(until(&calls, 1).await >= 1);
         tokio::time::sleep(Duration::from_millis(500)).await;
         let n = calls.load(Ordering::SeqCst);
         assert!((1..=2).contains(&n), "{n} runs");
@@ -201,8 +213,9 @@ mod tests {
     async fn a_busy_run_is_tried_again_until_it_runs() {
         let (calls, trigger) = counting(Duration::ZERO, 2);
         trigger.request();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(calls.load(Ordering::SeqCst), 3, "busy, busy, done");
+        assert_eq!(until(&calls, 3).await, 3, "busy, busy, done");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "done: no fourth run");
     }
 
     #[test]
