@@ -50,6 +50,7 @@ use sea_orm::{
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Creates the month's rows: one per confirmed subscriber, in one statement
 /// (`INSERT … SELECT … ON CONFLICT (month, subscriber_id) DO NOTHING`) inside a transaction.
@@ -440,13 +441,28 @@ impl<'a> Sender<'a> {
         }
     }
 
+    /// Computes the report (and its view) of each month of `rows` not seen yet, once per run.
+    async fn load_months(&mut self, rows: &[Claimed]) -> Result<(), EmailError> {
+        for Claimed { row, .. } in rows {
+            let wanted = self
+                .subscribers
+                .get(&row.subscriber_id)
+                .is_some_and(|s| s.status == CONFIRMED);
+            if row.kind == CONFIRM || !wanted || self.months.contains_key(&row.month) {
+                continue;
+            }
+            let month =
+                Month::parse(&row.month).map_err(|why| EmailError::BadMonth { id: row.id, why })?;
+            let report = month_report(self.db, self.config, month, self.clock.now()).await?;
+            self.months
+                .insert(row.month.clone(), report_view(&report, &[], &[]));
+        }
+        Ok(())
+    }
+
     /// Builds the row's message, unless its subscriber (as read with its batch) no longer
-    /// wants it.
-    async fn prepare(
-        &mut self,
-        row: &email_outbox::Model,
-        now: DateTime<Utc>,
-    ) -> Result<Prepared, EmailError> {
+    /// wants it. The months of the batch are loaded first ([`Sender::load_months`]).
+    fn build(&self, row: &email_outbox::Model, now: DateTime<Utc>) -> Prepared {
         let wanted = if row.kind == CONFIRM {
             subscriptions::PENDING
         } else {
@@ -457,7 +473,7 @@ impl<'a> Sender<'a> {
             .get(&row.subscriber_id)
             .filter(|s| s.status == wanted)
         else {
-            return Ok(Prepared::Unsent(Unsent::Skip));
+            return Prepared::Unsent(Unsent::Skip);
         };
         let id = message_id(row, &self.mailer.domain);
         let message = if row.kind == CONFIRM {
@@ -472,28 +488,27 @@ impl<'a> Sender<'a> {
                 id.clone(),
             )
         } else {
-            if !self.months.contains_key(&row.month) {
-                let month = Month::parse(&row.month)
-                    .map_err(|why| EmailError::BadMonth { id: row.id, why })?;
-                let report = month_report(self.db, self.config, month, now).await?;
-                self.months
-                    .insert(row.month.clone(), report_view(&report, &[], &[]));
-            }
+            let Some(view) = self.months.get(&row.month) else {
+                return Prepared::Unsent(Unsent::Broken(format!(
+                    "no report of {} was computed",
+                    row.month
+                )));
+            };
             let unsubscribe =
                 unsubscribe_url(self.config, self.key, subscriber.id, &subscriber.email);
             report_message_of(
                 self.mailer,
                 self.config,
-                &self.months[&row.month],
+                view,
                 &row.email,
                 &unsubscribe,
                 id.clone(),
             )
         };
-        Ok(match message {
+        match message {
             Ok(m) => Prepared::Message(Box::new(m), id),
             Err(e) => Prepared::Unsent(Unsent::Broken(format!("cannot build the message: {e:#}"))),
-        })
+        }
     }
 
     /// Records a row that is not sent.
@@ -522,20 +537,17 @@ impl<'a> Sender<'a> {
         }
     }
 
-    /// Sends the row's message and records the outcome (`durable`: with a durable commit), in
-    /// the span `email_send` naming the row.
-    #[tracing::instrument(name = "email_send", skip_all, fields(outbox = row.id, kind = %row.kind, attempt = row.attempts))]
-    async fn send(
+    /// Records what the relay said of the row's message (`durable`: with a durable commit).
+    async fn record_outcome(
         &self,
         row: &email_outbox::Model,
-        message: Message,
+        sent: Result<super::smtp::Accepted, SendError>,
         id: String,
         durable: bool,
     ) -> Result<Delivery, EmailError> {
         let record = self.record(durable);
-        match self.mailer.send(message).await {
+        match sent {
             Ok(accepted) => {
-                crate::pause_points::reached("email.handed_off").await;
                 finish(
                     record,
                     row,
@@ -603,22 +615,56 @@ impl<'a> Sender<'a> {
         }
     }
 
-    /// Prepares and sends (or drops) one claimed row, after `pace` allows a message.
+    /// Sends (or drops) the batch `rows`, one message at a time after `pace` allows one, each
+    /// outcome recorded before the next message is handed over: relaxed, but the last one
+    /// durable. The next message is built while the database records the last one. Stops at a
+    /// failure to reach the relay and answers it with the rows not tried.
     async fn deliver(
-        &mut self,
-        row: &email_outbox::Model,
-        pace: Option<&mut tokio::time::Interval>,
-        durable: bool,
-    ) -> Result<Delivery, EmailError> {
-        match self.prepare(row, self.clock.now()).await? {
-            Prepared::Message(message, id) => {
-                if let Some(pace) = pace {
-                    pace.tick().await;
+        &self,
+        rows: &[Claimed],
+        mut pace: Option<&mut tokio::time::Interval>,
+        mut counted: impl FnMut(&Delivery),
+    ) -> Result<Option<(DateTime<Utc>, usize)>, EmailError> {
+        let mut next = rows.first().map(|c| self.build(&c.row, self.clock.now()));
+        for (i, Claimed { row, .. }) in rows.iter().enumerate() {
+            let Some(prepared) = next.take() else {
+                break;
+            };
+            let last = i + 1 == rows.len();
+            let following = rows.get(i + 1).map(|c| &c.row);
+            let build_next = async { following.map(|r| self.build(r, self.clock.now())) };
+            let span = tracing::info_span!("email_send", outbox = row.id, kind = %row.kind, attempt = row.attempts);
+            let (delivery, built) = match prepared {
+                Prepared::Message(message, id) => {
+                    if let Some(pace) = pace.as_deref_mut() {
+                        pace.tick().await;
+                    }
+                    let sent = self.mailer.send(*message).instrument(span.clone()).await;
+                    if sent.is_ok() {
+                        crate::pause_points::reached("email.handed_off").await;
+                    }
+                    // The record is on its way to the database (its first poll) before the
+                    // next message is built.
+                    tokio::join!(
+                        self.record_outcome(row, sent, id, last).instrument(span),
+                        build_next
+                    )
                 }
-                self.send(row, *message, id, durable).await
+                Prepared::Unsent(why) => tokio::join!(self.drop_row(row, why, last), build_next),
+            };
+            let delivery = delivery?;
+            next = built;
+            counted(&delivery);
+            if let Delivery::Retry {
+                at,
+                connection: true,
+                ..
+            } = delivery
+            {
+                return Ok(Some((at, i + 1)));
             }
-            Prepared::Unsent(why) => self.drop_row(row, why, durable).await,
         }
+        Ok(None)
     }
 }
 
@@ -651,8 +697,9 @@ impl Progress {
 /// crash of this process at once) except the batch's last, a durable commit that takes the
 /// ones before it to disk too. A transient failure reschedules the row with exponential
 /// backoff; a failure to reach the server at all also gives back the rest of the batch
-/// untried and pauses the whole run until that retry (so an SMTP outage costs one attempt per
-/// backoff step, not one per subscriber). Returns when nothing is due before
+/// untried and pauses the whole run until that retry, then claims one row at a time until the
+/// server takes a message again (so an SMTP outage costs one attempt per backoff step, not one
+/// per subscriber, and leaves the other rows untouched). Returns when nothing is due before
 /// `options.wait_for_retries` from the start.
 #[tracing::instrument(name = "outbox_drain", skip_all, fields(kind = ?options.kind))]
 pub async fn drain(
@@ -683,10 +730,14 @@ pub async fn drain(
         call: options.progress,
         shown: (None, DrainReport::default()),
     };
+    let mut unreachable_before = false;
     let result = async {
         'run: loop {
             progress.show(&report);
-            let claimed = claim(db, clock.now(), options.kind, batch).await?;
+            // While the relay is unreachable, one row at a time probes it; the others stay
+            // untouched until it takes a message again.
+            let limit = if unreachable_before { 1 } else { batch };
+            let claimed = claim(db, clock.now(), options.kind, limit).await?;
             if claimed.is_empty() {
                 // Nothing due now: wait for the next retry if it comes before the deadline.
                 // Rows another sender holds are its business (if it dies, a later run takes
@@ -710,35 +761,32 @@ pub async fn drain(
                 }
             }
             sender.load_subscribers(&claimed).await?;
-            let mut rows = claimed.into_iter();
-            while let Some(Claimed { row, .. }) = rows.next() {
-                let last = rows.len() == 0;
-                match sender.deliver(&row, Some(&mut pace), last).await? {
-                    Delivery::Sent => report.sent += 1,
-                    Delivery::Failed(_) => report.failed += 1,
-                    Delivery::GaveUp(_) => {
-                        report.transient_failures += 1;
-                        report.failed += 1;
-                    }
-                    Delivery::Skipped => report.skipped += 1,
-                    Delivery::Retry { at, connection, .. } => {
-                        report.transient_failures += 1;
-                        if connection {
-                            // The server cannot be reached: every message would fail the same
-                            // way now. The rest of the batch goes back untried (durably, with
-                            // the records before it).
-                            let rest: Vec<Claimed> = rows.collect();
-                            release(db, &rest).await?;
-                            if at > deadline {
-                                break 'run;
-                            }
-                            sleep_until(clock, at).await;
-                            continue 'run;
+            sender.load_months(&claimed).await?;
+            let unreachable = sender
+                .deliver(&claimed, Some(&mut pace), |delivery| {
+                    match delivery {
+                        Delivery::Sent => report.sent += 1,
+                        Delivery::Failed(_) => report.failed += 1,
+                        Delivery::GaveUp(_) => {
+                            report.transient_failures += 1;
+                            report.failed += 1;
                         }
+                        Delivery::Skipped => report.skipped += 1,
+                        Delivery::Retry { .. } => report.transient_failures += 1,
+                        Delivery::NotDue => {}
                     }
-                    Delivery::NotDue => {}
+                    progress.show(&report);
+                })
+                .await?;
+            unreachable_before = unreachable.is_some();
+            if let Some((at, tried)) = unreachable {
+                // The server cannot be reached: every message would fail the same way now.
+                // The rest of the batch goes back untried (durably, with the records before it).
+                release(db, &claimed[tried..]).await?;
+                if at > deadline {
+                    break 'run;
                 }
-                progress.show(&report);
+                sleep_until(clock, at).await;
             }
         }
         let mut waiting = email_outbox::Entity::find()
@@ -784,7 +832,12 @@ pub async fn deliver_now(
     let mut sender = Sender::new(db, config, mailer, key, clock, None);
     let claimed = [Claimed { row, was }];
     sender.load_subscribers(&claimed).await?;
-    sender.deliver(&claimed[0].row, None, true).await
+    sender.load_months(&claimed).await?;
+    let mut delivered = Delivery::NotDue;
+    sender
+        .deliver(&claimed, None, |d| delivered = d.clone())
+        .await?;
+    Ok(delivered)
 }
 
 /// An instance's sender of confirmation emails, so `POST /subscribe` answers at once and the
