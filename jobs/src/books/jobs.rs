@@ -325,11 +325,13 @@ pub async fn filtered_window_jobs(
         if pairs.is_empty() {
             continue;
         }
-        let mut names: Vec<&str> = vec![p.machine.name.as_str()];
-        names.extend(p.machine.aliases.iter().map(String::as_str));
+        // The names its steps are recorded under, as prepared with its terms.
+        let Some(names) = terms.machine(&p.machine.name).map(|m| &m.names) else {
+            continue;
+        };
         let mut busy = BTreeMap::new();
         for chunk in pairs.chunks(200) {
-            busy.extend(part_job_busy_of(db, active, &names, count_from, Some(chunk)).await?);
+            busy.extend(part_job_busy_of(db, active, names, count_from, Some(chunk)).await?);
         }
         add_jobs(&mut out, part_jobs(&lines, &busy)?);
     }
