@@ -145,6 +145,43 @@ fn parse(m: &Received) -> Parsed {
 }
 
 /// The path and query of the first link to `path` in `text`, to request from the test app.
+/// `report send --month 2026-10` as a second sender once a killed sender's claims have run
+/// out (its lease over): `(messages created, the drain's report)`.
+async fn send_after_the_lease(app: &TestApp) -> (u64, buildfund_jobs::email::outbox::DrainReport) {
+    use buildfund_jobs::clock::Clock;
+    use buildfund_jobs::email::outbox::{self, DrainOptions};
+    let after_lease = Clock::manual(
+        Utc::now() + buildfund_jobs::email::queue::LEASE + chrono::Duration::seconds(1),
+    );
+    outbox::send_month(
+        &app.db,
+        &app.config,
+        &Secrets::from_env(&app.config),
+        buildfund_jobs::calendar::Month::parse("2026-10").unwrap(),
+        DrainOptions {
+            clock: after_lease,
+            ..DrainOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Each received message as (its recipients, its Message-ID), sorted.
+fn recipients_and_ids(messages: &[Received]) -> Vec<(String, String)> {
+    let mut ids: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| {
+            (
+                m.to.join(","),
+                parse(m).header("Message-ID").unwrap().to_string(),
+            )
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
 fn link(text: &str, path: &str) -> String {
     let start = text
         .find(path)
@@ -1211,8 +1248,6 @@ db_test!(
     a_send_killed_after_the_relay_accepted_resends_once_with_the_same_message_id,
     with_smtp(BOOKS),
     |app| async move {
-        use buildfund_jobs::clock::Clock;
-        use buildfund_jobs::email::outbox::{self, DrainOptions};
         use buildfund_tests::crash::PAUSE_AT;
         let smtp = app.smtp();
         seed_books(&app).await;
@@ -1230,34 +1265,11 @@ db_test!(
 
         // Once the dead sender's lease is over, the next send delivers the rest, and the one
         // in flight again, under the same Message-ID.
-        let after_lease = Clock::manual(
-            Utc::now() + buildfund_jobs::email::queue::LEASE + chrono::Duration::seconds(1),
-        );
-        let (created, report) = outbox::send_month(
-            &app.db,
-            &app.config,
-            &Secrets::from_env(&app.config),
-            buildfund_jobs::calendar::Month::parse("2026-10").unwrap(),
-            DrainOptions {
-                clock: after_lease,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let (created, report) = send_after_the_lease(&app).await;
         assert_eq!((created, report.sent), (0, 3), "{report:?}");
         let messages = smtp.wait_for(4, Duration::from_secs(10)).await;
         assert_eq!(messages.len(), 4, "at most one duplicate per crash");
-        let mut ids: Vec<(String, String)> = messages
-            .iter()
-            .map(|m| {
-                (
-                    m.to.join(","),
-                    parse(m).header("Message-ID").unwrap().to_string(),
-                )
-            })
-            .collect();
-        ids.sort();
+        let mut ids = recipients_and_ids(&messages);
         ids.dedup();
         assert_eq!(
             ids.len(),
@@ -1276,8 +1288,6 @@ db_test!(
     a_send_killed_in_the_middle_of_a_batch_resends_only_the_message_in_flight,
     with_smtp(BOOKS),
     |app| async move {
-        use buildfund_jobs::clock::Clock;
-        use buildfund_jobs::email::outbox::{self, DrainOptions};
         use buildfund_tests::crash::PAUSE_AT;
         let smtp = app.smtp();
         seed_books(&app).await;
@@ -1308,34 +1318,11 @@ db_test!(
 
         // After the lease the next send delivers the four unrecorded rows: one duplicate (the
         // message in flight, under its first Message-ID), nobody missing.
-        let after_lease = Clock::manual(
-            Utc::now() + buildfund_jobs::email::queue::LEASE + chrono::Duration::seconds(1),
-        );
-        let (created, report) = outbox::send_month(
-            &app.db,
-            &app.config,
-            &Secrets::from_env(&app.config),
-            buildfund_jobs::calendar::Month::parse("2026-10").unwrap(),
-            DrainOptions {
-                clock: after_lease,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+        let (created, report) = send_after_the_lease(&app).await;
         assert_eq!((created, report.sent), (0, 4), "{report:?}");
         let messages = smtp.wait_for(7, Duration::from_secs(10)).await;
         assert_eq!(messages.len(), 7, "exactly one duplicate");
-        let mut ids: Vec<(String, String)> = messages
-            .iter()
-            .map(|m| {
-                (
-                    m.to.join(","),
-                    parse(m).header("Message-ID").unwrap().to_string(),
-                )
-            })
-            .collect();
-        ids.sort();
+        let mut ids = recipients_and_ids(&messages);
         let twice: Vec<_> = ids.windows(2).filter(|w| w[0] == w[1]).collect();
         assert_eq!(twice.len(), 1, "{ids:?}");
         assert_eq!(
