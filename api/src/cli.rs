@@ -145,7 +145,7 @@ enum Command {
         #[command(subcommand)]
         command: SubscribersCommand,
     },
-    /// The stored books of closed months (README, "Stored books").
+    /// The stored books of closed months (docs/src/http-api.md, "Stored books").
     Books {
         #[command(subcommand)]
         command: BooksCommand,

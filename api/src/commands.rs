@@ -417,7 +417,7 @@ pub async fn serve(mut config: Config) -> anyhow::Result<()> {
     );
     let (stop_jobs, stopped) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(scheduler.run(stopped, JOB_GRACE));
-    // Stores the books of closed months (README, "Stored books").
+    // Stores the books of closed months (docs/src/http-api.md, "Stored books").
     tokio::spawn(buildfund_jobs::books::store::keep(
         conn.clone(),
         config.clone(),

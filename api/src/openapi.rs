@@ -2,7 +2,7 @@
 //! carries a `#[utoipa::path]` (its parameters with their bounds, its request body, every status
 //! it answers with its body), the request and response types derive `ToSchema`, and the router
 //! ([`crate::routes::register`]) collects the operations while it registers the handlers, so
-//! the document holds exactly the routes the server has (README, "OpenAPI").
+//! the document holds exactly the routes the server has (docs/src/http-api.md, "OpenAPI").
 //!
 //! Served as JSON at `GET /api/v1/openapi.json` and as a plain HTML reference page at
 //! `GET /api/v1/docs` (rendered here from the same document: no script, nothing fetched from

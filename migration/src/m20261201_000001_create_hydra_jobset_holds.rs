@@ -1,5 +1,5 @@
 //! Hydra jobsets the gate disabled when their pool closed, with the `enabled` value they had,
-//! so the gate can put it back when the pool opens again (README, "Gate").
+//! so the gate can put it back when the pool opens again (docs/src/gate.md, "Gate").
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 

@@ -1,5 +1,5 @@
 //! Secrets buildfund generates for itself when the environment gives none: the key that signs
-//! the links of subscription emails (README, "Monthly email"). One row per name; the first
+//! the links of subscription emails (docs/src/monthly-email.md, "Monthly email"). One row per name; the first
 //! instance to need a secret inserts it and every instance reads the same one, so links stay
 //! valid across restarts and replicas.
 use sea_orm_migration::prelude::*;

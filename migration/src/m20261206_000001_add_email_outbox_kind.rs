@@ -1,4 +1,4 @@
-//! The outbox carries two kinds of email (README, "Monthly email"): `report` (one per (month,
+//! The outbox carries two kinds of email (docs/src/monthly-email.md, "Monthly email"): `report` (one per (month,
 //! subscriber), as before) and `confirm` (a subscription's confirmation email, queued in the
 //! same transaction as the subscriber, so a relay's 4xx delays it instead of losing it). Rows
 //! already there are reports. For a confirmation, `month` holds the instant it was requested

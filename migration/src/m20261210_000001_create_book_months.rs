@@ -1,4 +1,4 @@
-//! Stored month books (README, "Stored books"): a closed month's cost lines, its donation sums
+//! Stored month books (docs/src/http-api.md, "Stored books"): a closed month's cost lines, its donation sums
 //! per fund and each fund's figures at the month's end, keyed by the fingerprint of the config
 //! they were computed under; and the stale marks that writes leave on the months they touch.
 //!

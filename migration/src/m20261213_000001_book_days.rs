@@ -1,4 +1,4 @@
-//! Stored days of busy seconds (README, "Stored books"): for every whole day that is over, the
+//! Stored days of busy seconds (docs/src/http-api.md, "Stored books"): for every whole day that is over, the
 //! busy seconds of the build steps per (machine as stored, project, jobset) from the start of
 //! the day's month to the end of the day, each step clipped, and the number of step pieces
 //! (a step counted once per day it overlaps), so the whole days of any window inside a month

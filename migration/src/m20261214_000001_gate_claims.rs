@@ -1,4 +1,4 @@
-//! The gate's side effects claimed once across instances (README, "Gate"):
+//! The gate's side effects claimed once across instances (docs/src/gate.md, "Gate"):
 //!
 //! - `gate_events.claim`: a state change's key, `<pool>#<id of the state event it follows>`
 //!   (`#0` for a pool's first), unique: of several instances that see the same change, exactly

@@ -1,4 +1,4 @@
-//! Expenses (money out) and the OpenCollective check (README, "Expenses" and "The
+//! Expenses (money out) and the OpenCollective check (docs/src/donations.md, "Expenses" and "The
 //! OpenCollective check").
 //!
 //! - `expenses`: one row per paid expense, reversal of one, or manual expense, in ledger cents;

@@ -413,7 +413,7 @@ db_test!(
     }
 );
 
-/// Runs docs/hydra-export.sql with psql, as the README says.
+/// Runs docs/hydra-export.sql with psql, as docs/src/hydra.md says.
 fn export(hydra: &HydraDb) -> Output {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/hydra-export.sql");
     std::process::Command::new("psql")

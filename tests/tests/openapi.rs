@@ -1,4 +1,4 @@
-//! The OpenAPI description (README, "OpenAPI"): the served document holds every route the
+//! The OpenAPI description (docs/src/http-api.md, "OpenAPI"): the served document holds every route the
 //! router registers and no other (the router's own record of what it registered,
 //! `buildfund_api::routes::registered`, against the document fetched over HTTP), every
 //! documented operation is answered by its handler (never by the "no route" fallback) with a

@@ -20,7 +20,7 @@ use buildfund_jobs::books::job_costs::JobsReport;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-/// The month and instant of a public figure (README, "Bounds").
+/// The month and instant of a public figure (docs/src/http-api.md, "Bounds").
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MonthQuery {
@@ -181,7 +181,7 @@ pub async fn get_cost_jobs(
     Ok(HttpResponse::Ok().json(month_jobs(&state.db, &state.config, month, at, &filter).await?))
 }
 
-/// The month's cost lines as a FOCUS 1.0 dataset (README, "FOCUS export"): CSV, one row per
+/// The month's cost lines as a FOCUS 1.0 dataset (docs/src/http-api.md, "FOCUS export"): CSV, one row per
 /// line of `/costs` for the same `month` and `at`, checked the same way.
 #[utoipa::path(
     get,

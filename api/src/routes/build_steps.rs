@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Uploads build steps (README, "Build steps"): NDJSON, a JSON array or CSV, one step a
+/// Uploads build steps (docs/src/http-api.md, "Build steps"): NDJSON, a JSON array or CSV, one step a
 /// record. The batch is stored whole or not at all; a resent step is recognised and counted
 /// unchanged.
 #[utoipa::path(

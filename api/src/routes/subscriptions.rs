@@ -1,4 +1,4 @@
-//! The public subscription flow (README, "Monthly email"): `POST /subscribe` from the funding
+//! The public subscription flow (docs/src/monthly-email.md, "Monthly email"): `POST /subscribe` from the funding
 //! page's form, `GET /confirm?token=` (a page with a Confirm button) and `POST /confirm?token=`
 //! (the button), `GET /unsubscribe?token=` (a page with a button) and `POST
 //! /unsubscribe?token=` (the button, and RFC 8058 one-click from mail clients). Answers

@@ -77,7 +77,7 @@ pub async fn connect(config: &Config) -> Result<DatabaseConnection, DbError> {
     Ok(db)
 }
 
-/// What every SQLite connection is opened with (README, "Crashes and durability"):
+/// What every SQLite connection is opened with (docs/src/operations/moving-backups-and-crashes.md, "Crashes and durability"):
 /// - `journal_mode = WAL`: readers never wait for the writer, and a transaction is committed
 ///   when its frames are in the write-ahead log; a crash at any point leaves the database as of
 ///   its last commit (an unfinished transaction is rolled back when the file is next opened);

@@ -1,4 +1,4 @@
-//! Hydra's web API, as the README of `shared/reference/hydra` describes it: log in
+//! Hydra's web API, the calls docs/src/gate.md ("Gate") describes: log in
 //! (`POST /login`), GET a jobset and PUT it back whole with `enabled` changed (`Referer` set),
 //! cancel queued builds one by one (`GET /api/queue`, `POST /build/{id}/cancel`), and restore
 //! held jobsets.

@@ -1,4 +1,4 @@
-//! Signed webhooks (README, "Webhooks"): every gate state change is POSTed as JSON to each
+//! Signed webhooks (docs/src/donations.md, "Webhooks"): every gate state change is POSTed as JSON to each
 //! `[[gate.webhooks]]` URL with `X-Buildfund-Event`, `X-Buildfund-Delivery` (the event id, the
 //! same on retries and from every instance) and `X-Buildfund-Signature: sha256=<hex
 //! HMAC-SHA256 of the body>` keyed by the secret in the variable `secret_env` names. Each is a

@@ -2,7 +2,7 @@
 //! Specification, <https://focus.finops.org>): `GET /api/v1/costs/focus` and
 //! `buildfund export focus`. One row per line of `GET /api/v1/costs` (machine × jobset, and
 //! each machine's idle line), in its order, so the rows' `BilledCost` sum exactly to its
-//! `total_cents`. The mapping of every column is the README's table ("FOCUS export").
+//! `total_cents`. The mapping of every column is the table in docs/src/http-api.md ("FOCUS export").
 //!
 //! Each row is one allocation of a machine's cost: `PricingQuantity` 1 and the line's cost as
 //! its unit price, so `ListUnitPrice × PricingQuantity = ListCost` holds exactly (the price of

@@ -3,7 +3,7 @@
 //! stored as donation and expense records, plus the active recurring contributions; then the
 //! OpenCollective check of its own balance against the ledger.
 //!
-//! **What counts as a donation** (README, "Donations"): transactions of kind `CONTRIBUTION` or
+//! **What counts as a donation** (docs/src/donations.md, "Donations"): transactions of kind `CONTRIBUTION` or
 //! `ADDED_FUNDS`. A CREDIT that is not a refund is money received by the collective or a child
 //! (`account`); a DEBIT that is a refund gives money back: it is stored as its own negative
 //! record, dated when refunded, with `refund_of` = the transaction it refunds. Other lines (a
@@ -11,7 +11,7 @@
 //! are skipped, and so are internal moves (the sender, or a refund's receiver, is the collective
 //! itself or one of its own projects or events).
 //!
-//! **What counts as an expense** (README, "Expenses"): transactions of kind `EXPENSE`. A DEBIT
+//! **What counts as an expense** (docs/src/donations.md, "Expenses"): transactions of kind `EXPENSE`. A DEBIT
 //! that is not a refund is a paid expense of the collective or a child; a CREDIT that is a
 //! refund is its reversal, stored as its own record with negative amount and fees, dated when
 //! reversed, with `reversal_of` = the transaction it reverses. Both carry the linked expense's
