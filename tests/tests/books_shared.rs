@@ -92,6 +92,16 @@ async fn computations(app: &TestApp) -> f64 {
         .expect("the server exports buildfund_books_computations_total")
 }
 
+/// `buildfund_books_computations_to_date_total` of the server: the months to date among them.
+async fn to_date_computations(app: &TestApp) -> f64 {
+    app.get_metrics()
+        .await
+        .into_iter()
+        .find(|s| s.name == "buildfund_books_computations_to_date_total")
+        .map(|s| s.value)
+        .expect("the server exports buildfund_books_computations_to_date_total")
+}
+
 /// `READERS` anonymous reads at once, half of the month's costs and half of its funds: every
 /// answer's status and body.
 async fn read_at_once(app: &TestApp) -> Vec<(String, u16, Value)> {
@@ -323,6 +333,7 @@ db_test!(
             .unwrap();
         assert!(status.days.todo_count > 0, "{:?}", status.days);
 
+        let to_date = to_date_computations(&app).await;
         let before = computations(&app).await;
         let answers = read_open_month_at_once(&app).await;
         let after = computations(&app).await;
@@ -330,6 +341,11 @@ db_test!(
             after - before,
             1.0,
             "{READERS} concurrent reads of the open month at one instant computed it once"
+        );
+        assert_eq!(
+            to_date_computations(&app).await - to_date,
+            1.0,
+            "a month to date"
         );
         let scratch = open_month_from_scratch(&app).await;
         assert_answers(&answers, &scratch);
@@ -370,5 +386,73 @@ db_test!(
             "the reads take the gate refresh's computation"
         );
         assert_answers(&answers, &open_month_from_scratch(&app).await);
+    }
+);
+
+/// `n` steps spread over October 2026 (31 days), numbered from `first`.
+fn october_steps(first: i64, n: i64) -> Vec<Value> {
+    let start = t("2026-10-01T00:00:00Z").timestamp();
+    (first..first + n)
+        .map(|i| {
+            let from = start + (i * 7919) % (31 * 86_400 - 7_200);
+            json!({"build": i, "step": 1, "project": "nixpkgs",
+                   "jobset": JOBSETS[i as usize % JOBSETS.len()],
+                   "job": format!("pkg{}.x86_64-linux", i % 97),
+                   "machine": MACHINES[(i as usize / 3) % MACHINES.len()],
+                   "start": from, "stop": from + 60 + (i * 31) % 7_000})
+        })
+        .collect()
+}
+
+db_test!(
+    a_stale_month_of_31_days_and_its_last_30_days_are_one_computation,
+    setup(),
+    |app| async move {
+        let month = Month::parse("2026-10").unwrap();
+        let now = app.clock.now();
+        ingest(&app, &october_steps(1, 20_000)).await;
+        store::ensure(&app.db, &app.config, now, |_, _, _| {})
+            .await
+            .unwrap();
+        write_elsewhere(&app, &october_steps(20_001, 2_000)).await;
+
+        // The funds of a month need its lines and its last 30 days, `[Oct 2, Nov 1)`, a
+        // window of its own: both come from one computation (one read of the steps).
+        let before = computations(&app).await;
+        let reads = (0..READERS).map(|i| {
+            let path = if i % 2 == 0 {
+                "/api/v1/funds?month=2026-10"
+            } else {
+                "/api/v1/costs?month=2026-10"
+            };
+            let app = &app;
+            async move {
+                let res = app.get(path).await;
+                (
+                    path,
+                    res.status().as_u16(),
+                    res.json::<Value>().await.unwrap(),
+                )
+            }
+        });
+        let answers = futures_util::future::join_all(reads).await;
+        assert_eq!(computations(&app).await - before, 1.0);
+
+        // The same figures as a read from scratch, which computes the two windows apart.
+        let at = At::new(now, now).unwrap();
+        let scratch_costs = costs::costs_report(&app.db, &app.config, month, at)
+            .await
+            .unwrap();
+        let (scratch_funds, _) = funds::funds_month(&app.db, &app.config, month, now)
+            .await
+            .unwrap();
+        for (path, status, body) in &answers {
+            assert_eq!(*status, 200, "{path}: {body}");
+            if path.contains("/costs") {
+                assert_eq!(body, &serde_json::to_value(&scratch_costs).unwrap());
+            } else {
+                assert_eq!(body["funds"], serde_json::to_value(&scratch_funds).unwrap());
+            }
+        }
     }
 );

@@ -4,7 +4,9 @@
 //! finds the same window already being computed — by the keeper, by the gate's refresh or by
 //! another read — waits for that computation instead of starting its own, and every waiter
 //! gets its result. The result is then kept (a few windows of them) for the keeper, which
-//! stores the month from it, and for the reads that come before it is stored.
+//! stores the month from it, and for the reads that come before it is stored. A month of 31
+//! days is computed with its last 30 days (`[2nd, 1st of the next)`), from one read of its
+//! steps: the reads of its funds and the keeper ask for both, and both are kept.
 //!
 //! A computation is known by the configuration's fingerprint, the window (its start and end,
 //! whole seconds) and a generation of the data it is computed from, read before the data:
@@ -34,7 +36,7 @@
 //! The heavy computations of one instance also take a permit of a semaphore sized below the
 //! connection pool, so that reads of many different months cannot hold every connection and
 //! starve the keeper and the writers (whose requests would then time out waiting for one).
-use crate::books::ledger::{lines_from_steps, WindowCosts};
+use crate::books::ledger::{lines_from_steps, lines_with_tail, WindowCosts};
 use crate::books::store::fingerprint;
 use crate::books::BooksError;
 use crate::calendar::{from_unix, Month, Span};
@@ -84,6 +86,7 @@ pub struct Flights {
     kept_to_date: Mutex<VecDeque<(Key, Arc<WindowCosts>)>>,
     heavy: Semaphore,
     computations: AtomicU64,
+    computations_to_date: AtomicU64,
     joined: AtomicU64,
 }
 
@@ -101,6 +104,7 @@ impl Flights {
             kept_to_date: Mutex::new(VecDeque::new()),
             heavy: Semaphore::new(permits as usize),
             computations: AtomicU64::new(0),
+            computations_to_date: AtomicU64::new(0),
             joined: AtomicU64::new(0),
         })
     }
@@ -115,6 +119,14 @@ impl Flights {
     /// (`buildfund_books_computations_total`).
     pub fn computations(&self) -> u64 {
         self.computations.load(Ordering::Relaxed)
+    }
+
+    /// Of [`Flights::computations`], the windows that do not end with their month (months to
+    /// date, `buildfund_books_computations_to_date_total`): the open month's reads and the
+    /// gate's refreshes compute one whenever a second's window has days not stored fresh, so
+    /// a steady rate of these is normal, unlike one of the months over.
+    pub fn computations_to_date(&self) -> u64 {
+        self.computations_to_date.load(Ordering::Relaxed)
     }
 
     /// Reads that waited for a computation already running instead of starting their own
@@ -170,6 +182,15 @@ impl Flights {
             running.remove(key);
         }
     }
+}
+
+/// The part of a window that ends with its month in the last 30 days before the month's end,
+/// when it is shorter than the window (a month of 31 days): the figures of the month's funds
+/// at its end need both ([`super::funds::standing_with`], the store's `read_facts`).
+fn last_30_days(key: &Key) -> Option<Span> {
+    let w = key.window;
+    let tail = Span::new(w.end.saturating_sub(30 * 86_400), w.end);
+    (matches!(key.generation, Generation::Month(_)) && tail.start > w.start).then_some(tail)
 }
 
 /// The generation `month` is marked with (0 when never marked).
@@ -236,6 +257,9 @@ pub(crate) async fn window_lines(
             *computing = true;
             let _permit = shared.heavy.acquire().await.ok();
             shared.computations.fetch_add(1, Ordering::Relaxed);
+            if matches!(known.generation, Generation::Days(_)) {
+                shared.computations_to_date.fetch_add(1, Ordering::Relaxed);
+            }
             let span = tracing::info_span!(
                 "books.window_lines",
                 month = %month,
@@ -245,7 +269,22 @@ pub(crate) async fn window_lines(
             );
             let computed = {
                 use tracing::Instrument;
-                lines_from_steps(db, config, window).instrument(span).await
+                match last_30_days(known) {
+                    // A month longer than 30 days: its last 30 days from the same read of the
+                    // steps (the reads of a month's funds ask for them next), kept with it.
+                    Some(tail) => lines_with_tail(db, config, window, tail)
+                        .instrument(span)
+                        .await
+                        .map(|(whole, last_30)| {
+                            let key = Key {
+                                window: tail,
+                                ..known.clone()
+                            };
+                            shared.keep(key, Arc::new(last_30));
+                            whole
+                        }),
+                    None => lines_from_steps(db, config, window).instrument(span).await,
+                }
             };
             match computed {
                 Ok(c) => {
