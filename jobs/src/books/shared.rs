@@ -76,14 +76,17 @@ enum Generation {
     Days(i64),
 }
 
+/// Results kept after their computation ended, oldest first.
+type Kept = Mutex<VecDeque<(Key, Arc<WindowCosts>)>>;
+
 /// The result of one computation: `None` when it failed (each waiter then computes on its own).
 type Cell = Arc<OnceCell<Option<Arc<WindowCosts>>>>;
 
 /// The shared computations of one instance.
 pub struct Flights {
     running: Mutex<HashMap<Key, Cell>>,
-    kept: Mutex<VecDeque<(Key, Arc<WindowCosts>)>>,
-    kept_to_date: Mutex<VecDeque<(Key, Arc<WindowCosts>)>>,
+    kept: Kept,
+    kept_to_date: Kept,
     heavy: Semaphore,
     computations: AtomicU64,
     computations_to_date: AtomicU64,
@@ -136,7 +139,7 @@ impl Flights {
     }
 
     /// Where results of `key`'s kind are kept, and how many.
-    fn kept_of(&self, key: &Key) -> (&Mutex<VecDeque<(Key, Arc<WindowCosts>)>>, usize) {
+    fn kept_of(&self, key: &Key) -> (&Kept, usize) {
         match key.generation {
             Generation::Month(_) => (&self.kept, KEPT),
             Generation::Days(_) => (&self.kept_to_date, KEPT_TO_DATE),
