@@ -78,20 +78,25 @@ impl Default for Metrics {
     }
 }
 
-/// The counters of the month computations this instance shared ([`Flights`]): how many months
-/// were computed from the steps, and how many reads waited for a computation already running
-/// instead of starting their own.
+/// The counters of the computations this instance shared ([`Flights`]): how many windows were
+/// computed from the steps, how many of them were months to date, and how many reads waited
+/// for a computation already running instead of starting their own.
 pub fn books_families(flights: &Flights) -> Vec<MetricFamily> {
     let registry = Registry::new();
     for (name, help, value) in [
         (
             "buildfund_books_computations_total",
-            "Months whose cost lines this instance computed from the build steps because the store could not serve them (once per month and generation, shared by the readers and the keeper)",
+            "Windows (months, months to date) whose cost lines this instance computed from the build steps because the store could not serve them (once per window and generation, shared by the readers, the gate's refresh and the keeper)",
             flights.computations(),
         ),
         (
+            "buildfund_books_computations_to_date_total",
+            "Of buildfund_books_computations_total, the windows that do not end with their month (the open month to date, a month as of an instant inside it)",
+            flights.computations_to_date(),
+        ),
+        (
             "buildfund_books_computations_joined_total",
-            "Reads that waited for a computation of their month already running instead of starting their own",
+            "Reads that waited for a computation of their window already running instead of starting their own",
             flights.joined(),
         ),
     ] {

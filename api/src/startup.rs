@@ -143,7 +143,11 @@ impl Application {
             )
         })?;
         let port = listener.local_addr()?.port();
-        let gate = Arc::new(Gate::new(config.clone(), clock.clone()));
+        // One computation per window the store cannot serve, shared by every request, the
+        // keeper and the gate's refreshes; the heavy ones leave part of the pool to the
+        // writers (books::shared).
+        let flights = Flights::new(config.database.max_connections);
+        let gate = Arc::new(Gate::new(config.clone(), clock.clone()).sharing(flights.clone()));
         gate.add_sink(Arc::new(Actions::new(
             config.clone(),
             secrets.clone(),
@@ -168,9 +172,6 @@ impl Application {
             )
         });
         let pages = Arc::new(PageCache::new());
-        // One computation per month the store cannot serve, shared by every request and the
-        // keeper; the heavy ones leave part of the pool to the writers (books::shared).
-        let flights = Flights::new(config.database.max_connections);
         let opencollective_webhook = WebhookToken::from_secrets(&secrets)?.map(|token| {
             let trigger = opencollective_trigger(
                 db.clone(),

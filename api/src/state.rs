@@ -43,7 +43,7 @@ pub struct AppState {
     /// `POST /webhooks/opencollective/{token}`: the token and the sync it triggers, when
     /// `opencollective.webhook_token_env` is set.
     pub opencollective_webhook: Option<(WebhookToken, SyncTrigger)>,
-    /// The month computations shared by this instance's requests and keeper
+    /// The computations shared by this instance's requests, gate refreshes and keeper
     /// (`buildfund_books_computations_total`).
     pub flights: Arc<buildfund_jobs::books::shared::Flights>,
 }

@@ -319,6 +319,145 @@ async fn stale_reads(
         ),
     );
     println!("answers other than 200 over every run: {refused}");
+    open_month_reads(conn, config, &app, steps).await
+}
+
+/// The open month to date (the system clock's month, up to now) with stale days: `steps`
+/// steps spread over its days so far, the days stored (the catch-up timed), then every day
+/// marked stale as an ingest marks them; through the same server, `GET /api/v1/costs` and
+/// `/api/v1/funds` of the open month: one read alone and `READERS` at once, each after a new
+/// mark, next to the grouped SQL query over the same window and to the same reads made by
+/// the functions without the server's shared computations (one computation per reader: how
+/// every read of the open month computed before it was shared).
+async fn open_month_reads(
+    conn: &sea_orm::DatabaseConnection,
+    config: &Config,
+    app: &buildfund_tests::TestApp,
+    steps: i64,
+) -> anyhow::Result<()> {
+    use buildfund_jobs::books::{funds, stale, steps::busy_query, store};
+    use buildfund_jobs::clock::Clock;
+    const READERS: usize = 16;
+    let now = Clock::system().now();
+    let month = Month::of(now);
+    let start = month.span().start;
+    // Whole steps before now, ending at least an hour before it.
+    let len = (now.timestamp() - start - 3 * 3600).max(3600);
+    conn.execute_unprepared(&format!(
+        "INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
+                                  start_ts, stop_ts, status, ingested_at, updated_at)
+         SELECT 'open', g / 8, g % 8, 'nixpkgs',
+                (ARRAY['cuda-','jetson-','gpu-tests-','trunk-','staging-'])[1 + (g % 5)] || (g % {JOBSETS} / 5),
+                'job' || (g % 997), 'x86_64-linux', 'build' || lpad((g / 3 % {MACHINES})::text, 2, '0'),
+                {start} + (g * 7919) % {len}, {start} + (g * 7919) % {len} + 60 + (g * 31) % 7200,
+                0, now(), now()
+         FROM generate_series(1::bigint, {steps}::bigint) AS g",
+    ))
+    .await?;
+    conn.execute_unprepared("ANALYZE build_steps").await?;
+    let t = Instant::now();
+    let done = store::ensure(conn, config, now, |_, _, _| {}).await?;
+    println!(
+        "\n{steps} steps over the open month {month} to date: store catch-up {:.1} s ({} days)",
+        t.elapsed().as_secs_f64(),
+        done.days
+    );
+    // Every day of the month so far stale, as after an ingest of late steps into it.
+    let mark = || stale::mark_spans(conn, [Span::new(start, now.timestamp())], now);
+    let computations = || async {
+        app.get_metrics()
+            .await
+            .into_iter()
+            .find(|s| s.name == "buildfund_books_computations_total")
+            .map_or(f64::NAN, |s| s.value)
+    };
+    let read = |path: String| async move {
+        let res = app.get(&path).await;
+        res.status().as_u16()
+    };
+    let (mut query, mut alone, mut all) = (Vec::new(), [vec![], vec![]], [vec![], vec![]]);
+    let mut counts = [Vec::new(), Vec::new()];
+    let (mut unshared, mut unshared_failed) = (Vec::new(), 0);
+    let mut refused = 0;
+    for _ in 0..5 {
+        let window = Span::new(start, Clock::system().now().timestamp());
+        let t = Instant::now();
+        conn.query_all(&busy_query(window, None)).await?;
+        query.push(t.elapsed());
+        for (i, path) in ["costs", "funds"].into_iter().enumerate() {
+            let path = format!("/api/v1/{path}?month={month}");
+            mark().await?;
+            let t = Instant::now();
+            let status = read(path.clone()).await;
+            alone[i].push(t.elapsed());
+            anyhow::ensure!(status == 200, "{path}: {status}");
+            mark().await?;
+            let before = computations().await;
+            let t = Instant::now();
+            let answers =
+                futures_util::future::join_all((0..READERS).map(|_| read(path.clone()))).await;
+            all[i].push(t.elapsed());
+            counts[i].push(computations().await - before);
+            refused += answers.iter().filter(|s| **s != 200).count();
+        }
+        // Before: the same reads of the funds by the functions, each computing on its own.
+        mark().await?;
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..READERS {
+            let (conn, config) = (conn.clone(), config.clone());
+            tasks.push(tokio::spawn(async move {
+                funds::funds_month(&conn, &config, month, Clock::system().now())
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        for task in tasks {
+            if !matches!(task.await, Ok(Ok(()))) {
+                unshared_failed += 1;
+            }
+        }
+        unshared.push(t.elapsed());
+    }
+    let q = stats(query).1;
+    let row = |name: &str, d: Duration, note: String| {
+        println!(
+            "| {name} | {:.1} ms | {:.2}x | {note} |",
+            ms(d),
+            d.as_secs_f64() / q.as_secs_f64()
+        );
+    };
+    println!("\n| {month} to date, days stale ({steps} steps), median of 5 | time | / query | |");
+    println!("| --- | ---: | ---: | --- |");
+    row(
+        "the grouped SQL query over the same window",
+        q,
+        String::new(),
+    );
+    for (i, name) in ["costs", "funds"].into_iter().enumerate() {
+        let one = stats(alone[i].clone()).1;
+        let many = stats(all[i].clone()).1;
+        row(
+            &format!("`GET /api/v1/{name}`, one read alone"),
+            one,
+            String::new(),
+        );
+        row(
+            &format!("`GET /api/v1/{name}`, {READERS} at once"),
+            many,
+            format!(
+                "{:.2}x one read; computations per run {:?}",
+                many.as_secs_f64() / one.as_secs_f64(),
+                counts[i]
+            ),
+        );
+    }
+    row(
+        &format!("before: `funds_month` by {READERS} readers at once, unshared"),
+        stats(unshared).1,
+        format!("{unshared_failed} of {} failed", READERS * 5),
+    );
+    println!("open month: answers other than 200 over every run: {refused}");
     Ok(())
 }
 

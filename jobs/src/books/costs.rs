@@ -68,7 +68,7 @@ async fn stored_or_steps(
             return Ok(m.costs);
         }
     }
-    // A window ending with its month is computed once for every read of it (books::shared).
+    // A window is computed once for every read of it at the same instant (books::shared).
     crate::books::shared::window_lines(db, config, window, None).await
 }
 

@@ -77,6 +77,35 @@ async fn fresh_days(db: &impl ConnectionTrait, days: Span) -> Result<Vec<i64>, D
         .collect()
 }
 
+/// The sum of the stale generations of the days `span` overlaps (a day without a row counts
+/// 0). A write of steps bumps, in its transaction, the generation of every day it touches up
+/// to its clock's day ([`super::stale::touched_days`]), and generations only grow, so the sum
+/// grows with every write of a step that overlaps a span ending by the writer's now: equal
+/// sums read before the data mean no such write came between (the key of a shared month to
+/// date, [`super::shared`]).
+pub(crate) async fn generations(db: &impl ConnectionTrait, span: Span) -> Result<i64, DbErr> {
+    if span.is_empty() {
+        return Ok(0);
+    }
+    let q = Query::select()
+        .expr_as(
+            Func::cast_as(
+                Func::sum(Expr::col(BookDays::Generation)),
+                Alias::new("BIGINT"),
+            ),
+            Alias::new("generations"),
+        )
+        .from(BookDays::Table)
+        .and_where(Expr::col(BookDays::Day).gte(day_of(span.start)))
+        .and_where(Expr::col(BookDays::Day).lt(span.end))
+        .to_owned();
+    let sum: Option<i64> = match db.query_one(&q).await? {
+        Some(row) => row.try_get("", "generations")?,
+        None => None,
+    };
+    Ok(sum.unwrap_or(0))
+}
+
 /// The rows of stored day `last` minus those of stored day `before` (when given): the busy
 /// seconds of the days after `before` through `last`. Keys without busy time there are left
 /// out.

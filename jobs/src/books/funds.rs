@@ -3,9 +3,9 @@
 //! burn, runway").
 use crate::books::costs::{clip, window_costs, WindowCosts};
 use crate::books::invoices::expense_costs;
+use crate::books::ledger::raised_from_data;
 use crate::books::ledger::ts;
 pub use crate::books::ledger::{add_cents, route, Raised};
-use crate::books::ledger::{lines_from_steps, raised_from_data};
 use crate::books::store;
 use crate::books::{BooksError, HistoryMonth};
 use crate::calendar::{split_months, Month, Period, Span};
@@ -38,7 +38,8 @@ pub async fn raised_by_fund(
 
 /// What `period`'s window raised per fund and cost (its lines): read together from the store
 /// when the window is the month's books window held fresh there (one read of the stored
-/// month), else from the records and the build steps.
+/// month), else from the records and the build steps (the lines shared with every other
+/// computation of the window, [`super::shared`]).
 pub async fn period_sums(
     db: &impl ConnectionTrait,
     config: &Config,
@@ -54,7 +55,10 @@ pub async fn period_sums(
         }
     }
     let raised = raised_from_data(db, config, ts(w.start), ts(w.end)).await?;
-    Ok((raised, lines_from_steps(db, config, w).await?))
+    Ok((
+        raised,
+        super::shared::window_lines(db, config, w, None).await?,
+    ))
 }
 
 /// The donation sums per fund a stored month holds (funds without any left out).

@@ -93,8 +93,39 @@ pub(crate) async fn lines_from_steps(
     config: &Config,
     window: Span,
 ) -> Result<WindowCosts, BooksError> {
+    let rows = busy_seconds(db, window, None).await?;
+    lines_from_rows(db, config, window, rows).await
+}
+
+/// [`lines_from_steps`] of `window` and of `tail`, a part of it that ends with it (a month and
+/// its last 30 days), from one read of the window's steps: the busy seconds of `tail` and of
+/// the rest of the window are read apart (each step clipped to each), and the window's are
+/// their sum (busy seconds are additive; each window's lines are then rounded on their own).
+pub(crate) async fn lines_with_tail(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    window: Span,
+    tail: Span,
+) -> Result<(WindowCosts, WindowCosts), BooksError> {
+    let head = Span::new(window.start, tail.start);
+    let tail_rows = busy_seconds(db, tail, None).await?;
+    let mut rows = busy_seconds(db, head, None).await?;
+    rows.extend(tail_rows.iter().cloned());
+    let whole = lines_from_rows(db, config, window, rows).await?;
+    let tail = lines_from_rows(db, config, tail, tail_rows).await?;
+    Ok((whole, tail))
+}
+
+/// [`lines_from_steps`], given the busy seconds of `window` per (machine as stored, jobset)
+/// (a key may come more than once: its seconds are summed).
+async fn lines_from_rows(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    window: Span,
+    rows: Vec<(String, String, i64)>,
+) -> Result<WindowCosts, BooksError> {
     let terms = WindowTerms::prepare(config, window);
-    let (parts, unpriced) = part_lines_from_steps(db, config, &terms).await?;
+    let (parts, unpriced) = part_lines_from_rows(db, config, &terms, rows).await?;
     let mut lines = Vec::new();
     let mut i = 0;
     while i < parts.len() {
@@ -117,17 +148,18 @@ struct BusyFacts {
     unpriced: Vec<UnpricedLine>,
 }
 
-/// Reads [`BusyFacts`]. One grouped query covers every machine active through the whole window
-/// under one set of terms (the usual case); a machine that starts, stops or changes inside it
-/// gets a query of its own per part over its active span.
+/// Reads [`BusyFacts`] given `rows`, the busy seconds of the whole window (one grouped query,
+/// [`busy_seconds`]): they cover every machine active through the whole window under one set
+/// of terms (the usual case); a machine that starts, stops or changes inside it gets a query
+/// of its own per part over its active span.
 async fn read_busy(
     db: &impl ConnectionTrait,
     terms: &WindowTerms<'_>,
+    rows: Vec<(String, String, i64)>,
 ) -> Result<BusyFacts, BooksError> {
-    let window = terms.window;
     let mut shared: HashMap<&str, BTreeMap<String, i64>> = HashMap::new();
     let mut unpriced: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for (machine, jobset, seconds) in busy_seconds(db, window, None).await? {
+    for (machine, jobset, seconds) in rows {
         match terms.machine(&machine) {
             Some(m) if m.whole() => {
                 *shared
@@ -179,7 +211,18 @@ pub(crate) async fn part_lines_from_steps<'a>(
     config: &'a Config,
     terms: &WindowTerms<'a>,
 ) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), BooksError> {
-    let BusyFacts { parts, unpriced } = read_busy(db, terms).await?;
+    let rows = busy_seconds(db, terms.window, None).await?;
+    part_lines_from_rows(db, config, terms, rows).await
+}
+
+/// [`part_lines_from_steps`], given the busy seconds of the whole window ([`read_busy`]).
+async fn part_lines_from_rows<'a>(
+    db: &impl ConnectionTrait,
+    config: &'a Config,
+    terms: &WindowTerms<'a>,
+    rows: Vec<(String, String, i64)>,
+) -> Result<(Vec<PartLines<'a>>, Vec<UnpricedLine>), BooksError> {
+    let BusyFacts { parts, unpriced } = read_busy(db, terms, rows).await?;
     let mut out = Vec::new();
     for (m, busy) in terms.machines.iter().zip(parts) {
         for (part, b) in m.parts.iter().zip(busy) {

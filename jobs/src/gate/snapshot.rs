@@ -5,6 +5,7 @@
 //! several instances that see the same change, the one whose insert lands owns it; the others
 //! read it at their next refresh. Every refresh then hands the recorded states to the
 //! [`ChangeSink`]s (webhook deliveries, Hydra), which act on what the database says.
+use crate::books::shared::Flights;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::failure::panic_message;
@@ -46,6 +47,8 @@ pub struct Gate {
     current: RwLock<Arc<Current>>,
     refresh_lock: tokio::sync::Mutex<()>,
     sinks: RwLock<Vec<Arc<dyn ChangeSink>>>,
+    /// The instance's shared computations the evaluation runs in, if any.
+    flights: Option<Arc<Flights>>,
 }
 
 /// What the hot path reads.
@@ -96,7 +99,16 @@ impl Gate {
             })),
             refresh_lock: tokio::sync::Mutex::new(()),
             sinks: RwLock::new(Vec::new()),
+            flights: None,
         }
+    }
+
+    /// This gate, its refreshes computing the month to date (and any month the store cannot
+    /// serve) in `flights`, shared with the reads and the keeper of the same instance
+    /// ([`crate::books::shared`]).
+    pub fn sharing(mut self, flights: Arc<Flights>) -> Gate {
+        self.flights = Some(flights);
+        self
     }
 
     /// The clock the refreshes read.
@@ -183,7 +195,17 @@ impl Gate {
     /// [`GateError::EvaluationPanicked`], so the gate answers from its last snapshot.
     async fn evaluate(&self, db: &DatabaseConnection) -> Result<Snapshot, GateError> {
         let (db, config, now) = (db.clone(), self.config.clone(), self.clock.now());
-        let task = tokio::spawn(async move { evaluate(&db, &config, now).await }.in_current_span());
+        let flights = self.flights.clone();
+        let task = tokio::spawn(
+            async move {
+                // The task-local registry does not follow a spawned task: enter it here.
+                match flights {
+                    Some(f) => f.scope(evaluate(&db, &config, now)).await,
+                    None => evaluate(&db, &config, now).await,
+                }
+            }
+            .in_current_span(),
+        );
         match task.await {
             Ok(snapshot) => Ok(snapshot?),
             Err(e) if e.is_panic() => Err(GateError::EvaluationPanicked(panic_message(
