@@ -1,7 +1,9 @@
 //! Request metrics (Prometheus) and one structured log line per request.
+use crate::telemetry::RoutePattern;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use actix_web::HttpMessage;
 use buildfund_jobs::books::shared::Flights;
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -150,7 +152,15 @@ pub async fn track(
     let method = method_label(req.method()).to_string();
     // The pattern of a matched route (a fixed set), else one fixed label: raw paths and
     // invented methods never become label values, so the series stay bounded.
-    let route = req.match_pattern().unwrap_or_else(|| UNMATCHED.to_string());
+    // Looked up once per request, by the request's root span (`telemetry::RoutePattern`);
+    // looked up here only where no root span did.
+    let pattern = req
+        .extensions()
+        .get::<RoutePattern>()
+        .map(|RoutePattern(route)| route.clone());
+    let route = pattern
+        .unwrap_or_else(|| req.match_pattern())
+        .unwrap_or_else(|| UNMATCHED.to_string());
     let path = logged_path(&route, req.path()).to_string();
     let res = next.call(req).await?;
     let status = res.status().as_u16();

@@ -7,10 +7,10 @@ use crate::page_cache::PageCache;
 use crate::rate_limit::RateLimiter;
 use crate::routes;
 use crate::state::{figures_changed, AppState};
-use crate::telemetry::{self, BuildfundRootSpan};
-use actix_web::dev::{Server, ServerHandle};
+use crate::telemetry::{self, BuildfundRootSpan, RoutePattern};
+use actix_web::dev::{Server, ServerHandle, ServiceRequest};
 use actix_web::middleware::from_fn;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer, ResponseError};
+use actix_web::{web, App, HttpMessage, HttpRequest, HttpResponse, HttpServer, ResponseError};
 use buildfund_jobs::books::shared::Flights;
 use buildfund_jobs::clock::Clock;
 use buildfund_jobs::config::Secrets;
@@ -79,6 +79,17 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
             .insert(actix_web::http::header::ALLOW, value);
     }
     Ok(answer)
+}
+
+/// Whether `req` runs in the instance's [`Flights`] scope ([`routes::may_compute_books`]), by
+/// the route pattern its root span looked up.
+fn books_scope(req: &ServiceRequest) -> bool {
+    let extensions = req.extensions();
+    let route = match extensions.get::<RoutePattern>() {
+        Some(RoutePattern(route)) => route.as_deref(),
+        None => return true,
+    };
+    routes::may_compute_books(route, req.query_string())
 }
 
 /// The sync OpenCollective's webhook asks for: `opencollective_sync` run now, claimed and
@@ -217,9 +228,15 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|e, _| json_error(e.into())))
                 .app_data(web::PathConfig::default().error_handler(|e, _| json_error(e.into())))
                 .wrap(crate::security::headers())
+                // The month computations shared, in the requests that may compute the books.
                 .wrap(from_fn(move |req, next: actix_web::middleware::Next<_>| {
-                    let shared = shared.clone();
-                    async move { shared.scope(next.call(req)).await }
+                    let shared = books_scope(&req).then(|| shared.clone());
+                    async move {
+                        match shared {
+                            Some(shared) => shared.scope(next.call(req)).await,
+                            None => next.call(req).await,
+                        }
+                    }
                 }))
                 .wrap(from_fn(move |req, next| {
                     metrics::track(metrics.clone(), req, next)

@@ -6,13 +6,14 @@ use crate::openapi::ErrorBody;
 use crate::state::AppState;
 use actix_web::http::header::ContentType;
 use actix_web::http::StatusCode;
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
 use buildfund_entity::gate_events::EventKind;
 use buildfund_jobs::bounds::{At, Refused};
 use buildfund_jobs::gate::{self, pool_slug, Decision, PoolGate, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::borrow::Cow;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, IntoParams)]
@@ -50,30 +51,74 @@ fn instant(s: &str, field: &str) -> Result<DateTime<Utc>, ApiError> {
 )]
 pub async fn get_gate(
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-    query: web::Query<GateQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (project, jobset) = path.into_inner();
+    req: HttpRequest,
+) -> Result<HttpResponse, actix_web::Error> {
+    // What `web::Path<(String, String)>` and `web::Query<GateQuery>` give, without their
+    // deserialisers on the common request: segments without `%` are already what the path
+    // decodes to, and no query string means no `at`. Anything else goes through the
+    // extractors, errors and all.
+    let (project, jobset) = match (
+        req.match_info().get("project"),
+        req.match_info().get("jobset"),
+    ) {
+        (Some(p), Some(j)) if !p.contains('%') && !j.contains('%') => {
+            (Cow::Borrowed(p), Cow::Borrowed(j))
+        }
+        _ => {
+            let (p, j) = web::Path::<(String, String)>::extract(&req)
+                .await?
+                .into_inner();
+            (Cow::Owned(p), Cow::Owned(j))
+        }
+    };
+    let at = if req.query_string().is_empty() {
+        None
+    } else {
+        web::Query::<GateQuery>::extract(&req)
+            .await?
+            .into_inner()
+            .at
+    };
     let key = format!("{project}:{jobset}");
     let pool = pool_slug(&state.config, &key);
-    if let Some(at) = &query.at {
-        let at = At::parse(at, state.clock.now()).map_err(Refused::from)?;
-        let snapshot = gate::evaluate(&state.db, &state.config, at.instant()).await?;
-        let g = snapshot.pools.get(pool).expect("every pool is evaluated");
-        return Ok(HttpResponse::Ok().json(Decision {
-            jobset: key,
-            gate: g,
-            stale: false,
-        }));
+    match at {
+        // Boxed: the evaluation's future is large, and the handler's future (moved into a box
+        // by actix on every request) would be as large as its largest branch.
+        Some(at) => Ok(Box::pin(evaluated(&state, key, pool, &at)).await?),
+        None => Ok(from_snapshot(&state, &key, pool).await?),
     }
+}
+
+/// The gate's answer for `key` (`project:jobset`, in `pool`) evaluated exactly `at`.
+async fn evaluated(
+    state: &AppState,
+    key: String,
+    pool: &str,
+    at: &str,
+) -> Result<HttpResponse, ApiError> {
+    let at = At::parse(at, state.clock.now()).map_err(Refused::from)?;
+    let snapshot = gate::evaluate(&state.db, &state.config, at.instant()).await?;
+    let g = snapshot.pools.get(pool).expect("every pool is evaluated");
+    Ok(HttpResponse::Ok().json(Decision {
+        jobset: key,
+        gate: g,
+        stale: false,
+    }))
+}
+
+/// The gate's answer for `key` (`project:jobset`, in `pool`) from the snapshot in memory.
+async fn from_snapshot(state: &AppState, key: &str, pool: &str) -> Result<HttpResponse, ApiError> {
     let mut current = state.gate.current();
     if current.snapshot.is_none() {
-        // Before the first refresh finished (just after start): compute it now.
-        let _ = state.gate.refresh(&state.db).await;
+        // Before the first refresh finished (just after start): compute it now. The gate's
+        // evaluation enters the instance's shared computations itself (`Gate::sharing`), so
+        // this request needs no scope of its own (routes::may_compute_books). Boxed, as the
+        // evaluation above.
+        let _ = Box::pin(state.gate.refresh(&state.db)).await;
         current = state.gate.current();
     }
     // The answer was serialised with the snapshot; only the jobset is written here.
-    let Some(body) = current.answer(&key, pool) else {
+    let Some(body) = current.answer(key, pool) else {
         return Err(ApiError::Unavailable(
             "the gate has no figures yet (the database has not answered since start)".into(),
         ));

@@ -95,7 +95,7 @@ pub const PUBLIC_FIGURES: &[FigureRoute] = &[
         document: |r| r.document(&donations::__path_list),
     },
     FigureRoute {
-        path: "/api/v1/gate/{project}/{jobset}",
+        path: GATE,
         params: &[Bounded::At],
         register: |c, p| get(c, p, gate::get_gate),
         document: |r| r.document(&gate::__path_get_gate),
@@ -316,6 +316,77 @@ pub fn methods_on(path: &str) -> Vec<&'static str> {
     methods
 }
 
+/// The gate's answer: from the snapshot in memory, or evaluated at `?at=`.
+pub const GATE: &str = "/api/v1/gate/{project}/{jobset}";
+
+/// Whether a request to `route` (its pattern, [`pattern_of`]) with `query` may compute a
+/// month's books, and so runs in the instance's shared computations
+/// (`buildfund_jobs::books::shared::Flights::scope`, in `startup.rs`): every route but the
+/// health checks and the gate's answer from its snapshot (no query). Those two read nothing
+/// the books compute (the gate's first snapshot, made in the request just after start, takes
+/// the scope itself), and a health check must not pay for it.
+pub fn may_compute_books(route: Option<&str>, query: &str) -> bool {
+    match route {
+        Some("/healthz" | "/readyz") => false,
+        Some(GATE) => !query.is_empty(),
+        _ => true,
+    }
+}
+
+/// The route pattern a request's path matches (`/api/v1/gate/{project}/{jobset}`), as actix's
+/// `HttpRequest::match_pattern` finds it, without its regular expressions: the first of the
+/// registered patterns, in the order registered, whose segments are the path's, a `{name}`
+/// standing for any non-empty segment; `None` when none does. The routes are all literal
+/// segments and `{name}`s (no `{name:regex}`, no tail), registered at the top level before the
+/// one scope, `/api/v1`, so the first match in that order is the router's; a unit test
+/// compares both on every pattern and on paths that almost match.
+pub fn pattern_of(path: &str) -> Option<&'static str> {
+    // Each distinct pattern once, in the order registered, with its number of `/`.
+    static PATTERNS: std::sync::OnceLock<Vec<(String, usize)>> = std::sync::OnceLock::new();
+    let patterns = PATTERNS.get_or_init(|| {
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for route in registered().routes {
+            if !seen.iter().any(|(p, _)| *p == route.path) {
+                let slashes = route.path.bytes().filter(|b| *b == b'/').count();
+                seen.push((route.path, slashes));
+            }
+        }
+        seen
+    });
+    let slashes = path.bytes().filter(|b| *b == b'/').count();
+    patterns
+        .iter()
+        .find(|(pattern, n)| *n == slashes && segments_match(pattern.as_bytes(), path.as_bytes()))
+        .map(|(pattern, _)| pattern.as_str())
+}
+
+/// Whether `path` is `pattern` with each `{name}` (a whole segment) a non-empty segment.
+fn segments_match(pattern: &[u8], path: &[u8]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < pattern.len() {
+        if pattern[i] == b'{' {
+            i += pattern[i..]
+                .iter()
+                .position(|b| *b == b'}')
+                .map_or(pattern.len() - i, |k| k + 1);
+            let start = j;
+            while j < path.len() && path[j] != b'/' {
+                j += 1;
+            }
+            if j == start {
+                return false;
+            }
+        } else {
+            if path.get(j) != Some(&pattern[i]) {
+                return false;
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    j == path.len()
+}
+
 const METHODS: [&str; 8] = [
     "GET", "PUT", "POST", "DELETE", "OPTIONS", "HEAD", "PATCH", "TRACE",
 ];
@@ -334,6 +405,72 @@ pub fn registered() -> Registered {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+
+    /// `pattern_of` answers what actix's own lookup answers, on every registered pattern (with
+    /// its `{name}`s filled in) and on paths that almost match one.
+    #[actix_web::test]
+    async fn pattern_of_is_the_routers_match_pattern() {
+        use actix_web::{test, App, HttpResponse};
+        let mut paths: Vec<String> = vec![
+            "/".into(),
+            "//".into(),
+            "/api".into(),
+            "/api/v1".into(),
+            "/api/v1/".into(),
+            "/api/v1/nothing".into(),
+            "/api/v1x/costs".into(),
+            "/api/v1/gate/events".into(),
+            "/api/v1/gate/events/x".into(),
+            "/api/v1/gate/nixpkgs".into(),
+            "/api/v1/gate/nixpkgs/".into(),
+            "/api/v1/gate//cuda".into(),
+            "/api/v1/gate/nix%2Fpkgs/cuda%20x".into(),
+            "/api/v1/gate/nixpkgs/cuda/more".into(),
+            "/healthz/".into(),
+            "/healthzz".into(),
+            "/HEALTHZ".into(),
+            "/reports/2026-10".into(),
+            "/reports/".into(),
+            "/no/such/route".into(),
+        ];
+        for route in super::registered().routes {
+            let filled: Vec<String> = route
+                .path
+                .split('/')
+                .map(|s| {
+                    if s.starts_with('{') {
+                        "x-1.y".into()
+                    } else {
+                        s.to_string()
+                    }
+                })
+                .collect();
+            paths.push(filled.join("/"));
+            paths.push(format!("{}/", filled.join("/")));
+            paths.push(route.path.clone());
+        }
+        let app = test::init_service(App::new().configure(super::configure).wrap_fn(|req, _| {
+            let answer = format!("{:?}", req.match_pattern());
+            std::future::ready(Ok(req.into_response(HttpResponse::Ok().body(answer))))
+        }))
+        .await;
+        let mut matched = 0;
+        for path in paths {
+            let req = test::TestRequest::get().uri(&path).to_request();
+            let actix =
+                String::from_utf8(test::call_and_read_body(&app, req).await.to_vec()).unwrap();
+            let uri: actix_web::http::Uri = path.parse().unwrap();
+            let ours = format!("{:?}", super::pattern_of(uri.path()).map(str::to_string));
+            assert_eq!(ours, actix, "{path:?}");
+            matched += usize::from(actix != "None");
+        }
+        // Every route's filled-in pattern and the pattern itself, at least.
+        assert!(matched >= 2 * super::registered().routes.len(), "{matched}");
+        assert_eq!(
+            super::pattern_of("/api/v1/gate/nixpkgs/cuda"),
+            Some(super::GATE)
+        );
+    }
 
     /// The query structs of `src/routes` with an `at`, `month` or `limit` field.
     fn bounded_query_structs(source: &str) -> BTreeSet<String> {
