@@ -3,7 +3,7 @@
 //! hand from cost-model.md ("Cost per job": each jobset line of a (machine, window part) split
 //! among its jobs by busy seconds, largest remainder, ties by ascending job name), for the
 //! month computed from the steps and for the month read back from the store.
-use buildfund_entity::book_month_jobs;
+use buildfund_entity::{book_month_jobs, book_months};
 use buildfund_jobs::books::jobs::window_jobs;
 use buildfund_jobs::books::store;
 use buildfund_jobs::calendar::Month;
@@ -677,29 +677,75 @@ db_test!(
                 "2026-10-21T00:00:00Z",
                 "2026-10-21T03:00:00Z",
             ),
+            // Across October's end, on a machine active through the month.
+            step(
+                42,
+                "build03",
+                "trunk",
+                Some("hello.x86_64-linux"),
+                "2026-10-31T23:00:00Z",
+                "2026-11-01T01:00:00Z",
+            ),
+            // Through the alias, across midnight and the 25th's edge.
+            step(
+                43,
+                "ssh://localhost",
+                "cuda-gpu-tests",
+                Some("tensorflow.x86_64-linux"),
+                "2026-10-24T20:00:00Z",
+                "2026-10-25T02:00:00Z",
+            ),
+            // Across midnight and the edge of the 20th at 01:30, and late01's change.
+            step(
+                44,
+                "gpu01",
+                "trunk",
+                Some("hello.aarch64-linux"),
+                "2026-10-19T22:00:00Z",
+                "2026-10-20T03:00:00Z",
+            ),
         ])
         .await;
-        // October is not stored: both reads compute it, the filtered one only its jobsets.
-        for at in ["", "&at=2026-10-25T00:00:00Z"] {
-            let all = jobs(&app, &format!("month=2026-10{at}&limit=1000")).await;
-            let all = all["jobs"].as_array().unwrap().clone();
-            assert!(all.len() >= 8, "{all:?}");
-            let mut filters: Vec<(String, String)> = Vec::new();
-            for j in &all {
-                filters.push(("jobset".into(), j["jobset"].as_str().unwrap().into()));
-                filters.push(("pool".into(), j["pool"].as_str().unwrap().into()));
-            }
-            filters.push(("jobset".into(), "nixpkgs:nothing".into()));
-            filters.sort();
-            filters.dedup();
-            for (key, value) in filters {
-                let got = jobs(&app, &format!("month=2026-10{at}&limit=1000&{key}={value}")).await;
-                let want: Vec<&Value> = all.iter().filter(|j| j[&key] == value).collect();
-                let listed: Vec<&Value> = got["jobs"].as_array().unwrap().iter().collect();
-                assert_eq!(listed, want, "{key}={value}{at}");
-                let total: i64 = want.iter().map(|j| j["cost_cents"].as_i64().unwrap()).sum();
-                assert_eq!(got["total_cents"], total, "{key}={value}{at}");
-            }
-        }
+        // October is not stored and no day is: both reads compute it from the steps, the
+        // filtered one only its jobsets.
+        assert_filters_match_the_unfiltered_list(&app).await;
+        // The days stored as the keeper keeps them (and the months, then October's removed):
+        // the filtered reads take their lines from the stored days and the edges' steps.
+        store::ensure(&app.db, &app.config, app.clock.now(), |_, _, _| {})
+            .await
+            .unwrap();
+        book_months::Entity::delete_many()
+            .filter(book_months::Column::Month.eq("2026-10"))
+            .exec(&app.db)
+            .await
+            .unwrap();
+        assert_filters_match_the_unfiltered_list(&app).await;
     }
 );
+
+/// Every filter by a jobset or a pool of October's jobs (as of its end, and as of the 25th)
+/// lists exactly the unfiltered list's jobs of that jobset or pool, to the cent, in its order,
+/// with their total.
+async fn assert_filters_match_the_unfiltered_list(app: &TestApp) {
+    for at in ["", "&at=2026-10-25T00:00:00Z", "&at=2026-10-20T01:30:00Z"] {
+        let all = jobs(app, &format!("month=2026-10{at}&limit=1000")).await;
+        let all = all["jobs"].as_array().unwrap().clone();
+        assert!(all.len() >= 5, "{all:?}");
+        let mut filters: Vec<(String, String)> = Vec::new();
+        for j in &all {
+            filters.push(("jobset".into(), j["jobset"].as_str().unwrap().into()));
+            filters.push(("pool".into(), j["pool"].as_str().unwrap().into()));
+        }
+        filters.push(("jobset".into(), "nixpkgs:nothing".into()));
+        filters.sort();
+        filters.dedup();
+        for (key, value) in filters {
+            let got = jobs(app, &format!("month=2026-10{at}&limit=1000&{key}={value}")).await;
+            let want: Vec<&Value> = all.iter().filter(|j| j[&key] == value).collect();
+            let listed: Vec<&Value> = got["jobs"].as_array().unwrap().iter().collect();
+            assert_eq!(listed, want, "{key}={value}{at}");
+            let total: i64 = want.iter().map(|j| j["cost_cents"].as_i64().unwrap()).sum();
+            assert_eq!(got["total_cents"], total, "{key}={value}{at}");
+        }
+    }
+}
