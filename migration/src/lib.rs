@@ -15,6 +15,7 @@ mod m20261218_000001_create_expenses;
 mod m20261220_000001_expenses_incurred_index;
 mod m20261222_000001_foreign_keys;
 mod m20261224_000001_build_steps_jobset_index;
+mod m20261224_000002_book_day_jobs;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261220_000001_expenses_incurred_index::Migration),
             Box::new(m20261222_000001_foreign_keys::Migration),
             Box::new(m20261224_000001_build_steps_jobset_index::Migration),
+            Box::new(m20261224_000002_book_day_jobs::Migration),
         ]
     }
 }

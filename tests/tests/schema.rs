@@ -504,6 +504,7 @@ async fn every_table_has_an_entity_body(db: DatabaseConnection) {
         read_all(&db, app_secrets::Entity).await,
         read_all(&db, book_bounds::Entity).await,
         read_all(&db, book_day_busy::Entity).await,
+        read_all(&db, book_day_jobs::Entity).await,
         read_all(&db, book_days::Entity).await,
         read_all(&db, book_locks::Entity).await,
         read_all(&db, book_month_funds::Entity).await,

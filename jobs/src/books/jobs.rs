@@ -286,14 +286,48 @@ fn add_row(into: &mut BTreeMap<JobKey, JobBusy>, row: &QueryResult) -> Result<()
 /// `[ledger_start, at)`) from the build steps: with the machines' terms prepared for the window
 /// ([`WindowTerms`]: split at the machines' changes, each part under its terms), per machine and part one grouped query
 /// over the part's active span, then the part's lines ([`part_lines`], rounded on their own)
-/// and their split; summed per (jobset, job). Ordered by jobset, then job.
+/// and their split; summed per (jobset, job). Ordered by jobset, then job. When the open
+/// month's stored day of jobs serves the window ([`super::job_days`]), a machine active through
+/// the whole window under one set of terms takes its busy seconds up to the day's end from it
+/// and groups only the steps after it.
 pub async fn window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
     terms: &WindowTerms<'_>,
 ) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
+    // The open month's stored day of jobs, when it serves this window (see `job_days`).
+    let stored = super::job_days::stored_for(db, terms.window).await?;
+    let mut from_day: BTreeMap<&str, BTreeMap<JobKey, JobBusy>> = BTreeMap::new();
+    if let Some(day) = &stored {
+        for (machine, rows) in &day.rows {
+            if let Some(m) = terms.machine(machine).filter(|m| m.whole()) {
+                let into = from_day.entry(m.machine.name.as_str()).or_default();
+                for (key, b) in rows {
+                    let t = into.entry(key.clone()).or_default();
+                    t.busy_seconds += b.busy_seconds;
+                    t.steps += b.steps;
+                }
+            }
+        }
+    }
     let mut busy = Vec::new();
     for m in &terms.machines {
+        if let (Some(day), true) = (&stored, m.whole()) {
+            // Active through the window under one set of terms: the stored rows up to the
+            // day's end, then the steps of the rest (those starting after it count as steps).
+            let part = &m.parts[0];
+            let mut b = from_day.remove(m.machine.name.as_str()).unwrap_or_default();
+            if day.end < terms.window.end {
+                let rest = Span::new(day.end, terms.window.end);
+                for (key, r) in part_job_busy(db, rest, &m.names, Some(day.end)).await? {
+                    let t = b.entry(key).or_default();
+                    t.busy_seconds += r.busy_seconds;
+                    t.steps += r.steps;
+                }
+            }
+            busy.push((m, part, b));
+            continue;
+        }
         // A step is counted in the part where its first busy second in the window falls.
         let mut first = true;
         for part in &m.parts {
