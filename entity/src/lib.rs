@@ -5,6 +5,7 @@ pub mod api_tokens;
 pub mod app_secrets;
 pub mod book_bounds;
 pub mod book_day_busy;
+pub mod book_day_jobs;
 pub mod book_days;
 pub mod book_locks;
 pub mod book_month_funds;
@@ -36,6 +37,7 @@ pub mod prelude {
     pub use super::app_secrets::Entity as AppSecrets;
     pub use super::book_bounds::Entity as BookBounds;
     pub use super::book_day_busy::Entity as BookDayBusy;
+    pub use super::book_day_jobs::Entity as BookDayJobs;
     pub use super::book_days::Entity as BookDays;
     pub use super::book_locks::Entity as BookLocks;
     pub use super::book_month_funds::Entity as BookMonthFunds;

@@ -14,6 +14,8 @@ mod m20261216_000001_webhook_syncs;
 mod m20261218_000001_create_expenses;
 mod m20261220_000001_expenses_incurred_index;
 mod m20261222_000001_foreign_keys;
+mod m20261224_000001_build_steps_jobset_index;
+mod m20261224_000002_book_day_jobs;
 
 pub struct Migrator;
 
@@ -33,6 +35,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261218_000001_create_expenses::Migration),
             Box::new(m20261220_000001_expenses_incurred_index::Migration),
             Box::new(m20261222_000001_foreign_keys::Migration),
+            Box::new(m20261224_000001_build_steps_jobset_index::Migration),
+            Box::new(m20261224_000002_book_day_jobs::Migration),
         ]
     }
 }

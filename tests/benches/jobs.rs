@@ -6,6 +6,12 @@
 //!     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!         cargo bench -p buildfund-tests --bench jobs
 //!
+//! Then the filtered reads (`jobset=`, `pool=`) with the filter in the queries: first with no
+//! day stored (their lines from the month's steps), then with the days stored as the keeper
+//! keeps them (their lines from two stored days and the edges). Last, the month to date as the
+//! funding page reads it (at noon of its last day), from the steps and from the open month's
+//! stored day of jobs.
+//!
 //! `BENCH_STEPS` (default 1,000,000) steps in last month over 50 machines (monthly, hourly and
 //! metered), 200 jobsets and `BENCH_JOBS` (default 50,000) distinct jobs, a job belonging to
 //! one jobset; steps of 1 minute to 2 hours, some crossing into this month.
@@ -109,6 +115,10 @@ async fn main() -> anyhow::Result<()> {
          FROM generate_series(1::bigint, {steps}::bigint) AS g"
     ))
     .await?;
+    // The ingest raises the longest step's bound (`book_bounds`) as it writes; this fill
+    // writes around it, so it is counted here (else the reads' bounded queries miss the
+    // steps that start before their windows, which a real ledger's bound covers).
+    buildfund_jobs::books::steps::recount_longest_step(&conn).await?;
     conn.execute_unprepared("ANALYZE").await?;
     println!(
         "PostgreSQL on {}: {steps} steps in {month}, {MACHINES} machines, {JOBSETS} jobsets, \
@@ -222,6 +232,89 @@ async fn main() -> anyhow::Result<()> {
         "| month_job_list, `pool=cuda` ({p_listed} jobs) | {:.0} ms ({:.2}x the unfiltered) | |",
         ms(jp),
         jp.as_secs_f64() / j.as_secs_f64()
+    );
+
+    // The same filtered reads with the month's days stored, as the keeper keeps them: the
+    // store is brought up to date (days and months), then the month's stored row is removed
+    // (its jobs with it) so that the reads compute the month, their lines from the stored days.
+    let started = Instant::now();
+    let ensured = buildfund_jobs::books::store::ensure(&conn, &config, now, |_, _, _| {}).await?;
+    let filled = started.elapsed();
+    conn.execute_unprepared(&format!("DELETE FROM book_months WHERE month = '{month}'"))
+        .await?;
+    let (mut sd_times, mut pd_times) = (Vec::new(), Vec::new());
+    let period = buildfund_jobs::calendar::Period::new(month, at, config.ledger_start);
+    let terms = period
+        .window
+        .map(|w| buildfund_jobs::books::terms::WindowTerms::prepare(&config, w));
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let n = month_job_list(&conn, &config, &period, terms.as_ref(), &by_jobset)
+            .await?
+            .len();
+        sd_times.push(t.elapsed());
+        assert_eq!(n, s_listed);
+        let t = Instant::now();
+        let n = month_job_list(&conn, &config, &period, terms.as_ref(), &by_pool)
+            .await?
+            .len();
+        pd_times.push(t.elapsed());
+        assert_eq!(n, p_listed);
+    }
+    let (jsd, jpd) = (median(sd_times), median(pd_times));
+    println!(
+        "(days stored: {} days, {} months in {:.1} s; the month's row removed)",
+        ensured.days,
+        ensured.stored,
+        filled.as_secs_f64()
+    );
+    println!(
+        "| month_job_list, `jobset=nixpkgs:cuda-0`, days stored ({s_listed} jobs) | {:.0} ms ({:.2}x the unfiltered) | |",
+        ms(jsd),
+        jsd.as_secs_f64() / j.as_secs_f64()
+    );
+    println!(
+        "| month_job_list, `pool=cuda`, days stored ({p_listed} jobs) | {:.0} ms ({:.2}x the unfiltered) | |",
+        ms(jpd),
+        jpd.as_secs_f64() / j.as_secs_f64()
+    );
+
+    // The month to date as the funding page reads it on a refresh, at noon of its last day:
+    // from the steps, then from the open month's stored day of jobs (the month to the end of
+    // the day before) and the steps after it. The same jobs either way.
+    let noon = month.next().start() - chrono::Duration::hours(12);
+    let to_date = buildfund_jobs::calendar::Period::new(month, noon, config.ledger_start);
+    let terms = to_date
+        .window
+        .map(|w| buildfund_jobs::books::terms::WindowTerms::prepare(&config, w));
+    conn.execute_unprepared("DELETE FROM book_day_jobs").await?;
+    let (mut o_times, mut d_times) = (Vec::new(), Vec::new());
+    let mut o_list = Vec::new();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        o_list = month_job_list(&conn, &config, &to_date, terms.as_ref(), &filter).await?;
+        o_times.push(t.elapsed());
+    }
+    let t = Instant::now();
+    buildfund_jobs::books::job_days::store_job_day(&conn, noon).await?;
+    let stored_in = t.elapsed();
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let list = month_job_list(&conn, &config, &to_date, terms.as_ref(), &filter).await?;
+        d_times.push(t.elapsed());
+        assert_eq!(list, o_list, "the stored day gives the same jobs");
+    }
+    let (o, d) = (median(o_times), median(d_times));
+    println!(
+        "| month to date at {noon}, from the steps ({} jobs) | {:.0} ms | |",
+        o_list.len(),
+        ms(o)
+    );
+    println!(
+        "| the same from the stored day of jobs (stored in {:.0} ms) | {:.0} ms ({:.2}x) | |",
+        ms(stored_in),
+        ms(d),
+        d.as_secs_f64() / o.as_secs_f64()
     );
 
     conn.close().await?;

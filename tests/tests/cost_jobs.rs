@@ -3,7 +3,7 @@
 //! hand from cost-model.md ("Cost per job": each jobset line of a (machine, window part) split
 //! among its jobs by busy seconds, largest remainder, ties by ascending job name), for the
 //! month computed from the steps and for the month read back from the store.
-use buildfund_entity::book_month_jobs;
+use buildfund_entity::{book_month_jobs, book_months};
 use buildfund_jobs::books::jobs::window_jobs;
 use buildfund_jobs::books::store;
 use buildfund_jobs::calendar::Month;
@@ -677,29 +677,293 @@ db_test!(
                 "2026-10-21T00:00:00Z",
                 "2026-10-21T03:00:00Z",
             ),
+            // Across October's end, on a machine active through the month.
+            step(
+                42,
+                "build03",
+                "trunk",
+                Some("hello.x86_64-linux"),
+                "2026-10-31T23:00:00Z",
+                "2026-11-01T01:00:00Z",
+            ),
+            // Through the alias, across midnight and the 25th's edge.
+            step(
+                43,
+                "ssh://localhost",
+                "cuda-gpu-tests",
+                Some("tensorflow.x86_64-linux"),
+                "2026-10-24T20:00:00Z",
+                "2026-10-25T02:00:00Z",
+            ),
+            // Across midnight and the edge of the 20th at 01:30, and late01's change.
+            step(
+                44,
+                "gpu01",
+                "trunk",
+                Some("hello.aarch64-linux"),
+                "2026-10-19T22:00:00Z",
+                "2026-10-20T03:00:00Z",
+            ),
         ])
         .await;
-        // October is not stored: both reads compute it, the filtered one only its jobsets.
-        for at in ["", "&at=2026-10-25T00:00:00Z"] {
-            let all = jobs(&app, &format!("month=2026-10{at}&limit=1000")).await;
-            let all = all["jobs"].as_array().unwrap().clone();
-            assert!(all.len() >= 8, "{all:?}");
-            let mut filters: Vec<(String, String)> = Vec::new();
-            for j in &all {
-                filters.push(("jobset".into(), j["jobset"].as_str().unwrap().into()));
-                filters.push(("pool".into(), j["pool"].as_str().unwrap().into()));
-            }
-            filters.push(("jobset".into(), "nixpkgs:nothing".into()));
-            filters.sort();
-            filters.dedup();
-            for (key, value) in filters {
-                let got = jobs(&app, &format!("month=2026-10{at}&limit=1000&{key}={value}")).await;
-                let want: Vec<&Value> = all.iter().filter(|j| j[&key] == value).collect();
-                let listed: Vec<&Value> = got["jobs"].as_array().unwrap().iter().collect();
-                assert_eq!(listed, want, "{key}={value}{at}");
-                let total: i64 = want.iter().map(|j| j["cost_cents"].as_i64().unwrap()).sum();
-                assert_eq!(got["total_cents"], total, "{key}={value}{at}");
-            }
+        // October is not stored and no day is: both reads compute it from the steps, the
+        // filtered one only its jobsets.
+        assert_filters_match_the_unfiltered_list(&app).await;
+        // The days stored as the keeper keeps them (and the months, then October's removed):
+        // the filtered reads take their lines from the stored days and the edges' steps.
+        store::ensure(&app.db, &app.config, app.clock.now(), |_, _, _| {})
+            .await
+            .unwrap();
+        book_months::Entity::delete_many()
+            .filter(book_months::Column::Month.eq("2026-10"))
+            .exec(&app.db)
+            .await
+            .unwrap();
+        assert_filters_match_the_unfiltered_list(&app).await;
+    }
+);
+
+/// Every filter by a jobset or a pool of October's jobs (as of its end, and as of the 25th)
+/// lists exactly the unfiltered list's jobs of that jobset or pool, to the cent, in its order,
+/// with their total.
+async fn assert_filters_match_the_unfiltered_list(app: &TestApp) {
+    for at in ["", "&at=2026-10-25T00:00:00Z", "&at=2026-10-20T01:30:00Z"] {
+        let all = jobs(app, &format!("month=2026-10{at}&limit=1000")).await;
+        let all = all["jobs"].as_array().unwrap().clone();
+        assert!(all.len() >= 5, "{all:?}");
+        let mut filters: Vec<(String, String)> = Vec::new();
+        for j in &all {
+            filters.push(("jobset".into(), j["jobset"].as_str().unwrap().into()));
+            filters.push(("pool".into(), j["pool"].as_str().unwrap().into()));
         }
+        filters.push(("jobset".into(), "nixpkgs:nothing".into()));
+        filters.sort();
+        filters.dedup();
+        for (key, value) in filters {
+            let got = jobs(app, &format!("month=2026-10{at}&limit=1000&{key}={value}")).await;
+            let want: Vec<&Value> = all.iter().filter(|j| j[&key] == value).collect();
+            let listed: Vec<&Value> = got["jobs"].as_array().unwrap().iter().collect();
+            assert_eq!(listed, want, "{key}={value}{at}");
+            let total: i64 = want.iter().map(|j| j["cost_cents"].as_i64().unwrap()).sum();
+            assert_eq!(got["total_cents"], total, "{key}={value}{at}");
+        }
+    }
+}
+
+/// The open month's jobs as the funding page reads them (`funding_figures`) at the clock's now.
+async fn page_jobs(app: &TestApp) -> Vec<buildfund_jobs::books::jobs::JobCost> {
+    buildfund_jobs::books::funding_figures(&app.db, &app.config, app.clock.now(), 10, 10)
+        .await
+        .unwrap()
+        .figures
+        .jobs
+}
+
+/// The same computed from scratch: without the stored day of jobs (its rows put back after).
+async fn scratch_jobs(app: &TestApp) -> Vec<buildfund_jobs::books::jobs::JobCost> {
+    use buildfund_entity::book_day_jobs;
+    let kept = book_day_jobs::Entity::find().all(&app.db).await.unwrap();
+    book_day_jobs::Entity::delete_many()
+        .exec(&app.db)
+        .await
+        .unwrap();
+    let jobs = page_jobs(app).await;
+    if !kept.is_empty() {
+        book_day_jobs::Entity::insert_many(
+            kept.into_iter()
+                .map(sea_orm::IntoActiveModel::into_active_model),
+        )
+        .exec_without_returning(&app.db)
+        .await
+        .unwrap();
+    }
+    jobs
+}
+
+db_test!(
+    the_open_month_reads_its_jobs_from_the_stored_day,
+    // late01's price changes inside October: its parts are still computed from the steps.
+    buildfund_tests::TestAppBuilder::from(format!(
+        "{CONFIG}\n[[machines.changes]]\nfrom = \"2026-10-10\"\nhourly = \"2.00\"\n"
+    ))
+    .clock(buildfund_jobs::clock::Clock::manual(
+        DateTime::parse_from_rfc3339("2026-10-20T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    )),
+    |app| async move {
+        use buildfund_entity::book_day_jobs;
+        use buildfund_jobs::books::job_days::store_job_day;
+        use sea_orm::ExprTrait;
+        let ingest = |steps: Vec<Value>| {
+            let app = &app;
+            async move { app.ingest_steps(&steps).await }
+        };
+        // October up to the 20th, noon: the seed but its steps after it, and steps across
+        // the 19th's end.
+        ingest(vec![
+            step(
+                1,
+                "build03",
+                "cuda",
+                Some(TORCH),
+                "2026-09-30T23:00:00Z",
+                "2026-10-01T01:00:00Z",
+            ),
+            step(
+                2,
+                "build03",
+                "cuda",
+                Some("jaxlib"),
+                "2026-10-05T00:00:00Z",
+                "2026-10-05T10:00:00Z",
+            ),
+            step(
+                3,
+                "ssh://localhost",
+                "cuda",
+                Some(TORCH),
+                "2026-10-06T00:00:00Z",
+                "2026-10-06T10:00:00Z",
+            ),
+            step(
+                4,
+                "build03",
+                "cuda",
+                None,
+                "2026-10-07T00:00:00Z",
+                "2026-10-07T01:00:00Z",
+            ),
+            step(
+                5,
+                "build03",
+                "cuda",
+                Some("~unnamed"),
+                "2026-10-08T00:00:00Z",
+                "2026-10-08T01:00:00Z",
+            ),
+            step(
+                6,
+                "build03",
+                "trunk",
+                Some("hello"),
+                "2026-10-12T00:00:00Z",
+                "2026-10-12T02:30:00Z",
+            ),
+            step(
+                7,
+                "gpu01",
+                "cuda-gpu-tests",
+                Some(TORCH),
+                "2026-10-19T23:00:00Z",
+                "2026-10-20T02:30:00Z",
+            ),
+            step(
+                8,
+                "build03",
+                "trunk",
+                Some("hello"),
+                "2026-10-19T22:00:00Z",
+                "2026-10-20T01:00:00Z",
+            ),
+            step(
+                9,
+                "late01",
+                "cuda",
+                Some("blender"),
+                "2026-10-09T23:00:00Z",
+                "2026-10-10T01:00:00Z",
+            ),
+            step(
+                10,
+                "jetson-orin-1",
+                "cuda",
+                Some(TORCH),
+                "2026-10-19T00:00:00Z",
+                "2026-10-19T01:00:00Z",
+            ),
+        ])
+        .await;
+        assert!(store_job_day(&app.db, app.clock.now()).await.unwrap());
+        assert!(
+            !store_job_day(&app.db, app.clock.now()).await.unwrap(),
+            "stored fresh: not again"
+        );
+        let stored = book_day_jobs::Entity::find().all(&app.db).await.unwrap();
+        assert!(!stored.is_empty());
+        assert!(stored.iter().all(|r| r.day == t("2026-10-19T00:00:00Z")));
+        let scratch = scratch_jobs(&app).await;
+        assert_eq!(scratch.len(), 5, "{scratch:?}");
+        assert_eq!(page_jobs(&app).await, scratch);
+        // The page does read the stored rows: an hour more on build03's trunk shows.
+        book_day_jobs::Entity::update_many()
+            .col_expr(
+                book_day_jobs::Column::BusySeconds,
+                sea_orm::sea_query::Expr::col(book_day_jobs::Column::BusySeconds).add(3600),
+            )
+            .filter(book_day_jobs::Column::Jobset.eq("trunk"))
+            .exec(&app.db)
+            .await
+            .unwrap();
+        assert_ne!(page_jobs(&app).await, scratch);
+        book_day_jobs::Entity::delete_many()
+            .exec(&app.db)
+            .await
+            .unwrap();
+        assert!(store_job_day(&app.db, app.clock.now()).await.unwrap());
+        assert_eq!(page_jobs(&app).await, scratch);
+        app.clock.set(app.clock.now() + chrono::Duration::hours(1));
+
+        // New steps of today: the stored day still serves, today's steps come from the steps.
+        ingest(vec![
+            step(
+                20,
+                "build03",
+                "trunk",
+                Some("hello"),
+                "2026-10-20T02:00:00Z",
+                "2026-10-20T04:00:00Z",
+            ),
+            step(
+                21,
+                "gpu01",
+                "cuda",
+                Some("new"),
+                "2026-10-20T05:00:00Z",
+                "2026-10-20T06:00:00Z",
+            ),
+        ])
+        .await;
+        assert!(!store_job_day(&app.db, app.clock.now()).await.unwrap());
+        assert_eq!(page_jobs(&app).await, scratch_jobs(&app).await);
+
+        // A late step into a day stored: the rows are stale and not read, until stored again.
+        ingest(vec![step(
+            22,
+            "build03",
+            "cuda",
+            Some(TORCH),
+            "2026-10-03T00:00:00Z",
+            "2026-10-03T05:00:00Z",
+        )])
+        .await;
+        let with_late = scratch_jobs(&app).await;
+        assert_eq!(page_jobs(&app).await, with_late);
+        assert!(store_job_day(&app.db, app.clock.now()).await.unwrap());
+        assert_eq!(page_jobs(&app).await, with_late);
+        assert_eq!(page_jobs(&app).await, scratch_jobs(&app).await);
+
+        // The next month's first day: no whole day of it is over, the rows go.
+        app.clock.set(
+            DateTime::parse_from_rfc3339("2026-11-01T06:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        );
+        assert!(!store_job_day(&app.db, app.clock.now()).await.unwrap());
+        assert!(book_day_jobs::Entity::find()
+            .all(&app.db)
+            .await
+            .unwrap()
+            .is_empty());
     }
 );

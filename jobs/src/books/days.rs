@@ -208,7 +208,10 @@ pub async fn busy(
 }
 
 /// One day's row in `book_days`: `(generation, stored)`.
-async fn day_row(db: &impl ConnectionTrait, day: i64) -> Result<Option<(i64, Option<i64>)>, DbErr> {
+pub(crate) async fn day_row(
+    db: &impl ConnectionTrait,
+    day: i64,
+) -> Result<Option<(i64, Option<i64>)>, DbErr> {
     let q = Query::select()
         .columns([BookDays::Generation, BookDays::Stored])
         .from(BookDays::Table)

@@ -27,9 +27,11 @@ use crate::config::{Config, OTHER_POOL};
 use crate::money::narrow;
 use buildfund_entity::{book_month_jobs, build_steps};
 use sea_orm::sea_query::{Alias, CaseStatement, Condition, Expr, Func, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, Set};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryResult, Set,
+};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The job of steps that name none.
 pub const UNNAMED_JOB: &str = "~unnamed";
@@ -170,6 +172,41 @@ pub(crate) fn jobs_query(
     only: Option<&[(&str, &str)]>,
 ) -> SelectStatement {
     use build_steps::Column as C;
+    grouped_by_job(part, count_from, only, false)
+        .and_where(Expr::col(C::Machine).is_in(names.iter().copied()))
+        .to_owned()
+}
+
+/// The grouped query of a filtered read: busy seconds and steps per (machine as stored,
+/// project, jobset, job) of the steps of `names` (the names of every machine read together)
+/// overlapping `part`, of the `(project, jobset)` pairs of `only`, counted from `count_from`
+/// as in [`jobs_query`]. The jobsets lead (`jobset IN (…)`, the `(jobset, start_ts)` index):
+/// the query reads only those jobsets' steps of the part, whatever the machines. The machine
+/// is written `("machine" || '')`, which keeps both planners off the `(machine, start_ts)`
+/// index: every machine of a farm builds every jobset, so that index reads every step.
+pub(crate) fn filtered_jobs_query(
+    part: Span,
+    names: &[&str],
+    count_from: Option<i64>,
+    only: &[(&str, &str)],
+) -> SelectStatement {
+    use build_steps::Column as C;
+    let jobsets: std::collections::BTreeSet<&str> = only.iter().map(|(_, j)| *j).collect();
+    grouped_by_job(part, count_from, Some(only), true)
+        .and_where(Expr::col(C::Jobset).is_in(jobsets))
+        .and_where(Expr::cust(r#"("machine" || '')"#).is_in(names.iter().copied()))
+        .to_owned()
+}
+
+/// The select, the window's condition, the pairs of `only` and the grouping of
+/// [`jobs_query`] and [`filtered_jobs_query`] (with the machine first when `by_machine`).
+fn grouped_by_job(
+    part: Span,
+    count_from: Option<i64>,
+    only: Option<&[(&str, &str)]>,
+    by_machine: bool,
+) -> SelectStatement {
+    use build_steps::Column as C;
     let clipped_stop = CaseStatement::new()
         .case(Expr::col(C::StopTs).lt(part.end), Expr::col(C::StopTs))
         .finally(Expr::val(part.end));
@@ -187,14 +224,16 @@ pub(crate) fn jobs_query(
         )
         .finally(Expr::val(0i64));
     let steps = Func::cast_as(Func::sum(Expr::expr(counted)), Alias::new("BIGINT"));
-    Query::select()
-        .columns([C::Project, C::Jobset, C::Job])
+    let mut q = Query::select();
+    if by_machine {
+        q.column(C::Machine).group_by_col(C::Machine);
+    }
+    q.columns([C::Project, C::Jobset, C::Job])
         .expr_as(busy, Alias::new("busy"))
         .expr_as(steps, Alias::new("steps"))
         .from(build_steps::Entity)
-        .and_where(Expr::col(C::Machine).is_in(names.iter().copied()))
-        // Bounded by the part, not by history (see `steps::overlapping`): the (machine,
-        // start_ts) index reads the part and the longest step's margin only.
+        // Bounded by the part, not by history (see `steps::overlapping`): the index reads the
+        // part and the longest step's margin only.
         .cond_where(super::steps::overlapping(part))
         .cond_where(match only {
             None => Condition::all(),
@@ -217,49 +256,78 @@ pub(crate) async fn part_job_busy(
     names: &[&str],
     count_from: Option<i64>,
 ) -> Result<BTreeMap<JobKey, JobBusy>, BooksError> {
-    part_job_busy_of(db, part, names, count_from, None).await
-}
-
-/// [`part_job_busy`] of the `(project, jobset)` pairs of `only` when given.
-async fn part_job_busy_of(
-    db: &impl ConnectionTrait,
-    part: Span,
-    names: &[&str],
-    count_from: Option<i64>,
-    only: Option<&[(&str, &str)]>,
-) -> Result<BTreeMap<JobKey, JobBusy>, BooksError> {
     let mut out: BTreeMap<JobKey, JobBusy> = BTreeMap::new();
     for row in db
-        .query_all(&jobs_query(part, names, count_from, only))
+        .query_all(&jobs_query(part, names, count_from, None))
         .await?
     {
-        let project: String = row.try_get("", "project")?;
-        let jobset: String = row.try_get("", "jobset")?;
-        let job: Option<String> = row.try_get("", "job")?;
-        let b = out
-            .entry((
-                format!("{project}:{jobset}"),
-                job.unwrap_or_else(|| UNNAMED_JOB.to_string()),
-            ))
-            .or_default();
-        b.busy_seconds += row.try_get::<i64>("", "busy")?;
-        b.steps += row.try_get::<i64>("", "steps")?;
+        add_row(&mut out, &row)?;
     }
     Ok(out)
+}
+
+/// Adds one row of [`jobs_query`] or [`filtered_jobs_query`] to `into`.
+fn add_row(into: &mut BTreeMap<JobKey, JobBusy>, row: &QueryResult) -> Result<(), BooksError> {
+    let project: String = row.try_get("", "project")?;
+    let jobset: String = row.try_get("", "jobset")?;
+    let job: Option<String> = row.try_get("", "job")?;
+    let b = into
+        .entry((
+            format!("{project}:{jobset}"),
+            job.unwrap_or_else(|| UNNAMED_JOB.to_string()),
+        ))
+        .or_default();
+    b.busy_seconds += row.try_get::<i64>("", "busy")?;
+    b.steps += row.try_get::<i64>("", "steps")?;
+    Ok(())
 }
 
 /// Every (jobset, job) of the window of `terms` (inside one month, clipped to
 /// `[ledger_start, at)`) from the build steps: with the machines' terms prepared for the window
 /// ([`WindowTerms`]: split at the machines' changes, each part under its terms), per machine and part one grouped query
 /// over the part's active span, then the part's lines ([`part_lines`], rounded on their own)
-/// and their split; summed per (jobset, job). Ordered by jobset, then job.
+/// and their split; summed per (jobset, job). Ordered by jobset, then job. When the open
+/// month's stored day of jobs serves the window ([`super::job_days`]), a machine active through
+/// the whole window under one set of terms takes its busy seconds up to the day's end from it
+/// and groups only the steps after it.
 pub async fn window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
     terms: &WindowTerms<'_>,
 ) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
+    // The open month's stored day of jobs, when it serves this window (see `job_days`).
+    let stored = super::job_days::stored_for(db, terms.window).await?;
+    let mut from_day: BTreeMap<&str, BTreeMap<JobKey, JobBusy>> = BTreeMap::new();
+    if let Some(day) = &stored {
+        for (machine, rows) in &day.rows {
+            if let Some(m) = terms.machine(machine).filter(|m| m.whole()) {
+                let into = from_day.entry(m.machine.name.as_str()).or_default();
+                for (key, b) in rows {
+                    let t = into.entry(key.clone()).or_default();
+                    t.busy_seconds += b.busy_seconds;
+                    t.steps += b.steps;
+                }
+            }
+        }
+    }
     let mut busy = Vec::new();
     for m in &terms.machines {
+        if let (Some(day), true) = (&stored, m.whole()) {
+            // Active through the window under one set of terms: the stored rows up to the
+            // day's end, then the steps of the rest (those starting after it count as steps).
+            let part = &m.parts[0];
+            let mut b = from_day.remove(m.machine.name.as_str()).unwrap_or_default();
+            if day.end < terms.window.end {
+                let rest = Span::new(day.end, terms.window.end);
+                for (key, r) in part_job_busy(db, rest, &m.names, Some(day.end)).await? {
+                    let t = b.entry(key).or_default();
+                    t.busy_seconds += r.busy_seconds;
+                    t.steps += r.steps;
+                }
+            }
+            busy.push((m, part, b));
+            continue;
+        }
         // A step is counted in the part where its first busy second in the window falls.
         let mut first = true;
         for part in &m.parts {
@@ -290,9 +358,11 @@ pub async fn window_jobs(
 /// The jobs of `window` (as [`window_jobs`]) of one jobset (`project:jobset`) and of one pool,
 /// when given, with the filter in the queries: the lines of every (machine, part) come from
 /// the stored days and the edges' steps ([`part_lines_from_steps`], the lines
-/// `/api/v1/costs` shows), and only the machines and parts with a line of a matching jobset
-/// run the grouped query by job, restricted to those jobsets. The same jobs as
-/// [`window_jobs`] filtered afterwards, without computing the others.
+/// `/api/v1/costs` shows; from the steps where no day is stored), and the jobs' busy seconds
+/// from one grouped query by (machine, job) per distinct active span (one for the machines
+/// active through the whole window, the usual case), restricted to the matching jobsets
+/// ([`filtered_jobs_query`]: only their steps are read). The same jobs as [`window_jobs`]
+/// filtered afterwards, without computing the others.
 pub async fn filtered_window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
@@ -300,8 +370,16 @@ pub async fn filtered_window_jobs(
     jobset: Option<&str>,
     pool: Option<&str>,
 ) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
+    /// The matching lines of one (machine, part) and where its steps are counted.
+    struct Matching<'a> {
+        names: &'a [&'a str],
+        lines: Vec<Line>,
+    }
     let (parts, _) = part_lines_from_steps(db, config, terms).await?;
-    let mut out = BTreeMap::new();
+    let mut matching: Vec<Matching> = Vec::new();
+    // The (machine, part)s read together: the same active span and the same first instant
+    // counted.
+    let mut groups: BTreeMap<(i64, i64, Option<i64>), Vec<usize>> = BTreeMap::new();
     let mut previous: Option<&str> = None;
     for p in parts {
         // A step is counted in the part where its first busy second in the window falls.
@@ -318,22 +396,53 @@ pub async fn filtered_window_jobs(
                     && pool.is_none_or(|q| l.pool.as_deref().unwrap_or(OTHER_POOL) == q)
             })
             .collect();
-        let pairs: Vec<(&str, &str)> = lines
-            .iter()
-            .filter_map(|l| l.jobset.as_deref()?.split_once(':'))
-            .collect();
-        if pairs.is_empty() {
+        if lines.is_empty() {
             continue;
         }
         // The names its steps are recorded under, as prepared with its terms.
-        let Some(names) = terms.machine(&p.machine.name).map(|m| &m.names) else {
+        let Some(m) = terms.machine(&p.machine.name) else {
             continue;
         };
-        let mut busy = BTreeMap::new();
-        for chunk in pairs.chunks(200) {
-            busy.extend(part_job_busy_of(db, active, names, count_from, Some(chunk)).await?);
+        groups
+            .entry((active.start, active.end, count_from))
+            .or_default()
+            .push(matching.len());
+        matching.push(Matching {
+            names: &m.names,
+            lines,
+        });
+    }
+    let mut busy: Vec<BTreeMap<JobKey, JobBusy>> = vec![BTreeMap::new(); matching.len()];
+    for ((start, end, count_from), members) in groups {
+        let mut names: Vec<&str> = Vec::new();
+        let mut member_of: HashMap<&str, usize> = HashMap::new();
+        let mut pairs: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for &i in &members {
+            for n in matching[i].names {
+                names.push(n);
+                member_of.insert(n, i);
+            }
+            pairs.extend(
+                matching[i]
+                    .lines
+                    .iter()
+                    .filter_map(|l| l.jobset.as_deref()?.split_once(':')),
+            );
         }
-        add_jobs(&mut out, part_jobs(&lines, &busy)?);
+        let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+        for chunk in pairs.chunks(200) {
+            let q = filtered_jobs_query(Span::new(start, end), &names, count_from, chunk);
+            for row in db.query_all(&q).await? {
+                let machine: String = row.try_get("", "machine")?;
+                if let Some(&i) = member_of.get(machine.as_str()) {
+                    add_row(&mut busy[i], &row)?;
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (m, busy) in matching.iter().zip(&busy) {
+        add_jobs(&mut out, part_jobs(&m.lines, busy)?);
     }
     Ok(out)
 }

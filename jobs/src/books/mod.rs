@@ -22,6 +22,7 @@ pub mod expenses;
 pub mod funds;
 pub mod invoices;
 pub mod job_costs;
+pub mod job_days;
 pub mod jobs;
 pub mod ledger;
 pub mod machines;

@@ -873,7 +873,7 @@ pub const KEEPER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(
 /// The background keeper of `serve`: stores what is missing or stale at start (a new config
 /// recomputes here, while reads compute from the data), then after local writes (a second
 /// later) and every [`KEEPER_INTERVAL`] (writes of other instances), each time at `clock`'s
-/// now. Runs as long as the runtime does, in `flights` (the server's), so that a month it
+/// now; then the open month's day of jobs ([`super::job_days::store_job_day`]). Runs as long as the runtime does, in `flights` (the server's), so that a month it
 /// computes is shared with the reads of it ([`super::shared`]).
 pub async fn keep<C: ConnectionTrait + TransactionTrait>(
     db: C,
@@ -889,6 +889,10 @@ pub async fn keep<C: ConnectionTrait + TransactionTrait>(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "storing the month books failed"),
+        }
+        // The open month's day of jobs, for the reads of its cost per job (`job_days`).
+        if let Err(e) = super::job_days::store_job_day(&db, clock.now()).await {
+            tracing::warn!(error = %e, "storing the open month's day of jobs failed");
         }
         tokio::select! {
             _ = super::stale::WAKE.notified() => {
