@@ -693,7 +693,9 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
 /// Writes a month's books in one transaction under the `books` lock: replaces what is stored
 /// for it (unless it is as fresh and not forced), adds the sums to date of the month before
 /// (read under the lock; `first` for the ledger's first month) and corrects the months after
-/// by what moved. `false` when nothing was written.
+/// by what moved. `false` when nothing was written. The time of writing the jobs goes to
+/// `phases`.
+#[allow(clippy::too_many_arguments)]
 async fn write_month<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     fp: &str,
