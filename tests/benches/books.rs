@@ -434,6 +434,17 @@ async fn run(
         first_month_at.as_secs_f64(),
         (rebuild - first_month_at).as_secs_f64()
     );
+    let p = done.phases;
+    println!(
+        "its phases: days {:.1} s; months: lines {:.1} s, jobs {:.1} s, donations and last 30 days \
+         {:.1} s, writing the jobs {:.1} s, the rest of the writes {:.1} s",
+        p.days_ms as f64 / 1e3,
+        p.lines_ms as f64 / 1e3,
+        p.jobs_ms as f64 / 1e3,
+        p.other_facts_ms as f64 / 1e3,
+        p.write_jobs_ms as f64 / 1e3,
+        p.write_other_ms as f64 / 1e3
+    );
     conn.execute_unprepared("ANALYZE").await?;
     let (new, _) = funds_month(conn, long, current, now).await?;
     assert_eq!(old, new, "the store changes no figure");

@@ -28,7 +28,8 @@ use crate::money::narrow;
 use buildfund_entity::{book_month_jobs, build_steps};
 use sea_orm::sea_query::{Alias, CaseStatement, Condition, Expr, Func, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait, QueryFilter, QueryResult, Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait, QueryFilter, QueryResult,
+    Statement, Value,
 };
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -147,15 +148,17 @@ pub(crate) fn add_jobs(
     into: &mut BTreeMap<JobKey, JobCost>,
     jobs: impl IntoIterator<Item = JobCost>,
 ) {
+    use std::collections::btree_map::Entry;
     for j in jobs {
-        match into.get_mut(&(j.jobset.clone(), j.job.clone())) {
-            Some(t) => {
+        match into.entry((j.jobset.clone(), j.job.clone())) {
+            Entry::Occupied(mut t) => {
+                let t = t.get_mut();
                 t.busy_seconds += j.busy_seconds;
                 t.steps += j.steps;
                 t.cost_cents += j.cost_cents;
             }
-            None => {
-                into.insert((j.jobset.clone(), j.job.clone()), j);
+            Entry::Vacant(v) => {
+                v.insert(j);
             }
         }
     }
@@ -163,8 +166,9 @@ pub(crate) fn add_jobs(
 
 /// The grouped query of one (machine, window part): busy seconds (each step clipped to
 /// `part`) and steps per (project, jobset, job) of the steps of `names` (the machine's name
-/// and aliases) overlapping `part`, of the `(project, jobset)` pairs of `only` when given. Steps count only when they start at or after
-/// `count_from` (the part where a step's first busy second falls counts it; `None` counts all).
+/// and aliases) overlapping `part`, of the `(project, jobset)` pairs of `only` when given.
+/// Steps count only when they start at or after `count_from` (the part where a step's first
+/// busy second falls counts it; `None` counts all).
 pub(crate) fn jobs_query(
     part: Span,
     names: &[&str],
@@ -196,6 +200,15 @@ pub(crate) fn filtered_jobs_query(
         .and_where(Expr::col(C::Jobset).is_in(jobsets))
         .and_where(Expr::cust(r#"("machine" || '')"#).is_in(names.iter().copied()))
         .to_owned()
+}
+
+/// The grouped query of a span over every machine at once: busy seconds (each step clipped to
+/// `span`) and steps (counted from `count_from`, as in [`jobs_query`]) per (machine as stored,
+/// project, jobset, job) of the steps overlapping it. One pass over the span's steps, where
+/// [`jobs_query`] per machine would read them once per machine (the start index holds every
+/// machine's steps of the span).
+pub(crate) fn window_jobs_query(span: Span, count_from: Option<i64>) -> SelectStatement {
+    grouped_by_job(span, count_from, None, true)
 }
 
 /// The select, the window's condition, the pairs of `only` and the grouping of
@@ -284,12 +297,16 @@ fn add_row(into: &mut BTreeMap<JobKey, JobBusy>, row: &QueryResult) -> Result<()
 
 /// Every (jobset, job) of the window of `terms` (inside one month, clipped to
 /// `[ledger_start, at)`) from the build steps: with the machines' terms prepared for the window
-/// ([`WindowTerms`]: split at the machines' changes, each part under its terms), per machine and part one grouped query
-/// over the part's active span, then the part's lines ([`part_lines`], rounded on their own)
-/// and their split; summed per (jobset, job). Ordered by jobset, then job. When the open
-/// month's stored day of jobs serves the window ([`super::job_days`]), a machine active through
-/// the whole window under one set of terms takes its busy seconds up to the day's end from it
-/// and groups only the steps after it.
+/// ([`WindowTerms`]: split at the machines' changes, each part under its terms), the busy
+/// seconds per machine, part and job, then each part's lines ([`part_lines`], rounded on their
+/// own) and their split; summed per (jobset, job). Ordered by jobset, then job.
+///
+/// The busy seconds of every machine active through the whole window under one set of terms
+/// (the usual case) come from one grouped query over the window ([`window_jobs_query`]: one pass
+/// over its steps); a machine that starts, stops or changes inside it gets a query of its own
+/// per part over the part's active span ([`part_job_busy`]). When the open month's stored day
+/// of jobs serves the window ([`super::job_days`]), those machines take their busy seconds up to
+/// the day's end from it, and the one grouped query reads only the steps after it.
 pub async fn window_jobs(
     db: &impl ConnectionTrait,
     config: &Config,
@@ -297,11 +314,14 @@ pub async fn window_jobs(
 ) -> Result<BTreeMap<JobKey, JobCost>, BooksError> {
     // The open month's stored day of jobs, when it serves this window (see `job_days`).
     let stored = super::job_days::stored_for(db, terms.window).await?;
-    let mut from_day: BTreeMap<&str, BTreeMap<JobKey, JobBusy>> = BTreeMap::new();
+    let mut whole: HashMap<&str, BTreeMap<JobKey, JobBusy>> = HashMap::new();
+    // What the one grouped query reads: the window, or what follows the stored day (the steps
+    // starting after the day's end count as steps there; those before it were counted in it).
+    let mut rest = Some((terms.window, None));
     if let Some(day) = &stored {
         for (machine, rows) in &day.rows {
             if let Some(m) = terms.machine(machine).filter(|m| m.whole()) {
-                let into = from_day.entry(m.machine.name.as_str()).or_default();
+                let into = whole.entry(m.machine.name.as_str()).or_default();
                 for (key, b) in rows {
                     let t = into.entry(key.clone()).or_default();
                     t.busy_seconds += b.busy_seconds;
@@ -309,23 +329,25 @@ pub async fn window_jobs(
                 }
             }
         }
+        rest = (day.end < terms.window.end)
+            .then(|| (Span::new(day.end, terms.window.end), Some(day.end)));
+    }
+    if let (Some((span, count_from)), true) = (rest, terms.machines.iter().any(|m| m.whole())) {
+        for row in db.query_all(&window_jobs_query(span, count_from)).await? {
+            let machine: String = row.try_get("", "machine")?;
+            // Steps of machines not configured are not jobs of the books; those of a machine
+            // with parts are read part by part below.
+            let Some(m) = terms.machine(&machine).filter(|m| m.whole()) else {
+                continue;
+            };
+            add_row(whole.entry(m.machine.name.as_str()).or_default(), &row)?;
+        }
     }
     let mut busy = Vec::new();
     for m in &terms.machines {
-        if let (Some(day), true) = (&stored, m.whole()) {
-            // Active through the window under one set of terms: the stored rows up to the
-            // day's end, then the steps of the rest (those starting after it count as steps).
-            let part = &m.parts[0];
-            let mut b = from_day.remove(m.machine.name.as_str()).unwrap_or_default();
-            if day.end < terms.window.end {
-                let rest = Span::new(day.end, terms.window.end);
-                for (key, r) in part_job_busy(db, rest, &m.names, Some(day.end)).await? {
-                    let t = b.entry(key).or_default();
-                    t.busy_seconds += r.busy_seconds;
-                    t.steps += r.steps;
-                }
-            }
-            busy.push((m, part, b));
+        if m.whole() {
+            let mine = whole.remove(m.machine.name.as_str()).unwrap_or_default();
+            busy.extend(m.parts.first().map(|part| (m, part, mine)));
             continue;
         }
         // A step is counted in the part where its first busy second in the window falls.
@@ -449,32 +471,101 @@ pub async fn filtered_window_jobs(
 
 // ---- stored with a closed month (`book_month_jobs`) ---------------------------------------
 
-/// Stores a month's jobs under its `book_months` row (inside the transaction storing it).
+/// Rows of `book_month_jobs` a statement writes on PostgreSQL, where the parameter count does
+/// not grow with the rows: large enough that per-statement costs vanish, small enough to keep
+/// each statement's text a few megabytes.
+const JOB_ROWS_POSTGRES: usize = 20_000;
+
+/// Rows a statement writes elsewhere (SQLite): 7 bound values a row keep a multi-row `INSERT`
+/// under its parameter limit (32766).
+const JOB_ROWS: usize = 4_000;
+
+const JOB_COLUMNS: &str =
+    "book_month_jobs (book_month_id, jobset, job, pool, fund, busy_seconds, steps, cost_cents)";
+
+/// Stores a month's jobs under its `book_months` row (inside the transaction storing it), in
+/// their order (by jobset, then job). On PostgreSQL each statement sends one array per column
+/// (`INSERT … SELECT unnest(…)`, as the ingest writes steps), elsewhere one multi-row
+/// `INSERT … VALUES` of as many rows as the parameter limit allows; the month's row id is
+/// written into the statement, not bound.
 pub(crate) async fn insert_rows(
     db: &impl ConnectionTrait,
     book_month_id: i64,
     jobs: &BTreeMap<JobKey, JobCost>,
 ) -> Result<(), BooksError> {
-    let rows: Vec<book_month_jobs::ActiveModel> = jobs
-        .values()
-        .map(|j| book_month_jobs::ActiveModel {
-            book_month_id: Set(book_month_id),
-            jobset: Set(j.jobset.clone()),
-            job: Set(j.job.clone()),
-            pool: Set(j.pool.clone()),
-            fund: Set(j.fund.clone()),
-            busy_seconds: Set(j.busy_seconds),
-            steps: Set(j.steps),
-            cost_cents: Set(j.cost_cents),
-            ..Default::default()
-        })
-        .collect();
-    for chunk in rows.chunks(1000) {
-        book_month_jobs::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(db)
-            .await?;
+    let jobs: Vec<&JobCost> = jobs.values().collect();
+    let backend = db.get_database_backend();
+    let chunk = match backend {
+        DbBackend::Postgres => JOB_ROWS_POSTGRES,
+        _ => JOB_ROWS,
+    };
+    for rows in jobs.chunks(chunk) {
+        let statement = match backend {
+            DbBackend::Postgres => postgres_job_rows(book_month_id, rows),
+            _ => values_job_rows(backend, book_month_id, rows),
+        };
+        db.execute_raw(statement).await?;
     }
     Ok(())
+}
+
+/// `INSERT … SELECT` of `rows` from one array per column.
+fn postgres_job_rows(book_month_id: i64, rows: &[&JobCost]) -> Statement {
+    use crate::db::array::ArrayLiteral;
+    let n = rows.len();
+    let text = |avg: usize| ArrayLiteral::with_capacity(n * (avg + 3) + 2);
+    let (mut jobset, mut job, mut pool, mut fund) = (text(20), text(30), text(10), text(10));
+    let (mut busy, mut steps, mut cents) = (text(8), text(3), text(6));
+    for j in rows {
+        jobset.text(Some(&j.jobset));
+        job.text(Some(&j.job));
+        pool.text(Some(&j.pool));
+        fund.text(Some(&j.fund));
+        busy.int(Some(j.busy_seconds));
+        steps.int(Some(j.steps));
+        cents.int(Some(j.cost_cents));
+    }
+    let sql = format!(
+        "INSERT INTO {JOB_COLUMNS} SELECT {book_month_id}, unnest($1::text::text[]), \
+         unnest($2::text::text[]), unnest($3::text::text[]), unnest($4::text::text[]), \
+         unnest($5::text::int8[]), unnest($6::text::int8[]), unnest($7::text::int8[])"
+    );
+    let values = vec![
+        jobset.finish(),
+        job.finish(),
+        pool.finish(),
+        fund.finish(),
+        busy.finish(),
+        steps.finish(),
+        cents.finish(),
+    ];
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+/// A multi-row `INSERT … VALUES` of `rows`, 7 bound values a row.
+fn values_job_rows(backend: DbBackend, book_month_id: i64, rows: &[&JobCost]) -> Statement {
+    let row = format!("({book_month_id}, ?, ?, ?, ?, ?, ?, ?)");
+    let mut sql = String::with_capacity(40 + rows.len() * (row.len() + 1));
+    sql.push_str("INSERT INTO ");
+    sql.push_str(JOB_COLUMNS);
+    sql.push_str(" VALUES ");
+    let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 7);
+    for (i, j) in rows.iter().enumerate() {
+        if i > 0 {
+            sql.push(',');
+        }
+        sql.push_str(&row);
+        values.extend([
+            j.jobset.as_str().into(),
+            j.job.as_str().into(),
+            j.pool.as_str().into(),
+            j.fund.as_str().into(),
+            j.busy_seconds.into(),
+            j.steps.into(),
+            j.cost_cents.into(),
+        ]);
+    }
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// The jobs stored under a `book_months` row, restricted to a jobset or a pool when given.

@@ -396,6 +396,30 @@ pub struct Ensured {
     pub skipped: u64,
     /// Days of busy seconds computed and stored ([`super::days`]).
     pub days: u64,
+    /// Where the time went (wall clock, milliseconds).
+    pub phases: Phases,
+}
+
+/// The time [`ensure`] or [`rebuild`] spent in each phase, in milliseconds of wall clock
+/// (monotonic; summed over the months).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Phases {
+    /// Storing the days ([`super::days::ensure_days`]).
+    pub days_ms: u64,
+    /// Reading a month's busy seconds and computing its lines.
+    pub lines_ms: u64,
+    /// Reading a month's busy seconds per job and computing its jobs.
+    pub jobs_ms: u64,
+    /// Reading the rest of a month's facts: donations, the last 30 days before its end.
+    pub other_facts_ms: u64,
+    /// Writing the months' jobs (`book_month_jobs`).
+    pub write_jobs_ms: u64,
+    /// The rest of writing the months: the lock, lines, funds, the months after, the commit.
+    pub write_other_ms: u64,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Computes and stores every month over at `now` that is missing or stale under this config,
@@ -441,7 +465,9 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     let _guard = ENSURING.lock().await;
     // The days first: the months are then summed from them.
     let force_days = force_from.map(|m| m.span().start);
+    let started = std::time::Instant::now();
     done.days = super::days::ensure_days(db, now, force_days).await?;
+    done.phases.days_ms = ms(started.elapsed());
     let first = first_month(config);
     let last = last_closed(now);
     if last < first {
@@ -465,7 +491,7 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     }
     let total = todo.len();
     for (i, (m, forced)) in todo.into_iter().enumerate() {
-        if store_month(db, config, &fp, m, forced, now).await? {
+        if store_month(db, config, &fp, m, forced, now, &mut done.phases).await? {
             done.stored += 1;
         } else {
             done.skipped += 1;
@@ -514,14 +540,20 @@ async fn read_facts(
     config: &Config,
     month: Month,
     generation: i64,
+    phases: &mut Phases,
 ) -> Result<Option<MonthFacts>, BooksError> {
     let Some(window) = book_window(config, month) else {
         return Ok(None);
     };
+    let started = std::time::Instant::now();
     // Shared with the reads of the month that the store cannot serve yet (books::shared).
     let costs = super::shared::window_lines(db, config, window, Some(generation)).await?;
+    phases.lines_ms += ms(started.elapsed());
+    let started = std::time::Instant::now();
     let terms = super::terms::WindowTerms::prepare(config, window);
     let jobs = super::jobs::window_jobs(db, config, &terms).await?;
+    phases.jobs_ms += ms(started.elapsed());
+    let started = std::time::Instant::now();
     let raised =
         raised_from_data(db, config, from_unix(window.start), from_unix(window.end)).await?;
     let mut cost_30_parts = Vec::new();
@@ -537,6 +569,7 @@ async fn read_facts(
             )
         });
     }
+    phases.other_facts_ms += ms(started.elapsed());
     Ok(Some(MonthFacts {
         month,
         window,
@@ -640,22 +673,29 @@ async fn store_month<C: ConnectionTrait + TransactionTrait>(
     month: Month,
     force: bool,
     now: DateTime<Utc>,
+    phases: &mut Phases,
 ) -> Result<bool, BooksError> {
     // The generation first, then the data: a write committed in between leaves the month
     // stale rather than wrongly fresh.
     let generation = super::shared::generation(db, month).await?;
-    let Some(facts) = read_facts(db, config, month, generation).await? else {
+    let Some(facts) = read_facts(db, config, month, generation, phases).await? else {
         return Ok(false);
     };
     let books = compute_month(config, facts)?;
     let first = month <= first_month(config);
-    write_month(db, fp, generation, force, first, now, &books).await
+    let (started, jobs_before) = (std::time::Instant::now(), phases.write_jobs_ms);
+    let written = write_month(db, fp, generation, force, first, now, &books, phases).await;
+    phases.write_other_ms +=
+        ms(started.elapsed()).saturating_sub(phases.write_jobs_ms - jobs_before);
+    written
 }
 
 /// Writes a month's books in one transaction under the `books` lock: replaces what is stored
 /// for it (unless it is as fresh and not forced), adds the sums to date of the month before
 /// (read under the lock; `first` for the ledger's first month) and corrects the months after
-/// by what moved. `false` when nothing was written.
+/// by what moved. `false` when nothing was written. The time of writing the jobs goes to
+/// `phases`.
+#[allow(clippy::too_many_arguments)]
 async fn write_month<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     fp: &str,
@@ -664,6 +704,7 @@ async fn write_month<C: ConnectionTrait + TransactionTrait>(
     first: bool,
     now: DateTime<Utc>,
     books: &MonthBooks,
+    phases: &mut Phases,
 ) -> Result<bool, BooksError> {
     let month = books.month;
     let txn = crate::db::begin_write(db).await?;
@@ -768,7 +809,9 @@ async fn write_month<C: ConnectionTrait + TransactionTrait>(
             .exec_without_returning(&txn)
             .await?;
     }
+    let started = std::time::Instant::now();
     super::jobs::insert_rows(&txn, id, &books.jobs).await?;
+    phases.write_jobs_ms += ms(started.elapsed());
     let funds: Vec<book_month_funds::ActiveModel> = fund_books(books, &before)
         .into_iter()
         .map(|(fund, f)| book_month_funds::ActiveModel {

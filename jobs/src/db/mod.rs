@@ -1,4 +1,5 @@
 //! Connecting to the database (embedded SQLite or PostgreSQL, one code path) and migrating it.
+pub(crate) mod array;
 pub mod catalog;
 pub mod copy;
 pub mod leases;

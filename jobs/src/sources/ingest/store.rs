@@ -20,12 +20,12 @@
 //! thread, so the writer only sends it and the database is not kept waiting between statements.
 use super::record::StepRecord;
 use super::IngestError;
+use crate::db::array::ArrayLiteral;
 use buildfund_entity::{build_steps, jobsets};
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, InsertStatement, OnConflict, Query};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExprTrait, Statement, Value};
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 
 /// Records per statement on SQLite: 13 bound values a record keep an upsert under its
 /// parameter limit (32766).
@@ -197,58 +197,6 @@ fn day_ranges(text: &str) -> Vec<crate::calendar::Span> {
             Some(crate::calendar::Span::new(a * DAY, (b + 1) * DAY))
         })
         .collect()
-}
-
-/// A PostgreSQL array literal built one element at a time: `{"a","b\"c",NULL}`, `{1,NULL}`.
-struct ArrayLiteral(String);
-
-impl ArrayLiteral {
-    fn with_capacity(bytes: usize) -> Self {
-        let mut s = String::with_capacity(bytes);
-        s.push('{');
-        ArrayLiteral(s)
-    }
-
-    fn separate(&mut self) {
-        if self.0.len() > 1 {
-            self.0.push(',');
-        }
-    }
-
-    fn text(&mut self, value: Option<&str>) {
-        self.separate();
-        let Some(value) = value else {
-            self.0.push_str("NULL");
-            return;
-        };
-        self.0.push('"');
-        if value.contains(['"', '\\']) {
-            for c in value.chars() {
-                if c == '"' || c == '\\' {
-                    self.0.push('\\');
-                }
-                self.0.push(c);
-            }
-        } else {
-            self.0.push_str(value);
-        }
-        self.0.push('"');
-    }
-
-    fn int(&mut self, value: Option<i64>) {
-        self.separate();
-        match value {
-            Some(i) => {
-                let _ = write!(self.0, "{i}");
-            }
-            None => self.0.push_str("NULL"),
-        }
-    }
-
-    fn finish(mut self) -> Value {
-        self.0.push('}');
-        Value::String(Some(self.0))
-    }
 }
 
 fn postgres_upsert(records: &[StepRecord], now: DateTime<Utc>) -> Statement {
