@@ -162,7 +162,10 @@ impl Mailer {
     pub async fn open(&self, message: Message) -> Result<Opened<'_>, SendError> {
         let state = match &self.transport {
             Transport::Direct(direct) => direct.open(message).await?,
-            Transport::Pooled(transport) => OpenedState::Pooled { transport, message },
+            Transport::Pooled(transport) => OpenedState::Pooled {
+                transport,
+                message: Box::new(message),
+            },
         };
         Ok(Opened { state })
     }
@@ -178,12 +181,12 @@ enum OpenedState<'a> {
     Direct {
         direct: &'a Direct,
         slot: tokio::sync::MutexGuard<'a, Option<(AsyncSmtpConnection, Instant)>>,
-        conn: AsyncSmtpConnection,
+        conn: Box<AsyncSmtpConnection>,
         data: Vec<u8>,
     },
     Pooled {
         transport: &'a AsyncSmtpTransport<Tokio1Executor>,
-        message: Message,
+        message: Box<Message>,
     },
 }
 
@@ -199,7 +202,7 @@ impl Opened<'_> {
                 data,
             } => match tokio::time::timeout(TIMEOUT, conn.message(&data)).await {
                 Ok(Ok(response)) => {
-                    *slot = Some((conn, Instant::now()));
+                    *slot = Some((*conn, Instant::now()));
                     response
                 }
                 Ok(Err(e)) => {
@@ -212,7 +215,7 @@ impl Opened<'_> {
                 }
             },
             OpenedState::Pooled { transport, message } => {
-                transport.send(message).await.map_err(|e| classify(&e))?
+                transport.send(*message).await.map_err(|e| classify(&e))?
             }
         };
         let lines: Vec<&str> = response.message().collect();
@@ -244,7 +247,7 @@ impl Direct {
             Ok(Ok(())) => Ok(OpenedState::Direct {
                 direct: self,
                 slot,
-                conn,
+                conn: Box::new(conn),
                 data,
             }),
             Ok(Err(e)) => {
