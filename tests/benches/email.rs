@@ -1,13 +1,17 @@
 //! Benchmark of the monthly email: 10,000 confirmed subscribers sent through the outbox by the
 //! real binary (`buildfund report send`, release build) to a local SMTP sink over TCP
 //! (tests/src/smtp.rs, counting only), with the sender's wall time and peak memory (VmHWM), a
-//! second send (nothing new), and a baseline: the same messages rendered and sent by lettre
-//! alone over the same kind of pooled connection, without the database or the outbox.
+//! second send (nothing new), and baselines to the same sink in the same run: a minimal client
+//! that speaks SMTP command by command as Python's `smtplib` does (MAIL, RCPT, DATA and the
+//! data, each waiting for its reply), Python's `smtplib` itself when `python3` is on `PATH`,
+//! and `Mailer` alone (each message rendered and sent, no database, no outbox).
 //!
 //! `cargo bench -p buildfund-tests --bench email` (SQLite in a temporary directory), or with
 //! `BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres` (a scratch database on that
 //! server, `buildfund_tests::database`, dropped at the end).
-//! `BENCH_SUBSCRIBERS` changes the count (default 10000).
+//! `BENCH_SUBSCRIBERS` changes the count (default 10000). `BENCH_BEFORE=/path/to/buildfund`
+//! also times that binary's `report send` (the month's rows deleted between sends), alternated
+//! with this build's `BENCH_ROUNDS` times (default 1), for a before/after in the same run.
 use buildfund_entity::subscribers;
 use buildfund_jobs::calendar::Month;
 use buildfund_jobs::email::outbox::{report_message, unsubscribe_url};
@@ -17,7 +21,7 @@ use buildfund_tests::buildfund_bin;
 use buildfund_tests::database::BenchDatabase;
 use buildfund_tests::smtp::SmtpServer;
 use chrono::Utc;
-use sea_orm::{EntityTrait, Set};
+use sea_orm::{DatabaseConnection, EntityTrait, Set};
 use std::time::{Duration, Instant};
 
 const BOOKS: &str = r#"
@@ -46,8 +50,13 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 }
 
 /// Runs the binary, returning (wall time, peak memory in KiB, stdout).
-fn timed(args: &[&str], dir: &std::path::Path, env: &[(&str, &str)]) -> (Duration, u64, String) {
-    let mut cmd = std::process::Command::new(buildfund_bin());
+fn timed(
+    bin: &std::path::Path,
+    args: &[&str],
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Duration, u64, String) {
+    let mut cmd = std::process::Command::new(bin);
     cmd.args(args)
         .current_dir(dir)
         .env_remove("DATABASE_URL")
@@ -81,8 +90,9 @@ fn timed(args: &[&str], dir: &std::path::Path, env: &[(&str, &str)]) -> (Duratio
     )
 }
 
-/// A minimal SMTP client: one connection, TCP_NODELAY, each message's data and its final dot
-/// in one write. The floor: what the sink and the loopback can take.
+/// A minimal SMTP client: one connection, TCP_NODELAY, each command (MAIL, RCPT, DATA) written
+/// and its reply read before the next, as Python's `smtplib` does, then each message's data and
+/// its final dot in one write.
 async fn raw_client(port: u16, n: usize, body: &[u8]) -> Duration {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -213,51 +223,129 @@ async fn main() {
     assert_eq!(sink.accepted(), n);
     drop(mailer);
     // (The report's lines are short and never start with a dot: no stuffing needed.)
-    let raw = raw_client(
-        sink.port(),
-        n,
-        raw_body.strip_suffix(b"\r\n").unwrap_or(&raw_body),
-    )
-    .await;
-    assert_eq!(sink.accepted(), 2 * n);
-    eprintln!("raw client done");
-
-    let env = [("BUILDFUND_CONFIG", config_path.to_str().unwrap())];
-    let (first, peak, out) = timed(&["report", "send", "--month", "2026-10"], dir.path(), &env);
-    assert!(out.contains(&format!("{n} sent")), "{out}");
-    assert_eq!(sink.accepted(), 3 * n, "every subscriber got one message");
-    let (second, peak2, out2) = timed(&["report", "send", "--month", "2026-10"], dir.path(), &env);
-    assert!(out2.contains("0 messages queued now; 0 sent"), "{out2}");
-    assert_eq!(sink.accepted(), 3 * n, "the second send sent nothing");
-
+    let canned = raw_body.strip_suffix(b"\r\n").unwrap_or(&raw_body).to_vec();
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let expected = std::cell::Cell::new(n);
+    let send = |label: &str, bin: &std::path::Path, database: &DatabaseConnection| {
+        let env = [("BUILDFUND_CONFIG", config_path.to_str().unwrap())];
+        let args = ["report", "send", "--month", "2026-10"];
+        let (first, peak, out) = timed(bin, &args, dir.path(), &env);
+        assert!(out.contains(&format!("{n} sent")), "{out}");
+        expected.set(expected.get() + n);
+        assert_eq!(
+            sink.accepted(),
+            expected.get(),
+            "every subscriber got one message"
+        );
+        let (second, _, out2) = timed(bin, &args, dir.path(), &env);
+        assert!(out2.contains("0 messages queued now; 0 sent"), "{out2}");
+        assert_eq!(
+            sink.accepted(),
+            expected.get(),
+            "the second send sent nothing"
+        );
+        println!(
+            "{label}: buildfund report send (outbox, {n} rows): {:.2} s, {:.0} messages/s, peak memory {:.1} MiB; again (nothing new): {:.2} s",
+            first.as_secs_f64(),
+            rate(first),
+            peak as f64 / 1024.0,
+            second.as_secs_f64(),
+        );
+        let _ = database;
+        first
+    };
     println!(
         "subscribers: {n}; message size {size} bytes; database {}",
         db::backend_name(&conn)
     );
     println!(
-        "floor, a minimal raw SMTP client (one write per message, TCP_NODELAY): {:.2} s, {:.0} messages/s",
-        raw.as_secs_f64(),
-        rate(raw)
-    );
-    println!(
-        "baseline, lettre alone (render + send, one pooled connection): {:.1} s, {:.0} messages/s",
+        "baseline, Mailer alone (render + send each message, one kept connection, no database): {:.2} s, {:.0} messages/s",
         baseline.as_secs_f64(),
         rate(baseline)
     );
-    println!(
-        "buildfund report send (outbox, {n} rows): {:.1} s, {:.0} messages/s, peak memory {:.1} MiB",
-        first.as_secs_f64(),
-        rate(first),
-        peak as f64 / 1024.0
-    );
-    println!(
-        "second send (nothing new): {:.2} s, peak memory {:.1} MiB",
-        second.as_secs_f64(),
-        peak2 as f64 / 1024.0
-    );
+    let before = std::env::var_os("BENCH_BEFORE").map(std::path::PathBuf::from);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    for round in 1..=rounds {
+        let minimal = raw_client(sink.port(), n, &canned).await;
+        expected.set(expected.get() + n);
+        assert_eq!(sink.accepted(), expected.get());
+        println!(
+            "round {round}: a minimal client, command by command (as smtplib; TCP_NODELAY): {:.2} s, {:.0} messages/s",
+            minimal.as_secs_f64(),
+            rate(minimal)
+        );
+        if let Some(smtplib) = smtplib(sink.port(), n, &canned, dir.path()) {
+            expected.set(expected.get() + n);
+            assert_eq!(sink.accepted(), expected.get());
+            println!(
+                "round {round}: Python's smtplib (sendmail, one connection): {:.2} s, {:.0} messages/s",
+                smtplib.as_secs_f64(),
+                rate(smtplib)
+            );
+        }
+        let mut outbox = Vec::new();
+        if let Some(before) = &before {
+            let t = send(&format!("round {round}: before"), before, &conn);
+            clear_outbox(&conn).await;
+            outbox.push(("before", t));
+        }
+        let t = send(
+            &format!("round {round}: this build"),
+            &buildfund_bin(),
+            &conn,
+        );
+        clear_outbox(&conn).await;
+        outbox.push(("this build", t));
+        for (label, t) in outbox {
+            println!(
+                "round {round}: {label}: outbox / minimal client {:.3}x",
+                minimal.as_secs_f64() / t.as_secs_f64(),
+            );
+        }
+    }
     conn.close().await.unwrap();
     if let Some(database) = database {
         database.drop().await.unwrap();
     }
+}
+
+/// Deletes the outbox's rows, so the next `report send` sends the month again.
+async fn clear_outbox(conn: &DatabaseConnection) {
+    buildfund_entity::email_outbox::Entity::delete_many()
+        .exec(conn)
+        .await
+        .unwrap();
+}
+
+/// Python's `smtplib` sending the canned message `n` times over one connection to the sink,
+/// timed by the script around its loop; `None` without `python3`.
+fn smtplib(port: u16, n: usize, body: &[u8], dir: &std::path::Path) -> Option<Duration> {
+    let path = dir.join("canned.eml");
+    std::fs::write(&path, body).unwrap();
+    let script = r#"
+import smtplib, sys, time
+port, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+body = open(path, "rb").read()
+s = smtplib.SMTP("127.0.0.1", port)
+s.ehlo("bench")
+start = time.perf_counter()
+for i in range(n):
+    s.sendmail("fund@example.org", ["py%d@example.org" % i], body)
+print(time.perf_counter() - start)
+s.quit()
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &port.to_string(), &n.to_string()])
+        .arg(&path)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("smtplib: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    let secs: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some(Duration::from_secs_f64(secs))
 }

@@ -1339,3 +1339,75 @@ db_test!(
         assert!(rows.iter().all(|r| r.status == "sent"), "{rows:?}");
     }
 );
+
+/// A message with its random MIME boundary and its Date header replaced by fixed text.
+fn without_boundary_and_date(message: Vec<u8>) -> String {
+    let text = String::from_utf8(message).unwrap();
+    let boundary = text
+        .split("boundary=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a multipart boundary")
+        .to_string();
+    text.replace(&boundary, "BOUNDARY")
+        .lines()
+        .map(|l| {
+            if l.starts_with("Date: ") {
+                "Date: D"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+db_test!(
+    the_report_laid_out_once_is_byte_for_byte_the_report_rendered_for_each_subscriber,
+    with_smtp(BOOKS),
+    |app| async move {
+        use buildfund_jobs::email::outbox::{report_message_of, report_message_rendered};
+        use buildfund_jobs::email::render::{self, ReportParts};
+        seed_books(&app).await;
+        let config = &app.config;
+        let month = buildfund_jobs::calendar::Month::parse("2026-10").unwrap();
+        let report = buildfund_jobs::report::month_report(&app.db, config, month, Utc::now())
+            .await
+            .unwrap();
+        let view = buildfund_jobs::report::view::report_view(&report, &[], &[]);
+        let parts = ReportParts::new(&view, &config.public_url)
+            .unwrap()
+            .expect("the link is the only piece that differs");
+        let mailer = buildfund_jobs::email::Mailer::new(
+            config.smtp.as_ref().unwrap(),
+            &Secrets::from_env(config),
+        )
+        .unwrap();
+        for url in [
+            format!(
+                "{}/unsubscribe?token=u.7.{}",
+                config.public_url,
+                "a1".repeat(32)
+            ),
+            "https://x.example/u?a=1&b=\"<x>'".to_string(),
+            String::new(),
+            "\u{1}unsubscribe-link-a\u{1}".to_string(),
+        ] {
+            let whole = render::report(&view, &config.public_url, &url).unwrap();
+            let filled = parts.fill(&url).unwrap();
+            assert_eq!(filled.subject, whole.subject);
+            assert_eq!(filled.text, whole.text, "{url}");
+            assert_eq!(filled.html, whole.html, "{url}");
+            assert!(whole.html.contains("alert(1)") && !whole.html.contains("<script>"));
+            let id = "<report.2026-10.7@example.org>".to_string();
+            let old = report_message_of(&mailer, config, &view, "a@example.org", &url, id.clone())
+                .unwrap();
+            let new = report_message_rendered(&mailer, filled, "a@example.org", &url, id).unwrap();
+            assert_eq!(
+                without_boundary_and_date(new.formatted()),
+                without_boundary_and_date(old.formatted()),
+                "{url}"
+            );
+        }
+    }
+);

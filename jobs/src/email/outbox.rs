@@ -26,7 +26,7 @@
 use super::links;
 use super::queue::*;
 use super::render;
-use super::smtp::SendError;
+use super::smtp::{Opened, SendError};
 use super::subscriptions::{self, CONFIRMED};
 use super::{EmailError, EmailKey, Mailer};
 use crate::calendar::Month;
@@ -327,6 +327,18 @@ pub fn report_message_of(
     message_id: String,
 ) -> Result<Message, EmailError> {
     let rendered = render::report(view, &config.public_url, unsubscribe)?;
+    report_message_rendered(mailer, rendered, to, unsubscribe, message_id)
+}
+
+/// [`report_message_of`] from the parts already rendered for this subscriber (by
+/// [`render::ReportParts::fill`], the same bytes).
+pub fn report_message_rendered(
+    mailer: &Mailer,
+    rendered: render::Rendered,
+    to: &str,
+    unsubscribe: &str,
+    message_id: String,
+) -> Result<Message, EmailError> {
     let to: Mailbox = to.parse()?;
     Ok(Message::builder()
         .from(mailer.from().clone())
@@ -379,15 +391,30 @@ struct Sender<'a> {
     mailer: &'a Mailer,
     key: &'a EmailKey,
     clock: &'a Clock,
-    months: HashMap<String, ReportView>,
+    months: HashMap<String, MonthLayout>,
     subscribers: HashMap<i64, subscribers::Model>,
     /// Where the outcomes of all but a batch's last row are written (none: every one durable).
     relaxed: Option<RelaxedWriter>,
 }
 
+/// A month's report as a sender lays it out once: the view, and both parts rendered around
+/// the unsubscribe link (`None`: rendered whole for each subscriber, see
+/// [`render::ReportParts::new`]).
+struct MonthLayout {
+    view: ReportView,
+    parts: Option<render::ReportParts>,
+}
+
 /// A claimed row's message (and its Message-ID), or why there is none.
 enum Prepared {
     Message(Box<Message>, String),
+    Unsent(Unsent),
+}
+
+/// A claimed row ready to go: its transaction opened on the relay (or the failure to open it)
+/// with its Message-ID, or why it is not sent.
+enum Ready<'m> {
+    Opened(Result<Opened<'m>, SendError>, String),
     Unsent(Unsent),
 }
 
@@ -454,8 +481,13 @@ impl<'a> Sender<'a> {
             let month =
                 Month::parse(&row.month).map_err(|why| EmailError::BadMonth { id: row.id, why })?;
             let report = month_report(self.db, self.config, month, self.clock.now()).await?;
+            let view = report_view(&report, &[], &[]);
+            // A failure to render shows on each message (built whole), as before.
+            let parts = render::ReportParts::new(&view, &self.config.public_url)
+                .ok()
+                .flatten();
             self.months
-                .insert(row.month.clone(), report_view(&report, &[], &[]));
+                .insert(row.month.clone(), MonthLayout { view, parts });
         }
         Ok(())
     }
@@ -488,7 +520,7 @@ impl<'a> Sender<'a> {
                 id.clone(),
             )
         } else {
-            let Some(view) = self.months.get(&row.month) else {
+            let Some(layout) = self.months.get(&row.month) else {
                 return Prepared::Unsent(Unsent::Broken(format!(
                     "no report of {} was computed",
                     row.month
@@ -496,14 +528,30 @@ impl<'a> Sender<'a> {
             };
             let unsubscribe =
                 unsubscribe_url(self.config, self.key, subscriber.id, &subscriber.email);
-            report_message_of(
-                self.mailer,
-                self.config,
-                view,
-                &row.email,
-                &unsubscribe,
-                id.clone(),
-            )
+            match &layout.parts {
+                Some(parts) => {
+                    parts
+                        .fill(&unsubscribe)
+                        .map_err(EmailError::from)
+                        .and_then(|rendered| {
+                            report_message_rendered(
+                                self.mailer,
+                                rendered,
+                                &row.email,
+                                &unsubscribe,
+                                id.clone(),
+                            )
+                        })
+                }
+                None => report_message_of(
+                    self.mailer,
+                    self.config,
+                    &layout.view,
+                    &row.email,
+                    &unsubscribe,
+                    id.clone(),
+                ),
+            }
         };
         match message {
             Ok(m) => Prepared::Message(Box::new(m), id),
@@ -615,45 +663,85 @@ impl<'a> Sender<'a> {
         }
     }
 
+    /// The row's message built and its transaction opened on the relay (after `pace` allows
+    /// one more message), or why there is none.
+    async fn ready(&self, row: &email_outbox::Model, pace: Option<&mut Pace>) -> Ready<'a> {
+        match self.build(row, self.clock.now()) {
+            Prepared::Message(message, id) => {
+                if let Some(pace) = pace {
+                    pace.wait().await;
+                }
+                let span = tracing::info_span!("email_open", outbox = row.id, kind = %row.kind, attempt = row.attempts);
+                Ready::Opened(self.mailer.open(*message).instrument(span).await, id)
+            }
+            Prepared::Unsent(why) => Ready::Unsent(why),
+        }
+    }
+
     /// Sends (or drops) the batch `rows`, one message at a time after `pace` allows one, each
-    /// outcome recorded before the next message is handed over: relaxed, but the last one
-    /// durable. The next message is built while the database records the last one. Stops at a
-    /// failure to reach the relay and answers it with the rows not tried.
+    /// outcome recorded before the next message's content is handed over: relaxed, but the last
+    /// one durable. While the database records one outcome, the next message is built and its
+    /// transaction opened on the relay (`MAIL FROM`, `RCPT TO`, `DATA`), but its content and
+    /// final dot go only once the record is in: a relay delivers nothing of a transaction
+    /// without its dot, so the message in flight is still the only one a crash can leave
+    /// unrecorded. Stops at a failure to reach the relay and answers it with the rows not tried.
     async fn deliver(
         &self,
         rows: &[Claimed],
-        mut pace: Option<&mut tokio::time::Interval>,
+        mut pace: Option<&mut Pace>,
         mut counted: impl FnMut(&Delivery),
     ) -> Result<Option<(DateTime<Utc>, usize)>, EmailError> {
-        let mut next = rows.first().map(|c| self.build(&c.row, self.clock.now()));
+        let mut next: Option<Ready<'a>> = None;
         for (i, Claimed { row, .. }) in rows.iter().enumerate() {
-            let Some(prepared) = next.take() else {
-                break;
+            let current = match next.take() {
+                Some(ready) => ready,
+                None => self.ready(row, pace.as_deref_mut()).await,
             };
             let last = i + 1 == rows.len();
             let following = rows.get(i + 1).map(|c| &c.row);
-            let build_next = async { following.map(|r| self.build(r, self.clock.now())) };
             let span = tracing::info_span!("email_send", outbox = row.id, kind = %row.kind, attempt = row.attempts);
-            let (delivery, built) = match prepared {
-                Prepared::Message(message, id) => {
-                    if let Some(pace) = pace.as_deref_mut() {
-                        pace.tick().await;
-                    }
-                    let sent = self.mailer.send(*message).instrument(span.clone()).await;
+            let (delivery, ready) = match current {
+                Ready::Opened(opened, id) => {
+                    let sent = match opened {
+                        Ok(opened) => opened.finish().instrument(span.clone()).await,
+                        Err(e) => Err(e),
+                    };
                     if sent.is_ok() {
                         crate::pause_points::reached("email.handed_off").await;
                     }
-                    // The record is on its way to the database (its first poll) before the
-                    // next message is built.
+                    // No next message is opened on a relay that cannot be reached.
+                    let reachable = !matches!(
+                        sent,
+                        Err(SendError::Transient {
+                            connection: true,
+                            ..
+                        })
+                    );
+                    let open_next = async {
+                        match following {
+                            Some(r) if reachable => Some(self.ready(r, pace.as_deref_mut()).await),
+                            _ => None,
+                        }
+                    };
                     tokio::join!(
                         self.record_outcome(row, sent, id, last).instrument(span),
-                        build_next
+                        open_next
                     )
                 }
-                Prepared::Unsent(why) => tokio::join!(self.drop_row(row, why, last), build_next),
+                Ready::Unsent(why) => {
+                    let open_next = async {
+                        match following {
+                            Some(r) => Some(self.ready(r, pace.as_deref_mut()).await),
+                            None => None,
+                        }
+                    };
+                    tokio::join!(self.drop_row(row, why, last), open_next)
+                }
             };
+            // (A record that fails drops the next message's open transaction: the relay
+            // discards it.)
             let delivery = delivery?;
-            next = built;
+            next = ready;
             counted(&delivery);
             if let Delivery::Retry {
                 at,
@@ -665,6 +753,41 @@ impl<'a> Sender<'a> {
             }
         }
         Ok(None)
+    }
+}
+
+/// The rate limit: at most `rate` messages a second, in steps of at least a millisecond (the
+/// timer's resolution): `ceil(rate / 1000)` messages, then a wait until that many messages'
+/// share of the second has passed since the step began. One message a step up to 1,000 a
+/// second; at 10,000 a second, 10 messages a millisecond (a wait of a tenth of a millisecond
+/// per message would round up to a millisecond and bind the rate near 1,000).
+struct Pace {
+    interval: tokio::time::Interval,
+    per_step: u32,
+    left: u32,
+}
+
+impl Pace {
+    fn new(rate: u32) -> Pace {
+        let rate = std::cmp::max(rate, 1);
+        let per_step = u32::div_ceil(rate, 1000);
+        let period = Duration::from_secs_f64(f64::from(per_step) / f64::from(rate));
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Pace {
+            interval,
+            per_step,
+            left: 0,
+        }
+    }
+
+    /// Returns when one more message may go.
+    async fn wait(&mut self) {
+        if self.left == 0 {
+            self.interval.tick().await;
+            self.left = self.per_step;
+        }
+        self.left -= 1;
     }
 }
 
@@ -715,9 +838,7 @@ pub async fn drain(
     let mut report = DrainReport::default();
     let rate = std::cmp::max(mailer.rate_per_second, 1);
     let batch = std::cmp::min(BATCH, u64::from(rate) * 60);
-    let period = Duration::from_secs_f64(1.0 / f64::from(rate));
-    let mut pace = tokio::time::interval(period);
-    pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pace = Pace::new(rate);
     let mut sender = Sender::new(
         db,
         config,

@@ -62,6 +62,60 @@ pub fn report(
     })
 }
 
+/// A month's report laid out once for every subscriber: both parts rendered with a stand-in for
+/// the unsubscribe link, cut where it stands, and joined again around each subscriber's link
+/// ([`ReportParts::fill`]), which gives the same bytes as rendering the templates for that
+/// subscriber ([`report`]). The link is the only thing in the parts that differs between
+/// subscribers.
+#[derive(Clone, Debug)]
+pub struct ReportParts {
+    subject: String,
+    /// The plain-text part around the link (the link goes between two pieces).
+    text: Vec<String>,
+    /// The HTML part around the link (HTML-escaped, as the template escapes it).
+    html: Vec<String>,
+}
+
+/// The link as the HTML template writes it: escaped by askama's own HTML escaper.
+#[derive(Template)]
+#[template(source = "{{ unsubscribe_url }}", ext = "html")]
+struct EscapedLink<'a> {
+    unsubscribe_url: &'a str,
+}
+
+impl ReportParts {
+    /// Renders `view` twice, with two stand-ins of different lengths, and keeps the pieces
+    /// around them; `None` when the pieces differ (a stand-in also appearing in the figures,
+    /// say), and then each subscriber's parts are rendered whole.
+    pub fn new(view: &ReportView, public_url: &str) -> Result<Option<ReportParts>, askama::Error> {
+        const A: &str = "\u{1}unsubscribe-link-a\u{1}";
+        const B: &str = "\u{2}unsubscribe-link-bb\u{2}";
+        let a = report(view, public_url, A)?;
+        let b = report(view, public_url, B)?;
+        let cut = |s: &str, at: &str| s.split(at).map(str::to_string).collect::<Vec<_>>();
+        let (text, html) = (cut(&a.text, A), cut(&a.html, A));
+        if text != cut(&b.text, B) || html != cut(&b.html, B) {
+            return Ok(None);
+        }
+        Ok(Some(ReportParts {
+            subject: a.subject,
+            text,
+            html,
+        }))
+    }
+
+    /// The parts of one subscriber's report, byte for byte what [`report`] renders for the
+    /// same view, public URL and link.
+    pub fn fill(&self, unsubscribe_url: &str) -> Result<Rendered, askama::Error> {
+        let escaped = EscapedLink { unsubscribe_url }.render()?;
+        Ok(Rendered {
+            subject: self.subject.clone(),
+            text: self.text.join(unsubscribe_url),
+            html: self.html.join(escaped.as_str()),
+        })
+    }
+}
+
 #[derive(Template)]
 #[template(path = "email/confirm.txt")]
 struct ConfirmText<'a> {

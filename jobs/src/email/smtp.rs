@@ -10,11 +10,12 @@
 //! TLS from the first byte) lettre's pooled transport keeps its own socket.
 use super::EmailError;
 use crate::config::{Secrets, SmtpConfig, SmtpSecurity};
+use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::response::Response;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
@@ -146,12 +147,75 @@ impl Mailer {
         &self.from
     }
 
-    /// Sends one message over the kept connection (opening it when needed).
+    /// Sends one message over the kept connection (opening it when needed): [`Mailer::open`]
+    /// then [`Opened::finish`].
     pub async fn send(&self, message: Message) -> Result<Accepted, SendError> {
-        let response = match &self.transport {
-            Transport::Direct(direct) => direct.send(&message).await?,
-            Transport::Pooled(transport) => {
-                transport.send(message).await.map_err(|e| classify(&e))?
+        self.open(message).await?.finish().await
+    }
+
+    /// Opens the mail transaction of `message` on the kept connection (opening it when
+    /// needed): `MAIL FROM`, `RCPT TO` and `DATA` answered, none of the message's content sent.
+    /// The relay delivers nothing until [`Opened::finish`] sends the content and its final dot;
+    /// dropped unfinished, the connection is closed and the relay discards the transaction
+    /// (RFC 5321, 4.1.1.4). The outbox opens the next message while it records the last one.
+    /// With `security = "tls"` (lettre's pooled transport) nothing is said before `finish`.
+    pub async fn open(&self, message: Message) -> Result<Opened<'_>, SendError> {
+        let state = match &self.transport {
+            Transport::Direct(direct) => direct.open(message).await?,
+            Transport::Pooled(transport) => OpenedState::Pooled {
+                transport,
+                message: Box::new(message),
+            },
+        };
+        Ok(Opened { state })
+    }
+}
+
+/// A mail transaction the relay has been told of (envelope and `DATA`), whose content is not
+/// sent yet: see [`Mailer::open`]. It holds the connection until it is finished or dropped.
+pub struct Opened<'a> {
+    state: OpenedState<'a>,
+}
+
+enum OpenedState<'a> {
+    Direct {
+        direct: &'a Direct,
+        slot: tokio::sync::MutexGuard<'a, Option<(AsyncSmtpConnection, Instant)>>,
+        conn: Box<AsyncSmtpConnection>,
+        data: Vec<u8>,
+    },
+    Pooled {
+        transport: &'a AsyncSmtpTransport<Tokio1Executor>,
+        message: Box<Message>,
+    },
+}
+
+impl Opened<'_> {
+    /// Sends the content and the final dot, and waits for the relay's answer: the moment it
+    /// accepts (250) the message is handed over.
+    pub async fn finish(self) -> Result<Accepted, SendError> {
+        let response = match self.state {
+            OpenedState::Direct {
+                direct,
+                mut slot,
+                mut conn,
+                data,
+            } => match tokio::time::timeout(TIMEOUT, conn.message(&data)).await {
+                Ok(Ok(response)) => {
+                    *slot = Some((*conn, Instant::now()));
+                    response
+                }
+                Ok(Err(e)) => {
+                    conn.abort().await;
+                    return Err(classify(&e));
+                }
+                Err(_) => {
+                    conn.abort().await;
+                    return Err(direct.no_answer());
+                }
+            },
+            OpenedState::Pooled { transport, message } => {
+                transport.send(*message).await.map_err(|e| classify(&e))?
             }
         };
         let lines: Vec<&str> = response.message().collect();
@@ -164,12 +228,12 @@ impl Mailer {
 }
 
 impl Direct {
-    /// Sends `message` on the open connection, or on a new one when there is none, it broke or
-    /// it idled past [`IDLE`]; a connection that fails is dropped, so the next message opens a
-    /// fresh one.
-    async fn send(&self, message: &Message) -> Result<Response, SendError> {
-        let mut open = self.open.lock().await;
-        let mut conn = match open.take() {
+    /// Opens `message`'s transaction on the open connection, or on a new one when there is
+    /// none, it broke or it idled past [`IDLE`]. A connection that fails is closed (as lettre's
+    /// own `send` closes it on any error), so the next message opens a fresh one.
+    async fn open(&self, message: Message) -> Result<OpenedState<'_>, SendError> {
+        let mut slot = self.open.lock().await;
+        let mut conn = match slot.take() {
             Some((conn, used)) if !conn.has_broken() && used.elapsed() < IDLE => conn,
             Some((mut stale, _)) => {
                 stale.abort().await;
@@ -177,31 +241,31 @@ impl Direct {
             }
             None => self.connect().await?,
         };
-        let sent =
-            tokio::time::timeout(TIMEOUT, conn.send(message.envelope(), &message.formatted()))
-                .await;
-        match sent {
-            Ok(Ok(response)) => {
-                *open = Some((conn, Instant::now()));
-                Ok(response)
-            }
+        let data = message.formatted();
+        let said = tokio::time::timeout(TIMEOUT, envelope(&mut conn, message.envelope(), &data));
+        match said.await {
+            Ok(Ok(())) => Ok(OpenedState::Direct {
+                direct: self,
+                slot,
+                conn: Box::new(conn),
+                data,
+            }),
             Ok(Err(e)) => {
-                // A refused message leaves a working connection; anything else drops it.
-                if e.is_permanent() || (e.is_transient() && !conn.has_broken()) {
-                    *open = Some((conn, Instant::now()));
-                } else {
-                    conn.abort().await;
-                }
-                Err(classify(&e))
+                conn.abort().await;
+                Err(e)
             }
             Err(_) => {
                 conn.abort().await;
-                Err(unreachable_relay(format!(
-                    "no answer from {}:{} within {TIMEOUT:?}",
-                    self.host, self.port
-                )))
+                Err(self.no_answer())
             }
         }
+    }
+
+    fn no_answer(&self) -> SendError {
+        unreachable_relay(format!(
+            "no answer from {}:{} within {TIMEOUT:?}",
+            self.host, self.port
+        ))
     }
 
     /// A new connection: TCP with `TCP_NODELAY`, the greeting and EHLO, STARTTLS when asked
@@ -237,6 +301,46 @@ impl Direct {
         }
         Ok(conn)
     }
+}
+
+/// `MAIL FROM` (with `SMTPUTF8` and `BODY=8BITMIME` when needed, as lettre's `send` does),
+/// `RCPT TO` for each recipient and `DATA`, each answered before the next.
+async fn envelope(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    data: &[u8],
+) -> Result<(), SendError> {
+    let mut options = Vec::new();
+    let ascii = |a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii();
+    let non_ascii = envelope.from().is_some_and(|a| !ascii(a)) || !envelope.to().iter().all(ascii);
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::Permanent {
+                message:
+                    "the envelope has non-ASCII addresses and the relay does not support SMTPUTF8"
+                        .into(),
+            });
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !data.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SendError::Permanent {
+                message: "the message is not ASCII and the relay does not support 8BITMIME".into(),
+            });
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    conn.command(Mail::new(envelope.from().cloned(), options))
+        .await
+        .map_err(|e| classify(&e))?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![]))
+            .await
+            .map_err(|e| classify(&e))?;
+    }
+    conn.command(Data).await.map_err(|e| classify(&e))?;
+    Ok(())
 }
 
 /// The relay could not be talked to at all: every other message would fail the same way now.
