@@ -25,7 +25,7 @@ use crate::books::BooksError;
 use crate::calendar::{month_of, Span};
 use buildfund_entity::build_steps;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, CaseStatement, Expr, Func, Query};
+use sea_orm::sea_query::{Alias, Expr, Func, Query};
 use sea_orm::{ConnectionTrait, DeriveIden, ExprTrait, TransactionSession, TransactionTrait};
 use std::collections::BTreeMap;
 
@@ -144,12 +144,6 @@ pub async fn store_job_day<C: ConnectionTrait + TransactionTrait>(
     }
     let span = Span::new(month_of(day).start, day + DAY);
     use build_steps::Column as C;
-    let clipped_stop = CaseStatement::new()
-        .case(Expr::col(C::StopTs).lt(span.end), Expr::col(C::StopTs))
-        .finally(Expr::val(span.end));
-    let clipped_start = CaseStatement::new()
-        .case(Expr::col(C::StartTs).gt(span.start), Expr::col(C::StartTs))
-        .finally(Expr::val(span.start));
     // A step without a job and one whose job is literally `~unnamed` count under one job.
     let job = || Expr::cust(format!(r#"COALESCE("job", '{UNNAMED_JOB}')"#));
     let select = Query::select()
@@ -157,10 +151,7 @@ pub async fn store_job_day<C: ConnectionTrait + TransactionTrait>(
         .expr(Expr::val(generation))
         .columns([C::Machine, C::Project, C::Jobset])
         .expr(job())
-        .expr(Func::cast_as(
-            Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
-            Alias::new("BIGINT"),
-        ))
+        .expr(super::steps::clipped_busy_seconds(span))
         .expr(Func::cast_as(
             Func::count(Expr::col(C::StartTs)),
             Alias::new("BIGINT"),

@@ -220,16 +220,7 @@ fn grouped_by_job(
     by_machine: bool,
 ) -> SelectStatement {
     use build_steps::Column as C;
-    let clipped_stop = CaseStatement::new()
-        .case(Expr::col(C::StopTs).lt(part.end), Expr::col(C::StopTs))
-        .finally(Expr::val(part.end));
-    let clipped_start = CaseStatement::new()
-        .case(Expr::col(C::StartTs).gt(part.start), Expr::col(C::StartTs))
-        .finally(Expr::val(part.start));
-    let busy = Func::cast_as(
-        Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
-        Alias::new("BIGINT"),
-    );
+    let busy = super::steps::clipped_busy_seconds(part);
     let counted = CaseStatement::new()
         .case(
             Expr::col(C::StartTs).gte(count_from.unwrap_or(i64::MIN)),

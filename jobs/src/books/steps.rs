@@ -59,9 +59,9 @@ pub(crate) fn overlapping(span: Span) -> Condition {
         .add(Expr::col(C::StopTs).ne(Expr::col(C::StartTs)))
 }
 
-/// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
-/// `span`, each step clipped to it, and how many steps; restricted to `machines` when given.
-pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
+/// The busy seconds of a group: the sum of its steps' lengths, each step clipped to `span`
+/// (as `BIGINT`). Every busy query of the books sums the same expression.
+pub(crate) fn clipped_busy_seconds(span: Span) -> Expr {
     use build_steps::Column as C;
     let clipped_stop = CaseStatement::new()
         .case(Expr::col(C::StopTs).lt(span.end), Expr::col(C::StopTs))
@@ -69,10 +69,18 @@ pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
     let clipped_start = CaseStatement::new()
         .case(Expr::col(C::StartTs).gt(span.start), Expr::col(C::StartTs))
         .finally(Expr::val(span.start));
-    let busy = Func::cast_as(
+    Func::cast_as(
         Func::sum(Expr::expr(clipped_stop).sub(Expr::expr(clipped_start))),
         Alias::new("BIGINT"),
-    );
+    )
+    .into()
+}
+
+/// The grouped query: busy seconds per (machine, project, jobset) of the steps overlapping
+/// `span`, each step clipped to it, and how many steps; restricted to `machines` when given.
+pub fn busy_query(span: Span, machines: Option<&[&str]>) -> SelectStatement {
+    use build_steps::Column as C;
+    let busy = clipped_busy_seconds(span);
     let mut q = Query::select();
     q.columns([C::Machine, C::Project, C::Jobset])
         .expr_as(busy, Alias::new("busy"))
