@@ -61,12 +61,13 @@ fn setup() -> TestAppBuilder {
     TestApp::builder(CONFIG).clock(Clock::manual(t("2026-12-06T12:00:00Z")))
 }
 
-/// `n` steps spread over September, numbered from `first`.
-fn steps(first: i64, n: i64) -> Vec<Value> {
-    let start = t("2026-09-01T00:00:00Z").timestamp();
+/// `n` steps numbered from `first`, starting within `spread` seconds after `from` (each at most
+/// 7,060 seconds long), over the machines and jobsets of the configuration.
+fn steps_over(from: &str, spread: i64, first: i64, n: i64) -> Vec<Value> {
+    let start = t(from).timestamp();
     (first..first + n)
         .map(|i| {
-            let from = start + (i * 7919) % (30 * 86_400 - 7_200);
+            let from = start + (i * 7919) % spread;
             json!({"build": i, "step": 1, "project": "nixpkgs",
                    "jobset": JOBSETS[i as usize % JOBSETS.len()],
                    "job": format!("pkg{}.x86_64-linux", i % 97),
@@ -76,30 +77,35 @@ fn steps(first: i64, n: i64) -> Vec<Value> {
         .collect()
 }
 
+/// `n` steps spread over September, numbered from `first`.
+fn steps(first: i64, n: i64) -> Vec<Value> {
+    steps_over("2026-09-01T00:00:00Z", 30 * 86_400 - 7_200, first, n)
+}
+
 async fn ingest(app: &TestApp, steps: &[Value]) {
     for chunk in steps.chunks(5_000) {
         app.ingest_steps(chunk).await;
     }
 }
 
-/// `buildfund_books_computations_total` of the server.
-async fn computations(app: &TestApp) -> f64 {
+/// The counter `name` of the server's `/metrics`.
+async fn counter(app: &TestApp, name: &str) -> f64 {
     app.get_metrics()
         .await
         .into_iter()
-        .find(|s| s.name == "buildfund_books_computations_total")
+        .find(|s| s.name == name)
         .map(|s| s.value)
-        .expect("the server exports buildfund_books_computations_total")
+        .unwrap_or_else(|| panic!("the server exports {name}"))
+}
+
+/// `buildfund_books_computations_total` of the server.
+async fn computations(app: &TestApp) -> f64 {
+    counter(app, "buildfund_books_computations_total").await
 }
 
 /// `buildfund_books_computations_to_date_total` of the server: the months to date among them.
 async fn to_date_computations(app: &TestApp) -> f64 {
-    app.get_metrics()
-        .await
-        .into_iter()
-        .find(|s| s.name == "buildfund_books_computations_to_date_total")
-        .map(|s| s.value)
-        .expect("the server exports buildfund_books_computations_to_date_total")
+    counter(app, "buildfund_books_computations_to_date_total").await
 }
 
 /// `READERS` anonymous reads at once, half of the month's costs and half of its funds: every
@@ -232,18 +238,12 @@ const OPEN: &str = "2026-12";
 /// `n` steps spread over December 1st to the 6th, 10:00 (before the clock's noon), numbered
 /// from `first`.
 fn open_steps(first: i64, n: i64) -> Vec<Value> {
-    let start = t("2026-12-01T00:00:00Z").timestamp();
-    let spread = 5 * 86_400 + 10 * 3_600 - 7_200;
-    (first..first + n)
-        .map(|i| {
-            let from = start + (i * 7919) % spread;
-            json!({"build": i, "step": 1, "project": "nixpkgs",
-                   "jobset": JOBSETS[i as usize % JOBSETS.len()],
-                   "job": format!("pkg{}.x86_64-linux", i % 97),
-                   "machine": MACHINES[(i as usize / 3) % MACHINES.len()],
-                   "start": from, "stop": from + 60 + (i * 31) % 7_000})
-        })
-        .collect()
+    steps_over(
+        "2026-12-01T00:00:00Z",
+        5 * 86_400 + 10 * 3_600 - 7_200,
+        first,
+        n,
+    )
 }
 
 /// Writes `steps` as the command line or another instance does (the library's ingest, which
@@ -391,17 +391,7 @@ db_test!(
 
 /// `n` steps spread over October 2026 (31 days), numbered from `first`.
 fn october_steps(first: i64, n: i64) -> Vec<Value> {
-    let start = t("2026-10-01T00:00:00Z").timestamp();
-    (first..first + n)
-        .map(|i| {
-            let from = start + (i * 7919) % (31 * 86_400 - 7_200);
-            json!({"build": i, "step": 1, "project": "nixpkgs",
-                   "jobset": JOBSETS[i as usize % JOBSETS.len()],
-                   "job": format!("pkg{}.x86_64-linux", i % 97),
-                   "machine": MACHINES[(i as usize / 3) % MACHINES.len()],
-                   "start": from, "stop": from + 60 + (i * 31) % 7_000})
-        })
-        .collect()
+    steps_over("2026-10-01T00:00:00Z", 31 * 86_400 - 7_200, first, n)
 }
 
 db_test!(
