@@ -78,22 +78,7 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     // Steps spread over the month: 50 machines, 200 jobsets (a fifth of them in GPU pools),
     // 1 minute to ~2 hours each, some crossing into November.
-    conn.execute_unprepared(&format!(
-        "INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
-                                  start_ts, stop_ts, status, ingested_at, updated_at)
-         SELECT 'bench', g / 8, g % 8, 'nixpkgs',
-                (ARRAY['cuda-','jetson-','gpu-tests-','trunk-','staging-'])[1 + (g % 5)] || (g % {jobsets} / 5),
-                'job' || (g % 997), 'x86_64-linux', 'build' || lpad((g / 3 % {machines})::text, 2, '0'),
-                {start} + (g * 7919) % {len}, {start} + (g * 7919) % {len} + 60 + (g * 31) % 7200,
-                0, now(), now()
-         FROM generate_series(1::bigint, {steps}::bigint) AS g",
-        jobsets = JOBSETS,
-        machines = MACHINES,
-        start = span.start,
-        len = span.len(),
-    ))
-    .await?;
-    conn.execute_unprepared("ANALYZE build_steps").await?;
+    insert_steps(&conn, "bench", steps, span.start, span.len(), (7919, 31)).await?;
     println!(
         "generated {steps} steps over {MACHINES} machines and {JOBSETS} jobsets in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -168,20 +153,15 @@ async fn stale_reads(
     );
     let span = month.span();
     let late = steps / 10;
-    conn.execute_unprepared(&format!(
-        "INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
-                                  start_ts, stop_ts, status, ingested_at, updated_at)
-         SELECT 'late', g / 8, g % 8, 'nixpkgs',
-                (ARRAY['cuda-','jetson-','gpu-tests-','trunk-','staging-'])[1 + (g % 5)] || (g % {JOBSETS} / 5),
-                'job' || (g % 997), 'x86_64-linux', 'build' || lpad((g / 3 % {MACHINES})::text, 2, '0'),
-                {start} + (g * 4813) % {len}, {start} + (g * 4813) % {len} + 60 + (g * 37) % 7200,
-                0, now(), now()
-         FROM generate_series(1::bigint, {late}::bigint) AS g",
-        start = span.start,
-        len = span.len() - 7300,
-    ))
+    insert_steps(
+        conn,
+        "late",
+        late,
+        span.start,
+        span.len() - 7300,
+        (4813, 37),
+    )
     .await?;
-    conn.execute_unprepared("ANALYZE build_steps").await?;
     let mark = || stale::mark_spans(conn, [span], now);
     mark().await?;
     println!("{late} late steps spread over {month}: the month and its days are stale");
@@ -343,18 +323,7 @@ async fn open_month_reads(
     let start = month.span().start;
     // Whole steps before now, ending at least an hour before it.
     let len = (now.timestamp() - start - 3 * 3600).max(3600);
-    conn.execute_unprepared(&format!(
-        "INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
-                                  start_ts, stop_ts, status, ingested_at, updated_at)
-         SELECT 'open', g / 8, g % 8, 'nixpkgs',
-                (ARRAY['cuda-','jetson-','gpu-tests-','trunk-','staging-'])[1 + (g % 5)] || (g % {JOBSETS} / 5),
-                'job' || (g % 997), 'x86_64-linux', 'build' || lpad((g / 3 % {MACHINES})::text, 2, '0'),
-                {start} + (g * 7919) % {len}, {start} + (g * 7919) % {len} + 60 + (g * 31) % 7200,
-                0, now(), now()
-         FROM generate_series(1::bigint, {steps}::bigint) AS g",
-    ))
-    .await?;
-    conn.execute_unprepared("ANALYZE build_steps").await?;
+    insert_steps(conn, "open", steps, start, len, (7919, 31)).await?;
     let t = Instant::now();
     let done = store::ensure(conn, config, now, |_, _, _| {}).await?;
     println!(
@@ -458,6 +427,32 @@ async fn open_month_reads(
         format!("{unshared_failed} of {} failed", READERS * 5),
     );
     println!("open month: answers other than 200 over every run: {refused}");
+    Ok(())
+}
+
+/// Inserts `count` steps of `source` (build `g / 8`, step `g % 8`) over the machines and
+/// jobsets (a fifth of them in GPU pools), the `g`-th starting at `start + (g * a) % len` and
+/// lasting `60 + (g * b) % 7200` seconds for `(a, b)` = `shape`; then `ANALYZE`.
+async fn insert_steps(
+    conn: &sea_orm::DatabaseConnection,
+    source: &str,
+    count: i64,
+    start: i64,
+    len: i64,
+    (a, b): (i64, i64),
+) -> anyhow::Result<()> {
+    conn.execute_unprepared(&format!(
+        "INSERT INTO build_steps (source, build, step, project, jobset, job, system, machine,
+                                  start_ts, stop_ts, status, ingested_at, updated_at)
+         SELECT '{source}', g / 8, g % 8, 'nixpkgs',
+                (ARRAY['cuda-','jetson-','gpu-tests-','trunk-','staging-'])[1 + (g % 5)] || (g % {JOBSETS} / 5),
+                'job' || (g % 997), 'x86_64-linux', 'build' || lpad((g / 3 % {MACHINES})::text, 2, '0'),
+                {start} + (g * {a}) % {len}, {start} + (g * {a}) % {len} + 60 + (g * {b}) % 7200,
+                0, now(), now()
+         FROM generate_series(1::bigint, {count}::bigint) AS g",
+    ))
+    .await?;
+    conn.execute_unprepared("ANALYZE build_steps").await?;
     Ok(())
 }
 
