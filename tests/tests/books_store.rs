@@ -718,3 +718,93 @@ db_test!(instants_and_months_are_bounded, CONFIG, |app| async move {
         200
     );
 });
+
+/// Every stored day's rows, as `(machine, project, jobset, busy seconds, steps)` sorted, by day.
+async fn stored_days(
+    app: &TestApp,
+) -> std::collections::BTreeMap<i64, Vec<(String, String, String, i64, i64)>> {
+    let rows = app
+        .db
+        .query_all_raw(sea_orm::Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT day, machine, project, jobset, busy_seconds, steps FROM book_day_busy \
+             ORDER BY day, machine, project, jobset",
+        ))
+        .await
+        .unwrap();
+    let mut out: std::collections::BTreeMap<i64, Vec<_>> = Default::default();
+    for r in rows {
+        out.entry(r.try_get_by_index::<i64>(0).unwrap())
+            .or_default()
+            .push((
+                r.try_get_by_index::<String>(1).unwrap(),
+                r.try_get_by_index::<String>(2).unwrap(),
+                r.try_get_by_index::<String>(3).unwrap(),
+                r.try_get_by_index::<i64>(4).unwrap(),
+                r.try_get_by_index::<i64>(5).unwrap(),
+            ));
+    }
+    out
+}
+
+db_test!(
+    every_stored_day_holds_its_month_to_that_day,
+    CONFIG,
+    |app| async move {
+        use buildfund_jobs::books::days::DAY;
+        use buildfund_jobs::calendar::{from_unix, month_of, Span};
+        seed(&app).await;
+        let first = ensure(&app).await;
+        assert!(first.days >= 334, "{first:?}");
+        // A late step across midnight in the middle of May reopens May 12 to May 31, stored
+        // again from the stored May 11 in one run.
+        ingest(
+            &app,
+            &[step(
+                9001,
+                "build03",
+                ("nixpkgs", "cuda"),
+                t("2026-05-12T22:00:00Z").timestamp(),
+                t("2026-05-13T03:00:00Z").timestamp(),
+            )],
+        )
+        .await;
+        assert_eq!(ensure(&app).await.days, 20);
+        let stored = stored_days(&app).await;
+        let status = store::books_status(&app.db, &app.config, Utc::now())
+            .await
+            .unwrap();
+        // Day by day from the first step's month: the running sums of each day's steps (each
+        // step clipped to its day) from its month's start, straight from the steps.
+        let mut day = t(&format!("{}T00:00:00Z", status.days.first.unwrap())).timestamp();
+        let mut sums: std::collections::BTreeMap<(String, String, String), (i64, i64)> =
+            Default::default();
+        for _ in 0..status.days.days {
+            if day == month_of(day).start {
+                sums.clear();
+            }
+            let q = buildfund_jobs::books::steps::busy_query(Span::new(day, day + DAY), None);
+            for r in app.db.query_all(&q).await.unwrap() {
+                let key = (
+                    r.try_get("", "machine").unwrap(),
+                    r.try_get("", "project").unwrap(),
+                    r.try_get("", "jobset").unwrap(),
+                );
+                let s = sums.entry(key).or_default();
+                s.0 += r.try_get::<i64>("", "busy").unwrap();
+                s.1 += r.try_get::<i64>("", "steps").unwrap();
+            }
+            let expected: Vec<_> = sums
+                .iter()
+                .map(|((m, p, j), (b, n))| (m.clone(), p.clone(), j.clone(), *b, *n))
+                .collect();
+            assert_eq!(
+                stored.get(&day).cloned().unwrap_or_default(),
+                expected,
+                "stored day {}",
+                from_unix(day)
+            );
+            day += DAY;
+        }
+    }
+);

@@ -313,7 +313,9 @@ pub(crate) async fn days_status(
 
 /// Computes and stores every day that is over at `now` and missing or stale, oldest first;
 /// with `force_from`, every day from it on too, whatever is stored. Returns how many days were
-/// stored.
+/// stored. The days go by runs: consecutive days of one month in one transaction and one
+/// statement ([`run_insert`]), so a catch-up costs one pass over each month's steps rather than
+/// one transaction per day.
 pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     now: DateTime<Utc>,
@@ -331,56 +333,137 @@ pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     }
     todo.sort_unstable();
     todo.dedup();
-    let mut stored = 0;
-    for day in todo {
-        let force = force_from.is_some_and(|f| day >= f);
-        if store_day(db, day, force, now).await? {
-            stored += 1;
+    // The runs of a month one after the other (a run starts from the day before it); on
+    // PostgreSQL, two months at a time (each run locks its own month: two cores, two
+    // connections), elsewhere one (SQLite has one writer).
+    let mut months: Vec<Vec<&[i64]>> = Vec::new();
+    for run in runs(&todo) {
+        match months.last_mut() {
+            Some(m) if month_of(m[0][0]).start == month_of(run[0]).start => m.push(run),
+            _ => months.push(vec![run]),
         }
+    }
+    let at_once = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => 2,
+        _ => 1,
+    };
+    let mut stored = 0;
+    let mut months = months.into_iter();
+    loop {
+        let (a, b) = (
+            months.next(),
+            if at_once > 1 { months.next() } else { None },
+        );
+        let Some(a) = a else { break };
+        let (x, y) = futures_util::future::try_join(
+            store_runs(db, a, force_from, now),
+            store_runs(db, b.unwrap_or_default(), force_from, now),
+        )
+        .await?;
+        stored += x + y;
     }
     Ok(stored)
 }
 
-/// Computes one day (the stored day before it plus its own steps) and stores it; `false` when
-/// it was stored from its generation meanwhile (by another instance), or when the day before
-/// it is not stored fresh (it comes first in [`ensure_days`]' order; a write that reopened it
-/// meanwhile reopened this day too).
-async fn store_day<C: ConnectionTrait + TransactionTrait>(
+/// Stores the runs of one month in order ([`store_run`]).
+async fn store_runs<C: ConnectionTrait + TransactionTrait>(
     db: &C,
-    day: i64,
+    runs: Vec<&[i64]>,
+    force_from: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let mut stored = 0;
+    for run in runs {
+        let force = force_from.is_some_and(|f| run[0] >= f);
+        stored += store_run(db, run, force, now).await?;
+    }
+    Ok(stored)
+}
+
+/// `days` (ascending) cut into runs of consecutive days of one month.
+fn runs(days: &[i64]) -> impl Iterator<Item = &[i64]> {
+    days.chunk_by(|a, b| b - a == DAY && month_of(*a).start == month_of(*b).start)
+}
+
+/// `(generation, stored)` of the days `[first, last]` that have a row.
+async fn day_rows(
+    db: &impl ConnectionTrait,
+    first: i64,
+    last: i64,
+) -> Result<BTreeMap<i64, (i64, Option<i64>)>, DbErr> {
+    let q = Query::select()
+        .columns([BookDays::Day, BookDays::Generation, BookDays::Stored])
+        .from(BookDays::Table)
+        .and_where(Expr::col(BookDays::Day).gte(first))
+        .and_where(Expr::col(BookDays::Day).lte(last))
+        .to_owned();
+    let mut out = BTreeMap::new();
+    for row in db.query_all(&q).await? {
+        out.insert(
+            row.try_get("", "day")?,
+            (row.try_get("", "generation")?, row.try_get("", "stored")?),
+        );
+    }
+    Ok(out)
+}
+
+/// Computes a run of consecutive days of one month (the stored day before it plus the busy
+/// seconds of each of its days, summed day by day) and stores them in one transaction under
+/// the month's lock of days (`days YYYY-MM` in `book_locks`). Returns how many days were stored: 0 when every day of the run was stored
+/// from its generation meanwhile (by another instance) and `force` is off, or when the day
+/// before the run is not stored fresh (it comes first in [`ensure_days`]' order; a write that
+/// reopened it meanwhile reopened the run too).
+async fn store_run<C: ConnectionTrait + TransactionTrait>(
+    db: &C,
+    run: &[i64],
     force: bool,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    // The generation first, then the data: a write committed in between leaves the day stale
-    // rather than wrongly fresh.
-    let generation = day_row(db, day).await?.map_or(0, |(g, _)| g);
+) -> Result<u64, DbErr> {
+    let (Some(&first), Some(&last)) = (run.first(), run.last()) else {
+        return Ok(0);
+    };
+    // The generations first, then the data: a write committed in between leaves its days
+    // stale rather than wrongly fresh.
+    let generations = day_rows(db, first, last).await?;
+    let generation = |d: i64| generations.get(&d).map_or(0, |(g, _)| *g);
     let txn = crate::db::begin_write(db).await?;
-    crate::db::take_lock(&txn, "books").await?;
-    if let Some((_, Some(stored))) = day_row(&txn, day).await? {
-        if !force && stored >= generation {
+    // One writer of the month's days at a time across instances (the SQLite write lock does it
+    // there); other months' days and the months' books are stored meanwhile.
+    let month = crate::calendar::Month::of(crate::calendar::from_unix(first));
+    crate::db::take_lock(&txn, &format!("days {month}")).await?;
+    if !force {
+        let current = day_rows(&txn, first, last).await?;
+        let done = run.iter().all(|d| {
+            current
+                .get(d)
+                .and_then(|(_, stored)| *stored)
+                .is_some_and(|s| s >= generation(*d))
+        });
+        if done {
             txn.rollback().await?;
-            return Ok(false);
+            return Ok(0);
         }
     }
-    let before = (day > month_of(day).start).then_some(day - DAY);
+    let before = (first > month_of(first).start).then_some(first - DAY);
     if let Some(before) = before {
         match day_row(&txn, before).await? {
             Some((g, Some(s))) if s >= g => {}
             _ => {
                 txn.rollback().await?;
-                return Ok(false);
+                return Ok(0);
             }
         }
     }
     let delete = Query::delete()
         .from_table(BookDayBusy::Table)
-        .and_where(Expr::col(BookDayBusy::Day).eq(day))
+        .and_where(Expr::col(BookDayBusy::Day).gte(first))
+        .and_where(Expr::col(BookDayBusy::Day).lte(last))
         .to_owned();
     txn.execute(&delete).await?;
-    // The day's rows are the day before's plus its own steps, summed in the database: no row
-    // travels to this process and back.
-    txn.execute(&next_day_insert(day, before)).await?;
-    let upsert = Query::insert()
+    // The days' rows summed in the database: no row travels to this process and back.
+    txn.execute_unprepared(&run_insert(txn.get_database_backend(), run, before))
+        .await?;
+    let mut upsert = Query::insert()
         .into_table(BookDays::Table)
         .columns([
             BookDays::Day,
@@ -388,73 +471,79 @@ async fn store_day<C: ConnectionTrait + TransactionTrait>(
             BookDays::Stored,
             BookDays::ComputedAt,
         ])
-        .values_panic([
-            Expr::val(day),
-            Expr::val(generation),
-            Expr::val(generation),
-            Expr::val(now),
-        ])
         .on_conflict(
             OnConflict::column(BookDays::Day)
                 .update_columns([BookDays::Stored, BookDays::ComputedAt])
                 .to_owned(),
         )
         .to_owned();
+    for &d in run {
+        upsert.values_panic([
+            Expr::val(d),
+            Expr::val(generation(d)),
+            Expr::val(generation(d)),
+            Expr::val(now),
+        ]);
+    }
     txn.execute(&upsert).await?;
     txn.commit().await?;
-    Ok(true)
+    Ok(run.len() as u64)
 }
 
-/// `INSERT INTO book_day_busy … SELECT`: the rows of `day`, the rows of stored day `before`
-/// (none at a month's start) plus the busy seconds of the day's steps ([`busy_query`]), per
-/// (machine, project, jobset).
-fn next_day_insert(day: i64, before: Option<i64>) -> sea_orm::sea_query::InsertStatement {
-    use sea_orm::sea_query::UnionType;
-    let mut parts = busy_query(Span::new(day, day + DAY), None);
+/// `INSERT INTO book_day_busy … SELECT` of the rows of every day of `run` (consecutive days of
+/// one month): per (machine, project, jobset), the rows of stored day `before` (none at the
+/// month's start) plus the busy seconds of each day's steps ([`busy_query`], each step clipped to
+/// its day) up to that day, a running sum in day order. A key has a row from the first day it
+/// has steps (or from the run's first day when the day before holds it), as day by day.
+/// The statement's values are day numbers and the bound's name, written into it.
+fn run_insert(backend: sea_orm::DbBackend, run: &[i64], before: Option<i64>) -> String {
+    use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
+    let sql = |q: &sea_orm::sea_query::SelectStatement| match backend {
+        sea_orm::DbBackend::Postgres => q.to_string(PostgresQueryBuilder),
+        _ => q.to_string(SqliteQueryBuilder),
+    };
+    let first = run[0];
+    let mut parts: Vec<String> = run
+        .iter()
+        .map(|&d| {
+            format!(
+                "SELECT {d} AS day, b.machine, b.project, b.jobset, b.busy, b.steps FROM ({}) AS b",
+                sql(&busy_query(Span::new(d, d + DAY), None))
+            )
+        })
+        .collect();
     if let Some(before) = before {
-        let stored = Query::select()
-            .columns([
-                BookDayBusy::Machine,
-                BookDayBusy::Project,
-                BookDayBusy::Jobset,
-                BookDayBusy::BusySeconds,
-                BookDayBusy::Steps,
-            ])
-            .from(BookDayBusy::Table)
-            .and_where(Expr::col(BookDayBusy::Day).eq(before))
-            .to_owned();
-        parts.union(UnionType::All, stored);
+        // The day before's sums enter on the run's first day.
+        parts.push(format!(
+            "SELECT {first} AS day, machine, project, jobset, busy_seconds AS busy, steps \
+             FROM book_day_busy WHERE day = {before}"
+        ));
     }
-    let sum = |c: &str| Func::cast_as(Func::sum(Expr::col(Alias::new(c))), Alias::new("BIGINT"));
-    let select = Query::select()
-        .expr(Expr::val(day))
-        .columns([
-            BookDayBusy::Machine,
-            BookDayBusy::Project,
-            BookDayBusy::Jobset,
-        ])
-        .expr(sum("busy"))
-        .expr(sum("steps"))
-        .from_subquery(parts, Alias::new("parts"))
-        .group_by_columns([
-            BookDayBusy::Machine,
-            BookDayBusy::Project,
-            BookDayBusy::Jobset,
-        ])
-        .to_owned();
-    Query::insert()
-        .into_table(BookDayBusy::Table)
-        .columns([
-            BookDayBusy::Day,
-            BookDayBusy::Machine,
-            BookDayBusy::Project,
-            BookDayBusy::Jobset,
-            BookDayBusy::BusySeconds,
-            BookDayBusy::Steps,
-        ])
-        .select_from(select)
-        .expect("six columns and six values")
-        .to_owned()
+    let days: Vec<String> = run.iter().map(|d| format!("SELECT {d} AS day")).collect();
+    let running = |c: &str| {
+        format!(
+            "CAST(SUM(COALESCE(p.{c}, 0)) OVER (PARTITION BY k.machine, k.project, k.jobset \
+             ORDER BY d.day ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT)"
+        )
+    };
+    format!(
+        "WITH parts AS ({parts}), \
+         summed AS (SELECT day, machine, project, jobset, SUM(busy) AS busy, SUM(steps) AS steps \
+           FROM parts GROUP BY day, machine, project, jobset), \
+         keys AS (SELECT DISTINCT machine, project, jobset FROM summed) \
+         INSERT INTO book_day_busy (day, machine, project, jobset, busy_seconds, steps) \
+         SELECT day, machine, project, jobset, busy, steps FROM (\
+           SELECT d.day AS day, k.machine AS machine, k.project AS project, k.jobset AS jobset, \
+             {busy} AS busy, {steps} AS steps \
+           FROM ({days}) AS d CROSS JOIN keys AS k \
+           LEFT JOIN summed AS p ON p.day = d.day AND p.machine = k.machine \
+             AND p.project = k.project AND p.jobset = k.jobset\
+         ) AS t WHERE steps > 0",
+        parts = parts.join(" UNION ALL "),
+        days = days.join(" UNION ALL "),
+        busy = running("busy"),
+        steps = running("steps"),
+    )
 }
 
 #[cfg(test)]

@@ -401,7 +401,8 @@ pub struct Ensured {
 }
 
 /// The time [`ensure`] or [`rebuild`] spent in each phase, in milliseconds of wall clock
-/// (monotonic; summed over the months).
+/// (monotonic; summed over the months). A month is read while the one before it is written,
+/// so the months' phases together can exceed their wall time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Phases {
     /// Storing the days ([`super::days::ensure_days`]).
@@ -416,6 +417,17 @@ pub struct Phases {
     pub write_jobs_ms: u64,
     /// The rest of writing the months: the lock, lines, funds, the months after, the commit.
     pub write_other_ms: u64,
+}
+
+impl Phases {
+    fn add(&mut self, o: &Phases) {
+        self.days_ms += o.days_ms;
+        self.lines_ms += o.lines_ms;
+        self.jobs_ms += o.jobs_ms;
+        self.other_facts_ms += o.other_facts_ms;
+        self.write_jobs_ms += o.write_jobs_ms;
+        self.write_other_ms += o.write_other_ms;
+    }
 }
 
 fn ms(d: std::time::Duration) -> u64 {
@@ -489,9 +501,50 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
             todo.push((m, false));
         }
     }
+    // Each month is read and computed while the one before it is written: the two overlap
+    // (the database reads one month's steps while it writes the other's rows), and a month's
+    // write still comes after the one before it, whose sums to date it adds to its own.
     let total = todo.len();
-    for (i, (m, forced)) in todo.into_iter().enumerate() {
-        if store_month(db, config, &fp, m, forced, now, &mut done.phases).await? {
+    let mut next = match todo.first() {
+        Some(&(m, _)) => Some(prepare_month(db, config, m, &mut done.phases).await?),
+        None => None,
+    };
+    for (i, &(m, forced)) in todo.iter().enumerate() {
+        let prepared = next.take().flatten();
+        let mut reading = Phases::default();
+        let (written, following) = tokio::join!(
+            async {
+                match prepared {
+                    Some((generation, books)) => {
+                        let mut writing = Phases::default();
+                        let written = write_prepared(
+                            db,
+                            config,
+                            &fp,
+                            generation,
+                            forced,
+                            now,
+                            &books,
+                            &mut writing,
+                        )
+                        .await;
+                        written.map(|w| (w, writing))
+                    }
+                    None => Ok((false, Phases::default())),
+                }
+            },
+            async {
+                match todo.get(i + 1) {
+                    Some(&(m, _)) => prepare_month(db, config, m, &mut reading).await.map(Some),
+                    None => Ok(None),
+                }
+            }
+        );
+        let (written, writing) = written?;
+        next = following?;
+        done.phases.add(&writing);
+        done.phases.add(&reading);
+        if written {
             done.stored += 1;
         } else {
             done.skipped += 1;
@@ -664,27 +717,38 @@ pub(crate) fn fund_deltas(
         .collect()
 }
 
-/// Computes one month from the data and stores it. `false` when an equally fresh result was
-/// stored meanwhile (by another instance).
-async fn store_month<C: ConnectionTrait + TransactionTrait>(
+/// Reads `month`'s facts and computes its books: the generation first, then the data (a write
+/// committed in between leaves the month stale rather than wrongly fresh). `None` before
+/// `ledger_start`.
+async fn prepare_month(
+    db: &impl ConnectionTrait,
+    config: &Config,
+    month: Month,
+    phases: &mut Phases,
+) -> Result<Option<(i64, MonthBooks)>, BooksError> {
+    let generation = super::shared::generation(db, month).await?;
+    let Some(facts) = read_facts(db, config, month, generation, phases).await? else {
+        return Ok(None);
+    };
+    Ok(Some((generation, compute_month(config, facts)?)))
+}
+
+/// Stores a month computed by [`prepare_month`] from `generation`. `false` when an equally
+/// fresh result was stored meanwhile (by another instance).
+#[allow(clippy::too_many_arguments)]
+async fn write_prepared<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     config: &Config,
     fp: &str,
-    month: Month,
+    generation: i64,
     force: bool,
     now: DateTime<Utc>,
+    books: &MonthBooks,
     phases: &mut Phases,
 ) -> Result<bool, BooksError> {
-    // The generation first, then the data: a write committed in between leaves the month
-    // stale rather than wrongly fresh.
-    let generation = super::shared::generation(db, month).await?;
-    let Some(facts) = read_facts(db, config, month, generation, phases).await? else {
-        return Ok(false);
-    };
-    let books = compute_month(config, facts)?;
-    let first = month <= first_month(config);
+    let first = books.month <= first_month(config);
     let (started, jobs_before) = (std::time::Instant::now(), phases.write_jobs_ms);
-    let written = write_month(db, fp, generation, force, first, now, &books, phases).await;
+    let written = write_month(db, fp, generation, force, first, now, books, phases).await;
     phases.write_other_ms +=
         ms(started.elapsed()).saturating_sub(phases.write_jobs_ms - jobs_before);
     written
