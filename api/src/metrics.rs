@@ -9,6 +9,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
+use std::borrow::Cow;
 use std::time::Instant;
 
 #[derive(Clone)]
@@ -157,10 +158,13 @@ pub async fn track(
     let pattern = req
         .extensions()
         .get::<RoutePattern>()
-        .map(|RoutePattern(route)| route.clone());
-    let route = pattern
-        .unwrap_or_else(|| req.match_pattern())
-        .unwrap_or_else(|| UNMATCHED.to_string());
+        .map(|RoutePattern(route)| *route);
+    let route: Cow<'static, str> = match pattern {
+        Some(route) => Cow::Borrowed(route.unwrap_or(UNMATCHED)),
+        None => req
+            .match_pattern()
+            .map_or(Cow::Borrowed(UNMATCHED), Cow::Owned),
+    };
     let path = logged_path(&route, req.path()).to_string();
     let res = next.call(req).await?;
     let status = res.status().as_u16();

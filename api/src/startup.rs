@@ -81,15 +81,20 @@ async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Ok(answer)
 }
 
+/// The route pattern `req`'s root span looked up (`None` without a root span).
+fn route_of(req: &ServiceRequest) -> Option<Option<&'static str>> {
+    req.extensions()
+        .get::<RoutePattern>()
+        .map(|RoutePattern(route)| *route)
+}
+
 /// Whether `req` runs in the instance's [`Flights`] scope ([`routes::may_compute_books`]), by
-/// the route pattern its root span looked up.
-fn books_scope(req: &ServiceRequest) -> bool {
-    let extensions = req.extensions();
-    let route = match extensions.get::<RoutePattern>() {
-        Some(RoutePattern(route)) => route.as_deref(),
-        None => return true,
-    };
-    routes::may_compute_books(route, req.query_string())
+/// the route pattern its root span looked up (`route`, [`route_of`]).
+fn books_scope(req: &ServiceRequest, route: Option<Option<&'static str>>) -> bool {
+    match route {
+        Some(route) => routes::may_compute_books(route, req.query_string()),
+        None => true,
+    }
 }
 
 /// The sync OpenCollective's webhook asks for: `opencollective_sync` run now, claimed and
@@ -227,17 +232,25 @@ impl Application {
                 .app_data(web::PayloadConfig::new(max_body))
                 .app_data(web::QueryConfig::default().error_handler(|e, _| json_error(e.into())))
                 .app_data(web::PathConfig::default().error_handler(|e, _| json_error(e.into())))
-                .wrap(crate::security::headers())
-                // The month computations shared, in the requests that may compute the books.
-                .wrap(from_fn(move |req, next: actix_web::middleware::Next<_>| {
-                    let shared = books_scope(&req).then(|| shared.clone());
-                    async move {
-                        match shared {
-                            Some(shared) => shared.scope(next.call(req)).await,
-                            None => next.call(req).await,
+                // The gate's answer from its snapshot without the router (the scheduler's
+                // hot path, `routes::from_snapshot_unrouted`); the month computations shared,
+                // in the requests that may compute the books.
+                .wrap(from_fn(
+                    move |req: ServiceRequest, next: actix_web::middleware::Next<_>| {
+                        let route = route_of(&req);
+                        let early = routes::from_snapshot_unrouted(&req, route.flatten());
+                        let shared = books_scope(&req, route).then(|| shared.clone());
+                        async move {
+                            match (early, shared) {
+                                (Some(answer), _) => Ok(req.into_response(answer)),
+                                (None, Some(shared)) => shared.scope(next.call(req)).await,
+                                (None, None) => next.call(req).await,
+                            }
                         }
-                    }
-                }))
+                    },
+                ))
+                // Outside the gate's answer above, so that it has them too.
+                .wrap(crate::security::headers())
                 .wrap(from_fn(move |req, next| {
                     metrics::track(metrics.clone(), req, next)
                 }))

@@ -46,13 +46,13 @@ pub struct BuildfundRootSpan;
 /// extensions for the metrics ([`crate::metrics::track`]). It is [`crate::routes::pattern_of`],
 /// what actix's `match_pattern` answers without its regular expressions (which cost a gate
 /// request more than anything else it does).
-#[derive(Clone, Debug)]
-pub struct RoutePattern(pub Option<String>);
+#[derive(Clone, Copy, Debug)]
+pub struct RoutePattern(pub Option<&'static str>);
 
 impl RootSpanBuilder for BuildfundRootSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let route = crate::routes::pattern_of(request.path()).map(str::to_string);
-        let span = root_span(request, route.as_deref());
+        let route = crate::routes::pattern_of(request.path());
+        let span = root_span(request, route);
         request.extensions_mut().insert(RoutePattern(route));
         span
     }

@@ -4,8 +4,9 @@ use crate::auth::{Admin, Authed, Scheduler};
 use crate::error::ApiError;
 use crate::openapi::ErrorBody;
 use crate::state::AppState;
+use actix_web::dev::ServiceRequest;
 use actix_web::http::header::ContentType;
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{get, post, web, FromRequest, HttpRequest, HttpResponse};
 use buildfund_entity::gate_events::EventKind;
 use buildfund_jobs::bounds::{At, Refused};
@@ -79,14 +80,50 @@ pub async fn get_gate(
             .into_inner()
             .at
     };
-    let key = format!("{project}:{jobset}");
-    let pool = pool_slug(&state.config, &key);
     match at {
         // Boxed: the evaluation's future is large, and the handler's future (moved into a box
         // by actix on every request) would be as large as its largest branch.
-        Some(at) => Ok(Box::pin(evaluated(&state, key, pool, &at)).await?),
-        None => Ok(from_snapshot(&state, &key, pool).await?),
+        Some(at) => {
+            let key = format!("{project}:{jobset}");
+            let pool = pool_slug(&state.config, &key);
+            Ok(Box::pin(evaluated(&state, key, pool, &at)).await?)
+        }
+        None => Ok(from_snapshot(&state, &project, &jobset).await?),
     }
+}
+
+/// The answer [`get_gate`] gives `req` from the gate's snapshot, without the router, for a
+/// request the router gives it (`route`, the request's pattern by [`super::pattern_of`], is
+/// [`super::GATE`], and the method GET) that it answers from the snapshot as it stands: no
+/// query, no `%` in the path (so the two segments are what the router decodes them to), and
+/// a snapshot. `None` for any other request, which goes on to the router and the handler.
+///
+/// The server asks this before routing (`startup.rs`): the router would find the route by
+/// its regular expression and the handler's segments by their names, which cost a scheduler's
+/// request more than the rest of its answer from the snapshot (docs/src/benchmarks.md).
+pub fn from_snapshot_unrouted(req: &ServiceRequest, route: Option<&str>) -> Option<HttpResponse> {
+    if route != Some(super::GATE) || req.method() != Method::GET || !req.query_string().is_empty() {
+        return None;
+    }
+    let path = req.path();
+    if path.contains('%') {
+        return None;
+    }
+    // The pattern has two non-empty segments after this prefix, and nothing else.
+    let (project, jobset) = path.strip_prefix("/api/v1/gate/")?.split_once('/')?;
+    let state = req.app_data::<web::Data<AppState>>()?;
+    let body = state
+        .gate
+        .current()
+        .answer_of(&state.config, project, jobset)?;
+    Some(json_body(body))
+}
+
+/// The gate's answer, as serialised in the snapshot: `application/json`.
+fn json_body(body: bytes::Bytes) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(body)
 }
 
 /// The gate's answer for `key` (`project:jobset`, in `pool`) evaluated exactly `at`.
@@ -106,8 +143,12 @@ async fn evaluated(
     }))
 }
 
-/// The gate's answer for `key` (`project:jobset`, in `pool`) from the snapshot in memory.
-async fn from_snapshot(state: &AppState, key: &str, pool: &str) -> Result<HttpResponse, ApiError> {
+/// The gate's answer for `project:jobset` from the snapshot in memory.
+async fn from_snapshot(
+    state: &AppState,
+    project: &str,
+    jobset: &str,
+) -> Result<HttpResponse, ApiError> {
     let mut current = state.gate.current();
     if current.snapshot.is_none() {
         // Before the first refresh finished (just after start): compute it now. The gate's
@@ -117,15 +158,14 @@ async fn from_snapshot(state: &AppState, key: &str, pool: &str) -> Result<HttpRe
         let _ = Box::pin(state.gate.refresh(&state.db)).await;
         current = state.gate.current();
     }
-    // The answer was serialised with the snapshot; only the jobset is written here.
-    let Some(body) = current.answer(key, pool) else {
+    // The answer was serialised with the snapshot; only the jobset is written here, once per
+    // snapshot and jobset (`Current::answer_of`).
+    let Some(body) = current.answer_of(&state.config, project, jobset) else {
         return Err(ApiError::Unavailable(
             "the gate has no figures yet (the database has not answered since start)".into(),
         ));
     };
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::json())
-        .body(body))
+    Ok(json_body(body))
 }
 
 /// One entry of the audit, as the API shows it.

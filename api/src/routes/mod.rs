@@ -14,6 +14,8 @@ pub mod subscriptions;
 mod tokens;
 mod webhooks;
 
+pub use gate::from_snapshot_unrouted;
+
 use actix_web::dev::HttpServiceFactory;
 use actix_web::{guard, web, Handler, Responder};
 use utoipa::openapi::path::{PathItem, Paths};

@@ -9,7 +9,7 @@ use crate::books::shared::Flights;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::failure::panic_message;
-use crate::gate::evaluate::evaluate;
+use crate::gate::evaluate::{evaluate, pool_slug};
 use crate::gate::states::{DecisionTail, PoolGate, Snapshot, State};
 use crate::gate::store::{claim_change, recorded_states};
 use crate::gate::GateError;
@@ -57,7 +57,24 @@ pub struct Current {
     pub stale: bool,
     /// Each pool's answer but its jobset, serialised once here rather than on every request.
     answers: HashMap<String, DecisionTail>,
+    /// Whole answers of the `project:jobset`s asked since this snapshot was published, so that
+    /// a scheduler asking again does not match the pools' patterns nor write the answer again
+    /// (see [`Current::answer_of`]).
+    bodies: AnswerCache,
 }
+
+/// At most this many answers are kept per snapshot ([`Current::answer_of`]): the names come
+/// from anonymous callers, so the cache is bounded in entries and, by [`MAX_CACHED_KEY`], in
+/// bytes (about 0.6 MiB with 425-byte answers); beyond it, answers are written per request, as
+/// they are for a long name.
+pub const MAX_CACHED_ANSWERS: usize = 1024;
+
+/// The longest `project:jobset` (bytes) whose answer is kept.
+pub const MAX_CACHED_KEY: usize = 128;
+
+/// The answers of one snapshot by `project:jobset`, bounded (see [`MAX_CACHED_ANSWERS`]).
+#[derive(Default)]
+struct AnswerCache(RwLock<HashMap<Box<str>, bytes::Bytes>>);
 
 impl Current {
     fn new(snapshot: Option<Snapshot>, stale: bool) -> Result<Current, GateError> {
@@ -76,6 +93,7 @@ impl Current {
             snapshot,
             stale,
             answers,
+            bodies: AnswerCache::default(),
         })
     }
 
@@ -83,6 +101,35 @@ impl Current {
     /// serialising its [`crate::gate::Decision`] gives it; `None` without a snapshot.
     pub fn answer(&self, jobset: &str, pool: &str) -> Option<Vec<u8>> {
         self.answers.get(pool).map(|tail| tail.body(jobset))
+    }
+
+    /// The body of `GET /api/v1/gate/{project}/{jobset}` (the path's segments decoded), the
+    /// same bytes as [`Current::answer`] of `project:jobset` in its pool ([`pool_slug`] on
+    /// `config`, the configuration this gate evaluates); `None` without a snapshot. Kept for
+    /// the next request of the same jobset while this snapshot is the current one (bounded:
+    /// [`MAX_CACHED_ANSWERS`], [`MAX_CACHED_KEY`]), so that a repeated request neither
+    /// matches the pools' patterns nor allocates its key or its answer.
+    pub fn answer_of(&self, config: &Config, project: &str, jobset: &str) -> Option<bytes::Bytes> {
+        let len = project.len() + 1 + jobset.len();
+        if len > MAX_CACHED_KEY {
+            let key = format!("{project}:{jobset}");
+            return self.answer(&key, pool_slug(config, &key)).map(Into::into);
+        }
+        // The key on the stack: a cached answer costs no allocation.
+        let mut buf = [0u8; MAX_CACHED_KEY];
+        buf[..project.len()].copy_from_slice(project.as_bytes());
+        buf[project.len()] = b':';
+        buf[project.len() + 1..len].copy_from_slice(jobset.as_bytes());
+        let key = std::str::from_utf8(&buf[..len]).expect("two strings and a colon");
+        if let Some(body) = self.bodies.0.read().expect("answers lock").get(key) {
+            return Some(body.clone());
+        }
+        let body = bytes::Bytes::from(self.answer(key, pool_slug(config, key))?);
+        let mut bodies = self.bodies.0.write().expect("answers lock");
+        if bodies.len() < MAX_CACHED_ANSWERS {
+            bodies.insert(key.into(), body.clone());
+        }
+        Some(body)
     }
 }
 
@@ -96,6 +143,7 @@ impl Gate {
                 snapshot: None,
                 stale: true,
                 answers: HashMap::new(),
+                bodies: AnswerCache::default(),
             })),
             refresh_lock: tokio::sync::Mutex::new(()),
             sinks: RwLock::new(Vec::new()),
@@ -213,5 +261,110 @@ impl Gate {
             ))),
             Err(_) => Err(GateError::EvaluationCancelled),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OTHER_POOL;
+    use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
+
+    const CONFIG: &str = r#"
+currency = "EUR"
+ledger_start = "2026-01-01"
+[[funds]]
+slug = "general"
+name = "General"
+default = true
+[[pools]]
+slug = "cuda"
+fund = "general"
+jobsets = ["nixpkgs:cuda*"]
+[[pools]]
+slug = "docs"
+fund = "general"
+jobsets = ["*:docs", "nixpkgs:manual"]
+"#;
+
+    fn pool_gate(pool: &str, reason: &str) -> PoolGate {
+        PoolGate {
+            pool: pool.into(),
+            fund: "general".into(),
+            allow: true,
+            state: State::Open,
+            reason: reason.into(),
+            spent_cents: 12345,
+            budget_cents: None,
+            projected_cents: 23456,
+            fund_balance_cents: 100000,
+            runway_days: Some(12),
+            reserve_cents: 0,
+            warn_at: Decimal::new(8, 1),
+            paused: None,
+            override_: None,
+            as_of: "2026-11-25T01:00:00Z".into(),
+        }
+    }
+
+    fn current(config: &Config, stale: bool) -> Current {
+        let mut pools = BTreeMap::new();
+        for slug in config
+            .pools
+            .iter()
+            .map(|p| p.slug.as_str())
+            .chain([OTHER_POOL])
+        {
+            pools.insert(slug.to_string(), pool_gate(slug, &format!("{slug} \"ok\"")));
+        }
+        let snapshot = Snapshot {
+            at: "2026-11-25T01:00:00Z".parse().unwrap(),
+            pools,
+            funds: BTreeMap::new(),
+        };
+        Current::new(Some(snapshot), stale).unwrap()
+    }
+
+    /// The kept answers are the answers written per request, for the jobset's pool, asked
+    /// once or again, short names or long, and the cache stops growing at its bound.
+    #[test]
+    fn a_kept_answer_is_the_answer_of_its_jobset() {
+        let config = Config::parse(CONFIG, "test").unwrap();
+        let long = "x".repeat(MAX_CACHED_KEY);
+        let names: Vec<(&str, &str)> = vec![
+            ("nixpkgs", "cuda"),
+            ("nixpkgs", "cuda-12"),
+            ("nixpkgs", "manual"),
+            ("hydra", "docs"),
+            ("nixpkgs", "trunk"),
+            ("nix:pkgs", "cuda"),
+            ("nixpkgs:cuda", ""),
+            ("a\"b", "c\\d\u{1}\u{e9}"),
+            ("nixpkgs", &long),
+            (&long, "docs"),
+        ];
+        for stale in [false, true] {
+            let c = current(&config, stale);
+            for _ in 0..2 {
+                for (project, jobset) in &names {
+                    let key = format!("{project}:{jobset}");
+                    let want = c.answer(&key, pool_slug(&config, &key)).unwrap();
+                    let got = c.answer_of(&config, project, jobset).unwrap();
+                    assert_eq!(got.as_ref(), want.as_slice(), "{key:?}");
+                }
+            }
+            assert_eq!(c.bodies.0.read().unwrap().len(), names.len() - 2);
+            for i in 0..2 * MAX_CACHED_ANSWERS {
+                let jobset = format!("cuda-{i}");
+                let key = format!("nixpkgs:{jobset}");
+                let got = c.answer_of(&config, "nixpkgs", &jobset).unwrap();
+                assert_eq!(got.as_ref(), c.answer(&key, "cuda").unwrap().as_slice());
+            }
+            assert_eq!(c.bodies.0.read().unwrap().len(), MAX_CACHED_ANSWERS);
+        }
+        // Without a snapshot, no answer.
+        let empty = Current::new(None, true).unwrap();
+        assert!(empty.answer_of(&config, "nixpkgs", "cuda").is_none());
     }
 }
