@@ -335,18 +335,21 @@ pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     todo.dedup();
     // The runs of a month one after the other (a run starts from the day before it); on
     // PostgreSQL, two months at a time (each run locks its own month: two cores, two
-    // connections), elsewhere one (SQLite has one writer).
+    // connections) and a month's days in one run, where a commit costs a round trip and the
+    // deferred checks of the rows' key; on SQLite one month at a time (it has one writer) and
+    // a day a run, which measured faster there (its commits are local, and its window
+    // function over a month of keys costs more than the day's statement alone).
+    let (at_once, longest) = match db.get_database_backend() {
+        sea_orm::DbBackend::Postgres => (2, 31),
+        _ => (1, 1),
+    };
     let mut months: Vec<Vec<&[i64]>> = Vec::new();
-    for run in runs(&todo) {
+    for run in runs(&todo).flat_map(|r| r.chunks(longest)) {
         match months.last_mut() {
             Some(m) if month_of(m[0][0]).start == month_of(run[0]).start => m.push(run),
             _ => months.push(vec![run]),
         }
     }
-    let at_once = match db.get_database_backend() {
-        sea_orm::DbBackend::Postgres => 2,
-        _ => 1,
-    };
     let mut stored = 0;
     let mut months = months.into_iter();
     loop {
