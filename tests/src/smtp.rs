@@ -163,6 +163,9 @@ fn address(arg: &str) -> String {
 }
 
 async fn session(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    // Each reply goes at once, as a relay's does: without this, a reply written while an
+    // earlier one is unacknowledged waits for the client's delayed ACK (Nagle's algorithm).
+    stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let down = {

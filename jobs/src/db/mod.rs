@@ -349,23 +349,22 @@ pub async fn rows_by_source_keys<E: sea_orm::EntityTrait>(
 ///   commit is in the write-ahead log when the statement returns (a killed process loses
 ///   nothing), and is flushed to disk by the next `synchronous = FULL` commit of any connection
 ///   or by a checkpoint; a power loss before that can lose it;
-/// - PostgreSQL: each statement in a transaction with `SET LOCAL synchronous_commit = off`:
-///   committed and visible at once, flushed by the server's WAL writer within
-///   `3 × wal_writer_delay` or by the next synchronous commit; a crash of the server (not of
-///   the client) before that can lose it.
+/// - PostgreSQL: a connection of its own started with `synchronous_commit = off`, each
+///   statement its own transaction (one round trip): committed and visible at once, flushed by
+///   the server's WAL writer within `3 × wal_writer_delay` or by the next synchronous commit; a
+///   crash of the server (not of the client) before that can lose it.
+///
+/// Its one connection is kept and not pinged before each statement (a ping is a round trip to
+/// SQLite's connection thread, or to the server, for every record): a connection that broke
+/// fails the statement, as the ping would have.
 pub struct RelaxedWriter {
-    kind: Relaxed,
-}
-
-enum Relaxed {
-    Sqlite(DatabaseConnection),
-    Postgres(DatabaseConnection),
+    db: DatabaseConnection,
 }
 
 impl RelaxedWriter {
-    /// A writer beside `db` (on SQLite it connects on its first write).
+    /// A writer beside `db` (it connects on its first write).
     pub fn open(db: &DatabaseConnection) -> RelaxedWriter {
-        let kind = match db.get_database_backend() {
+        let db = match db.get_database_backend() {
             DatabaseBackend::Sqlite => {
                 use sea_orm::sqlx::sqlite::{SqlitePoolOptions, SqliteSynchronous};
                 let pool = db.get_sqlite_connection_pool();
@@ -375,34 +374,36 @@ impl RelaxedWriter {
                 let relaxed = SqlitePoolOptions::new()
                     .max_connections(1)
                     .min_connections(0)
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(5))
                     .connect_lazy_with(options);
-                Relaxed::Sqlite(sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(relaxed))
+                sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(relaxed)
             }
-            _ => Relaxed::Postgres(db.clone()),
+            _ => {
+                use sea_orm::sqlx::postgres::PgPoolOptions;
+                let pool = db.get_postgres_connection_pool();
+                let options = (*pool.connect_options())
+                    .clone()
+                    .options([("synchronous_commit", "off")]);
+                let relaxed = PgPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(0)
+                    .test_before_acquire(false)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_lazy_with(options);
+                sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(relaxed)
+            }
         };
-        RelaxedWriter { kind }
+        RelaxedWriter { db }
     }
 
     /// Runs `stmt` and commits it; the rows it changed.
     pub async fn execute<S: sea_orm::StatementBuilder>(&self, stmt: &S) -> Result<u64, DbErr> {
-        match &self.kind {
-            Relaxed::Sqlite(db) => Ok(db.execute(stmt).await?.rows_affected()),
-            Relaxed::Postgres(db) => {
-                let txn = db.begin().await?;
-                txn.execute_unprepared("SET LOCAL synchronous_commit TO OFF")
-                    .await?;
-                let changed = txn.execute(stmt).await?.rows_affected();
-                txn.commit().await?;
-                Ok(changed)
-            }
-        }
+        Ok(self.db.execute(stmt).await?.rows_affected())
     }
 
-    /// Closes the SQLite connection of its own (PostgreSQL's are the pool's).
+    /// Closes its connection.
     pub async fn close(self) {
-        if let Relaxed::Sqlite(db) = self.kind {
-            let _ = db.close().await;
-        }
+        let _ = self.db.close().await;
     }
 }
