@@ -337,8 +337,8 @@ pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
     // PostgreSQL, two months at a time (each run locks its own month: two cores, two
     // connections) and a month's days in one run, where a commit costs a round trip and the
     // deferred checks of the rows' key; on SQLite one month at a time (it has one writer) and
-    // a day a run, which measured faster there (its commits are local, and its window
-    // function over a month of keys costs more than the day's statement alone).
+    // a day a run, which measured faster there (its commits are local, and its running sum
+    // over a month of keys costs more than a day's statement alone).
     let (at_once, longest) = match db.get_database_backend() {
         sea_orm::DbBackend::Postgres => (2, 31),
         _ => (1, 1),
@@ -506,6 +506,11 @@ fn run_insert(backend: sea_orm::DbBackend, run: &[i64], before: Option<i64>) -> 
         _ => q.to_string(SqliteQueryBuilder),
     };
     let first = run[0];
+    if run.len() == 1 {
+        // One day (the keeper's daily work, every day on SQLite): the day before's rows plus
+        // the day's, summed per key; no running sum to take.
+        return one_day_insert(sql, first, before);
+    }
     let mut parts: Vec<String> = run
         .iter()
         .map(|&d| {
@@ -546,6 +551,30 @@ fn run_insert(backend: sea_orm::DbBackend, run: &[i64], before: Option<i64>) -> 
         days = days.join(" UNION ALL "),
         busy = running("busy"),
         steps = running("steps"),
+    )
+}
+
+/// [`run_insert`] of one day: the rows of stored day `before` (none at a month's start) plus
+/// the busy seconds of the day's steps, per (machine, project, jobset).
+fn one_day_insert(
+    sql: impl Fn(&sea_orm::sea_query::SelectStatement) -> String,
+    day: i64,
+    before: Option<i64>,
+) -> String {
+    let mut parts = format!(
+        "SELECT machine, project, jobset, busy, steps FROM ({}) AS b",
+        sql(&busy_query(Span::new(day, day + DAY), None))
+    );
+    if let Some(before) = before {
+        parts.push_str(&format!(
+            " UNION ALL SELECT machine, project, jobset, busy_seconds AS busy, steps \
+             FROM book_day_busy WHERE day = {before}"
+        ));
+    }
+    format!(
+        "INSERT INTO book_day_busy (day, machine, project, jobset, busy_seconds, steps) \
+         SELECT {day}, machine, project, jobset, CAST(SUM(busy) AS BIGINT), \
+         CAST(SUM(steps) AS BIGINT) FROM ({parts}) AS parts GROUP BY machine, project, jobset"
     )
 }
 
