@@ -20,6 +20,7 @@ use crate::books::attribution::{
     part_lines, round_lines, AttributionError, ExactLine, ExactShares, Line,
 };
 use crate::books::ledger::part_lines_from_steps;
+use crate::books::steps::query_overlapping;
 use crate::books::terms::WindowTerms;
 use crate::books::BooksError;
 use crate::calendar::Span;
@@ -168,15 +169,17 @@ pub(crate) fn add_jobs(
 /// `part`) and steps per (project, jobset, job) of the steps of `names` (the machine's name
 /// and aliases) overlapping `part`, of the `(project, jobset)` pairs of `only` when given.
 /// Steps count only when they start at or after `count_from` (the part where a step's first
-/// busy second falls counts it; `None` counts all).
+/// busy second falls counts it; `None` counts all). `longest` is the longest step's bound
+/// (run by [`query_overlapping`]).
 pub(crate) fn jobs_query(
     part: Span,
     names: &[&str],
     count_from: Option<i64>,
     only: Option<&[(&str, &str)]>,
+    longest: i64,
 ) -> SelectStatement {
     use build_steps::Column as C;
-    grouped_by_job(part, count_from, only, false)
+    grouped_by_job(part, count_from, only, false, longest)
         .and_where(Expr::col(C::Machine).is_in(names.iter().copied()))
         .to_owned()
 }
@@ -193,10 +196,11 @@ pub(crate) fn filtered_jobs_query(
     names: &[&str],
     count_from: Option<i64>,
     only: &[(&str, &str)],
+    longest: i64,
 ) -> SelectStatement {
     use build_steps::Column as C;
     let jobsets: std::collections::BTreeSet<&str> = only.iter().map(|(_, j)| *j).collect();
-    grouped_by_job(part, count_from, Some(only), true)
+    grouped_by_job(part, count_from, Some(only), true, longest)
         .and_where(Expr::col(C::Jobset).is_in(jobsets))
         .and_where(Expr::cust(r#"("machine" || '')"#).is_in(names.iter().copied()))
         .to_owned()
@@ -207,8 +211,12 @@ pub(crate) fn filtered_jobs_query(
 /// project, jobset, job) of the steps overlapping it. One pass over the span's steps, where
 /// [`jobs_query`] per machine would read them once per machine (the start index holds every
 /// machine's steps of the span).
-pub(crate) fn window_jobs_query(span: Span, count_from: Option<i64>) -> SelectStatement {
-    grouped_by_job(span, count_from, None, true)
+pub(crate) fn window_jobs_query(
+    span: Span,
+    count_from: Option<i64>,
+    longest: i64,
+) -> SelectStatement {
+    grouped_by_job(span, count_from, None, true, longest)
 }
 
 /// The select, the window's condition, the pairs of `only` and the grouping of
@@ -218,16 +226,19 @@ fn grouped_by_job(
     count_from: Option<i64>,
     only: Option<&[(&str, &str)]>,
     by_machine: bool,
+    longest: i64,
 ) -> SelectStatement {
     use build_steps::Column as C;
     let busy = super::steps::clipped_busy_seconds(part);
-    let counted = CaseStatement::new()
-        .case(
-            Expr::col(C::StartTs).gte(count_from.unwrap_or(i64::MIN)),
-            Expr::val(1i64),
-        )
-        .finally(Expr::val(0i64));
-    let steps = Func::cast_as(Func::sum(Expr::expr(counted)), Alias::new("BIGINT"));
+    let steps = match count_from {
+        Some(from) => {
+            let counted = CaseStatement::new()
+                .case(Expr::col(C::StartTs).gte(from), Expr::val(1i64))
+                .finally(Expr::val(0i64));
+            Func::cast_as(Func::sum(Expr::expr(counted)), Alias::new("BIGINT"))
+        }
+        None => Func::cast_as(Func::count(Expr::col(C::StartTs)), Alias::new("BIGINT")),
+    };
     let mut q = Query::select();
     if by_machine {
         q.column(C::Machine).group_by_col(C::Machine);
@@ -238,7 +249,7 @@ fn grouped_by_job(
         .from(build_steps::Entity)
         // Bounded by the part, not by history (see `steps::overlapping`): the index reads the
         // part and the longest step's margin only.
-        .cond_where(super::steps::overlapping(part))
+        .cond_where(super::steps::overlapping_within(part, longest))
         .cond_where(match only {
             None => Condition::all(),
             Some(pairs) => pairs.iter().fold(Condition::any(), |any, (p, j)| {
@@ -261,9 +272,10 @@ pub(crate) async fn part_job_busy(
     count_from: Option<i64>,
 ) -> Result<BTreeMap<JobKey, JobBusy>, BooksError> {
     let mut out: BTreeMap<JobKey, JobBusy> = BTreeMap::new();
-    for row in db
-        .query_all(&jobs_query(part, names, count_from, None))
-        .await?
+    for row in query_overlapping(db, |longest| {
+        jobs_query(part, names, count_from, None, longest)
+    })
+    .await?
     {
         add_row(&mut out, &row)?;
     }
@@ -324,7 +336,8 @@ pub async fn window_jobs(
             .then(|| (Span::new(day.end, terms.window.end), Some(day.end)));
     }
     if let (Some((span, count_from)), true) = (rest, terms.machines.iter().any(|m| m.whole())) {
-        for row in db.query_all(&window_jobs_query(span, count_from)).await? {
+        let rows = query_overlapping(db, |longest| window_jobs_query(span, count_from, longest));
+        for row in rows.await? {
             let machine: String = row.try_get("", "machine")?;
             // Steps of machines not configured are not jobs of the books; those of a machine
             // with parts are read part by part below.
@@ -444,8 +457,10 @@ pub async fn filtered_window_jobs(
         }
         let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
         for chunk in pairs.chunks(200) {
-            let q = filtered_jobs_query(Span::new(start, end), &names, count_from, chunk);
-            for row in db.query_all(&q).await? {
+            let q = |longest| {
+                filtered_jobs_query(Span::new(start, end), &names, count_from, chunk, longest)
+            };
+            for row in query_overlapping(db, q).await? {
                 let machine: String = row.try_get("", "machine")?;
                 if let Some(&i) = member_of.get(machine.as_str()) {
                     add_row(&mut busy[i], &row)?;

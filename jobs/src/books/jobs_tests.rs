@@ -118,7 +118,7 @@ fn a_part_splits_each_jobset_line_and_leaves_idle_alone() {
 #[test]
 fn the_query_is_one_grouped_statement_on_both_backends() {
     use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
-    let q = jobs_query(Span::new(100, 200), &["build03", "b3"], Some(150), None);
+    let q = jobs_query(Span::new(100, 200), &["build03", "b3"], Some(150), None, 60);
     for sql in [
         q.to_string(PostgresQueryBuilder),
         q.to_string(SqliteQueryBuilder),
@@ -127,6 +127,7 @@ fn the_query_is_one_grouped_statement_on_both_backends() {
         assert!(sql.contains("\"job\""), "{sql}");
         assert!(sql.contains("IN ('build03', 'b3')"), "{sql}");
         assert!(sql.contains(">= 150"), "{sql}");
+        assert!(sql.contains(r#""start_ts" >= 40"#), "{sql}");
     }
 }
 
