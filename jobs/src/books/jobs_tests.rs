@@ -170,6 +170,23 @@ proptest! {
     }
 
     #[test]
+    fn the_split_without_names_is_the_split_by_names(
+        cents in 0i64..10_000_000,
+        jobs in prop::collection::btree_map(names(), 0i64..3_000_000, 1..7),
+        ties in 0u8..2,
+    ) {
+        // Equal busy seconds make ties among the remainders (broken by ascending name).
+        let jobs: BTreeMap<String, i64> = jobs
+            .into_iter()
+            .map(|(j, s)| (j, if ties == 1 { s % 3 } else { s }))
+            .collect();
+        let by_name = split_line(cents, &jobs).unwrap();
+        let seconds: Vec<i64> = jobs.values().copied().collect();
+        let cents_only = split_cents(cents, &seconds).unwrap();
+        prop_assert_eq!(by_name.values().copied().collect::<Vec<_>>(), cents_only);
+    }
+
+    #[test]
     fn the_split_does_not_depend_on_the_order_of_steps(
         cents in 0i64..1_000_000,
         steps in prop::collection::vec((names(), 1i64..100_000), 1..20),
