@@ -16,10 +16,11 @@
 //!   first busy second in the window falls in that part. Steps of no length (`start = stop`) have no busy time and are not counted.
 //! - Steps on machines that are not configured are not jobs of the books (they cost nothing
 //!   and have no line to split); `/api/v1/costs` lists them as unpriced.
-use crate::books::attribution::{
-    part_lines, round_lines, AttributionError, ExactLine, ExactShares, Line,
-};
+use crate::books::attribution::{part_lines, AttributionError, Line};
+#[cfg(test)]
+use crate::books::attribution::{round_lines, ExactLine, ExactShares};
 use crate::books::ledger::part_lines_from_steps;
+use crate::books::steps::query_overlapping;
 use crate::books::terms::WindowTerms;
 use crate::books::BooksError;
 use crate::calendar::Span;
@@ -64,7 +65,8 @@ pub struct JobCost {
 /// `cents * busy_k / busy`, floored, and the remaining cents go one each to the largest
 /// fractional remainders, ties by ascending job name. The shares sum exactly to `cents`.
 /// Jobs with 0 busy seconds get 0; with no busy seconds at all, the line has no jobs to split
-/// among (an empty map).
+/// among (an empty map). The reference the tests hold [`split_cents`] to.
+#[cfg(test)]
 pub(crate) fn split_line(
     cents: i64,
     busy: &BTreeMap<String, i64>,
@@ -105,8 +107,57 @@ pub(crate) fn split_line(
         .collect()
 }
 
+/// Splits one line of `cents` among jobs given by their busy seconds in ascending order of
+/// their names (the order of a map's keys), without their names: each job's cents in the same
+/// order. The same cents as `split_line` (the largest remainders first, ties by the earlier
+/// job, i.e. by ascending name), with no key copied; an empty vector when no job is busy.
+pub(crate) fn split_cents(cents: i64, busy: &[i64]) -> Result<Vec<i64>, AttributionError> {
+    if cents < 0 {
+        return Err(AttributionError::NegativeLine { cents });
+    }
+    let mut total: i128 = 0;
+    for &s in busy {
+        if s < 0 {
+            return Err(AttributionError::NegativeBusy {
+                of: "a job".to_string(),
+                seconds: s,
+            });
+        }
+        total += i128::from(s);
+    }
+    if total == 0 {
+        return Ok(Vec::new());
+    }
+    // Each exact share is cents * busy / total; the shares sum to exactly `cents`, so the
+    // cents left after the floors go one each to the largest remainders.
+    let mut out = Vec::with_capacity(busy.len());
+    let mut remainders = Vec::with_capacity(busy.len());
+    let mut floors: i128 = 0;
+    for &s in busy {
+        let numerator = i128::from(cents) * i128::from(s);
+        let floor = numerator.div_euclid(total);
+        floors += floor;
+        out.push(narrow(floor)?);
+        remainders.push(numerator.rem_euclid(total));
+    }
+    let left = i128::from(cents) - floors;
+    if !(0..=busy.len() as i128).contains(&left) {
+        return Err(AttributionError::Rounding {
+            left,
+            lines: busy.len(),
+        });
+    }
+    let mut order: Vec<usize> = (0..busy.len()).collect();
+    // Stable: equal remainders keep the ascending order of the names.
+    order.sort_by(|&a, &b| remainders[b].cmp(&remainders[a]));
+    for &i in order.iter().take(left as usize) {
+        out[i] += 1;
+    }
+    Ok(out)
+}
+
 /// The jobs of one (machine, window part): each jobset line of `lines` (the part's rounded
-/// lines; the idle line has no jobs) split by [`split_line`] among that jobset's jobs in
+/// lines; the idle line has no jobs) split by [`split_cents`] among that jobset's jobs in
 /// `busy`. Ordered by jobset, then job.
 pub(crate) fn part_jobs(
     lines: &[Line],
@@ -123,12 +174,9 @@ pub(crate) fn part_jobs(
             .take_while(|((j, _), _)| j == jobset)
             .map(|((_, job), b)| (job, b))
             .collect();
-        let seconds: BTreeMap<String, i64> = jobs
-            .iter()
-            .map(|(job, b)| ((*job).clone(), b.busy_seconds))
-            .collect();
-        let cents = split_line(line.cost_cents, &seconds)?;
-        for (job, b) in jobs {
+        let seconds: Vec<i64> = jobs.iter().map(|(_, b)| b.busy_seconds).collect();
+        let cents = split_cents(line.cost_cents, &seconds)?;
+        for (k, (job, b)) in jobs.into_iter().enumerate() {
             out.push(JobCost {
                 jobset: jobset.to_string(),
                 job: job.clone(),
@@ -136,11 +184,72 @@ pub(crate) fn part_jobs(
                 fund: line.fund.clone(),
                 busy_seconds: b.busy_seconds,
                 steps: b.steps,
-                cost_cents: cents.get(job).copied().unwrap_or(0),
+                cost_cents: cents.get(k).copied().unwrap_or(0),
             });
         }
     }
     Ok(out)
+}
+
+/// Jobs summed per jobset, then per job: found by the names as read, with no key copied.
+type JobsByJobset = HashMap<String, HashMap<String, JobCost>>;
+
+/// [`part_jobs`] of one (machine, window part) added to `into` ([`add_jobs`]), taking the
+/// part's busy seconds: each job's names are moved into `into` the first time it comes, and a
+/// job already there is found by reference (the unfiltered month adds 350,000 (machine, job)
+/// rows up into 50,000 jobs).
+fn add_part_jobs(
+    into: &mut JobsByJobset,
+    lines: &[Line],
+    busy: BTreeMap<JobKey, JobBusy>,
+) -> Result<(), AttributionError> {
+    let by_jobset: HashMap<&str, &Line> = lines
+        .iter()
+        .filter(|l| !l.idle)
+        .map(|l| {
+            (
+                l.jobset.as_deref().expect("a jobset line names its jobset"),
+                l,
+            )
+        })
+        .collect();
+    let mut rows = busy.into_iter().peekable();
+    while let Some(((jobset, job), b)) = rows.next() {
+        // This jobset's jobs (the map's order: by jobset, then job).
+        let mut jobs = vec![(job, b)];
+        while let Some(((_, job), b)) = rows.next_if(|((j, _), _)| *j == jobset) {
+            jobs.push((job, b));
+        }
+        let Some(line) = by_jobset.get(jobset.as_str()) else {
+            continue;
+        };
+        let seconds: Vec<i64> = jobs.iter().map(|(_, b)| b.busy_seconds).collect();
+        let cents = split_cents(line.cost_cents, &seconds)?;
+        // One copy of the jobset's name per part, not per job.
+        let mine = into.entry(jobset.clone()).or_default();
+        for (k, (job, b)) in jobs.into_iter().enumerate() {
+            let cost_cents = cents.get(k).copied().unwrap_or(0);
+            if let Some(t) = mine.get_mut(job.as_str()) {
+                t.busy_seconds += b.busy_seconds;
+                t.steps += b.steps;
+                t.cost_cents += cost_cents;
+                continue;
+            }
+            mine.insert(
+                job.clone(),
+                JobCost {
+                    jobset: jobset.clone(),
+                    job,
+                    pool: line.pool.clone().unwrap_or_else(|| OTHER_POOL.to_string()),
+                    fund: line.fund.clone(),
+                    busy_seconds: b.busy_seconds,
+                    steps: b.steps,
+                    cost_cents,
+                },
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Sums jobs of several parts per (jobset, job).
@@ -168,15 +277,17 @@ pub(crate) fn add_jobs(
 /// `part`) and steps per (project, jobset, job) of the steps of `names` (the machine's name
 /// and aliases) overlapping `part`, of the `(project, jobset)` pairs of `only` when given.
 /// Steps count only when they start at or after `count_from` (the part where a step's first
-/// busy second falls counts it; `None` counts all).
+/// busy second falls counts it; `None` counts all). `longest` is the longest step's bound
+/// (run by [`query_overlapping`]).
 pub(crate) fn jobs_query(
     part: Span,
     names: &[&str],
     count_from: Option<i64>,
     only: Option<&[(&str, &str)]>,
+    longest: i64,
 ) -> SelectStatement {
     use build_steps::Column as C;
-    grouped_by_job(part, count_from, only, false)
+    grouped_by_job(part, count_from, only, false, longest)
         .and_where(Expr::col(C::Machine).is_in(names.iter().copied()))
         .to_owned()
 }
@@ -193,10 +304,11 @@ pub(crate) fn filtered_jobs_query(
     names: &[&str],
     count_from: Option<i64>,
     only: &[(&str, &str)],
+    longest: i64,
 ) -> SelectStatement {
     use build_steps::Column as C;
     let jobsets: std::collections::BTreeSet<&str> = only.iter().map(|(_, j)| *j).collect();
-    grouped_by_job(part, count_from, Some(only), true)
+    grouped_by_job(part, count_from, Some(only), true, longest)
         .and_where(Expr::col(C::Jobset).is_in(jobsets))
         .and_where(Expr::cust(r#"("machine" || '')"#).is_in(names.iter().copied()))
         .to_owned()
@@ -207,8 +319,12 @@ pub(crate) fn filtered_jobs_query(
 /// project, jobset, job) of the steps overlapping it. One pass over the span's steps, where
 /// [`jobs_query`] per machine would read them once per machine (the start index holds every
 /// machine's steps of the span).
-pub(crate) fn window_jobs_query(span: Span, count_from: Option<i64>) -> SelectStatement {
-    grouped_by_job(span, count_from, None, true)
+pub(crate) fn window_jobs_query(
+    span: Span,
+    count_from: Option<i64>,
+    longest: i64,
+) -> SelectStatement {
+    grouped_by_job(span, count_from, None, true, longest)
 }
 
 /// The select, the window's condition, the pairs of `only` and the grouping of
@@ -218,16 +334,19 @@ fn grouped_by_job(
     count_from: Option<i64>,
     only: Option<&[(&str, &str)]>,
     by_machine: bool,
+    longest: i64,
 ) -> SelectStatement {
     use build_steps::Column as C;
     let busy = super::steps::clipped_busy_seconds(part);
-    let counted = CaseStatement::new()
-        .case(
-            Expr::col(C::StartTs).gte(count_from.unwrap_or(i64::MIN)),
-            Expr::val(1i64),
-        )
-        .finally(Expr::val(0i64));
-    let steps = Func::cast_as(Func::sum(Expr::expr(counted)), Alias::new("BIGINT"));
+    let steps = match count_from {
+        Some(from) => {
+            let counted = CaseStatement::new()
+                .case(Expr::col(C::StartTs).gte(from), Expr::val(1i64))
+                .finally(Expr::val(0i64));
+            Func::cast_as(Func::sum(Expr::expr(counted)), Alias::new("BIGINT"))
+        }
+        None => Func::cast_as(Func::count(Expr::col(C::StartTs)), Alias::new("BIGINT")),
+    };
     let mut q = Query::select();
     if by_machine {
         q.column(C::Machine).group_by_col(C::Machine);
@@ -238,7 +357,7 @@ fn grouped_by_job(
         .from(build_steps::Entity)
         // Bounded by the part, not by history (see `steps::overlapping`): the index reads the
         // part and the longest step's margin only.
-        .cond_where(super::steps::overlapping(part))
+        .cond_where(super::steps::overlapping_within(part, longest))
         .cond_where(match only {
             None => Condition::all(),
             Some(pairs) => pairs.iter().fold(Condition::any(), |any, (p, j)| {
@@ -261,9 +380,10 @@ pub(crate) async fn part_job_busy(
     count_from: Option<i64>,
 ) -> Result<BTreeMap<JobKey, JobBusy>, BooksError> {
     let mut out: BTreeMap<JobKey, JobBusy> = BTreeMap::new();
-    for row in db
-        .query_all(&jobs_query(part, names, count_from, None))
-        .await?
+    for row in query_overlapping(db, |longest| {
+        jobs_query(part, names, count_from, None, longest)
+    })
+    .await?
     {
         add_row(&mut out, &row)?;
     }
@@ -324,7 +444,8 @@ pub async fn window_jobs(
             .then(|| (Span::new(day.end, terms.window.end), Some(day.end)));
     }
     if let (Some((span, count_from)), true) = (rest, terms.machines.iter().any(|m| m.whole())) {
-        for row in db.query_all(&window_jobs_query(span, count_from)).await? {
+        let rows = query_overlapping(db, |longest| window_jobs_query(span, count_from, longest));
+        for row in rows.await? {
             let machine: String = row.try_get("", "machine")?;
             // Steps of machines not configured are not jobs of the books; those of a machine
             // with parts are read part by part below.
@@ -356,16 +477,32 @@ pub async fn window_jobs(
             ));
         }
     }
-    let mut out = BTreeMap::new();
+    let mut sums = JobsByJobset::new();
     for (m, part, busy) in busy {
+        // A jobset's busy seconds, its jobs' sum: they come together (the map's order).
         let mut jobsets: BTreeMap<String, i64> = BTreeMap::new();
+        let mut run: Option<(&str, i64)> = None;
         for ((jobset, _), b) in &busy {
-            *jobsets.entry(jobset.clone()).or_insert(0) += b.busy_seconds;
+            match &mut run {
+                Some((j, seconds)) if *j == jobset.as_str() => *seconds += b.busy_seconds,
+                _ => {
+                    if let Some((j, seconds)) = run.replace((jobset.as_str(), b.busy_seconds)) {
+                        jobsets.insert(j.to_string(), seconds);
+                    }
+                }
+            }
+        }
+        if let Some((j, seconds)) = run {
+            jobsets.insert(j.to_string(), seconds);
         }
         let lines = part_lines(config, m.machine, part, &jobsets)?;
-        add_jobs(&mut out, part_jobs(&lines, &busy)?);
+        add_part_jobs(&mut sums, &lines, busy)?;
     }
-    Ok(out)
+    Ok(sums
+        .into_values()
+        .flat_map(|jobs| jobs.into_values())
+        .map(|j| ((j.jobset.clone(), j.job.clone()), j))
+        .collect())
 }
 
 /// The jobs of `window` (as [`window_jobs`]) of one jobset (`project:jobset`) and of one pool,
@@ -444,8 +581,10 @@ pub async fn filtered_window_jobs(
         }
         let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
         for chunk in pairs.chunks(200) {
-            let q = filtered_jobs_query(Span::new(start, end), &names, count_from, chunk);
-            for row in db.query_all(&q).await? {
+            let q = |longest| {
+                filtered_jobs_query(Span::new(start, end), &names, count_from, chunk, longest)
+            };
+            for row in query_overlapping(db, q).await? {
                 let machine: String = row.try_get("", "machine")?;
                 if let Some(&i) = member_of.get(machine.as_str()) {
                     add_row(&mut busy[i], &row)?;

@@ -118,7 +118,7 @@ fn a_part_splits_each_jobset_line_and_leaves_idle_alone() {
 #[test]
 fn the_query_is_one_grouped_statement_on_both_backends() {
     use sea_orm::sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
-    let q = jobs_query(Span::new(100, 200), &["build03", "b3"], Some(150), None);
+    let q = jobs_query(Span::new(100, 200), &["build03", "b3"], Some(150), None, 60);
     for sql in [
         q.to_string(PostgresQueryBuilder),
         q.to_string(SqliteQueryBuilder),
@@ -127,6 +127,7 @@ fn the_query_is_one_grouped_statement_on_both_backends() {
         assert!(sql.contains("\"job\""), "{sql}");
         assert!(sql.contains("IN ('build03', 'b3')"), "{sql}");
         assert!(sql.contains(">= 150"), "{sql}");
+        assert!(sql.contains(r#""start_ts" >= 40"#), "{sql}");
     }
 }
 
@@ -166,6 +167,23 @@ proptest! {
                 prop_assert!(i128::from(c) * t <= exact + t && exact <= (i128::from(c) + 1) * t);
             }
         }
+    }
+
+    #[test]
+    fn the_split_without_names_is_the_split_by_names(
+        cents in 0i64..10_000_000,
+        jobs in prop::collection::btree_map(names(), 0i64..3_000_000, 1..7),
+        ties in 0u8..2,
+    ) {
+        // Equal busy seconds make ties among the remainders (broken by ascending name).
+        let jobs: BTreeMap<String, i64> = jobs
+            .into_iter()
+            .map(|(j, s)| (j, if ties == 1 { s % 3 } else { s }))
+            .collect();
+        let by_name = split_line(cents, &jobs).unwrap();
+        let seconds: Vec<i64> = jobs.values().copied().collect();
+        let cents_only = split_cents(cents, &seconds).unwrap();
+        prop_assert_eq!(by_name.values().copied().collect::<Vec<_>>(), cents_only);
     }
 
     #[test]
