@@ -412,10 +412,10 @@ async fn day_rows(
 
 /// Computes a run of consecutive days of one month (the stored day before it plus the busy
 /// seconds of each of its days, summed day by day) and stores them in one transaction under
-/// the month's lock of days (`days YYYY-MM` in `book_locks`). Returns how many days were stored: 0 when every day of the run was stored
-/// from its generation meanwhile (by another instance) and `force` is off, or when the day
-/// before the run is not stored fresh (it comes first in [`ensure_days`]' order; a write that
-/// reopened it meanwhile reopened the run too).
+/// the month's lock of days (`days YYYY-MM` in `book_locks`). Returns how many days were
+/// stored: 0 when every day of the run was stored from its generation meanwhile (by another
+/// instance) and `force` is off, or when the day before the run is not stored fresh (it comes
+/// first in [`ensure_days`]' order; a write that reopened it meanwhile reopened the run too).
 async fn store_run<C: ConnectionTrait + TransactionTrait>(
     db: &C,
     run: &[i64],
