@@ -156,46 +156,13 @@ pub(crate) fn split_cents(cents: i64, busy: &[i64]) -> Result<Vec<i64>, Attribut
     Ok(out)
 }
 
-/// The jobs of one (machine, window part): each jobset line of `lines` (the part's rounded
-/// lines; the idle line has no jobs) split by [`split_cents`] among that jobset's jobs in
-/// `busy`. Ordered by jobset, then job.
-pub(crate) fn part_jobs(
-    lines: &[Line],
-    busy: &BTreeMap<JobKey, JobBusy>,
-) -> Result<Vec<JobCost>, AttributionError> {
-    let mut out = Vec::new();
-    for line in lines.iter().filter(|l| !l.idle) {
-        let jobset = line
-            .jobset
-            .as_deref()
-            .expect("a jobset line names its jobset");
-        let jobs: Vec<(&String, &JobBusy)> = busy
-            .range((jobset.to_string(), String::new())..)
-            .take_while(|((j, _), _)| j == jobset)
-            .map(|((_, job), b)| (job, b))
-            .collect();
-        let seconds: Vec<i64> = jobs.iter().map(|(_, b)| b.busy_seconds).collect();
-        let cents = split_cents(line.cost_cents, &seconds)?;
-        for (k, (job, b)) in jobs.into_iter().enumerate() {
-            out.push(JobCost {
-                jobset: jobset.to_string(),
-                job: job.clone(),
-                pool: line.pool.clone().unwrap_or_else(|| OTHER_POOL.to_string()),
-                fund: line.fund.clone(),
-                busy_seconds: b.busy_seconds,
-                steps: b.steps,
-                cost_cents: cents.get(k).copied().unwrap_or(0),
-            });
-        }
-    }
-    Ok(out)
-}
-
 /// Jobs summed per jobset, then per job: found by the names as read, with no key copied.
 type JobsByJobset = HashMap<String, HashMap<String, JobCost>>;
 
-/// [`part_jobs`] of one (machine, window part) added to `into` ([`add_jobs`]), taking the
-/// part's busy seconds: each job's names are moved into `into` the first time it comes, and a
+/// The jobs of one (machine, window part) added to `into`: each jobset line of `lines` (the
+/// part's rounded lines; the idle line has no jobs) split by [`split_cents`] among that
+/// jobset's jobs in `busy`, and summed per (jobset, job) with the other parts'. Taking the
+/// part's busy seconds, each job's names are moved into `into` the first time it comes, and a
 /// job already there is found by reference (the unfiltered month adds 350,000 (machine, job)
 /// rows up into 50,000 jobs).
 fn add_part_jobs(
@@ -252,25 +219,12 @@ fn add_part_jobs(
     Ok(())
 }
 
-/// Sums jobs of several parts per (jobset, job).
-pub(crate) fn add_jobs(
-    into: &mut BTreeMap<JobKey, JobCost>,
-    jobs: impl IntoIterator<Item = JobCost>,
-) {
-    use std::collections::btree_map::Entry;
-    for j in jobs {
-        match into.entry((j.jobset.clone(), j.job.clone())) {
-            Entry::Occupied(mut t) => {
-                let t = t.get_mut();
-                t.busy_seconds += j.busy_seconds;
-                t.steps += j.steps;
-                t.cost_cents += j.cost_cents;
-            }
-            Entry::Vacant(v) => {
-                v.insert(j);
-            }
-        }
-    }
+/// The jobs summed in `sums`, by (jobset, job).
+fn by_key(sums: JobsByJobset) -> BTreeMap<JobKey, JobCost> {
+    sums.into_values()
+        .flat_map(|jobs| jobs.into_values())
+        .map(|j| ((j.jobset.clone(), j.job.clone()), j))
+        .collect()
 }
 
 /// The grouped query of one (machine, window part): busy seconds (each step clipped to
@@ -498,11 +452,7 @@ pub async fn window_jobs(
         let lines = part_lines(config, m.machine, part, &jobsets)?;
         add_part_jobs(&mut sums, &lines, busy)?;
     }
-    Ok(sums
-        .into_values()
-        .flat_map(|jobs| jobs.into_values())
-        .map(|j| ((j.jobset.clone(), j.job.clone()), j))
-        .collect())
+    Ok(by_key(sums))
 }
 
 /// The jobs of `window` (as [`window_jobs`]) of one jobset (`project:jobset`) and of one pool,
@@ -592,11 +542,11 @@ pub async fn filtered_window_jobs(
             }
         }
     }
-    let mut out = BTreeMap::new();
-    for (m, busy) in matching.iter().zip(&busy) {
-        add_jobs(&mut out, part_jobs(&m.lines, busy)?);
+    let mut sums = JobsByJobset::new();
+    for (m, busy) in matching.iter().zip(busy) {
+        add_part_jobs(&mut sums, &m.lines, busy)?;
     }
-    Ok(out)
+    Ok(by_key(sums))
 }
 
 // ---- stored with a closed month (`book_month_jobs`) ---------------------------------------

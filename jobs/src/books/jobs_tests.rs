@@ -90,9 +90,11 @@ fn a_part_splits_each_jobset_line_and_leaves_idle_alone() {
     ]
     .into_iter()
     .collect();
-    let jobs = part_jobs(&lines, &busy).unwrap();
+    let mut one = JobsByJobset::new();
+    add_part_jobs(&mut one, &lines, busy.clone()).unwrap();
+    let jobs = by_key(one);
     let got: Vec<(&str, &str, i64, i64)> = jobs
-        .iter()
+        .values()
         .map(|j| (j.jobset.as_str(), j.job.as_str(), j.steps, j.cost_cents))
         .collect();
     assert_eq!(
@@ -105,9 +107,10 @@ fn a_part_splits_each_jobset_line_and_leaves_idle_alone() {
         ]
     );
     // Two parts add up per (jobset, job).
-    let mut total = BTreeMap::new();
-    add_jobs(&mut total, jobs.clone());
-    add_jobs(&mut total, jobs);
+    let mut sums = JobsByJobset::new();
+    add_part_jobs(&mut sums, &lines, busy.clone()).unwrap();
+    add_part_jobs(&mut sums, &lines, busy).unwrap();
+    let total = by_key(sums);
     let torch = &total[&key("nixpkgs:cuda", "torch")];
     assert_eq!(
         (torch.busy_seconds, torch.steps, torch.cost_cents),
