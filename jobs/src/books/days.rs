@@ -212,18 +212,7 @@ pub(crate) async fn day_row(
     db: &impl ConnectionTrait,
     day: i64,
 ) -> Result<Option<(i64, Option<i64>)>, DbErr> {
-    let q = Query::select()
-        .columns([BookDays::Generation, BookDays::Stored])
-        .from(BookDays::Table)
-        .and_where(Expr::col(BookDays::Day).eq(day))
-        .to_owned();
-    match db.query_one(&q).await? {
-        Some(row) => Ok(Some((
-            row.try_get("", "generation")?,
-            row.try_get("", "stored")?,
-        ))),
-        None => Ok(None),
-    }
+    Ok(day_rows(db, day, day).await?.remove(&day))
 }
 
 /// Where the stored days stand at `now`.
@@ -351,16 +340,10 @@ pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
         }
     }
     let mut stored = 0;
-    let mut months = months.into_iter();
-    loop {
-        let (a, b) = (
-            months.next(),
-            if at_once > 1 { months.next() } else { None },
-        );
-        let Some(a) = a else { break };
+    for months in months.chunks(at_once) {
         let (x, y) = futures_util::future::try_join(
-            store_runs(db, a, force_from, now),
-            store_runs(db, b.unwrap_or_default(), force_from, now),
+            store_runs(db, &months[0], force_from, now),
+            store_runs(db, months.get(1).map_or(&[][..], |m| m), force_from, now),
         )
         .await?;
         stored += x + y;
@@ -371,12 +354,12 @@ pub(crate) async fn ensure_days<C: ConnectionTrait + TransactionTrait>(
 /// Stores the runs of one month in order ([`store_run`]).
 async fn store_runs<C: ConnectionTrait + TransactionTrait>(
     db: &C,
-    runs: Vec<&[i64]>,
+    runs: &[&[i64]],
     force_from: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     let mut stored = 0;
-    for run in runs {
+    for &run in runs {
         let force = force_from.is_some_and(|f| run[0] >= f);
         stored += store_run(db, run, force, now).await?;
     }

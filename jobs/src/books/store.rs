@@ -508,17 +508,15 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
     let overlap = db.get_database_backend() == sea_orm::DbBackend::Postgres;
     let total = todo.len();
     let mut next = match todo.first() {
-        Some(&(m, _)) => Some(prepare_month(db, config, m, &mut done.phases).await?),
+        Some(&(m, _)) => prepare_month(db, config, m, &mut done.phases).await?,
         None => None,
     };
     for (i, &(m, forced)) in todo.iter().enumerate() {
-        let prepared = next.take().flatten();
-        let mut reading = Phases::default();
-        let writing = async {
-            match prepared {
+        let (mut writing, mut reading) = (Phases::default(), Phases::default());
+        let write = async {
+            match next.take() {
                 Some((generation, books)) => {
-                    let mut writing = Phases::default();
-                    let written = write_prepared(
+                    write_prepared(
                         db,
                         config,
                         &fp,
@@ -528,24 +526,23 @@ async fn run<C: ConnectionTrait + TransactionTrait>(
                         &books,
                         &mut writing,
                     )
-                    .await;
-                    written.map(|w| (w, writing))
+                    .await
                 }
-                None => Ok((false, Phases::default())),
+                None => Ok(false),
             }
         };
-        let reading_next = async {
+        let read_next = async {
             match todo.get(i + 1) {
-                Some(&(m, _)) => prepare_month(db, config, m, &mut reading).await.map(Some),
+                Some(&(m, _)) => prepare_month(db, config, m, &mut reading).await,
                 None => Ok(None),
             }
         };
         let (written, following) = if overlap {
-            tokio::join!(writing, reading_next)
+            tokio::join!(write, read_next)
         } else {
-            (writing.await, reading_next.await)
+            (write.await, read_next.await)
         };
-        let (written, writing) = written?;
+        let written = written?;
         next = following?;
         done.phases.add(&writing);
         done.phases.add(&reading);
