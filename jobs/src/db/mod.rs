@@ -366,31 +366,20 @@ impl RelaxedWriter {
     pub fn open(db: &DatabaseConnection) -> RelaxedWriter {
         let db = match db.get_database_backend() {
             DatabaseBackend::Sqlite => {
-                use sea_orm::sqlx::sqlite::{SqlitePoolOptions, SqliteSynchronous};
+                use sea_orm::sqlx::sqlite::SqliteSynchronous;
                 let pool = db.get_sqlite_connection_pool();
                 let options = (*pool.connect_options())
                     .clone()
                     .synchronous(SqliteSynchronous::Normal);
-                let relaxed = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(0)
-                    .test_before_acquire(false)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect_lazy_with(options);
+                let relaxed = one_kept_connection().connect_lazy_with(options);
                 sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(relaxed)
             }
             _ => {
-                use sea_orm::sqlx::postgres::PgPoolOptions;
                 let pool = db.get_postgres_connection_pool();
                 let options = (*pool.connect_options())
                     .clone()
                     .options([("synchronous_commit", "off")]);
-                let relaxed = PgPoolOptions::new()
-                    .max_connections(1)
-                    .min_connections(0)
-                    .test_before_acquire(false)
-                    .acquire_timeout(Duration::from_secs(5))
-                    .connect_lazy_with(options);
+                let relaxed = one_kept_connection().connect_lazy_with(options);
                 sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(relaxed)
             }
         };
@@ -406,4 +395,14 @@ impl RelaxedWriter {
     pub async fn close(self) {
         let _ = self.db.close().await;
     }
+}
+
+/// The pool of a [`RelaxedWriter`]: one connection, opened on first use and kept, not pinged
+/// before each statement.
+fn one_kept_connection<DB: sea_orm::sqlx::Database>() -> sea_orm::sqlx::pool::PoolOptions<DB> {
+    sea_orm::sqlx::pool::PoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(5))
 }
