@@ -665,10 +665,15 @@ pub fn form_encode(s: &str) -> String {
         .collect()
 }
 
-/// The `buildfund` binary of this workspace, built on first use.
+/// The `buildfund` binary of this workspace, built on first use, or the one `BUILDFUND_BIN`
+/// names.
 pub fn buildfund_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        // A binary given by path (a benchmark run from a copy, or another commit's build).
+        if let Some(bin) = std::env::var_os("BUILDFUND_BIN") {
+            return PathBuf::from(bin);
+        }
         let exe = std::env::current_exe().expect("current exe");
         // target/<profile>/deps/<test> -> target/<profile>
         let profile_dir = exe

@@ -1,8 +1,9 @@
 //! A small SMTP server for tests and benchmarks: real TCP, a real SMTP dialogue (EHLO/HELO,
 //! MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), every accepted message kept raw.
 //! It can be told to refuse recipients (4xx or 5xx, until told to accept them again), to drop
-//! the connection after N accepted messages and stay down (every new connection greeted with
-//! 421) until [`SmtpServer::recover`], or to only count messages (benchmarks).
+//! the connection after N accepted messages and stay down (every open connection dropped at its
+//! next command, every new one greeted with 421) until [`SmtpServer::recover`], or to only count
+//! messages (benchmarks).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -113,7 +114,8 @@ impl SmtpServer {
         self.lock().connections
     }
 
-    /// After `n` more accepted messages in all, drop the connection and stay down.
+    /// After `n` more accepted messages in all, drop the connection and stay down (the other
+    /// open connections drop at their next command).
     pub fn drop_after(&self, n: usize) {
         let mut s = self.lock();
         s.drop_after = Some(s.accepted + n);
@@ -194,6 +196,9 @@ async fn session(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
         if read.read_until(b'\n', &mut line).await? == 0 {
             return Ok(());
         }
+        if state.lock().unwrap().down {
+            return Ok(()); // down: every connection drops, not only the one that met it
+        }
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         let upper = text.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
@@ -239,6 +244,9 @@ async fn session(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
                 }
                 let (n, drop_now) = {
                     let mut s = state.lock().unwrap();
+                    if s.down {
+                        return Ok(()); // went down while this message came: not accepted
+                    }
                     s.accepted += 1;
                     let n = s.accepted;
                     if s.keep {

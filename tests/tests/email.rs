@@ -524,29 +524,45 @@ db_test!(
     with_smtp(BOOKS),
     |app| async move {
         let smtp = app.smtp();
-        add_confirmed(&app, &["ok@example.org", "gone@example.org"]).await;
+        // The refused one between others: its transaction is opened while the message before
+        // it goes on the other connection.
+        add_confirmed(
+            &app,
+            &[
+                "a@example.org",
+                "gone@example.org",
+                "ok@example.org",
+                "z@example.org",
+            ],
+        )
+        .await;
         smtp.reject(
             "gone@example.org",
             "550 5.1.1 <gone@example.org>: mailbox unavailable",
         );
         let out = app.cli_ok(&["report", "send", "--month", "2026-10"]);
-        assert!(out.contains("1 sent, 1 failed"), "{out}");
+        assert!(out.contains("3 sent, 1 failed"), "{out}");
         let rows = email_outbox::Entity::find()
             .order_by_asc(email_outbox::Column::Email)
             .all(&app.db)
             .await
             .unwrap();
-        assert_eq!(rows[0].email, "gone@example.org");
-        assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("failed", 1));
+        assert_eq!(rows[1].email, "gone@example.org");
+        assert_eq!((rows[1].status.as_str(), rows[1].attempts), ("failed", 1));
         assert!(
-            rows[0].last_error.as_deref().unwrap().contains("550"),
+            rows[1].last_error.as_deref().unwrap().contains("550"),
             "{:?}",
-            rows[0]
+            rows[1]
         );
-        assert_eq!(rows[1].status, "sent");
+        for i in [0, 2, 3] {
+            assert_eq!(rows[i].status, "sent", "{:?}", rows[i]);
+        }
+        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
+        got.sort();
+        assert_eq!(got, ["a@example.org", "ok@example.org", "z@example.org"]);
         // Not tried again by a later send.
         app.cli_ok(&["report", "send", "--month", "2026-10"]);
-        assert_eq!(smtp.accepted(), 1);
+        assert_eq!(smtp.accepted(), 3);
     }
 );
 

@@ -354,55 +354,106 @@ pub async fn rows_by_source_keys<E: sea_orm::EntityTrait>(
 ///   the server's WAL writer within `3 × wal_writer_delay` or by the next synchronous commit; a
 ///   crash of the server (not of the client) before that can lose it.
 ///
-/// Its one connection is kept and not pinged before each statement (a ping is a round trip to
-/// SQLite's connection thread, or to the server, for every record): a connection that broke
-/// fails the statement, as the ping would have.
+/// Its one connection is its own, kept between statements, not taken from a pool: sqlx's pool
+/// pings a connection each time it is given back (a round trip to the server, or to SQLite's
+/// connection thread, for every record). A statement that fails drops the connection; the next
+/// one connects again.
 pub struct RelaxedWriter {
-    db: DatabaseConnection,
+    options: RelaxedOptions,
+    conn: tokio::sync::Mutex<Option<RelaxedConnection>>,
+}
+
+enum RelaxedOptions {
+    Sqlite(sea_orm::sqlx::sqlite::SqliteConnectOptions),
+    Postgres(sea_orm::sqlx::postgres::PgConnectOptions),
+}
+
+enum RelaxedConnection {
+    Sqlite(sea_orm::sqlx::SqliteConnection),
+    Postgres(sea_orm::sqlx::PgConnection),
 }
 
 impl RelaxedWriter {
-    /// A writer beside `db` (it connects on its first write).
+    /// A writer beside `db`, with its settings (it connects on its first write).
     pub fn open(db: &DatabaseConnection) -> RelaxedWriter {
-        let db = match db.get_database_backend() {
+        let options = match db.get_database_backend() {
             DatabaseBackend::Sqlite => {
                 use sea_orm::sqlx::sqlite::SqliteSynchronous;
                 let pool = db.get_sqlite_connection_pool();
-                let options = (*pool.connect_options())
-                    .clone()
-                    .synchronous(SqliteSynchronous::Normal);
-                let relaxed = one_kept_connection().connect_lazy_with(options);
-                sea_orm::SqlxSqliteConnector::from_sqlx_sqlite_pool(relaxed)
+                RelaxedOptions::Sqlite(
+                    (*pool.connect_options())
+                        .clone()
+                        .synchronous(SqliteSynchronous::Normal),
+                )
             }
             _ => {
                 let pool = db.get_postgres_connection_pool();
-                let options = (*pool.connect_options())
-                    .clone()
-                    .options([("synchronous_commit", "off")]);
-                let relaxed = one_kept_connection().connect_lazy_with(options);
-                sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(relaxed)
+                RelaxedOptions::Postgres(
+                    (*pool.connect_options())
+                        .clone()
+                        .options([("synchronous_commit", "off")]),
+                )
             }
         };
-        RelaxedWriter { db }
+        RelaxedWriter {
+            options,
+            conn: tokio::sync::Mutex::new(None),
+        }
     }
 
     /// Runs `stmt` and commits it; the rows it changed.
     pub async fn execute<S: sea_orm::StatementBuilder>(&self, stmt: &S) -> Result<u64, DbErr> {
-        Ok(self.db.execute(stmt).await?.rows_affected())
+        use sea_orm::sqlx::{query_with, AssertSqlSafe, ConnectOptions, Executor};
+        use sea_orm::RuntimeErr::SqlxError;
+        use sea_query_sqlx::SqlxValues;
+        let mut slot = self.conn.lock().await;
+        let mut conn = match slot.take() {
+            Some(conn) => conn,
+            None => match &self.options {
+                RelaxedOptions::Sqlite(o) => o.connect().await.map(RelaxedConnection::Sqlite),
+                RelaxedOptions::Postgres(o) => o.connect().await.map(RelaxedConnection::Postgres),
+            }
+            .map_err(|e| DbErr::Conn(SqlxError(e.into())))?,
+        };
+        let done = match &mut conn {
+            RelaxedConnection::Sqlite(c) => {
+                let statement = DatabaseBackend::Sqlite.build(stmt);
+                let values = SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
+                // The SQL is sea-query's, built from `stmt` with every value bound.
+                let sql = AssertSqlSafe(statement.sql);
+                c.execute(query_with(sql, values))
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+            RelaxedConnection::Postgres(c) => {
+                let statement = DatabaseBackend::Postgres.build(stmt);
+                let values = SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
+                // The SQL is sea-query's, built from `stmt` with every value bound.
+                let sql = AssertSqlSafe(statement.sql);
+                c.execute(query_with(sql, values))
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+        };
+        // After a failure the connection may be broken: it is dropped, and the next statement
+        // opens a new one.
+        if done.is_ok() {
+            *slot = Some(conn);
+        }
+        done.map_err(|e| DbErr::Exec(SqlxError(e.into())))
     }
 
     /// Closes its connection.
     pub async fn close(self) {
-        let _ = self.db.close().await;
+        use sea_orm::sqlx::Connection;
+        match self.conn.into_inner() {
+            Some(RelaxedConnection::Sqlite(c)) => {
+                let _ = c.close().await;
+            }
+            Some(RelaxedConnection::Postgres(c)) => {
+                let _ = c.close().await;
+            }
+            None => {}
+        }
     }
-}
-
-/// The pool of a [`RelaxedWriter`]: one connection, opened on first use and kept, not pinged
-/// before each statement.
-fn one_kept_connection<DB: sea_orm::sqlx::Database>() -> sea_orm::sqlx::pool::PoolOptions<DB> {
-    sea_orm::sqlx::pool::PoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(5))
 }

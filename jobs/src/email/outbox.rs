@@ -26,7 +26,7 @@
 use super::links;
 use super::queue::*;
 use super::render;
-use super::smtp::{Opened, SendError};
+use super::smtp::{Opened, Outgoing, SendError};
 use super::subscriptions::{self, CONFIRMED};
 use super::{EmailError, EmailKey, Mailer};
 use crate::calendar::Month;
@@ -161,7 +161,7 @@ struct Claimed {
 
 /// Takes up to `limit` due rows (pending, retry, or `sending` rows whose lease expired) of
 /// `kind` (any kind when `None`), in id order, for this sender: one transaction (one durable
-/// commit) of conditional UPDATEs, each of which only one sender can win.
+/// commit) of a read and one conditional UPDATE (see [`take`]).
 async fn claim(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
@@ -182,13 +182,7 @@ async fn claim(
             txn.commit().await?;
             return Ok(Vec::new());
         }
-        let mut claimed = Vec::with_capacity(rows.len());
-        for row in rows {
-            let was = (row.status, row.next_attempt_at);
-            if let Some(row) = take(&txn, row, now).await? {
-                claimed.push(Claimed { row, was });
-            }
-        }
+        let claimed = take(&txn, rows, now).await?;
         txn.commit().await?;
         if !claimed.is_empty() {
             return Ok(claimed);
@@ -198,33 +192,54 @@ async fn claim(
     Ok(Vec::new())
 }
 
-/// Claims `row` as read: only while it is still in the state and at the attempt count it was
-/// read with (another sender that took it first makes this return `None`).
+/// Claims `rows` as read, in one statement: each only while it is still in the state and at the
+/// attempt count it was read with, so of two senders that read the same row only one takes it
+/// (the other's UPDATE no longer matches it). Answers the rows taken, in the order given.
 async fn take(
     db: &impl ConnectionTrait,
-    row: email_outbox::Model,
+    rows: Vec<email_outbox::Model>,
     now: DateTime<Utc>,
-) -> Result<Option<email_outbox::Model>, DbErr> {
+) -> Result<Vec<Claimed>, DbErr> {
     use email_outbox::Column as O;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let lease_until = now + LEASE;
+    let as_read = rows
+        .iter()
+        .map(|r| (r.id, r.status.as_str().to_string(), r.attempts));
     let update = Query::update()
         .table(email_outbox::Entity)
         .value(O::Status, SENDING)
         .value(O::Attempts, Expr::col(O::Attempts).add(1))
         .value(O::NextAttemptAt, lease_until)
-        .and_where(Expr::col(O::Id).eq(row.id))
-        .and_where(Expr::col(O::Status).eq(row.status.as_str()))
-        .and_where(Expr::col(O::Attempts).eq(row.attempts))
+        .and_where(
+            Expr::tuple([
+                Expr::col(O::Id),
+                Expr::col(O::Status),
+                Expr::col(O::Attempts),
+            ])
+            .in_tuples(as_read),
+        )
+        .returning_col(O::Id)
         .to_owned();
-    if db.execute(&update).await?.rows_affected() != 1 {
-        return Ok(None);
+    let mut taken = std::collections::HashSet::with_capacity(rows.len());
+    for r in db.query_all(&update).await? {
+        taken.insert(r.try_get::<i64>("", "id")?);
     }
-    Ok(Some(email_outbox::Model {
-        status: SENDING,
-        attempts: row.attempts + 1,
-        next_attempt_at: lease_until,
-        ..row
-    }))
+    Ok(rows
+        .into_iter()
+        .filter(|row| taken.contains(&row.id))
+        .map(|row| Claimed {
+            was: (row.status, row.next_attempt_at),
+            row: email_outbox::Model {
+                status: SENDING,
+                attempts: row.attempts + 1,
+                next_attempt_at: lease_until,
+                ..row
+            },
+        })
+        .collect())
 }
 
 /// Gives back the claimed rows this sender did not try (the relay went away mid-batch): each
@@ -405,9 +420,9 @@ struct MonthLayout {
     parts: Option<render::ReportParts>,
 }
 
-/// A claimed row's message (and its Message-ID), or why there is none.
+/// A claimed row's message formatted for the wire (and its Message-ID), or why there is none.
 enum Prepared {
-    Message(Box<Message>, String),
+    Message(Outgoing, String),
     Unsent(Unsent),
 }
 
@@ -492,8 +507,8 @@ impl<'a> Sender<'a> {
         Ok(())
     }
 
-    /// Builds the row's message, unless its subscriber (as read with its batch) no longer
-    /// wants it. The months of the batch are loaded first ([`Sender::load_months`]).
+    /// Builds and formats the row's message, unless its subscriber (as read with its batch) no
+    /// longer wants it. The months of the batch are loaded first ([`Sender::load_months`]).
     fn build(&self, row: &email_outbox::Model, now: DateTime<Utc>) -> Prepared {
         let wanted = if row.kind == CONFIRM {
             subscriptions::PENDING
@@ -554,7 +569,7 @@ impl<'a> Sender<'a> {
             }
         };
         match message {
-            Ok(m) => Prepared::Message(Box::new(m), id),
+            Ok(m) => Prepared::Message(m.into(), id),
             Err(e) => Prepared::Unsent(Unsent::Broken(format!("cannot build the message: {e:#}"))),
         }
     }
@@ -663,16 +678,21 @@ impl<'a> Sender<'a> {
         }
     }
 
-    /// The row's message built and its transaction opened on the relay (after `pace` allows
-    /// one more message), or why there is none.
-    async fn ready(&self, row: &email_outbox::Model, pace: Option<&mut Pace>) -> Ready<'a> {
-        match self.build(row, self.clock.now()) {
+    /// The row's `prepared` message with its transaction opened on the relay (after `pace`
+    /// allows one more message), or why there is none.
+    async fn open(
+        &self,
+        row: &email_outbox::Model,
+        prepared: Prepared,
+        pace: Option<&mut Pace>,
+    ) -> Ready<'a> {
+        match prepared {
             Prepared::Message(message, id) => {
                 if let Some(pace) = pace {
                     pace.wait().await;
                 }
                 let span = tracing::info_span!("email_open", outbox = row.id, kind = %row.kind, attempt = row.attempts);
-                Ready::Opened(self.mailer.open(*message).instrument(span).await, id)
+                Ready::Opened(self.mailer.open(message).instrument(span).await, id)
             }
             Prepared::Unsent(why) => Ready::Unsent(why),
         }
@@ -680,11 +700,12 @@ impl<'a> Sender<'a> {
 
     /// Sends (or drops) the batch `rows`, one message at a time after `pace` allows one, each
     /// outcome recorded before the next message's content is handed over: relaxed, but the last
-    /// one durable. While the database records one outcome, the next message is built and its
-    /// transaction opened on the relay (`MAIL FROM`, `RCPT TO`, `DATA`), but its content and
-    /// final dot go only once the record is in: a relay delivers nothing of a transaction
-    /// without its dot, so the message in flight is still the only one a crash can leave
-    /// unrecorded. Stops at a failure to reach the relay and answers it with the rows not tried.
+    /// one durable. While one message's content goes and its outcome is recorded, the next
+    /// message is built and its transaction opened on the relay over another connection
+    /// (`MAIL FROM`, `RCPT TO`, `DATA`), but its content and final dot go only once the record
+    /// is in: a relay delivers nothing of a transaction without its dot, so the message in
+    /// flight is still the only one a crash can leave unrecorded. Stops at a failure to reach
+    /// the relay and answers it with the rows not tried.
     async fn deliver(
         &self,
         rows: &[Claimed],
@@ -695,49 +716,40 @@ impl<'a> Sender<'a> {
         for (i, Claimed { row, .. }) in rows.iter().enumerate() {
             let current = match next.take() {
                 Some(ready) => ready,
-                None => self.ready(row, pace.as_deref_mut()).await,
+                None => {
+                    let prepared = self.build(row, self.clock.now());
+                    self.open(row, prepared, pace.as_deref_mut()).await
+                }
             };
             let last = i + 1 == rows.len();
-            let following = rows.get(i + 1).map(|c| &c.row);
-            let span = tracing::info_span!("email_send", outbox = row.id, kind = %row.kind, attempt = row.attempts);
-            let (delivery, ready) = match current {
-                Ready::Opened(opened, id) => {
-                    let sent = match opened {
-                        Ok(opened) => opened.finish().instrument(span.clone()).await,
-                        Err(e) => Err(e),
-                    };
-                    if sent.is_ok() {
-                        crate::pause_points::reached("email.handed_off").await;
+            let open_next = async {
+                match rows.get(i + 1) {
+                    Some(Claimed { row: r, .. }) => {
+                        let prepared = self.build(r, self.clock.now());
+                        Some(self.open(r, prepared, pace.as_deref_mut()).await)
                     }
-                    // No next message is opened on a relay that cannot be reached.
-                    let reachable = !matches!(
-                        sent,
-                        Err(SendError::Transient {
-                            connection: true,
-                            ..
-                        })
-                    );
-                    let open_next = async {
-                        match following {
-                            Some(r) if reachable => Some(self.ready(r, pace.as_deref_mut()).await),
-                            _ => None,
-                        }
-                    };
-                    tokio::join!(
-                        self.record_outcome(row, sent, id, last).instrument(span),
-                        open_next
-                    )
-                }
-                Ready::Unsent(why) => {
-                    let open_next = async {
-                        match following {
-                            Some(r) => Some(self.ready(r, pace.as_deref_mut()).await),
-                            None => None,
-                        }
-                    };
-                    tokio::join!(self.drop_row(row, why, last), open_next)
+                    None => None,
                 }
             };
+            let span = tracing::info_span!("email_send", outbox = row.id, kind = %row.kind, attempt = row.attempts);
+            let this = async {
+                match current {
+                    Ready::Opened(opened, id) => {
+                        let sent = match opened {
+                            Ok(opened) => opened.finish().instrument(span.clone()).await,
+                            Err(e) => Err(e),
+                        };
+                        if sent.is_ok() {
+                            crate::pause_points::reached("email.handed_off").await;
+                        }
+                        self.record_outcome(row, sent, id, last)
+                            .instrument(span)
+                            .await
+                    }
+                    Ready::Unsent(why) => self.drop_row(row, why, last).await,
+                }
+            };
+            let (delivery, ready) = tokio::join!(this, open_next);
             // (A record that fails drops the next message's open transaction: the relay
             // discards it.)
             let delivery = delivery?;
@@ -946,12 +958,11 @@ pub async fn deliver_now(
     else {
         return Ok(Delivery::NotDue);
     };
-    let was = (row.status, row.next_attempt_at);
-    let Some(row) = take(db, row, now).await? else {
+    let claimed = take(db, vec![row], now).await?;
+    if claimed.is_empty() {
         return Ok(Delivery::NotDue);
-    };
+    }
     let mut sender = Sender::new(db, config, mailer, key, clock, None);
-    let claimed = [Claimed { row, was }];
     sender.load_subscribers(&claimed).await?;
     sender.load_months(&claimed).await?;
     let mut delivered = Delivery::NotDue;

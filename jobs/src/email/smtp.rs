@@ -1,4 +1,4 @@
-//! The SMTP side: one connection to the relay at a time, kept open between messages, built from
+//! The SMTP side: at most two connections to the relay, kept open between messages, built from
 //! `[smtp]` (`security = none|starttls|tls`, the password from the environment variable
 //! `password_env` names), and the classification of failures into transient (4xx, connection,
 //! timeout: retry later) and permanent (5xx: give up on that message).
@@ -26,6 +26,9 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection idle longer than this is closed and a new one opened for the next message.
 const IDLE: Duration = Duration::from_secs(60);
+/// Connections kept to the relay (`none` and `starttls`): one carries a message's content while
+/// the next message's transaction is opened on the other.
+const CONNECTIONS: usize = 2;
 
 /// What the server said when it accepted a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +70,7 @@ pub struct Mailer {
 
 #[derive(Clone)]
 enum Transport {
-    /// `none` and `starttls`: our own stream with `TCP_NODELAY`, one connection kept.
+    /// `none` and `starttls`: our own streams with `TCP_NODELAY`, up to [`CONNECTIONS`] kept.
     Direct(Arc<Direct>),
     /// `tls`: lettre's pooled transport (at most one connection).
     Pooled(AsyncSmtpTransport<Tokio1Executor>),
@@ -80,8 +83,8 @@ struct Direct {
     starttls: Option<TlsParameters>,
     credentials: Option<Credentials>,
     hello: ClientId,
-    /// The open connection and when it was last used.
-    open: tokio::sync::Mutex<Option<(AsyncSmtpConnection, Instant)>>,
+    /// The kept connections, each with when it was last used.
+    open: [tokio::sync::Mutex<Option<(AsyncSmtpConnection, Instant)>>; CONNECTIONS],
 }
 
 impl Mailer {
@@ -117,7 +120,7 @@ impl Mailer {
                     starttls,
                     credentials,
                     hello: ClientId::default(),
-                    open: tokio::sync::Mutex::new(None),
+                    open: std::array::from_fn(|_| tokio::sync::Mutex::new(None)),
                 }))
             }
             SmtpSecurity::Tls => {
@@ -147,27 +150,42 @@ impl Mailer {
         &self.from
     }
 
-    /// Sends one message over the kept connection (opening it when needed): [`Mailer::open`]
+    /// Sends one message over a kept connection (opening it when needed): [`Mailer::open`]
     /// then [`Opened::finish`].
     pub async fn send(&self, message: Message) -> Result<Accepted, SendError> {
-        self.open(message).await?.finish().await
+        self.open(message.into()).await?.finish().await
     }
 
-    /// Opens the mail transaction of `message` on the kept connection (opening it when
-    /// needed): `MAIL FROM`, `RCPT TO` and `DATA` answered, none of the message's content sent.
+    /// Opens the mail transaction of `message` on a kept connection that no other message holds
+    /// (opening it when needed; waiting when all are held): `MAIL FROM`, `RCPT TO` and `DATA`
+    /// answered, none of the message's content sent.
     /// The relay delivers nothing until [`Opened::finish`] sends the content and its final dot;
     /// dropped unfinished, the connection is closed and the relay discards the transaction
-    /// (RFC 5321, 4.1.1.4). The outbox opens the next message while it records the last one.
+    /// (RFC 5321, 4.1.1.4). The outbox opens the next message on one connection while the last
+    /// one's content goes on the other and its outcome is recorded.
     /// With `security = "tls"` (lettre's pooled transport) nothing is said before `finish`.
-    pub async fn open(&self, message: Message) -> Result<Opened<'_>, SendError> {
+    pub async fn open(&self, message: Outgoing) -> Result<Opened<'_>, SendError> {
         let state = match &self.transport {
             Transport::Direct(direct) => direct.open(message).await?,
-            Transport::Pooled(transport) => OpenedState::Pooled {
-                transport,
-                message: Box::new(message),
-            },
+            Transport::Pooled(transport) => OpenedState::Pooled { transport, message },
         };
         Ok(Opened { state })
+    }
+}
+
+/// A message formatted for the wire (its headers and encoded parts as bytes), without a word to
+/// the relay yet: the outbox formats the next message while the relay takes the last one.
+pub struct Outgoing {
+    envelope: Envelope,
+    data: Vec<u8>,
+}
+
+impl From<Message> for Outgoing {
+    fn from(message: Message) -> Outgoing {
+        Outgoing {
+            envelope: message.envelope().clone(),
+            data: message.formatted(),
+        }
     }
 }
 
@@ -186,7 +204,7 @@ enum OpenedState<'a> {
     },
     Pooled {
         transport: &'a AsyncSmtpTransport<Tokio1Executor>,
-        message: Box<Message>,
+        message: Outgoing,
     },
 }
 
@@ -214,9 +232,10 @@ impl Opened<'_> {
                     return Err(direct.no_answer());
                 }
             },
-            OpenedState::Pooled { transport, message } => {
-                transport.send(*message).await.map_err(|e| classify(&e))?
-            }
+            OpenedState::Pooled { transport, message } => transport
+                .send_raw(&message.envelope, &message.data)
+                .await
+                .map_err(|e| classify(&e))?,
         };
         let lines: Vec<&str> = response.message().collect();
         Ok(Accepted {
@@ -228,11 +247,16 @@ impl Opened<'_> {
 }
 
 impl Direct {
-    /// Opens `message`'s transaction on the open connection, or on a new one when there is
+    /// Opens `message`'s transaction on a free kept connection, or on a new one when there is
     /// none, it broke or it idled past [`IDLE`]. A connection that fails is closed (as lettre's
-    /// own `send` closes it on any error), so the next message opens a fresh one.
-    async fn open(&self, message: Message) -> Result<OpenedState<'_>, SendError> {
-        let mut slot = self.open.lock().await;
+    /// own `send` closes it on any error), so the next message on it opens a fresh one.
+    async fn open(&self, message: Outgoing) -> Result<OpenedState<'_>, SendError> {
+        let Outgoing { envelope, data } = message;
+        let free = self.open.iter().find_map(|slot| slot.try_lock().ok());
+        let mut slot = match free {
+            Some(slot) => slot,
+            None => self.open[0].lock().await,
+        };
         let mut conn = match slot.take() {
             Some((conn, used)) if !conn.has_broken() && used.elapsed() < IDLE => conn,
             Some((mut stale, _)) => {
@@ -241,8 +265,7 @@ impl Direct {
             }
             None => self.connect().await?,
         };
-        let data = message.formatted();
-        let said = tokio::time::timeout(TIMEOUT, envelope(&mut conn, message.envelope(), &data));
+        let said = tokio::time::timeout(TIMEOUT, say_envelope(&mut conn, &envelope, &data));
         match said.await {
             Ok(Ok(())) => Ok(OpenedState::Direct {
                 direct: self,
@@ -305,7 +328,7 @@ impl Direct {
 
 /// `MAIL FROM` (with `SMTPUTF8` and `BODY=8BITMIME` when needed, as lettre's `send` does),
 /// `RCPT TO` for each recipient and `DATA`, each answered before the next.
-async fn envelope(
+async fn say_envelope(
     conn: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     data: &[u8],
