@@ -138,7 +138,11 @@ async fn stale_reads(
     month: Month,
     steps: i64,
 ) -> anyhow::Result<()> {
-    use buildfund_jobs::books::{funds, stale, steps::busy_query, store};
+    use buildfund_jobs::books::{
+        funds, stale,
+        steps::{busy_query_within, recount_longest_step},
+        store,
+    };
     use buildfund_jobs::clock::Clock;
     use buildfund_tests::{Backend, TestApp};
     const READERS: usize = 16;
@@ -195,8 +199,11 @@ async fn stale_reads(
     let mut counts = (0.0, 0.0);
     let mut refused = 0;
     for _ in 0..5 {
+        // The bound written as a number, as the reads write it (`steps::query_overlapping`).
+        let longest = recount_longest_step(conn).await?;
         let t = Instant::now();
-        conn.query_all(&busy_query(window, None)).await?;
+        conn.query_all(&busy_query_within(window, None, longest))
+            .await?;
         query.push(t.elapsed());
         for (i, path) in ["costs", "funds"].into_iter().enumerate() {
             let path = format!("/api/v1/{path}?month={month}");
@@ -315,7 +322,11 @@ async fn open_month_reads(
     app: &buildfund_tests::TestApp,
     steps: i64,
 ) -> anyhow::Result<()> {
-    use buildfund_jobs::books::{funds, stale, steps::busy_query, store};
+    use buildfund_jobs::books::{
+        funds, stale,
+        steps::{busy_query_within, recount_longest_step},
+        store,
+    };
     use buildfund_jobs::clock::Clock;
     const READERS: usize = 16;
     let now = Clock::system().now();
@@ -350,8 +361,11 @@ async fn open_month_reads(
     let mut refused = 0;
     for _ in 0..5 {
         let window = Span::new(start, Clock::system().now().timestamp());
+        // The bound written as a number, as the reads write it (`steps::query_overlapping`).
+        let longest = recount_longest_step(conn).await?;
         let t = Instant::now();
-        conn.query_all(&busy_query(window, None)).await?;
+        conn.query_all(&busy_query_within(window, None, longest))
+            .await?;
         query.push(t.elapsed());
         for (i, path) in ["costs", "funds"].into_iter().enumerate() {
             let path = format!("/api/v1/{path}?month={month}");
