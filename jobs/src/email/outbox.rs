@@ -1,5 +1,5 @@
 //! The outbox: every email buildfund sends is a row, created atomically with what it is for,
-//! then drained over one pooled SMTP connection at a bounded rate. Two kinds: `report` (one
+//! then drained over at most two kept SMTP connections at a bounded rate. Two kinds: `report` (one
 //! row per (month, subscriber), see [`enqueue`]) and `confirm` (a subscription's confirmation,
 //! queued by [`queue_confirmation`] in the transaction that makes the subscriber pending).
 //! States:
@@ -14,8 +14,8 @@
 //! ```
 //!
 //! Exactly once: the unique (month, subscriber_id) index makes creating rows idempotent (a
-//! confirmation's `month` is the instant it was requested); rows are claimed in batches by
-//! conditional UPDATEs in one transaction (only one sender wins each row) and each is marked
+//! confirmation's `month` is the instant it was requested); rows are claimed in batches by one
+//! conditional UPDATE (only one sender wins each row) and each is marked
 //! `sent` with the server's reply and the Message-ID right after the server accepted it, before
 //! the next message is handed over (a commit that outlives the process at once, see
 //! [`RelaxedWriter`]; the batch's last one is durable). The one window left is a crash between
@@ -749,7 +749,21 @@ impl<'a> Sender<'a> {
                     Ready::Unsent(why) => self.drop_row(row, why, last).await,
                 }
             };
-            let (delivery, ready) = tokio::join!(this, open_next);
+            // Both at once; but once this message found the relay unreachable, the next one's
+            // opening (perhaps a connection attempt waiting for its timeout) is dropped.
+            tokio::pin!(this, open_next);
+            let (delivery, ready) = tokio::select! {
+                biased;
+                delivery = &mut this => {
+                    let unreachable = matches!(
+                        delivery,
+                        Ok(Delivery::Retry { connection: true, .. })
+                    );
+                    let ready = if unreachable { None } else { open_next.await };
+                    (delivery, ready)
+                }
+                ready = &mut open_next => (this.await, ready),
+            };
             // (A record that fails drops the next message's open transaction: the relay
             // discards it.)
             let delivery = delivery?;
