@@ -32,6 +32,11 @@ struct State {
     keep: bool,
     drop_after: Option<usize>,
     down: bool,
+    /// Sessions open now, and how many one client may have at once (a relay's limit).
+    open_sessions: usize,
+    session_limit: Option<usize>,
+    /// Connections greeted with 421 for being over the limit.
+    over_limit: usize,
     /// Recipient -> reply ("550 5.1.1 no such user").
     reject: HashMap<String, String>,
 }
@@ -76,8 +81,10 @@ impl SmtpServer {
                     continue;
                 };
                 let s = s.clone();
+                s.lock().unwrap().open_sessions += 1;
                 tokio::spawn(async move {
-                    let _ = session(stream, s).await;
+                    let _ = session(stream, s.clone()).await;
+                    s.lock().unwrap().open_sessions -= 1;
                 });
             }
         });
@@ -112,6 +119,17 @@ impl SmtpServer {
 
     pub fn connections(&self) -> usize {
         self.lock().connections
+    }
+
+    /// Greet a connection beyond the `n`th open at once with 421, as relays that allow a client
+    /// one connection do.
+    pub fn limit_sessions(&self, n: usize) {
+        self.lock().session_limit = Some(n);
+    }
+
+    /// Connections greeted with 421 for being over [`SmtpServer::limit_sessions`].
+    pub fn over_limit(&self) -> usize {
+        self.lock().over_limit
     }
 
     /// After `n` more accepted messages in all, drop the connection and stay down (the other
@@ -170,18 +188,27 @@ async fn session(stream: tokio::net::TcpStream, state: Arc<Mutex<State>>) -> std
     stream.set_nodelay(true)?;
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
-    let down = {
+    let (down, over) = {
         let mut s = state.lock().unwrap();
+        let over = s.session_limit.is_some_and(|n| s.open_sessions > n);
         if s.down {
             s.refused_connections += 1;
+        } else if over {
+            s.over_limit += 1;
         } else {
             s.connections += 1;
         }
-        s.down
+        (s.down, over)
     };
     if down {
         write
             .write_all(b"421 4.3.2 sink is down, try later\r\n")
+            .await?;
+        return Ok(());
+    }
+    if over {
+        write
+            .write_all(b"421 4.7.0 too many connections from you, try later\r\n")
             .await?;
         return Ok(());
     }

@@ -567,6 +567,40 @@ db_test!(
 );
 
 db_test!(
+    a_relay_that_takes_one_connection_gets_every_message_once_over_one,
+    with_smtp(BOOKS),
+    |app| async move {
+        let smtp = app.smtp();
+        smtp.limit_sessions(1);
+        // A rate that never holds the next message back, so it is opened while the one before
+        // is still on the first connection.
+        let config = std::fs::read_to_string(&app.config_path).unwrap();
+        assert!(config.contains("rate_per_second = 200"));
+        std::fs::write(
+            &app.config_path,
+            config.replace("rate_per_second = 200", "rate_per_second = 10000"),
+        )
+        .unwrap();
+        let emails: Vec<String> = (1..=6).map(|i| format!("r{i}@example.org")).collect();
+        let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+        add_confirmed(&app, &refs).await;
+        let out = app.cli_ok(&["report", "send", "--month", "2026-10"]);
+        assert!(out.contains("6 messages queued now; 6 sent"), "{out}");
+        // The second connection was tried once, refused, and the send went on over the first:
+        // no message failed or waited for a retry.
+        assert_eq!(smtp.over_limit(), 1);
+        let rows = email_outbox::Entity::find().all(&app.db).await.unwrap();
+        assert!(
+            rows.iter().all(|r| r.status == "sent" && r.attempts == 1),
+            "{rows:?}"
+        );
+        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
+        got.sort();
+        assert_eq!(got, emails, "every subscriber exactly once");
+    }
+);
+
+db_test!(
     two_senders_at_once_send_each_row_once,
     with_smtp(BOOKS),
     |app| async move {

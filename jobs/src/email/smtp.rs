@@ -19,6 +19,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Connections kept to the relay (`none` and `starttls`): one carries a message's content while
 /// the next message's transaction is opened on the other.
 const CONNECTIONS: usize = 2;
+
+/// A place for one kept connection, with when it was last used; held by the message on it.
+type Slot<'a> = tokio::sync::MutexGuard<'a, Option<(AsyncSmtpConnection, Instant)>>;
 
 /// What the server said when it accepted a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +89,9 @@ struct Direct {
     hello: ClientId,
     /// The kept connections, each with when it was last used.
     open: [tokio::sync::Mutex<Option<(AsyncSmtpConnection, Instant)>>; CONNECTIONS],
+    /// Set once the relay refused a second connection while one of ours was open: from then on
+    /// one connection at a time.
+    single: AtomicBool,
 }
 
 impl Mailer {
@@ -121,6 +128,7 @@ impl Mailer {
                     credentials,
                     hello: ClientId::default(),
                     open: std::array::from_fn(|_| tokio::sync::Mutex::new(None)),
+                    single: AtomicBool::new(false),
                 }))
             }
             SmtpSecurity::Tls => {
@@ -198,7 +206,7 @@ pub struct Opened<'a> {
 enum OpenedState<'a> {
     Direct {
         direct: &'a Direct,
-        slot: tokio::sync::MutexGuard<'a, Option<(AsyncSmtpConnection, Instant)>>,
+        slot: Slot<'a>,
         conn: Box<AsyncSmtpConnection>,
         data: Vec<u8>,
     },
@@ -252,19 +260,7 @@ impl Direct {
     /// own `send` closes it on any error), so the next message on it opens a fresh one.
     async fn open(&self, message: Outgoing) -> Result<OpenedState<'_>, SendError> {
         let Outgoing { envelope, data } = message;
-        let free = self.open.iter().find_map(|slot| slot.try_lock().ok());
-        let mut slot = match free {
-            Some(slot) => slot,
-            None => self.open[0].lock().await,
-        };
-        let mut conn = match slot.take() {
-            Some((conn, used)) if !conn.has_broken() && used.elapsed() < IDLE => conn,
-            Some((mut stale, _)) => {
-                stale.abort().await;
-                self.connect().await?
-            }
-            None => self.connect().await?,
-        };
+        let (slot, mut conn) = self.connection().await?;
         let said = tokio::time::timeout(TIMEOUT, say_envelope(&mut conn, &envelope, &data));
         match said.await {
             Ok(Ok(())) => Ok(OpenedState::Direct {
@@ -282,6 +278,57 @@ impl Direct {
                 Err(self.no_answer())
             }
         }
+    }
+
+    /// A connection no other message holds, with its slot: a free slot's kept connection, or a
+    /// new one. When a new one fails while another of ours is open, the relay is taken to allow
+    /// one connection from us (many answer a second with 421): the sender goes on over the open
+    /// one, and uses one at a time from then on.
+    async fn connection(&self) -> Result<(Slot<'_>, AsyncSmtpConnection), SendError> {
+        if self.single.load(Ordering::Relaxed) {
+            return self.single_connection().await;
+        }
+        let free = (0..CONNECTIONS).find_map(|i| self.open[i].try_lock().ok().map(|s| (i, s)));
+        let (i, mut slot) = match free {
+            Some(free) => free,
+            None => (0, self.open[0].lock().await),
+        };
+        if let Some(conn) = kept(&mut slot).await {
+            return Ok((slot, conn));
+        }
+        match self.connect().await {
+            Ok(conn) => Ok((slot, conn)),
+            Err(e) => {
+                // Another of ours is open: a message is on it, or it is kept in its slot.
+                let another_open = (0..CONNECTIONS).any(|j| {
+                    j != i
+                        && self.open[j]
+                            .try_lock()
+                            .map_or(true, |other| other.is_some())
+                });
+                if !another_open {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, "the relay refused a second connection; sending over one from now on");
+                self.single.store(true, Ordering::Relaxed);
+                drop(slot);
+                self.single_connection().await
+            }
+        }
+    }
+
+    /// One connection at a time: the kept one, whichever slot holds it (waiting while a message
+    /// is on it), else a new one.
+    async fn single_connection(&self) -> Result<(Slot<'_>, AsyncSmtpConnection), SendError> {
+        for place in &self.open {
+            let mut slot = place.lock().await;
+            if let Some(conn) = kept(&mut slot).await {
+                return Ok((slot, conn));
+            }
+        }
+        let slot = self.open[0].lock().await;
+        let conn = self.connect().await?;
+        Ok((slot, conn))
     }
 
     fn no_answer(&self) -> SendError {
@@ -323,6 +370,18 @@ impl Direct {
                 .map_err(|e| classify(&e))?;
         }
         Ok(conn)
+    }
+}
+
+/// The slot's connection while it is good; a broken one, or one idle past [`IDLE`], is closed.
+async fn kept(slot: &mut Slot<'_>) -> Option<AsyncSmtpConnection> {
+    match slot.take() {
+        Some((conn, used)) if !conn.has_broken() && used.elapsed() < IDLE => Some(conn),
+        Some((mut stale, _)) => {
+            stale.abort().await;
+            None
+        }
+        None => None,
     }
 }
 
