@@ -167,6 +167,13 @@ async fn send_after_the_lease(app: &TestApp) -> (u64, buildfund_jobs::email::out
     .unwrap()
 }
 
+/// The recipients of `messages`, sorted (one entry a message).
+fn recipients(messages: &[Received]) -> Vec<String> {
+    let mut to: Vec<String> = messages.iter().map(|m| m.to.join(",")).collect();
+    to.sort();
+    to
+}
+
 /// Each received message as (its recipients, its Message-ID), sorted.
 fn recipients_and_ids(messages: &[Received]) -> Vec<(String, String)> {
     let mut ids: Vec<(String, String)> = messages
@@ -242,8 +249,7 @@ db_test!(
         let out = app.cli_ok(&["report", "send", "--month", "2026-10"]);
         assert!(out.contains("2 messages queued now; 2 sent"), "{out}");
         let messages = smtp.wait_for(2, Duration::from_secs(10)).await;
-        let mut to: Vec<String> = messages.iter().map(|m| m.to.join(",")).collect();
-        to.sort();
+        let to = recipients(&messages);
         assert_eq!(to, ["ada@example.org", "bob@example.org"]);
 
         let funds: Value = app
@@ -502,8 +508,7 @@ db_test!(
             "{stderr}"
         );
 
-        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
-        got.sort();
+        let got = recipients(&smtp.messages());
         let mut want = emails.clone();
         want.sort();
         assert_eq!(got, want, "every subscriber exactly once");
@@ -557,8 +562,7 @@ db_test!(
         for i in [0, 2, 3] {
             assert_eq!(rows[i].status, "sent", "{:?}", rows[i]);
         }
-        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
-        got.sort();
+        let got = recipients(&smtp.messages());
         assert_eq!(got, ["a@example.org", "ok@example.org", "z@example.org"]);
         // Not tried again by a later send.
         app.cli_ok(&["report", "send", "--month", "2026-10"]);
@@ -594,8 +598,7 @@ db_test!(
             rows.iter().all(|r| r.status == "sent" && r.attempts == 1),
             "{rows:?}"
         );
-        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
-        got.sort();
+        let got = recipients(&smtp.messages());
         assert_eq!(got, emails, "every subscriber exactly once");
     }
 );
@@ -625,8 +628,7 @@ db_test!(
         let (a, b) = tokio::join!(a.wait_with_output(), b.wait_with_output());
         let (a, b) = (a.unwrap(), b.unwrap());
         assert!(a.status.success() && b.status.success(), "{a:?}\n{b:?}");
-        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
-        got.sort();
+        let mut got = recipients(&smtp.messages());
         got.dedup();
         assert_eq!(
             (smtp.accepted(), got.len()),
@@ -1162,8 +1164,7 @@ db_test!(
         let run: Value = app.run_job("outbox_drain", &admin).await;
         assert_eq!(run["outcome"], "ok", "{run}");
         let messages = smtp.wait_for(2, Duration::from_secs(10)).await;
-        let mut to: Vec<String> = messages.iter().map(|m| m.to.join(",")).collect();
-        to.sort();
+        let to = recipients(&messages);
         assert_eq!(to, ["cli@example.org", "late@example.org"]);
         for row in confirmations(&app).await {
             if row.email == "gone@example.org" {
@@ -1244,8 +1245,7 @@ db_test!(
         let (a, b) = (drain(), drain());
         let (a, b) = (a.await.unwrap(), b.await.unwrap());
         assert_eq!(a.sent + b.sent, 20, "{a:?} {b:?}");
-        let mut got: Vec<String> = smtp.messages().iter().map(|m| m.to.join(",")).collect();
-        got.sort();
+        let mut got = recipients(&smtp.messages());
         got.dedup();
         assert_eq!((smtp.accepted(), got.len()), (20, 20), "each address once");
         assert!(confirmations(&app).await.iter().all(|r| r.status == "sent"));

@@ -415,25 +415,23 @@ impl RelaxedWriter {
             }
             .map_err(|e| DbErr::Conn(SqlxError(e.into())))?,
         };
+        let backend = match &conn {
+            RelaxedConnection::Sqlite(_) => DatabaseBackend::Sqlite,
+            RelaxedConnection::Postgres(_) => DatabaseBackend::Postgres,
+        };
+        let statement = backend.build(stmt);
+        let values = SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
+        // The SQL is sea-query's, built from `stmt` with every value bound.
+        let sql = AssertSqlSafe(statement.sql);
         let done = match &mut conn {
-            RelaxedConnection::Sqlite(c) => {
-                let statement = DatabaseBackend::Sqlite.build(stmt);
-                let values = SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
-                // The SQL is sea-query's, built from `stmt` with every value bound.
-                let sql = AssertSqlSafe(statement.sql);
-                c.execute(query_with(sql, values))
-                    .await
-                    .map(|r| r.rows_affected())
-            }
-            RelaxedConnection::Postgres(c) => {
-                let statement = DatabaseBackend::Postgres.build(stmt);
-                let values = SqlxValues(statement.values.unwrap_or(sea_orm::Values(Vec::new())));
-                // The SQL is sea-query's, built from `stmt` with every value bound.
-                let sql = AssertSqlSafe(statement.sql);
-                c.execute(query_with(sql, values))
-                    .await
-                    .map(|r| r.rows_affected())
-            }
+            RelaxedConnection::Sqlite(c) => c
+                .execute(query_with(sql, values))
+                .await
+                .map(|r| r.rows_affected()),
+            RelaxedConnection::Postgres(c) => c
+                .execute(query_with(sql, values))
+                .await
+                .map(|r| r.rows_affected()),
         };
         // After a failure the connection may be broken: it is dropped, and the next statement
         // opens a new one.

@@ -678,15 +678,10 @@ impl<'a> Sender<'a> {
         }
     }
 
-    /// The row's `prepared` message with its transaction opened on the relay (after `pace`
-    /// allows one more message), or why there is none.
-    async fn open(
-        &self,
-        row: &email_outbox::Model,
-        prepared: Prepared,
-        pace: Option<&mut Pace>,
-    ) -> Ready<'a> {
-        match prepared {
+    /// The row's message built and formatted, and its transaction opened on the relay (after
+    /// `pace` allows one more message), or why there is none.
+    async fn ready(&self, row: &email_outbox::Model, pace: Option<&mut Pace>) -> Ready<'a> {
+        match self.build(row, self.clock.now()) {
             Prepared::Message(message, id) => {
                 if let Some(pace) = pace {
                     pace.wait().await;
@@ -716,18 +711,12 @@ impl<'a> Sender<'a> {
         for (i, Claimed { row, .. }) in rows.iter().enumerate() {
             let current = match next.take() {
                 Some(ready) => ready,
-                None => {
-                    let prepared = self.build(row, self.clock.now());
-                    self.open(row, prepared, pace.as_deref_mut()).await
-                }
+                None => self.ready(row, pace.as_deref_mut()).await,
             };
             let last = i + 1 == rows.len();
             let open_next = async {
                 match rows.get(i + 1) {
-                    Some(Claimed { row: r, .. }) => {
-                        let prepared = self.build(r, self.clock.now());
-                        Some(self.open(r, prepared, pace.as_deref_mut()).await)
-                    }
+                    Some(Claimed { row: r, .. }) => Some(self.ready(r, pace.as_deref_mut()).await),
                     None => None,
                 }
             };
